@@ -1,0 +1,105 @@
+"""A minimal CSR matrix (indptr int64, indices int32, data float64), numpy only.
+
+scipy.sparse would do, but the IR must depend on numpy alone, and we only need
+construction, stacking, mat-vec and per-row reductions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Csr:
+    indptr: np.ndarray  # int64 (m + 1,)
+    indices: np.ndarray  # int32 (nnz,)
+    data: np.ndarray  # float64 (nnz,)
+    ncols: int
+
+    @property
+    def nrows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    @staticmethod
+    def empty(ncols: int) -> "Csr":
+        return Csr(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64), int(ncols))
+
+    @staticmethod
+    def from_coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nrows: int, ncols: int) -> "Csr":
+        """Build from triplets. Triplets already sorted by row (the usual case for the
+        formulations) skip the sort. Duplicates are kept (solvers sum or reject them;
+        the formulations never produce any)."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        cols = np.asarray(cols, dtype=np.int64).ravel()
+        vals = np.asarray(vals, dtype=np.float64).ravel()
+        if not (len(rows) == len(cols) == len(vals)):
+            raise ValueError("rows, cols and vals must have the same length")
+        if len(rows) and np.any(rows[1:] < rows[:-1]):
+            order = np.argsort(rows, kind="stable")
+            rows, cols, vals = rows[order], cols[order], vals[order]
+        counts = np.bincount(rows, minlength=nrows) if len(rows) else np.zeros(nrows, np.int64)
+        indptr = np.zeros(nrows + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return Csr(indptr, cols.astype(np.int32), vals, int(ncols))
+
+    def row_ids(self) -> np.ndarray:
+        """Row index of every stored entry (int64, nnz)."""
+        return np.repeat(np.arange(self.nrows, dtype=np.int64), np.diff(self.indptr))
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return self.row_sum(self.data * x[self.indices])
+
+    def row_sum(self, per_entry: np.ndarray) -> np.ndarray:
+        """Sum a per-entry array within each row."""
+        if self.nnz == 0:
+            return np.zeros(self.nrows)
+        return np.bincount(self.row_ids(), weights=per_entry, minlength=self.nrows)
+
+    def row_max_abs(self) -> np.ndarray:
+        out = np.zeros(self.nrows)
+        if self.nnz:
+            np.maximum.at(out, self.row_ids(), np.abs(self.data))
+        return out
+
+    @staticmethod
+    def vstack(parts: list["Csr"], ncols: int) -> "Csr":
+        if not parts:
+            return Csr.empty(ncols)
+        offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
+        indptr = np.concatenate([np.zeros(1, np.int64)] + [p.indptr[1:] + off for p, off in zip(parts, offsets)])
+        indices = np.concatenate([p.indices for p in parts]).astype(np.int32, copy=False)
+        data = np.concatenate([p.data for p in parts]).astype(np.float64, copy=False)
+        return Csr(indptr, indices, data, int(ncols))
+
+    def take_rows(self, rows: np.ndarray) -> "Csr":
+        """The sub-matrix of the given rows, in the given order (vectorised gather)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # position of each output entry in the source arrays
+        src = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return Csr(indptr, self.indices[src], self.data[src], self.ncols)
+
+    def with_extra_column_entries(self, cols: np.ndarray, vals: np.ndarray) -> "Csr":
+        """Append one entry (cols[i], vals[i]) at the end of every row i (vectorised)."""
+        m = self.nrows
+        lengths = np.diff(self.indptr) + 1
+        indptr = np.zeros(m + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = np.empty(indptr[-1], np.int32)
+        data = np.empty(indptr[-1], np.float64)
+        last = indptr[1:] - 1
+        mask = np.ones(indptr[-1], bool)
+        mask[last] = False
+        indices[mask], data[mask] = self.indices, self.data
+        indices[last], data[last] = cols, vals
+        return Csr(indptr, indices, data, self.ncols)

@@ -1,0 +1,189 @@
+"""The .gdsm file: one MilpInstance per file.
+
+A zip (deflate) holding one `.npy` entry per array and a `meta.json` entry with the
+format name and version, the gdsolver version, the structure (blocks, groups,
+sense, c0), the user meta, and the sha256, dtype and shape of every array.
+Reading never unpickles (`allow_pickle=False`), checks format, version, dtypes,
+shapes and hashes, and turns anything unexpected into a one-line FormatError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdsolver._version import __version__
+from gdsolver.atomic import atomic_write
+from gdsolver.errors import FormatError
+from gdsolver.ir.csr import Csr
+from gdsolver.ir.instance import MilpInstance
+
+FORMAT_NAME = "gdsolver-milp"
+FORMAT_VERSION = 1
+
+# array name -> dtype it must have on disk
+_ARRAYS: dict[str, str] = {
+    "lb": "float64", "ub": "float64", "vtype": "uint8", "c": "float64",
+    "A_indptr": "int64", "A_indices": "int32", "A_data": "float64",
+    "row_lo": "float64", "row_hi": "float64",
+    "ind_var": "int32", "ind_val": "uint8",
+    "ind_A_indptr": "int64", "ind_A_indices": "int32", "ind_A_data": "float64",
+    "ind_lo": "float64", "ind_hi": "float64",
+    "start": "float64",  # optional
+}
+
+
+def _arrays_of(inst: MilpInstance) -> dict[str, np.ndarray]:
+    arrays = {
+        "lb": inst.lb, "ub": inst.ub, "vtype": inst.vtype, "c": inst.c,
+        "A_indptr": inst.A.indptr, "A_indices": inst.A.indices, "A_data": inst.A.data,
+        "row_lo": inst.row_lo, "row_hi": inst.row_hi,
+        "ind_var": inst.ind_var, "ind_val": inst.ind_val,
+        "ind_A_indptr": inst.ind_A.indptr, "ind_A_indices": inst.ind_A.indices, "ind_A_data": inst.ind_A.data,
+        "ind_lo": inst.ind_lo, "ind_hi": inst.ind_hi,
+    }
+    if inst.start is not None:
+        arrays["start"] = inst.start
+    return {k: np.ascontiguousarray(v, dtype=_ARRAYS[k]) for k, v in arrays.items()}
+
+
+def array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).data).hexdigest()
+
+
+def _structure(inst: MilpInstance) -> dict[str, Any]:
+    return {
+        "num_vars": inst.num_vars,
+        "sense": inst.sense,
+        "c0": inst.c0,
+        "blocks": [[k, o, list(s)] for k, (o, s) in inst.blocks.items()],
+        "row_groups": [[k, o, c] for k, (o, c) in inst.row_groups.items()],
+        "ind_groups": [[k, o, c] for k, (o, c) in inst.ind_groups.items()],
+    }
+
+
+def fingerprint(inst: MilpInstance) -> str:
+    """sha256 identifying the optimisation problem (structure and all arrays except
+    the MIP start; meta excluded) so a result can be matched to its instance."""
+    arrays = _arrays_of(inst)
+    arrays.pop("start", None)
+    doc = {"structure": _structure(inst), "arrays": {k: array_sha256(v) for k, v in sorted(arrays.items())}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def save(inst: MilpInstance, path: str | os.PathLike) -> Path:
+    """Write `inst` to `path` (.gdsm) atomically. Returns the path."""
+    inst.validate()
+    path = Path(path)
+    arrays = _arrays_of(inst)
+    try:
+        json.dumps(inst.meta)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: instance meta is not JSON-serialisable: {exc}") from None
+    doc = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "gdsolver_version": __version__,
+        **_structure(inst),
+        "fingerprint": fingerprint(inst),
+        "meta": inst.meta,
+        "arrays": {k: {"sha256": array_sha256(v), "dtype": str(v.dtype), "shape": list(v.shape)} for k, v in arrays.items()},
+    }
+    with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("meta.json", json.dumps(doc, indent=1, allow_nan=True))
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            zf.writestr(f"{name}.npy", buf.getvalue())
+    return path
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """meta.json of a .gdsm file, checked for format and version (arrays not read)."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        return _read_doc(path, zf)
+
+
+def load(path: str | os.PathLike) -> MilpInstance:
+    """Read a .gdsm file; any defect raises FormatError naming the file and field."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        doc = _read_doc(path, zf)
+        arrays: dict[str, np.ndarray] = {}
+        for name, info in doc["arrays"].items():
+            if name not in _ARRAYS:
+                raise FormatError(f"{path}: unknown array '{name}' in meta.json")
+            try:
+                raw = zf.read(f"{name}.npy")
+                arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+            except KeyError:
+                raise FormatError(f"{path}: array '{name}' is listed in meta.json but missing") from None
+            except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
+                raise FormatError(f"{path}: array '{name}' is corrupt ({exc})") from None
+            if str(arr.dtype) != _ARRAYS[name] or list(arr.shape) != list(info.get("shape", [])):
+                raise FormatError(f"{path}: array '{name}' has dtype {arr.dtype} shape {list(arr.shape)}, "
+                                  f"expected {_ARRAYS[name]} {info.get('shape')}")
+            if array_sha256(arr) != info.get("sha256"):
+                raise FormatError(f"{path}: array '{name}' fails its sha256 check (file corrupted)")
+            arrays[name] = arr
+    missing = [k for k in _ARRAYS if k != "start" and k not in arrays]
+    if missing:
+        raise FormatError(f"{path}: missing arrays {missing}")
+    n = int(doc["num_vars"])
+    try:
+        inst = MilpInstance(
+            blocks={k: (int(o), tuple(int(s) for s in sh)) for k, o, sh in doc["blocks"]},
+            lb=arrays["lb"], ub=arrays["ub"], vtype=arrays["vtype"],
+            A=Csr(arrays["A_indptr"], arrays["A_indices"], arrays["A_data"], n),
+            row_lo=arrays["row_lo"], row_hi=arrays["row_hi"],
+            ind_var=arrays["ind_var"], ind_val=arrays["ind_val"],
+            ind_A=Csr(arrays["ind_A_indptr"], arrays["ind_A_indices"], arrays["ind_A_data"], n),
+            ind_lo=arrays["ind_lo"], ind_hi=arrays["ind_hi"],
+            c=arrays["c"], c0=float(doc["c0"]), sense=str(doc["sense"]), start=arrays.get("start"),
+            meta=doc.get("meta") or {},
+            row_groups={k: (int(o), int(c)) for k, o, c in doc.get("row_groups", [])},
+            ind_groups={k: (int(o), int(c)) for k, o, c in doc.get("ind_groups", [])},
+        )
+        inst.validate()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: inconsistent instance: {exc}") from None
+    return inst
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.exists():
+        raise FormatError(f"{path}: file not found")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a directory, expected a .gdsm file")
+    try:
+        return zipfile.ZipFile(path, "r")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise FormatError(f"{path}: not a .gdsm file (truncated or not a zip archive: {exc})") from None
+
+
+def _read_doc(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        doc = json.loads(zf.read("meta.json"))
+    except KeyError:
+        raise FormatError(f"{path}: not a .gdsm file (no meta.json entry)") from None
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
+        raise FormatError(f"{path}: meta.json is corrupt ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise FormatError(f"{path}: field 'format' is {doc.get('format') if isinstance(doc, dict) else None!r}, "
+                          f"expected {FORMAT_NAME!r}")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"{path}: field 'format_version' is {version!r}, this gdsolver reads version {FORMAT_VERSION}")
+    for key in ("num_vars", "sense", "c0", "blocks", "arrays"):
+        if key not in doc:
+            raise FormatError(f"{path}: meta.json lacks field '{key}'")
+    return doc
