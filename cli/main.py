@@ -1,0 +1,281 @@
+"""`gdsolver` command line: compile, solve, inspect, export, replay, bench, demo."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console, fail, fmt, table, user_errors
+
+app = typer.Typer(
+    name="gdsolver",
+    help="Hybrid gradient-descent + MILP training of neural networks (GDSolver): build, solve, inspect "
+    "and replay final-layer MILPs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Reproducible benchmarks; results go to benchmarks/results/.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+class Task(str, Enum):
+    regression = "regression"
+    classification = "classification"
+
+
+class Activation(str, Enum):
+    identity = "identity"
+    relu = "relu"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from gdsolver import __version__
+
+        console.print(f"gdsolver {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    pass
+
+
+def _parse_options(items: list[str]) -> dict:
+    """KEY=VALUE solver options; values parsed as JSON when possible (numbers, bools)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--option {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+# ---------------------------------------------------------------- compile
+@app.command("compile")
+@user_errors
+def compile_cmd(
+    source: Annotated[Path, typer.Argument(help="LAYER.npz with arrays W (M,N), b (M,), H (T,N), y; "
+                                                "or a model.onnx with --data/--dataset.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Instance file to write (.gdsm).")],
+    task: Annotated[Task, typer.Option(help="Formulation to build.")],
+    radius: Annotated[float, typer.Option(help="Box half-width around the current weights and biases.")] = 0.05,
+    mode: Annotated[Optional[str], typer.Option(
+        help="regression: l1 (default) | paper; classification: paper (default) | compact.")] = None,
+    activation: Annotated[Optional[Activation], typer.Option(
+        help="Output activation (layer files; detected from models). Default identity.")] = None,
+    margin: Annotated[Optional[float], typer.Option(
+        help="Margin for strict inequalities (default 1e-3 classification, 0 regression).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y (for a model source).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name (for a model source).")] = None,
+    points: Annotated[Optional[int], typer.Option(
+        help="Points in the instance: classification picks K misclassified (default 32); regression a "
+             "seeded sample of K (default all).")] = None,
+    keep_correct: Annotated[int, typer.Option(
+        help="Classification: also add K currently-correct points that must stay correct.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
+) -> None:
+    """Build a final-layer MILP instance from a layer file (or a model plus data) and save it."""
+    from gdsolver.ir import save
+
+    if output.suffix != ".gdsm":
+        fail(f"{output}: output must be a .gdsm file")
+    if source.suffix.lower() == ".onnx":
+        from gdsolver.extract.pipeline import compile_model
+
+        inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
+                             margin=margin, points=points, keep_correct=keep_correct, seed=seed)
+    else:
+        if data is not None or dataset is not None:
+            fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
+        inst = _compile_layer_file(source, task.value, radius, mode, activation, margin, keep_correct)
+    save(inst, output)
+    s = inst.summary()
+    console.print(f"wrote {output}: {s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
+                  f"{s['indicators']} indicators, {s['nnz'] + s['indicator_nnz']} nonzeros")
+
+
+def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None,
+                        activation: Activation | None, margin: float | None, keep_correct: int):
+    from gdsolver.data.npz import load_arrays
+    from gdsolver.errors import GdsolverError
+    from gdsolver.formulate import classification, regression
+    from gdsolver.ir.gdsm import array_sha256
+
+    if keep_correct:
+        fail("--keep-correct needs a model source; for a layer file put the points in H and use the Python API")
+    arrs = load_arrays(source, ("W", "b", "H", "y"))
+    act = activation.value if activation else "identity"
+    try:
+        if task == "regression":
+            inst = regression(arrs["W"], arrs["b"], arrs["H"], arrs["y"], radius=radius, activation=act,
+                              mode=mode or "l1", margin=0.0 if margin is None else margin)
+        else:
+            inst = classification(arrs["W"], arrs["b"], arrs["H"], arrs["y"], radius=radius, activation=act,
+                                  mode=mode or "paper", margin=1e-3 if margin is None else margin)
+    except GdsolverError as exc:  # name the file in the message
+        raise type(exc)(f"{source}: {exc}") from None
+    inst.meta["source"] = {"kind": "layer", "file": source.name,
+                           "sha256": {k: array_sha256(v) for k, v in arrs.items()}}
+    return inst
+
+
+# ---------------------------------------------------------------- solve
+@app.command()
+@user_errors
+def solve(
+    instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
+    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi.")] = "highs",
+    time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Do not pass the current weights as MIP start.")] = False,
+    option: Annotated[list[str], typer.Option("--option", help="Backend option KEY=VALUE (repeatable).")] = [],
+    fallback: Annotated[Optional[str], typer.Option(
+        help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                    help="Result JSON (default: INSTANCE.result.json).")] = None,
+) -> None:
+    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
+    from gdsolver.compile import get_backend, result_paths, save_result
+    from gdsolver.ir import load, verify
+
+    inst = load(instance)
+    opts = _parse_options(option)
+    be = get_backend(backend)
+    kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
+    if fallback:
+        if backend != "gurobi":
+            fail("--fallback applies to --backend gurobi only")
+        kwargs["fallback"] = fallback
+    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
+        res = be.solve(inst, **kwargs)
+    out = output or result_paths(instance)[0]
+    json_path, x_path = save_result(res, out)
+    rep = verify(inst, res.x) if res.x is not None else None
+    rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
+            ["time (s)", res.runtime_s], ["nodes", res.nodes],
+            ["current objective", inst.meta.get("current_objective")],
+            ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
+            ["message", res.message], ["result", str(json_path)]]
+    console.print(table(None, ["", str(instance)], rows))
+
+
+# ---------------------------------------------------------------- inspect
+@app.command()
+@user_errors
+def inspect(
+    instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
+    from gdsolver.ir import load
+
+    s = load(instance).summary()
+    if as_json:
+        console.print_json(json.dumps(s))
+        return
+    console.print(table(f"{instance}", ["", ""], [
+        ["variables", f"{s['variables']} ({s['continuous']} continuous, {s['binary']} binary, {s['integer']} integer)"],
+        ["rows", s["rows"]], ["indicators", s["indicators"]], ["nonzeros", f"{s['nnz']} rows + {s['indicator_nnz']} indicators"],
+        ["sense", s["sense"]], ["coefficient range", _rng(s["coefficient_range"])],
+        ["objective range", _rng(s["objective_range"])], ["bound range", _rng(s["bound_range"])],
+        ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
+        ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
+        ["MIP start", "yes" if s["has_start"] else "no"],
+    ]))
+    console.print(table("blocks", ["block", "offset", "shape"],
+                        [[k, v["offset"], "x".join(map(str, v["shape"]))] for k, v in s["blocks"].items()]))
+    groups = [["rows", k, v["offset"], v["count"]] for k, v in s["row_groups"].items()]
+    groups += [["indicators", k, v["offset"], v["count"]] for k, v in s["indicator_groups"].items()]
+    if groups:
+        console.print(table("constraint groups", ["kind", "group", "offset", "count"], groups))
+    console.print(table("meta", ["key", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
+                                                  for k, v in s["meta"].items()]))
+
+
+def _rng(r) -> str:
+    return "-" if r is None else f"[{fmt(r[0], 3)}, {fmt(r[1], 3)}]"
+
+
+# ---------------------------------------------------------------- export
+@app.command()
+@user_errors
+def export(
+    instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="OUT.mps or OUT.lp")],
+    keep_indicators: Annotated[bool, typer.Option(
+        help="LP only: keep indicator constraints (written by gurobipy) instead of lowering to big-M.")] = False,
+) -> None:
+    """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
+    from gdsolver.compile.export import export_model
+    from gdsolver.ir import load
+
+    inst = load(instance)
+    export_model(inst, output, keep_indicators=keep_indicators)
+    console.print(f"wrote {output} ({output.stat().st_size} bytes)")
+
+
+# ---------------------------------------------------------------- replay
+@app.command()
+@user_errors
+def replay(
+    path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
+    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend.")] = None,
+    tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
+    time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
+) -> None:
+    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs."""
+    from gdsolver.compile.replay import replay as run_replay
+
+    rows, bad = [], 0
+    for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
+        bad += not r.ok
+        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+                     r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
+                     {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
+                     "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
+    console.print(table(None, ["instance", "status rec", "status rep", "objective rec", "objective rep",
+                               "time rec (s)", "time rep (s)", "rec x verifies", "match"], rows))
+    if bad:
+        console.print(f"{bad} of {len(rows)} replays differ")
+        raise typer.Exit(1)
+    console.print(f"all {len(rows)} replays match")
+
+
+# ---------------------------------------------------------------- bench / demo
+@bench_app.command("compile")
+@user_errors
+def bench_compile(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="Small sizes only (seconds).")] = False,
+) -> None:
+    """Bulk (numpy -> passModel) vs per-element (highspy modelling API) instance building."""
+    from gdsolver.bench.compile_bench import run_compile_bench
+
+    run_compile_bench(out_dir, quick=quick, echo=console.print)
+
+
+@app.command()
+@user_errors
+def demo() -> None:
+    """Formulate and solve built-in final-layer instances (regression and digits) and print the results."""
+    from gdsolver.bench.demo import run_demo
+
+    run_demo(echo=console.print)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,92 @@
+"""Export an instance to MPS or LP for other solvers.
+
+HiGHS writes both formats; indicators are lowered to big-M rows first. With
+keep_indicators=True an LP file is written by gurobipy instead, keeping the
+indicators as LP-format indicator constraints (writing needs no licence size)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from gdsolver.errors import GdsolverError
+from gdsolver.ir.instance import MilpInstance
+
+EXPORT_FORMATS = (".mps", ".lp")
+
+
+def variable_names(inst: MilpInstance) -> list[str]:
+    """'w_2_5'-style names (MPS/LP-safe) for every variable, vectorised per block."""
+    parts = []
+    for name, (_, shape) in inst.blocks.items():
+        size = math.prod(shape)
+        s = np.full(size, name, dtype=object)
+        for d in np.indices(shape).reshape(len(shape), -1):
+            s = s + "_" + d.astype(str).astype(object)
+        parts.append(s)
+    return list(np.concatenate(parts)) if parts else []
+
+
+def row_names(groups: dict[str, tuple[int, int]], total: int) -> list[str]:
+    out = np.empty(total, dtype=object)
+    out[:] = "r_" + np.arange(total).astype(str).astype(object)
+    for name, (off, count) in groups.items():
+        out[off : off + count] = name + "_" + np.arange(count).astype(str).astype(object)
+    return list(out)
+
+
+def export_model(inst: MilpInstance, path: str | os.PathLike, *, keep_indicators: bool = False) -> Path:
+    """Write `inst` to `path` (.mps or .lp, chosen by suffix). Atomic."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise GdsolverError(f"{path}: unknown export format {suffix!r}, expected one of {list(EXPORT_FORMATS)}")
+    if keep_indicators and suffix != ".lp":
+        raise GdsolverError(f"{path}: MPS has no indicator constraints; keep_indicators needs an .lp target")
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        if keep_indicators:
+            _write_gurobi(inst, tmp)
+        else:
+            _write_highs(inst, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_highs(inst: MilpInstance, tmp: str) -> None:
+    from gdsolver.compile.highs import build_highs
+
+    h, low = build_highs(inst)
+    lp = h.getLp()
+    lp.col_names_ = variable_names(low)
+    lp.row_names_ = row_names(low.row_groups, low.num_rows)
+    h.passModel(lp)
+    status = h.writeModel(tmp)
+    if str(status) != "HighsStatus.kOk":
+        raise GdsolverError(f"HiGHS could not write {tmp} ({status})")
+
+
+def _write_gurobi(inst: MilpInstance, tmp: str) -> None:
+    from gdsolver.compile.gurobi import _gurobipy, build_gurobi
+
+    gp = _gurobipy()
+    env = gp.Env(empty=True)
+    env.setParam("OutputFlag", 0)
+    env.start()
+    try:
+        m, x = build_gurobi(inst, env)
+        names = variable_names(inst)
+        m.setAttr("VarName", m.getVars(), names)
+        m.update()
+        m.write(tmp)
+    finally:
+        env.dispose()

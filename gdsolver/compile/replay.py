@@ -1,0 +1,75 @@
+"""Replay: re-solve saved instances and compare with their recorded results.
+
+PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
+them (a training run's `sweeps/`). The recorded solution is also checked against
+the instance with `ir.verify`, independently of any solver."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gdsolver.compile.backend import solve
+from gdsolver.compile.result import SolveResult, load_result, result_paths
+from gdsolver.errors import FormatError
+from gdsolver.ir.gdsm import fingerprint, load
+from gdsolver.ir.verify import verify
+
+
+@dataclass
+class ReplayRow:
+    instance: Path
+    recorded: SolveResult
+    replayed: SolveResult
+    recorded_x_ok: bool | None  # None when nothing was recorded
+    fingerprint_ok: bool
+    objective_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.objective_ok and self.fingerprint_ok and self.recorded_x_ok is not False
+
+
+def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(instance, result json) pairs under `path`; FormatError when there are none."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: not found")
+    instances = sorted(path.glob("*.gdsm")) if path.is_dir() else [path]
+    pairs = []
+    for inst in instances:
+        res, _ = result_paths(inst)
+        if not res.exists():
+            if not path.is_dir():
+                raise FormatError(f"{inst}: no recorded result beside it (expected {res.name})")
+            continue
+        pairs.append((inst, res))
+    if not pairs:
+        raise FormatError(f"{path}: no instance with a recorded result (*.gdsm + *.result.json) found")
+    return pairs
+
+
+def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,
+           time_limit: float | None = None) -> Iterator[ReplayRow]:
+    """Re-solve each recorded instance with the recorded backend (or `backend`)."""
+    for inst_path, res_path in find_pairs(path):
+        inst = load(inst_path)
+        rec = load_result(res_path)
+        fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
+        x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
+            None if rec.x is None else False)
+        opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
+        tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
+        new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
+        same_status = new.status == rec.status
+        obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
+        yield ReplayRow(inst_path, rec, new, x_ok, fp_ok, obj_ok)

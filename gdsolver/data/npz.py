@@ -1,0 +1,38 @@
+"""Reading user-supplied .npz array files safely (never unpickling)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from gdsolver.errors import FormatError
+
+
+def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file; FormatError naming the file and the array
+    for a missing file or array, a corrupt archive, or an object (pickled) array."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise FormatError(f"{path}: expected an .npz archive of named arrays, got a single array")
+            missing = [k for k in required if k not in npz.files]
+            if missing:
+                raise FormatError(f"{path}: missing array(s) {missing}; it holds {sorted(npz.files)}, "
+                                  f"expected {list(required)}")
+            out = {}
+            for k in (*required, *(o for o in optional if o in npz.files)):
+                try:
+                    out[k] = npz[k]
+                except ValueError as exc:  # object arrays need pickle: refused
+                    raise FormatError(f"{path}: array '{k}' cannot be read without unpickling ({exc})") from None
+            return out
+    except FormatError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise FormatError(f"{path}: not a readable .npz file ({exc})") from None
