@@ -1,0 +1,187 @@
+"""The CLI end to end, as a user runs it (subprocess), including bad-input exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gdsolver
+from gdsolver.formulate import correct_mask, forward
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("error: ")
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture
+def layer_files(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    H = rng.random((60, 5))
+    W = rng.normal(size=(2, 5))
+    np.savez(tmp_path / "reg.npz", W=W, b=np.zeros(2), H=H, y=H @ rng.normal(size=(5, 2)))
+    Wc = rng.normal(size=(3, 5))
+    np.savez(tmp_path / "cls.npz", W=Wc, b=np.zeros(3), H=H[:12], y=rng.integers(0, 3, 12))
+    return tmp_path
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    p = run("--help", cwd=tmp_path)
+    assert p.returncode == 0
+    for cmd in ("compile", "solve", "inspect", "export", "replay", "bench", "demo"):
+        assert cmd in p.stdout
+
+
+def test_regression_end_to_end(layer_files: Path) -> None:
+    d = layer_files
+    p = run("compile", "reg.npz", "-o", "reg.gdsm", "--task", "regression", "--radius", "0.1", cwd=d)
+    assert p.returncode == 0, p.stderr
+    p = run("inspect", "reg.gdsm", "--json", cwd=d)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert summary["variables"] == 2 * 5 + 2 + 60 * 2
+    assert summary["meta"]["formulation"] == "regression"
+    p = run("solve", "reg.gdsm", cwd=d)
+    assert p.returncode == 0, p.stderr
+    assert "OPTIMAL" in p.stdout
+    res = gdsolver.load_result(d / "reg.result.json")
+    inst = gdsolver.load(d / "reg.gdsm")
+    assert gdsolver.verify(inst, res.x).ok
+    # independent check: the solver's objective is the L1 of the unpacked weights, and no worse than before
+    arr = np.load(d / "reg.npz")
+    new = inst.unpack(res.x)
+    l1 = np.abs(forward(new["w"], new["b"], arr["H"], "identity") - arr["y"]).sum()
+    assert l1 == pytest.approx(res.objective, rel=1e-7, abs=1e-7)
+    assert l1 <= inst.meta["current_l1"] + 1e-9
+    # export, and re-solve the MPS with HiGHS directly
+    p = run("export", "reg.gdsm", "-o", "reg.mps", cwd=d)
+    assert p.returncode == 0, p.stderr
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.readModel(str(d / "reg.mps"))
+    h.run()
+    assert h.getInfo().objective_function_value == pytest.approx(res.objective, rel=1e-7)
+    p = run("replay", "reg.gdsm", cwd=d)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "all 1 replays match" in p.stdout
+
+
+def test_classification_solve_and_replay_directory(layer_files: Path) -> None:
+    d = layer_files
+    sweeps = d / "sweeps"
+    sweeps.mkdir()
+    for mode in ("paper", "compact"):
+        p = run("compile", "cls.npz", "-o", f"sweeps/{mode}.gdsm", "--task", "classification", "--radius", "0.5",
+                "--mode", mode, cwd=d)
+        assert p.returncode == 0, p.stderr
+        p = run("solve", f"sweeps/{mode}.gdsm", cwd=d)
+        assert p.returncode == 0, p.stderr
+    arr = np.load(d / "cls.npz")
+    objs = []
+    for mode in ("paper", "compact"):
+        inst = gdsolver.load(sweeps / f"{mode}.gdsm")
+        res = gdsolver.load_result(sweeps / f"{mode}.result.json")
+        new = inst.unpack(res.x)
+        o = forward(new["w"], new["b"], arr["H"], "identity")
+        assert correct_mask(o, arr["y"], 1e-3 - 1e-6).sum() == round(res.objective)
+        objs.append(res.objective)
+    assert objs[0] == pytest.approx(objs[1])
+    p = run("replay", "sweeps", cwd=d)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "all 2 replays match" in p.stdout
+
+
+def test_replay_exits_1_on_a_different_objective(layer_files: Path) -> None:
+    d = layer_files
+    assert run("compile", "reg.npz", "-o", "r.gdsm", "--task", "regression", cwd=d).returncode == 0
+    assert run("solve", "r.gdsm", cwd=d).returncode == 0
+    doc = json.loads((d / "r.result.json").read_text())
+    doc["objective"] = doc["objective"] * 1.01 + 1.0
+    (d / "r.result.json").write_text(json.dumps(doc))
+    p = run("replay", "r.gdsm", cwd=d)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "differ" in p.stdout
+
+
+def test_bad_inputs_exit_2_with_one_line(layer_files: Path) -> None:
+    d = layer_files
+    assert run("compile", "reg.npz", "-o", "ok.gdsm", "--task", "regression", cwd=d).returncode == 0
+    data = (d / "ok.gdsm").read_bytes()
+    (d / "trunc.gdsm").write_bytes(data[: len(data) // 2])
+    (d / "junk.gdsm").write_bytes(b"not a zip at all")
+    rng = np.random.default_rng(0)
+    np.savez(d / "nan.npz", W=np.ones((2, 5)), b=np.zeros(2), H=np.full((4, 5), np.nan), y=np.zeros((4, 2)))
+    np.savez(d / "shape.npz", W=np.ones((2, 5)), b=np.zeros(3), H=rng.random((4, 5)), y=np.zeros((4, 2)))
+    np.savez(d / "labels.npz", W=np.ones((3, 5)), b=np.zeros(3), H=rng.random((4, 5)), y=np.array([0, 1, 2, 7]))
+    np.savez(d / "missing.npz", W=np.ones((2, 5)))
+    np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases = [
+        (("solve", "trunc.gdsm"), ("trunc.gdsm",)),
+        (("solve", "junk.gdsm"), ("junk.gdsm",)),
+        (("solve", "absent.gdsm"), ("absent.gdsm", "not found")),
+        (("inspect", "trunc.gdsm"), ("trunc.gdsm",)),
+        (("solve", "ok.gdsm", "--backend", "cplex"), ("backend", "cplex")),
+        (("solve", "ok.gdsm", "--option", "no_such_option=1"), ("no_such_option",)),
+        (("solve", "ok.gdsm", "--time-limit", "0"), ("time_limit",)),
+        (("compile", "reg.npz", "-o", "x.gdsm", "--task", "regression", "--radius", "-1"), ("radius",)),
+        (("compile", "nan.npz", "-o", "x.gdsm", "--task", "regression"), ("nan.npz", "NaN")),
+        (("compile", "shape.npz", "-o", "x.gdsm", "--task", "regression"), ("shape.npz", "b")),
+        (("compile", "labels.npz", "-o", "x.gdsm", "--task", "classification"), ("labels.npz", "label 7")),
+        (("compile", "missing.npz", "-o", "x.gdsm", "--task", "regression"), ("missing.npz", "missing")),
+        (("compile", "obj.npy", "-o", "x.gdsm", "--task", "regression"), ("obj.npy",)),
+        (("compile", "reg.npz", "-o", "x.gdsm", "--task", "regression", "--mode", "compact"), ("mode",)),
+        (("export", "ok.gdsm", "-o", "x.txt"), ("x.txt",)),
+        (("replay", "ok.gdsm"), ("ok.gdsm", "result")),
+    ]
+    for args, needles in cases:
+        assert_user_error(run(*args, cwd=d), *needles)
+    assert not (d / "x.gdsm").exists()  # no partial output
+    assert not list(d.glob(".*.tmp"))
+
+
+def test_gurobi_licence_limit_is_a_clean_error(tmp_path: Path) -> None:
+    pytest.importorskip("gurobipy")
+    rng = np.random.default_rng(0)
+    H = rng.random((1100, 4))
+    np.savez(tmp_path / "big.npz", W=rng.normal(size=(2, 4)), b=np.zeros(2), H=H, y=rng.random((1100, 2)))
+    assert run("compile", "big.npz", "-o", "big.gdsm", "--task", "regression", cwd=tmp_path).returncode == 0
+    p = run("solve", "big.gdsm", "--backend", "gurobi", cwd=tmp_path)
+    if p.returncode == 0:
+        pytest.skip("this machine has a Gurobi licence larger than the pip package's restricted one")
+    assert_user_error(p, "2000", "2210 variables")
+    p = run("solve", "big.gdsm", "--backend", "gurobi", "--fallback", "highs", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "solved with highs" in p.stdout
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    p = run("demo", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "OPTIMAL" in p.stdout and "yes" in p.stdout
+    assert "NO" not in p.stdout
+
+
+def test_bench_compile_quick(tmp_path: Path) -> None:
+    p = run("bench", "compile", "--quick", "--out", str(tmp_path / "res"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "res" / "compile-quick.json").read_text())
+    assert doc["machine"]["cores"] >= 1
+    assert all(r["nnz"] == 2 * r["T"] * r["M"] * (r["N"] + 2) for r in doc["rows"])
+    assert all("speedup" in r for r in doc["rows"])
