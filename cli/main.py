@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -93,7 +94,7 @@ def compile_cmd(
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
     if source.suffix.lower() == ".onnx":
-        from gdsolver.extract.pipeline import compile_model
+        from gdsolver.train.sweep import compile_model
 
         inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
                              margin=margin, points=points, keep_correct=keep_correct, seed=seed)
@@ -163,6 +164,7 @@ def solve(
     with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
         res = be.solve(inst, **kwargs)
     out = output or result_paths(instance)[0]
+    res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)
     rep = verify(inst, res.x) if res.x is not None else None
     rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
@@ -171,6 +173,47 @@ def solve(
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["message", res.message], ["result", str(json_path)]]
     console.print(table(None, ["", str(instance)], rows))
+
+
+# ---------------------------------------------------------------- apply
+@app.command()
+@user_errors
+def apply(
+    model: Annotated[Path, typer.Argument(help="The model the instance was compiled from (.onnx).")],
+    result: Annotated[Path, typer.Argument(help="Result JSON written by `gdsolver solve`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
+    instance: Annotated[Optional[Path], typer.Option(
+        help="The instance (default: the one recorded in the result).")] = None,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
+) -> None:
+    """Write a solved sweep's final-layer weights into the model it came from."""
+    from gdsolver.train.apply import apply_result_to_onnx
+
+    summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
+    console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+
+
+# ---------------------------------------------------------------- evaluate
+@app.command()
+@user_errors
+def evaluate(
+    models: Annotated[list[Path], typer.Argument(help="One or more models (.onnx) to compare.")],
+    task: Annotated[Task, typer.Option(help="How to score the outputs.")],
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name.")] = None,
+    instance: Annotated[Optional[Path], typer.Option(
+        help="Also score the points of this sweep instance (comparable with its objective).")] = None,
+) -> None:
+    """Accuracy (classification) or MSE/MAE (regression) of models on data, side by side."""
+    from gdsolver.ir import load
+    from gdsolver.train.evaluate import evaluate_onnx
+    from gdsolver.train.sweep import load_data
+
+    X, y, _ = load_data(data, dataset)
+    meta = load(instance).meta if instance else None
+    results = [evaluate_onnx(m, X, y, task.value, meta) for m in models]
+    keys = list(results[0])
+    console.print(table(None, ["metric", *[m.name for m in models]], [[k, *[r[k] for r in results]] for k in keys]))
 
 
 # ---------------------------------------------------------------- inspect

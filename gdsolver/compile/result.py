@@ -38,6 +38,7 @@ class SolveResult:
     message: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     instance_fingerprint: str = ""
+    instance_file: str = ""  # the instance's path relative to the result file, when known
 
     @property
     def has_solution(self) -> bool:
@@ -111,6 +112,7 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
         if _sha(x) != doc.get("x_sha256"):
             raise FormatError(f"{x_path}: fails its sha256 check against {json_path.name}")
     fields = {k: doc.get(k) for k in ("status", "objective", "bound", "gap", "nodes", "backend",
-                                       "backend_version", "message", "instance_fingerprint")}
+                                       "backend_version", "message", "instance_fingerprint",
+                                       "instance_file")}
     return SolveResult(x=x, runtime_s=float(doc.get("runtime_s") or 0.0), options=doc.get("options") or {},
                        **{k: v for k, v in fields.items() if v is not None})
