@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gdsolver
+from clirun import assert_user_error, run
 from gdsolver.formulate import correct_mask, forward
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
-def assert_user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("error: ")
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 @pytest.fixture

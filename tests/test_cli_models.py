@@ -4,8 +4,6 @@ solve, apply, and check the improved model with onnxruntime and with torch."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +15,7 @@ pytest.importorskip("onnxruntime")
 import gdsolver  # noqa: E402
 from gdsolver.extract import apply_to_torch, from_onnx, from_torch, onnx_forward  # noqa: E402
 from gdsolver.formulate import correct_mask  # noqa: E402
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
-def user_error(p: subprocess.CompletedProcess, *needles: str) -> None:
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
+from clirun import assert_user_error, run  # noqa: E402
 
 
 def export(model, x_example, path: Path, dynamo: bool) -> None:
@@ -155,13 +140,13 @@ def test_apply_refuses_another_models_result(tmp_path: Path, digits) -> None:
     assert run("compile", "a.onnx", "--data", "data.npz", "--task", "classification", "--points", "5",
                "--mode", "compact", "-o", "a.gdsm", cwd=tmp_path).returncode == 0
     assert run("solve", "a.gdsm", "--time-limit", "30", cwd=tmp_path).returncode == 0
-    user_error(run("apply", "b.onnx", "a.result.json", "-o", "out.onnx", cwd=tmp_path), "b.onnx", "differs")
+    assert_user_error(run("apply", "b.onnx", "a.result.json", "-o", "out.onnx", cwd=tmp_path), "b.onnx", "differs")
     assert not (tmp_path / "out.onnx").exists()
     # a result whose instance changed is refused too
     doc = json.loads((tmp_path / "a.result.json").read_text())
     doc["instance_fingerprint"] = "0" * 64
     (tmp_path / "a.result.json").write_text(json.dumps(doc))
-    user_error(run("apply", "a.onnx", "a.result.json", "-o", "out.onnx", cwd=tmp_path), "fingerprint")
+    assert_user_error(run("apply", "a.onnx", "a.result.json", "-o", "out.onnx", cwd=tmp_path), "fingerprint")
 
 
 def test_bad_models_and_data(tmp_path: Path, digits) -> None:
@@ -196,5 +181,5 @@ def test_bad_models_and_data(tmp_path: Path, digits) -> None:
         (("good.onnx", "--dataset", "nope"), ("nope",)),
     ]
     for args, needles in cases:
-        user_error(run("compile", *args, *base, cwd=tmp_path), *needles)
+        assert_user_error(run("compile", *args, *base, cwd=tmp_path), *needles)
     assert not (tmp_path / "x.gdsm").exists()
