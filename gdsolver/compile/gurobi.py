@@ -121,6 +121,12 @@ class GurobiBackend(Backend):
                         f"or a full licence)") from None
                 raise GdsolverError(f"Gurobi error {getattr(exc, 'errno', '')}: {exc}") from None
             runtime = time.perf_counter() - t0
+            if m.Status == GRB.INF_OR_UNBD:
+                # presolve's dual reductions may not tell which; without them Gurobi does
+                m.setParam("DualReductions", 0)
+                m.reset()
+                m.optimize()
+                runtime = time.perf_counter() - t0
             return self._result(inst, m, x, runtime, GRB, time_limit, threads, mip_gap, use_start, options)
         finally:
             env.dispose()

@@ -105,8 +105,10 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
             x = np.load(x_path, allow_pickle=False)
         except FileNotFoundError:
             raise FormatError(f"{json_path}: solution file {x_path} not found") from None
-        except (ValueError, OSError, EOFError) as exc:
-            raise FormatError(f"{x_path}: corrupt solution file ({exc})") from None
+        except Exception as exc:  # untrusted bytes: npy header parsing can fail in many ways
+            raise FormatError(f"{x_path}: corrupt solution file ({type(exc).__name__}: {exc})") from None
+        if not isinstance(x, np.ndarray):
+            raise FormatError(f"{x_path}: expected a single .npy array, got an archive")
         if x.dtype != np.float64 or x.ndim != 1:
             raise FormatError(f"{x_path}: expected a 1-D float64 array, got {x.dtype} {x.shape}")
         if _sha(x) != doc.get("x_sha256"):
@@ -114,5 +116,8 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
     fields = {k: doc.get(k) for k in ("status", "objective", "bound", "gap", "nodes", "backend",
                                        "backend_version", "message", "instance_fingerprint",
                                        "instance_file")}
-    return SolveResult(x=x, runtime_s=float(doc.get("runtime_s") or 0.0), options=doc.get("options") or {},
-                       **{k: v for k, v in fields.items() if v is not None})
+    try:
+        return SolveResult(x=x, runtime_s=float(doc.get("runtime_s") or 0.0), options=dict(doc.get("options") or {}),
+                           **{k: v for k, v in fields.items() if v is not None})
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{json_path}: a field has the wrong type ({exc})") from None

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +72,11 @@ def _structure(inst: MilpInstance) -> dict[str, Any]:
 def fingerprint(inst: MilpInstance) -> str:
     """sha256 identifying the optimisation problem (structure and all arrays except
     the MIP start; meta excluded) so a result can be matched to its instance."""
-    arrays = _arrays_of(inst)
-    arrays.pop("start", None)
-    doc = {"structure": _structure(inst), "arrays": {k: array_sha256(v) for k, v in sorted(arrays.items())}}
+    return _fingerprint(_structure(inst), {k: array_sha256(v) for k, v in _arrays_of(inst).items()})
+
+
+def _fingerprint(structure: dict[str, Any], hashes: dict[str, str]) -> str:
+    doc = {"structure": structure, "arrays": {k: h for k, h in sorted(hashes.items()) if k != "start"}}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -119,6 +120,8 @@ def load(path: str | os.PathLike) -> MilpInstance:
     with _open_zip(path) as zf:
         doc = _read_doc(path, zf)
         arrays: dict[str, np.ndarray] = {}
+        if not isinstance(doc["arrays"], dict):
+            raise FormatError(f"{path}: meta.json field 'arrays' is not an object")
         for name, info in doc["arrays"].items():
             if name not in _ARRAYS:
                 raise FormatError(f"{path}: unknown array '{name}' in meta.json")
@@ -127,8 +130,10 @@ def load(path: str | os.PathLike) -> MilpInstance:
                 arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
             except KeyError:
                 raise FormatError(f"{path}: array '{name}' is listed in meta.json but missing") from None
-            except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
-                raise FormatError(f"{path}: array '{name}' is corrupt ({exc})") from None
+            except Exception as exc:  # untrusted bytes: zip, zlib, npy-header parsing can fail in many ways
+                raise FormatError(f"{path}: array '{name}' is corrupt ({type(exc).__name__}: {exc})") from None
+            if not isinstance(info, dict):
+                raise FormatError(f"{path}: meta.json field 'arrays.{name}' is not an object")
             if str(arr.dtype) != _ARRAYS[name] or list(arr.shape) != list(info.get("shape", [])):
                 raise FormatError(f"{path}: array '{name}' has dtype {arr.dtype} shape {list(arr.shape)}, "
                                   f"expected {_ARRAYS[name]} {info.get('shape')}")
@@ -138,8 +143,10 @@ def load(path: str | os.PathLike) -> MilpInstance:
     missing = [k for k in _ARRAYS if k != "start" and k not in arrays]
     if missing:
         raise FormatError(f"{path}: missing arrays {missing}")
-    n = int(doc["num_vars"])
     try:
+        n = int(doc["num_vars"])
+        if not isinstance(doc.get("meta", {}), dict):
+            raise ValueError("field 'meta' is not an object")
         inst = MilpInstance(
             blocks={k: (int(o), tuple(int(s) for s in sh)) for k, o, sh in doc["blocks"]},
             lb=arrays["lb"], ub=arrays["ub"], vtype=arrays["vtype"],
@@ -154,8 +161,12 @@ def load(path: str | os.PathLike) -> MilpInstance:
             ind_groups={k: (int(o), int(c)) for k, o, c in doc.get("ind_groups", [])},
         )
         inst.validate()
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"{path}: inconsistent instance: {exc}") from None
+    # the arrays matched their recorded hashes above, so those hashes stand for them
+    hashes = {k: info["sha256"] for k, info in doc["arrays"].items()}
+    if doc.get("fingerprint") and doc["fingerprint"] != _fingerprint(_structure(inst), hashes):
+        raise FormatError(f"{path}: structure does not match its recorded fingerprint (file edited or corrupted)")
     return inst
 
 
@@ -166,7 +177,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise FormatError(f"{path}: is a directory, expected a .gdsm file")
     try:
         return zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # BadZipFile, NotImplementedError (compression), OSError, ...
         raise FormatError(f"{path}: not a .gdsm file (truncated or not a zip archive: {exc})") from None
 
 
@@ -175,7 +186,7 @@ def _read_doc(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
         doc = json.loads(zf.read("meta.json"))
     except KeyError:
         raise FormatError(f"{path}: not a .gdsm file (no meta.json entry)") from None
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
+    except Exception as exc:  # corrupt entry: CRC, zlib, encryption flag, unknown compression, bad JSON
         raise FormatError(f"{path}: meta.json is corrupt ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError(f"{path}: field 'format' is {doc.get('format') if isinstance(doc, dict) else None!r}, "

@@ -134,9 +134,14 @@ class MilpInstance:
             raise ValueError("field 'vtype' must hold 0 (continuous), 1 (binary) or 2 (integer)")
         if self.sense not in ("min", "max"):
             raise ValueError(f"field 'sense' is {self.sense!r}, expected 'min' or 'max'")
-        total = sum(math.prod(s) for _, s in self.blocks.values())
-        if total != n:
-            raise ValueError(f"blocks cover {total} variables, expected {n}")
+        spans = sorted((o, o + math.prod(s), k) for k, (o, s) in self.blocks.items())
+        end = 0
+        for start, stop, name in spans:  # blocks must tile [0, n) without gap or overlap
+            if start != end:
+                raise ValueError(f"block {name!r} starts at {start}, expected {end} (blocks must tile the variables)")
+            end = stop
+        if end != n:
+            raise ValueError(f"blocks cover {end} variables, expected {n}")
 
     def objective_value(self, x: np.ndarray) -> float:
         return float(self.c @ np.asarray(x, dtype=np.float64) + self.c0)
