@@ -311,6 +311,20 @@ def bench_compile(
     run_compile_bench(out_dir, quick=quick, echo=console.print)
 
 
+@bench_app.command("formulations")
+@user_errors
+def bench_formulations(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="One small case only.")] = False,
+    time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 120.0,
+    radius: Annotated[float, typer.Option(help="Box half-width.")] = 0.01,
+) -> None:
+    """Classification sweeps: paper vs compact formulation, same points, same run."""
+    from gdsolver.bench.formulation_bench import run_formulation_bench
+
+    run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
 @app.command()
 @user_errors
 def demo() -> None:

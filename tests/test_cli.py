@@ -169,3 +169,13 @@ def test_bench_compile_quick(tmp_path: Path) -> None:
     assert doc["machine"]["cores"] >= 1
     assert all(r["nnz"] == 2 * r["T"] * r["M"] * (r["N"] + 2) for r in doc["rows"])
     assert all("speedup" in r for r in doc["rows"])
+
+
+def test_bench_formulations_quick(tmp_path: Path) -> None:
+    p = run("bench", "formulations", "--quick", "--out", str(tmp_path / "res"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "res" / "formulations-quick.json").read_text())
+    for r in doc["rows"]:
+        # same points, same optimum; compact has no s binaries
+        assert r["paper"]["objective"] == r["compact"]["objective"]
+        assert r["compact"]["binaries"] < r["paper"]["binaries"]
