@@ -163,6 +163,8 @@ def solve(
         kwargs["fallback"] = fallback
     with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
         res = be.solve(inst, **kwargs)
+    if output is not None and (output.is_dir() or output.suffix != ".json"):
+        fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)
@@ -209,8 +211,12 @@ def evaluate(
     from gdsolver.train.evaluate import evaluate_onnx
     from gdsolver.train.sweep import load_data
 
-    X, y, _ = load_data(data, dataset)
+    from gdsolver.train.evaluate import check_instance_data
+
+    X, y, prov = load_data(data, dataset)
     meta = load(instance).meta if instance else None
+    if meta is not None:
+        check_instance_data(meta, prov)
     results = [evaluate_onnx(m, X, y, task.value, meta) for m in models]
     keys = list(results[0])
     console.print(table(None, ["metric", *[m.name for m in models]], [[k, *[r[k] for r in results]] for k in keys]))

@@ -116,6 +116,11 @@ def test_bad_inputs_exit_2_with_one_line(layer_files: Path) -> None:
     np.savez(d / "labels.npz", W=np.ones((3, 5)), b=np.zeros(3), H=rng.random((4, 5)), y=np.array([0, 1, 2, 7]))
     np.savez(d / "missing.npz", W=np.ones((2, 5)))
     np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(d / "single.npy", rng.random((3, 3)))
+    np.savez(d / "complex.npz", W=np.ones((2, 5)) + 1j, b=np.zeros(2), H=rng.random((4, 5)), y=np.zeros((4, 2)))
+    np.savez(d / "dates.npz", W=np.zeros((2, 5), dtype="datetime64[D]"), b=np.zeros(2), H=rng.random((4, 5)),
+             y=np.zeros((4, 2)))
+    (d / "adir").mkdir()
     cases = [
         (("solve", "trunc.gdsm"), ("trunc.gdsm",)),
         (("solve", "junk.gdsm"), ("junk.gdsm",)),
@@ -132,12 +137,35 @@ def test_bad_inputs_exit_2_with_one_line(layer_files: Path) -> None:
         (("compile", "obj.npy", "-o", "x.gdsm", "--task", "regression"), ("obj.npy",)),
         (("compile", "reg.npz", "-o", "x.gdsm", "--task", "regression", "--mode", "compact"), ("mode",)),
         (("export", "ok.gdsm", "-o", "x.txt"), ("x.txt",)),
+        (("compile", "single.npy", "-o", "x.gdsm", "--task", "regression"), ("single.npy", "single array")),
+        (("compile", "complex.npz", "-o", "x.gdsm", "--task", "regression"), ("complex", "W")),
+        (("compile", "dates.npz", "-o", "x.gdsm", "--task", "regression"), ("datetime", "W")),
+        (("solve", "ok.gdsm", "-o", "adir"), ("adir", ".json")),
+        (("solve", "ok.gdsm", "-o", "res.txt"), ("res.txt", ".json")),
+        (("export", "ok.gdsm", "-o", "nodir/x.mps"), ("does not exist",)),
+        (("export", "ok.gdsm", "-o", "adir/"), ("directory",)),
+        (("compile", "reg.npz", "-o", "nodir/x.gdsm", "--task", "regression"), ("does not exist",)),
+        (("solve", "ok.gdsm", "--backend", "gurobi", "--option", "TimeLimit=abc"), ("TimeLimit",)),
         (("replay", "ok.gdsm"), ("ok.gdsm", "result")),
     ]
     for args, needles in cases:
         assert_user_error(run(*args, cwd=d), *needles)
     assert not (d / "x.gdsm").exists()  # no partial output
     assert not list(d.glob(".*.tmp"))
+    assert not (d / "adir.result.json").exists() and not (d / "res.txt.result.json").exists()
+
+
+def test_written_files_get_normal_permissions(layer_files: Path) -> None:
+    import os
+    import stat
+
+    d = layer_files
+    assert run("compile", "reg.npz", "-o", "p.gdsm", "--task", "regression", cwd=d).returncode == 0
+    assert run("solve", "p.gdsm", cwd=d).returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("p.gdsm", "p.result.json", "p.x.npy"):
+        assert stat.S_IMODE((d / name).stat().st_mode) == 0o666 & ~umask, name
 
 
 def test_gurobi_licence_limit_is_a_clean_error(tmp_path: Path) -> None:

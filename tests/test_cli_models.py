@@ -183,3 +183,48 @@ def test_bad_models_and_data(tmp_path: Path, digits) -> None:
     for args, needles in cases:
         assert_user_error(run("compile", *args, *base, cwd=tmp_path), *needles)
     assert not (tmp_path / "x.gdsm").exists()
+
+
+def test_bias_free_final_layer_keeps_no_bias(tmp_path: Path, digits) -> None:
+    """A final Linear without bias: the sweep must not move b, so the result can be applied."""
+    X, y = digits
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10, bias=False))
+    export(model, torch.from_numpy(X[:1]), tmp_path / "nb.onnx", dynamo=False)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    assert run("compile", "nb.onnx", "--data", "data.npz", "--task", "classification", "--mode", "compact",
+               "--points", "10", "--radius", "0.2", "-o", "nb.gdsm", cwd=tmp_path).returncode == 0
+    assert run("solve", "nb.gdsm", cwd=tmp_path).returncode == 0
+    inst = gdsolver.load(tmp_path / "nb.gdsm")
+    res = gdsolver.load_result(tmp_path / "nb.result.json")
+    assert inst.meta["box_bias"] is False
+    assert np.all(inst.unpack(res.x)["b"] == 0)
+    p = run("apply", "nb.onnx", "nb.result.json", "-o", "nb2.onnx", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    layer = from_onnx(tmp_path / "nb2.onnx", X)
+    idx = np.array(inst.meta["points"])
+    assert correct_mask(layer.forward(layer.features(X[idx])), y[idx], 5e-4).sum() == round(res.objective)
+
+
+def test_evaluate_refuses_mismatched_data(tmp_path: Path, digits) -> None:
+    X, y = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 10))
+    export(model, torch.from_numpy(X[:1]), tmp_path / "m.onnx", dynamo=False)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    np.savez(tmp_path / "small.npz", X=X[:50], y=y[:50])
+    np.savez(tmp_path / "flt.npz", X=X, y=y + 0.5)
+    np.savez(tmp_path / "onehot.npz", X=X, y=np.eye(10)[y])
+    np.save(tmp_path / "single.npy", X)
+    assert run("compile", "m.onnx", "--data", "data.npz", "--task", "classification", "--points", "5",
+               "-o", "m.gdsm", cwd=tmp_path).returncode == 0
+    ev = ("evaluate", "m.onnx", "--task")
+    assert_user_error(run(*ev, "classification", "--data", "small.npz", "--instance", "m.gdsm", cwd=tmp_path),
+                      "other data")
+    assert_user_error(run(*ev, "regression", "--data", "data.npz", "--instance", "m.gdsm", cwd=tmp_path), "task")
+    assert_user_error(run(*ev, "regression", "--data", "data.npz", cwd=tmp_path), "shape")
+    assert_user_error(run(*ev, "classification", "--data", "flt.npz", cwd=tmp_path), "integer")
+    assert_user_error(run(*ev, "classification", "--data", "onehot.npz", cwd=tmp_path), "1-D")
+    assert_user_error(run(*ev, "classification", "--data", "single.npy", cwd=tmp_path), "single array")
+    assert_user_error(run("compile", "m.onnx", "--data", "data.npz", "--task", "classification", "--seed", "-1",
+                          "-o", "s.gdsm", cwd=tmp_path), "seed")

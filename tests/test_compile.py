@@ -472,3 +472,27 @@ def test_export_lp_keeps_indicators(tmp_path, gurobi):
     finally:
         env.dispose()
     assert got == pytest.approx(solve(inst, mip_gap=0.0).objective, abs=1e-6)
+
+
+def test_highs_never_returns_the_start_as_a_better_optimum() -> None:
+    """Regression: HiGHS 1.16 can hand back the MIP start from getSolution() while its
+    incumbent is better (found by random search, seed 7, trial 193). OPTIMAL must mean the
+    returned point attains the bound, and the answer must match a solve without the start."""
+    from gdsolver.formulate import classification
+
+    rng = np.random.default_rng(7)
+    for trial in range(194):
+        T, N, M = rng.integers(3, 30), rng.integers(1, 6), rng.integers(2, 5)
+        H, W, b = rng.normal(size=(T, N)), rng.normal(size=(M, N)), rng.normal(size=M)
+        act = rng.choice(["identity", "relu"])
+        r = float(rng.choice([0.05, 0.5]))
+        lab, mode = rng.integers(0, M, T), rng.choice(["paper", "compact"])
+        if trial != 193:
+            continue
+        inst = classification(W, b, H, lab, radius=r, activation=str(act), mode=str(mode))
+        with_start = solve(inst, "highs")
+        without = solve(inst, "highs", use_start=False)
+        assert with_start.status == "OPTIMAL"
+        assert with_start.objective == pytest.approx(with_start.bound)
+        assert with_start.objective == pytest.approx(without.objective)
+        assert verify(inst, with_start.x).ok

@@ -530,3 +530,25 @@ def test_error_names_the_bad_field():
         classification(_W, _b, _H, np.array([0, 1, 2, 0, 1, 0]), radius=0.1)
     with pytest.raises(GdsolverError, match=r"radius"):
         classification(_W, _b, _H, _L, radius=-3)
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_fix_bias_keeps_b_and_is_no_better_than_free_bias(activation: str) -> None:
+    from gdsolver.compile import solve
+    from gdsolver.formulate import classification, regression
+
+    rng = np.random.default_rng(11)
+    T, N, M = 15, 3, 2
+    W, b, H = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
+    Y = rng.normal(size=(T, M))
+    fixed = regression(W, b, H, Y, radius=0.3, activation=activation, fix_bias=True)
+    free = regression(W, b, H, Y, radius=0.3, activation=activation)
+    rf, rr = solve(fixed), solve(free)
+    assert fixed.meta["box_bias"] is False and free.meta["box_bias"] is True
+    assert np.array_equal(fixed.unpack(rf.x)["b"], b)
+    assert rf.objective >= rr.objective - 1e-7  # a smaller box cannot do better
+    lab = rng.integers(0, 3, T)
+    inst = classification(rng.normal(size=(3, N)), np.zeros(3), H, lab, radius=0.5, activation=activation,
+                          mode="compact", fix_bias=True)
+    res = solve(inst)
+    assert np.array_equal(inst.unpack(res.x)["b"], np.zeros(3))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from gdsolver.atomic import atomic_path, check_output_path
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.instance import MilpInstance
 
@@ -41,24 +41,18 @@ def row_names(groups: dict[str, tuple[int, int]], total: int) -> list[str]:
 
 def export_model(inst: MilpInstance, path: str | os.PathLike, *, keep_indicators: bool = False) -> Path:
     """Write `inst` to `path` (.mps or .lp, chosen by suffix). Atomic."""
+    check_output_path(path)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise GdsolverError(f"{path}: unknown export format {suffix!r}, expected one of {list(EXPORT_FORMATS)}")
     if keep_indicators and suffix != ".lp":
         raise GdsolverError(f"{path}: MPS has no indicator constraints; keep_indicators needs an .lp target")
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:  # writers pick the format from the suffix
         if keep_indicators:
             _write_gurobi(inst, tmp)
         else:
             _write_highs(inst, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

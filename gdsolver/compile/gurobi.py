@@ -44,8 +44,8 @@ def build_gurobi(inst: MilpInstance, env, params: dict[str, Any] | None = None):
     for key, value in (params or {}).items():
         try:
             m.setParam(key, value)
-        except gp.GurobiError as exc:
-            raise GdsolverError(f"Gurobi parameter {key!r}: {exc}") from None
+        except (gp.GurobiError, TypeError, ValueError) as exc:
+            raise GdsolverError(f"Gurobi parameter {key!r}: invalid value {value!r} ({exc})") from None
     vt = np.where(inst.vtype == CONTINUOUS, GRB.CONTINUOUS, np.where(inst.vtype == BINARY, GRB.BINARY, GRB.INTEGER))
     x = m.addMVar(inst.num_vars, lb=inst.lb, ub=inst.ub, vtype=vt, obj=inst.c)
     m.ObjCon = inst.c0

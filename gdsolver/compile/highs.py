@@ -106,21 +106,21 @@ class HighsBackend(Backend):
             opts["threads"] = int(threads)
         if mip_gap is not None:
             opts["mip_rel_gap"] = float(mip_gap)
-        h, low = build_highs(inst, opts)
-        if threads is not None and _last_threads[0] != threads:
-            h.resetGlobalScheduler(True)  # the thread count only takes effect on a fresh scheduler
-            _last_threads[0] = threads
-        if use_start and inst.start is not None and inst.is_mip:
-            h.setSolution(inst.num_vars, np.arange(inst.num_vars, dtype=np.int32), inst.start)
-        t0 = time.perf_counter()
-        h.run()
-        runtime = time.perf_counter() - t0
-        ms = h.getModelStatus()
+        h, low, runtime, x = self._run(inst, opts, threads, use_start)
+        note = ""
         info = h.getInfo()
+        if x is not None and use_start and inst.is_mip and not _same(inst.objective_value(x), info.objective_function_value):
+            # seen with HiGHS 1.16: after setSolution, getSolution() can return the start while
+            # the reported objective is that of a better incumbent. Re-solve without the start.
+            h, low, extra, x = self._run(inst, opts, threads, False)
+            runtime += extra
+            info = h.getInfo()
+            note = "HiGHS returned the MIP start instead of its incumbent; re-solved without the start"
+            if x is not None and not _same(inst.objective_value(x), info.objective_function_value):
+                note = "HiGHS's solution does not match its reported objective"
+        ms = h.getModelStatus()
         MS = highspy.HighsModelStatus
-        has_x = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_x else None
-        message = h.modelStatusToString(ms)
+        message = h.modelStatusToString(ms) + (f"; {note}" if note else "")
         if ms == MS.kOptimal:
             status = "OPTIMAL"
         elif ms == MS.kInfeasible:
@@ -131,10 +131,12 @@ class HighsBackend(Backend):
             status, message = self._infeasible_or_unbounded(inst, opts)
         elif ms == MS.kTimeLimit:
             status = "TIME_LIMIT"
-        elif ms in (MS.kIterationLimit, MS.kSolutionLimit, MS.kInterrupt, MS.kObjectiveBound, MS.kObjectiveTarget) and has_x:
+        elif x is not None:  # iteration/solution/memory limit, interrupt, unknown: keep the point
             status = "FEASIBLE"
         else:
-            status, x = "ERROR", None
+            status = "ERROR"
+        if status == "OPTIMAL" and note.startswith("HiGHS's solution"):
+            status = "FEASIBLE"  # a point we can use, but not proven to be the optimum
         if status in ("INFEASIBLE", "UNBOUNDED", "ERROR"):
             x = None
         nodes = int(info.mip_node_count) if inst.is_mip else None
@@ -150,12 +152,28 @@ class HighsBackend(Backend):
             bound = objective if status == "OPTIMAL" else None
             gap = 0.0 if status == "OPTIMAL" else None
         if status == "OPTIMAL" and inst.is_mip and gap is not None and bound is not None and objective is not None:
-            gap = abs(bound - objective) / max(abs(objective), 1e-10)
+            diff = abs(bound - objective)
+            gap = 0.0 if diff <= 1e-9 * max(1.0, abs(objective)) else diff / max(abs(objective), 1e-10)
         return SolveResult(status=status, x=x, objective=objective, bound=bound, gap=gap, runtime_s=runtime,
                            nodes=nodes, backend=self.name, backend_version=self.version(), message=message,
                            options={"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap,
                                     "use_start": use_start, **(options or {})},
                            instance_fingerprint=fingerprint_of(inst))
+
+    def _run(self, inst: MilpInstance, opts: dict[str, Any], threads: int | None, use_start: bool):
+        """Build, optionally pass the MIP start, run. Returns (highs, lowered, seconds, x or None)."""
+        h, low = build_highs(inst, opts)
+        if threads is not None and _last_threads[0] != threads:
+            h.resetGlobalScheduler(True)  # the thread count only takes effect on a fresh scheduler
+            _last_threads[0] = threads
+        if use_start and inst.start is not None and inst.is_mip:
+            h.setSolution(inst.num_vars, np.arange(inst.num_vars, dtype=np.int32), inst.start)
+        t0 = time.perf_counter()
+        h.run()
+        runtime = time.perf_counter() - t0
+        has_x = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_x else None
+        return h, low, runtime, x
 
     def _infeasible_or_unbounded(self, inst: MilpInstance, opts: dict[str, Any]) -> tuple[str, str]:
         """HiGHS's presolve may not tell which; a solve without presolve does."""
@@ -168,6 +186,10 @@ class HighsBackend(Backend):
         if ms == highspy.HighsModelStatus.kInfeasible:
             return "INFEASIBLE", "infeasible"
         return "INFEASIBLE", "infeasible or unbounded (HiGHS could not tell which)"
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
 
 
 def _polish(h, inst: MilpInstance, x: np.ndarray, highspy) -> tuple[np.ndarray, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,10 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tu
     if not path.exists():
         raise FormatError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise FormatError(f"{path}: expected an .npz archive of named arrays, got a single array")
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise FormatError(f"{path}: expected an .npz archive of named arrays {list(required)}, got a single array")
+        with npz:
             missing = [k for k in required if k not in npz.files]
             if missing:
                 raise FormatError(f"{path}: missing array(s) {missing}; it holds {sorted(npz.files)}, "
@@ -34,5 +34,5 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tu
             return out
     except FormatError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # untrusted bytes: zip and npy-header parsing can fail in many ways
         raise FormatError(f"{path}: not a readable .npz file ({exc})") from None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import onnx
 
+from gdsolver.atomic import atomic_write_bytes
 from gdsolver.errors import FormatError, GdsolverError
 from gdsolver.extract.inputs import as_samples, check_weights
 from gdsolver.extract.layer import FinalLayer
@@ -112,29 +112,8 @@ def onnx_forward(model_or_path: ModelLike, X: Any, batch_size: int = 1024) -> np
 
 
 def _atomic_write(data: bytes, out_path: Path) -> None:
-    """Write via a temp file in the destination directory + os.replace: never a half-written model."""
-    directory = out_path.parent if str(out_path.parent) else Path(".")
-    if not directory.is_dir():
-        raise GdsolverError(f"output directory '{directory}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file 0600; give it the mode a plain open() would (or the old file's).
-        if out_path.exists():
-            mode = out_path.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Never a half-written model: temp file in the destination directory + rename."""
+    atomic_write_bytes(out_path, data)
 
 
 def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.PathLike,

@@ -32,7 +32,7 @@ def correct_mask(o: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray
 
 
 def classification(W, b, H, labels, *, radius: float, activation: str = "identity", mode: str = "paper",
-                   margin: float = 1e-3, keep_correct=None) -> MilpInstance:
+                   margin: float = 1e-3, keep_correct=None, fix_bias: bool = False) -> MilpInstance:
     """Final-layer classification MILP. W (M, N), b (M,), H (T, N), labels (T,) in [0, M)."""
     W, b, H, radius = check_layer(W, b, H, radius, activation)
     T, M = H.shape[0], W.shape[0]
@@ -50,8 +50,8 @@ def classification(W, b, H, labels, *, radius: float, activation: str = "identit
     keep = _check_keep(keep_correct, T, correct0, margin)
 
     bld = InstanceBuilder()
-    w, bb = add_weight_box(bld, W, b, radius)
-    out = add_outputs(bld, W, b, H, radius, activation, w, bb)
+    w, bb = add_weight_box(bld, W, b, radius, fix_bias)
+    out = add_outputs(bld, W, b, H, radius, activation, w, bb, fix_bias)
 
     # pairs (t, j != label_t), row-major in t
     t, j = (g.ravel() for g in np.meshgrid(np.arange(T), np.arange(M), indexing="ij"))
@@ -82,7 +82,7 @@ def classification(W, b, H, labels, *, radius: float, activation: str = "identit
     count0 = int(correct0.sum())
     bld.add_rows("no_worse", *triplets(c[None, :], np.ones((1, T))), 1, lo=count0, hi=np.inf)
 
-    meta = base_meta("classification", mode, activation, radius, margin, W, H)
+    meta = base_meta("classification", mode, activation, radius, margin, W, H, fix_bias)
     meta.update(current_correct=count0, current_objective=float(count0), keep_correct=[int(i) for i in keep])
     return bld.build("max", meta=meta)
 

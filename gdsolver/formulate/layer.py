@@ -16,10 +16,10 @@ ACTIVATIONS = ("identity", "relu")
 
 def as_finite_array(name: str, value, ndim: int | tuple[int, ...]) -> np.ndarray:
     """float64 copy of `value`, checked for dimension and NaN/inf; GdsolverError otherwise."""
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise GdsolverError(f"{name}: expected a numeric array, got {type(value).__name__}") from None
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "biuf":  # no silent casts of complex, strings, dates, objects
+        raise GdsolverError(f"{name}: expected a real numeric array, got dtype {raw.dtype}")
+    arr = np.array(raw, dtype=np.float64)
     ndims = (ndim,) if isinstance(ndim, int) else ndim
     if arr.ndim not in ndims:
         raise GdsolverError(f"{name}: expected a {' or '.join(f'{d}-D' for d in ndims)} array, got shape {arr.shape}")
@@ -95,15 +95,18 @@ def triplets(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rows, cols, vals
 
 
-def add_weight_box(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks w (M, N) and b (M,) boxed |w - W0| <= r, |b - b0| <= r, started at W0, b0."""
+def add_weight_box(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, radius: float,
+                   fix_bias: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks w (M, N) and b (M,) boxed |w - W0| <= r, |b - b0| <= r, started at W0, b0.
+    fix_bias pins b to b0 (a layer without a bias cannot take a new one)."""
     w = bld.add_block("w", W.shape, lb=W - radius, ub=W + radius, start=W)
-    bb = bld.add_block("b", b.shape, lb=b - radius, ub=b + radius, start=b)
+    rb = 0.0 if fix_bias else radius
+    bb = bld.add_block("b", b.shape, lb=b - rb, ub=b + rb, start=b)
     return w, bb
 
 
 def add_outputs(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, H: np.ndarray, radius: float,
-                activation: str, w: np.ndarray, bb: np.ndarray) -> LayerOutputs:
+                activation: str, w: np.ndarray, bb: np.ndarray, fix_bias: bool = False) -> LayerOutputs:
     """For identity, outputs are affine in (w, b): no variables. For ReLU add
     o (T, M) >= 0 and binaries z (T, M) with indicators
         z = 1 => o - a = 0;   z = 0 => a <= 0;   z = 0 => o <= 0
@@ -116,7 +119,7 @@ def add_outputs(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, H: np.ndarra
     t, j = (g.ravel() for g in np.meshgrid(np.arange(T), np.arange(M), indexing="ij"))
     cols, vals = affine_expr(w, bb, H, t, j)
     # exact interval of a[t, j] over the box: each term H_tn w_jn moves by r |H_tn|
-    spread = radius * (np.abs(H).sum(axis=1) + 1.0)[:, None]
+    spread = radius * (np.abs(H).sum(axis=1) + (0.0 if fix_bias else 1.0))[:, None]
     a_lo, a_hi = a0 - spread, a0 + spread
     o0 = np.maximum(a0, 0.0)
     z_lb = (a_lo >= 0).astype(np.float64)
@@ -135,14 +138,14 @@ def add_outputs(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, H: np.ndarra
 
 
 def base_meta(formulation: str, mode: str, activation: str, radius: float, margin: float,
-              W: np.ndarray, H: np.ndarray) -> dict:
+              W: np.ndarray, H: np.ndarray, fix_bias: bool = False) -> dict:
     return {
         "formulation": formulation,
         "mode": mode,
         "activation": activation,
         "radius": radius,
         "margin": margin,
-        "box_bias": True,
+        "box_bias": not fix_bias,
         "T": int(H.shape[0]),
         "N": int(W.shape[1]),
         "M": int(W.shape[0]),

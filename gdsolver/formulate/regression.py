@@ -19,7 +19,7 @@ REGRESSION_MODES = ("l1", "paper")
 
 
 def regression(W, b, H, Y, *, radius: float, activation: str = "identity", mode: str = "l1",
-               margin: float = 0.0) -> MilpInstance:
+               margin: float = 0.0, fix_bias: bool = False) -> MilpInstance:
     """Final-layer regression MILP. W (M, N), b (M,), H (T, N), Y (T, M) or (T,) when M = 1."""
     W, b, H, radius = check_layer(W, b, H, radius, activation)
     T, M = H.shape[0], W.shape[0]
@@ -36,12 +36,12 @@ def regression(W, b, H, Y, *, radius: float, activation: str = "identity", mode:
         raise GdsolverError(f"margin: must be a finite number >= 0, got {margin}")
 
     bld = InstanceBuilder()
-    w, bb = add_weight_box(bld, W, b, radius)
-    out = add_outputs(bld, W, b, H, radius, activation, w, bb)
+    w, bb = add_weight_box(bld, W, b, radius, fix_bias)
+    out = add_outputs(bld, W, b, H, radius, activation, w, bb, fix_bias)
     err0 = np.abs(out.o0 - Y)
     t, j = (g.ravel() for g in np.meshgrid(np.arange(T), np.arange(M), indexing="ij"))
     cols, vals = out.expr(t, j)
-    meta = base_meta("regression", mode, activation, radius, margin, W, H)
+    meta = base_meta("regression", mode, activation, radius, margin, W, H, fix_bias)
     meta["current_l1"] = float(err0.sum())
     meta["current_mse"] = float((err0**2).mean())
 

@@ -32,6 +32,9 @@ def solved_weights(result_path: str | os.PathLike, instance: str | os.PathLike |
     res = load_result(result_path)
     inst_path = Path(instance) if instance else locate_instance(result_path, res.instance_file)
     inst = load(inst_path)
+    if not res.instance_fingerprint and not force:
+        raise GdsolverError(f"{result_path}: records no instance fingerprint, so it cannot be matched to "
+                            f"{inst_path.name}; use --force to apply anyway")
     if res.instance_fingerprint and res.instance_fingerprint != fingerprint(inst):
         raise GdsolverError(f"{result_path}: this result was not computed for instance {inst_path} "
                             "(fingerprint mismatch)")

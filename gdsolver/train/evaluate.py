@@ -13,15 +13,23 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.errors import GdsolverError
 from gdsolver.formulate import correct_mask
+from gdsolver.train.sweep import check_labels
 
 
 def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict[str, Any]:
     H = layer.features(X)
     o = layer.forward(H)
     out: dict[str, Any] = {"points": int(len(H))}
+    if meta:
+        idx_all = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
+        if meta.get("task") not in (None, task):
+            raise GdsolverError(f"instance: compiled for task {meta.get('task')!r}, not {task!r}")
+        if len(idx_all) and idx_all.max() >= len(H):
+            raise GdsolverError(f"instance: refers to point {int(idx_all.max())} but the data has {len(H)} points")
     if task == "classification":
-        y = np.asarray(y).astype(np.int64)
+        y = check_labels(np.asarray(y), layer.M)
         out["accuracy"] = float((o.argmax(1) == y).mean())
         if meta:
             idx = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
@@ -32,6 +40,8 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
     else:
         Y = np.asarray(y, dtype=np.float64)
         Y = Y[:, None] if Y.ndim == 1 else Y
+        if Y.shape != o.shape:
+            raise GdsolverError(f"y: shape {np.shape(y)} does not match the model's outputs {o.shape}")
         err = o - Y
         out["mse"] = float((err**2).mean())
         out["mae"] = float(np.abs(err).mean())
@@ -39,6 +49,15 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
             idx = np.asarray(meta.get("points", []), dtype=np.int64)
             out["instance points L1"] = float(np.abs(err[idx]).sum())
     return out
+
+
+def check_instance_data(meta: dict, data_prov: dict) -> None:
+    """The instance's points index into the data it was compiled from: refuse other data."""
+    rec = meta.get("data") or {}
+    for key in ("X_sha256", "y_sha256"):
+        if rec.get(key) and rec[key] != data_prov.get(key):
+            raise GdsolverError(f"instance: compiled from other data ({key} differs); its point indices do "
+                                "not apply to this data")
 
 
 def evaluate_onnx(model: str | os.PathLike, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict:

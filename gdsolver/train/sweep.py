@@ -24,6 +24,8 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
     """Indices (into the data) of the points to formulate, and of those that must stay
     correct. Classification: up to `points` misclassified (seeded choice) plus up to
     `keep_correct` correct ones. Regression: all points, or a seeded sample of `points`."""
+    if seed < 0:
+        raise GdsolverError(f"seed: must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     T = len(y)
     if points is not None and points < 1:
@@ -59,20 +61,22 @@ def build_sweep(layer: FinalLayer, X: Any, y: np.ndarray, *, task: str, radius: 
     if len(y) != len(H):
         raise GdsolverError(f"y: {len(y)} targets for {len(H)} inputs in X")
     if task == "classification":
-        y = _labels(y, layer.M)
+        y = check_labels(y, layer.M)
         margin = 1e-3 if margin is None else float(margin)
     else:
         margin = 0.0 if margin is None else float(margin)
     o0 = layer.forward(H)
     pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed)
     idx = np.concatenate([pick, keep])
+    fix_bias = not layer.location.get("has_bias", True)  # a bias-free layer cannot take a new b
     if task == "classification":
         inst = classification(layer.W, layer.b, H[idx], y[idx], radius=radius, activation=layer.activation,
                               mode=mode or "paper", margin=margin,
-                              keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None)
+                              keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None,
+                              fix_bias=fix_bias)
     else:
         inst = regression(layer.W, layer.b, H[idx], y[idx], radius=radius, activation=layer.activation,
-                          mode=mode or "l1", margin=margin)
+                          mode=mode or "l1", margin=margin, fix_bias=fix_bias)
     inst.meta.update(
         task=task,
         points=[int(i) for i in pick],
@@ -84,7 +88,8 @@ def build_sweep(layer: FinalLayer, X: Any, y: np.ndarray, *, task: str, radius: 
     return inst
 
 
-def _labels(y: np.ndarray, M: int) -> np.ndarray:
+def check_labels(y: np.ndarray, M: int) -> np.ndarray:
+    """Integer class labels in [0, M) as int64; GdsolverError naming the problem otherwise."""
     if y.ndim != 1:
         raise GdsolverError(f"y: classification labels must be 1-D, got shape {y.shape}")
     if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
@@ -122,8 +127,9 @@ def load_data(data: str | os.PathLike | None, dataset: str | None) -> tuple[np.n
 
         arrs = load_arrays(data, ("X", "y"))
         X, y = arrs["X"], arrs["y"]
-        if X.dtype.kind not in "fiub":
-            raise GdsolverError(f"{data}: array 'X' has dtype {X.dtype}, expected numbers")
+        for key, arr in (("X", X), ("y", y)):
+            if arr.dtype.kind not in "fiub":
+                raise GdsolverError(f"{data}: array '{key}' has dtype {arr.dtype}, expected real numbers")
         if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
             raise GdsolverError(f"{data}: array 'X' contains NaN or inf")
         if len(X) != len(y):
