@@ -31,6 +31,9 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
     if task == "classification":
         y = check_labels(np.asarray(y), layer.M)
         out["accuracy"] = float((o.argmax(1) == y).mean())
+        # the final layer's outputs are the logits (a Softmax head is stripped by from_onnx)
+        z = o - o.max(axis=1, keepdims=True)
+        out["cross-entropy"] = float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]).mean())
         if meta:
             idx = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
             margin = float(meta.get("margin", 1e-3))
