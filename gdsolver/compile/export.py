@@ -70,12 +70,9 @@ def _write_highs(inst: MilpInstance, tmp: str) -> None:
 
 
 def _write_gurobi(inst: MilpInstance, tmp: str) -> None:
-    from gdsolver.compile.gurobi import _gurobipy, build_gurobi
+    from gdsolver.compile.gurobi import build_gurobi, quiet_env
 
-    gp = _gurobipy()
-    env = gp.Env(empty=True)
-    env.setParam("OutputFlag", 0)
-    env.start()
+    env = quiet_env()
     try:
         m, x = build_gurobi(inst, env)
         names = variable_names(inst)

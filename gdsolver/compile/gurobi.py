@@ -29,6 +29,18 @@ def _gurobipy():
     return gurobipy
 
 
+def quiet_env():
+    """A started gurobipy Env with output off; the caller disposes of it."""
+    gp = _gurobipy()
+    try:
+        env = gp.Env(empty=True)
+        env.setParam("OutputFlag", 0)
+        env.start()
+    except gp.GurobiError as exc:
+        raise LicenseLimitError(f"Gurobi: no usable licence ({exc})") from None
+    return env
+
+
 def _scipy_csr(mat, n: int):
     import scipy.sparse as sp
 
@@ -92,12 +104,7 @@ class GurobiBackend(Backend):
             params["Threads"] = int(threads)
         if mip_gap is not None:
             params["MIPGap"] = float(mip_gap)
-        try:
-            env = gp.Env(empty=True)
-            env.setParam("OutputFlag", 0)
-            env.start()
-        except gp.GurobiError as exc:
-            raise LicenseLimitError(f"Gurobi: no usable licence ({exc})") from None
+        env = quiet_env()
         try:
             m, x = build_gurobi(inst, env, params)
             if use_start and inst.start is not None and inst.is_mip:

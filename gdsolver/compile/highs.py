@@ -107,7 +107,7 @@ class HighsBackend(Backend):
         if mip_gap is not None:
             opts["mip_rel_gap"] = float(mip_gap)
         h, low, runtime, x = self._run(inst, opts, threads, use_start)
-        note = ""
+        note, unproven = "", False
         info = h.getInfo()
         if x is not None and use_start and inst.is_mip and not _same(inst.objective_value(x), info.objective_function_value):
             # seen with HiGHS 1.16: after setSolution, getSolution() can return the start while
@@ -117,7 +117,7 @@ class HighsBackend(Backend):
             info = h.getInfo()
             note = "HiGHS returned the MIP start instead of its incumbent; re-solved without the start"
             if x is not None and not _same(inst.objective_value(x), info.objective_function_value):
-                note = "HiGHS's solution does not match its reported objective"
+                note, unproven = "HiGHS's solution does not match its reported objective", True
         ms = h.getModelStatus()
         MS = highspy.HighsModelStatus
         message = h.modelStatusToString(ms) + (f"; {note}" if note else "")
@@ -135,7 +135,7 @@ class HighsBackend(Backend):
             status = "FEASIBLE"
         else:
             status = "ERROR"
-        if status == "OPTIMAL" and note.startswith("HiGHS's solution"):
+        if status == "OPTIMAL" and unproven:
             status = "FEASIBLE"  # a point we can use, but not proven to be the optimum
         if status in ("INFEASIBLE", "UNBOUNDED", "ERROR"):
             x = None

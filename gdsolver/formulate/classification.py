@@ -38,7 +38,7 @@ def classification(W, b, H, labels, *, radius: float, activation: str = "identit
     T, M = H.shape[0], W.shape[0]
     if M < 2:
         raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M}")
-    labels = _check_labels(labels, T, M)
+    labels = check_labels(labels, M, T)
     if mode not in CLASSIFICATION_MODES:
         raise GdsolverError(f"mode: {mode!r} is not a classification mode, expected one of {list(CLASSIFICATION_MODES)}")
     margin = float(margin)
@@ -87,19 +87,23 @@ def classification(W, b, H, labels, *, radius: float, activation: str = "identit
     return bld.build("max", meta=meta)
 
 
-def _check_labels(labels, T: int, M: int) -> np.ndarray:
+def check_labels(labels, M: int, T: int | None = None, name: str = "labels") -> np.ndarray:
+    """Integer class labels in [0, M) as int64 (one per point when T is given);
+    GdsolverError naming `name` and the problem otherwise."""
     arr = np.asarray(labels)
-    if arr.shape != (T,):
-        raise GdsolverError(f"labels: shape {arr.shape} does not match H, expected ({T},)")
+    if arr.ndim != 1 or (T is not None and len(arr) != T):
+        expected = f"({T},)" if T is not None else "a 1-D array"
+        raise GdsolverError(f"{name}: class labels have shape {arr.shape}, expected {expected} (labels must be 1-D)")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise GdsolverError("labels: expected integer class labels, got non-integer values")
+            raise GdsolverError(f"{name}: expected integer class labels, got non-integer values")
     elif arr.dtype.kind not in "iu":
-        raise GdsolverError(f"labels: expected integer class labels, got dtype {arr.dtype}")
+        raise GdsolverError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
-    if T and (arr.min() < 0 or arr.max() >= M):
-        bad = int(arr[(arr < 0) | (arr >= M)][0])
-        raise GdsolverError(f"labels: label {bad} is out of range, expected 0..{M - 1} (W has {M} outputs)")
+    bad = (arr < 0) | (arr >= M)
+    if bad.any():
+        raise GdsolverError(f"{name}: label {int(arr[bad][0])} is out of range, expected 0..{M - 1} "
+                            f"(the layer has {M} outputs)")
     return arr
 
 

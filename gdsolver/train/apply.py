@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile.result import load_result, result_paths
+from gdsolver.compile.result import load_result
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.gdsm import fingerprint, load
 from gdsolver.ir.verify import verify
@@ -71,5 +71,3 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
             "objective after": res.objective, "sense": "max" if meta.get("formulation") == "classification" else "min",
             "points": len(meta.get("points", [])), "wrote": str(out)}
 
-
-__all__ = ["apply_result_to_onnx", "solved_weights", "result_paths"]

@@ -14,28 +14,26 @@ from typing import Any
 import numpy as np
 
 from gdsolver.errors import GdsolverError
-from gdsolver.formulate import correct_mask
-from gdsolver.train.sweep import check_labels
+from gdsolver.formulate import check_labels, correct_mask
 
 
 def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict[str, Any]:
     H = layer.features(X)
     o = layer.forward(H)
     out: dict[str, Any] = {"points": int(len(H))}
-    if meta:
-        idx_all = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
+    if meta:  # the instance's points: the selected ones, then those kept correct (none in regression)
+        idx = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
         if meta.get("task") not in (None, task):
             raise GdsolverError(f"instance: compiled for task {meta.get('task')!r}, not {task!r}")
-        if len(idx_all) and idx_all.max() >= len(H):
-            raise GdsolverError(f"instance: refers to point {int(idx_all.max())} but the data has {len(H)} points")
+        if len(idx) and idx.max() >= len(H):
+            raise GdsolverError(f"instance: refers to point {int(idx.max())} but the data has {len(H)} points")
     if task == "classification":
-        y = check_labels(np.asarray(y), layer.M)
+        y = check_labels(y, layer.M, name="y")
         out["accuracy"] = float((o.argmax(1) == y).mean())
         # the final layer's outputs are the logits (a Softmax head is stripped by from_onnx)
         z = o - o.max(axis=1, keepdims=True)
         out["cross-entropy"] = float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]).mean())
         if meta:
-            idx = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
             margin = float(meta.get("margin", 1e-3))
             # the solver puts points exactly at the margin; a float32 model stores the weights
             # rounded (~1e-8) and computes in float32, so compare against half the margin
@@ -49,7 +47,6 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
         out["mse"] = float((err**2).mean())
         out["mae"] = float(np.abs(err).mean())
         if meta:
-            idx = np.asarray(meta.get("points", []), dtype=np.int64)
             out["instance points L1"] = float(np.abs(err[idx]).sum())
     return out
 

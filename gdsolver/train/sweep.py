@@ -12,7 +12,7 @@ import numpy as np
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.layer import FinalLayer
-from gdsolver.formulate import classification, correct_mask, regression
+from gdsolver.formulate import check_labels, classification, correct_mask, regression
 from gdsolver.ir.gdsm import array_sha256
 from gdsolver.ir.instance import MilpInstance
 
@@ -61,7 +61,7 @@ def build_sweep(layer: FinalLayer, X: Any, y: np.ndarray, *, task: str, radius: 
     if len(y) != len(H):
         raise GdsolverError(f"y: {len(y)} targets for {len(H)} inputs in X")
     if task == "classification":
-        y = check_labels(y, layer.M)
+        y = check_labels(y, layer.M, name="y")
         margin = 1e-3 if margin is None else float(margin)
     else:
         margin = 0.0 if margin is None else float(margin)
@@ -83,38 +83,9 @@ def build_sweep(layer: FinalLayer, X: Any, y: np.ndarray, *, task: str, radius: 
         keep_points=[int(i) for i in keep],
         data_points=int(len(H)),
         seed=seed,
-        layer={"source": layer.source, "location": _jsonable(layer.location)},
+        layer={"source": layer.source, "location": dict(layer.location)},  # JSON-able by contract
     )
     return inst
-
-
-def check_labels(y: np.ndarray, M: int) -> np.ndarray:
-    """Integer class labels in [0, M) as int64; GdsolverError naming the problem otherwise."""
-    if y.ndim != 1:
-        raise GdsolverError(f"y: classification labels must be 1-D, got shape {y.shape}")
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
-        raise GdsolverError("y: classification labels must be integers")
-    if y.dtype.kind not in "iuf":
-        raise GdsolverError(f"y: classification labels must be integers, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    bad = (y < 0) | (y >= M)
-    if bad.any():
-        raise GdsolverError(f"y: label {int(y[bad][0])} out of range, the model has {M} outputs (labels 0..{M - 1})")
-    return y
-
-
-def _jsonable(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {str(k): _jsonable(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_jsonable(v) for v in d]
-    if isinstance(d, (np.integer,)):
-        return int(d)
-    if isinstance(d, (np.floating,)):
-        return float(d)
-    if isinstance(d, (str, int, float, bool)) or d is None:
-        return d
-    return str(d)
 
 
 def load_data(data: str | os.PathLike | None, dataset: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
