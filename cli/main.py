@@ -12,16 +12,7 @@ import typer
 
 from .common import console, fail, fmt, table, user_errors
 
-app = typer.Typer(
-    name="gdsolver",
-    help="Hybrid gradient-descent + MILP training of neural networks (GDSolver): build, solve, inspect "
-    "and replay final-layer MILPs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-bench_app = typer.Typer(help="Reproducible benchmarks; results go to benchmarks/results/.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
+from .apps import app, bench_app
 
 
 class Task(str, Enum):
@@ -339,6 +330,9 @@ def demo() -> None:
 
     run_demo(echo=console.print)
 
+
+# Commands defined in their own modules register themselves on `app` / `bench_app`.
+from . import train_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":
     app()

@@ -1,7 +1,8 @@
 """gdsolver: hybrid gradient-descent + MILP training of neural networks (GDSolver).
 
 The short forms: `gdsolver.save(inst, path)`, `gdsolver.load(path)`,
-`gdsolver.solve(inst, backend="highs", ...)`, `gdsolver.verify(inst, x)`.
+`gdsolver.solve(inst, backend="highs", ...)`, `gdsolver.verify(inst, x)`; training:
+`gdsolver.GDSolver(model, task=...).fit(train, val)` and the `gdsolver.GDTrainer` baselines.
 """
 
 from gdsolver._version import __version__
@@ -9,5 +10,15 @@ from gdsolver.compile import SolveResult, get_backend, load_result, save_result,
 from gdsolver.errors import FormatError, GdsolverError, LicenseLimitError
 from gdsolver.ir import MilpInstance, load, lower, save, verify
 
-__all__ = ["__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
+_TRAIN = ("GDSolver", "GDTrainer", "History", "clone_model")  # re-exported lazily (torch is heavy)
+
+__all__ = [*_TRAIN, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
            "SolveResult", "save_result", "load_result", "GdsolverError", "FormatError", "LicenseLimitError"]
+
+
+def __getattr__(name: str):
+    if name in _TRAIN:
+        import gdsolver.train
+
+        return getattr(gdsolver.train, name)
+    raise AttributeError(f"module 'gdsolver' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Replay: re-solve saved instances and compare with their recorded results.
 
 PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
-them (a training run's `sweeps/`). The recorded solution is also checked against
+them (a training run's dump directory or its `sweeps/`). The recorded solution is also checked against
 the instance with `ir.verify`, independently of any solver."""
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: not found")
+    if path.is_dir() and not any(path.glob("*.gdsm")) and (path / "sweeps").is_dir():
+        path = path / "sweeps"  # a training run's dump directory
     instances = sorted(path.glob("*.gdsm")) if path.is_dir() else [path]
     pairs = []
     for inst in instances:

@@ -1,0 +1,132 @@
+"""`gdsolver train`: train one or more methods side by side on a data set, with a
+progress bar over epochs and sweeps and a final comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .apps import app
+from .common import console, err_console, fail, table, user_errors
+
+SUMMARY_COLUMNS = ["method", "epochs", "sweeps (accepted)", "train loss", "val loss", "test loss", "test acc",
+                   "GD time (s)", "solver time (s)", "wall (s)"]
+
+
+def summary_rows(results) -> list[list[Any]]:
+    rows = []
+    for r in results:
+        d = r.row()
+        rows.append([d["method"], d["epochs"], f"{d['sweeps']} ({d['sweeps_accepted']})" if d["sweeps"] else "-",
+                     d["train_loss"], d["val_loss"], d["test_loss"], d["test_acc"], round(d["gd_time_s"], 3),
+                     round(d["solver_time_s"], 3) if d["sweeps"] else None, round(d["wall_s"], 3)])
+    return rows
+
+
+def _describe(row: dict[str, Any]) -> str:
+    if row["kind"] == "sweep":
+        verdict = "accepted" if row["accepted"] else "rejected"
+        return f"sweep {row['sweep']}: {row['status']}, {verdict}"
+    acc = f", val acc {row['val_acc']:.3f}" if row.get("val_acc") is not None else ""
+    loss = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
+    return f"epoch {row['epoch']}: loss {loss:.4g}{acc}"
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set: digits, digits-images, diabetes, identity, "
+                                                   "affine, polynomial, formula, mnist, fashion-mnist, cifar10.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="A .npz with X, y (optional X_val, y_val, X_test, y_test).")] = None,
+    method: Annotated[list[str], typer.Option("--method", "-m", help="Method; repeat to compare: gdsolver, "
+                                              "gdsolver-2loop, sgd, sgd-lrs, adam, adam-lrs.")] = ["gdsolver"],
+    task: Annotated[Optional[str], typer.Option(help="classification or regression (default: from the data).")] = None,
+    model: Annotated[str, typer.Option(help="Network: auto, mlp, conv, paper.")] = "auto",
+    hidden: Annotated[int, typer.Option(help="Hidden width of the mlp.")] = 32,
+    epochs: Annotated[int, typer.Option(help="GD epoch budget.")] = 20,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.05).")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="LR schedule for -lrs methods and gdsolver: step, "
+                                                       "plateau, cosine.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 32,
+    patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience (gdsolver default 2; "
+                                                    "baselines run all epochs unless set).")] = None,
+    max_sweeps: Annotated[Optional[int], typer.Option(help="gdsolver: number of solver sweeps (default 2).")] = None,
+    phase_epochs: Annotated[Optional[int], typer.Option(help="gdsolver: at most this many GD epochs before each "
+                                                        "sweep.")] = None,
+    radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
+                                                    "(default 0.05).")] = None,
+    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default 32).")] = None,
+    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch and the solver.")] = 2,
+    n_train: Annotated[Optional[int], typer.Option(help="Use the first N training points.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")] = None,
+    dump: Annotated[Optional[Path], typer.Option(help="Write run.json, sweeps/ and the final model here "
+                                                 "(one subdirectory per method when several).")] = None,
+    csv: Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")] = None,
+) -> None:
+    """Train with GDSolver and/or the GD baselines from the same initial weights, then compare."""
+    from gdsolver.atomic import atomic_write_text
+    from gdsolver.train.methods import method_names
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for, outputs_of, run_methods
+
+    for m in method:
+        if m not in method_names():
+            fail(f"--method {m!r}: expected one of {method_names()}")
+    split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
+    net = build_model(model, tuple(split.train[0].shape[1:]), outputs_of(split), hidden=hidden, seed=seed,
+                      dataset=dataset)
+    console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
+                  f"{len(split.test[1])} test points; model {_model_text(net)}")
+    opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
+                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points,
+                backend=backend, time_limit=time_limit, seed=seed, threads=threads)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=err_console, transient=False,
+                  disable=not err_console.is_terminal) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_start(name: str, trainer) -> None:
+            total = trainer.epochs + getattr(trainer, "max_sweeps", 0)
+            bars[name] = progress.add_task(name, total=total, status="")
+
+        def on_row(name: str, row: dict[str, Any]) -> None:
+            progress.update(bars[name], advance=1, status=_describe(row))
+
+        results = run_methods(method, net, split, dump_dir=dump, on_start=on_start, callback=on_row, **opts)
+        for name in bars:  # early stopping leaves bars short of their budget
+            progress.update(bars[name], completed=progress.tasks[bars[name]].total)
+    console.print(table(f"{split.name}: {split.task}, seed {seed}", SUMMARY_COLUMNS, summary_rows(results)))
+    for r in results:
+        for s in r.history.sweeps:
+            console.print(f"  {r.method} sweep {s['sweep']} (epoch {s['epoch']}, radius {s['radius']:g}): "
+                          f"{s['status']}, {'accepted' if s['accepted'] else 'rejected'}: {s['reason']}",
+                          markup=False)
+    if csv is not None:
+        import io
+        import csv as csvmod
+
+        buf = io.StringIO()
+        w = csvmod.DictWriter(buf, fieldnames=list(results[0].row()), lineterminator="\n")
+        w.writeheader()
+        for r in results:
+            w.writerow(r.row())
+        atomic_write_text(csv, buf.getvalue())
+    if json_out is not None:
+        doc = {"dataset": split.name, "info": split.info, "seed": seed, "options": opts,
+               "results": [{**r.row(), "history": r.history.to_json_dict()} for r in results]}
+        atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
+    if dump is not None:
+        console.print(f"run written to {dump}/ (replay the sweeps with: gdsolver replay {dump})")
+
+
+def _model_text(net) -> str:
+    return " -> ".join(type(m).__name__ + (f"({m.in_features}, {m.out_features})" if hasattr(m, "in_features") else "")
+                       for m in net.children()) or type(net).__name__

@@ -1,0 +1,129 @@
+"""The record of a training run: one row per GD epoch and one per solver sweep.
+
+Every trainer (GD baselines, GDSolver, BPGrad, lifted BCD) writes the same columns,
+so runs of different methods can be put side by side in one table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any
+
+from gdsolver.atomic import atomic_write_text
+
+# Column order of to_frame() / to_csv(). Rows leave unused columns as None.
+COLUMNS = (
+    "kind",            # "epoch" or "sweep"
+    "phase",           # GD phase (GDSolver: phase k ends with sweep k); 1-based
+    "epoch",           # GD epochs completed so far (global, 1-based for epoch rows)
+    "sweep",           # sweep number (1-based) for sweep rows
+    "lr",              # learning rate used in the epoch (or BPGrad's last step size)
+    "train_loss", "train_acc", "val_loss", "val_acc",
+    "gd_time_s",       # wall time of this epoch's GD steps
+    "solver_time_s",   # wall time of the solve (sweep rows)
+    "build_time_s",    # feature extraction + formulation (sweep rows)
+    "status",          # solver status, or SKIPPED / ERROR
+    "objective",       # solver objective (sweep rows)
+    "sweep_loss_before", "sweep_loss_after",  # the solver's loss on its points, by forward pass
+    "accepted",        # True / False for sweep rows
+    "reason",          # why accepted or rejected
+    "radius",          # box half-width used by the sweep
+    "points",          # number of data points in the instance
+    "n_vars", "n_cons", "n_binary",
+    "objective_value", # trainer-specific objective (lifted BCD)
+    "elapsed_s",       # wall time since fit() started
+)
+
+
+class History:
+    """Rows of a run, in order. `history.epochs` / `history.sweeps` filter by kind."""
+
+    def __init__(self, method: str = "") -> None:
+        self.method = method
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, kind: str, **fields: Any) -> dict[str, Any]:
+        unknown = set(fields) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"History.add: unknown columns {sorted(unknown)}")
+        row = {c: None for c in COLUMNS}
+        row.update(fields, kind=kind)
+        self.rows.append(row)
+        return row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def epochs(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["kind"] == "epoch"]
+
+    @property
+    def sweeps(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["kind"] == "sweep"]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.rows[-1] if self.rows else {c: None for c in COLUMNS}
+
+    def to_frame(self):
+        """A pandas DataFrame with one row per epoch/sweep (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("History.to_frame needs pandas: pip install pandas (or use to_csv / rows)") from None
+        return pd.DataFrame(self.rows, columns=list(COLUMNS))
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The rows as CSV text; also written (atomically) to `path` when given."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        text = buf.getvalue()
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    def summary(self) -> dict[str, Any]:
+        """Final losses/accuracies, epochs, sweeps (accepted), and GD vs solver wall time."""
+        ep, sw = self.epochs, self.sweeps
+        evaluated = [r for r in self.rows if r["train_loss"] is not None]
+        last = evaluated[-1] if evaluated else {c: None for c in COLUMNS}
+        return {
+            "method": self.method,
+            "epochs": len(ep),
+            "sweeps": len(sw),
+            "sweeps_accepted": sum(1 for r in sw if r["accepted"]),
+            "train_loss": last["train_loss"], "train_acc": last["train_acc"],
+            "val_loss": last["val_loss"], "val_acc": last["val_acc"],
+            "gd_time_s": float(sum(r["gd_time_s"] or 0.0 for r in self.rows)),
+            "solver_time_s": float(sum((r["solver_time_s"] or 0.0) + (r["build_time_s"] or 0.0) for r in sw)),
+            "radii": [r["radius"] for r in sw],
+        }
+
+    def to_json_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:  # JSON has no NaN/inf
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {"method": self.method, "columns": list(COLUMNS),
+                "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows]}
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any]) -> "History":
+        h = cls(d.get("method", ""))
+        for r in d.get("rows", []):
+            row = {c: r.get(c) for c in COLUMNS}
+            h.rows.append(row)
+        return h
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"History({self.method!r}: {s['epochs']} epochs, {s['sweeps']} sweeps "
+                f"({s['sweeps_accepted']} accepted), train_loss={s['train_loss']}, val_loss={s['val_loss']})")

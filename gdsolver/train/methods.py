@@ -1,0 +1,58 @@
+"""Training methods by name, for the CLI and the benchmarks: one place that says what
+"sgd-lrs" or "gdsolver-2loop" means, so every comparison uses the same settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from gdsolver.errors import GdsolverError
+
+# name -> one-line description
+METHODS: dict[str, str] = {
+    "gdsolver": "GD until the validation loss plateaus, then a solver sweep; repeated (Algorithm 1)",
+    "gdsolver-2loop": "at most epochs/2 GD epochs then a sweep on 32 misclassified points, twice (paper preset)",
+    "sgd": "SGD, constant learning rate",
+    "sgd-lrs": "SGD with an LR schedule (default: halve on a validation plateau)",
+    "adam": "Adam, constant learning rate",
+    "adam-lrs": "Adam with an LR schedule (default: halve on a validation plateau)",
+}
+
+# options that only some methods take; others ignore them
+_GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
+            "dump_dir", "callback")
+_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "radius", "adapt_radius", "solver_points", "keep_correct", "mode",
+                "margin", "backend", "time_limit", "mip_gap", "val_tolerance", "desired_loss")
+DEFAULT_LRS = "plateau"
+
+
+def _pick(opts: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if k in keys and v is not None}
+
+
+def make_trainer(method: str, model: nn.Module, task: str, **opts: Any):
+    """A trainer for `method` (see METHODS); unset options (None) take the trainer's defaults.
+    Baselines run all their epochs unless `patience` is given; GDSolver uses patience 2."""
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.trainer import GDTrainer
+
+    if method in ("sgd", "sgd-lrs", "adam", "adam-lrs"):
+        kw = _pick(opts, _GD_KEYS)
+        if method.endswith("-lrs"):
+            kw.setdefault("lr_schedule", DEFAULT_LRS)
+        else:
+            kw.pop("lr_schedule", None)
+        return GDTrainer(model, task, optimizer=method.split("-")[0], **kw)
+    if method == "gdsolver":
+        return GDSolver(model, task, **_pick(opts, _GD_KEYS + _SOLVER_KEYS))
+    if method == "gdsolver-2loop":
+        kw = _pick(opts, _GD_KEYS + _SOLVER_KEYS)
+        for k in ("max_sweeps", "phase_epochs", "lr"):
+            kw.pop(k, None)  # fixed by the preset
+        return GDSolver.two_loop(model, task, **kw)
+    raise GdsolverError(f"method: {method!r}, expected one of {list(METHODS)}")
+
+
+def method_names() -> list[str]:
+    return list(METHODS)

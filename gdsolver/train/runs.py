@@ -1,0 +1,126 @@
+"""Side-by-side runs: several methods from the same initial model on the same data split
+(what `gdsolver train`, `make demo` and the benchmarks do)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdsolver.errors import GdsolverError
+
+VAL_FRACTION = 0.2  # held out of a user's .npz when it has no X_val / y_val
+
+
+@dataclass
+class RunResult:
+    method: str
+    history: Any
+    test: dict[str, Any]
+    wall_s: float
+    trainer: Any = field(repr=False, default=None)
+
+    def row(self) -> dict[str, Any]:
+        s = self.history.summary()
+        return {"method": self.method, "epochs": s["epochs"], "sweeps": s["sweeps"],
+                "sweeps_accepted": s["sweeps_accepted"], "train_loss": s["train_loss"], "train_acc": s["train_acc"],
+                "val_loss": s["val_loss"], "val_acc": s["val_acc"], "test_loss": self.test.get("loss"),
+                "test_acc": self.test.get("acc"), "gd_time_s": s["gd_time_s"], "solver_time_s": s["solver_time_s"],
+                "wall_s": self.wall_s}
+
+
+def infer_task(y: np.ndarray) -> str:
+    return "classification" if y.ndim == 1 and y.dtype.kind in "iub" else "regression"
+
+
+def load_npz_split(path: str | os.PathLike, *, task: str | None, seed: int):
+    """A user's data.npz as a Split: X, y required; X_val/y_val and X_test/y_test optional
+    (without X_val, a seeded 20% of the training points is held out)."""
+    from gdsolver.data.datasets import Split
+    from gdsolver.data.npz import load_arrays
+
+    arrs = load_arrays(path, ("X", "y"), ("X_val", "y_val", "X_test", "y_test"))
+    for a, b in (("X_val", "y_val"), ("X_test", "y_test")):
+        if (a in arrs) != (b in arrs):
+            raise GdsolverError(f"{path}: has '{a if a in arrs else b}' but not '{b if a in arrs else a}'")
+    for key, arr in arrs.items():
+        if arr.dtype.kind not in "fiub":
+            raise GdsolverError(f"{path}: array '{key}' has dtype {arr.dtype}, expected real numbers")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise GdsolverError(f"{path}: array '{key}' contains NaN or inf")
+    X, y = arrs["X"], arrs["y"]
+    if len(X) != len(y):
+        raise GdsolverError(f"{path}: X has {len(X)} rows but y has {len(y)}")
+    if len(X) < 2:
+        raise GdsolverError(f"{path}: X has {len(X)} rows; at least 2 are needed to train")
+    task = task or infer_task(y)
+    if "X_val" in arrs:
+        train, val = (X, y), (arrs["X_val"], arrs["y_val"])
+    else:
+        perm = np.random.default_rng(seed).permutation(len(y))
+        k = max(1, int(round(VAL_FRACTION * len(y))))
+        train, val = (X[perm[k:]], y[perm[k:]]), (X[perm[:k]], y[perm[:k]])
+    test = (arrs["X_test"], arrs["y_test"]) if "X_test" in arrs else val
+    info = {"name": Path(path).name, "task": task, "source": str(path)}
+    if task == "classification":
+        info["num_classes"] = int(max(y.max(), val[1].max(), test[1].max())) + 1
+    return Split(Path(path).name, task, train, val, test, info)
+
+
+def load_split_for(dataset: str | None, data: str | os.PathLike | None, *, seed: int = 0,
+                   data_dir: str | os.PathLike | None = None, task: str | None = None,
+                   n_train: int | None = None):
+    """The Split of a built-in data set or of a user's .npz; `n_train` keeps the first n
+    training points (as the authors' data-efficiency study did)."""
+    from gdsolver.data.datasets import load_split
+
+    if (dataset is None) == (data is None):
+        raise GdsolverError("give exactly one of --dataset NAME or --data FILE.npz")
+    split = load_split(dataset, data_dir=data_dir, seed=seed) if dataset else load_npz_split(data, task=task,
+                                                                                             seed=seed)
+    if task is not None and task != split.task:
+        raise GdsolverError(f"task: {dataset or data} is a {split.task} data set, not {task}")
+    if n_train is not None:
+        if not (1 <= n_train <= len(split.train[1])):
+            raise GdsolverError(f"n_train: must be in 1..{len(split.train[1])}, got {n_train}")
+        from gdsolver.data.datasets import Split
+
+        split = Split(split.name, split.task, (split.train[0][:n_train], split.train[1][:n_train]), split.val,
+                      split.test, {**split.info, "n_train": n_train})
+    return split
+
+
+def outputs_of(split) -> int:
+    if split.task == "classification":
+        return int(split.info.get("num_classes") or int(split.train[1].max()) + 1)
+    y = split.train[1]
+    return 1 if y.ndim == 1 else int(y.shape[1])
+
+
+def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.PathLike | None = None,
+                on_start: Callable[[str, Any], None] | None = None,
+                callback: Callable[[str, dict[str, Any]], None] | None = None, **opts: Any) -> list[RunResult]:
+    """Train each method on a deep copy of `model` (same initial weights) and test it."""
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    if not methods:
+        raise GdsolverError("method: give at least one method")
+    results = []
+    for method in methods:
+        m = clone_model(model)
+        d = None if dump_dir is None else (Path(dump_dir) if len(methods) == 1 else Path(dump_dir) / method)
+        cb = None if callback is None else (lambda row, _m=method: callback(_m, row))
+        trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb, **opts)
+        if on_start is not None:
+            on_start(method, trainer)
+        t = time.perf_counter()
+        history = trainer.fit(split.train, split.val)
+        wall = time.perf_counter() - t
+        results.append(RunResult(method, history, trainer.evaluate(split.test), wall, trainer))
+    return results

@@ -1,0 +1,303 @@
+"""Common machinery of every trainer, and the gradient-descent baselines.
+
+`Trainer.fit(train, val)` seeds torch/numpy, limits torch to `threads` CPU threads,
+checks the data against the model's outputs, runs the method (`_fit`), and returns a
+`History`. `GDTrainer` is the paper's baselines: SGD or Adam, with or without an LR
+schedule, for a number of epochs with optional early stopping on validation loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gdsolver.errors import GdsolverError
+from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.train.history import History
+from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = (None, "step", "plateau", "cosine")
+EVAL_BATCH = 4096
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` intra-op threads, restoring the previous setting afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise GdsolverError(f"optimizer: {name!r}, expected one of {list(OPTIMIZERS)}")
+
+
+def make_scheduler(name: str | None, opt, epochs: int):
+    """An LR schedule stepped once per epoch ("plateau" on the validation loss)."""
+    if name is None:
+        return None
+    if name == "step":  # halve the LR three times over the run
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 4), gamma=0.5)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=1)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
+
+
+def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
+        raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
+    return int(value)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise GdsolverError(f"{name}: must be a number, got {value!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise GdsolverError(f"{name}: must be a finite number > 0, got {value!r}")
+    return v
+
+
+class Trainer:
+    """Base class: data handling, evaluation, epoch records, dumps. Subclasses implement `_fit`."""
+
+    method = "trainer"
+
+    def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
+                 seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
+                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.task = check_task(task)
+        self.epochs = _positive_int("epochs", epochs, allow_zero=True)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.seed = _positive_int("seed", seed, allow_zero=True)
+        self.threads = None if threads is None else _positive_int("threads", threads)
+        self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
+        self.callback = callback
+        self.history = History(self.method)
+        self.train_data: TensorData | None = None
+        self.val_data: TensorData | None = None
+        self._t0 = 0.0
+        self._epoch = 0
+        self._phase = 1
+        self._gen: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ public API
+    def config(self) -> dict[str, Any]:
+        """The constructor settings, JSON-able (for run.json)."""
+        skip = {"model", "callback", "history", "train_data", "val_data", "test_data"}
+        return {k: v for k, v in vars(self).items()
+                if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, list, type(None)))}
+
+    def fit(self, train: Any, val: Any = None) -> History:
+        """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
+        self.train_data = as_tensor_data(train, self.task, name="train", dtype=self._dtype())
+        self.val_data = None if val is None else as_tensor_data(val, self.task, name="val", dtype=self._dtype())
+        with torch_threads(self.threads):
+            seed_everything(self.seed)
+            self._gen = torch.Generator().manual_seed(self.seed)
+            self._check_model_outputs()
+            self.history = History(self.method)
+            self._t0 = time.perf_counter()
+            self._epoch, self._phase = 0, 1
+            self._fit()
+            if self.dump_dir is not None:
+                from gdsolver.train.dump import write_run
+
+                write_run(self)
+        return self.history
+
+    def evaluate(self, data: Any) -> dict[str, float | None]:
+        """Loss (cross-entropy or MSE) and accuracy (classification) of the model on data."""
+        d = data if isinstance(data, TensorData) else as_tensor_data(data, self.task, name="data", dtype=self._dtype())
+        check_targets(d, self.task, self._n_outputs())
+        loss, acc = self._evaluate(d)
+        return {"loss": loss, "acc": acc}
+
+    # ------------------------------------------------------------------ for subclasses
+    def _fit(self) -> None:
+        raise NotImplementedError
+
+    def _dtype(self) -> torch.dtype:
+        for p in self.model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32
+
+    def _n_outputs(self) -> int:
+        x = self.train_data.X[:2] if self.train_data is not None else None
+        with eval_mode(self.model), torch.no_grad():
+            out = self.model(x)
+        if out.dim() == 1:
+            return 1
+        if out.dim() != 2:
+            raise GdsolverError(f"model output has shape {tuple(out.shape)}, expected (batch, outputs)")
+        return int(out.shape[1])
+
+    def _check_model_outputs(self) -> None:
+        try:
+            M = self._n_outputs()
+        except GdsolverError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GdsolverError(f"model forward failed on train X of shape {tuple(self.train_data.X.shape)}: "
+                                f"{first}") from None
+        for d in (self.train_data, self.val_data):
+            if d is None:
+                continue
+            if self.task == "regression" and d.y.dim() == 1 and M == 1:
+                d.y = d.y[:, None]  # (T,) targets for a (T, 1) output: avoid broadcasting (T, T)
+            check_targets(d, self.task, M)
+
+    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            return nn.functional.cross_entropy(out, y)
+        return nn.functional.mse_loss(out, y)
+
+    def _evaluate(self, d: TensorData) -> tuple[float, float | None]:
+        total, correct = 0.0, 0
+        with eval_mode(self.model), torch.no_grad():
+            for s in range(0, len(d), EVAL_BATCH):
+                out = self.model(d.X[s:s + EVAL_BATCH])
+                y = d.y[s:s + EVAL_BATCH]
+                total += float(self.loss_fn(out, y)) * len(y)
+                if self.task == "classification":
+                    correct += int((out.argmax(1) == y).sum())
+        acc = correct / len(d) if self.task == "classification" else None
+        return total / len(d), acc
+
+    def _metrics(self) -> dict[str, Any]:
+        tl, ta = self._evaluate(self.train_data)
+        vl, va = self._evaluate(self.val_data) if self.val_data is not None else (None, None)
+        return {"train_loss": tl, "train_acc": ta, "val_loss": vl, "val_acc": va}
+
+    def _monitored_loss(self, row: dict[str, Any]) -> float:
+        """Validation loss when there is validation data, else training loss."""
+        return row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
+
+    def _emit(self, row: dict[str, Any]) -> None:
+        if self.callback is not None:
+            self.callback(row)
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        d = self.train_data
+        perm = torch.randperm(len(d), generator=self._gen)
+        for s in range(0, len(d), self.batch_size):
+            idx = perm[s:s + self.batch_size]
+            yield d.X[idx], d.y[idx]
+
+    def _check_finite(self, loss: torch.Tensor, batch: int) -> None:
+        if not torch.isfinite(loss):
+            raise GdsolverError(f"training diverged: loss is {float(loss)} at epoch {self._epoch + 1}, batch {batch}; "
+                                "lower the learning rate")
+
+    def _gd_epoch(self, opt) -> float:
+        """One pass of minibatch GD over the training data; returns its wall time."""
+        t = time.perf_counter()
+        self.model.train()
+        for i, (xb, yb) in enumerate(self._batches()):
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(xb), yb)
+            self._check_finite(loss, i)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t
+
+    def _record_epoch(self, gd_time: float, lr: float | None, **extra: Any) -> dict[str, Any]:
+        self._epoch += 1
+        row = self.history.add("epoch", phase=self._phase, epoch=self._epoch, lr=lr, gd_time_s=gd_time,
+                               elapsed_s=time.perf_counter() - self._t0, **self._metrics(), **extra)
+        for key in ("train_loss", "val_loss"):
+            if row[key] is not None and not math.isfinite(row[key]):
+                raise GdsolverError(f"training diverged: {key} is {row[key]} after epoch {self._epoch}; "
+                                    "lower the learning rate")
+        self._emit(row)
+        return row
+
+    def _gd_phase(self, epochs: int, *, optimizer: str, lr: float, lr_schedule: str | None, momentum: float,
+                  weight_decay: float, patience: int | None) -> None:
+        """Up to `epochs` GD epochs with a fresh optimizer; stop early after `patience`
+        epochs without a new best monitored loss (validation loss when given)."""
+        if epochs <= 0:
+            return
+        opt = make_optimizer(optimizer, self.model.parameters(), lr, momentum, weight_decay)
+        sched = make_scheduler(lr_schedule, opt, epochs)
+        best, since = math.inf, 0
+        for _ in range(epochs):
+            lr_now = float(opt.param_groups[0]["lr"])
+            gd_time = self._gd_epoch(opt)
+            row = self._record_epoch(gd_time, lr_now)
+            watched = self._monitored_loss(row)
+            if sched is not None:
+                sched.step(watched) if lr_schedule == "plateau" else sched.step()
+            if watched < best - 1e-12:
+                best, since = watched, 0
+            else:
+                since += 1
+                if patience is not None and since >= patience:
+                    break
+
+
+class GDTrainer(Trainer):
+    """The paper's baselines: SGD / Adam, with an optional LR schedule ("step", "plateau",
+    "cosine"), for `epochs` epochs (early stopping when `patience` is set)."""
+
+    method = "gd"
+
+    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd", lr: float = 0.05,
+                 lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
+                 patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
+                 threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
+                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+        super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
+                         dump_dir=dump_dir, callback=callback)
+        if optimizer not in OPTIMIZERS:
+            raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
+        self.optimizer = optimizer
+        self.lr = _positive_float("lr", lr)
+        self.lr_schedule = lr_schedule
+        self.patience = None if patience is None else _positive_int("patience", patience)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.method = optimizer + ("-lrs" if lr_schedule else "")
+        self.history = History(self.method)
+
+    def _fit(self) -> None:
+        self._gd_phase(self.epochs, optimizer=self.optimizer, lr=self.lr, lr_schedule=self.lr_schedule,
+                       momentum=self.momentum, weight_decay=self.weight_decay, patience=self.patience)
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """An independent copy (same initial weights) for a fair side-by-side comparison."""
+    return copy.deepcopy(model)
