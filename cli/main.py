@@ -129,7 +129,8 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
 @user_errors
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi.")] = "highs",
+    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi | auto (gurobi when licensed for "
+                                              "the instance, else highs).")] = "highs",
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
     mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
@@ -273,7 +274,7 @@ def export(
 @user_errors
 def replay(
     path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
-    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
 ) -> None:
@@ -333,6 +334,7 @@ def demo() -> None:
 
 # Commands defined in their own modules register themselves on `app` / `bench_app`.
 from . import train_cmd  # noqa: E402,F401
+from . import backends_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":
     app()

@@ -79,6 +79,8 @@ def test_get_backend():
     assert get_backend("highs").name == "highs"
     assert get_backend("highs").supports("mip_start")
     assert not get_backend("highs").supports("indicators")
+    assert get_backend("gurobi").supports("indicators")  # no gurobipy needed to ask
+    assert get_backend("auto").name == "auto" and not get_backend("auto").supports("indicators")
     with pytest.raises(GdsolverError, match="unknown backend"):
         get_backend("cplex")
 
@@ -114,13 +116,17 @@ def test_highs_infeasible(vtype):
 
 
 def test_highs_time_limit():
+    """An incumbent at the time limit is FEASIBLE with bound and gap; none is TIME_LIMIT."""
     inst = _hard_instance()
     res = solve(inst, time_limit=0.05)
-    assert res.status == "TIME_LIMIT"
-    assert res.message
-    if res.x is not None:  # with the MIP start there is always a point; it must be a good one
-        assert verify(inst, res.x).ok
-        assert res.objective >= inst.meta["current_correct"]
+    assert res.x is not None  # with the MIP start there is always a point; it must be a good one
+    assert res.status == "FEASIBLE" and "time limit" in res.message.lower()
+    assert verify(inst, res.x).ok
+    assert res.objective >= inst.meta["current_correct"]
+    if res.bound is not None:  # HiGHS may stop before its root bound is finite
+        assert res.bound >= res.objective and res.gap is not None and res.gap > 0
+    cold = solve(inst, time_limit=0.001, use_start=False)
+    assert (cold.status, cold.x is None) in (("TIME_LIMIT", True), ("FEASIBLE", False))
 
 
 def test_highs_uses_mip_start():
@@ -496,3 +502,238 @@ def test_highs_never_returns_the_start_as_a_better_optimum() -> None:
         assert with_start.objective == pytest.approx(with_start.bound)
         assert with_start.objective == pytest.approx(without.objective)
         assert verify(inst, with_start.x).ok
+
+
+# ---------------------------------------------------------------------------------
+# Gurobi: statuses, options, licence; backend "auto"
+# ---------------------------------------------------------------------------------
+
+
+def _hard_licensed_instance():
+    """Hard (Gurobi needs far more than 20 s) yet within the pip licence: 210 variables,
+    901 constraints."""
+    rng = np.random.default_rng(5)
+    T, N, M = 100, 10, 10
+    W, b, H = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
+    return classification(W, b, H, rng.integers(0, M, T), radius=1.0, mode="compact")
+
+
+def test_gurobi_time_limit(gurobi):
+    inst = _hard_licensed_instance()
+    res = _gurobi_solve(inst, time_limit=0.5, threads=1)  # past the root (bound known), far from the end
+    assert res.status == "FEASIBLE", res.message
+    assert "TIME_LIMIT" in res.message
+    assert verify(inst, res.x).ok
+    assert res.objective >= inst.meta["current_correct"]
+    assert res.bound is not None and res.bound >= res.objective  # max problem
+    assert res.gap is not None and res.gap > 0
+    assert res.options["time_limit"] == 0.5 and res.options["threads"] == 1
+    cold = _gurobi_solve(inst, time_limit=0.001, use_start=False)
+    assert (cold.status, cold.x is None) in (("TIME_LIMIT", True), ("FEASIBLE", False))
+
+
+def test_gurobi_uses_mip_start(gurobi):
+    """Stopping at the first solution returns the MIP start (the current weights)."""
+    inst = _hard_licensed_instance()
+    res = _gurobi_solve(inst, options={"SolutionLimit": 1})
+    assert res.status == "FEASIBLE" and "SOLUTION_LIMIT" in res.message
+    np.testing.assert_allclose(res.x, inst.start, atol=1e-9)
+
+
+def test_gurobi_params():
+    from gdsolver.compile.gurobi import gurobi_params
+
+    assert gurobi_params(None, None, None, None) == {}
+    assert gurobi_params(1.5, 2, 0.01, {"MIPFocus": 1, "Threads": 8}) == {
+        "MIPFocus": 1, "TimeLimit": 1.5, "Threads": 2, "MIPGap": 0.01}
+
+
+def test_gurobi_status_mapping(gurobi):
+    from gdsolver.compile.gurobi import map_status, status_name
+    from gdsolver.compile.result import STATUSES
+
+    names = [n for n in dir(gurobi.GRB.Status) if n.isupper()]
+    for name in names:
+        assert status_name(getattr(gurobi.GRB.Status, name)) == name
+        for has_x in (True, False):
+            assert map_status(name, has_x) in STATUSES
+    assert map_status("TIME_LIMIT", True) == "FEASIBLE" and map_status("TIME_LIMIT", False) == "TIME_LIMIT"
+    assert map_status("NODE_LIMIT", True) == "FEASIBLE" and map_status("NODE_LIMIT", False) == "ERROR"
+    assert map_status("INF_OR_UNBD", False) == "INFEASIBLE" and map_status("NUMERIC", False) == "ERROR"
+    assert status_name(9999) == "STATUS_9999" and map_status("STATUS_9999", False) == "ERROR"
+
+
+def _rows_and_indicators(n_rows: int, n_ind: int, ranged: bool = False):
+    """10 variables, n_rows linear rows (range rows if `ranged`), n_ind indicators."""
+    bld = InstanceBuilder()
+    x = bld.add_block("x", (10,), lb=0.0, ub=1.0, cost=1.0)
+    z = bld.add_block("z", (1,), lb=0.0, ub=1.0, vtype=BINARY)
+    r = np.arange(n_rows)
+    bld.add_rows("r", r, x[r % 10], np.ones(n_rows), n_rows, lo=-1.0 if ranged else -np.inf, hi=2.0)
+    k = np.arange(n_ind)
+    bld.add_indicators("i", np.full(n_ind, z[0]), 1, k, x[k % 10], np.ones(n_ind), lo=-np.inf, hi=0.5)
+    return bld.build("max")
+
+
+def test_gurobi_licence_counts_indicators(gurobi):
+    """Measured: the pip licence limits linear + indicator constraints together to 2000
+    (and a range row is two Gurobi constraints); gurobi_size predicts it."""
+    from gdsolver.compile.gurobi import gurobi_size, licence_info
+
+    if licence_info().state != "restricted":
+        pytest.skip(f"Gurobi licence is {licence_info().state!r}, not the restricted pip licence")
+    fits, over, ranged = _rows_and_indicators(1000, 1000), _rows_and_indicators(1000, 1001), \
+        _rows_and_indicators(1000, 1, ranged=True)
+    assert [gurobi_size(i)[1] for i in (fits, over, ranged)] == [2000, 2001, 2001]
+    assert licence_info().fits(fits) and not licence_info().fits(over) and not licence_info().fits(ranged)
+    assert solve(fits, backend="gurobi").status == "OPTIMAL"
+    for inst in (over, ranged):
+        with pytest.raises(LicenseLimitError, match="2001 constraints"):
+            solve(inst, backend="gurobi")
+
+
+def test_gurobi_bad_fallback():
+    with pytest.raises(GdsolverError, match="fallback"):
+        get_backend("gurobi").solve(_two_var(0, infeasible=True), fallback="cplex")
+
+
+def test_auto_picks_gurobi_when_licensed(gurobi):
+    inst = _small_instances()["class-paper-relu"]
+    res = solve(inst, backend="auto", mip_gap=0.0)
+    assert res.backend == "gurobi" and res.message.startswith("auto chose gurobi")
+    assert res.status == "OPTIMAL" and verify(inst, res.x).ok
+    assert res.objective == pytest.approx(solve(inst, mip_gap=0.0).objective)
+
+
+def test_auto_uses_highs_over_the_licence(gurobi):
+    from gdsolver.compile.gurobi import licence_info
+
+    inst = _big_instance()
+    res = solve(inst, backend="auto")
+    assert res.status == "OPTIMAL" and verify(inst, res.x).ok
+    if licence_info().state == "restricted":
+        assert res.backend == "highs"
+        assert res.message.startswith("auto chose highs") and "2408 variables" in res.message
+    else:
+        assert res.backend == "gurobi"
+
+
+def test_auto_rejects_backend_options():
+    with pytest.raises(GdsolverError, match="backend-specific"):
+        solve(_two_var(0, infeasible=True), backend="auto", options={"presolve": "off"})
+
+
+def test_backend_info():
+    from gdsolver.compile.backend import FEATURES, backend_info
+
+    h = backend_info("highs")
+    assert h["available"] and h["version"].count(".") == 2 and h["licence"]["state"] == "not needed"
+    assert set(h["features"]) == set(FEATURES) and h["indicators"].startswith("big-M")
+    g = backend_info("gurobi")
+    assert g["licence"]["state"] in ("none", "restricted", "full")
+    assert g["available"] == (g["licence"]["state"] != "none") and g["indicators"] == "native"
+    assert g["available"] or g["reason"]
+    with pytest.raises(GdsolverError, match="unknown backend"):
+        backend_info("auto")
+
+
+_NO_GUROBIPY = r"""
+import json, sys
+sys.modules["gurobipy"] = None  # import gurobipy now raises ImportError
+import numpy as np
+import gdsolver
+from gdsolver.compile.backend import backend_info
+from gdsolver.errors import GdsolverError
+from gdsolver.formulate import classification
+rng = np.random.default_rng(0)
+inst = classification(rng.normal(size=(3, 2)), rng.normal(size=3), rng.normal(size=(8, 2)), rng.integers(0, 3, 8),
+                      radius=0.3, activation="relu")
+h, a = gdsolver.solve(inst, backend="highs"), gdsolver.solve(inst, backend="auto")
+try:
+    gdsolver.solve(inst, backend="gurobi")
+    err = None
+except GdsolverError as exc:
+    err = str(exc)
+print(json.dumps({"highs": [h.status, h.objective, bool(gdsolver.verify(inst, h.x).ok)],
+                  "auto": [a.backend, a.status, a.objective, a.message], "gurobi_error": err,
+                  "info": backend_info("gurobi")}))
+"""
+
+
+def test_works_without_gurobipy():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _NO_GUROBIPY], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["highs"][0] == "OPTIMAL" and out["highs"][2]
+    backend, status, objective, message = out["auto"]
+    assert (backend, status, objective) == ("highs", "OPTIMAL", out["highs"][1])
+    assert message.startswith("auto chose highs: gurobi unavailable") and "not installed" in message
+    assert "pip install gurobipy" in out["gurobi_error"]
+    assert out["info"]["available"] is False and out["info"]["licence"]["state"] == "none"
+
+
+# ---------------------------------------------------------------------------------
+# CLI: `gdsolver backends`, `solve --backend auto`, `bench backends`
+# ---------------------------------------------------------------------------------
+
+
+def test_cli_backends(tmp_path):
+    from clirun import run
+
+    p = run("backends", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    by_name = {b["name"]: b for b in doc["backends"]}
+    assert set(by_name) == {"highs", "gurobi"} and by_name["highs"]["available"]
+    assert by_name["gurobi"]["features"]["indicators"] and not by_name["highs"]["features"]["indicators"]
+    assert doc["auto"]
+    p = run("backends", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "highs" in p.stdout and "gurobi" in p.stdout and "--backend auto" in p.stdout
+
+
+def test_cli_solve_auto(tmp_path):
+    from clirun import assert_user_error, run
+    from gdsolver.ir import save
+
+    save(_small_instances()["class-compact-relu"], tmp_path / "c.gdsm")
+    p = run("solve", "c.gdsm", "--backend", "auto", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    res = load_result(tmp_path / "c.result.json")
+    assert res.backend in ("highs", "gurobi") and res.message.startswith(f"auto chose {res.backend}")
+    assert res.status == "OPTIMAL"
+    assert_user_error(run("solve", "c.gdsm", "--backend", "auto", "--option", "presolve=off", cwd=tmp_path),
+                      "backend-specific")
+    assert_user_error(run("solve", "c.gdsm", "--backend", "cplex", cwd=tmp_path), "unknown backend", "auto")
+
+
+def test_cli_gurobi_licence_error(tmp_path, gurobi):
+    from clirun import assert_user_error, run
+    from gdsolver.compile.gurobi import licence_info
+    from gdsolver.ir import save
+
+    if licence_info().state != "restricted":
+        pytest.skip(f"Gurobi licence is {licence_info().state!r}, not the restricted pip licence")
+    save(_big_instance(), tmp_path / "big.gdsm")
+    assert_user_error(run("solve", "big.gdsm", "--backend", "gurobi", cwd=tmp_path),
+                      "restricted licence", "2408 variables")
+    p = run("solve", "big.gdsm", "--backend", "auto", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert load_result(tmp_path / "big.result.json").backend == "highs"
+
+
+def test_cli_bench_backends_quick(tmp_path, gurobi):
+    from clirun import run
+
+    p = run("bench", "backends", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "backends-quick.json").read_text())
+    solved = [r for r in doc["rows"] if "skipped" not in r]
+    assert solved and doc["all_agree"]
+    for r in solved:
+        assert r["highs"]["verifies"] and r["gurobi"]["verifies"]
+        assert r["ratio_gurobi_over_highs"] == pytest.approx(r["gurobi"]["solve_s"] / r["highs"]["solve_s"])
+    assert "| gurobi/highs |" in (tmp_path / "backends-quick.md").read_text()

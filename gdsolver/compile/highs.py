@@ -88,7 +88,7 @@ def set_option(h, key: str, value: Any) -> None:
 
 class HighsBackend(Backend):
     name = "highs"
-    features = frozenset({"lp", "mip", "mip_start", "time_limit", "threads"})
+    features = frozenset({"lp", "mip", "mip_start", "time_limit", "threads", "mip_gap"})
 
     def version(self) -> str:
         h = new_highs()
@@ -129,8 +129,9 @@ class HighsBackend(Backend):
             status = "UNBOUNDED"
         elif ms == MS.kUnboundedOrInfeasible:
             status, message = self._infeasible_or_unbounded(inst, opts)
-        elif ms == MS.kTimeLimit:
-            status = "TIME_LIMIT"
+        elif ms == MS.kTimeLimit:  # an incumbent at the time limit is a FEASIBLE answer (as with Gurobi)
+            status = "FEASIBLE" if x is not None else "TIME_LIMIT"
+            message += "; best point found" if x is not None else "; no feasible point found in time"
         elif x is not None:  # iteration/solution/memory limit, interrupt, unknown: keep the point
             status = "FEASIBLE"
         else:
