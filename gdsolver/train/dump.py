@@ -3,6 +3,7 @@
     DIR/run.json               method, config, seeds, versions, history, final metrics
     DIR/sweeps/NNNN.gdsm       each sweep's instance
     DIR/sweeps/NNNN.result.json (+ NNNN.x.npy)  its solve result
+    DIR/sweeps/NNNN-closest.gdsm (+ result)    the closest-point LP after it (GDSolver closest=True)
     DIR/model.onnx             the final model (when it exports)
     DIR/model.state_dict.pt    the final weights; loads with torch.load(weights_only=True)
 
@@ -27,17 +28,18 @@ RUN_FORMAT = "gdsolver-run"
 RUN_VERSION = 1
 
 
-def sweep_paths(dump_dir: str | os.PathLike, k: int) -> tuple[Path, Path]:
+def sweep_paths(dump_dir: str | os.PathLike, k: int, suffix: str = "") -> tuple[Path, Path]:
     d = Path(dump_dir) / "sweeps"
-    return d / f"{k:04d}.gdsm", d / f"{k:04d}.result.json"
+    return d / f"{k:04d}{suffix}.gdsm", d / f"{k:04d}{suffix}.result.json"
 
 
-def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res) -> None:
-    """Save sweep k's instance and (when the solve ran) its result."""
+def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res, suffix: str = "") -> None:
+    """Save sweep k's instance and (when the solve ran) its result; suffix "-closest" for
+    the closest-point LP that follows the MIP."""
     from gdsolver.compile.result import save_result
     from gdsolver.ir.gdsm import save
 
-    inst_path, res_path = sweep_paths(dump_dir, k)
+    inst_path, res_path = sweep_paths(dump_dir, k, suffix)
     inst_path.parent.mkdir(parents=True, exist_ok=True)
     save(inst, inst_path)
     if res is not None:

@@ -41,8 +41,10 @@ class GDSolver(Trainer):
 
     epochs: total GD epoch budget. phase_epochs: at most this many GD epochs before each
     sweep (None: until plateau or budget). max_sweeps: number of sweeps (0 = plain GD with
-    early stopping). The run ends after the last sweep, when the epoch budget is spent, or
-    when the monitored loss (validation, else training) reaches `desired_loss`.
+    early stopping). The run ends after `max_sweeps` sweeps, after an accepted sweep once the
+    epoch budget is spent, or when the monitored loss (validation, else training) reaches
+    `desired_loss`. A rejected sweep halves the radius for the next one, a sweep that
+    improves nothing doubles it (adapt_radius=True; within [r/64, 64 r]).
     """
 
     method = "gdsolver"
@@ -53,7 +55,7 @@ class GDSolver(Trainer):
                  phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | None = 32, keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, val_tolerance: float = 0.01, desired_loss: float | None = None,
+                 mip_gap: float | None = None, closest: bool = True, val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -84,6 +86,7 @@ class GDSolver(Trainer):
         self.backend = backend
         self.time_limit = time_limit
         self.mip_gap = mip_gap
+        self.closest = bool(closest)
         if not (val_tolerance >= 0):
             raise GdsolverError(f"val_tolerance: must be >= 0, got {val_tolerance}")
         self.val_tolerance = float(val_tolerance)
@@ -115,7 +118,9 @@ class GDSolver(Trainer):
             budget = self.epochs - self._epoch
             self._run_gd(budget if self.phase_epochs is None else min(self.phase_epochs, budget))
             self._sweep()
-            if self._epoch >= self.epochs or self._reached_goal():
+            # With the epoch budget spent, another sweep still makes sense after a rejected or
+            # unproductive one: the radius has changed and the sweep draws new points.
+            if self._reached_goal() or (self._epoch >= self.epochs and self.history.last.get("accepted")):
                 break
             self._phase += 1
 
@@ -187,10 +192,34 @@ class GDSolver(Trainer):
         if not report.ok:
             self._finish_sweep(base, accepted=False, reason=f"solution fails ir.verify: {report}")
             return
-        self._try_weights(layer, inst.unpack(res.x), Xp, yp, margin, before, base)
+        x, note = self._closest(k, inst, res.x) if self.closest else (res.x, "")
+        base["solver_time_s"] = time.perf_counter() - t
+        self._try_weights(layer, inst.unpack(x), Xp, yp, margin, before, base, note)
+
+    def _closest(self, k: int, inst, x: np.ndarray) -> tuple[np.ndarray, str]:
+        """Among the weights that keep the MIP's decisions and objective, the nearest to the
+        current ones (an LP; see gdsolver.ir.closest). Falls back to x if it fails."""
+        from gdsolver.compile.backend import solve
+        from gdsolver.ir.closest import closest_instance
+        from gdsolver.ir.verify import verify
+
+        w = np.concatenate([np.arange(o, o + int(np.prod(sh))) for b, (o, sh) in inst.blocks.items()
+                            if b in ("w", "b")])
+        moved = float(np.abs(x[w] - inst.start[w]).sum())
+        try:
+            ci = closest_instance(inst, x)
+            res = solve(ci, backend=self.backend, time_limit=self.time_limit, threads=self.threads)
+        except GdsolverError as exc:
+            return x, f" (closest-point LP failed: {exc})"
+        self._dump(k, ci, res, suffix="-closest")
+        if not res.has_solution or not verify(inst, res.x[:inst.num_vars]).ok:
+            return x, f" (closest-point LP gave no usable point: {res.status})"
+        x2 = res.x[:inst.num_vars]
+        return x2, f"; closest point moved the weights {float(np.abs(x2[w] - inst.start[w]).sum()):.4g} (L1) " \
+                   f"instead of {moved:.4g}"
 
     def _try_weights(self, layer, blocks: dict[str, np.ndarray], Xp: torch.Tensor, yp: torch.Tensor,
-                     margin: float, before: float, base: dict[str, Any]) -> None:
+                     margin: float, before: float, base: dict[str, Any], note: str = "") -> None:
         linear = self.model.get_submodule(layer.location["module"])
         old_w = linear.weight.detach().clone()
         old_b = None if linear.bias is None else linear.bias.detach().clone()
@@ -205,7 +234,8 @@ class GDSolver(Trainer):
         val_ok = val_after <= val_before + self.val_tolerance * abs(val_before)
         what = "validation" if self.val_data is not None else "training"
         if improved and val_ok:
-            reason = f"solver loss on its points {before:g} -> {after:g}; {what} loss {val_before:.6g} -> {val_after:.6g}"
+            reason = (f"solver loss on its points {before:g} -> {after:g}; {what} loss {val_before:.6g} -> "
+                      f"{val_after:.6g}{note}")
             self._finish_sweep(base, accepted=True, reason=reason, sweep_loss_after=after, metrics=metrics)
             return
         with torch.no_grad():  # put the old weights back exactly
@@ -217,7 +247,7 @@ class GDSolver(Trainer):
             self._adapt(grow=True)
         else:
             reason = (f"{what} loss would worsen {val_before:.6g} -> {val_after:.6g} "
-                      f"(tolerance {self.val_tolerance:g} relative)")
+                      f"(tolerance {self.val_tolerance:g} relative){note}")
             self._adapt(grow=False)
         self._finish_sweep(base, accepted=False, reason=reason, sweep_loss_after=after)
 
@@ -236,10 +266,10 @@ class GDSolver(Trainer):
         row.update(accepted=accepted, reason=reason, elapsed_s=time.perf_counter() - self._t0)
         self._emit(self.history.add("sweep", **row))
 
-    def _dump(self, k: int, inst, res) -> None:
+    def _dump(self, k: int, inst, res, suffix: str = "") -> None:
         if self.dump_dir is None:
             return
         from gdsolver.train.dump import write_sweep
 
-        write_sweep(self.dump_dir, k, inst, res)
+        write_sweep(self.dump_dir, k, inst, res, suffix=suffix)
 

@@ -138,7 +138,7 @@ class Trainer:
     def evaluate(self, data: Any) -> dict[str, float | None]:
         """Loss (cross-entropy or MSE) and accuracy (classification) of the model on data."""
         d = data if isinstance(data, TensorData) else as_tensor_data(data, self.task, name="data", dtype=self._dtype())
-        check_targets(d, self.task, self._n_outputs())
+        check_targets(d, self.task, self._n_outputs(d.X))
         loss, acc = self._evaluate(d)
         return {"loss": loss, "acc": acc}
 
@@ -152,8 +152,8 @@ class Trainer:
                 return p.dtype
         return torch.float32
 
-    def _n_outputs(self) -> int:
-        x = self.train_data.X[:2] if self.train_data is not None else None
+    def _n_outputs(self, x: torch.Tensor | None = None) -> int:
+        x = self.train_data.X[:2] if x is None else x[:2]
         with eval_mode(self.model), torch.no_grad():
             out = self.model(x)
         if out.dim() == 1:
