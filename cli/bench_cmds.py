@@ -1,0 +1,135 @@
+"""`gdsolver bench regression` and `gdsolver bench data-efficiency`: the paper's two
+experiments, with progress bars; results (CSV, JSON, markdown, PNG) under --out."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .apps import bench_app
+from .common import console, err_console, fail, user_errors
+
+OUT_HELP = "Results directory."
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=err_console,
+                    disable=not err_console.is_terminal)
+
+
+def _run_with_bar(title: str, total: int, fn) -> Any:
+    with _progress() as progress:
+        bar = progress.add_task(title, total=total, status="")
+
+        def tick(msg: str) -> None:
+            progress.update(bar, advance=1, status=msg)
+
+        return fn(tick)
+
+
+def _seeds(n: Optional[int], default: tuple[int, ...]) -> tuple[int, ...]:
+    if n is None:
+        return default
+    if n < 1:
+        fail(f"--seeds: must be >= 1, got {n}")
+    return tuple(range(n))
+
+
+def _wrote(doc: dict[str, Any]) -> None:
+    console.print("wrote " + ", ".join(doc["paths"].values()), markup=False)
+
+
+@bench_app.command("regression")
+@user_errors
+def bench_regression(
+    quick: Annotated[bool, typer.Option(help="Quick preset (2 seeds, sweeps at e = 1, 2, 5, 10, 15, 20): a few "
+                                        "minutes on 2 cores. Default: the full preset (8 seeds, e = 1..20).")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
+    equation: Annotated[Optional[list[str]], typer.Option("--equation", "-q", help="Equation; repeat for several "
+                                                          "(default: identity, affine, polynomial, formula).")] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Baseline; repeat for several "
+                                                        "(default: every registered non-GDSolver method; sgd is "
+                                                        "always run, it is GDSolver's GD part).")] = None,
+    preset: Annotated[Optional[list[str]], typer.Option("--radius-preset", help="Sweep preset: paper, default "
+                                                        "(repeat; default both).")] = None,
+    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
+    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+) -> None:
+    """The paper's Table 1: GD baselines for 1..20 epochs vs GDSolver = e epochs of SGD + one sweep."""
+    from gdsolver.bench.regression_bench import preset_config, run_regression_bench, total_units
+
+    name = "quick" if quick else "full"
+    cfg = preset_config(name)
+    cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), backend=backend, time_limit=time_limit, threads=threads,
+                  equations=tuple(equation) if equation else cfg.equations,
+                  methods=tuple(method) if method else cfg.methods,
+                  presets=tuple(preset) if preset else cfg.presets).check()
+    tag = "regression_quick" if quick else "regression"
+    console.print(f"regression benchmark ({name} preset): equations {list(cfg.equations)}, seeds {list(cfg.seeds)}, "
+                  f"baselines {cfg.baselines()}, GDSolver at e = {list(cfg.sweep_epochs)}, radius presets "
+                  f"{list(cfg.presets)}")
+    doc = _run_with_bar("regression", total_units(cfg),
+                        lambda tick: run_regression_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
+                                                          command=["gdsolver", *sys.argv[1:]], plots=plots))
+    lo, hi = cfg.table_epochs()
+    for t in doc["table1"]:
+        console.print(f"[{t['preset']}] GDSolver({lo}) vs best baseline at {hi} epochs: test MSE "
+                      f"{-100 * t['mean_mse_reduction']:+.1f}%, time {-100 * t['mean_time_saving']:+.1f}% "
+                      "(paper: -31.5% MSE, -48% time)", markup=False)
+    _wrote(doc)
+
+
+@bench_app.command("data-efficiency")
+@user_errors
+def bench_data_efficiency(
+    dataset: Annotated[str, typer.Option(help="digits (bundled) or fashion-mnist (idx files: --data-dir, "
+                                         "GDSOLVER_DATA, or apt-get install dataset-fashion-mnist).")] = "digits",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the Fashion-MNIST idx files.")] = None,
+    quick: Annotated[bool, typer.Option(help="Quick preset (fewer n, e and seeds): a few minutes on 2 cores.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="conv and/or mlp (repeat; default both).")] = None,
+    n: Annotated[Optional[list[int]], typer.Option("--n", help="Training-set sizes (repeat), overriding the "
+                                                   "preset.")] = None,
+    epochs: Annotated[Optional[list[int]], typer.Option("--epochs", "-e", help="Epoch budgets (repeat), overriding "
+                                                        "the preset.")] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Baseline; repeat for several "
+                                                        "(default: every registered non-GDSolver method).")] = None,
+    target: Annotated[Optional[float], typer.Option(help="Target test accuracy for the smallest-n table "
+                                                    "(default: best baseline mean - 0.02).")] = None,
+    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
+    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+) -> None:
+    """The paper's data-efficiency study: test accuracy against training points n and epochs e."""
+    from gdsolver.bench.data_efficiency_bench import preset_config, run_data_efficiency_bench, total_units
+
+    name = "quick" if quick else "full"
+    cfg = preset_config(name, dataset)
+    cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), models=tuple(model) if model else cfg.models,
+                  n_values=tuple(n) if n else cfg.n_values, epochs=tuple(epochs) if epochs else cfg.epochs,
+                  methods=tuple(method) if method else cfg.methods, target=target, backend=backend,
+                  time_limit=time_limit, threads=threads, data_dir=None if data_dir is None else str(data_dir)).check()
+    stem = "data_efficiency" if dataset == "digits" else f"data_efficiency_{dataset}"
+    tag = f"{stem}_quick" if quick else stem
+    console.print(f"data-efficiency benchmark ({name} preset): {dataset}, models {list(cfg.models)}, n "
+                  f"{list(cfg.n_values)}, e {list(cfg.epochs)}, seeds {list(cfg.seeds)}, methods {cfg.all_methods()}")
+    doc = _run_with_bar(f"data-efficiency {dataset}", total_units(cfg),
+                        lambda tick: run_data_efficiency_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
+                                                               command=["gdsolver", *sys.argv[1:]], plots=plots))
+    for s in doc["smallest_n"]:
+        if s["epochs"] == max(cfg.epochs):
+            console.print(f"{s['model']} e={s['epochs']} {s['method']}: smallest n reaching "
+                          f"{s['target']:.3f}: {s['smallest_n'] if s['smallest_n'] is not None else 'not reached'}",
+                          markup=False)
+    _wrote(doc)

@@ -1,0 +1,401 @@
+"""`gdsolver bench data-efficiency`: the paper's classification data-efficiency study
+(its Figures 4 and 5: test accuracy against the number of training points).
+
+For each model (the authors' conv Conv2d(1,3,k=4)-ReLU-flatten-Linear(., 10), and a plain
+MLP), seed, and number of training points n (the first n points of the training set, as
+the authors took them): every baseline (SGD, SGD+LRS, Adam, Adam+LRS and any other
+non-GDSolver method registered) runs e epochs -- trained once for max(e) epochs, with the
+test accuracy recorded after each listed e (no early stopping, so a run of e epochs is the
+first e epochs of a longer one) -- and the 2-loop GDSolver (method "gdsolver-2loop": at
+most e/2 epochs of SGD with lr 0.1, patience 2, then a sweep on 32 misclassified training
+points; again with lr 0.05; every sweep verified, kept only if it helps) runs once per e.
+All methods of a seed start from the same initial weights.
+
+Reported: test accuracy mean and standard deviation over seeds, GD and solver time, and the
+smallest n at which each method's mean accuracy reaches a target accuracy (default: the best
+mean accuracy any baseline reaches with all n and all e, minus 2 points).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, out_paths, pyplot, run_metadata, save_figure,
+                                  write_csv, write_json)
+from gdsolver.errors import GdsolverError
+
+DATASETS = ("digits", "fashion-mnist")
+MODELS = ("conv", "mlp")
+TWO_LOOP = "gdsolver-2loop"
+TARGET_SLACK = 0.02
+
+CSV_COLUMNS = ("dataset", "model", "seed", "n", "method", "epochs", "test_acc", "test_loss", "epochs_run",
+               "gd_time_s", "solver_time_s", "time_s", "sweeps", "sweeps_accepted", "error")
+
+
+@dataclass
+class DataEfficiencyConfig:
+    dataset: str = "digits"
+    models: tuple[str, ...] = MODELS
+    n_values: tuple[int, ...] = (50, 100, 200, 400, 700, 1117)
+    epochs: tuple[int, ...] = (2, 4, 10, 20)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] | None = None  # baselines; None: every non-GDSolver method registered
+    two_loop: bool = True
+    lr: float = 0.05  # baselines' learning rate (the 2-loop GDSolver uses 0.1 then 0.05)
+    batch_size: int = 32
+    hidden: int = 32
+    target: float | None = None  # absolute test accuracy; None: best baseline - TARGET_SLACK
+    backend: str = "highs"
+    time_limit: float = 30.0
+    threads: int = 1
+    data_dir: str | None = None
+
+    def baselines(self) -> list[str]:
+        from gdsolver.train.methods import METHODS
+
+        names = list(self.methods) if self.methods is not None else [m for m in METHODS if not m.startswith("gdsolver")]
+        for m in names:
+            if m not in METHODS or m.startswith("gdsolver"):
+                raise GdsolverError(f"method: {m!r} is not a baseline; expected one of "
+                                    f"{[k for k in METHODS if not k.startswith('gdsolver')]}")
+        return names
+
+    def all_methods(self) -> list[str]:
+        return self.baselines() + ([TWO_LOOP] if self.two_loop else [])
+
+    def check(self) -> "DataEfficiencyConfig":
+        if self.dataset not in DATASETS:
+            raise GdsolverError(f"dataset: {self.dataset!r}, expected one of {list(DATASETS)}")
+        for m in self.models:
+            if m not in MODELS:
+                raise GdsolverError(f"model: {m!r}, expected one of {list(MODELS)}")
+        if not self.seeds or not self.n_values or not self.epochs:
+            raise GdsolverError("seeds, n values and epochs: give at least one of each")
+        if any(e < 1 for e in self.epochs) or any(n < 1 for n in self.n_values):
+            raise GdsolverError("epochs and n values must be >= 1")
+        if not self.all_methods():
+            raise GdsolverError("method: nothing to run")
+        self.epochs = tuple(sorted(set(self.epochs)))
+        self.n_values = tuple(sorted(set(self.n_values)))
+        return self
+
+
+QUICK = {
+    "digits": DataEfficiencyConfig(n_values=(100, 300, 1117), epochs=(4, 10), seeds=(0, 1)),
+    "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,)),
+}
+FULL = {
+    "digits": DataEfficiencyConfig(),
+    "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 1000, 2000, 5000, 10000),
+                                          epochs=(2, 4, 8), seeds=(0, 1)),
+}
+
+
+def preset_config(name: str, dataset: str) -> DataEfficiencyConfig:
+    if name not in ("quick", "full"):
+        raise GdsolverError(f"preset: {name!r}, expected 'quick' or 'full'")
+    if dataset not in DATASETS:
+        raise GdsolverError(f"dataset: {dataset!r}, expected one of {list(DATASETS)}")
+    return replace((QUICK if name == "quick" else FULL)[dataset])
+
+
+def data_name(dataset: str, model: str) -> str:
+    """The built-in data set a model trains on: the conv on digits needs the 8x8 images."""
+    return "digits-images" if dataset == "digits" and model == "conv" else dataset
+
+
+def total_units(cfg: DataEfficiencyConfig) -> int:
+    per = len(cfg.baselines()) + (len(cfg.epochs) if cfg.two_loop else 0)
+    return len(cfg.models) * len(cfg.seeds) * len(cfg.n_values) * per
+
+
+# ---------------------------------------------------------------------------------- running
+def _summ(history) -> dict[str, Any]:
+    s = history.summary()
+    return {"epochs_run": s["epochs"], "gd_time_s": s["gd_time_s"], "solver_time_s": s["solver_time_s"],
+            "time_s": s["gd_time_s"] + s["solver_time_s"], "sweeps": s["sweeps"],
+            "sweeps_accepted": s["sweeps_accepted"]}
+
+
+def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed: int, test) -> list[dict[str, Any]]:
+    """max(e) epochs of `method`; a row (test accuracy, cumulative GD time) at each e in cfg.epochs."""
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    model = clone_model(init_model)
+    wanted = set(cfg.epochs)
+    rows: list[dict[str, Any]] = []
+    state: dict[str, Any] = {"gd": 0.0, "overhead": 0.0, "trainer": None}
+
+    def on_row(row: dict[str, Any]) -> None:
+        if row["kind"] != "epoch":
+            return
+        t = time.perf_counter()
+        if row.get("gd_time_s") is not None:
+            state["gd"] += float(row["gd_time_s"])
+            train_time = state["gd"]
+        else:
+            train_time = float(row["elapsed_s"]) - state["overhead"]
+        if int(row["epoch"]) in wanted:
+            ev = state["trainer"].evaluate(test)
+            rows.append({"method": method, "epochs": int(row["epoch"]), "test_acc": ev["acc"], "test_loss": ev["loss"],
+                         "epochs_run": int(row["epoch"]), "gd_time_s": train_time, "solver_time_s": 0.0,
+                         "time_s": train_time, "sweeps": 0, "sweeps_accepted": 0})
+        state["overhead"] += time.perf_counter() - t
+
+    trainer = make_trainer(method, model, "classification", lr=cfg.lr, epochs=max(cfg.epochs),
+                           batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, callback=on_row)
+    state["trainer"] = trainer
+    trainer.fit(split.train, split.val)
+    return rows
+
+
+def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test) -> dict[str, Any]:
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    trainer = make_trainer(TWO_LOOP, clone_model(init_model), "classification", epochs=epochs,
+                           batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
+                           time_limit=cfg.time_limit)
+    h = trainer.fit(split.train, split.val)
+    ev = trainer.evaluate(test)
+    return {"method": TWO_LOOP, "epochs": epochs, "test_acc": ev["acc"], "test_loss": ev["loss"], **_summ(h)}
+
+
+def run_cell(model_kind: str, seed: int, n: int, cfg: DataEfficiencyConfig,
+             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every method of one (model, seed, n)."""
+    import torch
+
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+    from gdsolver.train.tensors import as_tensor_data
+
+    tick = tick or (lambda _msg: None)
+    name = data_name(cfg.dataset, model_kind)
+    split = load_split_for(name, None, seed=seed, data_dir=cfg.data_dir, n_train=n)
+    init = build_model(model_kind, tuple(split.train[0].shape[1:]), 10, hidden=cfg.hidden, seed=seed)
+    test = as_tensor_data(split.test, "classification", name="test", dtype=torch.float32)
+    base = {"dataset": cfg.dataset, "model": model_kind, "seed": seed, "n": n}
+    rows: list[dict[str, Any]] = []
+    for method in cfg.baselines():
+        try:
+            rows += [{**base, **r} for r in run_baseline(method, init, split, cfg, seed, test)]
+        except GdsolverError as exc:
+            rows += [{**base, "method": method, "epochs": e, "error": str(exc)} for e in cfg.epochs]
+        tick(f"{model_kind} n={n} seed {seed}: {method}")
+    if cfg.two_loop:
+        for e in cfg.epochs:
+            try:
+                rows.append({**base, **run_two_loop(init, split, cfg, seed, e, test)})
+            except GdsolverError as exc:
+                rows.append({**base, "method": TWO_LOOP, "epochs": e, "error": str(exc)})
+            tick(f"{model_kind} n={n} seed {seed}: {TWO_LOOP} e={e}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------- summary
+def _stats(vals: Sequence[float | None]) -> tuple[float, float, int]:
+    v = np.array([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["method"], r["epochs"], r["n"]), []).append(r)
+    out = []
+    for (model, method, e, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])):
+        acc, sd, k = _stats([r.get("test_acc") for r in rs])
+        t, _, _ = _stats([r.get("time_s") for r in rs])
+        gd, _, _ = _stats([r.get("gd_time_s") for r in rs])
+        sv, _, _ = _stats([r.get("solver_time_s") for r in rs])
+        sw = [r.get("sweeps_accepted") for r in rs if r.get("sweeps") is not None]
+        out.append({"model": model, "method": method, "epochs": e, "n": n, "test_acc": acc, "test_acc_std": sd,
+                    "seeds": k, "time_s": t, "gd_time_s": gd, "solver_time_s": sv,
+                    "sweeps_accepted": float(np.mean(sw)) if sw else None,
+                    "errors": sum(1 for r in rs if r.get("error"))})
+    return out
+
+
+def targets(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[str, float]:
+    """Per model: cfg.target, or the best mean accuracy of any baseline (any n, any e) - TARGET_SLACK."""
+    out = {}
+    for model in cfg.models:
+        if cfg.target is not None:
+            out[model] = float(cfg.target)
+            continue
+        accs = [a["test_acc"] for a in agg if a["model"] == model and a["method"] != TWO_LOOP
+                and math.isfinite(a["test_acc"])]
+        if not accs:  # no baseline run: fall back to every method
+            accs = [a["test_acc"] for a in agg if a["model"] == model and math.isfinite(a["test_acc"])]
+        out[model] = (max(accs) - TARGET_SLACK) if accs else math.nan
+    return out
+
+
+def smallest_n(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig, tgt: dict[str, float]) -> list[dict[str, Any]]:
+    """Per (model, method, e): the smallest n whose mean test accuracy reaches the model's target."""
+    L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in agg}
+    out = []
+    for model in cfg.models:
+        for method in cfg.all_methods():
+            for e in cfg.epochs:
+                hit = [n for n in cfg.n_values if (model, method, e, n) in L
+                       and L[(model, method, e, n)]["test_acc"] >= tgt[model]]
+                out.append({"model": model, "method": method, "epochs": e, "target": tgt[model],
+                            "smallest_n": min(hit) if hit else None})
+    return out
+
+
+def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | None) -> str:
+    m = doc["machine"]
+    L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in doc["aggregate"]}
+    methods = cfg.all_methods()
+    lines = [f"# gdsolver bench data-efficiency: {cfg.dataset} ({doc['preset']} preset)", "",
+             "The paper's classification data-efficiency study: test accuracy against the number n of training "
+             "points (the first n of the training set) and the epoch budget e. Baselines run e epochs "
+             f"(lr {cfg.lr:g}, batch {cfg.batch_size}); {TWO_LOOP} runs at most e/2 SGD epochs (lr 0.1, "
+             "patience 2), a sweep on 32 misclassified points, again (lr 0.05), and a second sweep. "
+             f"Mean ± standard deviation over seeds {list(cfg.seeds)}.", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
+             + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
+             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s.", ""]
+    if doc.get("note"):
+        lines += [doc["note"], ""]
+    for model in cfg.models:
+        lines += [f"## {model}: {doc['models'].get(model, '')}", ""]
+        for e in cfg.epochs:
+            cols = ["n"] + methods
+            body = [[n] + [fmt_pm(L[(model, meth, e, n)]["test_acc"], L[(model, meth, e, n)]["test_acc_std"], 3)
+                           if (model, meth, e, n) in L else "-" for meth in methods] for n in cfg.n_values]
+            lines += [f"### test accuracy, e = {e}", ""] + md_table(cols, body) + [""]
+        tw = [(n, e) for e in cfg.epochs for n in cfg.n_values if (model, TWO_LOOP, e, n) in L]
+        if tw:
+            lines += [f"{TWO_LOOP}: mean sweeps accepted (of 2) and mean GD + solver time (s) per run:", ""]
+            body = [[n, e, fmt_num(L[(model, TWO_LOOP, e, n)]["sweeps_accepted"], 2),
+                     fmt_num(L[(model, TWO_LOOP, e, n)]["gd_time_s"], 3),
+                     fmt_num(L[(model, TWO_LOOP, e, n)]["solver_time_s"], 3)] for n, e in tw]
+            lines += md_table(["n", "e", "accepted", "GD s", "solver s"], body) + [""]
+    lines += ["## Smallest n reaching the target accuracy", ""]
+    tg = doc["targets"]
+    lines += ["Target per model: " + ", ".join(f"{k} {fmt_num(v, 3)}" for k, v in tg.items())
+              + ("" if cfg.target is not None else
+                 f" (the best mean accuracy any baseline reached, minus {TARGET_SLACK:g})") + ".", ""]
+    S = {(s["model"], s["method"], s["epochs"]): s["smallest_n"] for s in doc["smallest_n"]}
+    body = [[f"{model}, e={e}"] + [fmt_num(S.get((model, meth, e))) for meth in methods]
+            for model in cfg.models for e in cfg.epochs]
+    lines += md_table(["model, epochs"] + methods, body) + ["", "(\"-\": not reached at any n tried.)", ""]
+    if png_name:
+        lines += [f"![test accuracy against n]({png_name})", ""]
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], cfg: DataEfficiencyConfig, path: Path) -> int:
+    plt = pyplot()
+    L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in doc["aggregate"]}
+    fig, axes = plt.subplots(len(cfg.models), len(cfg.epochs), figsize=(3.6 * len(cfg.epochs), 3.0 * len(cfg.models)),
+                             squeeze=False, sharey="row")
+    for i, model in enumerate(cfg.models):
+        for j, e in enumerate(cfg.epochs):
+            ax = axes[i, j]
+            for meth in cfg.all_methods():
+                pts = [(n, L[(model, meth, e, n)]) for n in cfg.n_values if (model, meth, e, n) in L]
+                pts = [(n, a) for n, a in pts if math.isfinite(a["test_acc"])]
+                if not pts:
+                    continue
+                style = dict(marker="o", ms=4, lw=1.8) if meth == TWO_LOOP else dict(marker=".", lw=1.0)
+                ax.errorbar([n for n, _ in pts], [a["test_acc"] for _, a in pts],
+                            yerr=[a["test_acc_std"] if math.isfinite(a["test_acc_std"]) else 0 for _, a in pts],
+                            label=meth, capsize=2, **style)
+            tgt = doc["targets"].get(model)
+            if tgt is not None and math.isfinite(tgt):
+                ax.axhline(tgt, color="grey", ls=":", lw=1)
+            ax.set_xscale("log")
+            ax.set_title(f"{cfg.dataset} {model}, e = {e}", fontsize=9)
+            ax.set_xlabel("training points n")
+            if j == 0:
+                ax.set_ylabel("test accuracy")
+            ax.grid(alpha=0.3)
+        axes[i, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _model_text(net) -> str:
+    parts = []
+    for mod in net.children():
+        name = type(mod).__name__
+        if hasattr(mod, "in_features"):
+            name += f"({mod.in_features}, {mod.out_features})"
+        elif hasattr(mod, "kernel_size"):
+            name += f"({mod.in_channels}, {mod.out_channels}, k={mod.kernel_size[0]})"
+        parts.append(name)
+    return " -> ".join(parts)
+
+
+def describe_models(cfg: DataEfficiencyConfig) -> dict[str, str]:
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+
+    out = {}
+    for model in cfg.models:
+        split = load_split_for(data_name(cfg.dataset, model), None, seed=cfg.seeds[0], data_dir=cfg.data_dir)
+        net = build_model(model, tuple(split.train[0].shape[1:]), 10, hidden=cfg.hidden, seed=0)
+        out[model] = f"{_model_text(net)} on {data_name(cfg.dataset, model)} ({len(split.train[1])} training points)"
+    return out
+
+
+def check_data(cfg: DataEfficiencyConfig) -> int:
+    """Load the data set once (a clear error when its files are missing); its number of training points."""
+    from gdsolver.train.runs import load_split_for
+
+    split = load_split_for(data_name(cfg.dataset, cfg.models[0]), None, seed=cfg.seeds[0], data_dir=cfg.data_dir)
+    n = len(split.train[1])
+    bad = [k for k in cfg.n_values if k > n]
+    if bad:
+        raise GdsolverError(f"n values {bad}: {cfg.dataset} has only {n} training points")
+    return n
+
+
+def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
+                              tag: str = "data_efficiency", preset: str = "custom",
+                              tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
+                              plots: bool = True, note: str | None = None) -> dict[str, Any]:
+    """Run the study and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON document."""
+    cfg.check()
+    check_data(cfg)
+    paths = out_paths(out_dir, tag)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for model in cfg.models:
+        for seed in cfg.seeds:
+            for n in cfg.n_values:
+                rows += run_cell(model, seed, n, cfg, tick)
+    agg = aggregate(rows)
+    tgt = targets(agg, cfg)
+    doc: dict[str, Any] = {"benchmark": "data-efficiency", "dataset": cfg.dataset, "preset": preset,
+                           "config": asdict(cfg), "methods": cfg.all_methods(), "models": describe_models(cfg),
+                           **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
+                           "targets": tgt, "aggregate": agg, "smallest_n": smallest_n(agg, cfg, tgt), "rows": rows}
+    write_csv(paths["csv"], rows, CSV_COLUMNS)
+    png = None
+    if plots:
+        doc["png_bytes"] = plot(doc, cfg, paths["png"])
+        png = paths["png"].name
+    write_json(paths["json"], doc)
+    from gdsolver.atomic import atomic_write_text
+
+    atomic_write_text(paths["md"], markdown(doc, cfg, png))
+    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plots}
+    return doc

@@ -1,0 +1,110 @@
+"""Output helpers shared by the paper benchmarks (regression, data efficiency): run
+metadata, atomic CSV / JSON / markdown / PNG writers, and matplotlib set-up (Agg)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdsolver.atomic import atomic_write_bytes, atomic_write_text
+
+
+def versions() -> dict[str, str]:
+    from gdsolver.bench.machine import _version
+
+    return {p: _version(p) for p in ("gdsolver", "torch", "numpy", "highspy", "scikit-learn", "matplotlib")}
+
+
+def run_metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
+    """Machine, package versions and the command line of a benchmark run."""
+    from gdsolver.bench.machine import machine_info
+
+    return {"machine": machine_info(), "versions": versions(),
+            "command": list(command) if command is not None else list(sys.argv)}
+
+
+def clean(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    if isinstance(v, dict):
+        return {str(k): clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_json(path: str | os.PathLike, doc: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(clean(doc), indent=1, default=str) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
+def md_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> list[str]:
+    """A markdown table as lines; `align` is one of 'l'/'r' per column (default: first left, rest right)."""
+    align = align or ("l" + "r" * (len(columns) - 1))
+    out = ["| " + " | ".join(columns) + " |",
+           "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return out
+
+
+def fmt_num(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return f"{float(v):.{digits}g}"
+
+
+def fmt_pm(mean: float | None, std: float | None, digits: int = 4) -> str:
+    if mean is None or not math.isfinite(mean):
+        return "-"
+    if std is None or not math.isfinite(std) or std == 0:
+        return fmt_num(mean, digits)
+    return f"{fmt_num(mean, digits)} ± {fmt_num(std, 2)}"
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 80) -> int:
+    """Write `fig` as PNG atomically; returns the file size in bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    pyplot().close(fig)
+    return len(data)
+
+
+def out_paths(out_dir: str | os.PathLike, tag: str) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {ext: out / f"{tag}.{ext}" for ext in ("csv", "json", "md", "png")}

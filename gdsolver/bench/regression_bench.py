@@ -1,0 +1,427 @@
+"""`gdsolver bench regression`: the paper's regression experiment (Table 1).
+
+For each equation (identity, affine, polynomial, formula) and seed (the seed draws the data,
+initialises Linear(3,2)-ReLU-Linear(2,2) and orders the minibatches), every baseline (SGD,
+SGD+LRS, Adam, Adam+LRS, and any other non-GDSolver method registered in
+`gdsolver.train.methods.METHODS`) trains `max_epochs` epochs once from the same initial
+weights; the test MSE after each epoch is recorded by the trainer's callback (a run of e
+epochs is the first e epochs of a longer run: no early stopping, and the "-lrs" schedule
+halves the LR on a validation plateau, which does not depend on the budget).
+
+GDSolver(e) = e epochs of GD (SGD, lr 0.05, batch 32, no early stopping) + one solver sweep.
+Its GD part is exactly the SGD baseline's run (same seed, same code path), so the SGD
+model is snapshotted after each epoch and one sweep is run from each snapshot by a GDSolver
+with `epochs=0, max_sweeps=1` -- the same computation as GDSolver(epochs=e, phase_epochs=e,
+max_sweeps=1, patience=None) (tests check this on one cell). Sweep settings come in two
+presets: "paper" (the authors' box half-widths 0.05 / 500 / 5 / 50, fixed; the paper's
+feasibility formulation |o - y| <= current error - margin, margin 1e-4; 32 points) and
+"default" (gdsolver's defaults: radius 0.05, L1-minimising LP, 32 points). Every sweep's
+answer is verified and kept only if it improves the loss on its points and does not worsen
+the validation loss by more than 1%.
+
+Times: GD time is the sum of the GD steps' wall time (evaluation excluded), solver time is
+formulation + solve; GDSolver's time is the two added. Both are reported separately.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, out_paths, pyplot, run_metadata, save_figure,
+                                  write_csv, write_json)
+from gdsolver.errors import GdsolverError
+
+EQUATIONS = ("identity", "affine", "polynomial", "formula")
+RADIUS_PRESETS = ("paper", "default")
+GD_METHOD = "sgd"  # GDSolver's GD part: plain SGD, the same run as this baseline
+
+# The paper's Table 1 (best baseline SGD+LRS): test MSE of GD(10), GD(20), GDSolver(10)
+PAPER_TABLE1 = {
+    "identity": (0.579, 0.2412, 0.109),
+    "affine": (16.467, 8.075, 7.2095),
+    "polynomial": (93.86, 20.805, 12.07),
+    "formula": (10.44, 4.208, 3.32),
+}
+PAPER_TIMES = (0.03, 0.08, 0.04)  # GD(10), GD(20), GDSolver(10), seconds
+PAPER_MSE_REDUCTION, PAPER_TIME_SAVING = 0.315, 0.48
+
+CSV_COLUMNS = ("equation", "seed", "method", "preset", "epochs", "test_mse", "gd_time_s", "solver_time_s",
+               "build_time_s", "solve_time_s", "time_s", "status", "accepted", "radius", "reason", "error")
+
+
+@dataclass
+class RegressionConfig:
+    equations: tuple[str, ...] = EQUATIONS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    max_epochs: int = 20
+    sweep_epochs: tuple[int, ...] = tuple(range(1, 21))  # e at which GDSolver(e) is run
+    presets: tuple[str, ...] = RADIUS_PRESETS
+    methods: tuple[str, ...] | None = None  # baselines; None: every non-GDSolver method registered
+    lr: float = 0.05
+    batch_size: int = 32
+    points: int = 32  # solver points per sweep
+    backend: str = "highs"
+    time_limit: float = 30.0
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def baselines(self) -> list[str]:
+        from gdsolver.train.methods import METHODS
+
+        names = list(self.methods) if self.methods is not None else [m for m in METHODS if not m.startswith("gdsolver")]
+        for m in names:
+            if m not in METHODS or m.startswith("gdsolver"):
+                raise GdsolverError(f"method: {m!r} is not a baseline; expected one of "
+                                    f"{[k for k in METHODS if not k.startswith('gdsolver')]}")
+        if GD_METHOD not in names:  # GDSolver's GD part is the SGD run
+            names.insert(0, GD_METHOD)
+        return names
+
+    def table_epochs(self) -> tuple[int, int]:
+        """(e_lo, e_hi) of the Table 1 columns: (10, 20) for the paper's 20 epochs."""
+        hi = self.max_epochs
+        return max(1, hi // 2), hi
+
+    def check(self) -> "RegressionConfig":
+        for eq in self.equations:
+            if eq not in EQUATIONS:
+                raise GdsolverError(f"equation: {eq!r}, expected one of {list(EQUATIONS)}")
+        for p in self.presets:
+            if p not in RADIUS_PRESETS:
+                raise GdsolverError(f"preset: {p!r}, expected one of {list(RADIUS_PRESETS)}")
+        if self.max_epochs < 1:
+            raise GdsolverError(f"max_epochs: must be >= 1, got {self.max_epochs}")
+        if not self.seeds:
+            raise GdsolverError("seeds: give at least one")
+        bad = [e for e in self.sweep_epochs if not 1 <= e <= self.max_epochs]
+        if bad:
+            raise GdsolverError(f"sweep_epochs: {bad} outside 1..{self.max_epochs}")
+        if self.table_epochs()[0] not in self.sweep_epochs:
+            self.sweep_epochs = tuple(sorted({*self.sweep_epochs, self.table_epochs()[0]}))
+        self.baselines()
+        return self
+
+
+QUICK = RegressionConfig(seeds=(0, 1), sweep_epochs=(1, 2, 5, 10, 15, 20))
+FULL = RegressionConfig()
+
+
+def preset_config(name: str) -> RegressionConfig:
+    if name not in ("quick", "full"):
+        raise GdsolverError(f"preset: {name!r}, expected 'quick' or 'full'")
+    return replace(QUICK if name == "quick" else FULL)
+
+
+def sweep_options(preset: str, equation: str, cfg: RegressionConfig) -> dict[str, Any]:
+    """GDSolver options of one sweep under radius preset `preset`."""
+    if preset == "paper":
+        from gdsolver.data.presets import PAPER_MARGIN, paper_radius
+
+        return dict(radius=paper_radius(equation), adapt_radius=False, mode="paper", margin=PAPER_MARGIN,
+                    solver_points=cfg.points)
+    return dict(radius=0.05, adapt_radius=True, mode="l1", solver_points=cfg.points)
+
+
+def total_units(cfg: RegressionConfig) -> int:
+    return len(cfg.equations) * len(cfg.seeds) * (len(cfg.baselines()) + len(cfg.presets) * len(cfg.sweep_epochs))
+
+
+# ---------------------------------------------------------------------------------- running
+def _test_data(split):
+    import torch
+
+    from gdsolver.train.tensors import as_tensor_data
+
+    return as_tensor_data(split.test, "regression", name="test", dtype=torch.float32)
+
+
+def run_baseline(method: str, init_model, split, cfg: RegressionConfig, seed: int, *,
+                 snapshots: dict[int, Any] | None = None) -> list[dict[str, Any]]:
+    """Train `method` for cfg.max_epochs epochs from a copy of `init_model`; one row per epoch
+    with the test MSE and the cumulative training time. `snapshots` (if given) receives the
+    model's state_dict after each epoch."""
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    model = clone_model(init_model)
+    test = _test_data(split)
+    rows: list[dict[str, Any]] = []
+    state = {"gd": 0.0, "overhead": 0.0, "trainer": None}
+
+    def on_row(row: dict[str, Any]) -> None:
+        if row["kind"] != "epoch":
+            return
+        t = time.perf_counter()
+        if row.get("gd_time_s") is not None:
+            state["gd"] += float(row["gd_time_s"])
+            train_time = state["gd"]
+        else:  # a trainer without per-epoch GD time: its elapsed time less our own evaluations
+            train_time = float(row["elapsed_s"]) - state["overhead"]
+        mse = state["trainer"].evaluate(test)["loss"]
+        if snapshots is not None:
+            snapshots[int(row["epoch"])] = copy.deepcopy(model.state_dict())
+        rows.append({"method": method, "preset": "", "epochs": int(row["epoch"]), "test_mse": mse,
+                     "gd_time_s": train_time, "solver_time_s": 0.0, "time_s": train_time})
+        state["overhead"] += time.perf_counter() - t
+
+    trainer = make_trainer(method, model, "regression", lr=cfg.lr, epochs=cfg.max_epochs,
+                           batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, callback=on_row)
+    state["trainer"] = trainer
+    trainer.fit(split.train, split.val)
+    return rows
+
+
+def run_sweep_from(state_dict, init_model, split, cfg: RegressionConfig, seed: int, preset: str,
+                   equation: str) -> dict[str, Any]:
+    """One GDSolver sweep (no GD) from the model with weights `state_dict`; the test MSE after it."""
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.trainer import clone_model
+
+    model = clone_model(init_model)
+    model.load_state_dict(state_dict)
+    g = GDSolver(model, "regression", epochs=0, max_sweeps=1, patience=None, lr=cfg.lr, batch_size=cfg.batch_size,
+                 seed=seed, threads=cfg.threads, backend=cfg.backend, time_limit=cfg.time_limit,
+                 **sweep_options(preset, equation, cfg))
+    h = g.fit(split.train, split.val)
+    s = h.sweeps[0]
+    build, solve = float(s["build_time_s"] or 0.0), float(s["solver_time_s"] or 0.0)
+    return {"test_mse": g.evaluate(_test_data(split))["loss"], "build_time_s": build, "solve_time_s": solve,
+            "solver_time_s": build + solve, "status": s["status"], "accepted": bool(s["accepted"]),
+            "radius": s["radius"], "reason": s["reason"]}
+
+
+def run_cell(equation: str, seed: int, cfg: RegressionConfig,
+             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """All baselines and all GDSolver(e) sweeps of one (equation, seed)."""
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+
+    tick = tick or (lambda _msg: None)
+    split = load_split_for(equation, None, seed=seed)
+    init = build_model("paper", (3,), 2, seed=seed)
+    base = {"equation": equation, "seed": seed}
+    rows: list[dict[str, Any]] = []
+    snaps: dict[int, Any] = {}
+    gd_rows: dict[int, dict[str, Any]] = {}
+    for method in cfg.baselines():
+        try:
+            got = run_baseline(method, init, split, cfg, seed, snapshots=snaps if method == GD_METHOD else None)
+        except GdsolverError as exc:
+            got = [{"method": method, "preset": "", "epochs": cfg.max_epochs, "test_mse": None, "error": str(exc)}]
+        rows += [{**base, **r} for r in got]
+        if method == GD_METHOD:
+            gd_rows = {r["epochs"]: r for r in got if r.get("error") is None}
+        tick(f"{equation} seed {seed}: {method}")
+    for preset in cfg.presets:
+        for e in cfg.sweep_epochs:
+            row = {**base, "method": "gdsolver", "preset": preset, "epochs": e}
+            if e not in snaps:
+                rows.append({**row, "error": f"no SGD model after epoch {e}"})
+                tick(f"{equation} seed {seed}: gdsolver[{preset}] e={e}")
+                continue
+            try:
+                sw = run_sweep_from(snaps[e], init, split, cfg, seed, preset, equation)
+            except GdsolverError as exc:
+                rows.append({**row, "error": str(exc)})
+            else:
+                gd = gd_rows[e]["gd_time_s"]
+                rows.append({**row, **sw, "gd_time_s": gd, "time_s": gd + sw["solver_time_s"]})
+            tick(f"{equation} seed {seed}: gdsolver[{preset}] e={e}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------- summary
+def _stats(vals: Sequence[float | None]) -> tuple[float, float, int]:
+    v = np.array([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean / std over seeds per (equation, method, preset, epochs)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["equation"], r["method"], r.get("preset") or "", r["epochs"]), []).append(r)
+    out = []
+    for (eq, m, p, e), rs in groups.items():
+        mse, mse_sd, n = _stats([r.get("test_mse") for r in rs])
+        t, t_sd, _ = _stats([r.get("time_s") for r in rs])
+        gd, _, _ = _stats([r.get("gd_time_s") for r in rs])
+        sv, _, _ = _stats([r.get("solver_time_s") for r in rs])
+        acc = [r["accepted"] for r in rs if r.get("accepted") is not None]
+        out.append({"equation": eq, "method": m, "preset": p, "epochs": e, "test_mse": mse, "test_mse_std": mse_sd,
+                    "n": n, "time_s": t, "time_s_std": t_sd, "gd_time_s": gd, "solver_time_s": sv,
+                    "accepted": (sum(acc) / len(acc)) if acc else None,
+                    "errors": sum(1 for r in rs if r.get("error"))})
+    return out
+
+
+def _lookup(agg: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    return {(a["equation"], a["method"], a["preset"], a["epochs"]): a for a in agg}
+
+
+def table1(agg: list[dict[str, Any]], cfg: RegressionConfig, preset: str) -> dict[str, Any]:
+    """Table 1 for one radius preset: per equation the best baseline (lowest mean test MSE at
+    e_hi) at e_lo and e_hi, GDSolver(e_lo), and the relative MSE reduction / time saving of
+    GDSolver(e_lo) against that baseline at e_hi (the paper's headline comparison)."""
+    lo, hi = cfg.table_epochs()
+    L = _lookup(agg)
+    rows = []
+    for eq in cfg.equations:
+        cands = [(L[(eq, m, "", hi)]["test_mse"], m) for m in cfg.baselines() if (eq, m, "", hi) in L
+                 and math.isfinite(L[(eq, m, "", hi)]["test_mse"])]
+        g = L.get((eq, "gdsolver", preset, lo))
+        if not cands or g is None:
+            continue
+        best = min(cands)[1]
+        b_lo, b_hi, sgd_lo = L.get((eq, best, "", lo)), L[(eq, best, "", hi)], L.get((eq, GD_METHOD, "", lo))
+        red = (b_hi["test_mse"] - g["test_mse"]) / b_hi["test_mse"] if b_hi["test_mse"] else math.nan
+        save = (b_hi["time_s"] - g["time_s"]) / b_hi["time_s"] if b_hi["time_s"] else math.nan
+        vs_sgd = (sgd_lo["test_mse"] - g["test_mse"]) / sgd_lo["test_mse"] if sgd_lo and sgd_lo["test_mse"] \
+            else math.nan
+        rows.append({"equation": eq, "best_baseline": best, "gd_lo": b_lo, "gd_hi": b_hi, "gdsolver": g,
+                     "mse_reduction": red, "time_saving": save, "sweep_gain_vs_sgd": vs_sgd,
+                     "paper": PAPER_TABLE1.get(eq)})
+    red = [r["mse_reduction"] for r in rows if math.isfinite(r["mse_reduction"])]
+    save = [r["time_saving"] for r in rows if math.isfinite(r["time_saving"])]
+    return {"preset": preset, "e_lo": lo, "e_hi": hi, "rows": rows,
+            "mean_mse_reduction": float(np.mean(red)) if red else math.nan,
+            "mean_time_saving": float(np.mean(save)) if save else math.nan}
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{100 * v:+.1f}%"
+
+
+def markdown(doc: dict[str, Any], cfg: RegressionConfig, png_name: str | None) -> str:
+    lo, hi = cfg.table_epochs()
+    m = doc["machine"]
+    lines = [f"# gdsolver bench regression ({doc['preset']} preset)", "",
+             "The paper's regression experiment (Table 1): test MSE of the best baseline after "
+             f"{lo} and {hi} epochs vs GDSolver({lo}) = {lo} epochs of SGD + one solver sweep. Mean ± standard "
+             f"deviation over seeds {list(cfg.seeds)}; times are the means of GD-step time (evaluation excluded) "
+             "and, for GDSolver, GD + solver (formulation + solve).", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
+             + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
+             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s.", ""]
+    if doc.get("note"):
+        lines += [doc["note"], ""]
+    for t in doc["table1"]:
+        lines += [f"## Table 1, radius preset \"{t['preset']}\"", ""]
+        cols = ["equation", "best baseline", f"GD({lo}) MSE", f"GD({hi}) MSE", f"GDSolver({lo}) MSE",
+                f"GD({lo}) s", f"GD({hi}) s", f"GDSolver({lo}) s (GD + solver)", "accepted",
+                f"MSE vs GD({hi})", f"time vs GD({hi})", f"vs SGD({lo})"]
+        body = []
+        for r in t["rows"]:
+            g = r["gdsolver"]
+            body.append([r["equation"], r["best_baseline"],
+                         fmt_pm(r["gd_lo"]["test_mse"] if r["gd_lo"] else None,
+                                r["gd_lo"]["test_mse_std"] if r["gd_lo"] else None),
+                         fmt_pm(r["gd_hi"]["test_mse"], r["gd_hi"]["test_mse_std"]),
+                         fmt_pm(g["test_mse"], g["test_mse_std"]),
+                         fmt_num(r["gd_lo"]["time_s"] if r["gd_lo"] else None, 3), fmt_num(r["gd_hi"]["time_s"], 3),
+                         f"{fmt_num(g['time_s'], 3)} ({fmt_num(g['gd_time_s'], 3)} + {fmt_num(g['solver_time_s'], 3)})",
+                         f"{fmt_num(100 * g['accepted'], 3)}%" if g["accepted"] is not None else "-",
+                         _pct(-r["mse_reduction"]), _pct(-r["time_saving"]), _pct(-r["sweep_gain_vs_sgd"])])
+        lines += md_table(cols, body)
+        lines += ["", f"Average over equations: GDSolver({lo}) has {_pct(-t['mean_mse_reduction'])} test MSE and "
+                  f"{_pct(-t['mean_time_saving'])} time relative to the best baseline at {hi} epochs "
+                  f"(the paper: {_pct(-PAPER_MSE_REDUCTION)} MSE, {_pct(-PAPER_TIME_SAVING)} time). "
+                  f"\"vs SGD({lo})\" is the sweep's own effect: GDSolver({lo}) against the SGD model it started "
+                  "from (equal GD epochs).", ""]
+    lines += ["## The paper's Table 1 (best baseline SGD+LRS)", ""]
+    lines += md_table(["equation", "GD(10)", "GD(20)", "GDSolver(10)", "MSE vs GD(20)"],
+                      [[eq, *map(str, v), _pct(-(v[1] - v[2]) / v[1])] for eq, v in PAPER_TABLE1.items()])
+    lines += ["", f"Times: GD(10) ~{PAPER_TIMES[0]} s, GD(20) ~{PAPER_TIMES[1]} s, GDSolver(10) ~{PAPER_TIMES[2]} s; "
+              f"headline {_pct(-PAPER_MSE_REDUCTION)} MSE in {_pct(-PAPER_TIME_SAVING)} time.", ""]
+    L = _lookup(doc["aggregate"])
+    shown = sorted({1, lo, hi, max(1, lo // 2)} & set(range(1, hi + 1)))
+    methods = [(m, "") for m in cfg.baselines()] + [("gdsolver", p) for p in cfg.presets]
+    lines += ["## Test MSE by epochs, every method", ""]
+    for eq in cfg.equations:
+        cols = ["method"] + [f"e={e}" for e in shown]
+        body = []
+        for meth, p in methods:
+            label = meth if not p else f"gdsolver [{p}]"
+            body.append([label] + [fmt_pm(L[(eq, meth, p, e)]["test_mse"], L[(eq, meth, p, e)]["test_mse_std"])
+                                   if (eq, meth, p, e) in L else "-" for e in shown])
+        lines += [f"### {eq}", ""] + md_table(cols, body) + [""]
+    if png_name:
+        lines += [f"![test MSE against epochs and wall time]({png_name})", ""]
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], cfg: RegressionConfig, path: Path) -> int:
+    plt = pyplot()
+    L = _lookup(doc["aggregate"])
+    eqs = list(cfg.equations)
+    fig, axes = plt.subplots(len(eqs), 2, figsize=(10, 3.0 * len(eqs)), squeeze=False)
+    methods = [(m, "") for m in cfg.baselines()] + [("gdsolver", p) for p in cfg.presets]
+    for i, eq in enumerate(eqs):
+        for meth, p in methods:
+            pts = sorted((e, L[(eq, meth, p, e)]) for e in range(1, cfg.max_epochs + 1) if (eq, meth, p, e) in L)
+            pts = [(e, a) for e, a in pts if math.isfinite(a["test_mse"])]
+            if not pts:
+                continue
+            es = [e for e, _ in pts]
+            mse = [a["test_mse"] for _, a in pts]
+            ts = [a["time_s"] for _, a in pts]
+            style = dict(marker="o", ms=4, lw=1.5) if meth == "gdsolver" else dict(lw=1.2)
+            label = f"GDSolver [{p}]" if p else meth
+            axes[i, 0].plot(es, mse, label=label, **style)
+            axes[i, 1].plot(ts, mse, label=label, **style)
+        for j, xl in enumerate(("GD epochs e", "mean wall time (s): GD steps + solver")):
+            ax = axes[i, j]
+            ax.set_yscale("log")
+            ax.set_xlabel(xl)
+            ax.set_ylabel("test MSE")
+            ax.set_title(eq)
+            ax.grid(alpha=0.3)
+        axes[i, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmarks/results", *, tag: str = "regression",
+                         preset: str = "custom", tick: Callable[[str], None] | None = None,
+                         command: Sequence[str] | None = None, plots: bool = True,
+                         note: str | None = None) -> dict[str, Any]:
+    """Run the experiment and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON document."""
+    cfg.check()
+    paths = out_paths(out_dir, tag)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for eq in cfg.equations:
+        for seed in cfg.seeds:
+            rows += run_cell(eq, seed, cfg, tick)
+    agg = aggregate(rows)
+    doc: dict[str, Any] = {"benchmark": "regression", "preset": preset, "config": asdict(cfg),
+                           "baselines": cfg.baselines(), **run_metadata(command),
+                           "wall_s": time.perf_counter() - t0, "note": note,
+                           "sweep_presets": {p: {eq: sweep_options(p, eq, cfg) for eq in cfg.equations}
+                                             for p in cfg.presets},
+                           "paper": {"table1": PAPER_TABLE1, "times": PAPER_TIMES,
+                                     "mse_reduction": PAPER_MSE_REDUCTION, "time_saving": PAPER_TIME_SAVING}}
+    doc["aggregate"] = agg
+    doc["table1"] = [table1(agg, cfg, p) for p in cfg.presets]
+    doc["rows"] = rows
+    write_csv(paths["csv"], rows, CSV_COLUMNS)
+    png = None
+    if plots:
+        doc["png_bytes"] = plot(doc, cfg, paths["png"])
+        png = paths["png"].name
+    write_json(paths["json"], doc)
+    from gdsolver.atomic import atomic_write_text
+
+    atomic_write_text(paths["md"], markdown(doc, cfg, png))
+    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plots}
+    return doc
