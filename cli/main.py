@@ -334,6 +334,7 @@ def demo() -> None:
 
 # Commands defined in their own modules register themselves on `app` / `bench_app`.
 from . import train_cmd  # noqa: E402,F401
+from . import bench_cmds  # noqa: E402,F401
 from . import backends_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":
