@@ -27,6 +27,14 @@ def summary_rows(results) -> list[list[Any]]:
     return rows
 
 
+def print_sweeps(results) -> None:
+    for r in results:
+        for s in r.history.sweeps:
+            console.print(f"  {r.method} sweep {s['sweep']} (epoch {s['epoch']}, radius {s['radius']:g}): "
+                          f"{s['status']}, {'accepted' if s['accepted'] else 'rejected'}: {s['reason']}",
+                          markup=False, soft_wrap=True)
+
+
 def _describe(row: dict[str, Any]) -> str:
     if row["kind"] == "sweep":
         verdict = "accepted" if row["accepted"] else "rejected"
@@ -43,7 +51,7 @@ def train(
                                                    "affine, polynomial, formula, mnist, fashion-mnist, cifar10.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="A .npz with X, y (optional X_val, y_val, X_test, y_test).")] = None,
     method: Annotated[list[str], typer.Option("--method", "-m", help="Method; repeat to compare: gdsolver, "
-                                              "gdsolver-2loop, sgd, sgd-lrs, adam, adam-lrs.")] = ["gdsolver"],
+                                              "gdsolver-2loop, sgd, sgd-lrs, adam, adam-lrs, bpgrad, lifted-bcd.")] = ["gdsolver"],
     task: Annotated[Optional[str], typer.Option(help="classification or regression (default: from the data).")] = None,
     model: Annotated[str, typer.Option(help="Network: auto, mlp, conv, paper.")] = "auto",
     hidden: Annotated[int, typer.Option(help="Hidden width of the mlp.")] = 32,
@@ -104,11 +112,7 @@ def train(
         for name in bars:  # early stopping leaves bars short of their budget
             progress.update(bars[name], completed=progress.tasks[bars[name]].total)
     console.print(table(f"{split.name}: {split.task}, seed {seed}", SUMMARY_COLUMNS, summary_rows(results)))
-    for r in results:
-        for s in r.history.sweeps:
-            console.print(f"  {r.method} sweep {s['sweep']} (epoch {s['epoch']}, radius {s['radius']:g}): "
-                          f"{s['status']}, {'accepted' if s['accepted'] else 'rejected'}: {s['reason']}",
-                          markup=False)
+    print_sweeps(results)
     if csv is not None:
         import io
         import csv as csvmod

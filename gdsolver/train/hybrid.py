@@ -53,7 +53,7 @@ class GDSolver(Trainer):
                  lr: float = 0.05, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = 2, max_sweeps: int = 2, phase_epochs: int | None = None,
                  phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
-                 solver_points: int | None = 32, keep_correct: int = 0, mode: str | None = None,
+                 solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
@@ -79,7 +79,10 @@ class GDSolver(Trainer):
         self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
         self.radius = _positive_float("radius", radius)
         self.adapt_radius = bool(adapt_radius)
-        self.solver_points = None if solver_points is None else _positive_int("solver_points", solver_points)
+        # "auto": 32 misclassified points (paper) for classification; every training point for
+        # regression, whose sweep is an LP (identity output) that is cheap even for all points
+        self.solver_points = solver_points if solver_points in (None, "auto") else \
+            _positive_int("solver_points", solver_points)
         self.keep_correct = _positive_int("keep_correct", keep_correct, allow_zero=True)
         self.mode = mode
         self.margin = margin
@@ -145,6 +148,11 @@ class GDSolver(Trainer):
         Y = y.double().numpy().reshape(o.shape)
         return float(np.abs(o - Y).sum())
 
+    def _points(self) -> int | None:
+        if self.solver_points == "auto":
+            return 32 if self.task == "classification" else None
+        return self.solver_points
+
     def _sweep(self) -> None:
         from gdsolver.compile.backend import solve
         from gdsolver.ir.verify import verify
@@ -158,7 +166,7 @@ class GDSolver(Trainer):
         try:
             layer = from_torch(self.model, X)
             inst = build_sweep(layer, X.numpy(), y.numpy(), task=self.task, radius=radius, mode=self.mode,
-                               margin=self.margin, points=self.solver_points, keep_correct=self.keep_correct,
+                               margin=self.margin, points=self._points(), keep_correct=self.keep_correct,
                                seed=self.seed * 1000 + k)
         except GdsolverError as exc:  # e.g. no misclassified point left: nothing to do
             self._finish_sweep(base, status="SKIPPED", accepted=False, reason=str(exc),
