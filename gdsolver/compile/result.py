@@ -23,8 +23,8 @@ RESULT_VERSION = 1
 
 @dataclass
 class SolveResult:
-    """What a backend returns. `x` is None when no feasible point is known; a
-    TIME_LIMIT or FEASIBLE result may still carry the best point found."""
+    """What a backend returns. `x` is None when no feasible point is known. A solve
+    stopped by a limit with a point in hand is FEASIBLE (x, bound, gap); TIME_LIMIT has no x."""
 
     status: str
     x: np.ndarray | None = None
