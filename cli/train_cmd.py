@@ -68,6 +68,13 @@ def train(
     radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
                                                     "(default 0.05).")] = None,
     points: Annotated[Optional[int], typer.Option(help="Points per sweep (default 32).")] = None,
+    keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
+                                                        "points must stay correct.")] = None,
+    accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
+                                                     "'accuracy' (classification) does not worsen beyond "
+                                                     "--val-tolerance.")] = None,
+    val_tolerance: Annotated[Optional[float], typer.Option(help="Allowed worsening: relative for loss (default "
+                                                           "0.01), absolute for accuracy.")] = None,
     backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
     time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
@@ -95,6 +102,7 @@ def train(
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
                 max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points,
+                keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[status]}"), console=err_console, transient=False,

@@ -5,7 +5,8 @@ repeat.
 A sweep's answer is checked before it is used: the solution must pass `ir.verify`, and
 after writing it into the model, the solver's own loss on its points, recomputed by a
 forward pass of the model, must strictly improve, and the validation loss must not
-worsen by more than `val_tolerance` (relative). Otherwise the old weights are put back
+worsen by more than `val_tolerance` (relative) -- or, with accept_on="accuracy"
+(classification), the validation accuracy must not drop by more than `val_tolerance`. Otherwise the old weights are put back
 bit for bit and the history says why. (The authors' code accepted every answer.)
 
 The solver's loss on its points: classification, the number of them not classified
@@ -32,6 +33,7 @@ from gdsolver.train.history import History
 from gdsolver.train.sweep import build_sweep
 from gdsolver.train.trainer import LR_SCHEDULES, OPTIMIZERS, Trainer, _positive_float, _positive_int
 
+ACCEPT_ON = ("loss", "accuracy")
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 IMPROVE_RTOL = 1e-9
 
@@ -55,7 +57,8 @@ class GDSolver(Trainer):
                  phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, closest: bool = True, val_tolerance: float = 0.01, desired_loss: float | None = None,
+                 mip_gap: float | None = None, closest: bool = True, accept_on: str = "loss",
+                 val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -93,6 +96,10 @@ class GDSolver(Trainer):
         if not (val_tolerance >= 0):
             raise GdsolverError(f"val_tolerance: must be >= 0, got {val_tolerance}")
         self.val_tolerance = float(val_tolerance)
+        if accept_on not in ACCEPT_ON or (accept_on == "accuracy" and task != "classification"):
+            raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss'" +
+                                (" or 'accuracy'" if task == "classification" else " (regression)"))
+        self.accept_on = accept_on
         self.desired_loss = desired_loss
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
@@ -231,18 +238,21 @@ class GDSolver(Trainer):
         linear = self.model.get_submodule(layer.location["module"])
         old_w = linear.weight.detach().clone()
         old_b = None if linear.bias is None else linear.bias.detach().clone()
-        val_before = self._monitored_loss(self.history.last) if self.history.rows else None
-        if val_before is None:
-            val_before = self._monitored_loss(self._metrics())
+        val_before = self._watched(self.history.last if self.history.rows else self._metrics())
         apply_to_torch(self.model, blocks["w"], blocks["b"], layer)
         after = self._sweep_loss(Xp, yp, margin)
         metrics = self._metrics()
-        val_after = self._monitored_loss(metrics)
+        val_after = self._watched(metrics)
         improved = after < before - IMPROVE_RTOL * max(1.0, abs(before))
-        val_ok = val_after <= val_before + self.val_tolerance * abs(val_before)
-        what = "validation" if self.val_data is not None else "training"
+        if self.accept_on == "loss":
+            val_ok = val_after <= val_before + self.val_tolerance * abs(val_before)
+            tol = f"tolerance {self.val_tolerance:g} relative"
+        else:
+            val_ok = val_after >= val_before - self.val_tolerance
+            tol = f"tolerance {self.val_tolerance:g} absolute"
+        what = ("validation " if self.val_data is not None else "training ") + self.accept_on
         if improved and val_ok:
-            reason = (f"solver loss on its points {before:g} -> {after:g}; {what} loss {val_before:.6g} -> "
+            reason = (f"solver loss on its points {before:g} -> {after:g}; {what} {val_before:.6g} -> "
                       f"{val_after:.6g}{note}")
             self._finish_sweep(base, accepted=True, reason=reason, sweep_loss_after=after, metrics=metrics)
             return
@@ -254,10 +264,15 @@ class GDSolver(Trainer):
             reason = f"no improvement: solver loss on its points {before:g} -> {after:g}"
             self._adapt(grow=True)
         else:
-            reason = (f"{what} loss would worsen {val_before:.6g} -> {val_after:.6g} "
-                      f"(tolerance {self.val_tolerance:g} relative){note}")
+            reason = f"{what} would worsen {val_before:.6g} -> {val_after:.6g} ({tol}){note}"
             self._adapt(grow=False)
         self._finish_sweep(base, accepted=False, reason=reason, sweep_loss_after=after)
+
+    def _watched(self, row: dict[str, Any]) -> float:
+        """What the accept rule watches: the monitored loss, or accuracy (val, else train)."""
+        if self.accept_on == "loss":
+            return self._monitored_loss(row)
+        return row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
 
     def _adapt(self, *, grow: bool) -> None:
         """Grow the box after a sweep that found nothing better, shrink it after a rejected one."""
