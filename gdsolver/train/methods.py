@@ -17,6 +17,9 @@ METHODS: dict[str, str] = {
     "sgd-lrs": "SGD with an LR schedule (default: halve on a validation plateau)",
     "adam": "Adam, constant learning rate",
     "adam-lrs": "Adam with an LR schedule (default: halve on a validation plateau)",
+    "bpgrad": "BPGrad: step (f_t - rho min f_s) / L along the normalised gradient, with momentum (Zhang et al. 2018)",
+    "lifted-bcd": "block coordinate descent on the lifted-ReLU Tikhonov objective, one sweep per epoch "
+                  "(Zhang & Brand 2017; fully connected ReLU networks)",
 }
 
 # options that only some methods take; others ignore them
@@ -24,6 +27,9 @@ _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum",
             "dump_dir", "callback")
 _SOLVER_KEYS = ("max_sweeps", "phase_epochs", "radius", "adapt_radius", "solver_points", "keep_correct", "mode",
                 "margin", "backend", "time_limit", "mip_gap", "closest", "val_tolerance", "desired_loss")
+_BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
+                "dump_dir", "callback")
+_BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")
 DEFAULT_LRS = "plateau"
 
 
@@ -51,6 +57,14 @@ def make_trainer(method: str, model: nn.Module, task: str, **opts: Any):
         for k in ("max_sweeps", "phase_epochs", "lr"):
             kw.pop(k, None)  # fixed by the preset
         return GDSolver.two_loop(model, task, **kw)
+    if method == "bpgrad":
+        from gdsolver.train.bpgrad import BPGradTrainer
+
+        return BPGradTrainer(model, task, **_pick(opts, _BPGRAD_KEYS))
+    if method == "lifted-bcd":
+        from gdsolver.train.lifted_bcd import LiftedBCDTrainer
+
+        return LiftedBCDTrainer(model, task, **_pick(opts, _BCD_KEYS))
     raise GdsolverError(f"method: {method!r}, expected one of {list(METHODS)}")
 
 
