@@ -48,8 +48,8 @@ def _wrote(doc: dict[str, Any]) -> None:
 @bench_app.command("regression")
 @user_errors
 def bench_regression(
-    quick: Annotated[bool, typer.Option(help="Quick preset (2 seeds, sweeps at e = 1, 2, 5, 10, 15, 20): a few "
-                                        "minutes on 2 cores. Default: the full preset (8 seeds, e = 1..20).")] = False,
+    quick: Annotated[bool, typer.Option(help="Quick preset (3 seeds, sweeps at e = 1, 2, 5, 10, 15, 20): a few "
+                                        "minutes on 2 cores. Default: the full preset (10 seeds, e = 1..20).")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
     seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
     equation: Annotated[Optional[list[str]], typer.Option("--equation", "-q", help="Equation; repeat for several "
@@ -60,7 +60,7 @@ def bench_regression(
     preset: Annotated[Optional[list[str]], typer.Option("--radius-preset", help="Sweep preset: paper, default "
                                                         "(repeat; default both).")] = None,
     backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
-    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
+    time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30.")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
 ) -> None:
@@ -69,8 +69,8 @@ def bench_regression(
 
     name = "quick" if quick else "full"
     cfg = preset_config(name)
-    cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), backend=backend, time_limit=time_limit, threads=threads,
-                  equations=tuple(equation) if equation else cfg.equations,
+    cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), backend=backend, threads=threads,
+                  time_limit=cfg.time_limit if time_limit is None else time_limit, equations=tuple(equation) if equation else cfg.equations,
                   methods=tuple(method) if method else cfg.methods,
                   presets=tuple(preset) if preset else cfg.presets).check()
     tag = "regression_quick" if quick else "regression"
@@ -105,9 +105,12 @@ def bench_data_efficiency(
     method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Baseline; repeat for several "
                                                         "(default: every registered non-GDSolver method).")] = None,
     target: Annotated[Optional[float], typer.Option(help="Target test accuracy for the smallest-n table "
-                                                    "(default: best baseline mean - 0.02).")] = None,
+                                                    "(default: best baseline mean - 0.05).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Baselines' learning rate (default 0.05; the 2-loop "
+                                                "GDSolver always uses 0.1 then 0.05).")] = None,
     backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
-    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
+    time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30 "
+                                                        "(digits), 10 (fashion-mnist).")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
 ) -> None:
@@ -119,7 +122,8 @@ def bench_data_efficiency(
     cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), models=tuple(model) if model else cfg.models,
                   n_values=tuple(n) if n else cfg.n_values, epochs=tuple(epochs) if epochs else cfg.epochs,
                   methods=tuple(method) if method else cfg.methods, target=target, backend=backend,
-                  time_limit=time_limit, threads=threads, data_dir=None if data_dir is None else str(data_dir)).check()
+                  time_limit=cfg.time_limit if time_limit is None else time_limit, threads=threads,
+                  lr=cfg.lr if lr is None else lr, data_dir=None if data_dir is None else str(data_dir)).check()
     stem = "data_efficiency" if dataset == "digits" else f"data_efficiency_{dataset}"
     tag = f"{stem}_quick" if quick else stem
     console.print(f"data-efficiency benchmark ({name} preset): {dataset}, models {list(cfg.models)}, n "

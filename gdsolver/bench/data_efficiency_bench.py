@@ -13,7 +13,7 @@ All methods of a seed start from the same initial weights.
 
 Reported: test accuracy mean and standard deviation over seeds, GD and solver time, and the
 smallest n at which each method's mean accuracy reaches a target accuracy (default: the best
-mean accuracy any baseline reaches with all n and all e, minus 2 points).
+mean accuracy any baseline reaches with any n and e, minus 5 points).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from gdsolver.errors import GdsolverError
 DATASETS = ("digits", "fashion-mnist")
 MODELS = ("conv", "mlp")
 TWO_LOOP = "gdsolver-2loop"
-TARGET_SLACK = 0.02
+TARGET_SLACK = 0.05
 
 CSV_COLUMNS = ("dataset", "model", "seed", "n", "method", "epochs", "test_acc", "test_loss", "epochs_run",
                "gd_time_s", "solver_time_s", "time_s", "sweeps", "sweeps_accepted", "error")
@@ -84,6 +84,10 @@ class DataEfficiencyConfig:
             raise GdsolverError("epochs and n values must be >= 1")
         if not self.all_methods():
             raise GdsolverError("method: nothing to run")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise GdsolverError(f"lr: must be a finite number > 0, got {self.lr}")
+        if not (self.time_limit > 0):
+            raise GdsolverError(f"time_limit: must be > 0, got {self.time_limit}")
         self.epochs = tuple(sorted(set(self.epochs)))
         self.n_values = tuple(sorted(set(self.n_values)))
         return self
@@ -91,12 +95,14 @@ class DataEfficiencyConfig:
 
 QUICK = {
     "digits": DataEfficiencyConfig(n_values=(100, 300, 1117), epochs=(4, 10), seeds=(0, 1)),
-    "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,)),
+    "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,),
+                                          time_limit=10.0),
 }
 FULL = {
-    "digits": DataEfficiencyConfig(),
+    "digits": DataEfficiencyConfig(seeds=(0, 1, 2, 3)),
+    # the conv's sweeps on Fashion-MNIST (Linear(1875, 10): 18,760 weights) run into the time limit
     "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 1000, 2000, 5000, 10000),
-                                          epochs=(2, 4, 8), seeds=(0, 1)),
+                                          epochs=(2, 4), seeds=(0, 1), time_limit=10.0),
 }
 
 
@@ -296,6 +302,9 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
     body = [[f"{model}, e={e}"] + [fmt_num(S.get((model, meth, e))) for meth in methods]
             for model in cfg.models for e in cfg.epochs]
     lines += md_table(["model, epochs"] + methods, body) + ["", "(\"-\": not reached at any n tried.)", ""]
+    errs = sorted({(r["model"], r["method"], r["error"]) for r in doc["rows"] if r.get("error")})
+    if errs:
+        lines += ["## Runs that failed", ""] + [f"- {mo}, {me}: {er}" for mo, me, er in errs] + [""]
     if png_name:
         lines += [f"![test accuracy against n]({png_name})", ""]
     return "\n".join(lines)

@@ -94,7 +94,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 80) -> int:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 72) -> int:
     """Write `fig` as PNG atomically; returns the file size in bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
