@@ -15,6 +15,7 @@ import numpy as np
 from gdsolver.errors import GdsolverError
 
 VAL_FRACTION = 0.2  # held out of a user's .npz when it has no X_val / y_val
+MAX_CLASSES = 100_000  # a label beyond this is a data error, not a network to build
 
 
 @dataclass
@@ -68,6 +69,11 @@ def load_npz_split(path: str | os.PathLike, *, task: str | None, seed: int):
     test = (arrs["X_test"], arrs["y_test"]) if "X_test" in arrs else val
     info = {"name": Path(path).name, "task": task, "source": str(path)}
     if task == "classification":
+        for key, arr in (("y", y), ("y_val", val[1]), ("y_test", test[1])):
+            if arr.ndim != 1 or (len(arr) and (arr.min() < 0 or arr.max() >= MAX_CLASSES)):
+                raise GdsolverError(f"{path}: array '{key}' must hold class labels 0..K-1 (1-D, K <= {MAX_CLASSES}), "
+                                    f"got shape {arr.shape}" + (f", range {arr.min():g}..{arr.max():g}" if arr.size
+                                                                else ""))
         info["num_classes"] = int(max(y.max(), val[1].max(), test[1].max())) + 1
     return Split(Path(path).name, task, train, val, test, info)
 
@@ -107,10 +113,11 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
                 callback: Callable[[str, dict[str, Any]], None] | None = None, **opts: Any) -> list[RunResult]:
     """Train each method on a deep copy of `model` (same initial weights) and test it."""
     from gdsolver.train.methods import make_trainer
-    from gdsolver.train.trainer import clone_model
+    from gdsolver.train.trainer import clone_model, warm_up
 
     if not methods:
         raise GdsolverError("method: give at least one method")
+    warm_up()  # not inside the first method's wall time
     results = []
     for method in methods:
         m = clone_model(model)

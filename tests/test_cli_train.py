@@ -1,0 +1,150 @@
+"""`gdsolver train` as a user runs it: the comparison table, --csv / --json / --dump outputs,
+replaying the dumped sweeps, and one-line errors (exit 2) for bad data."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clirun import assert_user_error, run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small run of two methods on digits (200 training points, 2 epochs)."""
+    d = tmp_path_factory.mktemp("cli_train")
+    p = run("train", "--dataset", "digits", "-m", "gdsolver", "-m", "sgd", "--epochs", "2", "--n-train", "200",
+            "--hidden", "16", "--csv", "summary.csv", "--json", "summary.json", "--dump", "dump", cwd=d)
+    return p, d
+
+
+def test_train_prints_the_summary_table(trained):
+    p, d = trained
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    out = p.stdout
+    for needle in ("digits: classification, 200 train", "method", "sweeps (accepted)", "test acc", "gdsolver",
+                   "sgd", "gdsolver sweep 1", "gdsolver replay dump"):
+        assert needle in out, needle
+    table_rows = [ln for ln in out.splitlines() if ln.startswith(("gdsolver ", "sgd "))]
+    assert len(table_rows) == 2
+
+
+def test_train_csv_and_json_outputs(trained):
+    p, d = trained
+    rows = list(csv.DictReader((d / "summary.csv").open()))
+    assert [r["method"] for r in rows] == ["gdsolver", "sgd"]
+    for r in rows:
+        assert int(r["epochs"]) == 2
+        assert 0.0 <= float(r["test_acc"]) <= 1.0 and float(r["train_loss"]) > 0
+    assert int(rows[0]["sweeps"]) >= 1 and int(rows[1]["sweeps"]) == 0
+    doc = json.loads((d / "summary.json").read_text())
+    assert doc["dataset"] == "digits" and doc["seed"] == 0
+    assert [r["method"] for r in doc["results"]] == ["gdsolver", "sgd"]
+    for r, c in zip(doc["results"], rows):
+        hist = r["history"]["rows"]
+        assert sum(h["kind"] == "epoch" for h in hist) == r["epochs"] == int(c["epochs"])
+        assert sum(h["kind"] == "sweep" for h in hist) == r["sweeps"] == int(c["sweeps"])
+        assert r["test_acc"] == pytest.approx(float(c["test_acc"]))
+    # both methods started from the same weights and data: their first epochs are identical
+    g, s = (r["history"]["rows"][0] for r in doc["results"])
+    assert g["train_loss"] == s["train_loss"] and g["val_loss"] == s["val_loss"]
+
+
+def test_train_dump_has_one_directory_per_method_and_replays(trained):
+    p, d = trained
+    dump = d / "dump"
+    assert sorted(x.name for x in dump.iterdir()) == ["gdsolver", "sgd"]
+    for m in ("gdsolver", "sgd"):
+        run_doc = json.loads((dump / m / "run.json").read_text())
+        assert run_doc["method"] == m
+        state = torch.load(dump / m / "model.state_dict.pt", weights_only=True)
+        assert set(state) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+        assert (dump / m / "model.onnx").is_file()
+    assert "0001.gdsm" in {x.name for x in (dump / "gdsolver" / "sweeps").glob("*.gdsm")}
+    assert not (dump / "sgd" / "sweeps").exists()
+    r = run("replay", str(dump / "gdsolver"), cwd=d)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "replays match" in r.stdout and "differ" not in r.stdout
+
+
+# ---------------------------------------------------------------------------- bad data
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path.name
+
+
+BAD_NPZ = {  # through the CLI (each run starts a Python with torch: a few seconds)
+    "negative label": (lambda rng: dict(X=rng.normal(size=(40, 4)), y=np.r_[-1, rng.integers(0, 3, 39)]),
+                       ("'y'", "class labels", "-1")),
+    "mismatched lengths": (lambda rng: dict(X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 39)),
+                           ("X has 40 rows but y has 39",)),
+    "NaN in X": (lambda rng: dict(X=np.where(np.arange(40)[:, None] == 7, np.nan, rng.normal(size=(40, 4))),
+                                  y=rng.integers(0, 3, 40)), ("'X'", "NaN")),
+}
+BAD_NPZ_SLOW = {
+    "huge label": (lambda rng: dict(X=rng.normal(size=(40, 4)), y=np.r_[2**40, rng.integers(0, 3, 39)]),
+                   ("'y'", "class labels")),
+    "empty": (lambda rng: dict(X=np.zeros((0, 4)), y=np.zeros(0, np.int64)), ("0 rows",)),
+    "val label beyond the classes": (lambda rng: dict(X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40),
+                                                      X_val=rng.normal(size=(5, 4)), y_val=np.array([0, 1, -2, 1, 2])),
+                                     ("'y_val'", "class labels")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NPZ))
+def test_train_bad_data_is_one_error_line(case, tmp_path):
+    make, needles = BAD_NPZ[case]
+    name = _npz(tmp_path / "bad.npz", **make(np.random.default_rng(0)))
+    p = run("train", "--data", name, "-m", "sgd", "--epochs", "1", cwd=tmp_path)
+    assert_user_error(p, name, *needles)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BAD_NPZ_SLOW))
+def test_train_more_bad_data_is_one_error_line(case, tmp_path):
+    make, needles = BAD_NPZ_SLOW[case]
+    name = _npz(tmp_path / "bad.npz", **make(np.random.default_rng(0)))
+    p = run("train", "--data", name, "-m", "sgd", "--epochs", "1", cwd=tmp_path)
+    assert_user_error(p, name, *needles)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NPZ_SLOW))
+def test_bad_npz_is_refused_before_any_model_is_built(case, tmp_path):
+    """The same checks in-process (what the CLI calls first): no network of 2**40 outputs."""
+    from gdsolver.errors import GdsolverError
+    from gdsolver.train.runs import load_split_for
+
+    make, needles = BAD_NPZ_SLOW[case]
+    _npz(tmp_path / "bad.npz", **make(np.random.default_rng(0)))
+    with pytest.raises(GdsolverError) as ei:
+        load_split_for(None, tmp_path / "bad.npz")
+    for n in needles:
+        assert n in str(ei.value)
+
+
+def test_train_diverging_lr_is_one_error_line(tmp_path):
+    rng = np.random.default_rng(0)
+    name = _npz(tmp_path / "ok.npz", X=rng.normal(size=(200, 4)), y=rng.integers(0, 3, 200))
+    p = run("train", "--data", name, "-m", "sgd", "--epochs", "2", "--lr", "1e30", cwd=tmp_path)
+    assert_user_error(p, "training diverged", "lower the learning rate")
+
+
+@pytest.mark.slow
+def test_train_bad_options(tmp_path):
+    p = run("train", "--dataset", "digits", "-m", "newton", cwd=tmp_path)
+    assert_user_error(p, "--method 'newton'")
+
+
+@pytest.mark.slow
+def test_train_float_labels_as_classification(tmp_path):
+    rng = np.random.default_rng(0)
+    name = _npz(tmp_path / "f.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40) + 0.5)
+    p = run("train", "--data", name, "--task", "classification", "-m", "sgd", "--epochs", "1", cwd=tmp_path)
+    assert_user_error(p, "integers")
+    p = run("train", "--dataset", "digits", "--data", "x.npz", cwd=tmp_path)
+    assert_user_error(p, "exactly one")
