@@ -148,3 +148,15 @@ def test_train_float_labels_as_classification(tmp_path):
     assert_user_error(p, "integers")
     p = run("train", "--dataset", "digits", "--data", "x.npz", cwd=tmp_path)
     assert_user_error(p, "exactly one")
+
+
+def test_run_methods_refuses_a_method_twice(tmp_path):
+    from gdsolver.errors import GdsolverError
+    from gdsolver.train.runs import load_split_for, run_methods
+
+    rng = np.random.default_rng(0)
+    _npz(tmp_path / "ok.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40))
+    split = load_split_for(None, tmp_path / "ok.npz")
+    with pytest.raises(GdsolverError, match="sgd given more than once"):
+        run_methods(["sgd", "gdsolver", "sgd"], torch.nn.Linear(4, 3), split, dump_dir=tmp_path / "d", epochs=1)
+    assert not (tmp_path / "d").exists()

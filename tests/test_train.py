@@ -535,3 +535,19 @@ def test_history_frame_json_and_summary(small_history):
         History().add("epoch", loss=1.0)
     empty = History("x").summary()
     assert empty["epochs"] == 0 and empty["train_loss"] is None
+
+
+def test_reused_dump_dir_holds_only_this_runs_sweeps(tmp_path):
+    X, y = blobs()
+    data = ((X[:90], y[:90]), (X[90:], y[90:]))
+    GDSolver(mlp(4, 8, 3), "classification", lr=1e-6, epochs=1, max_sweeps=2, radius=1e-9,
+             dump_dir=tmp_path).fit(*data)
+    assert (tmp_path / "sweeps" / "0002.gdsm").exists()
+    (tmp_path / "sweeps" / "notes.txt").write_text("mine")
+    hist = GDSolver(mlp(4, 8, 3), "classification", lr=1e-6, epochs=1, max_sweeps=1,
+                    dump_dir=tmp_path).fit(*data)
+    assert len(hist.sweeps) == 1
+    assert not (tmp_path / "sweeps" / "0002.gdsm").exists()
+    assert (tmp_path / "sweeps" / "notes.txt").read_text() == "mine"
+    stems = {r.instance.name for r in replay(tmp_path)}
+    assert stems <= {"0001.gdsm", "0001-closest.gdsm"} and "0001.gdsm" in stems

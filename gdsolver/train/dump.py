@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,19 @@ RUN_VERSION = 1
 def sweep_paths(dump_dir: str | os.PathLike, k: int, suffix: str = "") -> tuple[Path, Path]:
     d = Path(dump_dir) / "sweeps"
     return d / f"{k:04d}{suffix}.gdsm", d / f"{k:04d}{suffix}.result.json"
+
+
+_SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z]+)?\.(gdsm|result\.json|x\.npy)$")
+
+
+def clear_sweeps(dump_dir: str | os.PathLike) -> None:
+    """Remove the sweep files of an earlier run in the same directory (only files named as
+    this module writes them), so that the directory never mixes two runs' sweeps."""
+    d = Path(dump_dir) / "sweeps"
+    if d.is_dir():
+        for f in d.iterdir():
+            if f.is_file() and _SWEEP_FILE.match(f.name):
+                f.unlink()
 
 
 def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res, suffix: str = "") -> None:
@@ -88,6 +102,8 @@ def write_run(trainer) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     save_state_dict(trainer.model, d / "model.state_dict.pt")
     onnx_error = export_onnx(trainer.model, trainer.train_data.X[:1], d / "model.onnx")
+    if onnx_error is not None:  # no earlier run's model.onnx beside this run's run.json
+        (d / "model.onnx").unlink(missing_ok=True)
     doc: dict[str, Any] = {
         "format": RUN_FORMAT,
         "format_version": RUN_VERSION,

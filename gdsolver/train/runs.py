@@ -117,6 +117,9 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
 
     if not methods:
         raise GdsolverError("method: give at least one method")
+    twice = sorted({m for m in methods if list(methods).count(m) > 1})
+    if twice:  # same seed, same result; and with a dump both would write DIR/<method>
+        raise GdsolverError(f"method: {', '.join(twice)} given more than once")
     warm_up()  # not inside the first method's wall time
     results = []
     for method in methods:

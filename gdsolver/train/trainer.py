@@ -146,6 +146,10 @@ class Trainer:
             warm_up()
             self._t0 = time.perf_counter()
             self._epoch, self._phase = 0, 1
+            if self.dump_dir is not None:
+                from gdsolver.train.dump import clear_sweeps
+
+                clear_sweeps(self.dump_dir)
             self._fit()
             if self.dump_dir is not None:
                 from gdsolver.train.dump import write_run
