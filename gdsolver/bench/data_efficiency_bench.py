@@ -9,7 +9,9 @@ test accuracy recorded after each listed e (no early stopping, so a run of e epo
 first e epochs of a longer one) -- and the 2-loop GDSolver (method "gdsolver-2loop": at
 most e/2 epochs of SGD with lr 0.1, patience 2, then a sweep on 32 misclassified training
 points; again with lr 0.05; every sweep verified, kept only if it helps) runs once per e.
-All methods of a seed start from the same initial weights.
+All methods of a seed start from the same initial weights. A control, "2loop-no-sweep", runs
+the 2-loop's exact GD schedule with the sweeps skipped, so the solver's own contribution can be
+told apart from the 2-loop's different learning rates and early stopping.
 
 Reported: test accuracy mean and standard deviation over seeds, GD and solver time, and the
 smallest n at which each method's mean accuracy reaches a target accuracy (default: the best
@@ -35,6 +37,7 @@ from gdsolver.errors import GdsolverError
 DATASETS = ("digits", "fashion-mnist")
 MODELS = ("conv", "mlp")
 TWO_LOOP = "gdsolver-2loop"
+NO_SWEEP = "2loop-no-sweep"  # control: the 2-loop's GD schedule (lr 0.1 then 0.05, patience 2) without its sweeps
 TARGET_SLACK = 0.05
 
 CSV_COLUMNS = ("dataset", "model", "seed", "n", "method", "epochs", "test_acc", "test_loss", "epochs_run",
@@ -50,6 +53,7 @@ class DataEfficiencyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] | None = None  # baselines; None: every non-GDSolver method registered
     two_loop: bool = True
+    control: bool = True  # also run NO_SWEEP
     lr: float = 0.05  # baselines' learning rate (the 2-loop GDSolver uses 0.1 then 0.05)
     batch_size: int = 32
     hidden: int = 32
@@ -70,7 +74,8 @@ class DataEfficiencyConfig:
         return names
 
     def all_methods(self) -> list[str]:
-        return self.baselines() + ([TWO_LOOP] if self.two_loop else [])
+        return self.baselines() + ([NO_SWEEP] if self.two_loop and self.control else []) + \
+            ([TWO_LOOP] if self.two_loop else [])
 
     def check(self) -> "DataEfficiencyConfig":
         if self.dataset not in DATASETS:
@@ -120,7 +125,7 @@ def data_name(dataset: str, model: str) -> str:
 
 
 def total_units(cfg: DataEfficiencyConfig) -> int:
-    per = len(cfg.baselines()) + (len(cfg.epochs) if cfg.two_loop else 0)
+    per = len(cfg.baselines()) + (len(cfg.epochs) * (2 if cfg.control else 1) if cfg.two_loop else 0)
     return len(cfg.models) * len(cfg.seeds) * len(cfg.n_values) * per
 
 
@@ -165,16 +170,28 @@ def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed
     return rows
 
 
-def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test) -> dict[str, Any]:
+def _skip_sweeps(trainer) -> None:
+    """Make a GDSolver skip its sweeps (the NO_SWEEP control): same phases, same GD, no solver."""
+    def no_sweep() -> None:
+        trainer._sweep_no += 1
+
+    trainer._sweep = no_sweep
+
+
+def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test, *,
+                 sweeps: bool = True) -> dict[str, Any]:
     from gdsolver.train.methods import make_trainer
     from gdsolver.train.trainer import clone_model
 
     trainer = make_trainer(TWO_LOOP, clone_model(init_model), "classification", epochs=epochs,
                            batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
                            time_limit=cfg.time_limit)
+    if not sweeps:
+        _skip_sweeps(trainer)
     h = trainer.fit(split.train, split.val)
     ev = trainer.evaluate(test)
-    return {"method": TWO_LOOP, "epochs": epochs, "test_acc": ev["acc"], "test_loss": ev["loss"], **_summ(h)}
+    return {"method": TWO_LOOP if sweeps else NO_SWEEP, "epochs": epochs, "test_acc": ev["acc"],
+            "test_loss": ev["loss"], **_summ(h)}
 
 
 def run_cell(model_kind: str, seed: int, n: int, cfg: DataEfficiencyConfig,
@@ -200,12 +217,14 @@ def run_cell(model_kind: str, seed: int, n: int, cfg: DataEfficiencyConfig,
             rows += [{**base, "method": method, "epochs": e, "error": str(exc)} for e in cfg.epochs]
         tick(f"{model_kind} n={n} seed {seed}: {method}")
     if cfg.two_loop:
-        for e in cfg.epochs:
-            try:
-                rows.append({**base, **run_two_loop(init, split, cfg, seed, e, test)})
-            except GdsolverError as exc:
-                rows.append({**base, "method": TWO_LOOP, "epochs": e, "error": str(exc)})
-            tick(f"{model_kind} n={n} seed {seed}: {TWO_LOOP} e={e}")
+        for sweeps in ((False, True) if cfg.control else (True,)):
+            label = TWO_LOOP if sweeps else NO_SWEEP
+            for e in cfg.epochs:
+                try:
+                    rows.append({**base, **run_two_loop(init, split, cfg, seed, e, test, sweeps=sweeps)})
+                except GdsolverError as exc:
+                    rows.append({**base, "method": label, "epochs": e, "error": str(exc)})
+                tick(f"{model_kind} n={n} seed {seed}: {label} e={e}")
     return rows
 
 
@@ -242,7 +261,7 @@ def targets(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[str, f
         if cfg.target is not None:
             out[model] = float(cfg.target)
             continue
-        accs = [a["test_acc"] for a in agg if a["model"] == model and a["method"] != TWO_LOOP
+        accs = [a["test_acc"] for a in agg if a["model"] == model and a["method"] not in (TWO_LOOP, NO_SWEEP)
                 and math.isfinite(a["test_acc"])]
         if not accs:  # no baseline run: fall back to every method
             accs = [a["test_acc"] for a in agg if a["model"] == model and math.isfinite(a["test_acc"])]
@@ -272,7 +291,9 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
              "The paper's classification data-efficiency study: test accuracy against the number n of training "
              "points (the first n of the training set) and the epoch budget e. Baselines run e epochs "
              f"(lr {cfg.lr:g}, batch {cfg.batch_size}); {TWO_LOOP} runs at most e/2 SGD epochs (lr 0.1, "
-             "patience 2), a sweep on 32 misclassified points, again (lr 0.05), and a second sweep. "
+             "patience 2), a sweep on 32 misclassified points, again (lr 0.05), and a second sweep; "
+             f"{NO_SWEEP} is the same GD schedule with the sweeps skipped (the solver's own effect is the "
+             f"difference between the two). "
              f"Mean ± standard deviation over seeds {list(cfg.seeds)}.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",

@@ -46,7 +46,18 @@ def clean(v: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, doc: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(clean(doc), indent=1, default=str) + "\n")
+    """Compact JSON (one line per top-level key) to keep committed results small."""
+    doc = clean(doc)
+    body = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'), default=str)}" for k, v in doc.items())
+    atomic_write_text(path, "{\n" + body + "\n}\n")
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.7g}"
+    return v
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -54,7 +65,7 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: 
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+        w.writerow({k: _cell(r.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 

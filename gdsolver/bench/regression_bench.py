@@ -446,4 +446,5 @@ def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmark
 
     atomic_write_text(paths["md"], markdown(doc, cfg, png))
     doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plots}
+    doc["rows"] = rows  # full precision (the CSV has 7 significant digits); not in the JSON file
     return doc
