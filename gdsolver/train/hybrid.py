@@ -208,6 +208,8 @@ class GDSolver(Trainer):
             self._finish_sweep(base, accepted=False, reason=f"solution fails ir.verify: {report}")
             return
         x, note = self._closest(k, inst, res.x) if self.closest else (res.x, "")
+        if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
+            note = f" [solver: {res.message}]" + note
         base["solver_time_s"] = time.perf_counter() - t
         self._try_weights(layer, inst.unpack(x), Xp, yp, margin, before, base, note)
 
@@ -261,7 +263,7 @@ class GDSolver(Trainer):
             if old_b is not None:
                 linear.bias.copy_(old_b)
         if not improved:
-            reason = f"no improvement: solver loss on its points {before:g} -> {after:g}"
+            reason = f"no improvement: solver loss on its points {before:g} -> {after:g}{note}"
             self._adapt(grow=True)
         else:
             reason = f"{what} would worsen {val_before:.6g} -> {val_after:.6g} ({tol}){note}"
