@@ -478,6 +478,19 @@ def test_bad_settings():
             GDSolver(m, **kw)
     with pytest.raises(GdsolverError, match="task"):
         GDTrainer(m, "ranking")
+    with pytest.raises(GdsolverError, match="keep_correct: applies to classification only"):
+        GDSolver(reg_arch(), "regression", keep_correct=5)
+
+
+@pytest.mark.parametrize("head", [nn.Softmax(dim=1), nn.Tanh()])
+def test_gdsolver_refuses_a_model_it_cannot_sweep_before_training(head):
+    X, y = blobs()
+    model = nn.Sequential(nn.Linear(4, 3), head)
+    w0 = model[0].weight.detach().clone()
+    with pytest.raises(GdsolverError, match="GDSolver cannot sweep this model: .*nn.Linear"):
+        GDSolver(model, "classification", epochs=2).fit((X, y))
+    assert torch.equal(model[0].weight, w0)  # no GD ran first
+    GDSolver(model, "classification", epochs=1, max_sweeps=0).fit((X, y))  # plain GD still works
     with pytest.raises(GdsolverError, match="torch.nn.Module"):
         GDTrainer("model.onnx")
 

@@ -87,6 +87,8 @@ class GDSolver(Trainer):
         self.solver_points = solver_points if solver_points in (None, "auto") else \
             _positive_int("solver_points", solver_points)
         self.keep_correct = _positive_int("keep_correct", keep_correct, allow_zero=True)
+        if self.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
+            raise GdsolverError("keep_correct: applies to classification only")
         self.mode = mode
         self.margin = margin
         self.backend = backend
@@ -121,6 +123,11 @@ class GDSolver(Trainer):
         self.radii_used = []
         self._radius = self.radius
         self._sweep_no = 0
+        if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
+            try:
+                from_torch(self.model, self.train_data.X[:2])
+            except GdsolverError as exc:
+                raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
         if self.max_sweeps == 0:
             self._run_gd(self.epochs)
             return
