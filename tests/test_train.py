@@ -473,7 +473,8 @@ def test_bad_settings():
             GDTrainer(m, **kw)
     for kw, needle in [({"backend": "cplex"}, "backend"), ({"radius": 0}, "radius"),
                        ({"val_tolerance": -1}, "val_tolerance"), ({"max_sweeps": -1}, "max_sweeps"),
-                       ({"time_limit": 0}, "time_limit")]:
+                       ({"time_limit": 0}, "time_limit"), ({"desired_loss": "low"}, "desired_loss"),
+                       ({"desired_loss": float("nan")}, "desired_loss")]:
         with pytest.raises(GdsolverError, match=needle):
             GDSolver(m, **kw)
     with pytest.raises(GdsolverError, match="task"):
@@ -565,3 +566,10 @@ def test_reused_dump_dir_holds_only_this_runs_sweeps(tmp_path):
     assert (tmp_path / "sweeps" / "notes.txt").read_text() == "mine"
     stems = {r.instance.name for r in replay(tmp_path)}
     assert stems <= {"0001.gdsm", "0001-closest.gdsm"} and "0001.gdsm" in stems
+
+
+def test_desired_loss_ends_the_run(digits):
+    """A goal every monitored loss meets: the run stops after the first sweep."""
+    hist = GDSolver(cls_arch(), "classification", lr=1e-6, epochs=4, phase_epochs=1, max_sweeps=3,
+                    desired_loss=100.0).fit(*digits)
+    assert [r["kind"] for r in hist.rows] == ["epoch", "sweep"]

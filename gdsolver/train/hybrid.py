@@ -102,6 +102,13 @@ class GDSolver(Trainer):
             raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss'" +
                                 (" or 'accuracy'" if task == "classification" else " (regression)"))
         self.accept_on = accept_on
+        if desired_loss is not None:
+            try:
+                desired_loss = float(desired_loss)
+            except (TypeError, ValueError):
+                raise GdsolverError(f"desired_loss: must be a number, got {desired_loss!r}") from None
+            if not (desired_loss >= 0):  # also refuses NaN, which no loss would ever reach
+                raise GdsolverError(f"desired_loss: must be >= 0, got {desired_loss}")
         self.desired_loss = desired_loss
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
