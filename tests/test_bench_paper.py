@@ -114,7 +114,7 @@ def test_data_efficiency_tiny(tmp_path):
     expect = tr.evaluate(split.test)["acc"]
     got = [r for r in two if int(r["n"]) == 200][0]
     assert float(got["test_acc"]) == pytest.approx(expect, abs=1e-6)
-    exact = [r for r in saved["rows"] if r["method"] == "gdsolver-2loop" and r["n"] == 200]
+    exact = [r for r in doc["rows"] if r["method"] == "gdsolver-2loop" and r["n"] == 200]
     assert exact[0]["test_acc"] == pytest.approx(expect, abs=1e-12)
 
 

@@ -32,22 +32,27 @@ def run_metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
             "command": list(command) if command is not None else list(sys.argv)}
 
 
-def clean(v: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+def clean(v: Any, digits: int | None = None) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively; floats rounded to
+    `digits` significant digits when given."""
     if isinstance(v, dict):
-        return {str(k): clean(x) for k, x in v.items()}
+        return {str(k): clean(x, digits) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [clean(x) for x in v]
+        return [clean(x, digits) for x in v]
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        if digits is not None:
+            return float(f"{v:.{digits}g}")
     return v
 
 
 def write_json(path: str | os.PathLike, doc: dict[str, Any]) -> None:
-    """Compact JSON (one line per top-level key) to keep committed results small."""
-    doc = clean(doc)
+    """Compact JSON (one line per top-level key, floats to 7 significant digits) to keep
+    committed results small."""
+    doc = clean(doc, 7)
     body = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'), default=str)}" for k, v in doc.items())
     atomic_write_text(path, "{\n" + body + "\n}\n")
 
