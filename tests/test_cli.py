@@ -183,11 +183,27 @@ def test_gurobi_licence_limit_is_a_clean_error(tmp_path: Path) -> None:
     assert "solved with highs" in p.stdout
 
 
-def test_demo_runs(tmp_path: Path) -> None:
-    p = run("demo", cwd=tmp_path)
+def test_demo_sweeps_only_runs(tmp_path: Path) -> None:
+    p = run("demo", "--sweeps-only", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "OPTIMAL" in p.stdout and "yes" in p.stdout
     assert "NO" not in p.stdout
+
+
+def test_demo_trains_compares_and_replays(tmp_path: Path) -> None:
+    p = run("demo", "--dump", str(tmp_path / "demo"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    for case in ("digits (classification)", "affine (regression)"):
+        assert case in p.stdout
+    assert p.stdout.count("\ngdsolver ") == 2 and p.stdout.count("\nsgd ") == 2
+    assert "without the training code: all match" in p.stdout
+    # what the table reports is what the run directories hold
+    import json
+
+    for case in ("digits", "affine"):
+        doc = json.loads((tmp_path / "demo" / case / "gdsolver" / "run.json").read_text())
+        assert doc["summary"]["sweeps"] == len(doc["history"]["rows"]) - doc["summary"]["epochs"] >= 1
+        assert f"{doc['summary']['sweeps']} ({doc['summary']['sweeps_accepted']})" in p.stdout
 
 
 def test_bench_compile_quick(tmp_path: Path) -> None:
