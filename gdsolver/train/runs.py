@@ -87,6 +87,8 @@ def load_split_for(dataset: str | None, data: str | os.PathLike | None, *, seed:
 
     if (dataset is None) == (data is None):
         raise GdsolverError("give exactly one of --dataset NAME or --data FILE.npz")
+    if dataset is not None and dataset.endswith(".npz"):  # `--dataset data.npz` is a user's file too
+        dataset, data = None, dataset
     split = load_split(dataset, data_dir=data_dir, seed=seed) if dataset else load_npz_split(data, task=task,
                                                                                              seed=seed)
     if task is not None and task != split.task:
