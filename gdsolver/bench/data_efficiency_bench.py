@@ -170,14 +170,6 @@ def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed
     return rows
 
 
-def _skip_sweeps(trainer) -> None:
-    """Make a GDSolver skip its sweeps (the NO_SWEEP control): same phases, same GD, no solver."""
-    def no_sweep() -> None:
-        trainer._sweep_no += 1
-
-    trainer._sweep = no_sweep
-
-
 def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test, *,
                  sweeps: bool = True) -> dict[str, Any]:
     from gdsolver.train.methods import make_trainer
@@ -185,9 +177,7 @@ def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs
 
     trainer = make_trainer(TWO_LOOP, clone_model(init_model), "classification", epochs=epochs,
                            batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
-                           time_limit=cfg.time_limit)
-    if not sweeps:
-        _skip_sweeps(trainer)
+                           time_limit=cfg.time_limit, skip_sweeps=not sweeps)  # the NO_SWEEP control
     h = trainer.fit(split.train, split.val)
     ev = trainer.evaluate(test)
     return {"method": TWO_LOOP if sweeps else NO_SWEEP, "epochs": epochs, "test_acc": ev["acc"],

@@ -15,7 +15,7 @@ with `epochs=0, max_sweeps=1` -- the same computation as GDSolver(epochs=e, phas
 max_sweeps=1, patience=None) (tests check this on one cell). Sweep settings come in two
 presets: "paper" (the authors' box half-widths 0.05 / 500 / 5 / 50, fixed; the paper's
 feasibility formulation |o - y| <= current error - margin, margin 1e-4; 32 points) and
-"default" (gdsolver's defaults: radius 0.05, L1-minimising LP, 32 points). Every sweep's
+"default" (gdsolver's defaults: radius 0.05, the L1-minimising LP over every training point). Every sweep's
 answer is verified and kept only if it improves the loss on its points and does not worsen
 the validation loss by more than 1%.
 
@@ -132,7 +132,7 @@ def sweep_options(preset: str, equation: str, cfg: RegressionConfig) -> dict[str
 
         return dict(radius=paper_radius(equation), adapt_radius=False, mode="paper", margin=PAPER_MARGIN,
                     solver_points=cfg.points)
-    return dict(radius=0.05, adapt_radius=True, mode="l1", solver_points=cfg.points)
+    return dict(radius=0.05, adapt_radius=True, mode="l1", solver_points="auto")  # every training point
 
 
 def total_units(cfg: RegressionConfig) -> int:

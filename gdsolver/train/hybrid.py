@@ -57,7 +57,8 @@ class GDSolver(Trainer):
                  phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, closest: bool = True, accept_on: str = "loss",
+                 mip_gap: float | None = None, closest: bool = True, skip_sweeps: bool = False,
+                 accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  dump_dir: str | os.PathLike | None = None,
@@ -95,6 +96,8 @@ class GDSolver(Trainer):
         self.time_limit = time_limit
         self.mip_gap = mip_gap
         self.closest = bool(closest)
+        # a control for benchmarks: the same GD phases and schedule, no solver
+        self.skip_sweeps = bool(skip_sweeps)
         if not (val_tolerance >= 0):
             raise GdsolverError(f"val_tolerance: must be >= 0, got {val_tolerance}")
         self.val_tolerance = float(val_tolerance)
@@ -179,6 +182,8 @@ class GDSolver(Trainer):
         from gdsolver.ir.verify import verify
 
         self._sweep_no += 1
+        if self.skip_sweeps:
+            return
         k, radius = self._sweep_no, self._radius
         self.radii_used.append(radius)
         base = dict(phase=self._phase, epoch=self._epoch, sweep=k, radius=radius)

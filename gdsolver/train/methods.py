@@ -26,7 +26,8 @@ METHODS: dict[str, str] = {
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
             "dump_dir", "callback")
 _SOLVER_KEYS = ("max_sweeps", "phase_epochs", "radius", "adapt_radius", "solver_points", "keep_correct", "mode",
-                "margin", "backend", "time_limit", "mip_gap", "closest", "accept_on", "val_tolerance", "desired_loss")
+                "margin", "backend", "time_limit", "mip_gap", "closest", "skip_sweeps", "accept_on", "val_tolerance",
+                "desired_loss")
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback")
 _BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")
