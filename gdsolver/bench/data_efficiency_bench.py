@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, out_paths, pyplot, run_metadata, save_figure,
-                                  write_csv, write_json)
+from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata, save_figure,
+                                  write_outputs)
 from gdsolver.errors import GdsolverError
 
 DATASETS = ("digits", "fashion-mnist")
@@ -219,23 +219,16 @@ def run_cell(model_kind: str, seed: int, n: int, cfg: DataEfficiencyConfig,
 
 
 # ---------------------------------------------------------------------------------- summary
-def _stats(vals: Sequence[float | None]) -> tuple[float, float, int]:
-    v = np.array([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan, 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
-
-
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["method"], r["epochs"], r["n"]), []).append(r)
     out = []
     for (model, method, e, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])):
-        acc, sd, k = _stats([r.get("test_acc") for r in rs])
-        t, _, _ = _stats([r.get("time_s") for r in rs])
-        gd, _, _ = _stats([r.get("gd_time_s") for r in rs])
-        sv, _, _ = _stats([r.get("solver_time_s") for r in rs])
+        acc, sd, k = mean_std([r.get("test_acc") for r in rs])
+        t, _, _ = mean_std([r.get("time_s") for r in rs])
+        gd, _, _ = mean_std([r.get("gd_time_s") for r in rs])
+        sv, _, _ = mean_std([r.get("solver_time_s") for r in rs])
         sw = [r.get("sweeps_accepted") for r in rs if r.get("sweeps") is not None]
         out.append({"model": model, "method": method, "epochs": e, "n": n, "test_acc": acc, "test_acc_std": sd,
                     "seeds": k, "time_s": t, "gd_time_s": gd, "solver_time_s": sv,
@@ -408,14 +401,6 @@ def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathL
                            "config": asdict(cfg), "methods": cfg.all_methods(), "models": describe_models(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
                            "targets": tgt, "aggregate": agg, "smallest_n": smallest_n(agg, cfg, tgt), "rows": rows}
-    write_csv(paths["csv"], rows, CSV_COLUMNS)
-    png = None
-    if plots:
-        doc["png_bytes"] = plot(doc, cfg, paths["png"])
-        png = paths["png"].name
-    write_json(paths["json"], doc)
-    from gdsolver.atomic import atomic_write_text
-
-    atomic_write_text(paths["md"], markdown(doc, cfg, png))
-    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plots}
+    write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
+                  markdown=lambda d, png: markdown(d, cfg, png))
     return doc  # full precision; the files have 7 significant digits

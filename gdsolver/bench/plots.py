@@ -9,7 +9,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,14 @@ def clean(v: Any, digits: int | None = None) -> Any:
         if digits is not None:
             return float(f"{v:.{digits}g}")
     return v
+
+
+def mean_std(vals: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation and count of the finite values (NaN, 0 when none)."""
+    v = np.array([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
 def write_json(path: str | os.PathLike, doc: dict[str, Any]) -> None:
@@ -124,3 +132,18 @@ def out_paths(out_dir: str | os.PathLike, tag: str) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return {ext: out / f"{tag}.{ext}" for ext in ("csv", "json", "md", "png")}
+
+
+def write_outputs(doc: dict[str, Any], rows: list[dict[str, Any]], columns: Sequence[str], paths: dict[str, Path],
+                  *, plot: Callable[[dict[str, Any], Path], int] | None,
+                  markdown: Callable[[dict[str, Any], str | None], str]) -> None:
+    """The CSV of `rows`, the plot (when `plot` is given; its size goes into doc["png_bytes"]),
+    the JSON of `doc` and the markdown report, each written atomically; doc["paths"] lists them."""
+    write_csv(paths["csv"], rows, columns)
+    png = None
+    if plot is not None:
+        doc["png_bytes"] = plot(doc, paths["png"])
+        png = paths["png"].name
+    write_json(paths["json"], doc)
+    atomic_write_text(paths["md"], markdown(doc, png))
+    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plot is not None}

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, out_paths, pyplot, run_metadata, save_figure,
-                                  write_csv, write_json)
+from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata, save_figure,
+                                  write_outputs)
 from gdsolver.errors import GdsolverError
 
 EQUATIONS = ("identity", "affine", "polynomial", "formula")
@@ -244,13 +244,6 @@ def run_cell(equation: str, seed: int, cfg: RegressionConfig,
 
 
 # ---------------------------------------------------------------------------------- summary
-def _stats(vals: Sequence[float | None]) -> tuple[float, float, int]:
-    v = np.array([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan, 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
-
-
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean / std over seeds per (equation, method, preset, epochs)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -258,10 +251,10 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["equation"], r["method"], r.get("preset") or "", r["epochs"]), []).append(r)
     out = []
     for (eq, m, p, e), rs in groups.items():
-        mse, mse_sd, n = _stats([r.get("test_mse") for r in rs])
-        t, t_sd, _ = _stats([r.get("time_s") for r in rs])
-        gd, _, _ = _stats([r.get("gd_time_s") for r in rs])
-        sv, _, _ = _stats([r.get("solver_time_s") for r in rs])
+        mse, mse_sd, n = mean_std([r.get("test_mse") for r in rs])
+        t, t_sd, _ = mean_std([r.get("time_s") for r in rs])
+        gd, _, _ = mean_std([r.get("gd_time_s") for r in rs])
+        sv, _, _ = mean_std([r.get("solver_time_s") for r in rs])
         acc = [r["accepted"] for r in rs if r.get("accepted") is not None]
         out.append({"equation": eq, "method": m, "preset": p, "epochs": e, "test_mse": mse, "test_mse_std": mse_sd,
                     "n": n, "time_s": t, "time_s_std": t_sd, "gd_time_s": gd, "solver_time_s": sv,
@@ -436,15 +429,7 @@ def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmark
     doc["sweeps"] = [{k: r.get(k) for k in ("equation", "seed", "preset", "epochs", "status", "accepted", "radius",
                                             "reason", "error")} for r in rows if r["method"] == "gdsolver"]
     doc["errors"] = [r for r in rows if r.get("error")]
-    write_csv(paths["csv"], rows, CSV_COLUMNS)
-    png = None
-    if plots:
-        doc["png_bytes"] = plot(doc, cfg, paths["png"])
-        png = paths["png"].name
-    write_json(paths["json"], doc)
-    from gdsolver.atomic import atomic_write_text
-
-    atomic_write_text(paths["md"], markdown(doc, cfg, png))
-    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or plots}
+    write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
+                  markdown=lambda d, png: markdown(d, cfg, png))
     doc["rows"] = rows  # full precision (the CSV has 7 significant digits); not in the JSON file
     return doc

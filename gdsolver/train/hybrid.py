@@ -31,7 +31,7 @@ from gdsolver.extract.torch_frontend import apply_to_torch, eval_mode, from_torc
 from gdsolver.formulate import correct_mask
 from gdsolver.train.history import History
 from gdsolver.train.sweep import build_sweep
-from gdsolver.train.trainer import LR_SCHEDULES, OPTIMIZERS, Trainer, _positive_float, _positive_int
+from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
 
 ACCEPT_ON = ("loss", "accuracy")
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -65,19 +65,12 @@ class GDSolver(Trainer):
                  callback: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback)
-        if optimizer not in OPTIMIZERS:
-            raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
+        self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         from gdsolver.compile.backend import BACKENDS, check_common_options
 
         if backend not in (*BACKENDS, "auto"):
             raise GdsolverError(f"backend: {backend!r}, expected one of {[*BACKENDS, 'auto']}")
         check_common_options(time_limit, None, mip_gap)
-        self.optimizer = optimizer
-        self.lr = _positive_float("lr", lr)
-        self.lr_schedule = lr_schedule
-        self.patience = None if patience is None else _positive_int("patience", patience)
         self.max_sweeps = _positive_int("max_sweeps", max_sweeps, allow_zero=True)
         self.phase_epochs = None if phase_epochs is None else _positive_int("phase_epochs", phase_epochs)
         self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
@@ -113,8 +106,6 @@ class GDSolver(Trainer):
             if not (desired_loss >= 0):  # also refuses NaN, which no loss would ever reach
                 raise GdsolverError(f"desired_loss: must be >= 0, got {desired_loss}")
         self.desired_loss = desired_loss
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
         self.history = History(self.method)
         self.radii_used: list[float] = []
 

@@ -165,6 +165,20 @@ class Trainer:
         return {"loss": loss, "acc": acc}
 
     # ------------------------------------------------------------------ for subclasses
+    def _set_gd_options(self, optimizer: str, lr: float, lr_schedule: str | None, patience: int | None,
+                        momentum: float, weight_decay: float) -> None:
+        """Check and store the settings of the GD phases (GD baselines and GDSolver)."""
+        if optimizer not in OPTIMIZERS:
+            raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
+        self.optimizer = optimizer
+        self.lr = _positive_float("lr", lr)
+        self.lr_schedule = lr_schedule
+        self.patience = None if patience is None else _positive_int("patience", patience)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+
     def _fit(self) -> None:
         raise NotImplementedError
 
@@ -305,16 +319,7 @@ class GDTrainer(Trainer):
                  callback: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback)
-        if optimizer not in OPTIMIZERS:
-            raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
-        self.optimizer = optimizer
-        self.lr = _positive_float("lr", lr)
-        self.lr_schedule = lr_schedule
-        self.patience = None if patience is None else _positive_int("patience", patience)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
+        self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)
 
