@@ -573,3 +573,24 @@ def test_desired_loss_ends_the_run(digits):
     hist = GDSolver(cls_arch(), "classification", lr=1e-6, epochs=4, phase_epochs=1, max_sweeps=3,
                     desired_loss=100.0).fit(*digits)
     assert [r["kind"] for r in hist.rows] == ["epoch", "sweep"]
+
+
+@pytest.mark.parametrize("stop_patience", [None, 2, 3])
+def test_plateau_schedule_cuts_before_early_stopping_ends_the_phase(stop_patience):
+    """On a flat loss the plateau schedule halves the LR on an epoch that still runs
+    (before early stopping after `stop_patience` bad epochs); baselines keep patience 1."""
+    from gdsolver.train.trainer import make_scheduler
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = make_scheduler("plateau", opt, 10, stop_patience=stop_patience)
+    lrs = []
+    for _ in range(4):
+        sched.step(1.0)
+        lrs.append(opt.param_groups[0]["lr"])
+    first_cut = lrs.index(0.5)  # 0-based epoch index after whose step the LR is halved
+    bad_epochs_at_cut = first_cut  # epoch 0 sets the best; each later flat epoch is a bad one
+    if stop_patience is None:
+        assert bad_epochs_at_cut == 2
+    else:
+        assert bad_epochs_at_cut < stop_patience

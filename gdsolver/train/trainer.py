@@ -72,14 +72,19 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, weight_d
     raise GdsolverError(f"optimizer: {name!r}, expected one of {list(OPTIMIZERS)}")
 
 
-def make_scheduler(name: str | None, opt, epochs: int):
-    """An LR schedule stepped once per epoch ("plateau" on the validation loss)."""
+def make_scheduler(name: str | None, opt, epochs: int, stop_patience: int | None = None):
+    """An LR schedule stepped once per epoch ("plateau" on the validation loss).
+
+    "plateau" halves the LR after 2 epochs without improvement; with early stopping after
+    `stop_patience` such epochs it acts one epoch sooner, so that the lower LR gets tried
+    before the phase ends (otherwise both fire on the same epoch and the cut is wasted)."""
     if name is None:
         return None
     if name == "step":  # halve the LR three times over the run
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 4), gamma=0.5)
     if name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=1)
+        patience = 1 if stop_patience is None else max(0, min(1, stop_patience - 2))
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=patience)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
@@ -289,7 +294,7 @@ class Trainer:
         if epochs <= 0:
             return
         opt = make_optimizer(optimizer, self.model.parameters(), lr, momentum, weight_decay)
-        sched = make_scheduler(lr_schedule, opt, epochs)
+        sched = make_scheduler(lr_schedule, opt, epochs, stop_patience=patience)
         best, since = math.inf, 0
         for _ in range(epochs):
             lr_now = float(opt.param_groups[0]["lr"])
