@@ -6,6 +6,8 @@ import datetime
 import os
 import platform
 
+from gdsolver._version import package_version
+
 
 def _cpu_model() -> str:
     try:
@@ -18,24 +20,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _version(pkg: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def machine_info() -> dict:
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "numpy": _version("numpy"),
-        "highspy": _version("highspy"),
-        "gurobipy": _version("gurobipy"),
-        "gdsolver": _version("gdsolver"),
+        "numpy": package_version("numpy"),
+        "highspy": package_version("highspy"),
+        "gurobipy": package_version("gurobipy"),
+        "gdsolver": package_version("gdsolver"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

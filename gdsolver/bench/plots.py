@@ -19,9 +19,9 @@ from gdsolver.atomic import atomic_write_bytes, atomic_write_text
 
 
 def versions() -> dict[str, str]:
-    from gdsolver.bench.machine import _version
+    from gdsolver._version import package_version
 
-    return {p: _version(p) for p in ("gdsolver", "torch", "numpy", "highspy", "scikit-learn", "matplotlib")}
+    return {p: package_version(p) for p in ("gdsolver", "torch", "numpy", "highspy", "scikit-learn", "matplotlib")}
 
 
 def run_metadata(command: Sequence[str] | None = None) -> dict[str, Any]:

@@ -36,3 +36,15 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tu
         raise
     except Exception as exc:  # untrusted bytes: zip and npy-header parsing can fail in many ways
         raise FormatError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def load_real_arrays(path: str | os.PathLike, required: tuple[str, ...],
+                     optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """load_arrays, plus: every array holds finite real numbers (ints, bools or floats)."""
+    arrs = load_arrays(path, required, optional)
+    for key, arr in arrs.items():
+        if arr.dtype.kind not in "fiub":
+            raise FormatError(f"{path}: array '{key}' has dtype {arr.dtype}, expected real numbers")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise FormatError(f"{path}: array '{key}' contains NaN or inf")
+    return arrs

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from gdsolver._version import __version__
+from gdsolver._version import __version__, package_version
 from gdsolver.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 RUN_FORMAT = "gdsolver-run"
@@ -62,15 +62,8 @@ def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res, suffix: str = ""
 
 
 def _versions() -> dict[str, str]:
-    out = {"gdsolver": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-           "platform": platform.platform()}
-    for mod in ("numpy", "highspy", "gurobipy", "onnx"):
-        try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", None) or ".".join(map(str, getattr(m, "gurobi", lambda: ())()))
-        except Exception:  # optional package absent or broken: just not recorded
-            pass
-    return out
+    out = {"gdsolver": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    return out | {p: package_version(p) for p in ("torch", "numpy", "highspy", "gurobipy", "onnx")}
 
 
 def save_state_dict(model: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -6,8 +6,9 @@ A sweep's answer is checked before it is used: the solution must pass `ir.verify
 after writing it into the model, the solver's own loss on its points, recomputed by a
 forward pass of the model, must strictly improve, and the validation loss must not
 worsen by more than `val_tolerance` (relative) -- or, with accept_on="accuracy"
-(classification), the validation accuracy must not drop by more than `val_tolerance`. Otherwise the old weights are put back
-bit for bit and the history says why. (The authors' code accepted every answer.)
+(classification), the validation accuracy must not drop by more than `val_tolerance`.
+Otherwise the old weights are put back bit for bit and the history says why. (The
+authors' code accepted every answer.)
 
 The solver's loss on its points: classification, the number of them not classified
 correctly with half the margin (the solver places points exactly at the margin, which
@@ -29,6 +30,7 @@ from torch import nn
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import apply_to_torch, eval_mode, from_torch
 from gdsolver.formulate import correct_mask
+from gdsolver.ir.instance import BINARY
 from gdsolver.train.history import History
 from gdsolver.train.sweep import build_sweep
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
@@ -107,7 +109,11 @@ class GDSolver(Trainer):
                 raise GdsolverError(f"desired_loss: must be >= 0, got {desired_loss}")
         self.desired_loss = desired_loss
         self.history = History(self.method)
-        self.radii_used: list[float] = []
+
+    @property
+    def radii_used(self) -> list[float]:
+        """The box half-width of every sweep so far (the history's radius column)."""
+        return [r["radius"] for r in self.history.sweeps]
 
     @classmethod
     def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = 20,
@@ -121,7 +127,6 @@ class GDSolver(Trainer):
 
     # ------------------------------------------------------------------ Algorithm 1
     def _fit(self) -> None:
-        self.radii_used = []
         self._radius = self.radius
         self._sweep_no = 0
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
@@ -145,8 +150,7 @@ class GDSolver(Trainer):
     def _run_gd(self, epochs: int) -> None:
         lrs = self.phase_lrs
         lr = lrs[min(self._phase, len(lrs)) - 1] if lrs else self.lr
-        self._gd_phase(epochs, optimizer=self.optimizer, lr=lr, lr_schedule=self.lr_schedule,
-                       momentum=self.momentum, weight_decay=self.weight_decay, patience=self.patience)
+        self._gd_phase(epochs, lr)
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -176,7 +180,6 @@ class GDSolver(Trainer):
         if self.skip_sweeps:
             return
         k, radius = self._sweep_no, self._radius
-        self.radii_used.append(radius)
         base = dict(phase=self._phase, epoch=self._epoch, sweep=k, radius=radius)
         t = time.perf_counter()
         X, y = self.train_data.X, self.train_data.y
@@ -190,9 +193,10 @@ class GDSolver(Trainer):
                                build_time_s=time.perf_counter() - t)
             return
         build_time = time.perf_counter() - t
-        summ = inst.summary()
-        base.update(points=int(inst.meta["T"]) if "T" in inst.meta else None, n_vars=summ["variables"],
-                    n_cons=summ["rows"] + summ["indicators"], n_binary=summ["binary"], build_time_s=build_time)
+        # sizes straight from the arrays (inst.summary() would also compute big-M ranges)
+        base.update(points=int(inst.meta["T"]) if "T" in inst.meta else None, n_vars=inst.num_vars,
+                    n_cons=inst.num_rows + inst.num_indicators, n_binary=int(np.count_nonzero(inst.vtype == BINARY)),
+                    build_time_s=build_time)
         margin = float(inst.meta.get("margin", 0.0))
         idx = torch.as_tensor(np.asarray(inst.meta["points"] + inst.meta["keep_points"], dtype=np.int64))
         Xp, yp = X[idx], y[idx]
@@ -250,7 +254,7 @@ class GDSolver(Trainer):
         linear = self.model.get_submodule(layer.location["module"])
         old_w = linear.weight.detach().clone()
         old_b = None if linear.bias is None else linear.bias.detach().clone()
-        val_before = self._watched(self.history.last if self.history.rows else self._metrics())
+        val_before = self._watched(self._current_metrics())
         apply_to_torch(self.model, blocks["w"], blocks["b"], layer)
         after = self._sweep_loss(Xp, yp, margin)
         metrics = self._metrics()
@@ -280,6 +284,14 @@ class GDSolver(Trainer):
             self._adapt(grow=False)
         self._finish_sweep(base, accepted=False, reason=reason, sweep_loss_after=after)
 
+    def _current_metrics(self) -> dict[str, Any]:
+        """Train/val loss and accuracy of the current weights. Every history row is recorded
+        after the weights it describes are in place (a rejected sweep restores them exactly),
+        so the last row's figures are current; a forward pass only when there is none."""
+        if not self.history.rows:
+            return self._metrics()
+        return {k: self.history.last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+
     def _watched(self, row: dict[str, Any]) -> float:
         """What the accept rule watches: the monitored loss, or accuracy (val, else train)."""
         if self.accept_on == "loss":
@@ -297,7 +309,7 @@ class GDSolver(Trainer):
                       metrics: dict[str, Any] | None = None, **fields: Any) -> None:
         row = dict(base)
         row.update(fields)
-        row.update(metrics if metrics is not None else self._metrics())
+        row.update(metrics if metrics is not None else self._current_metrics())
         row.update(accepted=accepted, reason=reason, elapsed_s=time.perf_counter() - self._t0)
         self._emit(self.history.add("sweep", **row))
 

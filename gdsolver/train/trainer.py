@@ -287,13 +287,14 @@ class Trainer:
         self._emit(row)
         return row
 
-    def _gd_phase(self, epochs: int, *, optimizer: str, lr: float, lr_schedule: str | None, momentum: float,
-                  weight_decay: float, patience: int | None) -> None:
-        """Up to `epochs` GD epochs with a fresh optimizer; stop early after `patience`
-        epochs without a new best monitored loss (validation loss when given)."""
+    def _gd_phase(self, epochs: int, lr: float) -> None:
+        """Up to `epochs` GD epochs with a fresh optimizer (the settings of _set_gd_options, at
+        learning rate `lr`); stop early after `patience` epochs without a new best monitored
+        loss (validation loss when given)."""
         if epochs <= 0:
             return
-        opt = make_optimizer(optimizer, self.model.parameters(), lr, momentum, weight_decay)
+        lr_schedule, patience = self.lr_schedule, self.patience
+        opt = make_optimizer(self.optimizer, self.model.parameters(), lr, self.momentum, self.weight_decay)
         sched = make_scheduler(lr_schedule, opt, epochs, stop_patience=patience)
         best, since = math.inf, 0
         for _ in range(epochs):
@@ -329,8 +330,7 @@ class GDTrainer(Trainer):
         self.history = History(self.method)
 
     def _fit(self) -> None:
-        self._gd_phase(self.epochs, optimizer=self.optimizer, lr=self.lr, lr_schedule=self.lr_schedule,
-                       momentum=self.momentum, weight_decay=self.weight_decay, patience=self.patience)
+        self._gd_phase(self.epochs, self.lr)
 
 
 def clone_model(model: nn.Module) -> nn.Module:
