@@ -177,7 +177,11 @@ def test_history_has_one_row_per_epoch_and_sweep(stuck_cls):
     for r in hist.sweeps:
         assert r["radius"] > 0 and r["n_vars"] > 0 and r["points"] == 32 and r["reason"]
         assert isinstance(r["accepted"], bool)
-    assert [r["radius"] for r in hist.sweeps] == tr.radii_used
+    assert tr.radii_used == [r["radius"] for r in hist.sweeps]
+    # independent route: the radius each dumped instance was built with
+    from gdsolver.ir.gdsm import load
+
+    assert tr.radii_used == [load(d / "sweeps" / f"{k:04d}.gdsm").meta["radius"] for k in (1, 2)]
     s = hist.summary()
     assert s["epochs"] == 2 and s["sweeps"] == 2
     assert s["sweeps_accepted"] == sum(r["accepted"] for r in hist.sweeps)
