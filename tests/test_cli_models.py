@@ -108,7 +108,7 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
             "-o", "r.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "r.gdsm")
-    assert inst.meta["activation"] == "relu" and "z" in inst.blocks
+    assert inst.meta["activation"] == "relu" and "o0" in inst.blocks and inst.meta["relu_binaries"] > 0
     assert run("solve", "r.gdsm", "--time-limit", "60", cwd=tmp_path).returncode == 0
     res = gdsolver.load_result(tmp_path / "r.result.json")
     assert res.status == "OPTIMAL"
