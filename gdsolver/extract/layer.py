@@ -57,6 +57,8 @@ class FinalLayer:
         location.update(softmax_op=op, softmax_stripped=op is not None)
         if net.tail.get("output") is not None:
             location["output"] = net.tail["output"]
+        if net.tail.get("classes") is not None:
+            location["classes"] = net.tail["classes"]
         return cls(W=last.W, b=last.b, activation=last.activation, source=net.source, location=location,
                    _features_fn=lambda X, bs: net.features(X, len(net) - 1, bs))
 

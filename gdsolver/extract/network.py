@@ -50,6 +50,9 @@ class Network:
     source: str
     # tail after the last dense layer: {"softmax": None | "Softmax" | "LogSoftmax", "output": which output, ...}
     tail: dict[str, Any] = field(default_factory=dict)
+    # dense layers of the model that are not in the chain, and what ends the chain before it
+    # ({"layers": [names], "stop": "op 'Sigmoid' ..."}), for messages about layers that cannot be swept
+    prefix: dict[str, Any] = field(default_factory=dict)
     # X, k, batch_size -> inputs of layer k (T, N_k) float64, computed by the model itself
     _features_fn: Callable[[Any, int, int], np.ndarray] | None = field(default=None, repr=False)
 
@@ -71,11 +74,18 @@ class Network:
         return [la.name for la in self.layers]
 
     def layer_index(self, spec: int | str) -> int:
-        """Index of a layer given as an int (negative from the end) or its name."""
+        """Index of a layer given as an int (negative from the end) or its name. A string is a
+        name first (torch Sequential names are digits), an index only when no layer has that name."""
         L = len(self.layers)
-        if isinstance(spec, str) and not spec.lstrip("-").isdigit():
+        prefix_names = self.prefix.get("layers", [])
+        if isinstance(spec, str) and (not spec.lstrip("-").isdigit() or spec in self.names or spec in prefix_names):
             if spec in self.names:
                 return self.names.index(spec)
+            if spec in self.prefix.get("layers", []):
+                raise GdsolverError(f"layer: {spec!r} cannot be swept: it is before the chain of dense layers a sweep "
+                                    f"encodes exactly, which starts at {self.names[0]!r} because "
+                                    f"{self.prefix.get('stop') or 'what comes before it is not identity or ReLU'}; "
+                                    f"sweepable layers: {self.names}")
             raise GdsolverError(f"layer: no dense layer named {spec!r}; the network's dense layers are "
                                 f"{self.names} (indices 0..{L - 1})")
         try:

@@ -116,7 +116,10 @@ def network_from_onnx(path_or_model: ModelLike, X: Any, *, output: str | None = 
               "model_path": str(path) if path is not None else None}
     layers = [DenseLayer(la.W, la.b, la.activation, la.name, location={**la.location(), **common},
                          has_bias=la.has_bias) for la in chain.layers]
-    return Network(layers, "onnx", chain.tail(), _features_fn=features)
+    in_chain = {la.affine_node.name for la in chain.layers}
+    others = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul") and n.name and n.name not in in_chain]
+    return Network(layers, "onnx", chain.tail(), prefix={"layers": others, "stop": chain.stop},
+                   _features_fn=features)
 
 
 def from_onnx(path_or_model: ModelLike, X: Any, *, strip_softmax: bool = True, output: str | None = None) -> FinalLayer:
@@ -152,11 +155,11 @@ def _atomic_write(data: bytes, out_path: Path) -> None:
 
 
 def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.PathLike,
-                  layer: FinalLayer | DenseLayer | int | str | None = None, *, output: str | None = None) -> None:
+                  layer: FinalLayer | DenseLayer | dict | int | str | None = None, *, output: str | None = None) -> None:
     """Write a copy of the model with one dense layer's weights replaced by W (M, N), b (M,).
 
-    layer: the FinalLayer / DenseLayer the weights were solved for, a chain index or a node
-    name; default the last layer of the chain producing `output`. Only initializers change,
+    layer: the FinalLayer / DenseLayer the weights were solved for (or its location dict, as a
+    sweep instance records it), a chain index or a node name; default the last layer of the chain producing `output`. Only initializers change,
     so every graph output keeps working. The input file (or ModelProto) is never modified;
     out_path is written atomically and must differ from the input file. Initializers shared
     with other nodes are refused."""
@@ -164,8 +167,9 @@ def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.P
     out_path = Path(out_path)
     if in_path is not None and out_path.exists() and os.path.samefile(in_path, out_path):
         raise GdsolverError(f"out_path '{out_path}' is the input model; write to a different file")
-    if isinstance(layer, (FinalLayer, DenseLayer)) and output is None and layer.location.get("graph_output"):
-        output = layer.location["graph_output"]
+    loc = layer if isinstance(layer, dict) else layer.location if isinstance(layer, (FinalLayer, DenseLayer)) else {}
+    if output is None and loc.get("graph_output"):
+        output = loc["graph_output"]
         outs = [o.name for o in model.graph.output]
         if output not in outs:
             raise GdsolverError(f"layer does not describe ONNX model {label}: location['graph_output'] is "
@@ -185,24 +189,25 @@ def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.P
     _atomic_write(data, out_path)
 
 
-def _resolve_layer(chain: Chain, layer: FinalLayer | DenseLayer | int | str | None, label: str) -> AffineNode:
+def _resolve_layer(chain: Chain, layer: FinalLayer | DenseLayer | dict | int | str | None, label: str) -> AffineNode:
     L = len(chain.layers)
     if layer is None:
         return chain.layers[-1]
-    if isinstance(layer, (FinalLayer, DenseLayer)):
+    if isinstance(layer, (FinalLayer, DenseLayer, dict)):
         if isinstance(layer, FinalLayer) and layer.source != "onnx":
             raise GdsolverError(f"layer was extracted from {layer.source}, not from an ONNX model")
-        matches = [la for la in chain.layers if la.location()["affine_node"] == layer.location.get("affine_node")
-                   and la.w.name == layer.location.get("W_initializer")]
+        loc = layer if isinstance(layer, dict) else layer.location
+        matches = [la for la in chain.layers if la.location()["affine_node"] == loc.get("affine_node")
+                   and la.w.name == loc.get("W_initializer")]
         if not matches:
             raise GdsolverError(f"layer does not describe ONNX model {label}: no dense layer with node "
-                                f"{layer.location.get('affine_node')!r} and weights {layer.location.get('W_initializer')!r}")
+                                f"{loc.get('affine_node')!r} and weights {loc.get('W_initializer')!r}")
         found = matches[0].location()
-        diff = [k for k in _IDENTITY_KEYS if k in layer.location and layer.location[k] != found[k]]
+        diff = [k for k in _IDENTITY_KEYS if k in loc and loc[k] != found[k]]
         if diff:
             k = diff[0]
             raise GdsolverError(f"layer does not describe ONNX model {label}: location['{k}'] is "
-                                f"{layer.location[k]!r}, the model has {found[k]!r}")
+                                f"{loc[k]!r}, the model has {found[k]!r}")
         return matches[0]
     names = [la.name for la in chain.layers]
     if isinstance(layer, str) and layer in names:

@@ -158,6 +158,7 @@ class Chain:
     softmax_node: onnx.NodeProto | None
     softmax_axis: int | None
     classes: list | None  # skl2onnx classifiers: the labels of the score columns
+    stop: str | None = None  # what ends the chain on the input side (for messages)
 
     def tail(self) -> dict[str, Any]:
         return {"softmax": self.softmax_node.op_type if self.softmax_node is not None else None,
@@ -354,14 +355,18 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
         raise GdsolverError(f"final node {node_label(node)} is not MatMul + constant bias; {_TAIL_HINT}")
     layers = [last]
     seen = {last.w.name}
+    stop = None
     while layers[0].trans_a == 0:
-        name, _ = g.skip_shape_ops(layers[0].data_input)
+        name, node = g.skip_shape_ops(layers[0].data_input)
         prev = g.layer_ending_at(name)
         if prev is None or prev.w.name in seen:
+            if node is not None:
+                stop = f"node {node_label(node)} comes before it"
             break
         seen.add(prev.w.name)
         layers.insert(0, prev)
-    return Chain(layers, ins[0].name, chosen, score, pre, softmax, softmax_axis, _classes(g, chosen, outs, score))
+    return Chain(layers, ins[0].name, chosen, score, pre, softmax, softmax_axis, _classes(g, chosen, outs, score),
+                 stop)
 
 
 def _classes(g: _Graph, chosen: str, outs: list[str], score: str) -> list | None:

@@ -154,12 +154,20 @@ class _Trace:
                                 "(nn.Linear)")
         names = {id(m): n for n, m in self.linears}
         self.calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+        # every leaf module run, in order, as (name, type, index into calls for Linears): for messages
+        self.events: list[tuple[str, str, int | None]] = []
+        leaves = [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
 
         def record(mod: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
             # clone: an in-place ReLU after the Linear would otherwise overwrite `out`
+            self.events.append((names[id(mod)], "Linear", len(self.calls)))
             self.calls.append((names[id(mod)], inputs[0].detach().clone(), out.detach().clone()))
 
+        def leaf(name: str):
+            return lambda mod, _i, _o: self.events.append((name, type(mod).__name__, None))
+
         handles = [m.register_forward_hook(record) for _, m in self.linears]
+        handles += [m.register_forward_hook(leaf(n)) for n, m in leaves if not isinstance(m, nn.Linear)]
         try:
             with eval_mode(model), torch.no_grad():
                 self.raw = _call(model, xs)
@@ -238,21 +246,22 @@ def _link(trace: _Trace, i: int, got: torch.Tensor, tail: str | None, watch: str
     return verdict
 
 
-def _pick_output(trace: _Trace, output: OutputSelector) -> tuple[OutputSelector, torch.Tensor, int, str, str | None]:
-    """(selector, output tensor, call index of the last dense layer, its activation, tail)."""
+def _pick_output(trace: _Trace, output: OutputSelector) -> tuple[OutputSelector, list[int], list[str], str | None]:
+    """(selector, the chain's call indices, their activations, tail) of the chosen output. Among
+    several outputs that come from dense layers, the one whose chain produces all the others on
+    its way (e.g. logits beside the embedding they are computed from) is chosen; else ask."""
     if output is not None:
         cands = [(output, select_output(trace.raw, output))]
     else:
         cands = _candidates(trace.raw)
         if not cands:
             raise GdsolverError(f"model output is {_describe(trace.raw)} with no floating tensor to sweep")
-    found = []
-    for sel, y in cands:
-        hit = _last_layer(trace, y, sel)
-        if hit is not None:
-            found.append((sel, y, *hit))
-    if len(found) == 1:
-        return found[0]
+    hits = [(sel, _last_layer(trace, y, sel)) for sel, y in cands]
+    found = [(sel, *_chain(trace, hit[0], hit[1], sel), hit[2]) for sel, hit in hits if hit is not None]
+    lasts = [f[1][-1] for f in found]
+    for f in found:
+        if all(i in f[1] for i in lasts):
+            return f
     if len(found) > 1:
         raise GdsolverError(f"model output is {_describe(trace.raw)} and {len(found)} of its elements "
                             f"({[f[0] for f in found]}) come from a dense layer; pass output= to choose one")
@@ -279,13 +288,32 @@ def network_from_torch(model: nn.Module, X: Any, *, output: OutputSelector = Non
     """The chain of dense layers at the end of a PyTorch model (see the module docstring).
 
     output: which element of a tuple / dict output holds the scores (an index, a key or a
-    callable raw output -> tensor); found automatically when exactly one element comes
-    from a dense layer."""
+    callable raw output -> tensor); found automatically when one element comes from a dense
+    layer, or one element's chain computes all the others."""
     if not isinstance(model, nn.Module):
         raise GdsolverError(f"expected a torch.nn.Module, got {type(model).__name__}")
     X = as_samples(X)
     trace = _Trace(model, _to_tensor(X[:SAMPLE_SIZE], model))
-    sel, _y, i_last, act_last, tail = _pick_output(trace, output)
+    sel, chain, acts, tail = _pick_output(trace, output)
+    layers = []
+    for i, act in zip(chain, acts):
+        lname = trace.calls[i][0]
+        lin = model.get_submodule(lname)
+        W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
+        has_bias = lin.bias is not None
+        b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if has_bias else np.zeros(W.shape[0])
+        location = {"module": lname, "module_type": type(lin).__name__, "has_bias": has_bias,
+                    "in_features": int(W.shape[1]), "out_features": int(W.shape[0])}
+        layers.append(DenseLayer(W, b, act, lname, location=location, has_bias=has_bias))
+    tail_info = {"softmax": tail, "output": sel if (sel is None or isinstance(sel, (int, str))) else repr(sel)}
+    modules = [la.name for la in layers]
+    return Network(layers, "torch", tail_info, prefix=_prefix(trace, chain[0]),
+                   _features_fn=_features_fn(model, modules))
+
+
+def _chain(trace: _Trace, i_last: int, act_last: str, sel: OutputSelector) -> tuple[list[int], list[str]]:
+    """Call indices and activations of the chain ending at call i_last, walking back while a
+    Linear's input is an earlier Linear's output through identity or ReLU (probed)."""
     name = trace.calls[i_last][0]
     if trace.runs(name) != 1:
         raise GdsolverError(f"final nn.Linear '{name}' ran {trace.runs(name)} times in one forward pass; shared "
@@ -310,19 +338,24 @@ def network_from_torch(model: nn.Module, X: Any, *, output: OutputSelector = Non
             break
         chain.insert(0, prev[0])
         acts.insert(0, prev[1])
-    layers = []
-    for i, act in zip(chain, acts):
-        lname = trace.calls[i][0]
-        lin = model.get_submodule(lname)
-        W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
-        has_bias = lin.bias is not None
-        b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if has_bias else np.zeros(W.shape[0])
-        location = {"module": lname, "module_type": type(lin).__name__, "has_bias": has_bias,
-                    "in_features": int(W.shape[1]), "out_features": int(W.shape[0])}
-        layers.append(DenseLayer(W, b, act, lname, location=location, has_bias=has_bias))
-    tail_info = {"softmax": tail, "output": sel if (sel is None or isinstance(sel, (int, str))) else repr(sel)}
-    modules = [la.name for la in layers]
-    return Network(layers, "torch", tail_info, _features_fn=_features_fn(model, modules))
+    return chain, acts
+
+
+_PASS_THROUGH = ("ReLU", "Identity", "Dropout", "Flatten")
+
+
+def _prefix(trace: _Trace, first: int) -> dict[str, Any]:
+    """The Linears that ran before the chain, and what ends the chain (the modules between the
+    last of them and the chain's first layer that a sweep cannot encode)."""
+    before = [c[0] for c in trace.calls[:first]]
+    if not before:
+        return {"layers": [], "stop": None}
+    pos = next(i for i, e in enumerate(trace.events) if e[2] == first)
+    prev = max(i for i, e in enumerate(trace.events[:pos]) if e[2] is not None)
+    ops = [f"{t} '{n}'" for n, t, _ in trace.events[prev + 1:pos] if t not in _PASS_THROUGH]
+    stop = (f"{', '.join(ops)} comes between it and nn.Linear '{trace.events[prev][0]}'" if ops else
+            f"its input is not the output of nn.Linear '{trace.events[prev][0]}' through identity or ReLU")
+    return {"layers": sorted(set(before)), "stop": stop}
 
 
 def _features_fn(model: nn.Module, modules: list[str]) -> Callable[[Any, int, int], np.ndarray]:

@@ -70,7 +70,6 @@ def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, 
 
 def materialize(bld: InstanceBuilder, e: LinExpr, name: str) -> LinExpr:
     """Variables v = e (one equality row each), bounded by e's interval."""
-    _check_finite(e, name)
     v = bld.add_block(name, e.shape, lb=e.lo.reshape(e.shape), ub=e.hi.reshape(e.shape),
                       start=e.value0.reshape(e.shape))
     cols, vals = with_term(e, v.ravel(), -1.0)  # e - v = 0  <=>  sum - v = -const
@@ -81,7 +80,6 @@ def materialize(bld: InstanceBuilder, e: LinExpr, name: str) -> LinExpr:
 def relu(bld: InstanceBuilder, a: LinExpr, name: str, z_name: str) -> tuple[LinExpr, dict]:
     """o = max(a, 0) as variables `name` (shape of a) and binaries `z_name` (one per undecided
     unit). Returns the outputs and counts {units, binaries, active, dead}."""
-    _check_finite(a, name)
     dead = a.hi <= 0.0
     active = (a.lo >= 0.0) & ~dead
     undecided = ~dead & ~active
@@ -118,10 +116,11 @@ def _o_minus_a(a: LinExpr, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cols, vals
 
 
-def _check_finite(e: LinExpr, name: str) -> None:
-    bad = ~(np.isfinite(e.lo) & np.isfinite(e.hi))
+def check_finite(e: LinExpr, what: str) -> None:
+    """Intervals must be finite: an infinite one would be an infinite big-M (or a huge one)."""
+    bad = ~(np.isfinite(e.lo) & np.isfinite(e.hi) & np.isfinite(e.value0))
     if np.any(bad):
         r = int(np.argmax(bad))
         t, j = np.unravel_index(r, e.shape) if len(e.shape) == 2 else (r, 0)
-        raise GdsolverError(f"{name}: unit {int(j)} of point {int(t)} has an infinite interval bound "
-                            f"[{e.lo[r]}, {e.hi[r]}] over the weight box; the encoders need finite bounds")
+        raise GdsolverError(f"{what}: unit {int(j)} has an infinite interval bound [{e.lo[r]}, {e.hi[r]}] over the "
+                            f"weight box (point {int(t)}); scale the data or the weights down")

@@ -42,7 +42,7 @@ def interval(vals: np.ndarray, const: np.ndarray, lo_x: np.ndarray, hi_x: np.nda
     """Exact interval of const + sum_k vals[r, k] x_rk per row, each term's variable in
     [lo_x[r, k], hi_x[r, k]] (distinct variables per row). Zero coefficients contribute 0
     even against an infinite bound."""
-    with np.errstate(invalid="ignore"):  # 0 * inf
+    with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf; overflow is reported as an infinite bound
         at_lo, at_hi = vals * lo_x, vals * hi_x
     zero = vals == 0
     at_lo[zero] = 0.0

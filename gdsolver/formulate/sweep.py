@@ -18,7 +18,7 @@ from gdsolver._version import __version__
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import heads
 from gdsolver.formulate.dense import Dense, as_finite_array, check_chain, forward_chain
-from gdsolver.formulate.encoders import fixed_dense, relu, swept_dense, weight_box
+from gdsolver.formulate.encoders import check_finite, fixed_dense, relu, swept_dense, weight_box
 from gdsolver.ir.instance import InstanceBuilder, MilpInstance
 
 TASKS = ("regression", "classification")
@@ -139,6 +139,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         layer = layers[j]
         if j > k:
             out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
         if layer.activation == "relu":
             out, counts = relu(bld, out, f"o{j}", f"z{j}")
             relus.append({"layer": j, **counts})
