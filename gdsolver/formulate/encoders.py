@@ -31,22 +31,32 @@ def weight_box(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, radius: float
     """Blocks w (M, N) and b (M,) boxed |w - W0| <= r, |b - b0| <= r, started at W0, b0.
     fix_bias pins b to b0 (a layer without a bias cannot take one)."""
     w = bld.add_block("w", W.shape, lb=W - radius, ub=W + radius, start=W)
-    rb = 0.0 if fix_bias else radius
-    bb = bld.add_block("b", b.shape, lb=b - rb, ub=b + rb, start=b)
+    bb = bld.add_block("b", b.shape, lb=b - bias_radius(radius, fix_bias), ub=b + bias_radius(radius, fix_bias),
+                       start=b)
     return w, bb
 
 
+def bias_radius(radius: float, fix_bias: bool) -> float:
+    return 0.0 if fix_bias else radius
+
+
 def swept_dense(bld: InstanceBuilder, H: np.ndarray, W: np.ndarray, b: np.ndarray, w: np.ndarray,
-                bb: np.ndarray) -> LinExpr:
-    """a[t, j] = H[t] . w[j] + b[j] over the weight variables (w, bb)."""
+                bb: np.ndarray, radius: float, bias_radius: float) -> LinExpr:
+    """a[t, j] = H[t] . w[j] + b[j] over the weight variables (w, bb) boxed by radius / bias_radius.
+
+    Its interval is exact and closed-form: each term H_tn w_jn moves by radius |H_tn|."""
     T, M = H.shape[0], W.shape[0]
-    t, j = (g.ravel() for g in np.meshgrid(np.arange(T), np.arange(M), indexing="ij"))
-    cols = np.concatenate([w[j], bb[j][:, None]], axis=1)
-    vals = np.concatenate([H[t], np.ones((len(t), 1))], axis=1)
-    const = np.zeros(len(t))
-    lo, hi = interval(vals, const, *bld.var_bounds(cols))
+    N = H.shape[1]
+    cols = np.empty((T, M, N + 1), np.int64)
+    cols[:, :, :N] = w[None, :, :]
+    cols[:, :, N] = bb[None, :]
+    vals = np.empty((T, M, N + 1))
+    vals[:, :, :N] = H[:, None, :]
+    vals[:, :, N] = 1.0
     value0 = (H @ W.T + b).ravel()
-    return LinExpr(cols, vals, const, lo, hi, value0, (T, M))
+    spread = np.repeat(radius * np.abs(H).sum(axis=1) + bias_radius, M)
+    return LinExpr(cols.reshape(T * M, N + 1), vals.reshape(T * M, N + 1), np.zeros(T * M), value0 - spread,
+                   value0 + spread, value0, (T, M))
 
 
 def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, name: str) -> LinExpr:
@@ -98,10 +108,10 @@ def relu(bld: InstanceBuilder, a: LinExpr, name: str, z_name: str) -> tuple[LinE
         e = a.take(ru)
         z = bld.add_block(z_name, (len(ru),), lb=0.0, ub=1.0, vtype=BINARY,
                           start=(e.value0 > 0).astype(np.float64))
-        cols, diff_vals = _o_minus_a(e, of[ru])
+        o_minus_a = triplets(*_o_minus_a(e, of[ru]))
         # o >= a always (valid for every unit; not implied by the big-M rows of the indicators)
-        bld.add_rows(f"{name}_ge", *triplets(cols, diff_vals), len(ru), lo=e.const, hi=np.inf)
-        bld.add_indicators(f"{name}_on", z, 1, *triplets(cols, diff_vals), lo=e.const, hi=e.const)
+        bld.add_rows(f"{name}_ge", *o_minus_a, len(ru), lo=e.const, hi=np.inf)
+        bld.add_indicators(f"{name}_on", z, 1, *o_minus_a, lo=e.const, hi=e.const)
         bld.add_indicators(f"{name}_off_a", z, 0, *triplets(e.cols, e.vals), lo=-np.inf, hi=-e.const)
         bld.add_indicators(f"{name}_off_o", z, 0, *triplets(of[ru][:, None], np.ones((len(ru), 1))), lo=-np.inf, hi=0.0)
     counts = {"units": int(a.size), "binaries": int(len(ru)), "active": int(len(ra)), "dead": int(dead.sum())}

@@ -76,13 +76,10 @@ def variables(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, value0: np.ndarra
 def triplets(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-major (rows, cols, vals) from per-row (R, K) arrays, zero coefficients dropped
     (features after a ReLU are often zero). Rows come out sorted."""
-    R, K = cols.shape
-    rows = np.repeat(np.arange(R, dtype=np.int64), K)
-    cols, vals = cols.ravel(), vals.ravel()
-    keep = vals != 0
-    if not keep.all():
-        rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    return rows, cols, vals
+    K = cols.shape[1]
+    flat = vals.ravel()
+    nz = np.flatnonzero(flat)
+    return nz // K, cols.ravel()[nz], flat[nz]
 
 
 def with_term(e: LinExpr, col: np.ndarray, coef: float | np.ndarray, *, first: bool = True) -> tuple[np.ndarray, np.ndarray]:

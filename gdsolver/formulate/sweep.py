@@ -18,7 +18,7 @@ from gdsolver._version import __version__
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import heads
 from gdsolver.formulate.dense import Dense, as_finite_array, check_chain, forward_chain
-from gdsolver.formulate.encoders import check_finite, fixed_dense, relu, swept_dense, weight_box
+from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
 from gdsolver.ir.instance import InstanceBuilder, MilpInstance
 
 TASKS = ("regression", "classification")
@@ -133,7 +133,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
 
     bld = InstanceBuilder()
     w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
-    out = swept_dense(bld, H, swept.W, swept.b, w, bb)
+    out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, bias_radius(radius, fix_bias))
     relus = []
     for j in range(k, L):
         layer = layers[j]

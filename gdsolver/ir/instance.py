@@ -210,6 +210,7 @@ class InstanceBuilder:
         self._c: list[np.ndarray] = []
         self._start: list[np.ndarray | None] = []
         self._n = 0
+        self._bounds_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
         self._inds: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
 
@@ -240,8 +241,10 @@ class InstanceBuilder:
 
     def var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Current (lb, ub) of the variables with global indices `idx` (any shape)."""
-        lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
-        ub = np.concatenate(self._ub) if self._ub else np.zeros(0)
+        if self._bounds_cache is None or len(self._bounds_cache[0]) != self._n:
+            self._bounds_cache = (np.concatenate(self._lb) if self._lb else np.zeros(0),
+                                  np.concatenate(self._ub) if self._ub else np.zeros(0))
+        lb, ub = self._bounds_cache
         return lb[idx], ub[idx]
 
     def add_rows(self, name: str, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nrows: int,
