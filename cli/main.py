@@ -326,7 +326,8 @@ def replay(
     rows, bad = [], 0
     for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
         bad += not r.ok
-        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+        name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
+        rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
                      "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
