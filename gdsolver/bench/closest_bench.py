@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -155,6 +156,7 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
     if resnet:
         for mode in modes:
             cases.append(("resnet-like", 0, mode, resnet_like_head))
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = []
     for source, seed, mode, make in cases:
         inst = make(seed, mode)
@@ -183,7 +185,7 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
     geo = lambda key: float(np.exp(np.mean(np.log([r[key] for r in rows])))) if rows else None  # noqa: E731
     result = {"benchmark": "closest", "instances": f"{N_FEATURES} features x {N_CLASSES} classes, {N_POINTS} "
               f"misclassified points, radius {RADIUS:g}", "backend": "highs", "threads": threads,
-              "time_limit_s": time_limit, "machine": machine_info(), "rows": rows,
+              "time_limit_s": time_limit, "machine": machine_info(), "load_average_at_start": load_start, "rows": rows,
               "geomean_closest_over_mip": geo("closest_over_mip"), "geomean_baseline_over_mip": geo("baseline_over_mip"),
               "geomean_speedup": geo("speedup")}
     tag = "closest-quick" if quick else "closest"
@@ -194,7 +196,10 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
              f"{threads} thread(s). Wall times include building the LP; ratios are against the MIP solved in the "
              "same run. 'baseline' is the LP as first written (big-M rows, typed fixed integers, two rows per "
              "weight); both LPs reach the same L1 distance (checked).", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}, highspy {m['highspy']}; {m['date']}", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}, highspy {m['highspy']}; {m['date']}; "
+             f"1-minute load average at start {load_start if load_start is None else round(load_start, 1)}" +
+             (" (above the core count: measured under load, compare the ratios only)."
+              if load_start is not None and load_start > (m["cores"] or 1) else "."), "",
              "| source | seed | mode | MIP (s) | closest LP (s) | LP/MIP | baseline LP (s) | baseline/MIP | speedup "
              "| LP rows (baseline) | L1 moved |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
