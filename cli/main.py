@@ -165,7 +165,13 @@ def solve(
         if closest and res.x is not None:
             from gdsolver.compile.closest_point import move_to_closest
 
-            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs))
+            from gdsolver.formulate import check_claims
+
+            def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+                report = check_claims(inst, x)
+                return "" if report.ok else str(report)
+
+            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     out = output or result_paths(instance)[0]
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)

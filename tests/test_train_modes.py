@@ -27,7 +27,14 @@ def blobs(n=160, d=6, k=3, seed=0):
 def bn_model(seed=0):
     """Linear-BatchNorm-ReLU-Dropout-Linear: the issue's frozen-BatchNorm case plus a Dropout."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    bn = model[1]
+    with torch.no_grad():  # statistics and scale as a trained BatchNorm has them (a fresh one is
+        bn.running_mean.uniform_(-0.5, 0.5)  # nearly the identity, which the sweeps' probing
+        bn.running_var.uniform_(0.5, 2.0)  # may take for no layer at all)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.2, 0.2)
+    return model
 
 
 class ModeSpy:

@@ -29,10 +29,11 @@ def _moved(inst: MilpInstance, x: np.ndarray) -> float:
     return float(np.abs(x[idx] - inst.start[idx]).sum())
 
 
-def move_to_closest(inst: MilpInstance, res: SolveResult,
-                    solve: Callable[[MilpInstance], SolveResult]) -> SolveResult:
+def move_to_closest(inst: MilpInstance, res: SolveResult, solve: Callable[[MilpInstance], SolveResult],
+                    check: Callable[[np.ndarray], str] | None = None) -> SolveResult:
     """`res` (a solve of `inst`) with x moved to the closest point, solving the LP with
-    `solve`; `res` itself when it has no solution."""
+    `solve`; `res` itself when it has no solution. `check(x)` may veto the point with a
+    reason (e.g. formulate.check_claims' forward pass; "" accepts it)."""
     if res.x is None:
         return res
     info: dict = {"applied": False, "mip_objective": res.objective}
@@ -53,5 +54,8 @@ def move_to_closest(inst: MilpInstance, res: SolveResult,
     rep = verify(inst, x)
     if not rep.ok:
         return dataclasses.replace(res, closest={**info, "reason": f"closest point fails ir.verify: {rep}"})
+    veto = check(x) if check is not None else ""
+    if veto:
+        return dataclasses.replace(res, closest={**info, "reason": f"closest point fails its check: {veto}"})
     info.update(applied=True, objective=inst.objective_value(x), moved_l1=_moved(inst, x))
     return dataclasses.replace(res, x=x, objective=info["objective"], closest=info)
