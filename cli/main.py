@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, fail, fmt, table, user_errors
+from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
 
@@ -158,6 +158,11 @@ def solve(
         help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
+    closest: Annotated[bool, typer.Option(
+        "--closest/--no-closest",
+        help="After a solution: keep its integer decisions and objective and move the weights as little as "
+             "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
+             "the result records both.")] = True,
 ) -> None:
     """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
     from gdsolver.compile import get_backend, result_paths, save_result
@@ -171,10 +176,20 @@ def solve(
         if backend != "gurobi":
             fail("--fallback applies to --backend gurobi only")
         kwargs["fallback"] = fallback
-    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = be.solve(inst, **kwargs)
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
+    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
+        res = be.solve(inst, **kwargs)
+        if closest and res.x is not None:
+            from gdsolver.compile.closest_point import move_to_closest
+
+            from gdsolver.formulate import check_claims
+
+            def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+                report = check_claims(inst, x)
+                return "" if report.ok else str(report)
+
+            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     out = output or result_paths(instance)[0]
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)
@@ -184,7 +199,17 @@ def solve(
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["message", res.message], ["result", str(json_path)]]
+    if res.closest:
+        rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
+
+
+def _closest_text(info: dict) -> str:
+    if not info.get("applied"):
+        return f"not used (x is the solver's): {info.get('reason')}"
+    return (f"moved the weights {fmt(info['moved_l1'], 4)} (L1) instead of the solver's {fmt(info['mip_moved_l1'], 4)}; "
+            f"objective {fmt(info['objective'])} (solver's {fmt(info['mip_objective'])}); LP {info['lp_status']} in "
+            f"{fmt(info['lp_runtime_s'], 3)} s")
 
 
 # ---------------------------------------------------------------- apply
@@ -196,13 +221,36 @@ def apply(
     output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
     instance: Annotated[Optional[Path], typer.Option(
         help="The instance (default: the one recorded in the result).")] = None,
-    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; with "
+                                             "--data, also write a model that is worse on the data.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y: score the model before and after and "
+                                                      "refuse to write a worse one (exit 1).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set to check on, as --data.")] = None,
+    accept_on: Annotated[Optional[str], typer.Option(
+        help="With --data: what must not get worse: 'accuracy' (classification default) or 'loss' "
+             "(cross-entropy; MSE for regression, its default).")] = None,
 ) -> None:
-    """Write a solved sweep's final-layer weights into the model it came from."""
-    from gdsolver.train.apply import apply_result_to_onnx
+    """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
+    is not worse on that data)."""
+    from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
-    summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
-    console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+    if data is None and dataset is None:
+        if accept_on is not None:
+            fail("--accept-on applies with --data or --dataset")
+        summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
+        console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+        return
+    out = apply_checked(model, result, output, data=data, dataset=dataset, instance=instance, force=force,
+                        accept_on=accept_on)
+    console.print(table(None, ["", str(output)], [[k, v] for k, v in out.summary.items()]))
+    keys = [k for k in out.before if k != "points"]
+    console.print(table(f"on {data.name if data is not None else dataset} ({out.before['points']} points)",
+                        ["metric", "before", "after", ""],
+                        [[k, out.before[k], out.after[k], "watched" if k == out.watched else ""] for k in keys]))
+    if out.worse:
+        err_console.print(out.worse, markup=False, soft_wrap=True)
+    if not out.written:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -313,7 +361,8 @@ def replay(
     rows, bad = [], 0
     for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
         bad += not r.ok
-        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+        name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
+        rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
                      "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
@@ -350,6 +399,22 @@ def bench_formulations(
     from gdsolver.bench.formulation_bench import run_formulation_bench
 
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
+@bench_app.command("closest")
+@user_errors
+def bench_closest(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="One random instance (paper mode) and the resnet-like model.")] = False,
+    threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 120.0,
+    resnet: Annotated[bool, typer.Option(help="Also sweep a small resnet-like torch model (needs torch).")] = True,
+) -> None:
+    """Closest-point LP vs the MIP it follows on a 512 x 10 head; current vs first LP form."""
+    from gdsolver.bench.closest_bench import run_closest_bench
+
+    run_closest_bench(out_dir, quick=quick, echo=console.print, threads=threads, time_limit=time_limit,
+                      resnet=resnet)
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Replay: re-solve saved instances and compare with their recorded results.
 
 PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
-them (a training run's dump directory or its `sweeps/`). The recorded solution is also checked against
+them (a training run's dump directory or its `sweeps/`, or the dump root of several
+methods trained side by side: every DIR/<method>/sweeps/). The recorded solution is also checked against
 the instance with `ir.verify`, independently of any solver."""
 
 from __future__ import annotations
@@ -38,9 +39,7 @@ def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: not found")
-    if path.is_dir() and not any(path.glob("*.gdsm")) and (path / "sweeps").is_dir():
-        path = path / "sweeps"  # a training run's dump directory
-    instances = sorted(path.glob("*.gdsm")) if path.is_dir() else [path]
+    instances = [i for d in _instance_dirs(path) for i in sorted(d.glob("*.gdsm"))] if path.is_dir() else [path]
     pairs = []
     for inst in instances:
         res, _ = result_paths(inst)
@@ -52,6 +51,18 @@ def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     if not pairs:
         raise FormatError(f"{path}: no instance with a recorded result (*.gdsm + *.result.json) found")
     return pairs
+
+
+def _instance_dirs(path: Path) -> list[Path]:
+    """Where the instances under a directory are: itself, a training run's sweeps/, or, for
+    a dump of several methods side by side (`gdsolver train -m A -m B --dump DIR`), each
+    DIR/<method>/sweeps/."""
+    if any(path.glob("*.gdsm")):
+        return [path]
+    if (path / "sweeps").is_dir():
+        return [path / "sweeps"]
+    runs = sorted(d / "sweeps" for d in path.iterdir() if d.is_dir() and (d / "sweeps").is_dir())
+    return runs or [path]
 
 
 def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
