@@ -129,8 +129,8 @@ def data_name(dataset: str, model: str) -> str:
 
 
 def total_units(cfg: DataEfficiencyConfig) -> int:
-    per = len(cfg.baselines()) + (len(cfg.epochs) * (2 if cfg.control else 1) if cfg.two_loop else 0)
-    return len(cfg.models) * len(cfg.seeds) * len(cfg.n_values) * per
+    """Progress units of a run: one per grid cell."""
+    return len(grid(cfg))
 
 
 # ---------------------------------------------------------------------------------- running

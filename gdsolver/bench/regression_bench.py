@@ -139,7 +139,8 @@ def sweep_options(preset: str, equation: str, cfg: RegressionConfig) -> dict[str
 
 
 def total_units(cfg: RegressionConfig) -> int:
-    return len(cfg.equations) * len(cfg.seeds) * (len(cfg.baselines()) + len(cfg.presets) * len(cfg.sweep_epochs))
+    """Progress units of a run: one per grid cell."""
+    return len(grid(cfg))
 
 
 # ---------------------------------------------------------------------------------- running
