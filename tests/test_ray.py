@@ -285,7 +285,8 @@ def test_cell_that_keeps_failing_is_reported_and_the_others_complete(local_ray, 
     assert [(r["seed"], r["method"], r["preset"], r["epochs"]) for r in bad] == [(1, "gdsolver", "paper", 3)]
     assert bad[0]["error"].startswith("task failed: the worker running it died 2 times (Ray's max_retries 1)")
     good = [r for r in doc["rows"] if not r.get("error")]
-    expect = [r for r in ser["rows"] if (r["seed"], r["method"], r["preset"], r["epochs"]) != (1, "gdsolver", "paper", 3)]
+    sabotaged = (1, "gdsolver", "paper", 3)
+    expect = [r for r in ser["rows"] if (r["seed"], r["method"], r["preset"], r["epochs"]) != sabotaged]
     assert _strip(good) == _strip(expect)
     md = (tmp_path / "reg.md").read_text()
     assert "## Runs that failed" in md and "gdsolver: task failed: the worker running it died" in md

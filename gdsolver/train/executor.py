@@ -154,10 +154,11 @@ class RayExecutor(Executor):
             raise GdsolverError(f"num_cpus: must be >= 1, got {num_cpus}")
         if max_retries < 0:
             raise GdsolverError(f"max_retries: must be >= 0, got {max_retries}")
-        if address is None and "ray" not in sys.modules:
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1
+        if address is None:
+            if "ray" not in sys.modules:  # read when Ray is imported (else see _init)
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1
+                os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a local Ray, without its warning
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports over the network
-            os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a local Ray, without its warning
         ray = import_ray()
         self._ray = ray
         self.address = address
