@@ -12,6 +12,7 @@ import pytest
 
 from clirun import assert_user_error
 
+from gdsolver.errors import GdsolverError
 from gdsolver.train.executor import LocalExecutor, Task, make_executor
 
 
@@ -21,8 +22,8 @@ def _inverse(x: float) -> float:
 
 def test_local_executor_keeps_order_and_turns_failures_into_outcomes():
     events = []
-    ex = make_executor(False)
-    assert isinstance(ex, LocalExecutor) and ex.describe() == {"executor": "local"}
+    ex = make_executor("local")
+    assert isinstance(ex, LocalExecutor) and ex.describe() == {"executor": "local"} and make_executor(ex) is ex
     outs = ex.map(_inverse, [2.0, 0.0, 4.0], on_done=events.append, labels=["a", "b", "c"])
     assert [o.index for o in outs] == [0, 1, 2] and [o.label for o in outs] == ["a", "b", "c"]
     assert outs[0].ok and outs[0].value == 0.5 and outs[2].value == 0.25
@@ -31,6 +32,11 @@ def test_local_executor_keeps_order_and_turns_failures_into_outcomes():
     assert "Traceback" in outs[1].detail and "_inverse" in outs[1].detail
     assert events == outs  # one event per task, as each finished (in order here)
     assert all(o.seconds >= 0 and math.isfinite(o.seconds) for o in outs)
+
+
+def test_unknown_executor_is_a_user_error():
+    with pytest.raises(GdsolverError, match="executor: 'dask', expected 'local' or 'ray'"):
+        make_executor("dask")
 
 
 def test_local_executor_runs_tasks_with_keyword_arguments():
@@ -47,8 +53,7 @@ def _without_ray_env(tmp_path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("args", [["bench", "regression", "--quick", "--ray"],
-                                  ["bench", "data-efficiency", "--quick", "--ray-address", "127.0.0.1:6379"],
-                                  ["replay", "DIR", "--ray"]])
+                                  ["replay", "DIR", "--ray-address", "127.0.0.1:6379"]])
 def test_ray_option_without_ray_is_one_error_line(tmp_path, args):
     args = [str(tmp_path) if a == "DIR" else a for a in args]
     p = subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args, "--out" if args[0] == "bench" else "--tol",

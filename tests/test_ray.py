@@ -218,6 +218,7 @@ def test_regression_grid_on_ray_equals_serial(local_ray, serial_regression, tmp_
     assert "cells run as Ray tasks on 1 node with 2 CPUs" in ma and "Ray tasks" not in mb
 
 
+@pytest.mark.slow  # ~6 s; the regression grid above covers the default run
 def test_data_efficiency_grid_on_ray_equals_serial(local_ray, tmp_path):
     ex, _ = local_ray
     cfg = DataEfficiencyConfig(dataset="digits", models=("mlp",), n_values=(100,), epochs=(2,), seeds=(0,),

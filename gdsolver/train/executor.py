@@ -268,8 +268,13 @@ class RayExecutor(Executor):
         self._owned = False
 
 
-def make_executor(ray: bool = False, address: str | None = None, **kw: Any) -> Executor:
-    """LocalExecutor, or a RayExecutor when `ray` or an `address` is given."""
-    if not ray and address is None:
+def make_executor(kind: str | Executor = "local", address: str | None = None, **kw: Any) -> Executor:
+    """An executor by name, as options take it (`executor="local"|"ray"`); an Executor is
+    returned as it is. `address` (a Ray cluster) implies "ray"; `kw` go to RayExecutor."""
+    if isinstance(kind, Executor):
+        return kind
+    if kind == "local" and address is None:
         return LocalExecutor()
-    return RayExecutor(address, **kw)
+    if kind in ("ray", "local"):
+        return RayExecutor(address, **kw)
+    raise GdsolverError(f"executor: {kind!r}, expected 'local' or 'ray'")
