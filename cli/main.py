@@ -13,6 +13,7 @@ import typer
 from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 class Task(str, Enum):
@@ -347,6 +348,16 @@ def export(
 
 
 # ---------------------------------------------------------------- replay
+def _replay_tasks(path: Path, **kw):
+    """One task per recorded instance, loaded (and checked) here as the tasks are submitted,
+    so a worker needs neither the files nor a shared file system."""
+    from gdsolver.compile.replay import find_pairs, load_pair, replay_loaded
+    from gdsolver.train.executor import Task
+
+    for inst_path, res_path in find_pairs(path):
+        yield Task(replay_loaded, (inst_path, *load_pair(inst_path, res_path)), kw, label=inst_path.name)
+
+
 @app.command()
 @user_errors
 def replay(
@@ -354,12 +365,25 @@ def replay(
     backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs."""
+    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
+    with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
     from gdsolver.compile.replay import replay as run_replay
 
+    if ray or ray_address is not None:
+        with executor_for(ray, ray_address) as ex:
+            outs = ex.run(_replay_tasks(path, backend=backend, tol=tol, time_limit=time_limit))
+        results = [o.value if o.ok else (o.label, o.error) for o in outs]
+    else:
+        results = run_replay(path, backend=backend, tol=tol, time_limit=time_limit)
     rows, bad = [], 0
-    for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
+    for r in results:
+        if isinstance(r, tuple):  # the task failed: (instance name, error)
+            bad += 1
+            rows.append([r[0], "-", "-", None, None, None, None, "-", f"NO (task failed: {r[1]})"])
+            continue
         bad += not r.ok
         name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
         rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,

@@ -17,6 +17,7 @@ from gdsolver.compile.backend import solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
 from gdsolver.ir.gdsm import fingerprint, load
+from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.verify import verify
 
 
@@ -71,18 +72,28 @@ def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
+def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: str | None = None,
+                  tol: float = 1e-6, time_limit: float | None = None) -> ReplayRow:
+    """Re-solve one loaded instance with the recorded backend (or `backend`) and compare with
+    its recorded result. Pure (arguments in, row out), so it can run in another process."""
+    fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
+    x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
+        None if rec.x is None else False)
+    opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
+    tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
+    new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
+    same_status = new.status == rec.status
+    obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
+    return ReplayRow(name, rec, new, x_ok, fp_ok, obj_ok)
+
+
+def load_pair(inst_path: Path, res_path: Path) -> tuple[MilpInstance, SolveResult]:
+    return load(inst_path), load_result(res_path)
+
+
 def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,
            time_limit: float | None = None) -> Iterator[ReplayRow]:
     """Re-solve each recorded instance with the recorded backend (or `backend`)."""
     for inst_path, res_path in find_pairs(path):
-        inst = load(inst_path)
-        rec = load_result(res_path)
-        fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
-        x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
-            None if rec.x is None else False)
-        opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
-        tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-        new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
-        same_status = new.status == rec.status
-        obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
-        yield ReplayRow(inst_path, rec, new, x_ok, fp_ok, obj_ok)
+        yield replay_loaded(inst_path, *load_pair(inst_path, res_path), backend=backend, tol=tol,
+                            time_limit=time_limit)
