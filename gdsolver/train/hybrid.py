@@ -67,9 +67,9 @@ class GDSolver(Trainer):
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
                                         points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,

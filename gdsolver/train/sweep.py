@@ -225,7 +225,7 @@ def run_sweep(job: SweepJob, *, backend: str = "highs", time_limit: float | None
     inst, res, loss, claims_text = best
     x = res.x
     if closest and not is_smooth(inst):
-        x, more = _closest(inst, res.x, files, backend=backend, time_limit=time_limit, threads=threads)
+        x, more = _closest(inst, res, files, backend=backend, time_limit=time_limit, threads=threads)
         note += more
     if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
         note = f" [solver: {res.message}]" + note
@@ -237,30 +237,28 @@ def _suffix(n: int, inst: MilpInstance) -> str:
     return "" if n == 0 else f"-r{n}"
 
 
-def _closest(inst: MilpInstance, x: np.ndarray, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
+def _closest(inst: MilpInstance, res: Any, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
     """Among the weights that keep the MIP's decisions and objective, the nearest to the current
-    ones (an LP; see gdsolver.ir.closest). Falls back to x when it fails or does not verify."""
+    ones (an LP; gdsolver.compile.closest_point), checked by ir.verify and the forward pass.
+    Falls back to the solver's x when it fails; the LP is dumped as "-closest"."""
     from gdsolver.compile.backend import solve
+    from gdsolver.compile.closest_point import move_to_closest
     from gdsolver.formulate import check_claims
-    from gdsolver.ir.closest import closest_instance
-    from gdsolver.ir.verify import verify
 
-    w = np.concatenate([np.arange(o, o + int(np.prod(sh))) for b, (o, sh) in inst.blocks.items()
-                        if b in ("w", "b")])
-    moved = float(np.abs(x[w] - inst.start[w]).sum())
-    try:
-        ci = closest_instance(inst, x)
-        res = solve(ci, **solve_kw)
-    except GdsolverError as exc:
-        return x, f" (closest-point LP failed: {exc})"
-    files.append(("-closest", ci, res))
-    if not res.has_solution:
-        return x, f" (closest-point LP gave no usable point: {res.status})"
-    x2 = res.x[:inst.num_vars]
-    if not verify(inst, x2).ok or not check_claims(inst, x2).ok:
-        return x, " (closest point does not verify; the MIP's answer is used)"
-    return x2, f"; closest point moved the weights {float(np.abs(x2[w] - inst.start[w]).sum()):.4g} (L1) " \
-               f"instead of {moved:.4g}"
+    def solve_lp(ci: MilpInstance):
+        lp = solve(ci, **solve_kw)
+        files.append(("-closest", ci, lp))
+        return lp
+
+    def veto(x: np.ndarray) -> str:
+        report = check_claims(inst, x)
+        return "" if report.ok else str(report)
+
+    moved = move_to_closest(inst, res, solve_lp, check=veto)
+    info = moved.closest or {}
+    if not info.get("applied"):
+        return res.x, f" ({info.get('reason', 'closest point not applied')}; the solver's answer is used)"
+    return moved.x, f"; closest point moved the weights {info['moved_l1']:.4g} (L1) instead of {info['mip_moved_l1']:.4g}"
 
 
 @dataclass
