@@ -64,6 +64,10 @@ def bench_regression(
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30.")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    tuned: Annotated[bool, typer.Option(help="Also run the tuned-baselines comparison (rates chosen on validation, "
+                                        "L-BFGS, GDSolver on tuned optimizers; issues 15 and 19).")] = True,
+    gdsolver_seeds: Annotated[Optional[int], typer.Option(help="Seeds (0..N-1) of the tuned comparison's GDSolver "
+                                                          "rows, the slowest part (default: every seed).")] = None,
     ray: RayFlag = False,
     ray_address: RayAddress = None,
 ) -> None:
@@ -77,7 +81,12 @@ def bench_regression(
     cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), backend=backend, threads=threads,
                   time_limit=cfg.time_limit if time_limit is None else time_limit, equations=tuple(equation) if equation else cfg.equations,
                   methods=tuple(method) if method else cfg.methods,
-                  presets=tuple(preset) if preset else cfg.presets).check()
+                  presets=tuple(preset) if preset else cfg.presets)
+    if not tuned:
+        cfg = replace(cfg, tuned=None)
+    elif gdsolver_seeds is not None and cfg.tuned is not None:
+        cfg = replace(cfg, tuned=replace(cfg.tuned, gdsolver_seeds=_seeds(gdsolver_seeds, cfg.seeds)))
+    cfg = cfg.check()
     tag = "regression_quick" if quick else "regression"
     console.print(f"regression benchmark ({name} preset): equations {list(cfg.equations)}, seeds {list(cfg.seeds)}, "
                   f"baselines {cfg.baselines()}, GDSolver at e = {list(cfg.sweep_epochs)}, radius presets "
@@ -92,6 +101,12 @@ def bench_regression(
         console.print(f"[{t['preset']}] GDSolver({lo}) vs best baseline at {hi} epochs: test MSE "
                       f"{-100 * t['mean_mse_reduction']:+.1f}%, time {-100 * t['mean_time_saving']:+.1f}% "
                       "(paper: -31.5% MSE, -48% time)", markup=False)
+    for e in (doc.get("tuned") or {}).get("equations", []):
+        ms = {m["method"]: m for m in e["methods"]}
+        console.print(f"[tuned] {e['equation']}: best baseline {e['best_baseline']} "
+                      f"{ms[e['best_baseline']]['mean']:.4g}; " + ", ".join(
+                          f"{n} {m['mean']:.4g} ({100 * m['vs_best']:+.1f}%)" for n, m in ms.items()
+                          if n.startswith("gdsolver")), markup=False)
     _wrote(doc)
 
 

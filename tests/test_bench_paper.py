@@ -128,3 +128,132 @@ def test_data_efficiency_missing_files(tmp_path):
 def test_unknown_equation_is_a_user_error(tmp_path):
     p = run("bench", "regression", "--quick", "--equation", "cubic", "--out", str(tmp_path), cwd=tmp_path)
     assert_user_error(p, "cubic")
+
+
+def test_regression_tuned_tiny(tmp_path):
+    """The tuned comparison (issues 15 and 19): rates chosen by the mean validation MSE over the
+    seeds (recomputed from the CSV), one tuned baseline and one GDSolver cell recomputed by hand,
+    GDSolver's starting point equal to its baseline's model, and the accept rule's bound on the
+    validation MSE."""
+    import numpy as np
+
+    from gdsolver.bench.regression_tuned import TunedConfig
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+    from gdsolver.train.trainer import GDTrainer
+
+    t = TunedConfig(lr_grid=(0.01, 0.1), methods=("sgd", "adam-lrs"), epochs=3, gd_epochs=2, restarts=2, rounds=1,
+                    solver_points=10, time_limit=30.0, on=("adam-lrs", "lbfgs-best"), gdsolver_seeds=(0,))
+    cfg = RegressionConfig(equations=("polynomial",), seeds=(0, 1), max_epochs=1, sweep_epochs=(1,), methods=("sgd",),
+                           presets=("paper",), tuned=t)
+    doc = run_regression_bench(cfg, tmp_path, tag="reg", command=["test"])
+    assert (tmp_path / "reg_tuned.csv").is_file() and (tmp_path / "reg_tuned.png").is_file()
+    rows = _csv(tmp_path / "reg_tuned.csv")
+    # 2 GD methods x 2 rates x 2 seeds x rows at e = 2, 3; L-BFGS once and best of 2 x 2 seeds; 2 GDSolver rows (seed 0)
+    assert len(rows) == 16 + 4 + 2 and not any(r["error"] for r in rows)
+    chosen = json.loads((tmp_path / "reg.json").read_text())["tuned"]["chosen"]
+
+    # the rate: lowest mean validation MSE over both seeds after 3 epochs, from the CSV
+    for m in ("sgd", "adam-lrs"):
+        means = {lr: np.mean([float(r["val_mse"]) for r in rows if r["method"] == m and float(r["lr"]) == lr
+                              and r["epochs"] == "3"]) for lr in (0.01, 0.1)}
+        assert chosen[f"polynomial/{m}"] == min(means, key=means.get)
+    lr = chosen["polynomial/adam-lrs"]
+
+    split = load_split_for("polynomial", None, seed=1)
+    tr = GDTrainer(build_model("paper", (3,), 2, seed=1), "regression", optimizer="adam", lr=lr,
+                   lr_schedule="plateau", epochs=3, seed=1, threads=1)
+    tr.fit(split.train, split.val)
+    got = [r for r in doc["tuned_rows"] if r["method"] == "adam-lrs" and r["seed"] == 1 and r["lr"] == lr
+           and r["epochs"] == 3]
+    assert got[0]["test_mse"] == pytest.approx(tr.evaluate(split.test)["loss"], rel=1e-12)
+    assert got[0]["val_mse"] == pytest.approx(tr.evaluate(split.val)["loss"], rel=1e-6)
+
+    # GDSolver on tuned Adam + schedule, seed 0, by hand: 2 GD epochs, then one sweep round over all layers
+    split = load_split_for("polynomial", None, seed=0)
+    model = build_model("paper", (3,), 2, seed=0)
+    GDSolver(model, "regression", optimizer="adam", lr=lr, lr_schedule="plateau", epochs=2, phase_epochs=2,
+             max_sweeps=0, patience=None, seed=0, threads=1).fit(split.train, split.val)
+    g = GDSolver(model, "regression", epochs=0, max_sweeps=1, layers="all", radius=1.0, solver_points=10,
+                 time_limit=30.0, mode="squared", seed=0, threads=1)
+    h = g.fit(split.train, split.val)
+    assert len(h.sweeps) == 2 and {s["layer_name"] for s in h.sweeps} == {"0", "2"}
+    row = [r for r in doc["tuned_rows"] if r["method"] == "gdsolver[adam-lrs]"][0]
+    assert row["test_mse"] == pytest.approx(g.evaluate(split.test)["loss"], rel=1e-9)
+    assert row["sweeps"] == 2 and row["sweeps_accepted"] == sum(bool(s["accepted"]) for s in h.sweeps)
+    # its starting point is the tuned baseline's model after 2 epochs (the same run)
+    base2 = [r for r in doc["tuned_rows"] if r["method"] == "adam-lrs" and r["seed"] == 0 and r["lr"] == lr
+             and r["epochs"] == 2][0]
+    assert row["test_mse_before"] == base2["test_mse"]
+    # GDSolver on L-BFGS best of 2 starts from exactly that baseline's model
+    lb = [r for r in doc["tuned_rows"] if r["method"] == "lbfgs-best2" and r["seed"] == 0][0]
+    glb = [r for r in doc["tuned_rows"] if r["method"] == "gdsolver[lbfgs-best2]"][0]
+    assert glb["test_mse_before"] == lb["test_mse"]
+    # the accept rule: each accepted sweep raises the validation MSE by at most 1%
+    for r in (row, glb):
+        assert r["val_mse"] <= r["val_mse_before"] * 1.01 ** r["sweeps_accepted"] * (1 + 1e-9)
+
+    # the summary: best baseline by mean test MSE, wins seed by seed, verdicts from before/after
+    s = doc["tuned"]["equations"][0]
+    fin = {(r["method"], r["seed"]): r["test_mse"] for r in doc["tuned_rows"]
+           if r["method"] not in ("sgd", "adam-lrs") or (r["epochs"] == 3 and r["lr"] == chosen[f"polynomial/{r['method']}"])}
+    base_names = ["sgd", "adam-lrs", "lbfgs", "lbfgs-best2"]
+    best = min(base_names, key=lambda m: np.mean([fin[(m, sd)] for sd in (0, 1)]))
+    assert s["best_baseline"] == best
+    for m in s["methods"]:
+        seeds = [sd for sd in (0, 1) if (m["method"], sd) in fin]
+        assert m["wins"] == sum(fin[(m["method"], sd)] < fin[(best, sd)] for sd in seeds)
+        assert m["mean"] == pytest.approx(np.mean([fin[(m["method"], sd)] for sd in seeds]))
+    eff = {e["method"]: e for e in doc["tuned"]["effects"]}
+    e = eff["gdsolver[adam-lrs]"]
+    assert (e["before"], e["after"]) == (row["test_mse_before"], row["test_mse"])
+    assert e["verdict"] == ("nothing" if row["test_mse"] == row["test_mse_before"] else
+                            "helped" if row["test_mse"] < row["test_mse_before"] else e["verdict"])
+    md = (tmp_path / "reg.md").read_text()
+    assert "Tuned baselines against GDSolver" in md and "issue 19, gdsolver[lbfgs-best2]" in md
+    assert "The paper presets (for the record)" in md and "Table 1, radius preset \"paper\"" in md
+
+
+def test_data_efficiency_tuned_tiny(tmp_path):
+    """Tuned rates (lowest mean validation loss over the seeds, recomputed from the CSV), only the
+    chosen rate's rows in the tables, L-BFGS best of 2, GDSolver at the tuned SGD rate by hand,
+    and the half-the-points table."""
+    import numpy as np
+
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+
+    cfg = DataEfficiencyConfig(dataset="digits", models=("mlp",), n_values=(100, 200), epochs=(2,), seeds=(0, 1),
+                               methods=("sgd",), lr_grid=(0.01, 0.1), lbfgs_restarts=2, gdsolver_tuned=True,
+                               two_loop=False, threads=1)
+    doc = run_data_efficiency_bench(cfg, tmp_path, tag="de", command=["test"])
+    rows = _csv(tmp_path / "de.csv")
+    assert sorted({r["method"] for r in rows}) == ["gdsolver[sgd]", "lbfgs-best2", "sgd"]
+    assert len(rows) == 2 * 2 * (2 + 1 + 1) and not any(r["error"] for r in rows)
+    for n in (100, 200):
+        means = {lr: np.mean([float(r["val_loss"]) for r in rows if r["method"] == "sgd" and int(r["n"]) == n
+                              and float(r["lr"]) == lr]) for lr in (0.01, 0.1)}
+        lr = min(means, key=means.get)
+        assert doc["chosen_lrs"][f"mlp/sgd/{n}/2"] == lr
+        picked = [r for r in rows if r["method"] == "sgd" and int(r["n"]) == n and r["chosen"] == "True"]
+        assert {float(r["lr"]) for r in picked} == {lr} and len(picked) == 2
+        agg = [a for a in doc["aggregate"] if a["method"] == "sgd" and a["n"] == n][0]
+        assert agg["test_acc"] == pytest.approx(np.mean([float(r["test_acc"]) for r in picked]), abs=1e-6)
+    # GDSolver at the tuned SGD rate, n = 200, seed 1, by hand
+    lr = doc["chosen_lrs"]["mlp/sgd/200/2"]
+    split = load_split_for("digits", None, seed=1, n_train=200)
+    g = GDSolver(build_model("mlp", (64,), 10, hidden=32, seed=1), "classification", lr=lr, epochs=2, seed=1,
+                 threads=1, time_limit=30.0)
+    g.fit(split.train, split.val)
+    got = [r for r in doc["rows"] if r["method"] == "gdsolver[sgd]" and r["n"] == 200 and r["seed"] == 1][0]
+    assert got["test_acc"] == pytest.approx(g.evaluate(split.test)["acc"], abs=1e-12) and got["lr"] == lr
+    # half the points: the best baseline's mean accuracy at n = 200, and the smallest n reaching it
+    h = doc["half_data"][0]
+    L = {(a["method"], a["n"]): a["test_acc"] for a in doc["aggregate"]}
+    assert h["target"] == max(L[(m, 200)] for m in ("sgd", "lbfgs-best2"))
+    for m, n in h["smallest_n"].items():
+        reach = [k for k in (100, 200) if L[(m, k)] >= h["target"]]
+        assert n == (min(reach) if reach else None)
+    assert "at most half the points" in (tmp_path / "de.md").read_text()

@@ -218,14 +218,38 @@ def test_regression_grid_on_ray_equals_serial(local_ray, serial_regression, tmp_
     assert "cells run as Ray tasks on 1 node with 2 CPUs" in ma and "Ray tasks" not in mb
 
 
+def test_tuned_regression_cells_on_ray_equal_serial(local_ray, tmp_path):
+    """Every kind of tuned-comparison cell (a rate of the grid, L-BFGS best of K, GDSolver on a
+    tuned method whose rate comes from the first round, GDSolver on L-BFGS) gives the same rows
+    as Ray tasks as here."""
+    from gdsolver.bench.regression_tuned import TunedConfig
+
+    ex, _ = local_ray
+    cfg = RegressionConfig(equations=("identity",), seeds=(0, 1), max_epochs=1, sweep_epochs=(1,), methods=("sgd",),
+                           presets=("paper",),
+                           tuned=TunedConfig(lr_grid=(0.01, 0.1), methods=("sgd",), epochs=2, gd_epochs=1, restarts=2,
+                                             rounds=1, solver_points=10, time_limit=60.0, on=("sgd", "lbfgs-best")))
+    ser = run_regression_bench(cfg, tmp_path / "s", tag="reg", command=["test"], plots=False)
+    ticks = []
+    par = run_regression_bench(cfg, tmp_path / "r", tag="reg", command=["test"], plots=False, executor=ex,
+                               tick=ticks.append)
+    assert len(ticks) == len(grid(cfg)) == 2 * (2 + 2 + 2 + 2)  # per seed: 2 paper cells, 2 rates, 2 L-BFGS, 2 GDSolver
+    assert len(ser["tuned_rows"]) == 2 * (2 * 2 + 2 + 2) and not ser["errors"]
+    assert _strip(par["tuned_rows"]) == _strip(ser["tuned_rows"])
+    assert _csv(tmp_path / "r" / "reg_tuned.csv") == _csv(tmp_path / "s" / "reg_tuned.csv")
+    a, b = (json.loads(p.read_text()) for p in (tmp_path / "r" / "reg.json", tmp_path / "s" / "reg.json"))
+    assert a["tuned"]["chosen"] == b["tuned"]["chosen"] and _strip(a["tuned"]["effects"]) == _strip(b["tuned"]["effects"])
+
+
 @pytest.mark.slow  # ~6 s; the regression grid above covers the default run
 def test_data_efficiency_grid_on_ray_equals_serial(local_ray, tmp_path):
     ex, _ = local_ray
     cfg = DataEfficiencyConfig(dataset="digits", models=("mlp",), n_values=(100,), epochs=(2,), seeds=(0,),
-                               methods=("sgd",), threads=1)
+                               methods=("sgd",), threads=1, lr_grid=(0.01, 0.1), lbfgs_restarts=2,
+                               gdsolver_tuned=True)
     ser = run_data_efficiency_bench(cfg, tmp_path / "s", tag="de", command=["test"], plots=False)
     par = run_data_efficiency_bench(cfg, tmp_path / "r", tag="de", command=["test"], plots=False, executor=ex)
-    assert _strip(par["rows"]) == _strip(ser["rows"]) and len(ser["rows"]) == 3
+    assert _strip(par["rows"]) == _strip(ser["rows"]) and len(ser["rows"]) == 6  # 2 rates, best of 2, 2loop x2, gds
     assert not any(r.get("error") for r in ser["rows"])
     assert _csv(tmp_path / "r" / "de.csv") == _csv(tmp_path / "s" / "de.csv")
     assert par["smallest_n"] == ser["smallest_n"] and par["targets"] == ser["targets"]

@@ -13,6 +13,16 @@ All methods of a seed start from the same initial weights. A control, "2loop-no-
 the 2-loop's exact GD schedule with the sweeps skipped, so the solver's own contribution can be
 told apart from the 2-loop's different learning rates and early stopping.
 
+Tuned baselines (issues 15 and 19; `lr_grid` set): SGD, SGD + LR schedule, Adam and Adam + LR
+schedule run at every rate of the grid, and the rate of each (model, method, n, e) is the one with
+the lowest mean validation cross-entropy over the seeds (gdsolver.bench.tuning: the same rule for
+every method, never the test split); L-BFGS best of K ("lbfgs-bestK", `lbfgs_restarts`) runs once
+per e; "gdsolver[sgd]" (`gdsolver_tuned`) is GDSolver with the trainer's defaults (GD until the
+validation loss plateaus, a final-layer sweep with the default classification head, twice) and
+the tuned SGD rate of its (model, n, e). Reported beside the paper's figures: the smallest n at
+which each method reaches the best tuned baseline's mean accuracy at the largest n (the target
+"the same accuracy with at most half the training points").
+
 Reported: test accuracy mean and standard deviation over seeds, GD and solver time, and the
 smallest n at which each method's mean accuracy reaches a target accuracy (default: the best
 mean accuracy any baseline reaches with any n and e, minus 5 points).
@@ -31,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
-                                  save_figure, write_outputs)
+from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
+                                  run_metadata, save_figure, write_outputs)
+from gdsolver.bench.tuning import LR_GRID, choose_lr
 from gdsolver.errors import GdsolverError
 
 if TYPE_CHECKING:
@@ -42,10 +53,11 @@ DATASETS = ("digits", "fashion-mnist")
 MODELS = ("conv", "mlp")
 TWO_LOOP = "gdsolver-2loop"
 NO_SWEEP = "2loop-no-sweep"  # control: the 2-loop's GD schedule (lr 0.1 then 0.05, patience 2) without its sweeps
+GDS_TUNED = "gdsolver[sgd]"  # GDSolver with the trainer's defaults at the tuned SGD rate
 TARGET_SLACK = 0.05
 
-CSV_COLUMNS = ("dataset", "model", "seed", "n", "method", "epochs", "test_acc", "test_loss", "epochs_run",
-               "gd_time_s", "solver_time_s", "time_s", "sweeps", "sweeps_accepted", "error")
+CSV_COLUMNS = ("dataset", "model", "seed", "n", "method", "lr", "chosen", "epochs", "val_loss", "test_acc", "test_loss",
+               "epochs_run", "gd_time_s", "solver_time_s", "time_s", "sweeps", "sweeps_accepted", "error")
 
 
 @dataclass
@@ -66,6 +78,20 @@ class DataEfficiencyConfig:
     time_limit: float = 30.0
     threads: int = 1
     data_dir: str | None = None
+    lr_grid: tuple[float, ...] | None = None  # tune sgd / sgd-lrs / adam / adam-lrs on these rates (None: lr)
+    lbfgs_restarts: int = 1  # > 1: also "lbfgs-bestK" rows
+    gdsolver_tuned: bool = False  # also GDSolver at the tuned SGD rate (needs lr_grid and sgd)
+
+    def tuned(self) -> list[str]:
+        """The baselines whose rate is tuned."""
+        from gdsolver.bench.tuning import TUNED_METHODS
+
+        return [m for m in self.baselines() if m in TUNED_METHODS] if self.lr_grid else []
+
+    def lbfgs_best(self) -> str | None:
+        from gdsolver.bench.tuning import lbfgs_name
+
+        return lbfgs_name(self.lbfgs_restarts) if self.lbfgs_restarts > 1 else None
 
     def baselines(self) -> list[str]:
         from gdsolver.train.methods import METHODS
@@ -77,9 +103,12 @@ class DataEfficiencyConfig:
                                     f"{[k for k in METHODS if not k.startswith('gdsolver')]}")
         return names
 
+    def all_baselines(self) -> list[str]:
+        return self.baselines() + ([self.lbfgs_best()] if self.lbfgs_best() else [])
+
     def all_methods(self) -> list[str]:
-        return self.baselines() + ([NO_SWEEP] if self.two_loop and self.control else []) + \
-            ([TWO_LOOP] if self.two_loop else [])
+        return self.all_baselines() + ([NO_SWEEP] if self.two_loop and self.control else []) + \
+            ([TWO_LOOP] if self.two_loop else []) + ([GDS_TUNED] if self.gdsolver_tuned else [])
 
     def check(self) -> "DataEfficiencyConfig":
         if self.dataset not in DATASETS:
@@ -97,18 +126,27 @@ class DataEfficiencyConfig:
             raise GdsolverError(f"lr: must be a finite number > 0, got {self.lr}")
         if not (self.time_limit > 0):
             raise GdsolverError(f"time_limit: must be > 0, got {self.time_limit}")
+        if self.lr_grid is not None and (not self.lr_grid or any(not (v > 0 and math.isfinite(v))
+                                                                  for v in self.lr_grid)):
+            raise GdsolverError(f"lr_grid: give finite rates > 0, got {self.lr_grid}")
+        if self.lbfgs_restarts < 1:
+            raise GdsolverError(f"lbfgs_restarts: must be >= 1, got {self.lbfgs_restarts}")
+        if self.gdsolver_tuned and "sgd" not in self.tuned():
+            raise GdsolverError("gdsolver_tuned: needs lr_grid and the sgd baseline (its tuned rate)")
         self.epochs = tuple(sorted(set(self.epochs)))
         self.n_values = tuple(sorted(set(self.n_values)))
         return self
 
 
 QUICK = {
-    "digits": DataEfficiencyConfig(n_values=(100, 300, 1117), epochs=(4, 10), seeds=(0, 1)),
+    "digits": DataEfficiencyConfig(n_values=(100, 300, 1117), epochs=(4, 10), seeds=(0, 1), lr_grid=(0.01, 0.1),
+                                   lbfgs_restarts=3, gdsolver_tuned=True),
     "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,),
                                           time_limit=10.0),
 }
 FULL = {
-    "digits": DataEfficiencyConfig(seeds=(0, 1, 2, 3)),
+    "digits": DataEfficiencyConfig(seeds=(0, 1, 2), epochs=(4, 20), lr_grid=LR_GRID, lbfgs_restarts=5,
+                                   gdsolver_tuned=True),
     # the conv's sweeps on Fashion-MNIST (Linear(1875, 10): 18,760 weights) run into the time limit
     "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 1000, 2000, 5000, 10000),
                                           epochs=(2, 4), seeds=(0, 1), time_limit=10.0),
@@ -141,8 +179,10 @@ def _summ(history) -> dict[str, Any]:
             "sweeps_accepted": s["sweeps_accepted"]}
 
 
-def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed: int, test) -> list[dict[str, Any]]:
-    """max(e) epochs of `method`; a row (test accuracy, cumulative GD time) at each e in cfg.epochs."""
+def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed: int, test,
+                 lr: float | None = None) -> list[dict[str, Any]]:
+    """max(e) epochs of `method` (at rate `lr`, default cfg.lr); a row (validation loss, test
+    accuracy, cumulative GD time) at each e in cfg.epochs."""
     from gdsolver.train.methods import make_trainer
     from gdsolver.train.trainer import clone_model
 
@@ -162,12 +202,17 @@ def run_baseline(method: str, init_model, split, cfg: DataEfficiencyConfig, seed
             train_time = float(row["elapsed_s"]) - state["overhead"]
         if int(row["epoch"]) in wanted:
             ev = state["trainer"].evaluate(test)
-            rows.append({"method": method, "epochs": int(row["epoch"]), "test_acc": ev["acc"], "test_loss": ev["loss"],
+            rows.append({"method": method, "lr": state["trainer"].lr if hasattr(state["trainer"], "lr") else None,
+                         "epochs": int(row["epoch"]), "val_loss": row.get("val_loss"),
+                         "test_acc": ev["acc"], "test_loss": ev["loss"],
                          "epochs_run": int(row["epoch"]), "gd_time_s": train_time, "solver_time_s": 0.0,
                          "time_s": train_time, "sweeps": 0, "sweeps_accepted": 0})
         state["overhead"] += time.perf_counter() - t
 
-    trainer = make_trainer(method, model, "classification", lr=cfg.lr, epochs=max(cfg.epochs),
+    # L-BFGS keeps its own step (1: the strong-Wolfe line search scales it)
+    trainer = make_trainer(method, model, "classification",
+                           lr=lr if lr is not None else None if method == "lbfgs" else cfg.lr,
+                           epochs=max(cfg.epochs),
                            batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, callback=on_row)
     state["trainer"] = trainer
     trainer.fit(split.train, split.val)
@@ -188,6 +233,37 @@ def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs
             "test_loss": ev["loss"], **_summ(h)}
 
 
+def run_lbfgs_best(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test) -> dict[str, Any]:
+    """L-BFGS for `epochs` epochs from cfg.lbfgs_restarts initialisations, the best on validation kept."""
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    tr = make_trainer("lbfgs", clone_model(init_model), "classification", epochs=epochs, seed=seed,
+                      threads=cfg.threads, restarts=cfg.lbfgs_restarts)
+    h = tr.fit(split.train, split.val)
+    ev = tr.evaluate(test)
+    return {"method": cfg.lbfgs_best(), "lr": tr.lr, "epochs": epochs, "val_loss": tr.evaluate(split.val)["loss"],
+            "test_acc": ev["acc"], "test_loss": ev["loss"], **_summ(h)}
+
+
+def run_gdsolver_tuned(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs: int, test,
+                       lr: float | None) -> dict[str, Any]:
+    """GDSolver with the trainer's defaults (GD until plateau, a sweep of the final layer, twice)
+    at the tuned SGD rate `lr` for this (model, n, e)."""
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
+    if lr is None:
+        raise GdsolverError("no tuned SGD rate (every rate of the grid failed)")
+    tr = make_trainer("gdsolver", clone_model(init_model), "classification", lr=lr, epochs=epochs,
+                      batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
+                      time_limit=cfg.time_limit)
+    h = tr.fit(split.train, split.val)
+    ev = tr.evaluate(test)
+    return {"method": GDS_TUNED, "lr": lr, "epochs": epochs, "val_loss": tr.evaluate(split.val)["loss"],
+            "test_acc": ev["acc"], "test_loss": ev["loss"], **_summ(h)}
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell of the grid: one method for one (model, seed, n). A baseline cell trains for
@@ -201,10 +277,12 @@ class Cell:
     n: int
     method: str
     epochs: int = 0
+    lr: float | None = None  # a tuned baseline's rate; GDS_TUNED: the tuned SGD rate
 
     @property
     def label(self) -> str:
-        return f"{self.model} n={self.n} seed {self.seed}: {self.method}" + (f" e={self.epochs}" if self.epochs else "")
+        return f"{self.model} n={self.n} seed {self.seed}: {self.method}" + (f" e={self.epochs}" if self.epochs else "") \
+            + (f" lr={self.lr:g}" if self.lr is not None else "")
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,29 +303,65 @@ def _setup(dataset: str, model_kind: str, seed: int, n: int, hidden: int, data_d
 def run_cell(cell: Cell, cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
     """The rows of one cell (an error row per epoch budget when it fails with a GdsolverError)."""
     base = {"dataset": cfg.dataset, "model": cell.model, "seed": cell.seed, "n": cell.n}
-    budgets = [cell.epochs] if cell.method in (TWO_LOOP, NO_SWEEP) else list(cfg.epochs)
+    budgets = [cell.epochs] if cell.epochs else list(cfg.epochs)
     try:
         split, init, test = _setup(cfg.dataset, cell.model, cell.seed, cell.n, cfg.hidden, cfg.data_dir)
         if cell.method in (TWO_LOOP, NO_SWEEP):
             return [{**base, **run_two_loop(init, split, cfg, cell.seed, cell.epochs, test,
                                             sweeps=cell.method == TWO_LOOP)}]
-        return [{**base, **r} for r in run_baseline(cell.method, init, split, cfg, cell.seed, test)]
+        if cell.method == GDS_TUNED:
+            return [{**base, **run_gdsolver_tuned(init, split, cfg, cell.seed, cell.epochs, test, cell.lr)}]
+        if cell.method == cfg.lbfgs_best():
+            return [{**base, **run_lbfgs_best(init, split, cfg, cell.seed, cell.epochs, test)}]
+        return [{**base, **r} for r in run_baseline(cell.method, init, split, cfg, cell.seed, test, cell.lr)]
     except GdsolverError as exc:
-        return [{**base, "method": cell.method, "epochs": e, "error": str(exc)} for e in budgets]
+        return [{**base, "method": cell.method, "lr": cell.lr, "epochs": e, "val_loss": None, "error": str(exc)}
+                for e in budgets]
 
 
 def grid(cfg: DataEfficiencyConfig) -> list[Cell]:
     """Every cell, in the order of the results: per (model, seed, n) the baselines, then the
     control and the 2-loop GDSolver per epoch budget."""
     out = []
+    tuned = cfg.tuned()
     for model in cfg.models:
         for seed in cfg.seeds:
             for n in cfg.n_values:
-                out += [Cell(model, seed, n, m) for m in cfg.baselines()]
+                for m in cfg.baselines():
+                    out += [Cell(model, seed, n, m, lr=lr) for lr in cfg.lr_grid] if m in tuned else \
+                        [Cell(model, seed, n, m)]
+                if cfg.lbfgs_best():
+                    out += [Cell(model, seed, n, cfg.lbfgs_best(), e) for e in cfg.epochs]
                 if cfg.two_loop:
                     for label in ((NO_SWEEP, TWO_LOOP) if cfg.control else (TWO_LOOP,)):
                         out += [Cell(model, seed, n, label, e) for e in cfg.epochs]
+                if cfg.gdsolver_tuned:  # its rate is filled in once the grid of rates has run
+                    out += [Cell(model, seed, n, GDS_TUNED, e) for e in cfg.epochs]
     return out
+
+
+def choose_rates(rows: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[tuple, float | None]:
+    """(model, method, n, e) -> the rate with the lowest mean validation loss over the seeds."""
+    out = {}
+    for model in cfg.models:
+        for m in cfg.tuned():
+            for n in cfg.n_values:
+                for e in cfg.epochs:
+                    runs = [r for r in rows if (r["model"], r["method"], r["n"], r["epochs"]) == (model, m, n, e)]
+                    runs += [{"lr": lr, "val_loss": None} for lr in cfg.lr_grid for s in cfg.seeds
+                             if not any(r["lr"] == lr and r["seed"] == s for r in runs)]  # a lost task: diverged
+                    out[(model, m, n, e)] = choose_lr(runs, key="val_loss")[0]
+    return out
+
+
+def mark_chosen(rows: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[tuple, float | None]:
+    """Set each tuned row's "chosen" flag; returns the chosen rates."""
+    chosen = choose_rates(rows, cfg)
+    tuned = set(cfg.tuned())
+    for r in rows:
+        if r["method"] in tuned:
+            r["chosen"] = r.get("lr") == chosen.get((r["model"], r["method"], r["n"], r["epochs"]))
+    return chosen
 
 
 def run_grid(cfg: DataEfficiencyConfig, executor: Executor | None = None,
@@ -259,16 +373,27 @@ def run_grid(cfg: DataEfficiencyConfig, executor: Executor | None = None,
     executor = executor or LocalExecutor()
     tick = tick or (lambda _msg: None)
     cells = grid(cfg)
-    outs = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in cells],
-                        lambda o: tick(o.label if o.ok else f"{o.label}: failed"))
-    rows: list[dict[str, Any]] = []
-    for c, o in zip(cells, outs):
-        if o.ok:
-            rows += o.value
-        else:
-            budgets = [c.epochs] if c.epochs else list(cfg.epochs)
-            rows += [{"dataset": cfg.dataset, "model": c.model, "seed": c.seed, "n": c.n, "method": c.method,
-                      "epochs": e, "error": f"task failed: {o.error}"} for e in budgets]
+    first = [c for c in cells if c.method != GDS_TUNED]
+    second = [c for c in cells if c.method == GDS_TUNED]
+
+    def run(batch: list[Cell]) -> list[dict[str, Any]]:
+        outs = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in batch],
+                            lambda o: tick(o.label if o.ok else f"{o.label}: failed"))
+        rows: list[dict[str, Any]] = []
+        for c, o in zip(batch, outs):
+            if o.ok:
+                rows += o.value
+            else:
+                budgets = [c.epochs] if c.epochs else list(cfg.epochs)
+                rows += [{"dataset": cfg.dataset, "model": c.model, "seed": c.seed, "n": c.n, "method": c.method,
+                          "lr": c.lr, "epochs": e, "val_loss": None, "error": f"task failed: {o.error}"}
+                         for e in budgets]
+        return rows
+
+    rows = run(first)
+    if second:
+        chosen = choose_rates(rows, cfg)
+        rows += run([replace(c, lr=chosen.get((c.model, "sgd", c.n, c.epochs))) for c in second])
     return rows
 
 
@@ -276,6 +401,8 @@ def run_grid(cfg: DataEfficiencyConfig, executor: Executor | None = None,
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
+        if r.get("chosen") is False:  # a tuned baseline at a rate not chosen
+            continue
         groups.setdefault((r["model"], r["method"], r["epochs"], r["n"]), []).append(r)
     out = []
     for (model, method, e, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])):
@@ -298,7 +425,7 @@ def targets(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[str, f
         if cfg.target is not None:
             out[model] = float(cfg.target)
             continue
-        accs = [a["test_acc"] for a in agg if a["model"] == model and a["method"] not in (TWO_LOOP, NO_SWEEP)
+        accs = [a["test_acc"] for a in agg if a["model"] == model and a["method"] in cfg.all_baselines()
                 and math.isfinite(a["test_acc"])]
         if not accs:  # no baseline run: fall back to every method
             accs = [a["test_acc"] for a in agg if a["model"] == model and math.isfinite(a["test_acc"])]
@@ -320,6 +447,28 @@ def smallest_n(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig, tgt: dict[s
     return out
 
 
+def half_data(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
+    """Per (model, e): the best baseline at the largest n (highest mean test accuracy) and, per
+    method, the smallest n whose mean accuracy reaches it (the target: at most half the points)."""
+    L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in agg}
+    nmax = max(cfg.n_values)
+    out = []
+    for model in cfg.models:
+        for e in cfg.epochs:
+            cands = [(L[(model, m, e, nmax)]["test_acc"], m) for m in cfg.all_baselines()
+                     if (model, m, e, nmax) in L and math.isfinite(L[(model, m, e, nmax)]["test_acc"])]
+            if not cands:
+                continue
+            acc, best = max(cands)
+            per = {}
+            for m in cfg.all_methods():
+                hit = [n for n in cfg.n_values if (model, m, e, n) in L and L[(model, m, e, n)]["test_acc"] >= acc]
+                per[m] = min(hit) if hit else None
+            out.append({"model": model, "epochs": e, "best_baseline": best, "target": acc, "n_max": nmax,
+                        "smallest_n": per})
+    return out
+
+
 def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | None) -> str:
     m = doc["machine"]
     L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in doc["aggregate"]}
@@ -327,7 +476,8 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
     lines = [f"# gdsolver bench data-efficiency: {cfg.dataset} ({doc['preset']} preset)", "",
              "The paper's classification data-efficiency study: test accuracy against the number n of training "
              "points (the first n of the training set) and the epoch budget e. Baselines run e epochs "
-             f"(lr {cfg.lr:g}, batch {cfg.batch_size}); {TWO_LOOP} runs at most e/2 SGD epochs (lr 0.1, "
+             f"({'tuned rates, see below' if cfg.tuned() else f'lr {cfg.lr:g}'}, batch {cfg.batch_size}); "
+             f"{TWO_LOOP} runs at most e/2 SGD epochs (lr 0.1, "
              "patience 2), a sweep on 32 misclassified points, again (lr 0.05), and a second sweep; "
              f"{NO_SWEEP} is the same GD schedule with the sweeps skipped (the solver's own effect is the "
              f"difference between the two). "
@@ -336,8 +486,37 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
              f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
              f"{executor_text(doc.get('executor'))}.", ""]
+    la = doc.get("load_average")
+    if la and la.get("start"):
+        lines += [f"Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in la['start'])}, at the end "
+                  f"{', '.join(f'{x:.2f}' for x in la['end'])} (2 cores shared with other work: times are measured "
+                  "under load).", ""]
     if doc.get("note"):
         lines += [doc["note"], ""]
+    if cfg.tuned():
+        lines += [f"Tuned baselines: {', '.join(cfg.tuned())} ran at every rate of {list(cfg.lr_grid)}; the rate of "
+                  "each (model, method, n, e) is the one with the lowest mean validation cross-entropy over the seeds "
+                  "(never the test split); the tables show each at its chosen rate. "
+                  + (f"{cfg.lbfgs_best()}: full-batch L-BFGS (e steps of at most 20 iterations) from "
+                     f"{cfg.lbfgs_restarts} initialisations, the best on validation kept, all restarts' time counted. "
+                     if cfg.lbfgs_best() else "")
+                  + (f"{GDS_TUNED}: GDSolver with the trainer's defaults (SGD until the validation loss plateaus, "
+                     "a final-layer sweep on 32 misclassified points with the default classification head, twice) "
+                     "at the tuned SGD rate of its (model, n, e)." if cfg.gdsolver_tuned else ""), ""]
+        hd = doc.get("half_data") or []
+        if hd:
+            methods_h = cfg.all_methods()
+            lines += ["## The best tuned baseline's accuracy with at most half the points", "",
+                      f"Target per (model, e): the best baseline's mean test accuracy at n = {max(cfg.n_values)}; "
+                      "each cell is the smallest n at which the method's mean accuracy reaches it (\\* = at most half "
+                      "the points; - = not reached).", ""]
+            body = []
+            for h in hd:
+                body.append([f"{h['model']}, e={h['epochs']}", f"{h['best_baseline']} {fmt_num(h['target'], 3)}"]
+                            + [("-" if h["smallest_n"].get(m) is None else
+                                f"{h['smallest_n'][m]}{' *' if h['smallest_n'][m] <= h['n_max'] / 2 else ''}")
+                               for m in methods_h])
+            lines += md_table(["model, e", "best baseline (acc)"] + methods_h, body) + [""]
     for model in cfg.models:
         lines += [f"## {model}: {doc['models'].get(model, '')}", ""]
         for e in cfg.epochs:
@@ -345,6 +524,11 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
             body = [[n] + [fmt_pm(L[(model, meth, e, n)]["test_acc"], L[(model, meth, e, n)]["test_acc_std"], 3)
                            if (model, meth, e, n) in L else "-" for meth in methods] for n in cfg.n_values]
             lines += [f"### test accuracy, e = {e}", ""] + md_table(cols, body) + [""]
+        if cfg.tuned():
+            ch = doc.get("chosen_lrs", {})
+            body = [[n, e] + [fmt_num(ch.get(f"{model}/{m}/{n}/{e}"), 3) for m in cfg.tuned()]
+                    for n in cfg.n_values for e in cfg.epochs]
+            lines += ["Chosen rates:", ""] + md_table(["n", "e"] + cfg.tuned(), body) + [""]
         tw = [(n, e) for e in cfg.epochs for n in cfg.n_values if (model, TWO_LOOP, e, n) in L]
         if tw:
             lines += [f"{TWO_LOOP}: mean sweeps accepted (of 2) and mean GD + solver time (s) per run:", ""]
@@ -449,14 +633,18 @@ def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathL
     check_data(cfg)
     paths = out_paths(out_dir, tag)
     t0 = time.perf_counter()
+    load_before = load_average()
     rows = run_grid(cfg, executor, tick)
+    chosen = mark_chosen(rows, cfg)
     agg = aggregate(rows)
     tgt = targets(agg, cfg)
     doc: dict[str, Any] = {"benchmark": "data-efficiency", "dataset": cfg.dataset, "preset": preset,
                            "config": asdict(cfg), "methods": cfg.all_methods(), "models": describe_models(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
                            "executor": (executor or LocalExecutor()).describe(), "targets": tgt, "aggregate": agg,
-                           "smallest_n": smallest_n(agg, cfg, tgt), "rows": rows}
+                           "smallest_n": smallest_n(agg, cfg, tgt), "half_data": half_data(agg, cfg),
+                           "chosen_lrs": {"/".join(map(str, k)): v for k, v in chosen.items()},
+                           "load_average": {"start": load_before, "end": load_average()}, "rows": rows}
     write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
                   markdown=lambda d, png: markdown(d, cfg, png))
     return doc  # full precision; the files have 7 significant digits

@@ -32,6 +32,12 @@ def run_metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
             "command": list(command) if command is not None else list(sys.argv)}
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none): times taken on a
+    shared machine are read beside them."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def executor_text(info: dict[str, Any] | None) -> str:
     """How the cells ran, for a report's command line: nothing for this process, else the Ray cluster."""
     if not info or info.get("executor") != "ray":

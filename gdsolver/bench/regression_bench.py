@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
-                                  save_figure, write_outputs)
+from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
+                                  run_metadata, save_figure, write_csv, write_outputs)
+from gdsolver.bench.regression_tuned import TunedCell, TunedConfig
 from gdsolver.errors import GdsolverError
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class RegressionConfig:
     time_limit: float = 30.0
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    # the tuned-baselines comparison (issues 15 and 19; gdsolver.bench.regression_tuned); None: not run
+    tuned: TunedConfig | None = None
 
     def baselines(self) -> list[str]:
         from gdsolver.train.methods import METHODS
@@ -115,11 +118,14 @@ class RegressionConfig:
         if self.table_epochs()[0] not in self.sweep_epochs:
             self.sweep_epochs = tuple(sorted({*self.sweep_epochs, self.table_epochs()[0]}))
         self.baselines()
+        if self.tuned is not None:
+            self.tuned.check(self.seeds)
         return self
 
 
-QUICK = RegressionConfig(seeds=(0, 1, 2), sweep_epochs=(1, 2, 5, 10, 15, 20))
-FULL = RegressionConfig()
+QUICK = RegressionConfig(seeds=(0, 1, 2), sweep_epochs=(1, 2, 5, 10, 15, 20),
+                         tuned=TunedConfig(lr_grid=(3e-3, 1e-2, 3e-2), restarts=3, rounds=1, time_limit=5.0))
+FULL = RegressionConfig(tuned=TunedConfig())
 
 
 def preset_config(name: str) -> RegressionConfig:
@@ -181,7 +187,9 @@ def run_baseline(method: str, init_model, split, cfg: RegressionConfig, seed: in
                      "gd_time_s": train_time, "solver_time_s": 0.0, "time_s": train_time})
         state["overhead"] += time.perf_counter() - t
 
-    trainer = make_trainer(method, model, "regression", lr=cfg.lr, epochs=cfg.max_epochs,
+    # L-BFGS keeps its own step (1: the strong-Wolfe line search scales it)
+    trainer = make_trainer(method, model, "regression", lr=None if method == "lbfgs" else cfg.lr,
+                           epochs=cfg.max_epochs,
                            batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, callback=on_row)
     state["trainer"] = trainer
     trainer.fit(split.train, split.val)
@@ -271,26 +279,44 @@ def run_cell(cell: Cell, cfg: RegressionConfig, start: tuple[Any, float] | None 
     return CellResult([{**row, **sw, "gd_time_s": gd, "time_s": gd + sw["solver_time_s"]}])
 
 
-def grid(cfg: RegressionConfig) -> list[Cell]:
-    """Every cell, in the order of the results: per (equation, seed) the baselines, then the sweeps."""
-    out = []
+def grid(cfg: RegressionConfig) -> list[Cell | TunedCell]:
+    """Every cell, in the order of the results: per (equation, seed) the baselines, then the
+    sweeps; then the tuned comparison's cells (GDSolver on a tuned GD method gets its rate once
+    the rate grid has run)."""
+    out: list[Cell | TunedCell] = []
     for eq in cfg.equations:
         for seed in cfg.seeds:
             out += [Cell(eq, seed, m) for m in cfg.baselines()]
             out += [Cell(eq, seed, "gdsolver", p, e) for p in cfg.presets for e in cfg.sweep_epochs]
+    if cfg.tuned is not None:
+        from gdsolver.bench.regression_tuned import tuned_cells
+
+        first, second = tuned_cells(cfg)
+        out += first + second
     return out
 
 
 def run_grid(cfg: RegressionConfig, executor: Executor | None = None,
              tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Every cell's rows, in grid order. Two rounds of tasks: the baselines (the SGD cells
-    give the sweeps their starting models), then the sweeps. A task that failed (its error
-    text, e.g. a worker that kept dying) becomes an error row of its cell."""
+    give the sweeps their starting models; the rate grid gives the tuned rates), then the
+    sweeps and GDSolver on the tuned methods. A task that failed (its error text, e.g. a
+    worker that kept dying) becomes an error row of its cell. The tuned comparison's rows
+    carry part="tuned"."""
+    from gdsolver.bench.regression_tuned import choose_rates, fill_lrs, run_tuned_cell, tuned_cells
     from gdsolver.train.executor import LocalExecutor, Task
 
     executor = executor or LocalExecutor()
     tick = tick or (lambda _msg: None)
-    cells = grid(cfg)
+    cells = [c for c in grid(cfg) if isinstance(c, Cell)]
+    t_first, t_second = tuned_cells(cfg) if cfg.tuned is not None else ([], [])
+
+    def tuned_rows(cell: TunedCell, o) -> list[dict[str, Any]]:
+        if o.ok:
+            return o.value
+        name = f"gdsolver[{cell.method}]" if cell.kind == "gdsolver" else cell.method
+        return [{"equation": cell.equation, "seed": cell.seed, "part": "tuned", "method": name, "lr": cell.lr,
+                 "epochs": cfg.tuned.epochs, "test_mse": None, "val_mse": None, "error": f"task failed: {o.error}"}]
 
     def on_done(o) -> None:
         tick(o.label if o.ok else f"{o.label}: failed")
@@ -303,19 +329,28 @@ def run_grid(cfg: RegressionConfig, executor: Executor | None = None,
 
     first = [c for c in cells if c.method != "gdsolver"]
     second = [c for c in cells if c.method == "gdsolver"]
-    outs = dict(zip(first, executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in first],
-                                        on_done)))
+    got = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in first]
+                       + [Task(run_tuned_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in t_first], on_done)
+    outs = dict(zip(first, got[:len(first)]))
+    trows: list[dict[str, Any]] = []
+    for c, o in zip(t_first, got[len(first):]):
+        trows += tuned_rows(c, o)
+    t_second = fill_lrs(t_second, choose_rates(trows, cfg)) if t_second else []
     starts: dict[tuple[str, int], dict[int, tuple[Any, float]]] = {}
     for c, o in outs.items():
         if c.method == GD_METHOD and o.ok and o.value.starts:
             starts[(c.equation, c.seed)] = o.value.starts
     tasks = [Task(run_cell, (c, cfg, starts.get((c.equation, c.seed), {}).get(c.epochs)), label=c.label,
                   cpus=cfg.threads) for c in second]
-    outs.update(zip(second, executor.run(tasks, on_done)))
+    tasks += [Task(run_tuned_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in t_second]
+    got = executor.run(tasks, on_done)
+    outs.update(zip(second, got[:len(second)]))
+    for c, o in zip(t_second, got[len(second):]):
+        trows += tuned_rows(c, o)
     rows: list[dict[str, Any]] = []
     for c in cells:
         rows += rows_of(c, outs[c])
-    return rows
+    return rows + trows
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -396,8 +431,20 @@ def markdown(doc: dict[str, Any], cfg: RegressionConfig, png_name: str | None) -
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
              f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
              f"{executor_text(doc.get('executor'))}.", ""]
+    la = doc.get("load_average")
+    if la and la.get("start"):
+        lines += [f"Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in la['start'])}, at the end "
+                  f"{', '.join(f'{x:.2f}' for x in la['end'])}: the machine was shared, so times are measured under "
+                  "load.", ""]
     if doc.get("note"):
         lines += [doc["note"], ""]
+    if doc.get("tuned"):
+        from gdsolver.bench.regression_tuned import markdown_lines
+
+        lines += markdown_lines(doc, cfg)
+        if doc["tuned"].get("png"):
+            lines += [f"![test MSE per seed, tuned comparison]({doc['tuned']['png']})", ""]
+        lines += ["## The paper presets (for the record)", ""]
     for t in doc["table1"]:
         lines += [f"## Table 1, radius preset \"{t['preset']}\"", ""]
         cols = ["equation", "best baseline", f"GD({lo}) MSE", f"GD({hi}) MSE", f"GDSolver({lo}) MSE",
@@ -491,11 +538,15 @@ def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmark
     cfg.check()
     paths = out_paths(out_dir, tag)
     t0 = time.perf_counter()
+    load_before = load_average()
     rows = run_grid(cfg, executor, tick)
+    trows = [r for r in rows if r.get("part") == "tuned"]
+    rows = [r for r in rows if r.get("part") != "tuned"]
     agg = aggregate(rows)
     doc: dict[str, Any] = {"benchmark": "regression", "preset": preset, "config": asdict(cfg),
                            "baselines": cfg.baselines(), **run_metadata(command),
                            "wall_s": time.perf_counter() - t0, "note": note,
+                           "load_average": {"start": load_before, "end": load_average()},
                            "executor": (executor or LocalExecutor()).describe(),
                            "sweep_presets": {p: {eq: sweep_options(p, eq, cfg) for eq in cfg.equations}
                                              for p in cfg.presets},
@@ -505,8 +556,25 @@ def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmark
     doc["table1"] = [table1(agg, cfg, p) for p in cfg.presets]
     doc["sweeps"] = [{k: r.get(k) for k in ("equation", "seed", "preset", "epochs", "status", "accepted", "radius",
                                             "reason", "error")} for r in rows if r["method"] == "gdsolver"]
-    doc["errors"] = [r for r in rows if r.get("error")]
+    doc["errors"] = [r for r in rows + trows if r.get("error")]
+    if cfg.tuned is not None:
+        from gdsolver.bench import regression_tuned as rt
+
+        chosen = rt.choose_rates(trows, cfg)
+        doc["tuned"] = {**rt.summarize(trows, cfg, chosen), "chosen": {f"{e}/{m}": v for (e, m), v in chosen.items()},
+                        "rate_scores": rt.rate_scores(trows, cfg), "tuning_cost_s": rt.tuning_cost(trows, cfg)}
+        tpaths = out_paths(out_dir, f"{tag}_tuned")
+        write_csv(tpaths["csv"], trows, rt.TUNED_CSV_COLUMNS)
+        doc["tuned"]["csv"] = tpaths["csv"].name
+        if plots:
+            doc["tuned"]["png_bytes"] = rt.plot(doc, trows, cfg, tpaths["png"])
+            doc["tuned"]["png"] = tpaths["png"].name
     write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
                   markdown=lambda d, png: markdown(d, cfg, png))
+    if cfg.tuned is not None:
+        doc["paths"]["tuned_csv"] = str(tpaths["csv"])
+        if plots:
+            doc["paths"]["tuned_png"] = str(tpaths["png"])
     doc["rows"] = rows  # full precision (the CSV has 7 significant digits); not in the JSON file
+    doc["tuned_rows"] = trows
     return doc
