@@ -164,7 +164,8 @@ def bench_data_efficiency(
     stem = "data_efficiency" if dataset == "digits" else f"data_efficiency_{dataset}"
     tag = f"{stem}_quick" if quick else stem
     console.print(f"data-efficiency benchmark ({name} preset): {dataset}, models {list(cfg.models)}, n "
-                  f"{list(cfg.n_values)}, e {list(cfg.epochs)}, seeds {list(cfg.seeds)}, methods {cfg.all_methods()}")
+                  f"{list(cfg.n_values)}, e {list(cfg.epochs)}, seeds {list(cfg.seeds)}, methods {cfg.all_methods()}",
+                  markup=False)
     with executor_for(ray, ray_address) as ex:
         doc = _run_with_bar(f"data-efficiency {dataset}", len(grid(cfg)),
                             lambda tick: run_data_efficiency_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
