@@ -153,6 +153,8 @@ def test_regression_tuned_tiny(tmp_path):
     # 2 GD methods x 2 rates x 2 seeds x rows at e = 2, 3; L-BFGS once and best of 2 x 2 seeds; 2 GDSolver rows (seed 0)
     assert len(rows) == 16 + 4 + 2 and not any(r["error"] for r in rows)
     chosen = json.loads((tmp_path / "reg.json").read_text())["tuned"]["chosen"]
+    small = json.loads((tmp_path / "reg_tuned.json").read_text())
+    assert small["tuned"]["chosen"] == chosen and small["machine"]["cores"] and small["config"]["rounds"] == 1
 
     # the rate: lowest mean validation MSE over both seeds after 3 epochs, from the CSV
     for m in ("sgd", "adam-lrs"):

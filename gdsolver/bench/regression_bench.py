@@ -572,6 +572,8 @@ def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmark
     write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
                   markdown=lambda d, png: markdown(d, cfg, png))
     if cfg.tuned is not None:
+        rt.write_tuned_json(doc, tpaths["json"])
+        doc["paths"]["tuned_json"] = str(tpaths["json"])
         doc["paths"]["tuned_csv"] = str(tpaths["csv"])
         if plots:
             doc["paths"]["tuned_png"] = str(tpaths["png"])

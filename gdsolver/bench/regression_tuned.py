@@ -496,3 +496,13 @@ def plot(doc: dict[str, Any], rows: list[dict[str, Any]], cfg, path) -> int:
             ax.set_ylabel("test MSE (per seed; bar: mean)")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def write_tuned_json(doc: dict[str, Any], path) -> None:
+    """The tuned comparison's summary with the run's machine, versions, command and load (small
+    enough to commit beside the full run's JSON)."""
+    from gdsolver.bench.plots import write_json
+
+    keys = ("benchmark", "preset", "machine", "versions", "command", "wall_s", "load_average", "executor")
+    write_json(path, {**{k: doc.get(k) for k in keys}, "config": doc["config"]["tuned"],
+                      "seeds": doc["config"]["seeds"], "equations": doc["config"]["equations"], "tuned": doc["tuned"]})
