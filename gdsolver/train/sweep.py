@@ -32,10 +32,11 @@ DEFAULT_MIP_POINTS = 150  # regression points when the sweep has ReLU binaries (
 
 
 def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | None, keep_correct: int,
-                  margin: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  margin: float, seed: int, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into the data) of the points to formulate, and of those that must stay
-    correct. Classification: up to `points` misclassified (seeded choice) plus up to
-    `keep_correct` correct ones. Regression: all points, or a seeded sample of `points`."""
+    correct. Counting heads: up to `points` misclassified (seeded choice) plus up to
+    `keep_correct` correct ones. Regression and the "ce" head (a loss over every point):
+    all points, or a seeded sample of `points`."""
     if seed < 0:
         raise GdsolverError(f"seed: must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
@@ -44,9 +45,9 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
         raise GdsolverError(f"points: must be >= 1, got {points}")
     if keep_correct < 0:
         raise GdsolverError(f"keep_correct: must be >= 0, got {keep_correct}")
-    if task == "regression":
+    if task == "regression" or mode == "ce":
         if keep_correct:
-            raise GdsolverError("keep_correct applies to classification only")
+            raise GdsolverError("keep_correct applies to the counting heads only")
         if points is None or points >= T:
             return np.arange(T), np.zeros(0, np.int64)
         return np.sort(rng.choice(T, size=points, replace=False)), np.zeros(0, np.int64)
@@ -62,10 +63,11 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
     return pick, keep
 
 
-def default_points(task: str, network, k: int) -> int | None:
-    """"auto" points: 32 misclassified (classification); every point when a regression sweep is an
-    LP (nothing from layer k on is a ReLU), else 150 (one ReLU binary per point and unit)."""
-    if task == "classification":
+def default_points(task: str, network, k: int, mode: str | None = None) -> int | None:
+    """"auto" points: 32 misclassified for the counting heads (the paper's choice); for a loss over
+    every point (regression, "ce"), every point when the sweep is an LP (nothing from layer k
+    on is a ReLU), else 150 (one ReLU binary per point and unit)."""
+    if task == "classification" and mode != "ce":
         return DEFAULT_POINTS
     if all(la.activation == "identity" for la in network.layers[k:]):
         return None
@@ -120,9 +122,10 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
     else:
         margin = 0.0 if margin is None else float(margin)
     if points == "auto":
-        points = default_points(task, network, k)
+        points = default_points(task, network, k, mode)
     o0 = network.forward(H, start=k)
-    pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed)
+    pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed,
+                               mode=mode)
     idx = np.concatenate([pick, keep])
     fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
     inst = sweep_instance(network.layers, k, H[idx], y[idx], task=task, radius=radius, mode=mode, margin=margin,
