@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdsolver.compile.backend import solve
+from gdsolver.compile.registry import DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
 from gdsolver.ir.gdsm import fingerprint, load
@@ -71,7 +71,7 @@ def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 
             None if rec.x is None else False)
         opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
         tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-        new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
+        new = solve(inst, backend=backend or rec.backend or DEFAULT_BACKEND, time_limit=tl, **opts)
         same_status = new.status == rec.status
         obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
         yield ReplayRow(inst_path, rec, new, x_ok, fp_ok, obj_ok)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import apply_to_torch, eval_mode, from_torch
 from gdsolver.formulate import correct_mask
@@ -58,7 +59,7 @@ class GDSolver(Trainer):
                  patience: int | None = 2, max_sweeps: int = 2, phase_epochs: int | None = None,
                  phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
-                 margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
+                 margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
@@ -68,11 +69,11 @@ class GDSolver(Trainer):
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
-        from gdsolver.compile.backend import BACKENDS, check_common_options
+        from gdsolver.compile import SolveOptions
+        from gdsolver.compile.registry import check_backend_name
 
-        if backend not in (*BACKENDS, "auto"):
-            raise GdsolverError(f"backend: {backend!r}, expected one of {[*BACKENDS, 'auto']}")
-        check_common_options(time_limit, None, mip_gap)
+        check_backend_name(backend)
+        SolveOptions(time_limit=time_limit, mip_gap=mip_gap)  # validated now, not at the first sweep
         self.max_sweeps = _positive_int("max_sweeps", max_sweeps, allow_zero=True)
         self.phase_epochs = None if phase_epochs is None else _positive_int("phase_epochs", phase_epochs)
         self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
@@ -173,7 +174,7 @@ class GDSolver(Trainer):
         return self.solver_points
 
     def _sweep(self) -> None:
-        from gdsolver.compile.backend import solve
+        from gdsolver.compile.registry import solve
         from gdsolver.ir.verify import verify
 
         self._sweep_no += 1
@@ -230,7 +231,7 @@ class GDSolver(Trainer):
     def _closest(self, k: int, inst, x: np.ndarray) -> tuple[np.ndarray, str]:
         """Among the weights that keep the MIP's decisions and objective, the nearest to the
         current ones (an LP; see gdsolver.ir.closest). Falls back to x if it fails."""
-        from gdsolver.compile.backend import solve
+        from gdsolver.compile.registry import solve
         from gdsolver.ir.closest import closest_instance
         from gdsolver.ir.verify import verify
 
