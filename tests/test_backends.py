@@ -463,3 +463,37 @@ def test_no_import_cycle_in_compile():
     for m in graph:
         visit(m, [])
     assert "gdsolver.compile.registry" not in graph["gdsolver.compile.base"]
+
+
+# ---------------------------------------------------------------------------------
+# a fourth backend: one module (tests/skeleton_backend.py) + one registry line
+# ---------------------------------------------------------------------------------
+
+
+def test_registry_takes_a_new_backend(monkeypatch, tmp_path):
+    """The README's skeleton, added with one line, is listed, chosen by name, offered in
+    the help and answers the contract's basic statuses."""
+    from gdsolver.compile import registry
+
+    monkeypatch.setattr(registry, "BACKEND_MODULES", (*registry.BACKEND_MODULES,
+                                                      "skeleton_backend:ScipyMilpBackend"))
+    registry.backend_classes.cache_clear()
+    try:
+        assert backend_names()[-1] == "scipy-milp" and "scipy-milp" in registry.backend_choices()
+        assert "scipy-milp" in registry.backend_help() and "scipy-milp" in available_backends()
+        info = registry.backend_info("scipy-milp")
+        assert info["available"] and info["licence"]["state"] == "not needed" and info["version"]
+        assert info["indicators"].startswith("big-M") and not info["features"]["threads"]
+        for name, inst in small_instances().items():
+            res = solve(inst, "scipy-milp")
+            ref = solve(inst, "highs", mip_gap=0.0)
+            assert res.status == ref.status and res.backend == "scipy-milp", (name, res.message)
+            if res.x is not None:
+                assert verify(inst, res.x).ok and res.objective == pytest.approx(ref.objective, abs=1e-6)
+        assert solve(two_var(0, infeasible=True), "scipy-milp").status == "INFEASIBLE"
+        res = solve(market_split()[0], "scipy-milp", time_limit=0.5)
+        assert (res.status, res.x) == ("TIME_LIMIT", None)
+    finally:
+        monkeypatch.undo()
+        registry.backend_classes.cache_clear()
+    assert "scipy-milp" not in backend_names()
