@@ -176,8 +176,8 @@ def solve(
         else:
             json_path = _write_result(exc.result, instance, out)
             _print_result(instance, inst, exc.result, json_path)
-            err_console.print(f"interrupted: the best point found so far is written as a FEASIBLE result to "
-                              f"{json_path}", markup=False)
+            err_console.print(f"interrupted: the best point found so far is written as a {exc.result.status} "
+                              f"result to {json_path}", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
         _print_result(instance, inst, res, None)

@@ -556,3 +556,18 @@ def test_bench_backends_instance_set_hook(tmp_path):
     assert "| extra | - | - | - | 3 |" in (tmp_path / "backends-quick.md").read_text()
     with pytest.raises(GdsolverError, match="unknown instance set"):
         bb.run_backends_bench(tmp_path, quick=True, sets=["nope"])
+
+
+def test_replay_clamps_recorded_threads(tmp_path):
+    """A result recorded on a bigger machine (more threads than allowed here) still replays."""
+    from gdsolver.compile.base import max_threads
+    from gdsolver.compile.replay import replay
+    from gdsolver.ir import save
+
+    inst = _small_instances()["class-compact-relu"]
+    save(inst, tmp_path / "c.gdsm")
+    res = solve(inst, threads=1)
+    res.options["threads"] = 64 * max_threads()
+    save_result(res, tmp_path / "c.gdsm")
+    rows = list(replay(tmp_path / "c.gdsm"))
+    assert len(rows) == 1 and rows[0].ok and rows[0].replayed.options["threads"] == max_threads()
