@@ -80,8 +80,13 @@ def compile_cmd(
     keep_correct: Annotated[int, typer.Option(
         help="Classification: also add K currently-correct points that must stay correct.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
+    layer: Annotated[Optional[str], typer.Option(
+        help="Model source: the dense layer to sweep, an index into the model's chain of dense layers "
+             "(0 = first, -1 = last, the default) or a node name; the layers after it are encoded exactly.")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Model source with several graph outputs: "
+                                                       "the one holding the scores (default: the only score output).")] = None,
 ) -> None:
-    """Build a final-layer MILP instance from a layer file (or a model plus data) and save it."""
+    """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
 
     if output.suffix != ".gdsm":
@@ -90,15 +95,28 @@ def compile_cmd(
         from gdsolver.train.sweep import compile_model
 
         inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
-                             margin=margin, points=points, keep_correct=keep_correct, seed=seed)
+                             margin=margin, points=points, keep_correct=keep_correct, seed=seed,
+                             layer=-1 if layer is None else layer, output=output_name)
     else:
+        if layer is not None or output_name is not None:
+            fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
         if data is not None or dataset is not None:
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
         inst = _compile_layer_file(source, task.value, radius, mode, activation, margin, keep_correct)
     save(inst, output)
     s = inst.summary()
-    console.print(f"wrote {output}: {s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
+    where = _layer_text(inst.meta)
+    console.print(f"wrote {output}: {where}{s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
                   f"{s['indicators']} indicators, {s['nnz'] + s['indicator_nnz']} nonzeros")
+
+
+def _layer_text(meta: dict) -> str:
+    """'layer 0 of 2 (name), 150 ReLU binaries; ' for instances that record their layer."""
+    la = meta.get("layer") or {}
+    if not isinstance(la.get("index"), int):
+        return ""
+    name = f" ({la['name']})" if la.get("name") else ""
+    return f"layer {la['index']} of {la.get('count', '?')}{name}, {meta.get('relu_binaries', 0)} ReLU binaries; "
 
 
 def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None,
@@ -232,6 +250,8 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name.")] = None,
     instance: Annotated[Optional[Path], typer.Option(
         help="Also score the points of this sweep instance (comparable with its objective).")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Models with several graph outputs: the "
+                                                       "one holding the scores (default: the only score output).")] = None,
 ) -> None:
     """Accuracy (classification) or MSE/MAE (regression) of models on data, side by side."""
     from gdsolver.ir import load
@@ -244,7 +264,9 @@ def evaluate(
     meta = load(instance).meta if instance else None
     if meta is not None:
         check_instance_data(meta, prov)
-    results = [evaluate_onnx(m, X, y, task.value, meta) for m in models]
+    if output_name is None and meta is not None:
+        output_name = (meta.get("tail") or {}).get("output")
+    results = [evaluate_onnx(m, X, y, task.value, meta, output=output_name) for m in models]
     keys = list(results[0])
     console.print(table(None, ["metric", *[m.name for m in models]], [[k, *[r[k] for r in results]] for k in keys]))
 
@@ -263,7 +285,14 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(s))
         return
-    console.print(table(f"{instance}", ["", ""], [
+    layer_rows = []
+    la = s["meta"].get("layer") or {}
+    if isinstance(la.get("index"), int):
+        net = s["meta"].get("network") or []
+        shapes = " -> ".join(f"{'x'.join(map(str, n['shape']))} {n['activation']}" for n in net)
+        layer_rows = [["swept layer", f"{la['index']} of {la.get('count')}" + (f" ({la['name']})" if la.get("name") else "")],
+                      ["layers encoded", shapes or "-"], ["ReLU binaries", s["meta"].get("relu_binaries", 0)]]
+    console.print(table(f"{instance}", ["", ""], layer_rows + [
         ["variables", f"{s['variables']} ({s['continuous']} continuous, {s['binary']} binary, {s['integer']} integer)"],
         ["rows", s["rows"]], ["indicators", s["indicators"]], ["nonzeros", f"{s['nnz']} rows + {s['indicator_nnz']} indicators"],
         ["sense", s["sense"]], ["coefficient range", _rng(s["coefficient_range"])],

@@ -69,7 +69,11 @@ def train(
                                                         "sweep.")] = None,
     radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
                                                     "(default 0.05).")] = None,
-    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default 32).")] = None,
+    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
+                                                  "all when the sweep is an LP, else 150).")] = None,
+    layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
+                                                  "indices / module names separated by commas; each round visits "
+                                                  "them from the input side.")] = None,
     keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
                                                         "points must stay correct.")] = None,
     accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
@@ -103,7 +107,7 @@ def train(
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
-                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points,
+                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

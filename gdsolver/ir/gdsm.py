@@ -26,7 +26,11 @@ from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import MilpInstance
 
 FORMAT_NAME = "gdsolver-milp"
-FORMAT_VERSION = 1
+# 2: optional `data/NAME` arrays (MilpInstance.data: a sweep's network data); 1 still reads
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DATA_PREFIX = "data/"
+DATA_DTYPES = ("float64", "int64")
 
 # array name -> dtype it must have on disk
 _ARRAYS: dict[str, str] = {
@@ -52,6 +56,10 @@ def _arrays_of(inst: MilpInstance) -> dict[str, np.ndarray]:
     if inst.start is not None:
         arrays["start"] = inst.start
     return {k: np.ascontiguousarray(v, dtype=_ARRAYS[k]) for k, v in arrays.items()}
+
+
+def _data_arrays(inst: MilpInstance) -> dict[str, np.ndarray]:
+    return {DATA_PREFIX + k: np.ascontiguousarray(v) for k, v in inst.data.items()}
 
 
 def array_sha256(a: np.ndarray) -> str:
@@ -84,7 +92,7 @@ def save(inst: MilpInstance, path: str | os.PathLike) -> Path:
     """Write `inst` to `path` (.gdsm) atomically. Returns the path."""
     inst.validate()
     path = Path(path)
-    arrays = _arrays_of(inst)
+    arrays = {**_arrays_of(inst), **_data_arrays(inst)}
     try:
         json.dumps(inst.meta)
     except (TypeError, ValueError) as exc:
@@ -122,9 +130,14 @@ def load(path: str | os.PathLike) -> MilpInstance:
         arrays: dict[str, np.ndarray] = {}
         if not isinstance(doc["arrays"], dict):
             raise FormatError(f"{path}: meta.json field 'arrays' is not an object")
+        data: dict[str, np.ndarray] = {}
         for name, info in doc["arrays"].items():
-            if name not in _ARRAYS:
+            is_data = isinstance(name, str) and name.startswith(DATA_PREFIX) and doc["format_version"] >= 2 \
+                and len(name) > len(DATA_PREFIX)
+            if name not in _ARRAYS and not is_data:
                 raise FormatError(f"{path}: unknown array '{name}' in meta.json")
+            expected = (info.get("dtype") if isinstance(info, dict) and info.get("dtype") in DATA_DTYPES
+                        else DATA_DTYPES[0]) if is_data else _ARRAYS[name]
             try:
                 raw = zf.read(f"{name}.npy")
                 arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
@@ -134,12 +147,15 @@ def load(path: str | os.PathLike) -> MilpInstance:
                 raise FormatError(f"{path}: array '{name}' is corrupt ({type(exc).__name__}: {exc})") from None
             if not isinstance(info, dict):
                 raise FormatError(f"{path}: meta.json field 'arrays.{name}' is not an object")
-            if str(arr.dtype) != _ARRAYS[name] or list(arr.shape) != list(info.get("shape", [])):
+            if str(arr.dtype) != expected or list(arr.shape) != list(info.get("shape", [])):
                 raise FormatError(f"{path}: array '{name}' has dtype {arr.dtype} shape {list(arr.shape)}, "
-                                  f"expected {_ARRAYS[name]} {info.get('shape')}")
+                                  f"expected {expected} {info.get('shape')}")
             if array_sha256(arr) != info.get("sha256"):
                 raise FormatError(f"{path}: array '{name}' fails its sha256 check (file corrupted)")
-            arrays[name] = arr
+            if is_data:
+                data[name[len(DATA_PREFIX):]] = arr
+            else:
+                arrays[name] = arr
     missing = [k for k in _ARRAYS if k != "start" and k not in arrays]
     if missing:
         raise FormatError(f"{path}: missing arrays {missing}")
@@ -159,12 +175,13 @@ def load(path: str | os.PathLike) -> MilpInstance:
             meta=doc.get("meta") or {},
             row_groups={k: (int(o), int(c)) for k, o, c in doc.get("row_groups", [])},
             ind_groups={k: (int(o), int(c)) for k, o, c in doc.get("ind_groups", [])},
+            data=data,
         )
         inst.validate()
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"{path}: inconsistent instance: {exc}") from None
     # the arrays matched their recorded hashes above, so those hashes stand for them
-    hashes = {k: info["sha256"] for k, info in doc["arrays"].items()}
+    hashes = {k: info["sha256"] for k, info in doc["arrays"].items() if not k.startswith(DATA_PREFIX)}
     if doc.get("fingerprint") and doc["fingerprint"] != _fingerprint(_structure(inst), hashes):
         raise FormatError(f"{path}: structure does not match its recorded fingerprint (file edited or corrupted)")
     return inst
@@ -192,8 +209,9 @@ def _read_doc(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
         raise FormatError(f"{path}: field 'format' is {doc.get('format') if isinstance(doc, dict) else None!r}, "
                           f"expected {FORMAT_NAME!r}")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"{path}: field 'format_version' is {version!r}, this gdsolver reads version {FORMAT_VERSION}")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise FormatError(f"{path}: field 'format_version' is {version!r}, this gdsolver reads versions "
+                          f"{list(READABLE_VERSIONS)}")
     for key in ("num_vars", "sense", "c0", "blocks", "arrays"):
         if key not in doc:
             raise FormatError(f"{path}: meta.json lacks field '{key}'")

@@ -66,8 +66,12 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
                             f"from ({meta['model'].get('file')}, {recorded[:12]}...); refusing to apply")
     if Path(out).resolve() == model.resolve():
         raise GdsolverError(f"{out}: refusing to overwrite the input model; choose another output path")
-    apply_to_onnx(model, W, b, out)
+    layer = meta.get("layer") or {}
+    location = layer.get("location") if isinstance(layer.get("location"), dict) else None
+    output = (meta.get("tail") or {}).get("output") if isinstance(meta.get("tail"), dict) else None
+    apply_to_onnx(model, W, b, out, layer=location, output=output)
     return {"status": res.status, "objective before": meta.get("current_objective"),
             "objective after": res.objective, "sense": "max" if meta.get("formulation") == "classification" else "min",
-            "points": len(meta.get("points", [])), "wrote": str(out)}
+            "points": len(meta.get("points", [])),
+            "layer": (location or {}).get("affine_node") or "final", "wrote": str(out)}
 

@@ -19,6 +19,8 @@ COLUMNS = (
     "phase",           # GD phase (GDSolver: phase k ends with sweep k); 1-based
     "epoch",           # GD epochs completed so far (global, 1-based for epoch rows)
     "sweep",           # sweep number (1-based) for sweep rows
+    "layer",           # index of the swept dense layer in the network's chain (sweep rows)
+    "layer_name",      # its torch module path / ONNX node name
     "lr",              # learning rate used in the epoch (or BPGrad's last step size)
     "train_loss", "train_acc", "val_loss", "val_acc",
     "gd_time_s",       # wall time of this epoch's GD steps

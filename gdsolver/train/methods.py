@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from gdsolver.errors import GdsolverError
+from gdsolver.train.config import AcceptConfig, SweepConfig, keywords
 
 # name -> one-line description
 METHODS: dict[str, str] = {
@@ -22,12 +23,12 @@ METHODS: dict[str, str] = {
                   "(Zhang & Brand 2017; fully connected ReLU networks)",
 }
 
-# options that only some methods take; others ignore them
+# options that only some methods take; others ignore them (the sweep and accept settings come
+# from their config values, so a new setting there reaches every method that sweeps)
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
-            "dump_dir", "callback")
-_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "radius", "adapt_radius", "solver_points", "keep_correct", "mode",
-                "margin", "backend", "time_limit", "mip_gap", "closest", "skip_sweeps", "accept_on", "val_tolerance",
-                "desired_loss")
+            "dump_dir", "callback", "output")
+_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
+                *keywords(AcceptConfig))
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback")
 _BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")

@@ -1,22 +1,34 @@
-"""One solver sweep's instance from a model and data: compute the final layer's
-features, pick the points (paper: 32 misclassified ones), formulate, and record
-where everything came from (model and data hashes, point indices) in the meta."""
+"""A solver sweep in three pure stages, so the middle one can run anywhere:
+
+1. `prepare_sweep` (model side: needs the network and the data): the inputs of layer k for
+   every training point, the points to formulate (paper: 32 misclassified ones), the
+   instance, and where everything came from -> a `SweepJob` (plain, picklable);
+2. `run_sweep` (numpy and a solver only: no torch, no trainer): solve, `ir.verify`, the
+   forward-pass check of the claims, the closest point -> a `SweepOutcome`;
+3. `decide_sweep` (model side): write the new weights into the model, recompute the
+   solver's loss on its points by a forward pass, accept or restore bit for bit.
+The trainer keeps the history, the dumps and the timing around them.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
-from gdsolver.extract.layer import FinalLayer
-from gdsolver.formulate import check_labels, classification, correct_mask, regression
+from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.ir.gdsm import array_sha256
-from gdsolver.ir.instance import MilpInstance
+from gdsolver.ir.instance import BINARY, MilpInstance
 
 DEFAULT_POINTS = 32  # misclassified points per classification sweep, as in the paper
+DEFAULT_MIP_POINTS = 150  # regression points when the sweep has ReLU binaries (measured recipe, issue 14)
 
 
 def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | None, keep_correct: int,
@@ -50,42 +62,214 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
     return pick, keep
 
 
-def build_sweep(layer: FinalLayer, X: Any, y: np.ndarray, *, task: str, radius: float, mode: str | None = None,
-                margin: float | None = None, points: int | None = None, keep_correct: int = 0, seed: int = 0,
-                H: np.ndarray | None = None) -> MilpInstance:
-    """The final-layer instance for data (X, y); H may be passed when already computed."""
+def default_points(task: str, network, k: int) -> int | None:
+    """"auto" points: 32 misclassified (classification); every point when a regression sweep is an
+    LP (nothing from layer k on is a ReLU), else 150 (one ReLU binary per point and unit)."""
+    if task == "classification":
+        return DEFAULT_POINTS
+    if all(la.activation == "identity" for la in network.layers[k:]):
+        return None
+    return DEFAULT_MIP_POINTS
+
+
+@dataclass
+class SweepJob:
+    """A prepared sweep: everything the run stage needs, and what the decide stage checks."""
+
+    layer: int  # index in the network's chain
+    layer_name: str
+    instance: MilpInstance
+    points: np.ndarray  # data indices formulated (then keep_points)
+    keep_points: np.ndarray
+    radius: float
+    seed: int
+    build_time_s: float = 0.0
+
+    @property
+    def all_points(self) -> np.ndarray:
+        return np.concatenate([self.points, self.keep_points]).astype(np.int64)
+
+    @property
+    def margin(self) -> float:
+        return float(self.instance.meta.get("margin", 0.0))
+
+    def sizes(self) -> dict[str, int]:
+        inst = self.instance
+        return {"points": int(inst.meta.get("T", len(self.all_points))), "n_vars": inst.num_vars,
+                "n_cons": inst.num_rows + inst.num_indicators,
+                "n_binary": int(np.count_nonzero(inst.vtype == BINARY))}
+
+
+def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str = -1, radius: float,
+                  mode: str | None = None, margin: float | None = None, points: int | str | None = "auto",
+                  keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None) -> SweepJob:
+    """The job of sweeping dense layer `layer` of `network` (gdsolver.extract.Network) on (X, y).
+
+    H (inputs of that layer for every point of X) may be passed when already computed."""
+    t0 = time.perf_counter()
     if task not in ("regression", "classification"):
         raise GdsolverError(f"task: {task!r}, expected 'regression' or 'classification'")
-    H = layer.features(X) if H is None else H
+    k = network.layer_index(layer)
+    H = network.features(X, k) if H is None else np.asarray(H, np.float64)
     y = np.asarray(y)
     if len(y) != len(H):
         raise GdsolverError(f"y: {len(y)} targets for {len(H)} inputs in X")
     if task == "classification":
-        y = check_labels(y, layer.M, name="y")
+        y = check_labels(y, network.layers[-1].M, name="y")
         margin = 1e-3 if margin is None else float(margin)
     else:
         margin = 0.0 if margin is None else float(margin)
-    o0 = layer.forward(H)
+    if points == "auto":
+        points = default_points(task, network, k)
+    o0 = network.forward(H, start=k)
     pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed)
     idx = np.concatenate([pick, keep])
-    fix_bias = not layer.location.get("has_bias", True)  # a bias-free layer cannot take a new b
-    if task == "classification":
-        inst = classification(layer.W, layer.b, H[idx], y[idx], radius=radius, activation=layer.activation,
-                              mode=mode or "paper", margin=margin,
-                              keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None,
-                              fix_bias=fix_bias)
-    else:
-        inst = regression(layer.W, layer.b, H[idx], y[idx], radius=radius, activation=layer.activation,
-                          mode=mode or "l1", margin=margin, fix_bias=fix_bias)
+    fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
+    inst = sweep_instance(network.layers, k, H[idx], y[idx], task=task, radius=radius, mode=mode, margin=margin,
+                          keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias)
+    la = network.layers[k]
     inst.meta.update(
         task=task,
         points=[int(i) for i in pick],
         keep_points=[int(i) for i in keep],
         data_points=int(len(H)),
         seed=seed,
-        layer={"source": layer.source, "location": dict(layer.location)},  # JSON-able by contract
     )
-    return inst
+    # JSON-able by contract: where the swept layer lives, to write the answer back
+    inst.meta["layer"].update(source=network.source, location=dict(la.location))
+    inst.meta["tail"] = {k2: v for k2, v in network.tail.items() if isinstance(v, (str, int, float, list, type(None)))}
+    return SweepJob(k, la.name, inst, pick, keep, float(radius), seed, time.perf_counter() - t0)
+
+
+@dataclass
+class SweepOutcome:
+    """What the run stage found. `x` is the answer to write back (the closest point when it
+    verified, else the MIP's), None when there is none; `files` are (suffix, instance,
+    result) to dump."""
+
+    status: str
+    x: np.ndarray | None
+    objective: float | None
+    reason: str  # why there is no usable answer, or notes on the answer
+    solver_time_s: float
+    usable: bool
+    message: str = ""
+    claims: str = ""
+    files: list[tuple[str, MilpInstance, Any]] = field(default_factory=list)
+
+
+def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0, threads: int | None = None,
+              mip_gap: float | None = None, closest: bool = True) -> SweepOutcome:
+    """Solve the job's instance, verify the answer (rows and a forward pass), move it to the
+    closest point. numpy and a solver only, so it can run in another process."""
+    from gdsolver.compile.backend import solve
+    from gdsolver.formulate import check_claims
+    from gdsolver.ir.verify import verify
+
+    inst = job.instance
+    t = time.perf_counter()
+    try:
+        res = solve(inst, backend=backend, time_limit=time_limit, threads=threads, mip_gap=mip_gap)
+    except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, GD goes on
+        return SweepOutcome("ERROR", None, None, str(exc), time.perf_counter() - t, False, files=[("", inst, None)])
+    files: list[tuple[str, MilpInstance, Any]] = [("", inst, res)]
+
+    def out(usable: bool, reason: str, x=None, claims: str = "") -> SweepOutcome:
+        return SweepOutcome(res.status, x, res.objective, reason, time.perf_counter() - t, usable, res.message,
+                            claims, files)
+
+    if not res.has_solution:
+        return out(False, f"no solution ({res.status})" + (f": {res.message}" if res.message else ""))
+    report = verify(inst, res.x)
+    if not report.ok:
+        return out(False, f"solution fails ir.verify: {report}")
+    claims = check_claims(inst, res.x)
+    if not claims.ok:
+        return out(False, f"solution fails the forward-pass check: {claims}", claims=str(claims))
+    x, note = res.x, ""
+    if closest:
+        x, note = _closest(inst, res.x, files, backend=backend, time_limit=time_limit, threads=threads)
+    if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
+        note = f" [solver: {res.message}]" + note
+    return out(True, note, x, str(claims))
+
+
+def _closest(inst: MilpInstance, x: np.ndarray, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
+    """Among the weights that keep the MIP's decisions and objective, the nearest to the current
+    ones (an LP; see gdsolver.ir.closest). Falls back to x when it fails or does not verify."""
+    from gdsolver.compile.backend import solve
+    from gdsolver.formulate import check_claims
+    from gdsolver.ir.closest import closest_instance
+    from gdsolver.ir.verify import verify
+
+    w = np.concatenate([np.arange(o, o + int(np.prod(sh))) for b, (o, sh) in inst.blocks.items()
+                        if b in ("w", "b")])
+    moved = float(np.abs(x[w] - inst.start[w]).sum())
+    try:
+        ci = closest_instance(inst, x)
+        res = solve(ci, **solve_kw)
+    except GdsolverError as exc:
+        return x, f" (closest-point LP failed: {exc})"
+    files.append(("-closest", ci, res))
+    if not res.has_solution:
+        return x, f" (closest-point LP gave no usable point: {res.status})"
+    x2 = res.x[:inst.num_vars]
+    if not verify(inst, x2).ok or not check_claims(inst, x2).ok:
+        return x, " (closest point does not verify; the MIP's answer is used)"
+    return x2, f"; closest point moved the weights {float(np.abs(x2[w] - inst.start[w]).sum()):.4g} (L1) " \
+               f"instead of {moved:.4g}"
+
+
+@dataclass
+class Decision:
+    accepted: bool
+    reason: str
+    loss_before: float
+    loss_after: float
+    improved: bool  # the solver's loss on its points strictly improved
+    metrics: dict[str, Any] | None  # the model's metrics with the new weights (when accepted)
+
+
+IMPROVE_RTOL = 1e-9
+
+
+def sweep_loss(task: str, o: np.ndarray, y: np.ndarray, margin: float) -> float:
+    """The solver's loss on its points from the model's outputs: classification, the points not
+    correct by half the margin (the solver places points exactly at the margin, which float32
+    rounding can leave a hair short of); regression, the L1 error."""
+    if task == "classification":
+        return float(np.count_nonzero(~correct_mask(o, y, margin / 2)))
+    return float(np.abs(o - y.reshape(o.shape)).sum())
+
+
+def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.ndarray, np.ndarray], Any],
+                 restore: Callable[[Any], None], points_loss: Callable[[], float],
+                 watched: Callable[[], tuple[float, dict[str, Any]]], watched_before: float, accept,
+                 loss_before: float, label: str = "validation") -> Decision:
+    """Write the answer (write(W, b) returns what restore needs), recompute the solver's loss on
+    its points (points_loss) and the watched figure (watched -> (value, metrics); `label` says
+    whose, e.g. "validation"), then keep it or put the old weights back. accept: an AcceptConfig."""
+    blocks = job.instance.unpack(outcome.x)
+    saved = write(blocks["w"], blocks["b"])
+    after = points_loss()
+    value, metrics = watched()
+    improved = after < loss_before - IMPROVE_RTOL * max(1.0, abs(loss_before))
+    if accept.accept_on == "loss":
+        ok = value <= watched_before + accept.val_tolerance * abs(watched_before)
+        tol = f"tolerance {accept.val_tolerance:g} relative"
+    else:
+        ok = value >= watched_before - accept.val_tolerance
+        tol = f"tolerance {accept.val_tolerance:g} absolute"
+    what = f"{label} {accept.accept_on}"
+    if improved and ok:
+        return Decision(True, f"solver loss on its points {loss_before:g} -> {after:g}; {what} {watched_before:.6g} "
+                              f"-> {value:.6g}{outcome.reason}", loss_before, after, True, metrics)
+    restore(saved)
+    if not improved:
+        reason = f"no improvement: solver loss on its points {loss_before:g} -> {after:g}{outcome.reason}"
+    else:
+        reason = f"{what} would worsen {watched_before:.6g} -> {value:.6g} ({tol}){outcome.reason}"
+    return Decision(False, reason, loss_before, after, improved, None)
 
 
 def load_data(data: str | os.PathLike | None, dataset: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -111,16 +295,37 @@ def load_data(data: str | os.PathLike | None, dataset: str | None) -> tuple[np.n
     return X, y, prov
 
 
+def labels_as_indices(y: np.ndarray, classes: list | None) -> np.ndarray:
+    """Class labels as score-column indices: a model that maps columns to labels (skl2onnx's
+    classes) gets y translated; labels already 0..M-1 in the classes' order are kept."""
+    if not classes:
+        return y
+    cls = np.asarray(classes)
+    if cls.dtype.kind in "iu" and np.array_equal(cls, np.arange(len(cls))):
+        return y
+    lookup = {v.item() if hasattr(v, "item") else v: i for i, v in enumerate(cls)}
+    try:
+        return np.array([lookup[v.item() if hasattr(v, "item") else v] for v in np.asarray(y)], dtype=np.int64)
+    except KeyError as exc:
+        raise GdsolverError(f"y: label {exc.args[0]!r} is not one of the model's classes {list(cls)}") from None
+
+
 def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: str | None = None,
                   radius: float = 0.05, mode: str | None = None, margin: float | None = None,
-                  points: int | None = None, keep_correct: int = 0, seed: int = 0) -> MilpInstance:
-    """`gdsolver compile model.onnx --data ...`: the sweep instance of an ONNX model."""
-    from gdsolver.extract import from_onnx, model_sha256
+                  points: int | None = None, keep_correct: int = 0, seed: int = 0, layer: int | str = -1,
+                  output: str | None = None) -> MilpInstance:
+    """`gdsolver compile model.onnx --data ...`: the sweep instance of a dense layer of an ONNX model."""
+    from gdsolver.extract import model_sha256
+    from gdsolver.extract.onnx_frontend import network_from_onnx
 
     X, y, prov = load_data(data, dataset)
-    layer = from_onnx(source, X)
-    inst = build_sweep(layer, X, y, task=task, radius=radius, mode=mode, margin=margin, points=points,
-                       keep_correct=keep_correct, seed=seed)
+    net = network_from_onnx(source, X, output=output)
+    if task == "classification":
+        y = labels_as_indices(y, net.tail.get("classes"))
+    job = prepare_sweep(net, X, y, task=task, layer=layer, radius=radius, mode=mode, margin=margin,
+                        points="auto" if points is None and task == "classification" else points,
+                        keep_correct=keep_correct, seed=seed)
+    inst = job.instance
     inst.meta["model"] = {"kind": "onnx", "file": Path(source).name, "sha256": model_sha256(source)}
     inst.meta["data"] = prov
     return inst

@@ -113,7 +113,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
                  seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -125,6 +125,9 @@ class Trainer:
         self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
         self.callback = callback
         self.history = History(self.method)
+        # which element of a tuple / dict model output holds the scores (see extract.select_output)
+        self.output = output
+        self._tail: str | None = None  # "Softmax" / "LogSoftmax" when the model ends in one
         self.train_data: TensorData | None = None
         self.val_data: TensorData | None = None
         self._t0 = 0.0
@@ -135,7 +138,7 @@ class Trainer:
     # ------------------------------------------------------------------ public API
     def config(self) -> dict[str, Any]:
         """The constructor settings, JSON-able (for run.json)."""
-        skip = {"model", "callback", "history", "train_data", "val_data", "test_data"}
+        skip = {"model", "callback", "history", "train_data", "val_data", "test_data", "output"}
         return {k: v for k, v in vars(self).items()
                 if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, list, type(None)))}
 
@@ -146,6 +149,7 @@ class Trainer:
         with torch_threads(self.threads):
             seed_everything(self.seed)
             self._gen = torch.Generator().manual_seed(self.seed)
+            self._tail = self._find_tail()
             self._check_model_outputs()
             self.history = History(self.method)
             warm_up()
@@ -193,10 +197,33 @@ class Trainer:
                 return p.dtype
         return torch.float32
 
+    def _find_tail(self) -> str | None:
+        """A Softmax / LogSoftmax the classification model ends in (found by execution, as the
+        sweeps do), so that the loss is computed on what it means; None for logits or when the
+        model's end is not a dense layer."""
+        if self.task != "classification":
+            return None
+        from gdsolver.extract.torch_frontend import network_from_torch
+
+        try:
+            return network_from_torch(self.model, self.train_data.X[:64], output=self.output).tail.get("softmax")
+        except GdsolverError:
+            return None
+
+    def _scores(self, out: Any) -> torch.Tensor:
+        """The model's raw output as class scores / predictions: the selected output, and
+        log-probabilities for a Softmax end (cross-entropy of those is the right loss)."""
+        from gdsolver.extract.torch_frontend import select_output
+
+        t = select_output(out, self.output)
+        if self._tail == "Softmax":
+            t = torch.log(t.clamp_min(torch.finfo(t.dtype).tiny))
+        return t
+
     def _n_outputs(self, x: torch.Tensor | None = None) -> int:
         x = self.train_data.X[:2] if x is None else x[:2]
         with eval_mode(self.model), torch.no_grad():
-            out = self.model(x)
+            out = self._scores(self.model(x))
         if out.dim() == 1:
             return 1
         if out.dim() != 2:
@@ -222,7 +249,11 @@ class Trainer:
             d.y = d.y[:, None]  # (T,) targets for a (T, 1) output: avoid broadcasting (T, T)
         check_targets(d, self.task, M)
 
-    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(self, out: Any, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of a raw model output: cross-entropy or MSE."""
+        return self._loss(self._scores(out), y)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "classification":
             return nn.functional.cross_entropy(out, y)
         return nn.functional.mse_loss(out, y)
@@ -231,9 +262,9 @@ class Trainer:
         total, correct = 0.0, 0
         with eval_mode(self.model), torch.no_grad():
             for s in range(0, len(d), EVAL_BATCH):
-                out = self.model(d.X[s:s + EVAL_BATCH])
+                out = self._scores(self.model(d.X[s:s + EVAL_BATCH]))
                 y = d.y[s:s + EVAL_BATCH]
-                total += float(self.loss_fn(out, y)) * len(y)
+                total += float(self._loss(out, y)) * len(y)
                 if self.task == "classification":
                     correct += int((out.argmax(1) == y).sum())
         acc = correct / len(d) if self.task == "classification" else None
@@ -322,9 +353,9 @@ class GDTrainer(Trainer):
                  lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback)
+                         dump_dir=dump_dir, callback=callback, output=output)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)

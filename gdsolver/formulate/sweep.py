@@ -1,0 +1,182 @@
+"""A sweep of dense layer k of a chain: layer k's weights are variables in a box around their
+current values, its inputs H (T, N_k) are data (the network's prefix and layers < k ran
+forward once), every later layer is encoded exactly with fixed weights, and a head puts the
+objective on the network's outputs.
+
+The instance carries what a forward pass needs to re-check its claims without any training
+code (`inst.data`: the inputs H, the targets, every layer's weights from k on; see
+gdsolver.formulate.claims).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gdsolver._version import __version__
+from gdsolver.errors import GdsolverError
+from gdsolver.formulate import heads
+from gdsolver.formulate.dense import Dense, as_finite_array, check_chain, forward_chain
+from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
+from gdsolver.ir.instance import InstanceBuilder, MilpInstance
+
+TASKS = ("regression", "classification")
+CLASSIFICATION_MODES = ("paper", "compact")
+REGRESSION_MODES = ("l1", "paper")
+DEFAULT_MODE = {"classification": "paper", "regression": "l1"}
+DEFAULT_MARGIN = {"classification": 1e-3, "regression": 0.0}
+
+
+def check_labels(labels, M: int, T: int | None = None, name: str = "labels") -> np.ndarray:
+    """Integer class labels in [0, M) as int64 (one per point when T is given);
+    GdsolverError naming `name` and the problem otherwise."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or (T is not None and len(arr) != T):
+        expected = f"({T},)" if T is not None else "a 1-D array"
+        raise GdsolverError(f"{name}: class labels have shape {arr.shape}, expected {expected} (labels must be 1-D)")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise GdsolverError(f"{name}: expected integer class labels, got non-integer values")
+    elif arr.dtype.kind not in "iub":
+        raise GdsolverError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= M)
+    if bad.any():
+        raise GdsolverError(f"{name}: label {int(arr[bad][0])} is out of range, expected 0..{M - 1} "
+                            f"(the layer has {M} outputs)")
+    return arr
+
+
+def check_targets(Y, T: int, M: int) -> np.ndarray:
+    """Regression targets (T, M) float64; (T,) accepted when M = 1."""
+    Y = as_finite_array("y", Y, (1, 2))
+    if Y.ndim == 1 and M == 1:
+        Y = Y[:, None]
+    if Y.shape != (T, M):
+        raise GdsolverError(f"y: shape {Y.shape} does not match {T} points and {M} outputs, expected ({T}, {M})"
+                            + (" or (T,)" if M == 1 else ""))
+    return Y
+
+
+def _check_radius(radius) -> float:
+    try:
+        radius = float(radius)
+    except (TypeError, ValueError):
+        raise GdsolverError(f"radius: expected a number, got {radius!r}") from None
+    if not np.isfinite(radius) or radius <= 0:
+        raise GdsolverError(f"radius: must be a finite number > 0, got {radius}")
+    return radius
+
+
+def _check_margin(margin) -> float:
+    margin = float(margin)
+    if not np.isfinite(margin) or margin < 0:
+        raise GdsolverError(f"margin: must be a finite number >= 0, got {margin}")
+    return margin
+
+
+def _check_keep(keep_correct, T: int, correct0: np.ndarray, margin: float) -> np.ndarray:
+    if keep_correct is None:
+        return np.zeros(0, np.int64)
+    keep = np.unique(np.asarray(keep_correct, dtype=np.int64).ravel())
+    if len(keep) and (keep.min() < 0 or keep.max() >= T):
+        raise GdsolverError(f"keep_correct: index out of range, expected 0..{T - 1}")
+    wrong = keep[~correct0[keep]]
+    if len(wrong):
+        raise GdsolverError(f"keep_correct: point {int(wrong[0])} is not correct with margin {margin} "
+                            f"under the current weights ({len(wrong)} such points); only correct points can be kept")
+    return keep
+
+
+def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: float, mode: str | None = None,
+                   margin: float | None = None, keep_correct=None, fix_bias: bool = False) -> MilpInstance:
+    """The MILP of a sweep of layer k (0-based; negative counts from the end) of `layers`.
+
+    H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
+    classification, targets (T, M_out) (or (T,) for one output) for regression.
+    mode: classification "paper" (default) | "compact"; regression "l1" (default) | "paper".
+    keep_correct: indices of points (classification) that must stay correct.
+    fix_bias pins layer k's bias (a layer without one cannot take one)."""
+    layers = check_chain(layers)
+    L = len(layers)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
+        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), "
+                            f"expected 0..{L - 1} (or -{L}..-1)")
+    k = int(k) % L
+    if task not in TASKS:
+        raise GdsolverError(f"task: {task!r}, expected one of {list(TASKS)}")
+    swept = layers[k]
+    H = as_finite_array("H", H, 2)
+    if H.shape[1] != swept.N:
+        raise GdsolverError(f"H: shape {H.shape} does not match layer {k} ({swept.M}x{swept.N}), "
+                            f"expected (T, {swept.N})")
+    if H.shape[0] == 0:
+        raise GdsolverError("H: no data points (T = 0)")
+    radius = _check_radius(radius)
+    mode = mode or DEFAULT_MODE[task]
+    modes = CLASSIFICATION_MODES if task == "classification" else REGRESSION_MODES
+    if mode not in modes:
+        raise GdsolverError(f"mode: {mode!r} is not a {task} mode, expected one of {list(modes)}")
+    margin = _check_margin(DEFAULT_MARGIN[task] if margin is None else margin)
+    T, M_out = H.shape[0], layers[-1].M
+    o0 = forward_chain(layers, H, start=k)
+    if task == "classification":
+        if M_out < 2:
+            raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M_out}")
+        target = check_labels(y, M_out, T)
+        keep = _check_keep(keep_correct, T, heads.correct_mask(o0, target, margin), margin)
+    else:
+        if keep_correct is not None:
+            raise GdsolverError("keep_correct: applies to classification only")
+        target = check_targets(y, T, M_out)
+
+    bld = InstanceBuilder()
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
+    out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, bias_radius(radius, fix_bias))
+    relus = []
+    for j in range(k, L):
+        layer = layers[j]
+        if j > k:
+            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
+        if layer.activation == "relu":
+            out, counts = relu(bld, out, f"o{j}", f"z{j}")
+            relus.append({"layer": j, **counts})
+    if task == "classification":
+        head_meta = heads.count(bld, out, target, margin=margin, mode=mode, keep=keep)
+    elif mode == "l1":
+        head_meta = heads.l1(bld, out, target)
+    else:
+        head_meta = heads.paper_regression(bld, out, target, margin=margin)
+
+    meta = {
+        "formulation": task,
+        "mode": mode,
+        "activation": layers[-1].activation,
+        "radius": radius,
+        "margin": margin,
+        "box_bias": not fix_bias,
+        "T": int(T),
+        "N": swept.N,
+        "M": swept.M,
+        "layer": {"index": k, "count": L, "name": swept.name},
+        "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
+        "relu": relus,
+        "relu_binaries": int(sum(r["binaries"] for r in relus)),
+        "gdsolver_version": __version__,
+        **head_meta,
+    }
+    if task == "classification":
+        meta["keep_correct"] = [int(i) for i in keep]
+    else:
+        err0 = np.abs(o0 - target)
+        meta["current_l1"] = float(err0.sum())
+        meta["current_mse"] = float((err0 ** 2).mean())
+    inst = bld.build("max" if task == "classification" else "min", meta=meta)
+    # what a forward pass needs to re-check the answer (gdsolver.formulate.claims)
+    inst.data = {"H": H, "y": target.astype(np.int64) if task == "classification" else target}
+    for j in range(k, L):
+        inst.data[f"W{j}"] = layers[j].W
+        inst.data[f"b{j}"] = layers[j].b
+    return inst
