@@ -191,8 +191,10 @@ class ScipBackend(Backend):
     name = "scip"
     package = "pyscipopt"
     install = "pip install pyscipopt (or gdsolver[scip])"
-    # no Feature.THREADS: SCIP's branch and bound is single-threaded (its concurrent mode
-    # races whole solvers and is marked experimental by pyscipopt); `threads` is a cap
+    # no Feature.THREADS: SCIP's branch and bound is single-threaded; its concurrent mode races
+    # whole solvers, is marked experimental by pyscipopt, holds the GIL (no Ctrl-C) and was
+    # 1.3-3x slower with 2 threads on 4 digits/regression sweeps (2 cores, under load).
+    # `threads` is a cap, so 1 honours it.
     features = frozenset({Feature.LP, Feature.MIP, Feature.INDICATORS, Feature.MIP_START, Feature.TIME_LIMIT,
                           Feature.MIP_GAP, Feature.INTERRUPT})
     native_options = "SCIP parameters, e.g. limits/nodes=1000, presolving/maxrounds=0"
