@@ -301,20 +301,53 @@ def test_fallback_when_unavailable(monkeypatch):
 # ---------------------------------------------------------------------------------
 
 
+_CLI_MARKING_SOLVE_START = r"""
+import sys
+from gdsolver.compile import base
+call = base.SolveRun.__call__
+def marked(self, *a, **k):
+    print("SOLVE-STARTED", file=sys.stderr, flush=True)  # the test sends SIGINT after this
+    return call(self, *a, **k)
+base.SolveRun.__call__ = marked
+from gdsolver.cli.main import app
+app(sys.argv[1:])
+"""
+
+
 def _interrupt(tmp_path: Path, inst, backend: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `gdsolver solve` (as the CLI does, marking on stderr when the solver starts), send
+    SIGINT 1.5 s into the solve, return the finished process and the seconds it took to exit."""
+    import threading
+
     save(inst, tmp_path / "i.gdsm")
-    p = subprocess.Popen([sys.executable, "-m", "gdsolver.cli.main", "solve", "i.gdsm", "--backend", backend],
+    p = subprocess.Popen([sys.executable, "-c", _CLI_MARKING_SOLVE_START, "solve", "i.gdsm", "--backend", backend],
                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # imports, load and build take ~1-2 s (under load); the solve would run for minutes
-    assert p.poll() is None, p.communicate()
+    err_lines: list[str] = []
+    started = threading.Event()
+
+    def read_stderr() -> None:
+        for line in p.stderr:
+            if line.startswith("SOLVE-STARTED"):
+                started.set()
+            else:
+                err_lines.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert started.wait(120), "the solve never started"
+    time.sleep(1.5)  # the solve would run for minutes
+    assert p.poll() is None, "the solve ended by itself"
     t = time.perf_counter()
     p.send_signal(signal.SIGINT)
     try:
-        out, err = p.communicate(timeout=20)
+        p.wait(timeout=20)  # stdout is a few lines: the pipe cannot fill
     except subprocess.TimeoutExpired:
         p.kill()
         pytest.fail(f"{backend}: still solving 20 s after SIGINT")
-    return subprocess.CompletedProcess(p.args, p.returncode, out, err), time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    out = p.stdout.read()
+    reader.join(5)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, "".join(err_lines)), seconds
 
 
 def test_sigint_keeps_the_incumbent(tmp_path, backend):
