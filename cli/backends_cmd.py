@@ -11,6 +11,7 @@ import typer
 
 from .apps import app, bench_app
 from .common import console, table, user_errors
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 def _licence_text(lic: dict[str, Any]) -> str:
@@ -57,15 +58,19 @@ def bench_backends(
                           "run, it is the baseline).")] = None,
     instance_set: Annotated[Optional[list[str]], typer.Option(
         "--set", help="An instance set (repeat; default: all registered).")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
     """Every available backend's solve time on the same instances, with ratios against the default
-    backend; exits 1 if two backends disagree on an optimal objective."""
+    backend; exits 1 if two backends disagree on an optimal objective. With --ray each instance is a
+    Ray task (parallel solves share the cores: compare times only between runs made the same way)."""
     from gdsolver.bench.backends_bench import run_backends_bench
     from gdsolver.compile import SolveOptions
 
     SolveOptions(time_limit=time_limit, threads=threads)  # refused before any work
-    result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, threads=threads,
-                                backends=backend, sets=instance_set)
+    with executor_for(ray, ray_address) as ex:
+        result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, threads=threads,
+                                    backends=backend, sets=instance_set, executor=ex)
     if not result["all_agree"]:
         console.print(f"{result['disagreements']} instances with different optimal objectives")
         raise typer.Exit(1)

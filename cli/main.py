@@ -15,6 +15,7 @@ from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help, native_opti
 from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 class Task(str, Enum):
@@ -165,6 +166,11 @@ def solve(
              "instance.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
+    closest: Annotated[bool, typer.Option(
+        "--closest/--no-closest",
+        help="After a solution: keep its integer decisions and objective and move the weights as little as "
+             "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
+             "the result records both.")] = True,
 ) -> None:
     """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
     Exit 1 when the solver reports ERROR (nothing written); on Ctrl-C the best point found so far
@@ -189,18 +195,37 @@ def solve(
         with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
             res = solve_with(inst, backend, opts, fallback=fallback)
     except SolveInterrupted as exc:
-        if exc.result is None:
-            err_console.print("interrupted: no feasible point was found; nothing written")
-        else:
-            json_path = _write_result(exc.result, instance, out)
-            _print_result(instance, inst, exc.result, json_path)
-            err_console.print(f"interrupted: the best point found so far is written as a {exc.result.status} "
-                              f"result to {json_path}", markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        _interrupted(exc.result, instance, inst, out)
     if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
         _print_result(instance, inst, res, None)
         fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
+    if closest and res.x is not None:
+        from gdsolver.compile.closest_point import move_to_closest
+        from gdsolver.formulate import check_claims
+
+        def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+            report = check_claims(inst, x)
+            return "" if report.ok else str(report)
+
+        try:
+            with console.status("moving to the closest point...", spinner="dots"):
+                res = move_to_closest(inst, res, lambda lp: solve_with(lp, backend, opts, fallback=fallback),
+                                      check=claims_hold)
+        except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
+            _interrupted(res, instance, inst, out)
     _print_result(instance, inst, res, _write_result(res, instance, out))
+
+
+def _interrupted(res, instance: Path, inst, out: Path) -> None:
+    """Ctrl-C: write what the solver had (whole, atomically) or nothing; exit 130."""
+    if res is None:
+        err_console.print("interrupted: no feasible point was found; nothing written")
+    else:
+        json_path = _write_result(res, instance, out)
+        _print_result(instance, inst, res, json_path)
+        err_console.print(f"interrupted: the best point found so far is written as a {res.status} result to "
+                          f"{json_path}", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _write_result(res, instance: Path, out: Path) -> Path:
@@ -219,7 +244,17 @@ def _print_result(instance: Path, inst, res, json_path: Path | None) -> None:
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["message", res.message], ["result", str(json_path) if json_path else "-"]]
+    if res.closest:
+        rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
+
+
+def _closest_text(info: dict) -> str:
+    if not info.get("applied"):
+        return f"not used (x is the solver's): {info.get('reason')}"
+    return (f"moved the weights {fmt(info['moved_l1'], 4)} (L1) instead of the solver's {fmt(info['mip_moved_l1'], 4)}; "
+            f"objective {fmt(info['objective'])} (solver's {fmt(info['mip_objective'])}); LP {info['lp_status']} in "
+            f"{fmt(info['lp_runtime_s'], 3)} s")
 
 
 # ---------------------------------------------------------------- apply
@@ -231,13 +266,36 @@ def apply(
     output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
     instance: Annotated[Optional[Path], typer.Option(
         help="The instance (default: the one recorded in the result).")] = None,
-    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; with "
+                                             "--data, also write a model that is worse on the data.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y: score the model before and after and "
+                                                      "refuse to write a worse one (exit 1).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set to check on, as --data.")] = None,
+    accept_on: Annotated[Optional[str], typer.Option(
+        help="With --data: what must not get worse: 'accuracy' (classification default) or 'loss' "
+             "(cross-entropy; MSE for regression, its default).")] = None,
 ) -> None:
-    """Write a solved sweep's final-layer weights into the model it came from."""
-    from gdsolver.train.apply import apply_result_to_onnx
+    """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
+    is not worse on that data)."""
+    from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
-    summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
-    console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+    if data is None and dataset is None:
+        if accept_on is not None:
+            fail("--accept-on applies with --data or --dataset")
+        summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
+        console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+        return
+    out = apply_checked(model, result, output, data=data, dataset=dataset, instance=instance, force=force,
+                        accept_on=accept_on)
+    console.print(table(None, ["", str(output)], [[k, v] for k, v in out.summary.items()]))
+    keys = [k for k in out.before if k != "points"]
+    console.print(table(f"on {data.name if data is not None else dataset} ({out.before['points']} points)",
+                        ["metric", "before", "after", ""],
+                        [[k, out.before[k], out.after[k], "watched" if k == out.watched else ""] for k in keys]))
+    if out.worse:
+        err_console.print(out.worse, markup=False, soft_wrap=True)
+    if not out.written:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -334,6 +392,16 @@ def export(
 
 
 # ---------------------------------------------------------------- replay
+def _replay_tasks(path: Path, **kw):
+    """One task per recorded instance, loaded (and checked) here as the tasks are submitted,
+    so a worker needs neither the files nor a shared file system."""
+    from gdsolver.compile.replay import find_pairs, load_pair, replay_loaded
+    from gdsolver.train.executor import Task
+
+    for inst_path, res_path in find_pairs(path):
+        yield Task(replay_loaded, (inst_path, *load_pair(inst_path, res_path)), kw, label=inst_path.name)
+
+
 @app.command()
 @user_errors
 def replay(
@@ -341,14 +409,28 @@ def replay(
     backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend. " + backend_help(None))] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs."""
+    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
+    with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
     from gdsolver.compile.replay import replay as run_replay
 
+    if ray or ray_address is not None:
+        with executor_for(ray, ray_address) as ex:
+            outs = ex.run(_replay_tasks(path, backend=backend, tol=tol, time_limit=time_limit))
+        results = [o.value if o.ok else (o.label, o.error) for o in outs]
+    else:
+        results = run_replay(path, backend=backend, tol=tol, time_limit=time_limit)
     rows, bad = [], 0
-    for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
+    for r in results:
+        if isinstance(r, tuple):  # the task failed: (instance name, error)
+            bad += 1
+            rows.append([r[0], "-", "-", None, None, None, None, "-", f"NO (task failed: {r[1]})"])
+            continue
         bad += not r.ok
-        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+        name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
+        rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
                      "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
@@ -385,6 +467,22 @@ def bench_formulations(
     from gdsolver.bench.formulation_bench import run_formulation_bench
 
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
+@bench_app.command("closest")
+@user_errors
+def bench_closest(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="One random instance (paper mode) and the resnet-like model.")] = False,
+    threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 120.0,
+    resnet: Annotated[bool, typer.Option(help="Also sweep a small resnet-like torch model (needs torch).")] = True,
+) -> None:
+    """Closest-point LP vs the MIP it follows on a 512 x 10 head; current vs first LP form."""
+    from gdsolver.bench.closest_bench import run_closest_bench
+
+    run_closest_bench(out_dir, quick=quick, echo=console.print, threads=threads, time_limit=time_limit,
+                      resnet=resnet)
 
 
 @app.command()

@@ -142,7 +142,17 @@ def train(
                "results": [{**r.row(), "history": r.history.to_json_dict()} for r in results]}
         atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
     if dump is not None:
-        console.print(f"run written to {dump}/ (replay the sweeps with: gdsolver replay {dump})")
+        console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
+
+
+def _replay_hint(dump: Path, results) -> str:
+    """How to replay the dumped sweeps: `gdsolver replay DIR` takes a run directory or the
+    root of several methods' runs."""
+    dirs = [dump if len(results) == 1 else dump / r.method for r in results]
+    with_sweeps = [d for d in dirs if any((d / "sweeps").glob("*.gdsm"))]
+    if not with_sweeps:
+        return "no solver sweeps to replay"
+    return f"replay the sweeps with: gdsolver replay {dump}"
 
 
 def _model_text(net) -> str:

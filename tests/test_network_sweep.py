@@ -311,7 +311,7 @@ def test_gdsolver_sweeps_every_layer_and_checks_each_answer(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     snapshots = []
-    tr = gdsolver.GDSolver(model, "regression", lr=0.01, epochs=2, max_sweeps=1, layers="all", radius=0.2,
+    tr = gdsolver.GDSolver(model, "regression", lr=0.01, epochs=2, max_sweeps=1, layers="all", radius=0.2, mode="l1",
                            solver_points=40, time_limit=30, dump_dir=tmp_path,
                            callback=lambda r: snapshots.append((dict(r), {k: v.clone() for k, v in
                                                                           model.state_dict().items()})))

@@ -4,9 +4,11 @@ Instances come from named instance sets (INSTANCE_SETS). Built in: the demo's di
 final layer (K misclassified points, paper and compact modes, identity and ReLU
 heads) and the demo's regression layer (L1 mode, T sampled points, ReLU = a MILP,
 identity = an LP). To add a set (e.g. a larger sweep from another generator), write
-a function `(quick: bool) -> list[(description, instance)]` and decorate it with
-`@instance_set("name")`; a description has at least "case" and may have "mode",
-"activation", "points", "seed".
+a function `(quick: bool) -> list[description]` and decorate it with
+`@instance_set("name", build)`, where `build(description) -> MilpInstance` makes the
+(seeded) instance in whatever process runs the case (`--ray`); a description is a
+small JSON-able dict with at least "case" and maybe "mode", "activation", "points",
+"seed".
 
 Every backend gets the same threads, time limit and relative gap. HiGHS solves the
 big-M lowered form, Gurobi and SCIP native indicators. "solve" is the solver's own
@@ -17,65 +19,84 @@ objectives of a row must agree (checked, reported per row)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gdsolver.bench.demo import digits_case, regression_case
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.plots import executor_text
 from gdsolver.compile import DEFAULT_BACKEND, available_backends, get_backend, solve
 from gdsolver.compile.registry import check_backend_name
 from gdsolver.errors import GdsolverError, LicenseLimitError
 from gdsolver.formulate import classification, correct_mask, forward, regression
 from gdsolver.ir import MilpInstance, verify
 
-Case = tuple[dict[str, Any], MilpInstance]
-InstanceSet = Callable[[bool], list[Case]]
+if TYPE_CHECKING:
+    from gdsolver.train.executor import Executor
 
-#: name -> builder(quick); the order is the table's
-INSTANCE_SETS: dict[str, InstanceSet] = {}
 AGREE_RTOL = 1e-5  # optimal objectives agree to this, relative to max(1, |objective|) (gap 1e-6)
 
 
-def instance_set(name: str) -> Callable[[InstanceSet], InstanceSet]:
-    """Register an instance set under `name` (the hook for extra sets)."""
-    def register(fn: InstanceSet) -> InstanceSet:
-        INSTANCE_SETS[name] = fn
-        return fn
+@dataclass(frozen=True)
+class InstanceSet:
+    cases: Callable[[bool], list[dict[str, Any]]]  # quick -> descriptions
+    build: Callable[[dict[str, Any]], MilpInstance]  # description -> instance (seeded; any process)
+
+
+#: name -> instance set; the order is the table's
+INSTANCE_SETS: dict[str, InstanceSet] = {}
+
+
+def instance_set(name: str, build: Callable[[dict[str, Any]], MilpInstance]):
+    """Register the decorated `(quick) -> [description]` as the instance set `name`, its
+    instances made by `build(description)` (the hook for extra sets)."""
+    def register(cases: Callable[[bool], list[dict[str, Any]]]):
+        INSTANCE_SETS[name] = InstanceSet(cases, build)
+        return cases
     return register
 
 
-@instance_set("digits")
-def digits_cases(quick: bool) -> list[Case]:
-    out: list[Case] = []
-    d = digits_case()
+def build_case(desc: dict[str, Any]) -> MilpInstance:
+    """The instance a description stands for (the same in every process)."""
+    return INSTANCE_SETS[desc["set"]].build(desc)
+
+
+@functools.lru_cache(maxsize=2)
+def _layer(case: str) -> dict[str, np.ndarray]:
+    return digits_case() if case == "digits" else regression_case()
+
+
+def _build_demo_case(desc: dict[str, Any]) -> MilpInstance:
+    d = _layer(desc["case"])
     W, b, H, y = d["W"], d["b"], d["H"], d["y"]
-    wrong = np.flatnonzero(~correct_mask(forward(W, b, H, "identity"), y, 1e-3))
-    for K in (16,) if quick else (16, 32, 64):
-        for act in ("identity", "relu"):
-            for mode in ("paper", "compact"):
-                for seed in (0,) if quick else (0, 1):
-                    pick = np.random.default_rng(seed).choice(wrong, size=K, replace=False)
-                    inst = classification(W, b, H[pick], y[pick], radius=0.01, activation=act, mode=mode)
-                    out.append(({"case": "digits", "mode": mode, "activation": act, "points": K, "seed": seed}, inst))
-    return out
+    rng = np.random.default_rng(desc["seed"])
+    if desc["case"] == "digits":
+        wrong = np.flatnonzero(~correct_mask(forward(W, b, H, "identity"), y, 1e-3))
+        pick = rng.choice(wrong, size=desc["points"], replace=False)
+        return classification(W, b, H[pick], y[pick], radius=0.01, activation=desc["activation"], mode=desc["mode"])
+    pick = rng.choice(len(H), size=desc["points"], replace=False)
+    return regression(W, b, H[pick], y[pick], radius=0.05, activation=desc["activation"], mode="l1")
 
 
-@instance_set("regression")
-def regression_cases(quick: bool) -> list[Case]:
-    out: list[Case] = []
-    r = regression_case()
+@instance_set("digits", _build_demo_case)
+def digits_cases(quick: bool) -> list[dict[str, Any]]:
+    return [{"set": "digits", "case": "digits", "mode": mode, "activation": act, "points": K, "seed": seed}
+            for K in ((16,) if quick else (16, 32, 64)) for act in ("identity", "relu")
+            for mode in ("paper", "compact") for seed in ((0,) if quick else (0, 1))]
+
+
+@instance_set("regression", _build_demo_case)
+def regression_cases(quick: bool) -> list[dict[str, Any]]:
     reg = [(50, "relu")] if quick else [(50, "relu"), (100, "relu"), (200, "relu"), (200, "identity")]
-    for T, act in reg:
-        for seed in (0,) if quick else (0, 1):
-            pick = np.random.default_rng(seed).choice(len(r["H"]), size=T, replace=False)
-            inst = regression(r["W"], r["b"], r["H"][pick], r["y"][pick], radius=0.05, activation=act, mode="l1")
-            out.append(({"case": "regression", "mode": "l1", "activation": act, "points": T, "seed": seed}, inst))
-    return out
+    return [{"set": "regression", "case": "regression", "mode": "l1", "activation": act, "points": T, "seed": seed}
+            for T, act in reg for seed in ((0,) if quick else (0, 1))]
 
 
 def _run(inst: MilpInstance, backend: str, **kw: Any) -> dict[str, Any]:
@@ -99,9 +120,58 @@ def _geomean(xs: list[float]) -> float | None:
     return float(np.exp(np.mean(np.log(xs)))) if xs else None
 
 
+_WARM: set[str] = set()  # backends this process has solved with (first-use costs stay out of the table)
+
+
+def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads: int | None,
+             mip_gap: float) -> dict[str, Any]:
+    """One row: the case solved by every backend in `names` that accepts it. A pure function of
+    its arguments apart from the timings, so cases can run in any process (`--ray`)."""
+    kw = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap)
+    inst = build_case(desc)
+    row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
+                           "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
+                           "skipped": {}}
+    for name in names:
+        ok, why = get_backend(name).accepts(inst)
+        if not ok:
+            row["skipped"][name] = why
+            continue
+        if name not in _WARM:  # warm up on a small instance: imports, HiGHS banner, Gurobi environment
+            solve(build_case(digits_cases(True)[0]), name, **kw)
+            _WARM.add(name)
+        try:
+            row["results"][name] = _run(inst, name, **kw)
+        except LicenseLimitError as exc:
+            row["skipped"][name] = str(exc)
+    res, base = row["results"], names[0]
+    row["ratios"] = ({n: r["solve_s"] / max(res[base]["solve_s"], 1e-9) for n, r in res.items() if n != base}
+                     if base in res else {})
+    row["agree"] = _agree(list(res.values()))
+    return row
+
+
+def _label(desc: dict[str, Any]) -> str:
+    return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "seed"))
+
+
+def _echo_row(echo: Callable, row: dict[str, Any]) -> None:
+    if "error" in row:
+        echo(f"{_label(row):<32} failed: {row['error']}")
+        return
+    echo(f"{_label(row):<32} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+         + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
+
+
 def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
                        time_limit: float = 60.0, threads: int | None = None, mip_gap: float = 1e-6,
-                       backends: list[str] | None = None, sets: list[str] | None = None) -> dict:
+                       backends: list[str] | None = None, sets: list[str] | None = None,
+                       executor: Executor | None = None) -> dict:
+    """`executor` (gdsolver.train.executor) runs the cases, one task each; default: one after
+    another here. Parallel cases share the machine's cores, so solve times are only comparable
+    within a run made the same way."""
+    from gdsolver.train.executor import LocalExecutor, Task
+
     names = list(backends) if backends else list(available_backends())
     for name in names:
         check_backend_name(name, allow_auto=False)
@@ -115,32 +185,14 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
         raise GdsolverError(f"--set: unknown instance set(s) {unknown}, expected some of {list(INSTANCE_SETS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    kw = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap)
-    cases = [c for s in sets for c in INSTANCE_SETS[s](quick)]
-    for name in names:  # warm up: first-use costs (imports, HiGHS banner) stay out of the table
-        solve(cases[0][1], name, **kw)
+    executor = executor or LocalExecutor()
+    specs = [d for s in sets for d in INSTANCE_SETS[s].cases(quick)]
+    outs = executor.run([Task(run_case, (d, names, time_limit, threads, mip_gap), label=_label(d), cpus=threads or 1)
+                         for d in specs],
+                        lambda o: _echo_row(echo, o.value if o.ok else {**specs[o.index], "error": o.error}))
+    rows = [o.value if o.ok else {**d, "error": f"task failed: {o.error}", "results": {}, "skipped": {},
+                                  "ratios": {}, "agree": None} for d, o in zip(specs, outs)]
     base = DEFAULT_BACKEND
-    rows: list[dict[str, Any]] = []
-    for desc, inst in cases:
-        row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
-                               "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
-                               "skipped": {}}
-        for name in names:
-            ok, why = get_backend(name).accepts(inst)
-            if not ok:
-                row["skipped"][name] = why
-                continue
-            try:
-                row["results"][name] = _run(inst, name, **kw)
-            except LicenseLimitError as exc:
-                row["skipped"][name] = str(exc)
-        res = row["results"]
-        row["ratios"] = {n: r["solve_s"] / max(res[base]["solve_s"], 1e-9) for n, r in res.items() if n != base}
-        row["agree"] = _agree(list(res.values()))
-        rows.append(row)
-        label = " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "seed"))
-        echo(f"{label:<32} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in res.items())
-             + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
     geomean = {n: _geomean([r["ratios"][n] for r in rows if n in r["ratios"]]) for n in names if n != base}
     groups: dict[str, dict[str, float | None]] = {}
     for key in dict.fromkeys((r["case"], r.get("activation", "-")) for r in rows):
@@ -149,7 +201,8 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
                                         for n in names if n != base}
     common = [r for r in rows if all(n in r["results"] for n in names)]  # rows every backend solved
     totals = {n: sum(r["results"][n]["solve_s"] for r in common) for n in names}
-    result = {"benchmark": "backends", "machine": machine_info(), "time_limit_s": time_limit, "threads": threads,
+    result = {"benchmark": "backends", "machine": machine_info(), "executor": executor.describe(),
+              "time_limit_s": time_limit, "threads": threads,
               "mip_gap": mip_gap, "backends": names, "baseline": base, "sets": sets,
               "versions": {n: get_backend(n).version() for n in names},
               "licences": {n: get_backend(n).licence().state for n in names}, "rows": rows,
@@ -157,7 +210,8 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
               "total_solve_s": totals, "total_rows": len(common),
               "all_agree": all(r["agree"] is not False for r in rows),
               "disagreements": sum(r["agree"] is False for r in rows),
-              "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values())}
+              "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
+              "failed": sum("error" in r for r in rows)}
     tag = "backends-quick" if quick else "backends"
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / f"{tag}.md").write_text(markdown(result) + "\n")
@@ -189,13 +243,18 @@ def markdown(result: dict) -> str:
              f"Time limit {result['time_limit_s']:g} s, threads {thr}, relative gap {result['mip_gap']:g}. Cells: "
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
+             f"{executor_text(result.get('executor'))}.", "",
              "| case | mode | act | n | seed | vars | rows | ind | " + " | ".join(names) + " | "
              + " | ".join(f"{n}/{base}" for n in others) + " | objective | agree |",
              "|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
     for r in result["rows"]:
-        head = (f"| {r['case']} | {r.get('mode', '-')} | {r.get('activation', '-')} | {r.get('points', '-')} | "
-                f"{r.get('seed', '-')} | {r['variables']} | {r['rows']} | {r['indicators']} |")
+        key = f"| {r['case']} | {r.get('mode', '-')} | {r.get('activation', '-')} | {r.get('points', '-')} | " \
+              f"{r.get('seed', '-')} |"
+        if "error" in r:  # the case's task failed
+            lines.append(key + f" - | - | - | failed: {r['error']} |")
+            continue
+        head = key + f" {r['variables']} | {r['rows']} | {r['indicators']} |"
         cells = [_cell(r["results"].get(n), r["skipped"].get(n)) for n in names]
         ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else "-" for n in others]
         objs = [v["objective"] for v in r["results"].values() if v["objective"] is not None]

@@ -42,6 +42,7 @@ class SolveResult:
     options: dict[str, Any] = field(default_factory=dict)
     instance_fingerprint: str = ""
     instance_file: str = ""  # the instance's path relative to the result file, when known
+    closest: dict[str, Any] = field(default_factory=dict)  # the closest-point step's figures, when it ran
     termination: str = ""
 
     def __post_init__(self) -> None:
@@ -131,6 +132,7 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
                                        "instance_file", "termination")}
     try:
         return SolveResult(x=x, runtime_s=float(doc.get("runtime_s") or 0.0), options=dict(doc.get("options") or {}),
+                           closest=dict(doc.get("closest") or {}),
                            **{k: v for k, v in fields.items() if v is not None})
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{json_path}: a field has the wrong type ({exc})") from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdsolver.formulate.dense import Dense, forward_chain
-from gdsolver.formulate.heads import correct_mask
+from gdsolver.formulate.heads import correct_mask, cross_entropy
 from gdsolver.ir.instance import MilpInstance
 
 REL_TOL = 1e-6
@@ -44,7 +44,8 @@ def network_of(inst: MilpInstance) -> tuple[list[Dense], int]:
     """The chain stored in the instance, indexed from the swept layer (its current weights)."""
     k = int(inst.meta["layer"]["index"])
     net = inst.meta["network"]
-    layers = [Dense(inst.data[f"W{j}"], inst.data[f"b{j}"], net[j - k]["activation"]) for j in range(k, k + len(net))]
+    layers = [Dense(inst.data[f"W{j}"], inst.data[f"b{j}"], net[j]["activation"], net[j].get("name") or "")
+              for j in range(len(net))]
     return layers, k
 
 
@@ -59,6 +60,28 @@ def outputs(inst: MilpInstance, x: np.ndarray | None = None) -> np.ndarray:
     return forward_chain(layers, inst.data["H"], 0, weights)
 
 
+def _check_surrogate(inst: MilpInstance, x: np.ndarray, o: np.ndarray, y: np.ndarray, claimed: float,
+                     mode: str) -> ClaimReport:
+    """A tangent-cut surrogate never exceeds the loss it approximates; count+ce's fixed points
+    must really be correct."""
+    if mode == "squared":
+        true = float(((o - y.reshape(o.shape)) ** 2).sum())
+        what = "squared error"
+    else:
+        true = float(cross_entropy(o, y.astype(np.int64)).sum())
+        what = "cross-entropy"
+    if mode == "count+ce":
+        margin = float(inst.meta.get("margin", 0.0))
+        c = np.round(inst.unpack(x)["c"]).astype(bool)
+        false = np.flatnonzero(c & ~correct_mask(o, y.astype(np.int64), margin / 2))
+        if len(false):
+            return ClaimReport(False, claimed, true, f"{len(false)} point(s) kept correct are not correct by half "
+                                                     f"the margin in a float64 forward pass (first: {int(false[0])})")
+    ok = claimed <= true + REL_TOL * max(1.0, abs(true))
+    return ClaimReport(ok, claimed, true, f"{what} {true:.10g} by the forward pass, surrogate {claimed:.10g}"
+                       + ("" if ok else " exceeds it"))
+
+
 def check_claims(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     """Forward-pass check of the answer x (see module docstring)."""
     if not can_check(inst):
@@ -67,6 +90,9 @@ def check_claims(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     o = outputs(inst, x)
     y = inst.data["y"]
     claimed = inst.objective_value(x)
+    mode = inst.meta.get("mode")
+    if mode in ("squared", "ce") or mode == "count+ce" and inst.meta.get("stage") == "ce":
+        return _check_surrogate(inst, x, o, y, claimed, mode)
     if inst.meta.get("formulation") == "classification":
         margin = float(inst.meta.get("margin", 0.0))
         ok_pts = correct_mask(o, y.astype(np.int64), margin / 2)

@@ -27,12 +27,13 @@ from gdsolver.ir.instance import BINARY, InstanceBuilder
 
 
 def weight_box(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, radius: float,
-               fix_bias: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks w (M, N) and b (M,) boxed |w - W0| <= r, |b - b0| <= r, started at W0, b0.
-    fix_bias pins b to b0 (a layer without a bias cannot take one)."""
-    w = bld.add_block("w", W.shape, lb=W - radius, ub=W + radius, start=W)
+               fix_bias: bool = False, start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks w (M, N) and b (M,) boxed |w - W0| <= r, |b - b0| <= r, started at W0, b0 (or at
+    `start`, a point in the box). fix_bias pins b to b0 (a layer without a bias cannot take one)."""
+    Ws, bs = (W, b) if start is None else start
+    w = bld.add_block("w", W.shape, lb=W - radius, ub=W + radius, start=Ws)
     bb = bld.add_block("b", b.shape, lb=b - bias_radius(radius, fix_bias), ub=b + bias_radius(radius, fix_bias),
-                       start=b)
+                       start=bs)
     return w, bb
 
 
@@ -41,8 +42,10 @@ def bias_radius(radius: float, fix_bias: bool) -> float:
 
 
 def swept_dense(bld: InstanceBuilder, H: np.ndarray, W: np.ndarray, b: np.ndarray, w: np.ndarray,
-                bb: np.ndarray, radius: float, bias_radius: float) -> LinExpr:
-    """a[t, j] = H[t] . w[j] + b[j] over the weight variables (w, bb) boxed by radius / bias_radius.
+                bb: np.ndarray, radius: float, bias_radius: float,
+                centre: tuple[np.ndarray, np.ndarray] | None = None) -> LinExpr:
+    """a[t, j] = H[t] . w[j] + b[j] over the weight variables (w, bb) boxed by radius / bias_radius
+    around `centre` (default (W, b)); (W, b) is the start point.
 
     Its interval is exact and closed-form: each term H_tn w_jn moves by radius |H_tn|."""
     T, M = H.shape[0], W.shape[0]
@@ -54,9 +57,11 @@ def swept_dense(bld: InstanceBuilder, H: np.ndarray, W: np.ndarray, b: np.ndarra
     vals[:, :, :N] = H[:, None, :]
     vals[:, :, N] = 1.0
     value0 = (H @ W.T + b).ravel()
-    spread = np.repeat(radius * np.abs(H).sum(axis=1) + bias_radius, M)
-    return LinExpr(cols.reshape(T * M, N + 1), vals.reshape(T * M, N + 1), np.zeros(T * M), value0 - spread,
-                   value0 + spread, value0, (T, M))
+    Wc, bc = (W, b) if centre is None else centre
+    mid = value0 if centre is None else (H @ Wc.T + bc).ravel()
+    spread = np.tile(radius * np.abs(H).sum(axis=1)[:, None] + bias_radius, (1, M)).ravel()
+    return LinExpr(cols.reshape(T * M, N + 1), vals.reshape(T * M, N + 1), np.zeros(T * M), mid - spread,
+                   mid + spread, value0, (T, M))
 
 
 def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, name: str) -> LinExpr:

@@ -11,6 +11,15 @@ Classification (point t correct when o_t,label - o_t,j >= margin for every j != 
 Regression:
 - `l1`: minimise sum |o - y| with e >= +-(o - y) (an LP when nothing downstream is a ReLU).
 - `paper`: feasibility of |o - y| <= max(|o0 - y| - margin, 0) per entry (the paper's Figure 2).
+- `squared`: minimise sum (o - y)^2 through tangent cuts e >= 2 a (o - y) - a^2 at anchor
+  residuals a (an outer approximation: the surrogate sum e never exceeds the true loss);
+  gdsolver.formulate.refine adds the tangents at the last answer's residuals, round by round.
+Classification, smooth:
+- `ce`: minimise the cross-entropy sum_t logsumexp(o_t) - o_t,label through tangent planes
+  of logsumexp at anchor logits p: e_t >= lse(p) + softmax(p).(o_t - p) - o_t,label.
+- `count+ce`: the points an answer of `count` made correct are kept correct (their c fixed),
+  and among such weights the cross-entropy surrogate is minimised (the second stage of a
+  lexicographic solve, as the closest-point LP keeps the decisions and minimises a distance).
 """
 
 from __future__ import annotations
@@ -40,8 +49,9 @@ def label_margins(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray) -> tup
 
 
 def count(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, *, margin: float, mode: str,
-          keep: np.ndarray) -> dict:
-    """The paper's classification head (see module docstring). Returns meta entries."""
+          keep: np.ndarray, fixed: np.ndarray | None = None) -> dict:
+    """The paper's classification head (see module docstring). Returns meta entries. `fixed`
+    pins every c_t (the count+ce stage); c then costs nothing (the objective is elsewhere)."""
     T, M = out.shape
     o0 = out.value0.reshape(T, M)
     correct0 = correct_mask(o0, labels, margin)
@@ -54,7 +64,10 @@ def count(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, *, margin: flo
         s_start = np.zeros((T, M))
         s_start[t, j] = diff.value0 >= margin
         s = bld.add_block("s", (T, M), lb=0.0, ub=s_ub, vtype=BINARY, start=s_start)
-    c = bld.add_block("c", (T,), lb=c_lb, ub=1.0, vtype=BINARY, cost=1.0, start=correct0.astype(float))
+    if fixed is None:
+        c = bld.add_block("c", (T,), lb=c_lb, ub=1.0, vtype=BINARY, cost=1.0, start=correct0.astype(float))
+    else:
+        c = bld.add_block("c", (T,), lb=fixed, ub=fixed, vtype=BINARY, cost=0.0, start=fixed)
     lo = margin - diff.const  # o_l - o_j >= margin  <=>  sum >= margin - const
     if mode == "paper":
         bld.add_indicators("pair_margin", s[t, j], 1, *triplets(diff.cols, diff.vals), lo=lo, hi=np.inf)
@@ -63,8 +76,10 @@ def count(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, *, margin: flo
     else:
         bld.add_indicators("margin", c[t], 1, *triplets(diff.cols, diff.vals), lo=lo, hi=np.inf)
     count0 = int(correct0.sum())
-    bld.add_rows("no_worse", *triplets(c[None, :], np.ones((1, T))), 1, lo=count0, hi=np.inf)
-    return {"current_correct": count0, "current_objective": float(count0)}
+    if fixed is None:
+        bld.add_rows("no_worse", *triplets(c[None, :], np.ones((1, T))), 1, lo=count0, hi=np.inf)
+    return {"current_correct": count0, "current_objective": float(count0),
+            "fixed_count": None if fixed is None else int(fixed.sum())}
 
 
 def l1(bld: InstanceBuilder, out: LinExpr, Y: np.ndarray) -> dict:
@@ -79,6 +94,64 @@ def l1(bld: InstanceBuilder, out: LinExpr, Y: np.ndarray) -> dict:
     bld.add_rows("fit_above", *triplets(cols, neg), out.size, lo=-y, hi=np.inf)
     bld.add_rows("fit_below", *triplets(cols, vals), out.size, lo=y, hi=np.inf)
     return {"current_objective": float(err0.sum())}
+
+
+def _variables_of(bld: InstanceBuilder, out: LinExpr) -> LinExpr:
+    """out as one variable per entry (cuts over them have a few terms, not a layer's worth)."""
+    from gdsolver.formulate.encoders import materialize
+
+    if out.cols.shape[1] == 1 and np.all(out.vals == 1.0) and np.all(out.const == 0.0):
+        return out
+    return materialize(bld, out, "out")
+
+
+def squared(bld: InstanceBuilder, out: LinExpr, Y: np.ndarray, anchors: np.ndarray) -> dict:
+    """Minimise sum e, e >= 2 a r - a^2 for each anchor residual a (anchors (R, A)), r = o - y."""
+    o = _variables_of(bld, out)
+    y = Y.ravel()
+    r0 = o.value0 - y
+    e = bld.add_block("e", out.shape, lb=0.0, cost=1.0, start=(r0 ** 2).reshape(out.shape)).ravel()
+    R, A = anchors.shape
+    a = anchors.ravel()  # row-major: entry r's anchors are rows r*A .. r*A+A-1
+    ent = np.repeat(np.arange(R), A)
+    # e - 2a o >= -2a y - a^2
+    cols = np.stack([e[ent], o.cols[ent, 0]], 1)
+    vals = np.stack([np.ones(R * A), -2.0 * a], 1)
+    bld.add_rows("sq_cut", *triplets(cols, vals), R * A, lo=-2.0 * a * y[ent] - a ** 2, hi=np.inf)
+    return {"current_objective": float((r0 ** 2).sum()), "current_sse": float((r0 ** 2).sum()),
+            "anchors": int(A)}
+
+
+def lse(p: np.ndarray) -> np.ndarray:
+    """logsumexp over the last axis, stable."""
+    m = p.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(p - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+def cross_entropy(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-point cross-entropy of logits o (T, M)."""
+    return lse(o) - o[np.arange(len(o)), labels]
+
+
+def ce(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, anchors: np.ndarray) -> dict:
+    """Minimise sum_t e_t >= tangent planes of the cross-entropy at anchor logits (T, A, M)."""
+    T, M = out.shape
+    o = _variables_of(bld, out)
+    o0 = o.value0.reshape(T, M)
+    ce0 = cross_entropy(o0, labels)
+    e = bld.add_block("e", (T,), lb=0.0, cost=1.0, start=ce0)
+    A = anchors.shape[1]
+    p = anchors.reshape(T * A, M)
+    s = np.exp(p - lse(p)[:, None])  # softmax at the anchors
+    t = np.repeat(np.arange(T), A)
+    coef = -s
+    coef[np.arange(T * A), labels[t]] += 1.0  # - s.o + o_label
+    ocols = o.cols[:, 0].reshape(T, M)[t]
+    cols = np.concatenate([e[t][:, None], ocols], 1)
+    vals = np.concatenate([np.ones((T * A, 1)), coef], 1)
+    # e + o_label - s.o >= lse(p) - s.p
+    bld.add_rows("ce_cut", *triplets(cols, vals), T * A, lo=lse(p) - (s * p).sum(1), hi=np.inf)
+    return {"current_objective": float(ce0.sum()), "current_ce": float(ce0.sum()), "anchors": int(A)}
 
 
 def paper_regression(bld: InstanceBuilder, out: LinExpr, Y: np.ndarray, *, margin: float) -> dict:

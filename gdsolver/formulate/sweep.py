@@ -22,8 +22,9 @@ from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, 
 from gdsolver.ir.instance import InstanceBuilder, MilpInstance
 
 TASKS = ("regression", "classification")
-CLASSIFICATION_MODES = ("paper", "compact")
-REGRESSION_MODES = ("l1", "paper")
+CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
+REGRESSION_MODES = ("l1", "paper", "squared")
+SMOOTH_MODES = ("squared", "ce", "count+ce")  # refined in rounds by gdsolver.formulate.refine
 DEFAULT_MODE = {"classification": "paper", "regression": "l1"}
 DEFAULT_MARGIN = {"classification": 1e-3, "regression": 0.0}
 
@@ -90,14 +91,22 @@ def _check_keep(keep_correct, T: int, correct0: np.ndarray, margin: float) -> np
 
 
 def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: float, mode: str | None = None,
-                   margin: float | None = None, keep_correct=None, fix_bias: bool = False) -> MilpInstance:
+                   margin: float | None = None, keep_correct=None, fix_bias: bool = False,
+                   anchors: np.ndarray | None = None, correct: np.ndarray | None = None,
+                   start_at: tuple[np.ndarray, np.ndarray] | None = None) -> MilpInstance:
     """The MILP of a sweep of layer k (0-based; negative counts from the end) of `layers`.
 
     H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
     classification, targets (T, M_out) (or (T,) for one output) for regression.
-    mode: classification "paper" (default) | "compact"; regression "l1" (default) | "paper".
+    mode (the head, see gdsolver.formulate.heads): classification "paper" (default) |
+    "compact" | "ce" | "count+ce"; regression "l1" (default) | "paper" | "squared".
     keep_correct: indices of points (classification) that must stay correct.
-    fix_bias pins layer k's bias (a layer without one cannot take one)."""
+    fix_bias pins layer k's bias (a layer without one cannot take one).
+    anchors (smooth heads): tangent points, residuals (T, M, A) for "squared", logits
+    (T, A, M) for "ce"; default the current outputs. correct ("count+ce"): the 0/1 decisions
+    of a count answer; without it the instance is the count stage, with it the ce stage.
+    start_at: (W, b) of layer k inside the box to start the MIP from (default its current
+    weights, the box's centre); the meta's current_* figures are then at that point."""
     layers = check_chain(layers)
     L = len(layers)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
@@ -120,7 +129,14 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         raise GdsolverError(f"mode: {mode!r} is not a {task} mode, expected one of {list(modes)}")
     margin = _check_margin(DEFAULT_MARGIN[task] if margin is None else margin)
     T, M_out = H.shape[0], layers[-1].M
-    o0 = forward_chain(layers, H, start=k)
+    if start_at is not None:
+        Ws, bs = (np.asarray(a, np.float64) for a in start_at)
+        if Ws.shape != swept.W.shape or bs.shape != swept.b.shape:
+            raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {swept.W.shape}, "
+                                f"{swept.b.shape}")
+    else:
+        Ws, bs = swept.W, swept.b
+    o0 = forward_chain(layers, H, start=k, weights={k: (Ws, bs)})
     if task == "classification":
         if M_out < 2:
             raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M_out}")
@@ -132,8 +148,8 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         target = check_targets(y, T, M_out)
 
     bld = InstanceBuilder()
-    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
-    out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, bias_radius(radius, fix_bias))
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias, start=(Ws, bs))
+    out = swept_dense(bld, H, Ws, bs, w, bb, radius, bias_radius(radius, fix_bias), centre=(swept.W, swept.b))
     relus = []
     for j in range(k, L):
         layer = layers[j]
@@ -143,10 +159,31 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         if layer.activation == "relu":
             out, counts = relu(bld, out, f"o{j}", f"z{j}")
             relus.append({"layer": j, **counts})
-    if task == "classification":
-        head_meta = heads.count(bld, out, target, margin=margin, mode=mode, keep=keep)
+    head_meta: dict = {}
+    sense = "max" if task == "classification" else "min"
+    if mode in ("paper", "compact") and task == "classification" or mode == "count+ce" and correct is None:
+        head_meta = heads.count(bld, out, target, margin=margin, mode="compact" if mode == "count+ce" else mode,
+                                keep=keep)
+        if mode == "count+ce":
+            head_meta["stage"] = "count"
+    elif mode == "count+ce":
+        correct = np.asarray(correct, np.float64).ravel()
+        if correct.shape != (T,) or not np.all((correct == 0) | (correct == 1)):
+            raise GdsolverError(f"correct: expected {T} decisions of 0 or 1, got shape {correct.shape}")
+        counts = heads.count(bld, out, target, margin=margin, mode="compact", keep=keep, fixed=correct)
+        anchors = _anchors(anchors, o0, mode)
+        head_meta = {**heads.ce(bld, out, target, anchors), "stage": "ce", "count": counts["fixed_count"],
+                     "current_correct": counts["current_correct"]}
+        sense = "min"
+    elif mode == "ce":
+        anchors = _anchors(anchors, o0, mode)
+        head_meta = heads.ce(bld, out, target, anchors)
+        sense = "min"
     elif mode == "l1":
         head_meta = heads.l1(bld, out, target)
+    elif mode == "squared":
+        anchors = _anchors(anchors, o0 - target, mode)
+        head_meta = heads.squared(bld, out, target, anchors.reshape(T * M_out, -1))
     else:
         head_meta = heads.paper_regression(bld, out, target, margin=margin)
 
@@ -173,10 +210,31 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         err0 = np.abs(o0 - target)
         meta["current_l1"] = float(err0.sum())
         meta["current_mse"] = float((err0 ** 2).mean())
-    inst = bld.build("max" if task == "classification" else "min", meta=meta)
-    # what a forward pass needs to re-check the answer (gdsolver.formulate.claims)
+    inst = bld.build(sense, meta=meta)
+    # what a forward pass needs to re-check the answer (gdsolver.formulate.claims), and to
+    # rebuild the instance with more tangents (gdsolver.formulate.refine)
     inst.data = {"H": H, "y": target.astype(np.int64) if task == "classification" else target}
-    for j in range(k, L):
-        inst.data[f"W{j}"] = layers[j].W
-        inst.data[f"b{j}"] = layers[j].b
+    for j in range(k, L):  # numbered from the swept layer: W0 is its current weights
+        inst.data[f"W{j - k}"] = layers[j].W
+        inst.data[f"b{j - k}"] = layers[j].b
+    if mode in SMOOTH_MODES and anchors is not None:
+        inst.data["anchors"] = np.ascontiguousarray(anchors, np.float64)
+    if correct is not None:
+        inst.data["correct"] = np.asarray(correct, np.float64)
+    if keep_correct is not None and len(keep):
+        inst.data["keep"] = keep.astype(np.int64)
     return inst
+
+
+def _anchors(anchors: np.ndarray | None, current: np.ndarray, mode: str) -> np.ndarray:
+    """Tangent points: given ones, else the current outputs (residuals for "squared": (T, M, 1);
+    logits for "ce": (T, 1, M))."""
+    if anchors is None:
+        return current[:, :, None] if mode == "squared" else current[:, None, :]
+    a = as_finite_array("anchors", anchors, 3)
+    T, M = current.shape
+    want = (T, M) if mode == "squared" else (T, None, M)
+    if a.shape[0] != T or (mode == "squared" and a.shape[1] != M) or (mode != "squared" and a.shape[2] != M):
+        raise GdsolverError(f"anchors: shape {a.shape} does not fit {T} points and {M} outputs "
+                            f"(expected {'(T, M, A)' if mode == 'squared' else '(T, A, M)'}; {want})")
+    return a

@@ -69,7 +69,10 @@ class SweepConfig:
     radius: box half-width around the current weights (per layer, adapted when adapt_radius).
     points: points per sweep; "auto" = 32 misclassified for classification, and for regression
       every training point when the sweep is an LP (final layer, identity output), else 150.
-    mode: head — classification "paper" | "compact"; regression "l1" | "paper".
+    mode: the head (gdsolver.formulate.heads); None = the loss being trained: regression
+      "squared", classification the measured default (train.sweep.DEFAULT_CLASSIFICATION_MODE).
+    rounds / round_tol: tangent-cut rounds of a smooth head ("squared", "ce", "count+ce"): at
+      most `rounds` refinements, until the surrogate is within round_tol (relative) of the loss.
     """
 
     layers: str | tuple[int | str, ...] = "final"
@@ -83,6 +86,8 @@ class SweepConfig:
     time_limit: float | None = 30.0
     mip_gap: float | None = None
     closest: bool = True
+    rounds: int = 20
+    round_tol: float = 1e-3
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -102,6 +107,14 @@ class SweepConfig:
         check_backend_name(self.backend)
         SolveOptions(time_limit=self.time_limit, mip_gap=self.mip_gap)  # validated now, not at the first sweep
         set_("closest", bool(self.closest))
+        set_("rounds", positive_int("rounds", self.rounds, allow_zero=True))
+        set_("round_tol", positive_float("round_tol", self.round_tol))
+        if self.mode is not None:
+            from gdsolver.formulate.sweep import CLASSIFICATION_MODES, REGRESSION_MODES
+
+            if self.mode not in (*CLASSIFICATION_MODES, *REGRESSION_MODES):
+                raise GdsolverError(f"mode: {self.mode!r}, expected one of classification "
+                                    f"{list(CLASSIFICATION_MODES)} or regression {list(REGRESSION_MODES)}")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -33,7 +33,7 @@ from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eva
                                              network_from_torch, restore_params)
 from gdsolver.train.config import AcceptConfig, SweepConfig
 from gdsolver.train.history import History
-from gdsolver.train.sweep import SweepJob, decide_sweep, prepare_sweep, run_sweep, sweep_loss
+from gdsolver.train.sweep import decide_sweep, default_mode, prepare_sweep, run_sweep, sweep_loss
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -61,19 +61,21 @@ class GDSolver(Trainer):
                  radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, closest: bool = True, skip_sweeps: bool = False,
+                 mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
+                 skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
                                         points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
-                                        backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest)
+                                        backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest,
+                                        rounds=rounds, round_tol=round_tol)
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
         if accept_on == "accuracy" and task != "classification":
@@ -142,7 +144,7 @@ class GDSolver(Trainer):
             except GdsolverError as exc:
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
             self._layers = self._resolve_layers(net)
-        self._radius = {k: self.sweep_config.radius for k in self._layers}
+        self._radius = {name: self.sweep_config.radius for name in self._layers}
         if self.max_sweeps == 0:
             self._run_gd(self.epochs)
             return
@@ -151,8 +153,8 @@ class GDSolver(Trainer):
             self._run_gd(budget if self.phase_epochs is None else min(self.phase_epochs, budget))
             self._round += 1
             accepted = False
-            for k in self._layers:
-                accepted |= self._sweep(k)
+            for name in self._layers:
+                accepted |= self._sweep(name)
                 if self._reached_goal():
                     break
             # With the epoch budget spent, another round still makes sense after a rejected or
@@ -161,14 +163,17 @@ class GDSolver(Trainer):
                 break
             self._phase += 1
 
-    def _resolve_layers(self, net) -> list[int]:
+    def _resolve_layers(self, net) -> list[str]:
+        """The swept layers by name, from the input side (a name survives GD changing what the
+        chain looks like, e.g. a BatchNorm that stops being the identity)."""
         spec = self.sweep_config.layers
         if spec == "final":
-            return [len(net) - 1]
-        if spec == "all":
-            return list(range(len(net)))
-        ks = [net.layer_index(s) for s in spec]
-        return sorted(set(ks))
+            ks = [len(net) - 1]
+        elif spec == "all":
+            ks = list(range(len(net)))
+        else:
+            ks = sorted({net.layer_index(s) for s in spec})
+        return [net.layers[k].name for k in ks]
 
     def _run_gd(self, epochs: int) -> None:
         lrs = self.phase_lrs
@@ -189,20 +194,22 @@ class GDSolver(Trainer):
             o = self._scores(self.model(X))
         return o.double().reshape(len(X), -1).numpy()
 
-    def _sweep(self, k: int) -> bool:
-        """Sweep layer k once: prepare, run, decide; one history row. True when accepted."""
+    def _sweep(self, name: str) -> bool:
+        """Sweep the dense layer `name` once: prepare, run, decide; one history row. True when accepted."""
         self._sweep_no += 1
         if self.skip_sweeps:
             return False
         cfg = self.sweep_config
-        n, radius = self._sweep_no, self._radius[k]
-        base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, radius=radius, layer=k)
+        n, radius = self._sweep_no, self._radius[name]
+        base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, radius=radius, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
         try:
             net = network_from_torch(self.model, X, output=self.output)
-            base["layer_name"] = net.layers[k].name
-            job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=radius, mode=cfg.mode,
+            k = net.layer_index(name)
+            base["layer"] = k
+            job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=radius,
+                                mode=cfg.mode or default_mode(self.task),
                                 margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
                                 seed=self.seed * 1000 + n)
         except GdsolverError as exc:  # e.g. no misclassified point left: nothing to do
@@ -212,9 +219,10 @@ class GDSolver(Trainer):
         base.update(job.sizes(), build_time_s=job.build_time_s)
         idx = torch.as_tensor(job.all_points)
         Xp, yp = X[idx], y[idx].numpy()
-        before = sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin)
+        mode = job.instance.meta["mode"]
+        before = sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode)
         outcome = run_sweep(job, backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads,
-                            mip_gap=cfg.mip_gap, closest=cfg.closest)
+                            mip_gap=cfg.mip_gap, closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol)
         self._dump(n, outcome.files)
         base.update(status=outcome.status, objective=outcome.objective, solver_time_s=outcome.solver_time_s,
                     sweep_loss_before=before)
@@ -234,11 +242,12 @@ class GDSolver(Trainer):
             return saved
 
         decision = decide_sweep(job, outcome, write=write, restore=lambda s: restore_params(self.model, layer, s),
-                                points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin),
+                                points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin,
+                                                               mode),
                                 watched=watched, watched_before=watched_before, accept=self.accept,
                                 loss_before=before, label="validation" if self.val_data is not None else "training")
         if not decision.accepted:
-            self._adapt(k, grow=not decision.improved)
+            self._adapt(name, grow=not decision.improved)
         self._finish_sweep(base, accepted=decision.accepted, reason=decision.reason,
                            sweep_loss_after=decision.loss_after,
                            metrics=decision.metrics)
@@ -258,13 +267,13 @@ class GDSolver(Trainer):
             return self._monitored_loss(row)
         return row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
 
-    def _adapt(self, k: int, *, grow: bool) -> None:
-        """Grow layer k's box after a sweep that found nothing better, shrink it after a rejected one."""
+    def _adapt(self, name: str, *, grow: bool) -> None:
+        """Grow a layer's box after a sweep that found nothing better, shrink it after a rejected one."""
         if not self.sweep_config.adapt_radius:
             return
         r0 = self.sweep_config.radius
-        r = self._radius[k] * (2.0 if grow else 0.5)
-        self._radius[k] = min(max(r, r0 / RADIUS_MAX_FACTOR), r0 * RADIUS_MAX_FACTOR)
+        r = self._radius[name] * (2.0 if grow else 0.5)
+        self._radius[name] = min(max(r, r0 / RADIUS_MAX_FACTOR), r0 * RADIUS_MAX_FACTOR)
 
     def _finish_sweep(self, base: dict[str, Any], *, accepted: bool, reason: str,
                       metrics: dict[str, Any] | None = None, **fields: Any) -> None:

@@ -26,7 +26,7 @@ METHODS: dict[str, str] = {
 # options that only some methods take; others ignore them (the sweep and accept settings come
 # from their config values, so a new setting there reaches every method that sweeps)
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
-            "dump_dir", "callback", "output")
+            "dump_dir", "callback", "output", "verbose")
 _SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
                 *keywords(AcceptConfig))
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",

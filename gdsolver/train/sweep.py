@@ -28,6 +28,7 @@ from gdsolver.ir.gdsm import array_sha256
 from gdsolver.ir.instance import BINARY, MilpInstance
 
 DEFAULT_POINTS = 32  # misclassified points per classification sweep, as in the paper
+DEFAULT_CLASSIFICATION_MODE = "paper"  # chosen from measurements on digits (README, issue 15)
 DEFAULT_MIP_POINTS = 150  # regression points when the sweep has ReLU binaries (measured recipe, issue 14)
 
 
@@ -144,8 +145,8 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
 @dataclass
 class SweepOutcome:
     """What the run stage found. `x` is the answer to write back (the closest point when it
-    verified, else the MIP's), None when there is none; `files` are (suffix, instance,
-    result) to dump."""
+    verified, else the solver's), None when there is none, a solution of `instance` (the last
+    round's, for smooth heads); `files` are (suffix, instance, result) to dump."""
 
     status: str
     x: np.ndarray | None
@@ -156,68 +157,109 @@ class SweepOutcome:
     message: str = ""
     claims: str = ""
     files: list[tuple[str, MilpInstance, Any]] = field(default_factory=list)
+    instance: MilpInstance | None = None
+    rounds: int = 0
+    true_loss: float | None = None
 
 
-def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0, threads: int | None = None,
-              mip_gap: float | None = None, closest: bool = True) -> SweepOutcome:
+ROUNDS = 20  # tangent-cut rounds of a smooth head, at most
+ROUND_TOL = 1e-3  # ... until the surrogate is within this relative distance of the true loss
+
+
+def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
+              threads: int | None = None, mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
+              round_tol: float = ROUND_TOL) -> SweepOutcome:
     """Solve the job's instance, verify the answer (rows and a forward pass), move it to the
-    closest point. numpy and a solver only, so it can run in another process."""
+    closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
+    (gdsolver.formulate.refine) within the time limit. numpy and a solver only, so it can
+    run in another process."""
     from gdsolver.compile.backend import solve
     from gdsolver.formulate import check_claims
+    from gdsolver.formulate.refine import gap, is_smooth, needs_stage_two, refine, true_loss
     from gdsolver.ir.verify import verify
 
-    inst = job.instance
-    t = time.perf_counter()
-    try:
-        res = solve(inst, backend=backend, time_limit=time_limit, threads=threads, mip_gap=mip_gap)
-    except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, GD goes on
-        return SweepOutcome("ERROR", None, None, str(exc), time.perf_counter() - t, False, files=[("", inst, None)])
-    files: list[tuple[str, MilpInstance, Any]] = [("", inst, res)]
-
-    def out(usable: bool, reason: str, x=None, claims: str = "") -> SweepOutcome:
-        return SweepOutcome(res.status, x, res.objective, reason, time.perf_counter() - t, usable, res.message,
-                            claims, files)
-
-    if not res.has_solution:
-        return out(False, f"no solution ({res.status})" + (f": {res.message}" if res.message else ""))
-    report = verify(inst, res.x)
-    if not report.ok:
-        return out(False, f"solution fails ir.verify: {report}")
-    claims = check_claims(inst, res.x)
-    if not claims.ok:
-        return out(False, f"solution fails the forward-pass check: {claims}", claims=str(claims))
-    x, note = res.x, ""
-    if closest:
-        x, note = _closest(inst, res.x, files, backend=backend, time_limit=time_limit, threads=threads)
+    t0 = time.perf_counter()
+    inst, files = job.instance, []
+    best: tuple[MilpInstance, Any, float, str] | None = None  # (instance, result, true loss, claims)
+    n, note, res = 0, "", None
+    while True:
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0.01 and best is not None:
+            note = f"; stopped refining after {n} round(s): time limit"
+            break
+        try:
+            res = solve(inst, backend=backend, time_limit=None if left is None else max(left, 0.01),
+                        threads=threads, mip_gap=mip_gap)
+        except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, GD goes on
+            files.append((_suffix(n, inst), inst, None))
+            if best is None:
+                return SweepOutcome("ERROR", None, None, str(exc), time.perf_counter() - t0, False, files=files)
+            note = f"; round {n} failed ({exc}), the previous round's answer is used"
+            break
+        files.append((_suffix(n, inst), inst, res))
+        why = None
+        if not res.has_solution:
+            why = f"no solution ({res.status})" + (f": {res.message}" if res.message else "")
+        elif not (report := verify(inst, res.x)).ok:
+            why = f"solution fails ir.verify: {report}"
+        elif not (claims := check_claims(inst, res.x)).ok:
+            why = f"solution fails the forward-pass check: {claims}"
+        if why is not None:
+            if best is None:
+                return SweepOutcome(res.status, None, res.objective, why, time.perf_counter() - t0, False,
+                                    res.message, files=files, instance=inst)
+            note = f"; round {n}: {why}; the previous round's answer is used"
+            break
+        if not is_smooth(inst):
+            best = (inst, res, float("nan"), str(claims))
+            break
+        if needs_stage_two(inst):  # count+ce: the count answer fixes which points stay correct
+            inst, n = refine(inst, res.x), n + 1
+            continue
+        loss = true_loss(inst, res.x)
+        if best is None or loss < best[2]:
+            best = (inst, res, loss, str(claims))
+        if gap(inst, res.x, res.objective) <= round_tol or n >= rounds:
+            note = f"; {n + 1} round(s), surrogate {res.objective:.6g}, true loss {loss:.6g} on its points"
+            break
+        inst, n = refine(inst, res.x), n + 1
+    inst, res, loss, claims_text = best
+    x = res.x
+    if closest and not is_smooth(inst):
+        x, more = _closest(inst, res, files, backend=backend, time_limit=time_limit, threads=threads)
+        note += more
     if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
         note = f" [solver: {res.message}]" + note
-    return out(True, note, x, str(claims))
+    return SweepOutcome(res.status, x, res.objective, note, time.perf_counter() - t0, True, res.message, claims_text,
+                        files, inst, n, None if np.isnan(loss) else loss)
 
 
-def _closest(inst: MilpInstance, x: np.ndarray, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
+def _suffix(n: int, inst: MilpInstance) -> str:
+    return "" if n == 0 else f"-r{n}"
+
+
+def _closest(inst: MilpInstance, res: Any, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
     """Among the weights that keep the MIP's decisions and objective, the nearest to the current
-    ones (an LP; see gdsolver.ir.closest). Falls back to x when it fails or does not verify."""
+    ones (an LP; gdsolver.compile.closest_point), checked by ir.verify and the forward pass.
+    Falls back to the solver's x when it fails; the LP is dumped as "-closest"."""
     from gdsolver.compile.backend import solve
+    from gdsolver.compile.closest_point import move_to_closest
     from gdsolver.formulate import check_claims
-    from gdsolver.ir.closest import closest_instance
-    from gdsolver.ir.verify import verify
 
-    w = np.concatenate([np.arange(o, o + int(np.prod(sh))) for b, (o, sh) in inst.blocks.items()
-                        if b in ("w", "b")])
-    moved = float(np.abs(x[w] - inst.start[w]).sum())
-    try:
-        ci = closest_instance(inst, x)
-        res = solve(ci, **solve_kw)
-    except GdsolverError as exc:
-        return x, f" (closest-point LP failed: {exc})"
-    files.append(("-closest", ci, res))
-    if not res.has_solution:
-        return x, f" (closest-point LP gave no usable point: {res.status})"
-    x2 = res.x[:inst.num_vars]
-    if not verify(inst, x2).ok or not check_claims(inst, x2).ok:
-        return x, " (closest point does not verify; the MIP's answer is used)"
-    return x2, f"; closest point moved the weights {float(np.abs(x2[w] - inst.start[w]).sum()):.4g} (L1) " \
-               f"instead of {moved:.4g}"
+    def solve_lp(ci: MilpInstance):
+        lp = solve(ci, **solve_kw)
+        files.append(("-closest", ci, lp))
+        return lp
+
+    def veto(x: np.ndarray) -> str:
+        report = check_claims(inst, x)
+        return "" if report.ok else str(report)
+
+    moved = move_to_closest(inst, res, solve_lp, check=veto)
+    info = moved.closest or {}
+    if not info.get("applied"):
+        return res.x, f" ({info.get('reason', 'closest point not applied')}; the solver's answer is used)"
+    return moved.x, f"; closest point moved the weights {info['moved_l1']:.4g} (L1) instead of {info['mip_moved_l1']:.4g}"
 
 
 @dataclass
@@ -233,13 +275,28 @@ class Decision:
 IMPROVE_RTOL = 1e-9
 
 
-def sweep_loss(task: str, o: np.ndarray, y: np.ndarray, margin: float) -> float:
-    """The solver's loss on its points from the model's outputs: classification, the points not
-    correct by half the margin (the solver places points exactly at the margin, which float32
-    rounding can leave a hair short of); regression, the L1 error."""
+def sweep_loss(task: str, o: np.ndarray, y: np.ndarray, margin: float, mode: str | None = None) -> float:
+    """The loss a sweep's head optimises, on its points, from the model's outputs (logits):
+    "paper"/"compact" (count), the points not correct by half the margin (the solver places
+    points exactly at the margin, which float32 rounding can leave a hair short of); "ce", the
+    summed cross-entropy; "count+ce", that count plus CE / (1 + CE), which orders answers by the
+    count first and the cross-entropy second (the fraction is below 1); regression "l1" / "paper",
+    the L1 error; "squared", the squared error."""
+    from gdsolver.formulate.heads import cross_entropy
+
     if task == "classification":
-        return float(np.count_nonzero(~correct_mask(o, y, margin / 2)))
-    return float(np.abs(o - y.reshape(o.shape)).sum())
+        wrong = float(np.count_nonzero(~correct_mask(o, y, margin / 2)))
+        if mode in ("ce", "count+ce"):
+            ce = float(cross_entropy(o, y).sum())
+            return ce if mode == "ce" else wrong + ce / (1.0 + ce)
+        return wrong
+    r = o - y.reshape(o.shape)
+    return float((r ** 2).sum()) if mode == "squared" else float(np.abs(r).sum())
+
+
+def default_mode(task: str) -> str:
+    """The head a trainer's sweeps use unless told otherwise: the loss being trained."""
+    return "squared" if task == "regression" else DEFAULT_CLASSIFICATION_MODE
 
 
 def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.ndarray, np.ndarray], Any],
@@ -249,7 +306,7 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
     """Write the answer (write(W, b) returns what restore needs), recompute the solver's loss on
     its points (points_loss) and the watched figure (watched -> (value, metrics); `label` says
     whose, e.g. "validation"), then keep it or put the old weights back. accept: an AcceptConfig."""
-    blocks = job.instance.unpack(outcome.x)
+    blocks = (outcome.instance or job.instance).unpack(outcome.x)
     saved = write(blocks["w"], blocks["b"])
     after = points_loss()
     value, metrics = watched()

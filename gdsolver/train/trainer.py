@@ -2,7 +2,9 @@
 
 `Trainer.fit(train, val)` seeds torch/numpy, limits torch to `threads` CPU threads,
 checks the data against the model's outputs, runs the method (`_fit`), and returns a
-`History`. `GDTrainer` is the paper's baselines: SGD or Adam, with or without an LR
+`History`. It keeps every module's own train/eval flag: GD steps run with the flags the
+modules had when `fit` started (a BatchNorm put in eval() stays frozen), and the flags are
+restored when `fit` returns. `GDTrainer` is the paper's baselines: SGD or Adam, with or without an LR
 schedule, for a number of epochs with optional early stopping on validation loss.
 """
 
@@ -59,6 +61,25 @@ def warm_up() -> None:
     _WARM = True
 
 
+@contextlib.contextmanager
+def kept_modes(model: nn.Module) -> Iterator[list[tuple[nn.Module, bool]]]:
+    """Yield the (module, flag) pairs GD should train with, and restore every module's own
+    training flag on exit.
+
+    The flags are those at entry: a submodule the user put in eval() (a frozen BatchNorm,
+    a Dropout switched off) stays so during GD. A model that is in eval() as a whole
+    (model.eval(), as after evaluating or loading it) trains as model.train() would, since
+    GD with every Dropout and BatchNorm in eval mode is rarely what is meant; it still
+    comes back in eval()."""
+    before = [(m, m.training) for m in model.modules()]
+    gd_flags = before if any(f for _, f in before) else [(m, True) for m, _ in before]
+    try:
+        yield gd_flags
+    finally:
+        for m, flag in before:
+            m.training = flag
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -113,7 +134,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
                  seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
+                 verbose: bool | int = False) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -124,6 +146,7 @@ class Trainer:
         self.threads = None if threads is None else _positive_int("threads", threads)
         self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
         self.callback = callback
+        self.verbose = verbose  # checked by the property setter
         self.history = History(self.method)
         # which element of a tuple / dict model output holds the scores (see extract.select_output)
         self.output = output
@@ -134,6 +157,20 @@ class Trainer:
         self._epoch = 0
         self._phase = 1
         self._gen: torch.Generator | None = None
+        self._gd_flags: list[tuple[nn.Module, bool]] = []
+        self._progress = None
+
+    @property
+    def verbose(self) -> int:
+        """0: silent; 1: a line per epoch and per sweep; 2: a progress bar on a terminal or in a
+        notebook (lines elsewhere), with a line per sweep. Printed to sys.stdout."""
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, value: bool | int) -> None:
+        from gdsolver.train.progress import check_verbose
+
+        self._verbose = check_verbose(value)
 
     # ------------------------------------------------------------------ public API
     def config(self) -> dict[str, Any]:
@@ -146,7 +183,9 @@ class Trainer:
         """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
         self.train_data = as_tensor_data(train, self.task, name="train", dtype=self._dtype())
         self.val_data = None if val is None else as_tensor_data(val, self.task, name="val", dtype=self._dtype())
-        with torch_threads(self.threads):
+        from gdsolver.train.progress import progress_for
+
+        with torch_threads(self.threads), kept_modes(self.model) as self._gd_flags, progress_for(self):
             seed_everything(self.seed)
             self._gen = torch.Generator().manual_seed(self.seed)
             self._tail = self._find_tail()
@@ -280,8 +319,15 @@ class Trainer:
         return row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
 
     def _emit(self, row: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.row(row)
         if self.callback is not None:
             self.callback(row)
+
+    def _train_mode(self) -> None:
+        """Training mode for GD steps: each module's flag as `fit` found it (see kept_modes)."""
+        for m, flag in self._gd_flags:
+            m.training = flag
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         d = self.train_data
@@ -298,7 +344,7 @@ class Trainer:
     def _gd_epoch(self, opt) -> float:
         """One pass of minibatch GD over the training data; returns its wall time."""
         t = time.perf_counter()
-        self.model.train()
+        self._train_mode()
         for i, (xb, yb) in enumerate(self._batches()):
             opt.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model(xb), yb)
@@ -353,9 +399,10 @@ class GDTrainer(Trainer):
                  lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
+                 verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)
