@@ -543,9 +543,9 @@ def test_bench_backends_instance_set_hook(tmp_path):
     from gdsolver.bench import backends_bench as bb
     from instances import two_var
 
-    @bb.instance_set("extra-test-set")
+    @bb.instance_set("extra-test-set", build=lambda desc: two_var(0, infeasible=True))
     def _extra(quick):
-        return [({"case": "extra", "seed": 3}, two_var(0, infeasible=True))]
+        return [{"set": "extra-test-set", "case": "extra", "seed": 3}]
 
     try:
         doc = bb.run_backends_bench(tmp_path, quick=True, echo=lambda *a: None, backends=["highs"],
