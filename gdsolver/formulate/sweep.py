@@ -25,6 +25,10 @@ TASKS = ("regression", "classification")
 CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
 REGRESSION_MODES = ("l1", "paper", "squared")
 SMOOTH_MODES = ("squared", "ce", "count+ce")  # refined in rounds by gdsolver.formulate.refine
+# first-round tangents of r^2 per entry besides the current residual: evenly spread over the
+# residual's interval over the box, so the first (possibly only, under a time limit) MILP of a
+# hidden-layer sweep already sees the parabola's shape, not one line of it
+SQUARED_GRID = 5
 DEFAULT_MODE = {"classification": "paper", "regression": "l1"}
 DEFAULT_MARGIN = {"classification": 1e-3, "regression": 0.0}
 
@@ -182,6 +186,11 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     elif mode == "l1":
         head_meta = heads.l1(bld, out, target)
     elif mode == "squared":
+        if anchors is None:  # the current residual, and a grid over each residual's interval over the box
+            lo = out.lo.reshape(T, M_out) - target
+            hi = out.hi.reshape(T, M_out) - target
+            grid = lo[:, :, None] + (hi - lo)[:, :, None] * np.linspace(0.0, 1.0, SQUARED_GRID)
+            anchors = np.concatenate([(o0 - target)[:, :, None], grid], axis=2)
         anchors = _anchors(anchors, o0 - target, mode)
         head_meta = heads.squared(bld, out, target, anchors.reshape(T * M_out, -1))
     else:

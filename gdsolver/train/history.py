@@ -35,6 +35,7 @@ COLUMNS = (
     "points",          # number of data points in the instance
     "n_vars", "n_cons", "n_binary",
     "objective_value", # trainer-specific objective (lifted BCD)
+    "restart",         # which initialisation the row belongs to (restarts > 1; 0 = the model's own)
     "elapsed_s",       # wall time since fit() started
 )
 
@@ -45,6 +46,11 @@ class History:
     def __init__(self, method: str = "") -> None:
         self.method = method
         self.rows: list[dict[str, Any]] = []
+        self.chosen_restart: int | None = None  # with restarts: the initialisation that was kept
+
+    def is_kept(self, r: dict[str, Any]) -> bool:
+        """A row of the run that was kept (rows of discarded restarts only count for time)."""
+        return self.chosen_restart is None or r.get("restart") in (None, self.chosen_restart)
 
     def add(self, kind: str, **fields: Any) -> dict[str, Any]:
         unknown = set(fields) - set(COLUMNS)
@@ -95,10 +101,10 @@ class History:
 
     def summary(self) -> dict[str, Any]:
         """Final losses/accuracies, epochs, sweeps (accepted), and GD vs solver wall time."""
-        ep, sw = self.epochs, self.sweeps
-        evaluated = [r for r in self.rows if r["train_loss"] is not None]
+        ep, sw = [r for r in self.epochs if self.is_kept(r)], self.sweeps
+        evaluated = [r for r in self.rows if r["train_loss"] is not None and self.is_kept(r)]
         last = evaluated[-1] if evaluated else {c: None for c in COLUMNS}
-        return {
+        out = {
             "method": self.method,
             "epochs": len(ep),
             "sweeps": len(sw),
@@ -109,17 +115,22 @@ class History:
             "solver_time_s": float(sum((r["solver_time_s"] or 0.0) + (r["build_time_s"] or 0.0) for r in sw)),
             "radii": [r["radius"] for r in sw],
         }
+        if self.chosen_restart is not None:
+            out["restarts"] = 1 + max(r.get("restart") or 0 for r in self.rows)
+            out["chosen_restart"] = self.chosen_restart
+        return out
 
     def to_json_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:  # JSON has no NaN/inf
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        return {"method": self.method, "columns": list(COLUMNS),
+        return {"method": self.method, "columns": list(COLUMNS), "chosen_restart": self.chosen_restart,
                 "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows]}
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> "History":
         h = cls(d.get("method", ""))
+        h.chosen_restart = d.get("chosen_restart")
         for r in d.get("rows", []):
             row = {c: r.get(c) for c in COLUMNS}
             h.rows.append(row)

@@ -42,6 +42,9 @@ RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 class GDSolver(Trainer):
     """Hybrid GD + MILP training.
 
+    optimizer: the GD phase's optimizer, "sgd", "adam" or "lbfgs" (full-batch L-BFGS; one epoch
+    is one step of at most 20 iterations); restarts=K runs the first GD phase from K
+    initialisations and sweeps the best on validation ("L-BFGS best of 5, then sweeps").
     epochs: total GD epoch budget. phase_epochs: at most this many GD epochs before each
     sweep round (None: until plateau or budget). max_sweeps: number of sweep rounds (0 =
     plain GD with early stopping). layers: "final", "all", or dense-layer indices / names
@@ -55,7 +58,7 @@ class GDSolver(Trainer):
     method = "gdsolver"
 
     def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
-                 lr: float = 0.05, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
+                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = 2, max_sweeps: int = 2, phase_epochs: int | None = None,
                  phase_lrs: Sequence[float] | None = None, layers: str | Sequence[int | str] = "final",
                  radius: float = 0.05, adapt_radius: bool = True,
@@ -68,9 +71,10 @@ class GDSolver(Trainer):
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
                  output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
+                 restarts: int = 1) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
                                         points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
@@ -175,10 +179,15 @@ class GDSolver(Trainer):
             ks = sorted({net.layer_index(s) for s in spec})
         return [net.layers[k].name for k in ks]
 
+    _restart_whole_fit = False  # restarts pick the best first GD phase; the sweeps then run once
+
     def _run_gd(self, epochs: int) -> None:
         lrs = self.phase_lrs
         lr = lrs[min(self._phase, len(lrs)) - 1] if lrs else self.lr
-        self._gd_phase(epochs, lr)
+        if self._phase == 1 and self.restarts > 1:
+            self._with_restarts(lambda: self._gd_phase(epochs, lr))
+        else:
+            self._gd_phase(epochs, lr)
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -257,9 +266,10 @@ class GDSolver(Trainer):
         """Train/val loss and accuracy of the current weights. Every history row is recorded
         after the weights it describes are in place (a rejected sweep restores them exactly),
         so the last row's figures are current; a forward pass only when there is none."""
-        if not self.history.rows:
-            return self._metrics()
-        return {k: self.history.last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        last = self.history.last
+        if not self.history.rows or not self.history.is_kept(last) or last["train_loss"] is None:
+            return self._metrics()  # e.g. the last row is a discarded restart's
+        return {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
     def _watched(self, row: dict[str, Any]) -> float:
         """What the accept rule watches: the monitored loss, or accuracy (val, else train)."""

@@ -27,7 +27,10 @@ from gdsolver.extract.torch_frontend import eval_mode
 from gdsolver.train.history import History
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "lbfgs")
+# L-BFGS: one "epoch" is one full-batch torch.optim.LBFGS step of at most this many iterations
+LBFGS_ITERATIONS = 20
+DEFAULT_LR = {"sgd": 0.05, "adam": 0.01, "lbfgs": 1.0}
 LR_SCHEDULES = (None, "step", "plateau", "cosine")
 EVAL_BATCH = 4096
 
@@ -90,6 +93,11 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, weight_d
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "lbfgs":  # full batch, strong-Wolfe line search (what scipy/sklearn's lbfgs does)
+        if weight_decay:
+            raise GdsolverError("weight_decay: not supported with optimizer 'lbfgs'")
+        return torch.optim.LBFGS(params, lr=lr, max_iter=LBFGS_ITERATIONS, history_size=100,
+                                 line_search_fn="strong_wolfe")
     raise GdsolverError(f"optimizer: {name!r}, expected one of {list(OPTIMIZERS)}")
 
 
@@ -135,7 +143,7 @@ class Trainer:
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
                  seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False) -> None:
+                 verbose: bool | int = False, restarts: int = 1) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -147,6 +155,8 @@ class Trainer:
         self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
         self.callback = callback
         self.verbose = verbose  # checked by the property setter
+        # K initialisations (the model's own, then K-1 fresh ones), the best on validation kept
+        self.restarts = _positive_int("restarts", restarts)
         self.history = History(self.method)
         # which element of a tuple / dict model output holds the scores (see extract.select_output)
         self.output = output
@@ -198,7 +208,10 @@ class Trainer:
                 from gdsolver.train.dump import clear_sweeps
 
                 clear_sweeps(self.dump_dir)
-            self._fit()
+            if self.restarts > 1 and self._restart_whole_fit:
+                self._with_restarts(self._fit)
+            else:
+                self._fit()
             if self.dump_dir is not None:
                 from gdsolver.train.dump import write_run
 
@@ -212,16 +225,55 @@ class Trainer:
         loss, acc = self._evaluate(d)
         return {"loss": loss, "acc": acc}
 
+    # ------------------------------------------------------------------ restarts
+    _restart_whole_fit = True  # GDSolver restarts only its first GD phase
+
+    def _with_restarts(self, run: Callable[[], None]) -> None:
+        """Run `run` from `restarts` initialisations: the model's own weights, then fresh ones
+        (each module's reset_parameters under a seed of its own); keep the one with the best
+        monitored loss (validation, else training). Every run's rows stay in the history with
+        their `restart` number; `history.chosen_restart` says which was kept."""
+        initial = copy.deepcopy(self.model.state_dict())
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        first = len(self.history.rows)
+        for i in range(self.restarts):
+            if i == 0:
+                self.model.load_state_dict(initial)
+            else:
+                torch.manual_seed(self.seed * 7919 + i)
+                for m in self.model.modules():
+                    if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+                        m.reset_parameters()
+            self._epoch = 0
+            self._restart = i
+            start = len(self.history.rows)
+            run()
+            for row in self.history.rows[start:]:
+                row["restart"] = i
+            last = self.history.rows[-1] if len(self.history.rows) > start else self._metrics()
+            score = self._monitored_loss(last)
+            if best is None or score < best[0]:
+                best = (score, i, copy.deepcopy(self.model.state_dict()))
+        self.model.load_state_dict(best[2])
+        self.history.chosen_restart = best[1]
+        self._restart = best[1]
+        # the epoch count continues from the chosen run's (its rows are the ones that describe the model)
+        self._epoch = max((r["epoch"] or 0) for r in self.history.rows[first:] if r.get("restart") == best[1]) \
+            if len(self.history.rows) > first else 0
+
     # ------------------------------------------------------------------ for subclasses
-    def _set_gd_options(self, optimizer: str, lr: float, lr_schedule: str | None, patience: int | None,
+    def _set_gd_options(self, optimizer: str, lr: float | None, lr_schedule: str | None, patience: int | None,
                         momentum: float, weight_decay: float) -> None:
-        """Check and store the settings of the GD phases (GD baselines and GDSolver)."""
+        """Check and store the settings of the GD phases (GD baselines and GDSolver); lr None is
+        the optimizer's usual default (sgd 0.05, adam 0.01, lbfgs 1)."""
         if optimizer not in OPTIMIZERS:
             raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
         if lr_schedule not in LR_SCHEDULES:
             raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
+        if optimizer == "lbfgs" and weight_decay:
+            raise GdsolverError("weight_decay: not supported with optimizer 'lbfgs'")
         self.optimizer = optimizer
-        self.lr = _positive_float("lr", lr)
+        self.lr = _positive_float("lr", DEFAULT_LR[optimizer] if lr is None else lr)
         self.lr_schedule = lr_schedule
         self.patience = None if patience is None else _positive_int("patience", patience)
         self.momentum = float(momentum)
@@ -342,9 +394,22 @@ class Trainer:
                                 f"batch {batch}; lower the learning rate")
 
     def _gd_epoch(self, opt) -> float:
-        """One pass of minibatch GD over the training data; returns its wall time."""
+        """One pass of minibatch GD over the training data (L-BFGS: one full-batch step); returns
+        its wall time."""
         t = time.perf_counter()
         self._train_mode()
+        if isinstance(opt, torch.optim.LBFGS):
+            d = self.train_data
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = self.loss_fn(self.model(d.X), d.y)
+                self._check_finite(loss, 1)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            return time.perf_counter() - t
         for i, (xb, yb) in enumerate(self._batches()):
             opt.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model(xb), yb)
@@ -395,14 +460,14 @@ class GDTrainer(Trainer):
 
     method = "gd"
 
-    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd", lr: float = 0.05,
-                 lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
+    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
+                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False) -> None:
+                 verbose: bool | int = False, restarts: int = 1) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)
