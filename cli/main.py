@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help, native_options_help
+
 from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
@@ -144,19 +146,24 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
 
 
 # ---------------------------------------------------------------- solve
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_SOLVER_ERROR = 1
+
+
 @app.command()
 @user_errors
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi | auto (gurobi when licensed for "
-                                              "the instance, else highs).")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        help="Solver threads (at most 4 x the CPU cores; default: the solver's).")] = None,
     mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
     no_start: Annotated[bool, typer.Option("--no-start", help="Do not pass the current weights as MIP start.")] = False,
-    option: Annotated[list[str], typer.Option("--option", help="Backend option KEY=VALUE (repeatable).")] = [],
+    option: Annotated[list[str], typer.Option("--option", help=native_options_help())] = [],
     fallback: Annotated[Optional[str], typer.Option(
-        help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
+        help="Solve with this backend when --backend's package is missing or its licence is too small for the "
+             "instance.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
     closest: Annotated[bool, typer.Option(
@@ -165,41 +172,78 @@ def solve(
              "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
              "the result records both.")] = True,
 ) -> None:
-    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
-    from gdsolver.compile import get_backend, result_paths, save_result
-    from gdsolver.ir import load, verify
+    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
+    Exit 1 when the solver reports ERROR (nothing written); on Ctrl-C the best point found so far
+    is written as a FEASIBLE result and the exit code is 130."""
+    from gdsolver.compile import SolveOptions, result_paths
+    from gdsolver.compile.registry import check_backend_name
+    from gdsolver.compile.registry import solve as solve_with
+    from gdsolver.errors import SolveInterrupted
+    from gdsolver.ir import load
 
-    inst = load(instance)
-    opts = _parse_options(option)
-    be = get_backend(backend)
-    kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
-    if fallback:
-        if backend != "gurobi":
-            fail("--fallback applies to --backend gurobi only")
-        kwargs["fallback"] = fallback
+    # everything that can be refused is checked before the instance is loaded and solved
+    opts = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start,
+                        native=_parse_options(option))
+    check_backend_name(backend)
+    if fallback is not None:
+        check_backend_name(fallback)
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
-    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = be.solve(inst, **kwargs)
-        if closest and res.x is not None:
-            from gdsolver.compile.closest_point import move_to_closest
-
-            from gdsolver.formulate import check_claims
-
-            def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
-                report = check_claims(inst, x)
-                return "" if report.ok else str(report)
-
-            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     out = output or result_paths(instance)[0]
+    inst = load(instance)
+    try:
+        with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
+            res = solve_with(inst, backend, opts, fallback=fallback)
+    except SolveInterrupted as exc:
+        _interrupted(exc.result, instance, inst, out)
+    if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
+        _print_result(instance, inst, res, None)
+        fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
+    if closest and res.x is not None:
+        from gdsolver.compile.closest_point import move_to_closest
+        from gdsolver.formulate import check_claims
+
+        def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+            report = check_claims(inst, x)
+            return "" if report.ok else str(report)
+
+        try:
+            with console.status("moving to the closest point...", spinner="dots"):
+                res = move_to_closest(inst, res, lambda lp: solve_with(lp, backend, opts, fallback=fallback),
+                                      check=claims_hold)
+        except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
+            _interrupted(res, instance, inst, out)
+    _print_result(instance, inst, res, _write_result(res, instance, out))
+
+
+def _interrupted(res, instance: Path, inst, out: Path) -> None:
+    """Ctrl-C: write what the solver had (whole, atomically) or nothing; exit 130."""
+    if res is None:
+        err_console.print("interrupted: no feasible point was found; nothing written")
+    else:
+        json_path = _write_result(res, instance, out)
+        _print_result(instance, inst, res, json_path)
+        err_console.print(f"interrupted: the best point found so far is written as a {res.status} result to "
+                          f"{json_path}", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _write_result(res, instance: Path, out: Path) -> Path:
+    from gdsolver.compile import save_result
+
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
-    json_path, x_path = save_result(res, out)
+    return save_result(res, out)[0]
+
+
+def _print_result(instance: Path, inst, res, json_path: Path | None) -> None:
+    from gdsolver.ir import verify
+
     rep = verify(inst, res.x) if res.x is not None else None
     rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            ["message", res.message], ["result", str(json_path)]]
+            ["message", res.message], ["result", str(json_path) if json_path else "-"]]
     if res.closest:
         rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
@@ -362,7 +406,7 @@ def _replay_tasks(path: Path, **kw):
 @user_errors
 def replay(
     path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
-    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend. " + backend_help(None))] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
     ray: RayFlag = False,

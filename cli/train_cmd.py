@@ -10,6 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+
 from .apps import app
 from .common import console, err_console, fail, table, user_errors
 
@@ -79,7 +81,7 @@ def train(
                                                      "--val-tolerance.")] = None,
     val_tolerance: Annotated[Optional[float], typer.Option(help="Allowed worsening: relative for loss (default "
                                                            "0.01), absolute for accuracy.")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch and the solver.")] = 2,

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdsolver.compile.backend import solve
+from gdsolver.compile.base import max_threads
+from gdsolver.compile.registry import DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
 from gdsolver.ir.gdsm import fingerprint, load
@@ -80,8 +81,10 @@ def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: 
     x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
         None if rec.x is None else False)
     opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
+    if isinstance(opts.get("threads"), int) and opts["threads"] > max_threads():
+        opts["threads"] = max_threads()  # recorded on a bigger machine; threads do not change the optimum
     tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-    new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
+    new = solve(inst, backend=backend or rec.backend or DEFAULT_BACKEND, time_limit=tl, **opts)
     same_status = new.status == rec.status
     obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
     return ReplayRow(name, rec, new, x_ok, fp_ok, obj_ok)

@@ -14,19 +14,22 @@ import numpy as np
 
 from gdsolver._version import __version__
 from gdsolver.atomic import atomic_write_bytes, atomic_write_text
+from gdsolver.compile.status import Status, Termination
 from gdsolver.errors import FormatError
 
-STATUSES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNBOUNDED", "TIME_LIMIT", "ERROR")
+STATUSES = tuple(s.value for s in Status)
 RESULT_FORMAT = "gdsolver-result"
 RESULT_VERSION = 1
 
 
 @dataclass
 class SolveResult:
-    """What a backend returns. `x` is None when no feasible point is known. A solve
-    stopped by a limit with a point in hand is FEASIBLE (x, bound, gap); TIME_LIMIT has no x."""
+    """What a backend returns (assembled by `gdsolver.compile.base.assemble_result`). `x`
+    is None when no feasible point is known. A solve stopped by a limit with a point in
+    hand is FEASIBLE (x, bound, gap); TIME_LIMIT has no x. `termination` says why the
+    solver stopped, solver-neutrally (a `Termination` value)."""
 
-    status: str
+    status: Status
     x: np.ndarray | None = None
     objective: float | None = None
     bound: float | None = None
@@ -40,10 +43,20 @@ class SolveResult:
     instance_fingerprint: str = ""
     instance_file: str = ""  # the instance's path relative to the result file, when known
     closest: dict[str, Any] = field(default_factory=dict)  # the closest-point step's figures, when it ran
+    termination: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a ValueError for an unknown status
+        if self.termination:
+            self.termination = Termination(self.termination).value
 
     @property
     def has_solution(self) -> bool:
         return self.x is not None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.termination == Termination.INTERRUPTED
 
     def to_json_dict(self, x_file: str | None = None) -> dict[str, Any]:
         d = asdict(self)
@@ -116,7 +129,7 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
             raise FormatError(f"{x_path}: fails its sha256 check against {json_path.name}")
     fields = {k: doc.get(k) for k in ("status", "objective", "bound", "gap", "nodes", "backend",
                                        "backend_version", "message", "instance_fingerprint",
-                                       "instance_file")}
+                                       "instance_file", "termination")}
     try:
         return SolveResult(x=x, runtime_s=float(doc.get("runtime_s") or 0.0), options=dict(doc.get("options") or {}),
                            closest=dict(doc.get("closest") or {}),

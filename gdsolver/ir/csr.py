@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdsolver.errors import InstanceError
+
 
 @dataclass(frozen=True)
 class Csr:
@@ -39,7 +41,7 @@ class Csr:
         cols = np.asarray(cols, dtype=np.int64).ravel()
         vals = np.asarray(vals, dtype=np.float64).ravel()
         if not (len(rows) == len(cols) == len(vals)):
-            raise ValueError("rows, cols and vals must have the same length")
+            raise InstanceError("rows, cols and vals must have the same length")
         if len(rows) and np.any(rows[1:] < rows[:-1]):
             order = np.argsort(rows, kind="stable")
             rows, cols, vals = rows[order], cols[order], vals[order]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gdsolver.errors import InstanceError
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
 
 
@@ -54,7 +55,7 @@ def verify(inst: MilpInstance, x: np.ndarray, tol: float = 1e-6) -> VerifyReport
     the indicator's value (integrality is reported separately)."""
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (inst.num_vars,):
-        raise ValueError(f"solution has shape {x.shape}, expected ({inst.num_vars},)")
+        raise InstanceError(f"solution has shape {x.shape}, expected ({inst.num_vars},)")
     if not np.all(np.isfinite(x)):
         i = int(np.argmax(~np.isfinite(x)))
         nan = Violation("finite", float("inf"), inst.var_label(i))

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
 LAYER_CHOICES = ("final", "all")
@@ -81,7 +82,7 @@ class SweepConfig:
     keep_correct: int = 0
     mode: str | None = None
     margin: float | None = None
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float | None = 30.0
     mip_gap: float | None = None
     closest: bool = True
@@ -100,11 +101,11 @@ class SweepConfig:
             m = float(self.margin)
             if not (m >= 0 and math.isfinite(m)):
                 raise GdsolverError(f"margin: must be a finite number >= 0, got {self.margin!r}")
-        from gdsolver.compile.backend import BACKENDS, check_common_options
+        from gdsolver.compile import SolveOptions
+        from gdsolver.compile.registry import check_backend_name
 
-        if self.backend not in (*BACKENDS, "auto"):
-            raise GdsolverError(f"backend: {self.backend!r}, expected one of {[*BACKENDS, 'auto']}")
-        check_common_options(self.time_limit, None, self.mip_gap)
+        check_backend_name(self.backend)
+        SolveOptions(time_limit=self.time_limit, mip_gap=self.mip_gap)  # validated now, not at the first sweep
         set_("closest", bool(self.closest))
         set_("rounds", positive_int("rounds", self.rounds, allow_zero=True))
         set_("round_tol", positive_float("round_tol", self.round_tol))

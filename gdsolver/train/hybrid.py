@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, restore_params)
@@ -62,7 +63,7 @@ class GDSolver(Trainer):
                  phase_lrs: Sequence[float] | None = None, layers: str | Sequence[int | str] = "final",
                  radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
-                 margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
+                 margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
                  skip_sweeps: bool = False,
                  accept_on: str = "loss",

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.ir.gdsm import array_sha256
@@ -168,8 +169,8 @@ ROUNDS = 20  # tangent-cut rounds of a smooth head, at most
 ROUND_TOL = 1e-3  # ... until the surrogate is within this relative distance of the true loss
 
 
-def run_sweep(job: SweepJob, *, backend: str = "highs", time_limit: float | None = 30.0, threads: int | None = None,
-              mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
+def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
+              threads: int | None = None, mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
               round_tol: float = ROUND_TOL) -> SweepOutcome:
     """Solve the job's instance, verify the answer (rows and a forward pass), move it to the
     closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
