@@ -131,9 +131,12 @@ class GDSolver(Trainer):
     def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = 20,
                  lrs: Sequence[float] = (0.1, 0.05), **kwargs: Any) -> "GDSolver":
         """The paper's "2-loop GDSolver": at most epochs/2 GD epochs (SGD, patience 2), then a
-        sweep on 32 misclassified points; twice. The authors' code used lr 0.1, then 0.05."""
+        sweep on 32 misclassified points (the paper's counting head); twice. The authors' code
+        used lr 0.1, then 0.05."""
         kwargs.setdefault("patience", 2)
         kwargs.setdefault("solver_points", 32)
+        if task == "classification":
+            kwargs.setdefault("mode", "paper")  # the paper's counting head
         return cls(model, task, epochs=epochs, phase_epochs=max(1, epochs // 2), max_sweeps=2,
                    phase_lrs=list(lrs), lr=lrs[0], **kwargs)
 
