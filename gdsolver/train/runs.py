@@ -107,8 +107,10 @@ def outputs_of(split) -> int:
 
 def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.PathLike | None = None,
                 on_start: Callable[[str, Any], None] | None = None,
-                callback: Callable[[str, dict[str, Any]], None] | None = None, **opts: Any) -> list[RunResult]:
-    """Train each method on a deep copy of `model` (same initial weights) and test it."""
+                callback: Callable[[str, dict[str, Any]], None] | None = None,
+                method_opts: dict[str, dict[str, Any]] | None = None, **opts: Any) -> list[RunResult]:
+    """Train each method on a deep copy of `model` (same initial weights) and test it.
+    `opts` go to every method; `method_opts[method]` override them for one."""
     from gdsolver.train.methods import make_trainer
     from gdsolver.train.trainer import clone_model, warm_up
 
@@ -123,7 +125,8 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
         m = clone_model(model)
         d = None if dump_dir is None else (Path(dump_dir) if len(methods) == 1 else Path(dump_dir) / method)
         cb = None if callback is None else (lambda row, _m=method: callback(_m, row))
-        trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb, **opts)
+        trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb,
+                               **{**opts, **(method_opts or {}).get(method, {})})
         if on_start is not None:
             on_start(method, trainer)
         t = time.perf_counter()
