@@ -184,13 +184,14 @@ def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: floa
     run in another process."""
     from gdsolver.compile.backend import solve
     from gdsolver.formulate import check_claims
-    from gdsolver.formulate.refine import gap, is_smooth, needs_stage_two, refine, true_loss
+    from gdsolver.formulate.refine import is_smooth, needs_stage_two, refine, true_loss
     from gdsolver.ir.verify import verify
 
     t0 = time.perf_counter()
     inst, files = job.instance, []
     best: tuple[MilpInstance, Any, float, str] | None = None  # (instance, result, true loss, claims)
     n, note, res = 0, "", None
+    trust = float(inst.meta.get("radius", 1.0))  # smooth heads: trust region, the whole box at first
     while True:
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if left is not None and left <= 0.01 and best is not None:
@@ -225,13 +226,22 @@ def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: floa
         if needs_stage_two(inst):  # count+ce: the count answer fixes which points stay correct
             inst, n = refine(inst, res.x), n + 1
             continue
+        # Kelley's cutting planes in a trust region around the best answer so far: a round whose
+        # answer does not improve the true loss shrinks the region, one that improves it as much
+        # as the surrogate promised grows it; done when the surrogate promises (almost) nothing
         loss = true_loss(inst, res.x)
+        ref = true_loss(inst, inst.start) if best is None else best[2]
+        promised = ref - res.objective
         if best is None or loss < best[2]:
+            trust = trust * 2 if ref - loss >= 0.5 * promised else trust
             best = (inst, res, loss, str(claims))
-        if gap(inst, res.x, res.objective) <= round_tol or n >= rounds:
-            note = f"; {n + 1} round(s), surrogate {res.objective:.6g}, true loss {loss:.6g} on its points"
+        else:
+            trust *= 0.25
+        if promised <= round_tol * max(1.0, abs(best[2])) or n >= rounds:
+            note = f"; {n + 1} round(s), surrogate {res.objective:.6g}, true loss {best[2]:.6g} on its points"
             break
-        inst, n = refine(inst, res.x), n + 1
+        trust = min(trust, float(inst.meta.get("radius", trust)))
+        inst, n = refine(inst, res.x, centre=best[1].x, trust=trust), n + 1
     inst, res, loss, claims_text = best
     x = res.x
     if closest and not is_smooth(inst):
