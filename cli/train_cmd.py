@@ -71,6 +71,10 @@ def train(
                                                     "(default 0.05).")] = None,
     points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
                                                   "all when the sweep is an LP, else 150).")] = None,
+    restarts: Annotated[Optional[int], typer.Option(help="Initialisations per method, the best on validation "
+                                                    "kept (gdsolver: for its first GD phase).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="gdsolver: sweep head (default: the loss being trained: squared "
+                                                "error or cross-entropy); paper, compact, count+ce, l1.")] = None,
     layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
                                                   "indices / module names separated by commas; each round visits "
                                                   "them from the input side.")] = None,
@@ -108,6 +112,7 @@ def train(
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
                 max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
+                restarts=restarts, mode=mode,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
