@@ -19,16 +19,17 @@ ACCEPT_ON = ("loss", "accuracy")
 
 
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__") and
-                                                                      not isinstance(value, float)):
+    """An int (numpy integers too) >= 1 (>= 0 with allow_zero); GdsolverError naming `name` otherwise."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
-    v = int(value)
+    v = int(value.__index__())
     if v < (0 if allow_zero else 1):
         raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
     return v
 
 
 def positive_float(name: str, value: Any) -> float:
+    """A finite float > 0; GdsolverError naming `name` otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):

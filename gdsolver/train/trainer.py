@@ -24,6 +24,7 @@ from torch import nn
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
@@ -119,20 +120,9 @@ def make_scheduler(name: str | None, opt, epochs: int, stop_patience: int | None
     raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
 
 
-def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
-        raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise GdsolverError(f"{name}: must be a number, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise GdsolverError(f"{name}: must be a finite number > 0, got {value!r}")
-    return v
+# one definition of the settings checks (gdsolver.train.config); the old names stay for callers
+_positive_int = positive_int
+_positive_float = positive_float
 
 
 class Trainer:
