@@ -81,9 +81,11 @@ def compile_cmd(
 ) -> None:
     """Build a final-layer MILP instance from a layer file (or a model plus data) and save it."""
     from gdsolver.ir import save
+    from gdsolver.paths import check_output
 
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
+    check_output(output, inputs=(source, data), what="instance")
     if source.suffix.lower() == ".onnx":
         from gdsolver.train.sweep import compile_model
 
@@ -141,32 +143,43 @@ def solve(
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
 ) -> None:
-    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
+    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
+    An answer that fails ir.verify is recorded as ERROR ("VERIFY FAILED") and exits 1."""
     from gdsolver.compile import get_backend, result_paths, save_result
+    from gdsolver.compile import solve as solve_instance
     from gdsolver.ir import load, verify
+    from gdsolver.paths import check_output
 
+    if output is not None and (output.is_dir() or output.suffix != ".json"):
+        fail(f"{output}: --output must be a .json file path (x is written beside it)")
+    out = output or result_paths(instance)[0]
+    check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
     opts = _parse_options(option)
-    be = get_backend(backend)
+    get_backend(backend)  # an unknown backend is a usage error before any work
     kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
     if fallback:
         if backend != "gurobi":
             fail("--fallback applies to --backend gurobi only")
         kwargs["fallback"] = fallback
     with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = be.solve(inst, **kwargs)
-    if output is not None and (output.is_dir() or output.suffix != ".json"):
-        fail(f"{output}: --output must be a .json file path (x is written beside it)")
-    out = output or result_paths(instance)[0]
+        res = solve_instance(inst, backend, **kwargs)
+    rep = verify(inst, res.x) if res.x is not None else None
+    shown_status = res.status
+    if rep is not None and not rep.ok:  # never hand on an answer that does not satisfy the instance
+        shown_status = f"VERIFY FAILED ({res.backend} said {res.status})"
+        res.message = f"VERIFY FAILED: the {res.status} answer fails ir.verify: {rep}; {res.message}"
+        res.status = "ERROR"
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)
-    rep = verify(inst, res.x) if res.x is not None else None
-    rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
+    rows = [["status", shown_status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["message", res.message], ["result", str(json_path)]]
     console.print(table(None, ["", str(instance)], rows))
+    if rep is not None and not rep.ok:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- apply
@@ -181,8 +194,10 @@ def apply(
     force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
 ) -> None:
     """Write a solved sweep's final-layer weights into the model it came from."""
+    from gdsolver.paths import check_output
     from gdsolver.train.apply import apply_result_to_onnx
 
+    check_output(output, inputs=(model, result, instance), what="model", suffixes=(".onnx",))
     summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
     console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
 
@@ -263,7 +278,9 @@ def export(
     """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
     from gdsolver.compile.export import export_model
     from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
+    check_output(output, inputs=(instance,), what="export")
     inst = load(instance)
     export_model(inst, output, keep_indicators=keep_indicators)
     console.print(f"wrote {output} ({output.stat().st_size} bytes)")

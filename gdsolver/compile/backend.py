@@ -142,5 +142,9 @@ def check_common_options(time_limit: float | None, threads: int | None, mip_gap:
 
 
 def solve(inst: MilpInstance, backend: str = "highs", **options: Any) -> SolveResult:
-    """Short form of get_backend(backend).solve(inst, **options); backend may be 'auto'."""
+    """Short form of get_backend(backend).solve(inst, **options); backend may be 'auto'.
+    An instance whose numbers the solvers cannot honour is refused first (ir.numerics)."""
+    from gdsolver.ir.numerics import check_numerics
+
+    check_numerics(inst)
     return get_backend(backend).solve(inst, **options)

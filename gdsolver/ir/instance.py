@@ -134,6 +134,15 @@ class MilpInstance:
             raise ValueError("field 'vtype' must hold 0 (continuous), 1 (binary) or 2 (integer)")
         if self.sense not in ("min", "max"):
             raise ValueError(f"field 'sense' is {self.sense!r}, expected 'min' or 'max'")
+        for name, (off, shape) in self.blocks.items():
+            if off < 0 or any(d < 0 for d in shape):
+                raise ValueError(f"block {name!r} has offset {off} and shape {tuple(shape)}; expected "
+                                 "non-negative numbers")
+        for what, groups, total in (("row group", self.row_groups, self.num_rows),
+                                    ("indicator group", self.ind_groups, self.num_indicators)):
+            for name, (off, cnt) in groups.items():
+                if off < 0 or cnt < 0 or off + cnt > total:
+                    raise ValueError(f"{what} {name!r} covers [{off}, {off + cnt}), outside [0, {total})")
         spans = sorted((o, o + math.prod(s), k) for k, (o, s) in self.blocks.items())
         end = 0
         for start, stop, name in spans:  # blocks must tile [0, n) without gap or overlap
