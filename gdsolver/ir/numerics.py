@@ -39,11 +39,27 @@ ACTIVITY_FLOOR = 1e-3
 
 
 def variable_magnitude(inst: MilpInstance, x: np.ndarray | None = None) -> np.ndarray:
-    """m_j: the largest of |x_j|, the finite bounds' magnitudes and |start_j|."""
+    """m_j: the largest of the finite bounds' magnitudes, |start_j| and |x_j|. A variable with
+    no scale of its own (bounds 0 or infinite, start 0, e.g. an error e >= 0 that is 0 now)
+    takes the one its constraints imply: the size of the other terms of each row it is in,
+    divided by its coefficient there."""
     m = np.zeros(inst.num_vars)
-    for a in (inst.lb, inst.ub, inst.start, x):
+    for a in (inst.lb, inst.ub, inst.start):
         if a is not None:
             np.maximum(m, np.where(np.isfinite(a), np.abs(a), 0.0), out=m)
+    none = m == 0
+    if none.any():
+        for mat in (inst.A, inst.ind_A):
+            if mat.nnz == 0:
+                continue
+            a = np.abs(mat.data)
+            sel = none[mat.indices] & (a > 0)
+            if not sel.any():
+                continue
+            others = mat.row_sum(a * m[mat.indices])[mat.row_ids()[sel]]  # this variable contributes 0
+            np.maximum.at(m, mat.indices[sel], others / a[sel])
+    if x is not None:
+        np.maximum(m, np.abs(x), out=m)
     return m
 
 
