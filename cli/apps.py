@@ -40,7 +40,7 @@ class OneLineErrorsTyper(typer.Typer):
             error(exc.format_message().strip() + where, EXIT_USAGE)
         except clickx.ClickException as exc:
             error(exc.format_message().strip(), exc.exit_code)
-        except (clickx.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             err_console.print("interrupted")
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -52,6 +52,7 @@ class SolveResult:
     options: dict[str, Any] = field(default_factory=dict)
     instance_fingerprint: str = ""
     instance_file: str = ""  # the instance's path relative to the result file, when known
+    run_id: str = ""  # the training run that dumped this result (train/dump.py), "" otherwise
 
     @property
     def has_solution(self) -> bool:
@@ -129,7 +130,7 @@ def _named_x(json_path: Path) -> Path | None:
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "objective": (int, float), "bound": (int, float), "gap": (int, float), "nodes": (int,),
     "backend": (str,), "backend_version": (str,), "message": (str,), "instance_fingerprint": (str,),
-    "instance_file": (str,), "runtime_s": (int, float),
+    "instance_file": (str,), "runtime_s": (int, float), "run_id": (str,),
 }
 
 
