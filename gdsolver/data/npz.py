@@ -18,7 +18,10 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tu
     path = Path(path)
     fh = open_input(path, ".npz file")
     try:
-        if fh.read(4) != b"PK\x03\x04":  # np.load would try to unpickle anything that is not npy/npz
+        magic = fh.read(6)
+        if magic == b"\x93NUMPY":
+            raise FormatError(f"{path}: expected an .npz archive of named arrays {list(required)}, got a single array")
+        if magic[:4] != b"PK\x03\x04":  # np.load would try to unpickle anything that is not npy/npz
             raise FormatError(f"{path}: not an .npz archive (expected arrays {list(required)} saved with numpy.savez)")
         fh.seek(0)
         npz = np.load(fh, allow_pickle=False)

@@ -127,6 +127,15 @@ class MilpInstance:
                 raise ValueError(f"field '{name}' contains NaN")
         if not np.all(np.isfinite(self.c)) or not math.isfinite(self.c0):
             raise ValueError("objective contains inf")
+        for what, lo, hi, label in (("row", self.row_lo, self.row_hi, self.row_label),
+                                    ("indicator", self.ind_lo, self.ind_hi, self.ind_label)):
+            bad = (lo > hi) | (lo == np.inf) | (hi == -np.inf)
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                raise ValueError(f"{what} {label(i)} has bounds [{lo[i]}, {hi[i]}]: no value satisfies them")
+        if np.any(self.lb == np.inf) or np.any(self.ub == -np.inf):
+            i = int(np.argmax((self.lb == np.inf) | (self.ub == -np.inf)))
+            raise ValueError(f"variable {self.var_label(i)} has bounds [{self.lb[i]}, {self.ub[i]}]: no value satisfies them")
         if np.any(self.lb > self.ub):
             i = int(np.argmax(self.lb > self.ub))
             raise ValueError(f"variable {self.var_label(i)} has lb {self.lb[i]} > ub {self.ub[i]}")

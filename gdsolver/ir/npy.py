@@ -4,7 +4,7 @@
 caller expects and the byte count against a limit, and only then allocates the array and
 reads exactly that many bytes (a stream that is longer or shorter is an error). Nothing is
 ever unpickled. The limit on the decoded size of an instance or a solution is
-MAX_ARRAY_BYTES: 4 GiB by default, or the environment variable GDSOLVER_MAX_ARRAY_BYTES.
+MAX_ARRAY_BYTES: 1 GiB by default, or the environment variable GDSOLVER_MAX_ARRAY_BYTES.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from gdsolver.errors import FormatError
 
-_DEFAULT_MAX_ARRAY_BYTES = 4 << 30
+_DEFAULT_MAX_ARRAY_BYTES = 1 << 30
 _HEADER_LIMIT = 10_000  # numpy's own default cap on header text
 _CHUNK = 1 << 24
 
