@@ -91,8 +91,12 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when a and b name the same file (existing: same inode; else same resolved path)."""
     try:
         return os.path.samefile(a, b)
-    except OSError:
+    except (OSError, ValueError):
+        pass
+    try:
         return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop is no file we could write to
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),

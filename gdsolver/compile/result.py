@@ -167,7 +167,8 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
         fields[key] = float(v) if float in types else v
     if "instance_file" in fields and "\x00" in fields["instance_file"]:
         raise FormatError(f"{json_path}: field 'instance_file' contains a NUL character")
-    options = doc.get("options") or {}
+    options = doc.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise FormatError(f"{json_path}: field 'options' is {options!r:.60}, expected an object")
     x = _load_x(json_path, doc)
