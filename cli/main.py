@@ -237,9 +237,18 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
+    from gdsolver.errors import GdsolverError
     from gdsolver.ir import load
+    from gdsolver.ir.numerics import check_numerics
 
-    s = load(instance).summary()
+    inst = load(instance)
+    s = inst.summary()
+    try:
+        num = check_numerics(inst)
+        s["numerics"] = {"solvable": True, "significant_coefficient_range": num.range_ratio,
+                         "negligible_coefficients": num.negligible, "reason": None}
+    except GdsolverError as exc:
+        s["numerics"] = {"solvable": False, "reason": str(exc)}
     if as_json:
         console.print_json(json.dumps(s))
         return
@@ -251,6 +260,9 @@ def inspect(
         ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
         ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
         ["MIP start", "yes" if s["has_start"] else "no"],
+        ["numerics", "ok (significant coefficients span " + fmt(s["numerics"]["significant_coefficient_range"], 3)
+         + (f"; {s['numerics']['negligible_coefficients']} negligible" if s["numerics"]["negligible_coefficients"]
+            else "") + ")" if s["numerics"]["solvable"] else "solve refuses it: " + s["numerics"]["reason"]],
     ]))
     console.print(table("blocks", ["block", "offset", "shape"],
                         [[k, v["offset"], "x".join(map(str, v["shape"]))] for k, v in s["blocks"].items()]))
@@ -338,6 +350,18 @@ def bench_formulations(
     from gdsolver.bench.formulation_bench import run_formulation_bench
 
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
+@bench_app.command("numerics")
+@user_errors
+def bench_numerics(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="Six scales, one seed (about a minute).")] = False,
+) -> None:
+    """Feature scales 1e-12..1e12: which the solvers answer correctly, and what the numerics check refuses."""
+    from gdsolver.bench.numerics_bench import run_numerics_bench
+
+    run_numerics_bench(out_dir, quick=quick, echo=console.print)
 
 
 @app.command()

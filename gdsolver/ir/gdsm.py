@@ -10,6 +10,7 @@ anything unexpected into a one-line FormatError.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +186,15 @@ _NPY_HEADER_MAX = 4096  # write_array pads headers to 64-byte multiples; ours ar
 _META_MAX = 64 << 20  # meta.json holds structure and user meta, never arrays
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    fh = open_input(path, ".gdsm file")
-    try:
-        return zipfile.ZipFile(fh, "r")
-    except Exception as exc:  # BadZipFile, NotImplementedError (compression), OSError, ...
-        fh.close()
-        raise FormatError(f"{path}: not a .gdsm file (truncated or not a zip archive: {exc})") from None
+@contextlib.contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    with open_input(path, ".gdsm file") as fh:
+        try:
+            zf = zipfile.ZipFile(fh, "r")
+        except Exception as exc:  # BadZipFile, NotImplementedError (compression), OSError, ...
+            raise FormatError(f"{path}: not a .gdsm file (truncated or not a zip archive: {exc})") from None
+        with zf:
+            yield zf
 
 
 def _read_doc(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:

@@ -141,8 +141,18 @@ def write_run(trainer, run: "DumpRun | None" = None) -> Path:
 
 
 def current_run_id(dump_dir: str | os.PathLike) -> str:
-    """Id of the run writing `dump_dir` from this process ("" when none is)."""
-    return _ACTIVE.get(str(Path(dump_dir).resolve()), "")
+    """Id of the run writing `dump_dir`: this process's, else the lock holder's (a helper
+    process writing for the run that holds the lock); "" when no run holds it."""
+    d = Path(dump_dir).resolve()
+    if str(d) in _ACTIVE:
+        return _ACTIVE[str(d)]
+    from gdsolver.paths import read_input
+
+    try:
+        doc = json.loads(read_input(d / LOCK_FILE, "lock file", max_bytes=4096) or b"{}")
+    except (GdsolverError, ValueError):
+        return ""
+    return str(doc.get("run_id") or "") if isinstance(doc, dict) else ""
 
 
 def _now() -> str:
