@@ -644,6 +644,7 @@ def _onnx_bytes_case(tmp_path, edits):
             one_line(exc)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # onnx warns about the mangled keys it ignores
 @FAST
 @given(edits=st.lists(BYTE_EDITS, min_size=1, max_size=2))
 def test_random_onnx_corruptions(tmp_path, edits):
@@ -651,6 +652,7 @@ def test_random_onnx_corruptions(tmp_path, edits):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @SLOW
 @given(edits=st.lists(BYTE_EDITS, min_size=1, max_size=2))
 def test_random_onnx_corruptions_many(tmp_path, edits):
