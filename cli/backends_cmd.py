@@ -11,6 +11,7 @@ import typer
 
 from .apps import app, bench_app
 from .common import console, table, user_errors
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 def _licence_text(lic: dict[str, Any]) -> str:
@@ -57,12 +58,17 @@ def bench_backends(
     quick: Annotated[bool, typer.Option(help="One small instance per kind (seconds).")] = False,
     time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 60.0,
     threads: Annotated[Optional[int], typer.Option(help="Threads for both solvers (default: theirs).")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
     """HiGHS vs Gurobi solve time on the same instances (within Gurobi's licence), with the ratio;
-    exits 1 if the two disagree on an optimal objective."""
+    exits 1 if the two disagree on an optimal objective. With --ray each instance is a Ray task
+    (parallel solves share the cores: compare times only between runs made the same way)."""
     from gdsolver.bench.backends_bench import run_backends_bench
 
-    result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, threads=threads)
+    with executor_for(ray, ray_address) as ex:
+        result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit,
+                                    threads=threads, executor=ex)
     if not result["all_agree"]:
         console.print(f"{result['disagreements']} instances with different optimal objectives")
         raise typer.Exit(1)

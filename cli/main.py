@@ -10,9 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, fail, fmt, table, user_errors
+from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 class Task(str, Enum):
@@ -78,8 +79,13 @@ def compile_cmd(
     keep_correct: Annotated[int, typer.Option(
         help="Classification: also add K currently-correct points that must stay correct.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
+    layer: Annotated[Optional[str], typer.Option(
+        help="Model source: the dense layer to sweep, an index into the model's chain of dense layers "
+             "(0 = first, -1 = last, the default) or a node name; the layers after it are encoded exactly.")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Model source with several graph outputs: "
+                                                       "the one holding the scores (default: the only score output).")] = None,
 ) -> None:
-    """Build a final-layer MILP instance from a layer file (or a model plus data) and save it."""
+    """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
     from gdsolver.paths import check_output
 
@@ -90,15 +96,28 @@ def compile_cmd(
         from gdsolver.train.sweep import compile_model
 
         inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
-                             margin=margin, points=points, keep_correct=keep_correct, seed=seed)
+                             margin=margin, points=points, keep_correct=keep_correct, seed=seed,
+                             layer=-1 if layer is None else layer, output=output_name)
     else:
+        if layer is not None or output_name is not None:
+            fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
         if data is not None or dataset is not None:
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
         inst = _compile_layer_file(source, task.value, radius, mode, activation, margin, keep_correct)
     save(inst, output)
     s = inst.summary()
-    console.print(f"wrote {output}: {s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
+    where = _layer_text(inst.meta)
+    console.print(f"wrote {output}: {where}{s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
                   f"{s['indicators']} indicators, {s['nnz'] + s['indicator_nnz']} nonzeros")
+
+
+def _layer_text(meta: dict) -> str:
+    """'layer 0 of 2 (name), 150 ReLU binaries; ' for instances that record their layer."""
+    la = meta.get("layer") or {}
+    if not isinstance(la.get("index"), int):
+        return ""
+    name = f" ({la['name']})" if la.get("name") else ""
+    return f"layer {la['index']} of {la.get('count', '?')}{name}, {meta.get('relu_binaries', 0)} ReLU binaries; "
 
 
 def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None,
@@ -142,6 +161,11 @@ def solve(
         help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
+    closest: Annotated[bool, typer.Option(
+        "--closest/--no-closest",
+        help="After a solution: keep its integer decisions and objective and move the weights as little as "
+             "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
+             "the result records both.")] = True,
 ) -> None:
     """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
     An answer that fails ir.verify is recorded as ERROR ("VERIFY FAILED") and exits 1."""
@@ -156,14 +180,24 @@ def solve(
     check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
     opts = _parse_options(option)
-    get_backend(backend)  # an unknown backend is a usage error before any work
+    be = get_backend(backend)  # an unknown backend is a usage error before any work
     kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
     if fallback:
         if backend != "gurobi":
             fail("--fallback applies to --backend gurobi only")
         kwargs["fallback"] = fallback
     with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = solve_instance(inst, backend, **kwargs)
+        res = solve_instance(inst, backend, **kwargs)  # refuses numbers the solvers cannot honour
+        if closest and res.x is not None:
+            from gdsolver.compile.closest_point import move_to_closest
+
+            from gdsolver.formulate import check_claims
+
+            def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+                report = check_claims(inst, x)
+                return "" if report.ok else str(report)
+
+            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     rep = verify(inst, res.x) if res.x is not None else None
     shown_status = res.status
     if rep is not None and not rep.ok:  # never hand on an answer that does not satisfy the instance
@@ -177,9 +211,19 @@ def solve(
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["message", res.message], ["result", str(json_path)]]
+    if res.closest:
+        rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
     if rep is not None and not rep.ok:
         raise typer.Exit(1)
+
+
+def _closest_text(info: dict) -> str:
+    if not info.get("applied"):
+        return f"not used (x is the solver's): {info.get('reason')}"
+    return (f"moved the weights {fmt(info['moved_l1'], 4)} (L1) instead of the solver's {fmt(info['mip_moved_l1'], 4)}; "
+            f"objective {fmt(info['objective'])} (solver's {fmt(info['mip_objective'])}); LP {info['lp_status']} in "
+            f"{fmt(info['lp_runtime_s'], 3)} s")
 
 
 # ---------------------------------------------------------------- apply
@@ -191,15 +235,38 @@ def apply(
     output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
     instance: Annotated[Optional[Path], typer.Option(
         help="The instance (default: the one recorded in the result).")] = None,
-    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; with "
+                                             "--data, also write a model that is worse on the data.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y: score the model before and after and "
+                                                      "refuse to write a worse one (exit 1).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set to check on, as --data.")] = None,
+    accept_on: Annotated[Optional[str], typer.Option(
+        help="With --data: what must not get worse: 'accuracy' (classification default) or 'loss' "
+             "(cross-entropy; MSE for regression, its default).")] = None,
 ) -> None:
-    """Write a solved sweep's final-layer weights into the model it came from."""
+    """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
+    is not worse on that data)."""
     from gdsolver.paths import check_output
-    from gdsolver.train.apply import apply_result_to_onnx
+    from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
-    check_output(output, inputs=(model, result, instance), what="model", suffixes=(".onnx",))
-    summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
-    console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+    check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
+    if data is None and dataset is None:
+        if accept_on is not None:
+            fail("--accept-on applies with --data or --dataset")
+        summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
+        console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+        return
+    out = apply_checked(model, result, output, data=data, dataset=dataset, instance=instance, force=force,
+                        accept_on=accept_on)
+    console.print(table(None, ["", str(output)], [[k, v] for k, v in out.summary.items()]))
+    keys = [k for k in out.before if k != "points"]
+    console.print(table(f"on {data.name if data is not None else dataset} ({out.before['points']} points)",
+                        ["metric", "before", "after", ""],
+                        [[k, out.before[k], out.after[k], "watched" if k == out.watched else ""] for k in keys]))
+    if out.worse:
+        err_console.print(out.worse, markup=False, soft_wrap=True)
+    if not out.written:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -212,6 +279,8 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name.")] = None,
     instance: Annotated[Optional[Path], typer.Option(
         help="Also score the points of this sweep instance (comparable with its objective).")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Models with several graph outputs: the "
+                                                       "one holding the scores (default: the only score output).")] = None,
 ) -> None:
     """Accuracy (classification) or MSE/MAE (regression) of models on data, side by side."""
     from gdsolver.ir import load
@@ -224,7 +293,9 @@ def evaluate(
     meta = load(instance).meta if instance else None
     if meta is not None:
         check_instance_data(meta, prov)
-    results = [evaluate_onnx(m, X, y, task.value, meta) for m in models]
+    if output_name is None and meta is not None:
+        output_name = (meta.get("tail") or {}).get("output")
+    results = [evaluate_onnx(m, X, y, task.value, meta, output=output_name) for m in models]
     keys = list(results[0])
     console.print(table(None, ["metric", *[m.name for m in models]], [[k, *[r[k] for r in results]] for k in keys]))
 
@@ -252,7 +323,14 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(s))
         return
-    console.print(table(f"{instance}", ["", ""], [
+    layer_rows = []
+    la = s["meta"].get("layer") or {}
+    if isinstance(la.get("index"), int):
+        net = s["meta"].get("network") or []
+        shapes = " -> ".join(f"{'x'.join(map(str, n['shape']))} {n['activation']}" for n in net)
+        layer_rows = [["swept layer", f"{la['index']} of {la.get('count')}" + (f" ({la['name']})" if la.get("name") else "")],
+                      ["layers encoded", shapes or "-"], ["ReLU binaries", s["meta"].get("relu_binaries", 0)]]
+    console.print(table(f"{instance}", ["", ""], layer_rows + [
         ["variables", f"{s['variables']} ({s['continuous']} continuous, {s['binary']} binary, {s['integer']} integer)"],
         ["rows", s["rows"]], ["indicators", s["indicators"]], ["nonzeros", f"{s['nnz']} rows + {s['indicator_nnz']} indicators"],
         ["sense", s["sense"]], ["coefficient range", _rng(s["coefficient_range"])],
@@ -299,6 +377,16 @@ def export(
 
 
 # ---------------------------------------------------------------- replay
+def _replay_tasks(path: Path, **kw):
+    """One task per recorded instance, loaded (and checked) here as the tasks are submitted,
+    so a worker needs neither the files nor a shared file system."""
+    from gdsolver.compile.replay import find_pairs, load_pair, replay_loaded
+    from gdsolver.train.executor import Task
+
+    for inst_path, res_path in find_pairs(path):
+        yield Task(replay_loaded, (inst_path, *load_pair(inst_path, res_path)), kw, label=inst_path.name)
+
+
 @app.command()
 @user_errors
 def replay(
@@ -306,14 +394,28 @@ def replay(
     backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs."""
+    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
+    with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
     from gdsolver.compile.replay import replay as run_replay
 
+    if ray or ray_address is not None:
+        with executor_for(ray, ray_address) as ex:
+            outs = ex.run(_replay_tasks(path, backend=backend, tol=tol, time_limit=time_limit))
+        results = [o.value if o.ok else (o.label, o.error) for o in outs]
+    else:
+        results = run_replay(path, backend=backend, tol=tol, time_limit=time_limit)
     rows, bad = [], 0
-    for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
+    for r in results:
+        if isinstance(r, tuple):  # the task failed: (instance name, error)
+            bad += 1
+            rows.append([r[0], "-", "-", None, None, None, None, "-", f"NO (task failed: {r[1]})"])
+            continue
         bad += not r.ok
-        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+        name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
+        rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
                      "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
@@ -362,6 +464,22 @@ def bench_numerics(
     from gdsolver.bench.numerics_bench import run_numerics_bench
 
     run_numerics_bench(out_dir, quick=quick, echo=console.print)
+
+
+@bench_app.command("closest")
+@user_errors
+def bench_closest(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="One random instance (paper mode) and the resnet-like model.")] = False,
+    threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 120.0,
+    resnet: Annotated[bool, typer.Option(help="Also sweep a small resnet-like torch model (needs torch).")] = True,
+) -> None:
+    """Closest-point LP vs the MIP it follows on a 512 x 10 head; current vs first LP form."""
+    from gdsolver.bench.closest_bench import run_closest_bench
+
+    run_closest_bench(out_dir, quick=quick, echo=console.print, threads=threads, time_limit=time_limit,
+                      resnet=resnet)
 
 
 @app.command()

@@ -67,7 +67,11 @@ def train(
                                                         "sweep.")] = None,
     radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
                                                     "(default 0.05).")] = None,
-    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default 32).")] = None,
+    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
+                                                  "all when the sweep is an LP, else 150).")] = None,
+    layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
+                                                  "indices / module names separated by commas; each round visits "
+                                                  "them from the input side.")] = None,
     keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
                                                         "points must stay correct.")] = None,
     accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
@@ -102,7 +106,7 @@ def train(
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
-                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points,
+                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -137,7 +141,17 @@ def train(
                "results": [{**r.row(), "history": r.history.to_json_dict()} for r in results]}
         atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
     if dump is not None:
-        console.print(f"run written to {dump}/ (replay the sweeps with: gdsolver replay {dump})")
+        console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
+
+
+def _replay_hint(dump: Path, results) -> str:
+    """How to replay the dumped sweeps: `gdsolver replay DIR` takes a run directory or the
+    root of several methods' runs."""
+    dirs = [dump if len(results) == 1 else dump / r.method for r in results]
+    with_sweeps = [d for d in dirs if any((d / "sweeps").glob("*.gdsm"))]
+    if not with_sweeps:
+        return "no solver sweeps to replay"
+    return f"replay the sweeps with: gdsolver replay {dump}"
 
 
 def _check_outputs(dataset: str | None, data: Path | None, csv: Path | None, json_out: Path | None,

@@ -116,6 +116,6 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
         raise GdsolverError(f"{raw}: exists and is {_kind(p.stat().st_mode)}, expected a regular {what} file")
     for src in inputs:
         if src is not None and same_file(p, src):
-            raise GdsolverError(f"{raw}: is also an input of this command ({os.fspath(src)}); "
-                                f"choose another {what} path")
+            raise GdsolverError(f"{raw}: is also an input of this command ({os.fspath(src)}); refusing to "
+                                f"overwrite it, choose another {what} path")
     return p

@@ -243,7 +243,7 @@ def test_regression_sweep_objective_is_the_l1_after_write_back(tmp_path):
     X, Y = reg_data()
     model = reg_arch()
     rec = Recorder(model)
-    hist = GDSolver(model, "regression", lr=1e-6, epochs=1, max_sweeps=1, radius=0.1, solver_points=None,
+    hist = GDSolver(model, "regression", lr=1e-6, epochs=1, max_sweeps=1, radius=0.1, solver_points=None, mode="l1",
                     dump_dir=tmp_path, callback=rec).fit((X, Y), (X[:50], Y[:50]))
     (i,) = [i for i, r in enumerate(rec.rows) if r["kind"] == "sweep"]
     row = rec.rows[i]
@@ -487,7 +487,7 @@ def test_bad_settings():
         GDSolver(reg_arch(), "regression", keep_correct=5)
 
 
-@pytest.mark.parametrize("head", [nn.Softmax(dim=1), nn.Tanh()])
+@pytest.mark.parametrize("head", [nn.Sigmoid(), nn.Tanh()])
 def test_gdsolver_refuses_a_model_it_cannot_sweep_before_training(head):
     X, y = blobs()
     model = nn.Sequential(nn.Linear(4, 3), head)
@@ -523,12 +523,12 @@ def test_history_csv_round_trip(small_history, tmp_path):
     def parse(col, s):
         if s == "":
             return None
-        if col in ("kind", "status", "reason"):
+        if col in ("kind", "status", "reason", "layer_name"):
             return s
         if col == "accepted":
             return {"True": True, "False": False}[s]
         v = float(s)
-        return int(v) if col in ("phase", "epoch", "sweep", "points", "n_vars", "n_cons", "n_binary") else v
+        return int(v) if col in ("phase", "epoch", "sweep", "layer", "points", "n_vars", "n_cons", "n_binary") else v
 
     for r, b in zip(h.rows, back):
         assert {c: parse(c, b[c]) for c in COLUMNS} == r

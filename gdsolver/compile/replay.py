@@ -1,8 +1,9 @@
 """Replay: re-solve saved instances and compare with their recorded results.
 
 PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
-them (a training run's dump directory or its `sweeps/`). The recorded solution is also
-checked against the instance with `ir.verify`, independently of any solver.
+them (a training run's dump directory or its `sweeps/`, or the dump root of several
+methods trained side by side: every DIR/<method>/sweeps/). The recorded solution is also checked against
+the instance with `ir.verify`, independently of any solver.
 
 A training run's dump directory is checked as a whole before anything is solved
 (`check_run`): its run.json must say the run finished, every sweep file must be one the
@@ -25,6 +26,7 @@ from gdsolver.compile.backend import solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
 from gdsolver.ir.gdsm import fingerprint, load
+from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.verify import verify
 from gdsolver.paths import open_input, read_input
 
@@ -126,17 +128,15 @@ def check_run(run_dir: Path) -> None:
 
 def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(instance, result json) pairs under `path`; FormatError when there are none. A training
-    run's dump directory is checked against its run.json first (check_run)."""
+    run's sweeps are checked against its run.json first (check_run)."""
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: not found")
-    if path.is_dir():
-        if not any(path.glob("*.gdsm")) and (path / "sweeps").is_dir():
-            check_run(path)
-            path = path / "sweeps"  # a training run's dump directory
-        elif path.name == "sweeps" and (path.parent / RUN_FILE).exists():
-            check_run(path.parent)
-    instances = sorted(path.glob("*.gdsm")) if path.is_dir() else [path]
+    dirs = _instance_dirs(path) if path.is_dir() else []
+    for d in dirs:
+        if d.name == "sweeps" and (d.parent / RUN_FILE).exists():
+            check_run(d.parent)
+    instances = [i for d in dirs for i in sorted(d.glob("*.gdsm"))] if path.is_dir() else [path]
     pairs = []
     for inst in instances:
         res, _ = result_paths(inst)
@@ -150,24 +150,46 @@ def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _instance_dirs(path: Path) -> list[Path]:
+    """Where the instances under a directory are: itself, a training run's sweeps/, or, for
+    a dump of several methods side by side (`gdsolver train -m A -m B --dump DIR`), each
+    DIR/<method>/sweeps/."""
+    if any(path.glob("*.gdsm")):
+        return [path]
+    if (path / "sweeps").is_dir():
+        return [path / "sweeps"]
+    runs = sorted(d / "sweeps" for d in path.iterdir() if d.is_dir() and (d / "sweeps").is_dir())
+    return runs or [path]
+
+
 def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
+def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: str | None = None,
+                  tol: float = 1e-6, time_limit: float | None = None) -> ReplayRow:
+    """Re-solve one loaded instance with the recorded backend (or `backend`) and compare with
+    its recorded result. Pure (arguments in, row out), so it can run in another process."""
+    fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
+    x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
+        None if rec.x is None else False)
+    opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
+    tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
+    new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
+    same_status = new.status == rec.status
+    obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
+    return ReplayRow(name, rec, new, x_ok, fp_ok, obj_ok)
+
+
+def load_pair(inst_path: Path, res_path: Path) -> tuple[MilpInstance, SolveResult]:
+    return load(inst_path), load_result(res_path)
+
+
 def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,
            time_limit: float | None = None) -> Iterator[ReplayRow]:
     """Re-solve each recorded instance with the recorded backend (or `backend`)."""
     for inst_path, res_path in find_pairs(path):
-        inst = load(inst_path)
-        rec = load_result(res_path)
-        fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
-        x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
-            None if rec.x is None else False)
-        opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
-        tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-        new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
-        same_status = new.status == rec.status
-        obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
-        yield ReplayRow(inst_path, rec, new, x_ok, fp_ok, obj_ok)
+        yield replay_loaded(inst_path, *load_pair(inst_path, res_path), backend=backend, tol=tol,
+                            time_limit=time_limit)

@@ -53,6 +53,7 @@ class SolveResult:
     instance_fingerprint: str = ""
     instance_file: str = ""  # the instance's path relative to the result file, when known
     run_id: str = ""  # the training run that dumped this result (train/dump.py), "" otherwise
+    closest: dict[str, Any] = field(default_factory=dict)  # the closest-point step's figures, when it ran
 
     @property
     def has_solution(self) -> bool:
@@ -167,12 +168,15 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
         fields[key] = float(v) if float in types else v
     if "instance_file" in fields and "\x00" in fields["instance_file"]:
         raise FormatError(f"{json_path}: field 'instance_file' contains a NUL character")
-    options = doc.get("options")
-    options = {} if options is None else options
-    if not isinstance(options, dict):
-        raise FormatError(f"{json_path}: field 'options' is {options!r:.60}, expected an object")
+    objects = {}
+    for key in ("options", "closest"):  # free-form objects
+        v = doc.get(key)
+        v = {} if v is None else v
+        if not isinstance(v, dict):
+            raise FormatError(f"{json_path}: field '{key}' is {v!r:.60}, expected an object")
+        objects[key] = dict(v)
     x = _load_x(json_path, doc)
-    return SolveResult(status=doc["status"], x=x, options=dict(options), **fields)
+    return SolveResult(status=doc["status"], x=x, **objects, **fields)
 
 
 def _load_x(json_path: Path, doc: dict[str, Any]) -> np.ndarray | None:

@@ -33,7 +33,12 @@ from gdsolver.ir.npy import check_size, read_npy
 from gdsolver.paths import open_input
 
 FORMAT_NAME = "gdsolver-milp"
-FORMAT_VERSION = 1
+# 2: optional `data/NAME` arrays (MilpInstance.data: a sweep's network data); 1 still reads
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DATA_PREFIX = "data/"
+DATA_DTYPES = ("float64", "int64")
+_MAX_DATA_NDIM = 8
 _MAX_INDEX = 2**31 - 1  # indices are int32
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -61,6 +66,10 @@ def _arrays_of(inst: MilpInstance) -> dict[str, np.ndarray]:
     if inst.start is not None:
         arrays["start"] = inst.start
     return {k: np.ascontiguousarray(v, dtype=_ARRAYS[k]) for k, v in arrays.items()}
+
+
+def _data_arrays(inst: MilpInstance) -> dict[str, np.ndarray]:
+    return {DATA_PREFIX + k: np.ascontiguousarray(v) for k, v in inst.data.items()}
 
 
 def array_sha256(a: np.ndarray) -> str:
@@ -93,7 +102,7 @@ def save(inst: MilpInstance, path: str | os.PathLike) -> Path:
     """Write `inst` to `path` (.gdsm) atomically. Returns the path."""
     inst.validate()
     path = Path(path)
-    arrays = _arrays_of(inst)
+    arrays = {**_arrays_of(inst), **_data_arrays(inst)}
     try:
         json.dumps(inst.meta)
     except (TypeError, ValueError) as exc:
@@ -134,8 +143,10 @@ def load(path: str | os.PathLike) -> MilpInstance:
     with _open_zip(path) as zf:
         doc = _read_doc(path, zf)
         shapes = _declared_shapes(path, doc)
-        check_size(str(path), sum(math.prod(s) * np.dtype(_ARRAYS[k]).itemsize for k, s in shapes.items()))
+        dtypes = {k: _ARRAYS.get(k) or doc["arrays"][k]["dtype"] for k in shapes}
+        check_size(str(path), sum(math.prod(s) * np.dtype(dtypes[k]).itemsize for k, s in shapes.items()))
         arrays: dict[str, np.ndarray] = {}
+        data: dict[str, np.ndarray] = {}
         for name, shape in shapes.items():
             info = doc["arrays"][name]
             shown = f"{path}: array '{name}'"
@@ -143,20 +154,23 @@ def load(path: str | os.PathLike) -> MilpInstance:
                 entry = zf.getinfo(f"{name}.npy")
             except KeyError:
                 raise FormatError(f"{path}: array '{name}' is listed in meta.json but missing") from None
-            nbytes = math.prod(shape) * np.dtype(_ARRAYS[name]).itemsize
+            nbytes = math.prod(shape) * np.dtype(dtypes[name]).itemsize
             if not nbytes <= entry.file_size <= nbytes + _NPY_HEADER_MAX:
                 raise FormatError(f"{shown} is stored as {entry.file_size} bytes, but shape {list(shape)} of "
-                                  f"{_ARRAYS[name]} needs {nbytes} plus a header")
+                                  f"{dtypes[name]} needs {nbytes} plus a header")
             try:
                 with zf.open(entry) as fh:
-                    arr = read_npy(fh, shown, dtype=_ARRAYS[name], shape=shape)
+                    arr = read_npy(fh, shown, dtype=dtypes[name], shape=shape, ndim=len(shape))
             except FormatError:
                 raise
             except Exception as exc:  # zip-level defects: CRC, zlib, encryption flag, bad local header
                 raise FormatError(f"{shown} is corrupt ({type(exc).__name__}: {exc})") from None
             if array_sha256(arr) != info["sha256"]:
                 raise FormatError(f"{path}: array '{name}' fails its sha256 check (file corrupted)")
-            arrays[name] = arr
+            if name.startswith(DATA_PREFIX):
+                data[name[len(DATA_PREFIX):]] = arr
+            else:
+                arrays[name] = arr
     try:
         n = doc["num_vars"]
         inst = MilpInstance(
@@ -171,12 +185,13 @@ def load(path: str | os.PathLike) -> MilpInstance:
             meta=doc.get("meta") or {},
             row_groups={k: (o, c) for k, o, c in doc.get("row_groups", [])},
             ind_groups={k: (o, c) for k, o, c in doc.get("ind_groups", [])},
+            data=data,
         )
         inst.validate()
     except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise FormatError(f"{path}: inconsistent instance: {exc}") from None
     # the arrays matched their recorded hashes above, so those hashes stand for them
-    hashes = {k: info["sha256"] for k, info in doc["arrays"].items()}
+    hashes = {k: info["sha256"] for k, info in doc["arrays"].items() if not k.startswith(DATA_PREFIX)}
     if doc["fingerprint"] != _fingerprint(_structure(inst), hashes):
         raise FormatError(f"{path}: structure does not match its recorded fingerprint (file edited or corrupted)")
     return inst
@@ -214,8 +229,9 @@ def _read_doc(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
         raise FormatError(f"{path}: field 'format' is {doc.get('format') if isinstance(doc, dict) else None!r}, "
                           f"expected {FORMAT_NAME!r}")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise FormatError(f"{path}: field 'format_version' is {version!r}, this gdsolver reads version {FORMAT_VERSION}")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise FormatError(f"{path}: field 'format_version' is {version!r}, this gdsolver reads versions "
+                          f"{list(READABLE_VERSIONS)}")
     for key in ("num_vars", "sense", "c0", "blocks", "arrays", "fingerprint"):
         if key not in doc:
             raise FormatError(f"{path}: meta.json lacks field '{key}'")
@@ -259,6 +275,14 @@ def _check_doc(path: Path, doc: dict[str, Any]) -> None:
     if not isinstance(arrays, dict):
         raise bad("arrays", "an object")
     for name, info in arrays.items():
+        if isinstance(name, str) and name.startswith(DATA_PREFIX) and len(name) > len(DATA_PREFIX) \
+                and doc["format_version"] >= 2:
+            if not (isinstance(info, dict) and isinstance(info.get("sha256"), str) and info.get("dtype") in DATA_DTYPES
+                    and isinstance(info.get("shape"), list) and len(info["shape"]) <= _MAX_DATA_NDIM
+                    and all(_is_int(d) for d in info["shape"])):
+                raise FormatError(f"{path}: meta.json field 'arrays.{name}' is not "
+                                  f"{{sha256, dtype: one of {list(DATA_DTYPES)}, shape: [dimensions >= 0]}}")
+            continue
         if name not in _ARRAYS:
             raise FormatError(f"{path}: unknown array '{name}' in meta.json")
         if not (isinstance(info, dict) and isinstance(info.get("sha256"), str) and info.get("dtype") == _ARRAYS[name]
@@ -274,7 +298,7 @@ def _declared_shapes(path: Path, doc: dict[str, Any]) -> dict[str, tuple[int, ..
     """Every array's shape from meta.json, checked against the structure before any is read:
     n variables, m rows, k indicators; CSR arrays of m+1 / k+1 pointers (their nnz is
     checked against the pointers once those are read, by validate())."""
-    shapes = {k: (info["shape"][0],) for k, info in doc["arrays"].items()}
+    shapes = {k: tuple(info["shape"]) for k, info in doc["arrays"].items()}
     n = doc["num_vars"]
     m, k = shapes["row_lo"][0], shapes["ind_var"][0]
     expect = {"lb": n, "ub": n, "vtype": n, "c": n, "start": n, "row_hi": m, "A_indptr": m + 1,

@@ -45,6 +45,9 @@ class MilpInstance:
     meta: dict[str, Any] = field(default_factory=dict)
     row_groups: dict[str, tuple[int, int]] = field(default_factory=dict)
     ind_groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # context that is not part of the optimisation problem: what a forward pass needs to
+    # re-check an answer (a sweep's inputs, targets, layer weights); float64 or int64 arrays
+    data: dict[str, np.ndarray] = field(default_factory=dict)
 
     # ---- sizes -------------------------------------------------------------
     @property
@@ -152,6 +155,11 @@ class MilpInstance:
             for name, (off, cnt) in groups.items():
                 if off < 0 or cnt < 0 or off + cnt > total:
                     raise ValueError(f"{what} {name!r} covers [{off}, {off + cnt}), outside [0, {total})")
+        for name, arr in self.data.items():
+            if not isinstance(arr, np.ndarray) or arr.dtype not in (np.float64, np.int64):
+                raise ValueError(f"data array '{name}' must be a float64 or int64 numpy array")
+            if arr.dtype == np.float64 and not np.all(np.isfinite(arr)):
+                raise ValueError(f"data array '{name}' contains NaN or inf")
         spans = sorted((o, o + math.prod(s), k) for k, (o, s) in self.blocks.items())
         end = 0
         for start, stop, name in spans:  # blocks must tile [0, n) without gap or overlap
@@ -220,6 +228,7 @@ class InstanceBuilder:
         self._c: list[np.ndarray] = []
         self._start: list[np.ndarray | None] = []
         self._n = 0
+        self._bounds_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
         self._inds: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
 
@@ -247,6 +256,14 @@ class InstanceBuilder:
         idx = np.arange(self._n, self._n + size, dtype=np.int64).reshape(shape)
         self._n += size
         return idx
+
+    def var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current (lb, ub) of the variables with global indices `idx` (any shape)."""
+        if self._bounds_cache is None or len(self._bounds_cache[0]) != self._n:
+            self._bounds_cache = (np.concatenate(self._lb) if self._lb else np.zeros(0),
+                                  np.concatenate(self._ub) if self._ub else np.zeros(0))
+        lb, ub = self._bounds_cache
+        return lb[idx], ub[idx]
 
     def add_rows(self, name: str, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nrows: int,
                  lo: Any, hi: Any) -> None:
