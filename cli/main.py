@@ -199,10 +199,19 @@ def solve(
 
             res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     rep = verify(inst, res.x) if res.x is not None else None
+    failure = ""  # never hand on an answer that does not satisfy the instance or whose claim is false
+    if rep is not None and not rep.ok:
+        failure = f"fails ir.verify: {rep}"
+    elif res.x is not None:
+        from gdsolver.formulate import check_claims
+
+        claims = check_claims(inst, res.x)  # a float64 forward pass when the instance carries its network
+        if not claims.ok:
+            failure = f"fails the float64 forward-pass check: {claims}"
     shown_status = res.status
-    if rep is not None and not rep.ok:  # never hand on an answer that does not satisfy the instance
+    if failure:
         shown_status = f"VERIFY FAILED ({res.backend} said {res.status})"
-        res.message = f"VERIFY FAILED: the {res.status} answer fails ir.verify: {rep}; {res.message}"
+        res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
         res.status = "ERROR"
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
     json_path, x_path = save_result(res, out)
@@ -214,7 +223,7 @@ def solve(
     if res.closest:
         rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
-    if rep is not None and not rep.ok:
+    if failure:
         raise typer.Exit(1)
 
 

@@ -245,3 +245,17 @@ def test_inspect_shows_user_meta_with_infinities(cli, files):
         p = cli(*args, cwd=files)
         assert p.returncode == 0, p.stderr
         assert "Infinity" in p.stdout or "inf" in p.stdout
+
+
+def test_forward_pass_mismatch_is_reported_like_a_verify_failure(cli, files, monkeypatch):
+    """An answer that verifies but whose claim a float64 forward pass refutes (formulate.check_claims;
+    rare once check_numerics has refused margins below resolution) is VERIFY FAILED too."""
+    import gdsolver.formulate
+    from gdsolver.formulate.claims import ClaimReport
+
+    monkeypatch.setattr(gdsolver.formulate, "check_claims",
+                        lambda inst, x: ClaimReport(False, 3.0, 1.0, "2 point(s) counted correct are not correct"))
+    p = cli("solve", "reg.gdsm", "--no-closest", cwd=files)
+    assert p.returncode == 1 and "VERIFY FAILED (highs said OPTIMAL)" in p.stdout
+    res = gdsolver.load_result(files / "reg.result.json")
+    assert res.status == "ERROR" and "forward-pass" in res.message

@@ -679,3 +679,26 @@ def test_validate_refuses_bounds_no_value_satisfies():
         bld.add_rows("r", np.array([0]), x, np.ones(1), 1, lo=lo, hi=hi)
         with pytest.raises(ValueError, match="no value satisfies"):
             bld.build().validate()
+
+
+# ---------------------------------------------------------------------------------
+# .gdsm version 2: the network data a sweep carries is read with the same size checks
+# ---------------------------------------------------------------------------------
+
+
+def test_data_arrays_round_trip_and_are_size_checked(saved, tmp_path):
+    inst, _, data = saved
+    assert inst.data and {"H", "y"} <= set(inst.data)
+    back = load(save(inst, tmp_path / "d.gdsm"))
+    for k, v in inst.data.items():
+        assert back.data[k].dtype == v.dtype and np.array_equal(back.data[k], v)
+    # a data entry inflated far beyond its declared shape: refused from the zip directory
+    p = _bomb(data, tmp_path / "bomb.gdsm", "data/H.npy", (3_000_000,))
+    with pytest.raises(FormatError, match="'data/H' is stored as"):
+        load(p)
+    # a data array declared with absurd dimensions: refused by the total before reading
+    with pytest.raises(FormatError, match="declares"):
+        load(_rewrite(data, tmp_path / "big.gdsm", meta=lambda d: d["arrays"]["data/H"].update(shape=[10**6, 10**6])))
+    for bad in ({"dtype": "object"}, {"shape": [-1, 2]}, {"shape": "2x3"}):
+        with pytest.raises(FormatError, match="data/H"):
+            load(_rewrite(data, tmp_path / "bad.gdsm", meta=lambda d, b=bad: d["arrays"]["data/H"].update(b)))
