@@ -213,7 +213,7 @@ def test_refused_instance_numbers_are_one_line(cli, files):
     inst = gdsolver.formulate.classification(W, np.zeros(3), H, rng.integers(0, 3, 10), radius=0.05,
                                              activation="relu")
     gdsolver.save(inst, files / "huge.gdsm")
-    assert_user_error(cli("solve", "huge.gdsm", cwd=files), "coefficient range", "spans")
+    assert_user_error(cli("solve", "huge.gdsm", cwd=files), "coefficients of", "a span of")
     assert not (files / "huge.result.json").exists()
 
 

@@ -80,7 +80,7 @@ def run_numerics_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
                     check_numerics(inst)
                     verdict = "accepted"
                 except GdsolverError as exc:
-                    verdict = "refused: " + ("coefficient range" if "coefficient range" in str(exc) else "margin")
+                    verdict = "refused: " + ("coefficient range" if "a span of" in str(exc) else "margin")
                 row = {"case": case, "k": k, "seed": seed, "verdict": verdict,
                        "coefficient_range": list(inst.summary()["coefficient_range"] or []),
                        "significant_range": num.range_ratio, "threshold_ratio": num.threshold_ratio}
@@ -125,7 +125,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     bes = result["backends"]
     lines = ["# gdsolver bench numerics", "", (__doc__ or "").split("\n\n", 1)[1].strip(), "",
-             f"Limits: significant coefficient range <= {result['max_coefficient_range']:g}; indicator thresholds "
+             f"Limits: significant coefficients within one constraint span <= {result['max_coefficient_range']:g}; "
+             f"indicator thresholds "
              f">= {result['resolution']:g} x their expression's magnitude. Backends: {', '.join(bes)}.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), highspy {m['highspy']}, gurobipy {m['gurobipy']}; "
              f"{m['date']}", "",

@@ -23,7 +23,7 @@ from gdsolver.errors import GdsolverError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import MilpInstance
 
-#: widest range of significant matrix coefficients (max |a| / min |a|) the solvers honour.
+#: widest range of significant coefficients (max |a| / min |a|) within one constraint the solvers honour.
 #: Measured on final-layer instances with features scaled by 10^k (README "Numerical range"):
 #: up to 1e8 HiGHS and Gurobi return the same optimum and every point verifies; at 1e9 HiGHS
 #: reports OPTIMAL at objectives 10-60% worse than Gurobi's, at 1e10 Gurobi does too and HiGHS
@@ -95,12 +95,13 @@ class Numerics:
     """What `check_numerics` looked at: the significant coefficient range and the worst
     indicator threshold relative to its constraint's magnitude."""
 
-    coefficient_range: tuple[float, float] | None  # (min, max) |a| over significant coefficients
+    coefficient_range: tuple[float, float] | None  # (min, max) |a| of significant coefficients in the widest row
     negligible: int  # coefficients too small to matter at their row's resolution
     threshold_ratio: float | None  # min |bound| / box magnitude over indicator thresholds
     threshold: float | None = None  # that indicator's threshold, its box magnitude and label
     threshold_box: float | None = None
     threshold_where: str = ""
+    range_where: str = ""  # the row (or indicator) with the widest significant range
 
     @property
     def range_ratio(self) -> float:
@@ -110,23 +111,43 @@ class Numerics:
         return hi / lo
 
 
+def _widest_row(mat: Csr, m: np.ndarray) -> tuple[float, float, int, int] | None:
+    """(min, max) |a| over the significant coefficients of the row where they span most, that
+    row, and the number of negligible coefficients (a term whose largest contribution is below
+    RESOLUTION of its row's magnitude cannot change any verdict, whatever a solver does with it;
+    HiGHS, for one, drops |a| <= 1e-9)."""
+    if mat.nnz == 0:
+        return None
+    a = np.abs(mat.data)
+    contrib = a * m[mat.indices]
+    box = mat.row_sum(contrib)
+    keep = (contrib >= RESOLUTION * box[mat.row_ids()]) & (a > 0)
+    negligible = int(np.count_nonzero(~keep & (a > 0)))
+    starts = mat.indptr[:-1][np.diff(mat.indptr) > 0]
+    rows = np.flatnonzero(np.diff(mat.indptr) > 0)
+    lo = np.minimum.reduceat(np.where(keep, a, np.inf), starts)
+    hi = np.maximum.reduceat(np.where(keep, a, 0.0), starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isfinite(lo) & (lo > 0), hi / lo, 1.0)
+    i = int(np.argmax(ratio))
+    return float(lo[i]) if np.isfinite(lo[i]) else 1.0, float(hi[i]) or 1.0, int(rows[i]), negligible
+
+
 def numerics(inst: MilpInstance) -> Numerics:
-    """Coefficient range (significant coefficients only) and indicator-threshold resolution."""
+    """The widest range of significant coefficients within one constraint, and the resolution of
+    indicator thresholds. Within a row, because that is what no scaling removes: solvers scale
+    rows (and columns) to similar size, but a row mixing 1e12 and 1 stays a row mixing them."""
     m = variable_magnitude(inst)
-    sig, negligible = [], 0
-    for mat in (inst.A, inst.ind_A):
-        if mat.nnz == 0:
+    crange, where, negligible, best = None, "", 0, 1.0
+    for mat, label in ((inst.A, inst.row_label), (inst.ind_A, inst.ind_label)):
+        got = _widest_row(mat, m)
+        if got is None:
             continue
-        contrib = np.abs(mat.data) * m[mat.indices]
-        box = mat.row_sum(contrib)
-        # a term below the row's resolution cannot change any verdict: whatever a solver does
-        # with it (HiGHS drops |a| <= 1e-9) stays within the tolerance
-        keep = (contrib >= RESOLUTION * box[mat.row_ids()]) & (mat.data != 0)
-        negligible += int(np.count_nonzero(~keep & (mat.data != 0)))
-        sig.append(np.abs(mat.data[keep]))
-    coefs = np.concatenate(sig) if sig else np.zeros(0)
-    crange = (float(coefs.min()), float(coefs.max())) if len(coefs) else None
-    ratio, thr_value, thr_box, where = None, None, None, ""
+        lo, hi, row, neg = got
+        negligible += neg
+        if crange is None or hi / lo > best:
+            crange, where, best = (lo, hi), label(row), hi / lo
+    ratio, thr_value, thr_box, thr_where = None, None, None, ""
     if inst.num_indicators:
         box = box_magnitude(inst.ind_A, m)
         worst = np.full(inst.num_indicators, np.inf)
@@ -139,21 +160,23 @@ def numerics(inst: MilpInstance) -> Numerics:
             np.minimum(worst, r, out=worst)
         if np.isfinite(worst).any():
             i = int(np.argmin(worst))
-            ratio, thr_value, thr_box, where = float(worst[i]), float(value[i]), float(box[i]), inst.ind_label(i)
-    return Numerics(crange, negligible, ratio, thr_value, thr_box, where)
+            ratio, thr_value, thr_box, thr_where = float(worst[i]), float(value[i]), float(box[i]), inst.ind_label(i)
+    return Numerics(crange, negligible, ratio, thr_value, thr_box, thr_where, where)
 
 
 def check_numerics(inst: MilpInstance) -> Numerics:
     """Refuse (GdsolverError, one line with the numbers) an instance whose numbers the solvers
-    cannot honour: a significant coefficient range above MAX_COEFFICIENT_RANGE, or an indicator
+    cannot honour: significant coefficients within one constraint spanning more than
+    MAX_COEFFICIENT_RANGE, or an indicator
     threshold (e.g. a classification margin) below RESOLUTION times its expression's magnitude,
     which neither a solver nor `verify` can tell from zero."""
     num = numerics(inst)
     if num.range_ratio > MAX_COEFFICIENT_RANGE:
         lo, hi = num.coefficient_range  # type: ignore[misc]
         raise GdsolverError(
-            f"instance: coefficient range [{lo:.3g}, {hi:.3g}] spans {hi / lo:.2g}, more than the {MAX_COEFFICIENT_RANGE:g} "
-            "the solvers answer correctly; rescale the data (e.g. standardise the features)")
+            f"instance: the coefficients of {num.range_where} range over [{lo:.3g}, {hi:.3g}], a span of {hi / lo:.2g}, "
+            f"more than the {MAX_COEFFICIENT_RANGE:g} the solvers answer correctly; rescale the data (e.g. "
+            "standardise the features)")
     if num.threshold_ratio is not None and num.threshold_ratio < RESOLUTION:
         raise GdsolverError(
             f"instance: indicator {num.threshold_where} has threshold {num.threshold:.3g} but its expression reaches "
