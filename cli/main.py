@@ -89,9 +89,11 @@ def compile_cmd(
 ) -> None:
     """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
+    from gdsolver.paths import check_output
 
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
+    check_output(output, inputs=(source, data), what="instance")
     if source.suffix.lower() == ".onnx":
         from gdsolver.train.sweep import compile_model
 
@@ -173,13 +175,15 @@ def solve(
              "the result records both.")] = True,
 ) -> None:
     """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
-    Exit 1 when the solver reports ERROR (nothing written); on Ctrl-C the best point found so far
-    is written as a FEASIBLE result and the exit code is 130."""
+    Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
+    the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
+    the best point found so far is written as a FEASIBLE result and the exit code is 130."""
     from gdsolver.compile import SolveOptions, result_paths
     from gdsolver.compile.registry import check_backend_name
     from gdsolver.compile.registry import solve as solve_with
     from gdsolver.errors import SolveInterrupted
     from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
     # everything that can be refused is checked before the instance is loaded and solved
     opts = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start,
@@ -190,6 +194,7 @@ def solve(
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
+    check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
     try:
         with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
@@ -213,7 +218,29 @@ def solve(
                                       check=claims_hold)
         except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
             _interrupted(res, instance, inst, out)
-    _print_result(instance, inst, res, _write_result(res, instance, out))
+    failure = _verification_failure(inst, res)
+    shown = None
+    if failure:  # never hand on an answer that does not satisfy the instance or whose claim is false
+        shown = f"VERIFY FAILED ({res.backend} said {res.status})"
+        res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
+        res.status = "ERROR"
+    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown)
+    if failure:
+        raise typer.Exit(EXIT_SOLVER_ERROR)
+
+
+def _verification_failure(inst, res) -> str:
+    """Why an answer must not be used ('' when it may): ir.verify, then the forward-pass claims."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.ir import verify
+
+    if res.x is None:
+        return ""
+    rep = verify(inst, res.x)
+    if not rep.ok:
+        return f"fails ir.verify: {rep}"
+    claims = check_claims(inst, res.x)  # a float64 forward pass when the instance carries its network
+    return "" if claims.ok else f"fails the float64 forward-pass check: {claims}"
 
 
 def _interrupted(res, instance: Path, inst, out: Path) -> None:
@@ -235,11 +262,11 @@ def _write_result(res, instance: Path, out: Path) -> Path:
     return save_result(res, out)[0]
 
 
-def _print_result(instance: Path, inst, res, json_path: Path | None) -> None:
+def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None) -> None:
     from gdsolver.ir import verify
 
     rep = verify(inst, res.x) if res.x is not None else None
-    rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
+    rows = [["status", shown_status or res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
@@ -277,8 +304,10 @@ def apply(
 ) -> None:
     """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
     is not worse on that data)."""
+    from gdsolver.paths import check_output
     from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
+    check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
     if data is None and dataset is None:
         if accept_on is not None:
             fail("--accept-on applies with --data or --dataset")
@@ -337,9 +366,18 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
+    from gdsolver.errors import GdsolverError
     from gdsolver.ir import load
+    from gdsolver.ir.numerics import check_numerics
 
-    s = load(instance).summary()
+    inst = load(instance)
+    s = inst.summary()
+    try:
+        num = check_numerics(inst)
+        s["numerics"] = {"solvable": True, "significant_coefficient_range": num.range_ratio,
+                         "negligible_coefficients": num.negligible, "reason": None}
+    except GdsolverError as exc:
+        s["numerics"] = {"solvable": False, "reason": str(exc)}
     if as_json:
         console.print_json(json.dumps(s))
         return
@@ -358,6 +396,9 @@ def inspect(
         ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
         ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
         ["MIP start", "yes" if s["has_start"] else "no"],
+        ["numerics", "ok (significant coefficients span " + fmt(s["numerics"]["significant_coefficient_range"], 3)
+         + (f"; {s['numerics']['negligible_coefficients']} negligible" if s["numerics"]["negligible_coefficients"]
+            else "") + ")" if s["numerics"]["solvable"] else "solve refuses it: " + s["numerics"]["reason"]],
     ]))
     console.print(table("blocks", ["block", "offset", "shape"],
                         [[k, v["offset"], "x".join(map(str, v["shape"]))] for k, v in s["blocks"].items()]))
@@ -385,7 +426,9 @@ def export(
     """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
     from gdsolver.compile.export import export_model
     from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
+    check_output(output, inputs=(instance,), what="export")
     inst = load(instance)
     export_model(inst, output, keep_indicators=keep_indicators)
     console.print(f"wrote {output} ({output.stat().st_size} bytes)")
@@ -468,6 +511,18 @@ def bench_formulations(
     from gdsolver.bench.formulation_bench import run_formulation_bench
 
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
+@bench_app.command("numerics")
+@user_errors
+def bench_numerics(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="Six scales, one seed (about a minute).")] = False,
+) -> None:
+    """Feature scales 1e-12..1e12: which the solvers answer correctly, and what the numerics check refuses."""
+    from gdsolver.bench.numerics_bench import run_numerics_bench
+
+    run_numerics_bench(out_dir, quick=quick, echo=console.print)
 
 
 @bench_app.command("closest")

@@ -105,6 +105,7 @@ def train(
     for m in method:
         if m not in method_names():
             fail(f"--method {m!r}: expected one of {method_names()}")
+    _check_outputs(dataset, data, csv, json_out, dump)
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
     net = build_model(model, tuple(split.train[0].shape[1:]), outputs_of(split), hidden=hidden, seed=seed,
                       dataset=dataset)
@@ -158,6 +159,28 @@ def _replay_hint(dump: Path, results) -> str:
     if not with_sweeps:
         return "no solver sweeps to replay"
     return f"replay the sweeps with: gdsolver replay {dump}"
+
+
+def _check_outputs(dataset: str | None, data: Path | None, csv: Path | None, json_out: Path | None,
+                   dump: Path | None) -> None:
+    """Before any training: the outputs can be written and none of them is an input."""
+    from gdsolver.paths import check_output, same_file
+
+    inputs = [data, Path(dataset) if dataset and dataset.endswith(".npz") else None]
+    if csv is not None:
+        check_output(csv, inputs=inputs, what="--csv")
+    if json_out is not None:
+        check_output(json_out, inputs=[*inputs, csv], what="--json")
+    if dump is not None:
+        if dump.exists() and not dump.is_dir():
+            fail(f"{dump}: --dump must be a directory, and this is a file")
+        for out in (csv, json_out):
+            if out is not None and dump.is_dir() and (out.resolve().parent == dump.resolve()
+                                                       and out.name in ("run.json", "model.onnx")):
+                fail(f"{out}: is a file the run writes into --dump {dump}")
+        for src in inputs:
+            if src is not None and same_file(dump, src):
+                fail(f"{dump}: --dump is also the input {src}")
 
 
 def _model_text(net) -> str:

@@ -5,6 +5,7 @@ is in test_backends.py, parity with scipy in test_parity.py."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -87,17 +88,47 @@ def solved():
 def test_result_round_trip(tmp_path, solved):
     _, res = solved
     j, xp = save_result(res, tmp_path / "inst.gdsm")
-    assert (j, xp) == (tmp_path / "inst.result.json", tmp_path / "inst.x.npy")
+    sha = hashlib.sha256(res.x.tobytes()).hexdigest()
+    assert (j, xp) == (tmp_path / "inst.result.json", tmp_path / f"inst.result.x-{sha[:16]}.npy")
     _assert_same_result(res, load_result(j))
     doc = json.loads(j.read_text())
-    assert doc["format"] == "gdsolver-result" and doc["x_file"] == "inst.x.npy"
+    assert doc["format"] == "gdsolver-result" and doc["format_version"] == 2
+    assert doc["x_file"] == xp.name and doc["x_sha256"] == sha
+    np.testing.assert_array_equal(np.load(xp), res.x)  # x stays a plain .npy
+
+
+def test_result_format_1_still_loads(tmp_path, solved):
+    """Results written before format version 2: x in R.x.npy beside R.json."""
+    _, res = solved
+    j, xp = save_result(res, tmp_path / "old.json")
+    doc = json.loads(j.read_text())
+    legacy = tmp_path / "old.x.npy"
+    xp.rename(legacy)
+    doc.update(format_version=1, x_file=legacy.name)
+    j.write_text(json.dumps(doc))
+    _assert_same_result(res, load_result(j))
+    # rewriting it in the current format leaves the version-1 x in place (another JSON may name it)
+    j2, xp2 = save_result(res, j)
+    assert legacy.exists() and json.loads(j2.read_text())["x_file"] == xp2.name
+    _assert_same_result(res, load_result(j2))
+
+
+def test_result_rewrite_removes_the_old_x_only(tmp_path, solved):
+    _, res = solved
+    j, x1 = save_result(res, tmp_path / "r.json")
+    other, x_other = save_result(res, tmp_path / "r.result.json")  # another result beside it
+    res2 = dataclasses.replace(res, x=res.x + np.where(np.arange(len(res.x)) == 0, 1.0, 0.0))
+    j, x2 = save_result(res2, j)
+    assert x2 != x1 and not x1.exists() and x2.exists() and x_other.exists()
+    np.testing.assert_array_equal(load_result(j).x, res2.x)
+    _assert_same_result(res, load_result(other))
 
 
 def test_result_round_trip_without_x(tmp_path):
     res = solve(_two_var(0, infeasible=True))
     j, xp = save_result(res, tmp_path / "out.json")
     assert j == tmp_path / "out.json" and xp is None
-    assert not (tmp_path / "out.x.npy").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     _assert_same_result(res, load_result(j))
 
 

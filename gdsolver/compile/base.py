@@ -340,6 +340,9 @@ class Backend(ABC):
         opts = SolveOptions.make(opts, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                                  use_start=use_start, native=options)
         inst.validate()
+        from gdsolver.ir.numerics import check_numerics
+
+        check_numerics(inst)  # numbers the solvers cannot honour are refused, not solved wrongly
         self.check_model(inst)
         self.module()
         run = SolveRun()

@@ -105,3 +105,17 @@ class Csr:
         indices[mask], data[mask] = self.indices, self.data
         indices[last], data[last] = cols, vals
         return Csr(indptr, indices, data, self.ncols)
+
+    def sum_duplicates(self) -> "Csr":
+        """Same matrix with repeated (row, column) entries summed into one and exact zeros
+        dropped (solvers reject duplicates; HiGHS also rejects explicit zeros), rows sorted by column."""
+        rows = self.row_ids()
+        order = np.lexsort((self.indices, rows))
+        r, c = rows[order], self.indices[order].astype(np.int64)
+        first = np.ones(len(r), bool)
+        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+        group = np.cumsum(first) - 1
+        data = np.bincount(group, weights=self.data[order], minlength=int(first.sum()))
+        r, c = r[first], c[first]
+        keep = data != 0
+        return Csr.from_coo(r[keep], c[keep], data[keep], self.nrows, self.ncols)

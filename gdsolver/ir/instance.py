@@ -131,6 +131,15 @@ class MilpInstance:
                 raise InstanceError(f"field '{name}' contains NaN")
         if not np.all(np.isfinite(self.c)) or not math.isfinite(self.c0):
             raise InstanceError("objective contains inf")
+        for what, lo, hi, label in (("row", self.row_lo, self.row_hi, self.row_label),
+                                    ("indicator", self.ind_lo, self.ind_hi, self.ind_label)):
+            bad = (lo > hi) | (lo == np.inf) | (hi == -np.inf)
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                raise InstanceError(f"{what} {label(i)} has bounds [{lo[i]}, {hi[i]}]: no value satisfies them")
+        if np.any(self.lb == np.inf) or np.any(self.ub == -np.inf):
+            i = int(np.argmax((self.lb == np.inf) | (self.ub == -np.inf)))
+            raise InstanceError(f"variable {self.var_label(i)} has bounds [{self.lb[i]}, {self.ub[i]}]: no value satisfies them")
         if np.any(self.lb > self.ub):
             i = int(np.argmax(self.lb > self.ub))
             raise InstanceError(f"variable {self.var_label(i)} has lb {self.lb[i]} > ub {self.ub[i]}")
@@ -138,6 +147,15 @@ class MilpInstance:
             raise InstanceError("field 'vtype' must hold 0 (continuous), 1 (binary) or 2 (integer)")
         if self.sense not in ("min", "max"):
             raise InstanceError(f"field 'sense' is {self.sense!r}, expected 'min' or 'max'")
+        for name, (off, shape) in self.blocks.items():
+            if off < 0 or any(d < 0 for d in shape):
+                raise InstanceError(f"block {name!r} has offset {off} and shape {tuple(shape)}; expected "
+                                 "non-negative numbers")
+        for what, groups, total in (("row group", self.row_groups, self.num_rows),
+                                    ("indicator group", self.ind_groups, self.num_indicators)):
+            for name, (off, cnt) in groups.items():
+                if off < 0 or cnt < 0 or off + cnt > total:
+                    raise InstanceError(f"{what} {name!r} covers [{off}, {off + cnt}), outside [0, {total})")
         for name, arr in self.data.items():
             if not isinstance(arr, np.ndarray) or arr.dtype not in (np.float64, np.int64):
                 raise InstanceError(f"data array '{name}' must be a float64 or int64 numpy array")
