@@ -38,6 +38,7 @@ import numpy as np
 from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
                                   run_metadata, save_figure, write_csv, write_outputs)
 from gdsolver.bench.regression_tuned import TunedCell, TunedConfig
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class RegressionConfig:
     lr: float = 0.05
     batch_size: int = 32
     points: int = 32  # solver points per sweep
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float = 30.0
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
