@@ -191,8 +191,11 @@ def run_gdsolver_cell(cell: TunedCell, cfg, split, init, test) -> list[dict[str,
     from gdsolver.train.trainer import clone_model
 
     t: TunedConfig = cfg.tuned
+    lbfgs = cell.method.startswith("lbfgs")
+    if not lbfgs and cell.lr is None:
+        raise GdsolverError(f"no tuned rate for {cell.method}: every rate of the grid failed")
     model = clone_model(init)
-    epochs = t.epochs if cell.method.startswith("lbfgs") else t.gd_epochs
+    epochs = t.epochs if lbfgs else t.gd_epochs
     g = GDSolver(model, "regression", epochs=epochs, phase_epochs=epochs, max_sweeps=0, patience=None,
                  batch_size=cfg.batch_size, seed=cell.seed, threads=cfg.threads, **_gd_options(cell.method, cell.lr))
     h = g.fit(split.train, split.val)
@@ -209,14 +212,10 @@ def run_gdsolver_cell(cell: TunedCell, cfg, split, init, test) -> list[dict[str,
         per_round.append(g.evaluate(test)["loss"])
     test1 = per_round[-1] if per_round else test0
     val1 = g.evaluate(split.val)["loss"] if per_round else val0
-    return [{"method": f"gdsolver[{cell.method}]", "lr": g0_lr(cell), "epochs": epochs, "val_mse": val1,
+    return [{"method": f"gdsolver[{cell.method}]", "lr": 1.0 if lbfgs else cell.lr, "epochs": epochs, "val_mse": val1,
              "test_mse": test1, "val_mse_before": val0, "test_mse_before": test0, "gd_time_s": gd,
              "solver_time_s": solver, "time_s": gd + solver, "sweeps": n_sweeps, "sweeps_accepted": n_acc,
              "round_test_mse": per_round}]
-
-
-def g0_lr(cell: TunedCell) -> float | None:
-    return 1.0 if cell.method.startswith("lbfgs") else cell.lr
 
 
 def run_tuned_cell(cell: TunedCell, cfg) -> list[dict[str, Any]]:
@@ -239,31 +238,26 @@ def fill_lrs(cells: list[TunedCell], chosen: dict[tuple[str, str], float | None]
     return [replace(c, lr=chosen.get((c.equation, c.method))) for c in cells]
 
 
+def _rate_runs(rows: list[dict[str, Any]], cfg, equation: str, method: str) -> list[dict[str, Any]]:
+    """The rate grid's rows of (equation, method) after `epochs`; a run missing for a (rate, seed)
+    (its task was lost) counts as diverged."""
+    t: TunedConfig = cfg.tuned
+    runs = [r for r in rows if r["equation"] == equation and r["method"] == method and r.get("lr") is not None
+            and r.get("epochs") == t.epochs]
+    return runs + [{"lr": lr, "val_mse": None} for lr in t.lr_grid for s in cfg.seeds
+                   if not any(r["lr"] == lr and r["seed"] == s for r in runs)]
+
+
 def choose_rates(rows: list[dict[str, Any]], cfg) -> dict[tuple[str, str], float | None]:
     """(equation, method) -> the rate with the lowest mean validation MSE over the seeds after `epochs`."""
-    t: TunedConfig = cfg.tuned
-    out = {}
-    for eq in cfg.equations:
-        for m in t.methods:
-            runs = [r for r in rows if r["equation"] == eq and r["method"] == m and r.get("lr") is not None
-                    and r.get("epochs") == t.epochs]
-            runs += [{"lr": lr, "val_mse": None} for lr in t.lr_grid for s in cfg.seeds
-                     if not any(r["lr"] == lr and r["seed"] == s for r in runs)]  # failed runs count as diverged
-            out[(eq, m)] = choose_lr(runs, key="val_mse")[0]
-    return out
+    return {(eq, m): choose_lr(_rate_runs(rows, cfg, eq, m), key="val_mse")[0]
+            for eq in cfg.equations for m in cfg.tuned.methods}
 
 
 def rate_scores(rows: list[dict[str, Any]], cfg) -> dict[str, dict[str, dict[str, float]]]:
     """equation -> method -> {rate: mean validation MSE}, for the report."""
-    t: TunedConfig = cfg.tuned
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for eq in cfg.equations:
-        for m in t.methods:
-            runs = [r for r in rows if r["equation"] == eq and r["method"] == m and r.get("epochs") == t.epochs]
-            runs += [{"lr": lr, "val_mse": None} for lr in t.lr_grid for s in cfg.seeds
-                     if not any(r["lr"] == lr and r["seed"] == s for r in runs)]
-            out.setdefault(eq, {})[m] = {f"{k:g}": v for k, v in choose_lr(runs, key="val_mse")[1].items()}
-    return out
+    return {eq: {m: {f"{k:g}": v for k, v in choose_lr(_rate_runs(rows, cfg, eq, m), key="val_mse")[1].items()}
+                 for m in cfg.tuned.methods} for eq in cfg.equations}
 
 
 # ---------------------------------------------------------------------------------- summary
