@@ -4,6 +4,8 @@
     DIR/sweeps/NNNN.gdsm       each sweep's instance
     DIR/sweeps/NNNN.result.json (+ NNNN.x.npy)  its solve result
     DIR/sweeps/NNNN-closest.gdsm (+ result)    the closest-point LP after it (GDSolver closest=True)
+    DIR/sweeps/NNNN-rK.gdsm (+ result)         round K of a smooth head's refinement
+    DIR/sweeps/NNNN-cJ*.gdsm (+ results)       candidate J of a portfolio sweep (GDSolver portfolio=K)
     DIR/model.onnx             the final model (when it exports)
     DIR/model.state_dict.pt    the final weights; loads with torch.load(weights_only=True)
 
@@ -34,7 +36,8 @@ def sweep_paths(dump_dir: str | os.PathLike, k: int, suffix: str = "") -> tuple[
     return d / f"{k:04d}{suffix}.gdsm", d / f"{k:04d}{suffix}.result.json"
 
 
-_SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z]+)?\.(gdsm|result\.json|x\.npy)$")
+# NNNN, NNNN-r2 (a smooth head's round), NNNN-closest, NNNN-c1 / NNNN-c1-r2 (portfolio candidates)
+_SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z0-9]+)*\.(gdsm|result\.json|x\.npy)$")
 
 
 def clear_sweeps(dump_dir: str | os.PathLike) -> None:
