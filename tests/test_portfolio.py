@@ -279,3 +279,19 @@ def test_portfolio_on_ray_equals_local(local_ray, tmp_path):
     assert all(fingerprint(gdsolver.load(a)) == fingerprint(gdsolver.load(b)) for a, b in zip(la, ra))
     reps = list(replay(tmp_path / "ray"))
     assert len(reps) == len(la) and all(r.ok for r in reps)
+
+
+@pytest.mark.slow  # ~30 s: two CLI runs, one starting its own local Ray
+def test_cli_train_portfolio_ray_equals_local(local_ray, tmp_path):
+    from clirun import run
+
+    args = ["train", "--dataset", "digits", "-m", "gdsolver", "--epochs", "2", "--max-sweeps", "1", "--portfolio", "2",
+            "--n-train", "300", "--time-limit", "30"]
+    loc = run(*args, "--json", "local.json", "--dump", "dl", cwd=tmp_path)
+    ray = run(*args, "--ray", "--json", "ray.json", "--dump", "dr", cwd=tmp_path)
+    assert loc.returncode == 0 and ray.returncode == 0, loc.stderr + ray.stderr
+    assert "ray: a local Ray: 1 node (127.0.0.1)" in ray.stdout
+    hist = [json.loads((tmp_path / f).read_text())["results"][0]["history"]["rows"] for f in ("local.json", "ray.json")]
+    assert _strip(hist[0]) == _strip(hist[1]) and sum(r["kind"] == "sweep" for r in hist[0]) == 2
+    run_json = json.loads((tmp_path / "dr" / "run.json").read_text())
+    assert run_json["config"]["executor"] == "ray" and run_json["config"]["portfolio"] == 2
