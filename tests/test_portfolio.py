@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -194,16 +193,16 @@ def test_cli_train_portfolio(tmp_path):
 
 # ------------------------------------------------------------------------------ on Ray
 @pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray for this module: 2 CPUs, bound to 127.0.0.1, a throw-away auth token, no usage
-    reports (tests/test_ray.py's settings)."""
+def local_ray(ray_token):
+    """A local Ray for this module: 2 CPUs, bound to 127.0.0.1, the session's throw-away auth token
+    (conftest.py), no usage reports (tests/test_ray.py's settings)."""
     if not HAS_RAY:
         pytest.skip("needs the ray extra: pip install -c constraints.txt '.[ray]'")
     from gdsolver.train.executor import RayExecutor
 
     mp = pytest.MonkeyPatch()
     for k, v in {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                 "RAY_AUTH_TOKEN": secrets.token_hex(32)}.items():
+                 "RAY_AUTH_TOKEN": ray_token}.items():
         mp.setenv(k, v)
     temp = tempfile.mkdtemp(prefix="gdp", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     ex = RayExecutor(num_cpus=2, temp_dir=temp)
