@@ -11,6 +11,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+
 from .apps import bench_app
 from .common import console, err_console, fail, user_errors
 from .ray_opts import RayAddress, RayFlag, executor_for
@@ -60,7 +62,7 @@ def bench_regression(
                                                         "always run, it is GDSolver's GD part).")] = None,
     preset: Annotated[Optional[list[str]], typer.Option("--radius-preset", help="Sweep preset: paper, default "
                                                         "(repeat; default both).")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30.")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
@@ -115,7 +117,7 @@ def bench_data_efficiency(
                                                     "(default: best baseline mean - 0.05).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Baselines' learning rate (default 0.05; the 2-loop "
                                                 "GDSolver always uses 0.1 then 0.05).")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30 "
                                                         "(digits), 10 (fashion-mnist).")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,

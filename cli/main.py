@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help, native_options_help
+
 from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
@@ -87,9 +89,11 @@ def compile_cmd(
 ) -> None:
     """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
+    from gdsolver.paths import check_output
 
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
+    check_output(output, inputs=(source, data), what="instance")
     if source.suffix.lower() == ".onnx":
         from gdsolver.train.sweep import compile_model
 
@@ -144,19 +148,24 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
 
 
 # ---------------------------------------------------------------- solve
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_SOLVER_ERROR = 1
+
+
 @app.command()
 @user_errors
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi | auto (gurobi when licensed for "
-                                              "the instance, else highs).")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        help="Solver threads (at most 4 x the CPU cores; default: the solver's).")] = None,
     mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
     no_start: Annotated[bool, typer.Option("--no-start", help="Do not pass the current weights as MIP start.")] = False,
-    option: Annotated[list[str], typer.Option("--option", help="Backend option KEY=VALUE (repeatable).")] = [],
+    option: Annotated[list[str], typer.Option("--option", help=native_options_help())] = [],
     fallback: Annotated[Optional[str], typer.Option(
-        help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
+        help="Solve with this backend when --backend's package is missing or its licence is too small for the "
+             "instance.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
     closest: Annotated[bool, typer.Option(
@@ -165,41 +174,103 @@ def solve(
              "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
              "the result records both.")] = True,
 ) -> None:
-    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
-    from gdsolver.compile import get_backend, result_paths, save_result
-    from gdsolver.ir import load, verify
+    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
+    Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
+    the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
+    the best point found so far is written as a FEASIBLE result and the exit code is 130."""
+    from gdsolver.compile import SolveOptions, result_paths
+    from gdsolver.compile.registry import check_backend_name
+    from gdsolver.compile.registry import solve as solve_with
+    from gdsolver.errors import SolveInterrupted
+    from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
-    inst = load(instance)
-    opts = _parse_options(option)
-    be = get_backend(backend)
-    kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
-    if fallback:
-        if backend != "gurobi":
-            fail("--fallback applies to --backend gurobi only")
-        kwargs["fallback"] = fallback
+    # everything that can be refused is checked before the instance is loaded and solved
+    opts = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start,
+                        native=_parse_options(option))
+    check_backend_name(backend)
+    if fallback is not None:
+        check_backend_name(fallback)
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
-    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = be.solve(inst, **kwargs)
-        if closest and res.x is not None:
-            from gdsolver.compile.closest_point import move_to_closest
-
-            from gdsolver.formulate import check_claims
-
-            def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
-                report = check_claims(inst, x)
-                return "" if report.ok else str(report)
-
-            res = move_to_closest(inst, res, lambda lp: be.solve(lp, **kwargs), check=claims_hold)
     out = output or result_paths(instance)[0]
+    check_output(out, inputs=(instance,), what="result")
+    inst = load(instance)
+    try:
+        with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
+            res = solve_with(inst, backend, opts, fallback=fallback)
+    except SolveInterrupted as exc:
+        _interrupted(exc.result, instance, inst, out)
+    if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
+        _print_result(instance, inst, res, None)
+        fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
+    if closest and res.x is not None:
+        from gdsolver.compile.closest_point import move_to_closest
+        from gdsolver.formulate import check_claims
+
+        def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+            report = check_claims(inst, x)
+            return "" if report.ok else str(report)
+
+        try:
+            with console.status("moving to the closest point...", spinner="dots"):
+                res = move_to_closest(inst, res, lambda lp: solve_with(lp, backend, opts, fallback=fallback),
+                                      check=claims_hold)
+        except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
+            _interrupted(res, instance, inst, out)
+    failure = _verification_failure(inst, res)
+    shown = None
+    if failure:  # never hand on an answer that does not satisfy the instance or whose claim is false
+        shown = f"VERIFY FAILED ({res.backend} said {res.status})"
+        res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
+        res.status = "ERROR"
+    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown)
+    if failure:
+        raise typer.Exit(EXIT_SOLVER_ERROR)
+
+
+def _verification_failure(inst, res) -> str:
+    """Why an answer must not be used ('' when it may): ir.verify, then the forward-pass claims."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.ir import verify
+
+    if res.x is None:
+        return ""
+    rep = verify(inst, res.x)
+    if not rep.ok:
+        return f"fails ir.verify: {rep}"
+    claims = check_claims(inst, res.x)  # a float64 forward pass when the instance carries its network
+    return "" if claims.ok else f"fails the float64 forward-pass check: {claims}"
+
+
+def _interrupted(res, instance: Path, inst, out: Path) -> None:
+    """Ctrl-C: write what the solver had (whole, atomically) or nothing; exit 130."""
+    if res is None:
+        err_console.print("interrupted: no feasible point was found; nothing written")
+    else:
+        json_path = _write_result(res, instance, out)
+        _print_result(instance, inst, res, json_path)
+        err_console.print(f"interrupted: the best point found so far is written as a {res.status} result to "
+                          f"{json_path}", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _write_result(res, instance: Path, out: Path) -> Path:
+    from gdsolver.compile import save_result
+
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
-    json_path, x_path = save_result(res, out)
+    return save_result(res, out)[0]
+
+
+def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None) -> None:
+    from gdsolver.ir import verify
+
     rep = verify(inst, res.x) if res.x is not None else None
-    rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
+    rows = [["status", shown_status or res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            ["message", res.message], ["result", str(json_path)]]
+            ["message", res.message], ["result", str(json_path) if json_path else "-"]]
     if res.closest:
         rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
@@ -233,8 +304,10 @@ def apply(
 ) -> None:
     """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
     is not worse on that data)."""
+    from gdsolver.paths import check_output
     from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
+    check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
     if data is None and dataset is None:
         if accept_on is not None:
             fail("--accept-on applies with --data or --dataset")
@@ -293,9 +366,18 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
+    from gdsolver.errors import GdsolverError
     from gdsolver.ir import load
+    from gdsolver.ir.numerics import check_numerics
 
-    s = load(instance).summary()
+    inst = load(instance)
+    s = inst.summary()
+    try:
+        num = check_numerics(inst)
+        s["numerics"] = {"solvable": True, "significant_coefficient_range": num.range_ratio,
+                         "negligible_coefficients": num.negligible, "reason": None}
+    except GdsolverError as exc:
+        s["numerics"] = {"solvable": False, "reason": str(exc)}
     if as_json:
         console.print_json(json.dumps(s))
         return
@@ -314,6 +396,9 @@ def inspect(
         ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
         ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
         ["MIP start", "yes" if s["has_start"] else "no"],
+        ["numerics", "ok (significant coefficients span " + fmt(s["numerics"]["significant_coefficient_range"], 3)
+         + (f"; {s['numerics']['negligible_coefficients']} negligible" if s["numerics"]["negligible_coefficients"]
+            else "") + ")" if s["numerics"]["solvable"] else "solve refuses it: " + s["numerics"]["reason"]],
     ]))
     console.print(table("blocks", ["block", "offset", "shape"],
                         [[k, v["offset"], "x".join(map(str, v["shape"]))] for k, v in s["blocks"].items()]))
@@ -341,7 +426,9 @@ def export(
     """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
     from gdsolver.compile.export import export_model
     from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
+    check_output(output, inputs=(instance,), what="export")
     inst = load(instance)
     export_model(inst, output, keep_indicators=keep_indicators)
     console.print(f"wrote {output} ({output.stat().st_size} bytes)")
@@ -362,7 +449,7 @@ def _replay_tasks(path: Path, **kw):
 @user_errors
 def replay(
     path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
-    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend. " + backend_help(None))] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
     ray: RayFlag = False,
@@ -389,7 +476,8 @@ def replay(
         rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
-                     "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
+                     ("yes (limit: within bounds)" if r.limited else "yes") if r.ok else
+                     ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
     console.print(table(None, ["instance", "status rec", "status rep", "objective rec", "objective rep",
                                "time rec (s)", "time rep (s)", "rec x verifies", "match"], rows))
     if bad:
@@ -425,6 +513,18 @@ def bench_formulations(
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
 
 
+@bench_app.command("numerics")
+@user_errors
+def bench_numerics(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="Six scales, one seed (about a minute).")] = False,
+) -> None:
+    """Feature scales 1e-12..1e12: which the solvers answer correctly, and what the numerics check refuses."""
+    from gdsolver.bench.numerics_bench import run_numerics_bench
+
+    run_numerics_bench(out_dir, quick=quick, echo=console.print)
+
+
 @bench_app.command("closest")
 @user_errors
 def bench_closest(
@@ -448,9 +548,11 @@ def demo(
                                               "final-layer instances (no training; seconds).")] = False,
     dump: Annotated[Optional[Path], typer.Option(help="Keep the runs here (default: a temporary directory).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the splits, models and training.")] = 0,
+    quick: Annotated[bool, typer.Option(help="Only Adam vs GDSolver on the polynomial equation, short solves.")] = False,
 ) -> None:
-    """Train on digits and on the affine equation with GDSolver (HiGHS) and SGD from the same
-    initial weights, print the comparison, and replay the dumped solver sweeps."""
+    """Train the paper's regression model with GDSolver (sweeps of every layer) beside Adam and
+    L-BFGS, and digits with and without a cross-entropy sweep, from the same initial weights;
+    print the comparison and replay the dumped solver sweeps."""
     if sweeps_only:
         from gdsolver.bench.demo import run_demo
 
@@ -469,8 +571,8 @@ def demo(
         console.print()
 
     root = dump if dump is not None else Path(tempfile.mkdtemp(prefix="gdsolver-demo-"))
-    run_training_demo(show, dump_dir=root, seed=seed)
-    rows = [r for d in sorted(root.glob("*/gdsolver")) if (d / "sweeps").is_dir() for r in replay_run(d)]
+    run_training_demo(show, dump_dir=root, seed=seed, quick=quick)
+    rows = [r for d in sorted(root.glob("*/gdsolver*")) if (d / "sweeps").is_dir() for r in replay_run(d)]
     bad = sum(not r.ok for r in rows)
     console.print(f"replayed {len(rows)} dumped sweep instances from {root} without the training code: "
                   f"{'all match' if not bad else f'{bad} differ'}")

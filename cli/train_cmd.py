@@ -10,6 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+
 from .apps import app
 from .common import console, err_console, fail, table, user_errors
 from .ray_opts import RAY_PANEL
@@ -75,6 +77,10 @@ def train(
                                                     "(default 0.05).")] = None,
     points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
                                                   "all when the sweep is an LP, else 150).")] = None,
+    restarts: Annotated[Optional[int], typer.Option(help="Initialisations per method, the best on validation "
+                                                    "kept (gdsolver: for its first GD phase).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="gdsolver: sweep head (default: the loss being trained: squared "
+                                                "error or cross-entropy); paper, compact, count+ce, l1.")] = None,
     layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
                                                   "indices / module names separated by commas; each round visits "
                                                   "them from the input side.")] = None,
@@ -85,7 +91,7 @@ def train(
                                                      "--val-tolerance.")] = None,
     val_tolerance: Annotated[Optional[float], typer.Option(help="Allowed worsening: relative for loss (default "
                                                            "0.01), absolute for accuracy.")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch and the solver.")] = 2,
@@ -121,6 +127,7 @@ def train(
     for m in method:
         if m not in method_names():
             fail(f"--method {m!r}: expected one of {method_names()}")
+    _check_outputs(dataset, data, csv, json_out, dump)
     if ray or ray_address is not None:
         import os
 
@@ -134,6 +141,7 @@ def train(
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
                 max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
+                restarts=restarts, mode=mode,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads, portfolio=portfolio)
     # One Ray for every method (their trainers use the Ray this process started); closed at the end.
@@ -182,6 +190,28 @@ def _replay_hint(dump: Path, results) -> str:
     if not with_sweeps:
         return "no solver sweeps to replay"
     return f"replay the sweeps with: gdsolver replay {dump}"
+
+
+def _check_outputs(dataset: str | None, data: Path | None, csv: Path | None, json_out: Path | None,
+                   dump: Path | None) -> None:
+    """Before any training: the outputs can be written and none of them is an input."""
+    from gdsolver.paths import check_output, same_file
+
+    inputs = [data, Path(dataset) if dataset and dataset.endswith(".npz") else None]
+    if csv is not None:
+        check_output(csv, inputs=inputs, what="--csv")
+    if json_out is not None:
+        check_output(json_out, inputs=[*inputs, csv], what="--json")
+    if dump is not None:
+        if dump.exists() and not dump.is_dir():
+            fail(f"{dump}: --dump must be a directory, and this is a file")
+        for out in (csv, json_out):
+            if out is not None and dump.is_dir() and (out.resolve().parent == dump.resolve()
+                                                       and out.name in ("run.json", "model.onnx")):
+                fail(f"{out}: is a file the run writes into --dump {dump}")
+        for src in inputs:
+            if src is not None and same_file(dump, src):
+                fail(f"{dump}: --dump is also the input {src}")
 
 
 def _model_text(net) -> str:

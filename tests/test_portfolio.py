@@ -223,7 +223,8 @@ def _digits_run(executor: str, dump: Path):
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     snaps, cb = _snapshots()
     tr = gdsolver.GDSolver(model, "classification", epochs=2, phase_epochs=1, max_sweeps=2, time_limit=20,
-                           portfolio=3, seed=1, executor=executor, dump_dir=dump, callback=lambda r: cb(r, model))
+                           mode="paper", portfolio=3, seed=1, executor=executor, dump_dir=dump,
+                           callback=lambda r: cb(r, model))
     hist = tr.fit((X[:300], y[:300]), (X[300:450], y[300:450]))
     return model, hist, snaps, X[:300], y[:300]
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import machine_info
-from gdsolver.compile import solve
+from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, forward
 from gdsolver.ir.closest import closest_instance
 from gdsolver.ir.csr import Csr
@@ -184,7 +184,7 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
              f"L1 moved {a:.4g} vs {b:.4g}; verifies {row['closest']['verifies']}")
     geo = lambda key: float(np.exp(np.mean(np.log([r[key] for r in rows])))) if rows else None  # noqa: E731
     result = {"benchmark": "closest", "instances": f"{N_FEATURES} features x {N_CLASSES} classes, {N_POINTS} "
-              f"misclassified points, radius {RADIUS:g}", "backend": "highs", "threads": threads,
+              f"misclassified points, radius {RADIUS:g}", "backend": DEFAULT_BACKEND, "threads": threads,
               "time_limit_s": time_limit, "machine": machine_info(), "load_average_at_start": load_start, "rows": rows,
               "geomean_closest_over_mip": geo("closest_over_mip"), "geomean_baseline_over_mip": geo("baseline_over_mip"),
               "geomean_speedup": geo("speedup")}

@@ -33,6 +33,7 @@ import numpy as np
 
 from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
                                   save_figure, write_outputs)
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class DataEfficiencyConfig:
     batch_size: int = 32
     hidden: int = 32
     target: float | None = None  # absolute test accuracy; None: best baseline - TARGET_SLACK
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float = 30.0
     threads: int = 1
     data_dir: str | None = None

@@ -37,6 +37,7 @@ import numpy as np
 
 from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
                                   save_figure, write_outputs)
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class RegressionConfig:
     lr: float = 0.05
     batch_size: int = 32
     points: int = 32  # solver points per sweep
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float = 30.0
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)

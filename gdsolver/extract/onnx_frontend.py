@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from gdsolver.atomic import atomic_write_bytes
+from gdsolver.extract.hashing import check_external_data
 from gdsolver.errors import FormatError, GdsolverError
 from gdsolver.extract.inputs import as_samples, check_weights
 from gdsolver.extract.layer import FinalLayer
@@ -35,8 +36,9 @@ def load_onnx(model_or_path: ModelLike) -> tuple[onnx.ModelProto, str, Path | No
     elif isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
         label = f"'{path}'"
-        if not path.is_file():
+        if not path.exists():
             raise FormatError(f"ONNX model file {label} does not exist")
+        check_external_data(path)  # a regular file, external data inside its directory, before onnx reads it
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # truncated/corrupt protobuf, missing external data, ...

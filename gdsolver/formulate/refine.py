@@ -47,11 +47,22 @@ def gap(inst: MilpInstance, x: np.ndarray, objective: float) -> float:
     return (true - objective) / max(1.0, abs(true))
 
 
-def refine(inst: MilpInstance, x: np.ndarray) -> MilpInstance:
-    """The next round's instance (see the module docstring), started at x's weights."""
+def start_point(inst: MilpInstance) -> np.ndarray:
+    """The instance's MIP start (the current weights and what they imply): a feasible point."""
+    return np.asarray(inst.start, np.float64)
+
+
+def refine(inst: MilpInstance, x: np.ndarray, *, centre: np.ndarray | None = None,
+           trust: float | None = None) -> MilpInstance:
+    """The next round's instance (see the module docstring), with the tangents at x added.
+
+    centre (a solution vector, default x) is where the round starts; trust > 0 keeps the swept
+    weights within that distance of the centre's (a trust region inside the box: Kelley's cuts
+    alone jump between the box's corners; near the best point so far they converge)."""
     layers, k = network_of(inst)
     meta, data = inst.meta, inst.data
     blocks = inst.unpack(x)
+    at = inst.unpack(x if centre is None else centre)
     o = outputs(inst, x)
     mode = meta["mode"]
     correct = data.get("correct")
@@ -68,13 +79,21 @@ def refine(inst: MilpInstance, x: np.ndarray) -> MilpInstance:
     keep = data.get("keep")
     nxt = sweep_instance(layers, 0, data["H"], data["y"], task=meta["formulation"], radius=meta["radius"],
                          mode=mode, margin=meta["margin"], keep_correct=keep, fix_bias=not meta.get("box_bias", True),
-                         anchors=anchors, correct=correct, start_at=(blocks["w"], blocks["b"]))
+                         anchors=anchors, correct=correct, start_at=(at["w"], at["b"]))
     nxt.meta.update({key: meta[key] for key in _PROVENANCE if key in meta})
     nxt.meta["network"] = meta["network"]
     nxt.meta["round"] = int(meta.get("round", 0)) + 1
     if nxt.start is not None and "e" in nxt.blocks:
-        # the previous answer with e at the true loss satisfies every tangent: a feasible start
-        nxt.start = _start_with_exact_e(nxt, o, mode)
+        # the centre with e at the true loss satisfies every tangent: a feasible start
+        nxt.start = _start_with_exact_e(nxt, outputs(inst, x if centre is None else centre), mode)
+    if trust is not None:
+        for name in ("w", "b"):
+            off, shape = nxt.blocks[name]
+            sl = slice(off, off + int(np.prod(shape)))
+            c = at[name].ravel()
+            nxt.lb[sl] = np.maximum(nxt.lb[sl], np.minimum(c - trust, nxt.ub[sl]))
+            nxt.ub[sl] = np.minimum(nxt.ub[sl], np.maximum(c + trust, nxt.lb[sl]))
+        nxt.meta["trust_region"] = float(trust)
     return nxt
 
 

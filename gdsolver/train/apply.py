@@ -21,7 +21,7 @@ USABLE = ("OPTIMAL", "FEASIBLE", "TIME_LIMIT")
 
 def locate_instance(result_path: Path, recorded: str) -> Path:
     if recorded:
-        return (result_path.parent / recorded).resolve()
+        return result_path.parent / recorded  # checked when loaded (a regular file, not a device)
     stem = result_path.name.removesuffix(".json").removesuffix(".result")
     return result_path.with_name(stem + ".gdsm")
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
 LAYER_CHOICES = ("final", "all")
@@ -18,16 +19,17 @@ ACCEPT_ON = ("loss", "accuracy")
 
 
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__") and
-                                                                      not isinstance(value, float)):
+    """An int (numpy integers too) >= 1 (>= 0 with allow_zero); GdsolverError naming `name` otherwise."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
-    v = int(value)
+    v = int(value.__index__())
     if v < (0 if allow_zero else 1):
         raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
     return v
 
 
 def positive_float(name: str, value: Any) -> float:
+    """A finite float > 0; GdsolverError naming `name` otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -81,7 +83,7 @@ class SweepConfig:
     keep_correct: int = 0
     mode: str | None = None
     margin: float | None = None
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float | None = 30.0
     mip_gap: float | None = None
     closest: bool = True
@@ -100,11 +102,11 @@ class SweepConfig:
             m = float(self.margin)
             if not (m >= 0 and math.isfinite(m)):
                 raise GdsolverError(f"margin: must be a finite number >= 0, got {self.margin!r}")
-        from gdsolver.compile.backend import BACKENDS, check_common_options
+        from gdsolver.compile import SolveOptions
+        from gdsolver.compile.registry import check_backend_name
 
-        if self.backend not in (*BACKENDS, "auto"):
-            raise GdsolverError(f"backend: {self.backend!r}, expected one of {[*BACKENDS, 'auto']}")
-        check_common_options(self.time_limit, None, self.mip_gap)
+        check_backend_name(self.backend)
+        SolveOptions(time_limit=self.time_limit, mip_gap=self.mip_gap)  # validated now, not at the first sweep
         set_("closest", bool(self.closest))
         set_("rounds", positive_int("rounds", self.rounds, allow_zero=True))
         set_("round_tol", positive_float("round_tol", self.round_tol))

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, restore_params)
@@ -76,7 +77,7 @@ class GDSolver(Trainer):
                  phase_lrs: Sequence[float] | None = None, layers: str | Sequence[int | str] = "final",
                  radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
-                 margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
+                 margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
                  skip_sweeps: bool = False,
                  accept_on: str = "loss",
@@ -151,9 +152,12 @@ class GDSolver(Trainer):
     def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = 20,
                  lrs: Sequence[float] = (0.1, 0.05), **kwargs: Any) -> "GDSolver":
         """The paper's "2-loop GDSolver": at most epochs/2 GD epochs (SGD, patience 2), then a
-        sweep on 32 misclassified points; twice. The authors' code used lr 0.1, then 0.05."""
+        sweep on 32 misclassified points (the paper's counting head); twice. The authors' code
+        used lr 0.1, then 0.05."""
         kwargs.setdefault("patience", 2)
         kwargs.setdefault("solver_points", 32)
+        if task == "classification":
+            kwargs.setdefault("mode", "paper")  # the paper's counting head
         return cls(model, task, epochs=epochs, phase_epochs=max(1, epochs // 2), max_sweeps=2,
                    phase_lrs=list(lrs), lr=lrs[0], **kwargs)
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
@@ -119,20 +120,9 @@ def make_scheduler(name: str | None, opt, epochs: int, stop_patience: int | None
     raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
 
 
-def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
-        raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise GdsolverError(f"{name}: must be a number, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise GdsolverError(f"{name}: must be a finite number > 0, got {value!r}")
-    return v
+# one definition of the settings checks (gdsolver.train.config); the old names stay for callers
+_positive_int = positive_int
+_positive_float = positive_float
 
 
 class Trainer:
@@ -191,11 +181,15 @@ class Trainer:
 
     def fit(self, train: Any, val: Any = None) -> History:
         """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
+        from gdsolver.train.dump import dump_run, write_run
+
         self.train_data = as_tensor_data(train, self.task, name="train", dtype=self._dtype())
         self.val_data = None if val is None else as_tensor_data(val, self.task, name="val", dtype=self._dtype())
         from gdsolver.train.progress import progress_for
 
-        with torch_threads(self.threads), kept_modes(self.model) as self._gd_flags, progress_for(self):
+        # the dump directory is locked for the whole run: a second run into it is refused
+        with torch_threads(self.threads), kept_modes(self.model) as self._gd_flags, progress_for(self), \
+                dump_run(self.dump_dir) as run:
             seed_everything(self.seed)
             self._gen = torch.Generator().manual_seed(self.seed)
             self._tail = self._find_tail()
@@ -204,18 +198,18 @@ class Trainer:
             warm_up()
             self._t0 = time.perf_counter()
             self._epoch, self._phase = 0, 1
-            if self.dump_dir is not None:
-                from gdsolver.train.dump import clear_sweeps
-
-                clear_sweeps(self.dump_dir)
-            if self.restarts > 1 and self._restart_whole_fit:
-                self._with_restarts(self._fit)
-            else:
-                self._fit()
-            if self.dump_dir is not None:
-                from gdsolver.train.dump import write_run
-
-                write_run(self)
+            try:
+                if self.restarts > 1 and self._restart_whole_fit:
+                    self._with_restarts(self._fit)
+                else:
+                    self._fit()
+            except RuntimeError as exc:  # torch: a learning rate beyond float range overflows in step()
+                if "overflow" not in str(exc):
+                    raise
+                raise GdsolverError(f"training diverged: {str(exc).splitlines()[0]} at epoch {self._epoch + 1}; "
+                                    "lower the learning rate") from None
+            if run is not None:
+                write_run(self, run)
         return self.history
 
     def evaluate(self, data: Any) -> dict[str, float | None]:
