@@ -364,3 +364,39 @@ def test_cli_train_layers_all(tmp_path):
 
     rows = json.loads((tmp_path / "out.json").read_text())["results"][0]["history"]["rows"]
     assert [r["layer"] for r in rows if r["kind"] == "sweep"] == [0, 1]
+
+
+class SoftmaxTupleNet(nn.Module):
+    """Returns (probabilities, embedding): a Softmax end and a tuple output at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        e = self.body(x)
+        return torch.softmax(self.head(e), dim=1), e
+
+
+def test_gdsolver_trains_and_sweeps_a_softmax_tuple_model():
+    import gdsolver
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=2.0, size=(3, 4))
+    y = rng.integers(0, 3, 150)
+    X = (centres[y] + rng.normal(size=(150, 4))).astype(np.float32)
+    torch.manual_seed(0)
+    model = SoftmaxTupleNet()
+    rows = []
+    tr = gdsolver.GDSolver(model, "classification", output=0, epochs=2, max_sweeps=1, lr=0.05, time_limit=20,
+                           callback=lambda r: rows.append((dict(r), {k: v.clone() for k, v in model.state_dict().items()})))
+    hist = tr.fit((X[:120], y[:120]), (X[120:], y[120:]))
+    assert tr._tail == "Softmax"
+    sweep = hist.sweeps[0]
+    assert sweep["status"] in ("OPTIMAL", "FEASIBLE") and sweep["layer_name"] == "head"
+    # GD trained on the cross-entropy of the probabilities: the loss the history reports is it
+    with torch.no_grad():
+        p = model(torch.from_numpy(X[120:]))[0].double().numpy()
+    ce = -np.log(p[np.arange(30), y[120:]]).mean()
+    assert hist.last["val_loss"] == pytest.approx(ce, rel=1e-5)

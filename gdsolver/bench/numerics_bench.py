@@ -65,9 +65,10 @@ def _judge(inst: MilpInstance, data: dict[str, Any], res) -> dict[str, Any]:
 
 def run_numerics_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False,
                        echo: Callable = print) -> dict:
-    from gdsolver.compile.gurobi import licence_info
+    from gdsolver.compile.registry import DEFAULT_BACKEND, available_backends
 
-    backends = ["highs"] + (["gurobi"] if licence_info().available else [])
+    # the default backend and every other one usable here (a second opinion on the same numbers)
+    backends = [DEFAULT_BACKEND] + [b for b in available_backends() if b != DEFAULT_BACKEND]
     ks = (-9, -6, 0, 6, 9, 12) if quick else (-12, -10, -9, -8, -7, -6, -4, -2, 0, 2, 4, 6, 7, 8, 9, 10, 12)
     seeds = (0,) if quick else (0, 1, 2)
     rows = []
