@@ -49,3 +49,15 @@ def gurobi():
     import gurobipy
 
     return gurobipy
+
+
+# One throw-away Ray auth token for the whole test session (nothing read from or written to
+# ~/.ray): Ray keeps the token it first used for the life of the process, so a second local Ray
+# started in the same pytest process (tests/test_ray.py and tests/test_portfolio.py each start
+# one) fails to start its GCS when given a different token.
+RAY_TEST_TOKEN = __import__("secrets").token_hex(32)
+
+
+@pytest.fixture(scope="session")
+def ray_token() -> str:
+    return RAY_TEST_TOKEN

@@ -192,8 +192,8 @@ def test_verify_failure_is_reported_and_exits_nonzero(cli, files, monkeypatch):
 
     real = HighsBackend.solve
 
-    def wrong(self, inst, **kw):
-        res = real(self, inst, **kw)
+    def wrong(self, inst, *args, **kw):
+        res = real(self, inst, *args, **kw)
         res.x = res.x.copy()
         res.x[0] += 1.0  # w[0, 0] outside its box
         return res

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -136,11 +135,11 @@ def _csv(path: Path) -> list[dict]:
 
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def ray_env():
-    """Ray's environment for this module: token auth with a throw-away token (nothing read from or
-    written to ~/.ray), no usage reports over the network."""
+def ray_env(ray_token):
+    """Ray's environment for this module: token auth with the session's throw-away token (nothing
+    read from or written to ~/.ray; see conftest.py), no usage reports over the network."""
     mp = pytest.MonkeyPatch()
-    token = secrets.token_hex(32)
+    token = ray_token
     for k, v in {**RAY_ENV, **LOCAL_ONLY, "RAY_AUTH_TOKEN": token}.items():
         mp.setenv(k, v)
     yield token

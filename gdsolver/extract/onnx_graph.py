@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from gdsolver.errors import GdsolverError
+from gdsolver.errors import GdsolverError, UnsupportedModelError
 
 _TAIL_HINT = "expected Gemm or MatMul(+Add), optionally followed by Relu and then Softmax/LogSoftmax"
 
@@ -298,7 +298,7 @@ def _walk_tail(g: _Graph, out_name: str, strip_softmax: bool) -> tuple[str, str,
             return name, score, softmax, "label"
         if node.op_type in ("Softmax", "LogSoftmax") and softmax is None:
             if not strip_softmax:
-                raise GdsolverError(f"final node {node_label(node)} cannot be formulated as a MILP; pass "
+                raise UnsupportedModelError(f"final node {node_label(node)} cannot be formulated as a MILP; pass "
                                     "strip_softmax=True to drop it")
             softmax, name = node, node.input[0]
             continue
@@ -341,7 +341,7 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
         node = g.producer(pre)
         if node is None:
             raise GdsolverError(f"tensor '{pre}' before graph output '{chosen}' is not produced by a node; {_TAIL_HINT}")
-        raise GdsolverError(f"unsupported final node {node_label(node)} before graph output '{chosen}'; {_TAIL_HINT}")
+        raise UnsupportedModelError(f"unsupported final node {node_label(node)} before graph output '{chosen}'; {_TAIL_HINT}")
     softmax_axis = None
     if softmax is not None:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
@@ -352,7 +352,7 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
     last = g.layer_ending_at(pre)
     if last is None:
         node = g.producer(pre)
-        raise GdsolverError(f"final node {node_label(node)} is not MatMul + constant bias; {_TAIL_HINT}")
+        raise UnsupportedModelError(f"final node {node_label(node)} is not MatMul + constant bias; {_TAIL_HINT}")
     layers = [last]
     seen = {last.w.name}
     stop = None

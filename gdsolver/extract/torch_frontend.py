@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gdsolver.errors import GdsolverError
+from gdsolver.errors import GdsolverError, UnsupportedModelError
 from gdsolver.extract.inputs import as_samples, check_weights
 from gdsolver.extract.layer import FinalLayer
 from gdsolver.extract.network import DenseLayer, Network
@@ -275,7 +275,7 @@ def _pick_output(trace: _Trace, output: OutputSelector) -> tuple[OutputSelector,
         raise GdsolverError(f"model output is {_describe(trace.raw)} and none of its elements is the output of "
                             "an nn.Linear (optionally through ReLU and Softmax/LogSoftmax)")
     last = trace.calls[-1][0]
-    raise GdsolverError(f"model output is not the output of an nn.Linear (nor of ReLU, Softmax or LogSoftmax on "
+    raise UnsupportedModelError(f"model output is not the output of an nn.Linear (nor of ReLU, Softmax or LogSoftmax on "
                         f"one; the last to run was nn.Linear '{last}'); the model must end with nn.Linear, optionally "
                         "followed by ReLU and Softmax/LogSoftmax")
 

@@ -141,6 +141,48 @@ class AcceptConfig:
         object.__setattr__(self, "val_tolerance", float(self.val_tolerance))
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    """Portfolio sweeps: each sweep solves `portfolio` candidates (K) and tries them best first
+    (gdsolver.train.portfolio says which candidates and in what order); 1 is the single sweep.
+
+    executor: where the candidates are solved: "local" (one after another in this process) or
+      "ray" (as Ray tasks, in parallel; the same results); None = "ray" when ray_address is
+      given, else "local".
+    ray_address: the Ray cluster to use ("HOST:PORT" or "auto"); None with "ray" starts a local
+      Ray on this machine (bound to 127.0.0.1), or uses the Ray this process already started.
+    """
+
+    portfolio: int = 1
+    executor: str | None = None
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
+        set_("portfolio", positive_int("portfolio", self.portfolio))
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise GdsolverError(f"ray_address: expected 'HOST:PORT' or 'auto', got {self.ray_address!r}")
+        kind = self.executor if self.executor is not None else ("ray" if self.ray_address else "local")
+        if kind not in EXECUTORS:
+            raise GdsolverError(f"executor: {self.executor!r}, expected one of {list(EXECUTORS)}")
+        if kind == "local" and self.ray_address is not None:
+            raise GdsolverError(f"ray_address: {self.ray_address!r} given with executor='local'; use executor='ray'")
+        if kind == "ray":
+            import importlib.util
+
+            from gdsolver.train.executor import RAY_EXTRA
+
+            if importlib.util.find_spec("ray") is None:  # say so now, not at the first sweep
+                raise GdsolverError(f"executor: 'ray' needs Ray, the optional extra gdsolver[ray]: {RAY_EXTRA}")
+        set_("executor", kind)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 # GDSolver keyword -> config field, where they are spelled differently
 KEYWORD_ALIASES = {"solver_points": "points"}
 
@@ -155,4 +197,4 @@ def keywords(cls) -> tuple[str, ...]:
     return tuple(inverse.get(n, n) for n in field_names(cls))
 
 
-__all__ = ["SweepConfig", "AcceptConfig", "keywords", "positive_int", "positive_float"]
+__all__ = ["SweepConfig", "AcceptConfig", "PortfolioConfig", "keywords", "positive_int", "positive_float"]

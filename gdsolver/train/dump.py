@@ -5,6 +5,8 @@
     DIR/sweeps/NNNN.gdsm       each sweep's instance (meta "run": the run id)
     DIR/sweeps/NNNN.result.json (+ its x .npy)  its solve result (run_id: the run id)
     DIR/sweeps/NNNN-closest.gdsm (+ result)    the closest-point LP after it (GDSolver closest=True)
+    DIR/sweeps/NNNN-rK.gdsm (+ result)         round K of a smooth head's refinement
+    DIR/sweeps/NNNN-cJ*.gdsm (+ results)       candidate J of a portfolio sweep (GDSolver portfolio=K)
     DIR/model.onnx             the final model (when it exports)
     DIR/model.state_dict.pt    the final weights; loads with torch.load(weights_only=True)
     DIR/.gdsolver-run.lock     held (flock) while a run writes the directory

@@ -19,6 +19,7 @@ COLUMNS = (
     "phase",           # GD phase (GDSolver: phase k ends with sweep k); 1-based
     "epoch",           # GD epochs completed so far (global, 1-based for epoch rows)
     "sweep",           # sweep number (1-based) for sweep rows
+    "candidate",       # portfolio sweeps: the candidate's number within its sweep (0-based; None without)
     "layer",           # index of the swept dense layer in the network's chain (sweep rows)
     "layer_name",      # its torch module path / ONNX node name
     "lr",              # learning rate used in the epoch (or BPGrad's last step size)
@@ -29,6 +30,8 @@ COLUMNS = (
     "status",          # solver status, or SKIPPED / ERROR
     "objective",       # solver objective (sweep rows)
     "sweep_loss_before", "sweep_loss_after",  # the solver's loss on its points, by forward pass
+    "gain",            # portfolio: relative improvement of that loss by the answer (float64 forward pass of
+                       # the instance's network), the order candidates are tried in
     "accepted",        # True / False for sweep rows
     "reason",          # why accepted or rejected
     "radius",          # box half-width used by the sweep
@@ -107,13 +110,13 @@ class History:
         out = {
             "method": self.method,
             "epochs": len(ep),
-            "sweeps": len(sw),
+            "sweeps": len({r["sweep"] for r in sw}),  # a portfolio sweep has a row per candidate
             "sweeps_accepted": sum(1 for r in sw if r["accepted"]),
             "train_loss": last["train_loss"], "train_acc": last["train_acc"],
             "val_loss": last["val_loss"], "val_acc": last["val_acc"],
             "gd_time_s": float(sum(r["gd_time_s"] or 0.0 for r in self.rows)),
             "solver_time_s": float(sum((r["solver_time_s"] or 0.0) + (r["build_time_s"] or 0.0) for r in sw)),
-            "radii": [r["radius"] for r in sw],
+            "radii": [r["radius"] for r in sw],  # per row (every candidate's)
         }
         if self.chosen_restart is not None:
             out["restarts"] = 1 + max(r.get("restart") or 0 for r in self.rows)

@@ -14,6 +14,13 @@ Layers: `layers="final"` sweeps the last dense layer (the paper). With several l
 layer's sweep can change which ReLUs are active, which GD cannot do, and the layers after it
 are then swept against the new features (the measured recipe of issue 14: a hidden-layer
 sweep followed by a final-layer refit). A round counts as one of `max_sweeps`.
+
+Portfolio (`portfolio=K`): each sweep prepares K candidates (other radii and point samples;
+gdsolver.train.portfolio), solves them with the executor ("local": one after another here;
+"ray": as Ray tasks, in parallel; the same answers either way), and tries them in the order of
+their solver loss until one passes the accept rule; a rejected one is restored bit for bit
+before the next is written. Every candidate gets a history row (`candidate` = its number) and
+its dumps (`sweeps/NNNN-cJ*.gdsm`); portfolio=1 is the single sweep above.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,9 +39,11 @@ from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, restore_params)
-from gdsolver.train.config import AcceptConfig, SweepConfig
+from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig
 from gdsolver.train.history import History
-from gdsolver.train.sweep import decide_sweep, default_mode, prepare_sweep, run_sweep, sweep_loss
+from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
+from gdsolver.train.sweep import (SweepJob, SweepOutcome, decide_sweep, default_mode, prepare_sweep, run_sweep,
+                                  sweep_loss)
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -53,6 +63,10 @@ class GDSolver(Trainer):
     else training) reaches `desired_loss`. A rejected sweep halves its layer's radius for the
     next one, a sweep that improves nothing doubles it (adapt_radius=True; within
     [r/64, 64 r]). output: which element of a tuple / dict model output holds the scores.
+    portfolio / executor / ray_address: K candidate sweeps per sweep, solved locally or on Ray,
+    tried best first (see the module docstring and PortfolioConfig). A sweep whose candidates
+    are all rejected adapts the radius as one sweep would: halved when one of them improved its
+    points' loss, else doubled; an accepted one leaves it.
     """
 
     method = "gdsolver"
@@ -72,7 +86,8 @@ class GDSolver(Trainer):
                  output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
-                 restarts: int = 1) -> None:
+                 restarts: int = 1, portfolio: int = 1, executor: str | None = None,
+                 ray_address: str | None = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
@@ -85,6 +100,8 @@ class GDSolver(Trainer):
         if accept_on == "accuracy" and task != "classification":
             raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss' (regression)")
         self.accept = AcceptConfig(accept_on, val_tolerance)
+        self.portfolio_config = PortfolioConfig(portfolio, executor, ray_address)
+        self._executor = None
         self.max_sweeps = _positive_int("max_sweeps", max_sweeps, allow_zero=True)
         self.phase_epochs = None if phase_epochs is None else _positive_int("phase_epochs", phase_epochs)
         self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
@@ -106,6 +123,10 @@ class GDSolver(Trainer):
         return self.sweep_config.radius
 
     @property
+    def portfolio(self) -> int:
+        return self.portfolio_config.portfolio
+
+    @property
     def val_tolerance(self) -> float:
         return self.accept.val_tolerance
 
@@ -116,7 +137,7 @@ class GDSolver(Trainer):
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.update(self.sweep_config.to_json(), accept_on=self.accept.accept_on,
-                   val_tolerance=self.accept.val_tolerance)
+                   val_tolerance=self.accept.val_tolerance, **self.portfolio_config.to_json())
         cfg["solver_points"] = cfg.pop("points")
         if self.output is not None:
             cfg["output"] = self.output if isinstance(self.output, (int, str)) else repr(self.output)
@@ -142,6 +163,14 @@ class GDSolver(Trainer):
 
     # ------------------------------------------------------------------ Algorithm 1
     def _fit(self) -> None:
+        try:
+            self._fit_rounds()
+        finally:  # a Ray started for the candidates ends with the fit (one found running is left)
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+
+    def _fit_rounds(self) -> None:
         self._round = 0
         self._sweep_no = 0
         self._layers: list[int] = []
@@ -207,42 +236,120 @@ class GDSolver(Trainer):
         return o.double().reshape(len(X), -1).numpy()
 
     def _sweep(self, name: str) -> bool:
-        """Sweep the dense layer `name` once: prepare, run, decide; one history row. True when accepted."""
+        """Sweep the dense layer `name` once: prepare, run and decide each of the portfolio's
+        candidates (one with portfolio=1); a history row per candidate. True when one is accepted."""
         self._sweep_no += 1
         if self.skip_sweeps:
             return False
-        cfg = self.sweep_config
+        cfg, K = self.sweep_config, self.portfolio
         n, radius = self._sweep_no, self._radius[name]
-        base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, radius=radius, layer_name=name)
+        cands = [_Cand(c, radius * c.radius_factor) for c in plan(K, self.seed * 1000 + n)]
+        base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
         try:
             net = network_from_torch(self.model, X, output=self.output)
             k = net.layer_index(name)
             base["layer"] = k
-            job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=radius,
-                                mode=cfg.mode or default_mode(self.task),
-                                margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
-                                seed=self.seed * 1000 + n)
-        except GdsolverError as exc:  # e.g. no misclassified point left: nothing to do
-            self._finish_sweep(base, status="SKIPPED", accepted=False, reason=str(exc),
-                               build_time_s=time.perf_counter() - t)
+            # the layer's inputs once for all candidates (their time is charged to the first)
+            H = net.features(X.numpy(), k) if K > 1 else None
+        except GdsolverError as exc:
+            for c in cands:
+                self._finish_sweep(self._row(base, c), status="SKIPPED", accepted=False, reason=str(exc),
+                                   build_time_s=time.perf_counter() - t)
             return False
-        base.update(job.sizes(), build_time_s=job.build_time_s)
-        idx = torch.as_tensor(job.all_points)
-        Xp, yp = X[idx], y[idx].numpy()
-        mode = job.instance.meta["mode"]
-        before = sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode)
-        outcome = run_sweep(job, backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads,
-                            mip_gap=cfg.mip_gap, closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol)
-        self._dump(n, outcome.files)
-        base.update(status=outcome.status, objective=outcome.objective, solver_time_s=outcome.solver_time_s,
-                    sweep_loss_before=before)
-        if not outcome.usable:
-            self._finish_sweep(base, accepted=False, reason=outcome.reason)
-            return False
+        shared = time.perf_counter() - t
+        mode = cfg.mode or default_mode(self.task)
+        for c in cands:
+            t = time.perf_counter()
+            try:  # e.g. no misclassified point left: nothing to do
+                c.job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=c.radius, mode=mode,
+                                      margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
+                                      seed=c.spec.seed, H=H)
+            except GdsolverError as exc:
+                c.skipped = str(exc)
+                c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
+                continue
+            c.build_time_s = c.job.build_time_s + (shared if c.spec.index == 0 else 0.0)
+            twin = next((d for d in cands[:c.spec.index] if d.job is not None and same_problem(d.job, c.job)), None)
+            if twin is not None:  # the points could not differ (e.g. every point): nothing new to solve
+                c.job, c.skipped = None, f"same points and radius as candidate {twin.spec.label}: not solved again"
+                continue
+            idx = torch.as_tensor(c.job.all_points)
+            c.Xp, c.yp = X[idx], y[idx].numpy()
+            c.before = sweep_loss(self.task, self._model_outputs(c.Xp), c.yp, c.job.margin,
+                                  c.job.instance.meta["mode"])
+        self._solve(n, [c for c in cands if c.job is not None])
+        if K > 1:
+            for c in cands:
+                if c.outcome is not None:
+                    c.gain = gain(self.task, c.job, c.outcome)
         layer = net.layers[k]
-        watched_before = self._watched(self._current_metrics())
+        watched_before: float | None = None  # the weights before the sweep (a rejection restores them)
+        accepted: _Cand | None = None
+        decided: list[Any] = []
+        for i in order([c.gain for c in cands]):
+            c = cands[i]
+            row = self._row(base, c)
+            if c.job is None:
+                self._finish_sweep(row, status="SKIPPED", accepted=False, reason=c.skipped,
+                                   build_time_s=c.build_time_s)
+                continue
+            out = c.outcome
+            row.update(c.job.sizes(), build_time_s=c.build_time_s, status=out.status, objective=out.objective,
+                       solver_time_s=out.solver_time_s, sweep_loss_before=c.before)
+            if not out.usable:
+                self._finish_sweep(row, accepted=False, reason=out.reason)
+            elif accepted is not None:
+                self._finish_sweep(row, accepted=False, reason=f"{NOT_TRIED}: candidate {accepted.spec.label} came "
+                                                               f"before it and was accepted{out.reason}")
+            else:
+                if watched_before is None:
+                    watched_before = self._watched(self._current_metrics())
+                decision = self._decide(c, layer, watched_before)
+                decided.append(decision)
+                if decision.accepted:
+                    accepted = c
+                self._finish_sweep(row, accepted=decision.accepted, reason=decision.reason,
+                                   sweep_loss_after=decision.loss_after, metrics=decision.metrics)
+        if accepted is None and decided:
+            self._adapt(name, grow=not any(d.improved for d in decided))
+        return accepted is not None
+
+    def _row(self, base: dict[str, Any], c: "_Cand") -> dict[str, Any]:
+        row = dict(base, radius=c.radius)
+        if self.portfolio > 1:
+            row.update(candidate=c.spec.index, gain=c.gain)
+        return row
+
+    def _solve(self, n: int, cands: list["_Cand"]) -> None:
+        """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
+        this process, as a single sweep always ran); then their dumps."""
+        cfg = self.sweep_config
+        kw = dict(backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads, mip_gap=cfg.mip_gap,
+                  closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol)
+        pc = self.portfolio_config
+        if pc.portfolio == 1 and pc.executor == "local":
+            for c in cands:
+                c.outcome = run_sweep(c.job, **kw)
+        elif cands:
+            from gdsolver.train.executor import Task, make_executor
+
+            if self._executor is None:
+                self._executor = make_executor(pc.executor, pc.ray_address)
+            # one CPU per task: HiGHS's MIP search is nearly serial; threads= is the solver's option
+            tasks = [Task(run_sweep, (c.job,), kw, label=f"sweep {n} {c.spec.label}", cpus=1) for c in cands]
+            for c, o in zip(cands, self._executor.run(tasks)):
+                c.outcome = o.value if o.ok else SweepOutcome("ERROR", None, None, f"the candidate's solve failed: "
+                                                              f"{o.error}", o.seconds, False)
+        for c in cands:
+            suffix = f"-{c.spec.label}" if self.portfolio > 1 else ""
+            self._dump(n, [(suffix + s, inst, res) for s, inst, res in c.outcome.files])
+
+    def _decide(self, c: "_Cand", layer, watched_before: float):
+        """Write candidate c's answer into the model and keep it or restore the old weights."""
+        job, Xp, yp = c.job, c.Xp, c.yp
+        mode = job.instance.meta["mode"]
 
         def watched() -> tuple[float, dict[str, Any]]:
             metrics = self._metrics()
@@ -253,17 +360,10 @@ class GDSolver(Trainer):
             apply_to_torch(self.model, W, b, layer)
             return saved
 
-        decision = decide_sweep(job, outcome, write=write, restore=lambda s: restore_params(self.model, layer, s),
-                                points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin,
-                                                               mode),
-                                watched=watched, watched_before=watched_before, accept=self.accept,
-                                loss_before=before, label="validation" if self.val_data is not None else "training")
-        if not decision.accepted:
-            self._adapt(name, grow=not decision.improved)
-        self._finish_sweep(base, accepted=decision.accepted, reason=decision.reason,
-                           sweep_loss_after=decision.loss_after,
-                           metrics=decision.metrics)
-        return decision.accepted
+        return decide_sweep(job, c.outcome, write=write, restore=lambda s: restore_params(self.model, layer, s),
+                            points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode),
+                            watched=watched, watched_before=watched_before, accept=self.accept,
+                            loss_before=c.before, label="validation" if self.val_data is not None else "training")
 
     def _current_metrics(self) -> dict[str, Any]:
         """Train/val loss and accuracy of the current weights. Every history row is recorded
@@ -303,6 +403,22 @@ class GDSolver(Trainer):
 
         for suffix, inst, res in files:
             write_sweep(self.dump_dir, n, inst, res, suffix=suffix)
+
+
+@dataclass
+class _Cand:
+    """One candidate of a sweep, through its stages."""
+
+    spec: Candidate
+    radius: float
+    job: SweepJob | None = None
+    skipped: str = ""  # why it could not be prepared
+    build_time_s: float = 0.0
+    Xp: torch.Tensor | None = None  # its points
+    yp: np.ndarray | None = None
+    before: float | None = None  # the solver's loss on its points, by a forward pass of the model
+    outcome: SweepOutcome | None = None
+    gain: float | None = None  # portfolio: what orders the candidates
 
 
 SAMPLE = 256  # training points used to find the network's chain before GD starts

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from gdsolver.errors import GdsolverError
-from gdsolver.train.config import AcceptConfig, SweepConfig, keywords
+from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig, keywords
 
 # name -> one-line description
 METHODS: dict[str, str] = {
@@ -30,7 +30,7 @@ METHODS: dict[str, str] = {
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
             "dump_dir", "callback", "output", "verbose", "restarts")
 _SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
-                *keywords(AcceptConfig))
+                *keywords(AcceptConfig), *keywords(PortfolioConfig))
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback")
 _BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")

@@ -57,10 +57,13 @@ def describe(method: str, row: dict[str, Any], epochs: int | None = None) -> str
     """One line for a history row."""
     t = f" ({row['elapsed_s']:.1f} s)" if row.get("elapsed_s") is not None else ""
     if row["kind"] == "sweep":
-        verdict = "accepted" if row.get("accepted") else "rejected"
+        from gdsolver.train.portfolio import verdict as verdict_of
+
+        verdict = verdict_of(row)
         radius = f", radius {row['radius']:g}" if row.get("radius") is not None else ""
         reason = f": {row['reason']}" if row.get("reason") else ""
-        return (f"{method} sweep {row['sweep']} after epoch {row['epoch']}{radius}: {row.get('status') or '-'}, "
+        cand = f" candidate {row['candidate']}" if row.get("candidate") is not None else ""
+        return (f"{method} sweep {row['sweep']}{cand} after epoch {row['epoch']}{radius}: {row.get('status') or '-'}, "
                 f"{verdict}{reason}; {_metrics(row)}{t}")
     of = f"/{epochs}" if epochs else ""
     return f"{method} epoch {row['epoch']}{of}: {_metrics(row)}{t}"
@@ -70,7 +73,8 @@ class Progress:
     def __init__(self, trainer: Any, stream: TextIO, bar: bool) -> None:
         self.method = trainer.method
         self.epochs = int(getattr(trainer, "epochs", 0) or 0)
-        self.total = self.epochs + int(getattr(trainer, "max_sweeps", 0) or 0)
+        # a row per sweep (per candidate of a portfolio sweep)
+        self.total = self.epochs + int(getattr(trainer, "max_sweeps", 0) or 0) * int(getattr(trainer, "portfolio", 1))
         self.stream = stream
         self.bar = bar
         self.done = 0
