@@ -59,7 +59,8 @@ def swept_dense(bld: InstanceBuilder, H: np.ndarray, W: np.ndarray, b: np.ndarra
     value0 = (H @ W.T + b).ravel()
     Wc, bc = (W, b) if centre is None else centre
     mid = value0 if centre is None else (H @ Wc.T + bc).ravel()
-    spread = np.tile(radius * np.abs(H).sum(axis=1)[:, None] + bias_radius, (1, M)).ravel()
+    with np.errstate(over="ignore"):  # an overflow is an infinite bound, reported by check_finite
+        spread = np.tile(radius * np.abs(H).sum(axis=1)[:, None] + bias_radius, (1, M)).ravel()
     return LinExpr(cols.reshape(T * M, N + 1), vals.reshape(T * M, N + 1), np.zeros(T * M), mid - spread,
                    mid + spread, value0, (T, M))
 
