@@ -138,23 +138,32 @@ def solve(
     option: Annotated[list[str], typer.Option("--option", help="Backend option KEY=VALUE (repeatable).")] = [],
     fallback: Annotated[Optional[str], typer.Option(
         help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
+    search: Annotated[str, typer.Option(
+        help="auto (default): benders for count objectives of the maximum-feasible-subsystem shape "
+             "(classification sweeps), else mip | mip: the instance as it is | presolve: interval "
+             "presolve + greedy incumbent + MIP | benders: presolve + combinatorial Benders (HiGHS).")] = "auto",
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
 ) -> None:
     """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
-    from gdsolver.compile import get_backend, result_paths, save_result
+    from gdsolver.compile import get_backend, result_paths, save_result, solve_sweep
     from gdsolver.ir import load, verify
 
     inst = load(instance)
     opts = _parse_options(option)
-    be = get_backend(backend)
     kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
     if fallback:
         if backend != "gurobi":
             fail("--fallback applies to --backend gurobi only")
         kwargs["fallback"] = fallback
-    with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-        res = be.solve(inst, **kwargs)
+    outcome = None
+    with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
+        if search == "mip":  # the backend alone, exactly as before searches existed
+            res = get_backend(backend).solve(inst, **kwargs)
+        else:
+            outcome = solve_sweep(inst, search=search, backend=backend, **kwargs)
+            res = outcome.result
+    kind = outcome.search if outcome is not None else "mip"
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
@@ -165,7 +174,12 @@ def solve(
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            ["message", res.message], ["result", str(json_path)]]
+            ["search", kind], ["message", res.message], ["result", str(json_path)]]
+    if outcome is not None and outcome.presolve is not None:
+        cnt = outcome.presolve["counts"]
+        rows.insert(-3, ["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
+    if outcome is not None and outcome.first_incumbent_s is not None:
+        rows.insert(-3, ["first incumbent (s)", outcome.first_incumbent_s])
     console.print(table(None, ["", str(instance)], rows))
 
 
@@ -220,11 +234,16 @@ def evaluate(
 def inspect(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    presolve: Annotated[bool, typer.Option(help="Also run the interval presolve (ir.presolve) and report what "
+                                           "it decides: points out/in, sizes after.")] = True,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
     from gdsolver.ir import load
 
-    s = load(instance).summary()
+    inst = load(instance)
+    s = inst.summary()
+    if presolve:
+        s["presolve"] = _presolve_summary(inst)
     if as_json:
         console.print_json(json.dumps(s))
         return
@@ -245,6 +264,36 @@ def inspect(
         console.print(table("constraint groups", ["kind", "group", "offset", "count"], groups))
     console.print(table("meta", ["key", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
                                                   for k, v in s["meta"].items()]))
+    if presolve:
+        p = s["presolve"]
+        rows = [["status", p["status"] + (f" ({p['message']})" if p["message"] else "")]]
+        if p["counts"]["points"]:
+            c = p["counts"]
+            rows.append(["points (objective binaries)", f"{c['out']} out, {c['in']} in, {c['free']} left of {c['points']}"])
+        if p["reduced"]:
+            o, r = p["original"], p["reduced"]
+            for key in ("variables", "binary", "rows", "indicators"):
+                rows.append([key, f"{o[key]} -> {r[key]}"])
+        for name, b in p["blocks"].items():
+            decided = b.get("fixed_to_0", 0) + b.get("fixed_to_1", 0) + b["fixed_other"] + b["aggregated"]
+            if decided:
+                parts = [f"{b[k]} {label}" for k, label in (("fixed_to_0", "fixed to 0"), ("fixed_to_1", "fixed to 1"),
+                                                            ("fixed_other", "fixed"), ("aggregated", "aggregated"))
+                         if b.get(k)]
+                rows.append([f"block {name}", ", ".join(parts) + f" of {b['size']}"])
+        rows.append(["time (s)", fmt(p["time_s"], 3)])
+        console.print(table("presolve (interval reasoning, ir.presolve)", ["", ""], rows))
+
+
+def _presolve_summary(inst) -> dict:
+    import time
+
+    from gdsolver.compile.search import count_fixings
+    from gdsolver.ir.presolve import presolve
+
+    t0 = time.perf_counter()
+    pre = presolve(inst)
+    return {**pre.summary(inst), "counts": count_fixings(inst, pre), "time_s": time.perf_counter() - t0}
 
 
 def _rng(r) -> str:
