@@ -103,6 +103,8 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
     red = pre.instance
     if not use_start:
         red = replace(red, start=None)
+    if not red.is_mip:  # presolve decided every binary: what is left is an LP (or nothing)
+        kind = "presolve"
     sub, why = subsystem_view(red) if red.is_mip else (None, "no integer variables left")
     if kind in ("benders", "auto") and sub is None:
         if kind == "benders":
