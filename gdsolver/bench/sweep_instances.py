@@ -35,7 +35,7 @@ IMAGE = 28
 KERNEL = 4
 CHANNELS = 3
 CLASSES = 10
-FEATURES = CHANNELS * (IMAGE - KERNEL + 1) ** 2  # 1875
+FEATURES = CHANNELS * (IMAGE - KERNEL + 1) ** 2  # 1875 for 28x28 images (smaller images for quick runs)
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,14 @@ class HeadCase:
         return np.flatnonzero(~correct_mask(forward(self.W, self.b, self.H, "identity"), self.y, margin))
 
 
-def _templates(rng: np.random.Generator, strokes: int = 3) -> np.ndarray:
-    """(10, 28, 28) class templates: a few blurred line segments each, values in [0, 1]."""
-    yy, xx = np.mgrid[0:IMAGE, 0:IMAGE].astype(np.float64)
-    out = np.zeros((CLASSES, IMAGE, IMAGE))
+def _templates(rng: np.random.Generator, size: int, strokes: int = 3) -> np.ndarray:
+    """(10, size, size) class templates: a few blurred line segments each, values in [0, 1]."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = np.zeros((CLASSES, size, size))
+    edge = 5 * size / IMAGE
     for k in range(CLASSES):
         for _ in range(strokes):
-            p0, p1 = rng.uniform(5, IMAGE - 5, size=(2, 2))
+            p0, p1 = rng.uniform(edge, size - edge, size=(2, 2))
             s = np.linspace(0, 1, 24)[:, None]
             pts = p0 + s * (p1 - p0)  # (24, 2) points along the stroke
             d2 = (yy[None] - pts[:, 0, None, None]) ** 2 + (xx[None] - pts[:, 1, None, None]) ** 2
@@ -69,7 +70,7 @@ def _templates(rng: np.random.Generator, strokes: int = 3) -> np.ndarray:
 def _images(rng: np.random.Generator, templates: np.ndarray, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """n images (n, 28, 28) in [0, 1] and their labels."""
     y = rng.integers(0, CLASSES, size=n)
-    imgs = np.empty((n, IMAGE, IMAGE))
+    imgs = np.empty((n,) + templates.shape[1:])
     shifts = rng.integers(-2, 3, size=(n, 2))
     gains = rng.uniform(0.5, 1.0, size=n)
     for i in range(n):  # a roll per image; n is a few thousand
@@ -107,10 +108,12 @@ def _train_head(H: np.ndarray, y: np.ndarray, epochs: int, lr: float, rng: np.ra
     return W, b
 
 
-def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int = 100, lr: float = 0.5) -> HeadCase:
-    """The trained head for `seed` (deterministic)."""
+def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int = 100, lr: float = 0.5,
+              image: int = IMAGE) -> HeadCase:
+    """The trained head for `seed` (deterministic); `image` < 28 gives a smaller head
+    (3 (image - 3)^2 features) for quick runs."""
     rng = np.random.default_rng(seed)
-    templates = _templates(rng)
+    templates = _templates(rng, image)
     imgs, y = _images(rng, templates, n_train, noise)
     H = _conv_relu(imgs, rng)
     W, b = _train_head(H, y, epochs, lr, rng)
@@ -118,13 +121,37 @@ def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int =
 
 
 def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "compact", margin: float = 1e-3,
-                     case: HeadCase | None = None) -> MilpInstance:
+                     case: HeadCase | None = None, image: int = IMAGE) -> MilpInstance:
     """A classification sweep of the MNIST-shaped head: `points` misclassified training points
     (seeded choice), box radius `radius`. Pass `case` to reuse a trained head."""
-    case = case or head_case(seed)
+    case = case or head_case(seed, image=image)
     wrong = case.misclassified(margin)
     rng = np.random.default_rng(seed + 1000)
     pick = np.sort(rng.choice(wrong, size=min(points, len(wrong)), replace=False))
     inst = classification(case.W, case.b, case.H[pick], case.y[pick], radius=radius, mode=mode, margin=margin)
     inst.meta.update(generator="mnist_head_sweep", generator_seed=int(seed), points_index=[int(i) for i in pick])
+    return inst
+
+
+def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mode: str = "paper", epochs: int = 3,
+                  lr: float = 0.05) -> MilpInstance:
+    """A sweep from a real short training run on sklearn's digits: `model` "mlp"
+    (Linear(64, 32)-ReLU-Linear(32, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-
+    Linear(75, 10) on the 8x8 images), `epochs` of SGD (gdsolver.GDTrainer), then the final
+    layer's sweep on `points` misclassified training points (as GDSolver builds it)."""
+    from gdsolver.extract import from_torch
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for
+    from gdsolver.train.sweep import build_sweep
+    from gdsolver.train.trainer import GDTrainer
+
+    split = load_split_for("digits-images" if model == "conv" else "digits", None, seed=seed)
+    net = build_model(model, tuple(split.train[0].shape[1:]), 10, seed=seed)
+    GDTrainer(net, task="classification", optimizer="sgd", lr=lr, epochs=epochs, seed=seed, threads=1).fit(
+        split.train, split.val)
+    X, y = split.train
+    layer = from_torch(net, X)
+    inst = build_sweep(layer, X, y, task="classification", radius=radius, mode=mode, points=points, seed=seed)
+    inst.meta.update(generator="trained_sweep", generator_model=model, generator_seed=int(seed),
+                     generator_epochs=int(epochs))
     return inst

@@ -284,6 +284,7 @@ class Master:
         opts = {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-9}
         if threads is not None:
             opts["threads"] = int(threads)
+            highspy.Highs.resetGlobalScheduler(True)  # HiGHS refuses a thread count its running pool does not have
         self.h, _ = build_highs(inst, opts)
         self._ms = highspy.HighsModelStatus
         self.h.addRow(-np.inf, np.inf, K, np.arange(K, dtype=np.int32), sub.gain.astype(np.float64))
@@ -311,6 +312,8 @@ class Master:
             return "optimal", np.round(x) > 0.5, float(info.objective_function_value)
         if ms == self._ms.kInfeasible:
             return "infeasible", None, None
+        if ms not in (self._ms.kTimeLimit, self._ms.kInterrupt, self._ms.kSolutionLimit, self._ms.kIterationLimit):
+            raise GdsolverError(f"benders: the master MIP failed in HiGHS ({self.h.modelStatusToString(ms)})")
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
         has_x = info.primal_solution_status == 2
         return "limit", (np.round(np.asarray(self.h.getSolution().col_value)) > 0.5) if has_x else None, bound
