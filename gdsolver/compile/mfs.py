@@ -162,10 +162,21 @@ class SearchTrace:
                 "iterations": self.iterations}
 
 
+def single_row_keys(sub: Subsystem) -> np.ndarray:
+    """Keys switching on exactly one one-sided row (pair_conflicts is exact for pairs of them)."""
+    one_sided = np.isfinite(sub.rows_lo) != np.isfinite(sub.rows_hi)
+    rows = np.bincount(sub.group, minlength=sub.num_keys)
+    ranged = np.bincount(sub.group, weights=~one_sided, minlength=sub.num_keys)
+    return (rows == 1) & (ranged == 0)
+
+
 class Conflicts:
     """Known infeasible key sets, with the pairs indexed for quick look-ups."""
 
-    def __init__(self, K: int, pairs: np.ndarray) -> None:
+    def __init__(self, K: int, pairs: np.ndarray, exact: np.ndarray | None = None) -> None:
+        """`exact[k]`: every conflicting pair involving k is in `pairs` (true for keys with a
+        single row, where `pair_conflicts` is exact)."""
+        self.exact = np.zeros(K, bool) if exact is None else np.asarray(exact, bool)
         self.partner = [set() for _ in range(K)]
         for a, b in pairs:
             self.partner[int(a)].add(int(b))
@@ -220,7 +231,8 @@ def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Co
     return chosen, y
 
 
-def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf) -> np.ndarray:
+def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
+                       conflicts: Conflicts | None = None) -> np.ndarray:
     """An infeasible subset of `subset` (which must be infeasible), minimal when time allows.
     Start from the support of the elastic LP's duals; then deletion filtering in chunks: drop
     the half of the undecided keys holding the least dual mass; if the rest is still
@@ -234,6 +246,16 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
     needed = np.zeros_like(current)
     chunk = max(1, int((current & ~needed).sum()) // 2)
     while current.sum() > 2:  # two keys, each feasible alone after presolve, are minimal
+        if current.sum() == 3 and conflicts is not None:
+            trio = np.flatnonzero(current)
+            known = [(a, b) for a, b in ((trio[0], trio[1]), (trio[0], trio[2]), (trio[1], trio[2]))
+                     if b in conflicts.partner[a]]
+            if known:  # a known pair inside: the smaller cut
+                out = np.zeros_like(current)
+                out[list(known[0])] = True
+                return out
+            if conflicts.exact[trio].all():  # pairs of one-row keys not in the table are feasible
+                return current
         cand = np.flatnonzero(current & ~needed)
         if len(cand) == 0 or time.perf_counter() > deadline:
             break
@@ -275,11 +297,13 @@ class Master:
         import highspy
 
         K = sub.num_keys
+        self.gain = sub.gain.astype(np.float64)
         inst = MilpInstance(
             blocks={"k": (0, (K,))}, lb=sub.key_lb.astype(np.float64), ub=sub.key_ub.astype(np.float64),
             vtype=np.full(K, BINARY, np.uint8), A=sub.master, row_lo=sub.master_lo, row_hi=sub.master_hi,
             ind_var=np.zeros(0, np.int32), ind_val=np.zeros(0, np.uint8), ind_A=Csr.empty(K),
-            ind_lo=np.zeros(0), ind_hi=np.zeros(0), c=sub.gain.astype(np.float64), sense="max",
+            ind_lo=np.zeros(0), ind_hi=np.zeros(0),
+            c=self.gain, sense="max",
         )
         opts = {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-9}
         if threads is not None:
@@ -308,8 +332,8 @@ class Master:
         ms = self.h.getModelStatus()
         info = self.h.getInfo()
         if ms == self._ms.kOptimal:
-            x = np.asarray(self.h.getSolution().col_value)
-            return "optimal", np.round(x) > 0.5, float(info.objective_function_value)
+            chosen = np.round(np.asarray(self.h.getSolution().col_value)) > 0.5
+            return "optimal", chosen, float(self.gain @ chosen)
         if ms == self._ms.kInfeasible:
             return "infeasible", None, None
         if ms not in (self._ms.kTimeLimit, self._ms.kInterrupt, self._ms.kSolutionLimit, self._ms.kIterationLimit):
@@ -336,7 +360,7 @@ def incumbent(sub: Subsystem | SubsystemLP, base: np.ndarray, *, deadline: float
     s = lp.sub
     pairs = pair_conflicts(s) if pairs is None else pairs
     base = base | (s.key_lb > 0.5)
-    return greedy(lp, base, s.key_ub > 0.5, Conflicts(s.num_keys, pairs), deadline)
+    return greedy(lp, base, s.key_ub > 0.5, Conflicts(s.num_keys, pairs, single_row_keys(s)), deadline)
 
 
 def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float | None = None,
@@ -356,7 +380,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
     allowed = s.key_ub > 0.5
     base = base | (s.key_lb > 0.5)
     pairs = pair_conflicts(s) if pairs is None else pairs
-    conflicts = Conflicts(K, pairs)
+    conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
     step = 1.0 if np.all(gain == np.round(gain)) else 1e-6
     chosen, y = greedy(lp, base, allowed, conflicts, deadline=deadline)
     if y is None:
@@ -396,7 +420,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         while not lp.feasible(work):
             if time.perf_counter() > deadline:
                 break
-            conflict = minimal_infeasible(lp, work, deadline)
+            conflict = minimal_infeasible(lp, work, deadline, conflicts)
             members = np.flatnonzero(conflict)
             new_cuts.append(members)
             trace.cuts += 1
