@@ -375,3 +375,24 @@ def test_cli_solve_search_and_inspect_presolve(tmp_path):
     p = run("inspect", "s.gdsm", cwd=tmp_path)
     assert "presolve" in p.stdout and "points" in p.stdout
     assert_user_error(run("solve", "s.gdsm", "--search", "quick", cwd=tmp_path), "search", "quick")
+
+
+@pytest.mark.parametrize("mode", ["compact", "paper"])
+def test_kept_points_stay_correct_in_every_search(mode):
+    """keep_correct points are fixed in the instance: presolve turns their indicators into rows
+    that always hold, which the LP search keeps as its base rows."""
+    for seed, T, N, M, r in SEARCH_CASES[:3]:
+        W, b, H, y = sweep_data(seed, T=T, N=N, M=M)
+        correct = np.flatnonzero(correct_mask(forward(W, b, H, "identity"), y, MARGIN))
+        keep = correct[: max(1, len(correct) // 2)]
+        inst = classification(W, b, H, y, radius=r, mode=mode, keep_correct=keep)
+        plain = solve(inst, time_limit=60)
+        assert plain.status == "OPTIMAL"
+        for search in ("presolve", "benders"):
+            out = solve_sweep(inst, search=search, time_limit=60)
+            assert out.result.status == "OPTIMAL" and verify(inst, out.result.x).ok
+            assert out.result.objective == pytest.approx(plain.objective)
+            c = inst.unpack(out.result.x)["c"]
+            assert np.all(c[keep] == 1)
+            o = forward(inst.unpack(out.result.x)["w"], inst.unpack(out.result.x)["b"], H, "identity")
+            assert np.all(correct_mask(o, y, MARGIN / 2)[keep])  # a forward pass agrees

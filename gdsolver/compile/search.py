@@ -116,10 +116,10 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
                     use_start=use_start, options=options, **extra)
         res.runtime_s = time.perf_counter() - t0
         return SweepOutcome(res, "mip", summary, best_s=None)
-    remaining = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 1e-3)
+    # the helpers get the whole time limit and count it from t0
     if kind in ("benders", "auto"):
-        return _benders(inst, pre, sub, summary, t0, remaining, threads, mip_gap)
-    return _presolve_mip(inst, pre, sub, summary, t0, remaining, backend, threads, mip_gap, options, extra)
+        return _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap)
+    return _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip_gap, options, extra)
 
 
 def _start_keys(red: MilpInstance, sub) -> np.ndarray:
@@ -157,7 +157,11 @@ def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> Sweep
     red = pre.instance
     base = _start_keys(red, sub)
     lp = SubsystemLP(sub)
-    out = benders(lp, base, time_limit=time_limit, threads=threads, t0=t0, gap=mip_gap or 0.0)
+    try:
+        out = benders(lp, base, time_limit=time_limit, threads=threads, t0=t0, gap=mip_gap or 0.0)
+    except GdsolverError as exc:  # e.g. LP tolerances disagree with the start: the MIP path still answers
+        summary["benders_failed"] = str(exc)
+        return _presolve_mip(inst, pre, sub, summary, t0, time_limit, "highs", threads, mip_gap, None, {})
     x_red = sub.solution(red, out.chosen, out.y)
     sign = 1.0 if red.sense == "max" else -1.0
     const = red.objective_value(x_red) - sign * out.value  # the constant part of the reduced objective
@@ -180,7 +184,8 @@ def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip
     if red.is_mip and sub is not None:
         from gdsolver.compile.mfs import incumbent
 
-        chosen, y = incumbent(sub, _start_keys(red, sub))
+        deadline = np.inf if time_limit is None else t0 + time_limit
+        chosen, y = incumbent(sub, _start_keys(red, sub), deadline=deadline)
         if y is not None:
             x0 = sub.solution(red, chosen, y)
             if verify(red, x0).ok and (red.start is None or _better_or_equal(red, x0, red.start)):
