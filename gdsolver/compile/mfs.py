@@ -74,6 +74,7 @@ class SubsystemLP:
         self._grp_rows = order + self.nb
         self._grp_ptr = np.searchsorted(self.row_group[order], np.arange(K + 1))
         self.solves = 0
+        self.iterations = 0  # simplex iterations, summed over solves
         self.lp_time = 0.0
         self.last: tuple[float, np.ndarray | None, np.ndarray | None] | None = None  # result for the current state
 
@@ -119,6 +120,7 @@ class SubsystemLP:
             self.h.run()
             ms = self.h.getModelStatus()
         self.lp_time += time.perf_counter() - t0
+        self.iterations += int(self.h.getInfo().simplex_iteration_count)
         if ms != self._kOptimal:
             self.last = (np.inf, None, None)
         else:
@@ -197,7 +199,7 @@ class Conflicts:
 
 
 def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Conflicts | None = None,
-           deadline: float = np.inf) -> tuple[np.ndarray, np.ndarray | None]:
+           deadline: float = np.inf, first_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """A maximal feasible key set containing `base` (which must be feasible). One elastic LP
     with `base` hard and every other allowed key soft gives a feasible set (the keys it
     satisfies exactly) and an order (least violated first); the rest are tried one by one,
@@ -210,6 +212,10 @@ def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Co
         return base.copy(), None
     zero = soft & (e * lp.weight <= FEAS_TOL)
     chosen = base | zero
+    if first_only:  # the keys this one LP satisfies, with its point
+        lp.set(chosen, hard=chosen)
+        v, y, _ = lp.solve()
+        return (chosen, y) if y is not None else (base.copy(), None)
     rest = np.flatnonzero(soft & ~chosen)
     order = rest[np.argsort(e[rest], kind="stable")]
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
@@ -232,7 +238,7 @@ def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Co
 
 
 def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
-                       conflicts: Conflicts | None = None) -> np.ndarray:
+                       conflicts: Conflicts | None = None, filter_lp: SubsystemLP | None = None) -> np.ndarray:
     """An infeasible subset of `subset` (which must be infeasible), minimal when time allows.
     Start from the support of the elastic LP's duals; then deletion filtering in chunks: drop
     the half of the undecided keys holding the least dual mass; if the rest is still
@@ -243,6 +249,8 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
     if v <= FEAS_TOL:
         raise ValueError("minimal_infeasible: the subset is feasible")
     current, mass = _support(lp, subset, v)
+    # a second LP for the small subsets keeps `lp` warm on the big set between conflicts
+    lp = filter_lp or lp
     needed = np.zeros_like(current)
     chunk = max(1, int((current & ~needed).sum()) // 2)
     while current.sum() > 2:  # two keys, each feasible alone after presolve, are minimal
@@ -379,18 +387,25 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
     K, gain = s.num_keys, s.gain
     allowed = s.key_ub > 0.5
     base = base | (s.key_lb > 0.5)
-    pairs = pair_conflicts(s) if pairs is None else pairs
-    conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
     step = 1.0 if np.all(gain == np.round(gain)) else 1e-6
-    chosen, y = greedy(lp, base, allowed, conflicts, deadline=deadline)
+    bound = float(gain[allowed].sum())
+    # the elastic LP alone often settles it (every allowed key fits): no pairs needed then
+    chosen, y = greedy(lp, base, allowed, None, deadline=deadline, first_only=True)
     if y is None:
         raise GdsolverError("benders: the starting key set is infeasible")
+    if float(gain @ chosen) < bound - 1e-9:
+        pairs = pair_conflicts(s) if pairs is None else pairs
+        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+        chosen, y = greedy(lp, chosen, allowed, conflicts, deadline=deadline)
+    else:
+        pairs = np.zeros((0, 2), np.int64)
+        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
     best = float(gain @ chosen)
     trace.events.append((time.perf_counter() - t0, "incumbent", best))
     master = Master(s, threads)
+    flp: SubsystemLP | None = None  # a second LP for deletion filtering on small subsets, made when needed
     master.add_cuts([np.asarray(p) for p in pairs])
     trace.pair_cuts = len(pairs)
-    bound = float(gain[allowed].sum())
     proven = False
     while True:
         now = time.perf_counter()
@@ -420,7 +435,8 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         while not lp.feasible(work):
             if time.perf_counter() > deadline:
                 break
-            conflict = minimal_infeasible(lp, work, deadline, conflicts)
+            flp = flp or SubsystemLP(s)
+            conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
             members = np.flatnonzero(conflict)
             new_cuts.append(members)
             trace.cuts += 1
@@ -437,5 +453,6 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
                 chosen, y, best = ext, y_ext, float(gain @ ext)
                 trace.events.append((time.perf_counter() - t0, "incumbent", best))
         master.add_cuts(new_cuts)
-    trace.lp_solves, trace.lp_time = lp.solves, lp.lp_time
+    trace.lp_solves = lp.solves + (flp.solves if flp else 0)
+    trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
     return MfsOutcome(chosen, y, best, bound, proven, trace)
