@@ -435,6 +435,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         while not lp.feasible(work):
             if time.perf_counter() > deadline:
                 break
+            violated = lp.last[2] if lp.last and lp.last[2] is not None else np.zeros(K)
             flp = flp or SubsystemLP(s)
             conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
             members = np.flatnonzero(conflict)
@@ -446,9 +447,16 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
             free = np.flatnonzero(conflict & ~base)
             if len(free) == 0:
                 raise GdsolverError("benders: the starting key set is infeasible")
-            work[free[np.argmin(gain[free])]] = False
+            # drop the cheapest member, the most violated one among equals: it is likely in more conflicts
+            order = np.lexsort((-violated[free], gain[free]))
+            work[free[order[0]]] = False
         else:
-            ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline)
+            # extend only when the keys not already ruled out by a known pair could beat the best
+            open_ = allowed & ~work & ~conflicts.blocked(work)
+            if gain @ work + gain[open_].sum() <= best + 1e-9:
+                ext, y_ext = work, None
+            else:
+                ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline)
             if y_ext is not None and gain @ ext > best + 1e-9:
                 chosen, y, best = ext, y_ext, float(gain @ ext)
                 trace.events.append((time.perf_counter() - t0, "incumbent", best))
