@@ -175,7 +175,7 @@ def solve(
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
             ["search", kind], ["message", res.message], ["result", str(json_path)]]
-    if outcome is not None and outcome.presolve is not None:
+    if outcome is not None and outcome.presolve is not None and outcome.presolve["counts"]["points"]:
         cnt = outcome.presolve["counts"]
         rows.insert(-3, ["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
     if outcome is not None and outcome.first_incumbent_s is not None:

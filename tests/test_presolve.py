@@ -16,7 +16,7 @@ from gdsolver.compile.mfs import SubsystemLP, benders, incumbent, minimal_infeas
 from gdsolver.compile.search import count_fixings
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
-from gdsolver.ir import BINARY, CONTINUOUS, InstanceBuilder, verify
+from gdsolver.ir import BINARY, InstanceBuilder, verify
 from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, presolve
 from gdsolver.ir.subsystem import pair_conflicts, subsystem_view
 

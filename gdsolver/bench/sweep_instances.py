@@ -92,7 +92,8 @@ def _conv_relu(imgs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(out, 0.0).reshape(len(imgs), -1)
 
 
-def _train_head(H: np.ndarray, y: np.ndarray, epochs: int, lr: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _train_head(H: np.ndarray, y: np.ndarray, epochs: int, lr: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Full-batch softmax regression from PyTorch's default Linear init, `epochs` GD steps."""
     bound = 1.0 / np.sqrt(H.shape[1])
     W = rng.uniform(-bound, bound, size=(CLASSES, H.shape[1]))

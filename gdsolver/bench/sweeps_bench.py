@@ -128,8 +128,9 @@ def traced_highs_mip(inst: MilpInstance, time_limit: float, threads: int | None)
     sign = 1.0 if inst.sense == "max" else -1.0
     better = [t for t, v in events if start_value is None or sign * (v - start_value) > 1e-9]
     best = [t for t, v in events if objective is not None and abs(v - objective) <= 1e-6 * max(1.0, abs(objective))]
-    status = {highspy.HighsModelStatus.kOptimal: "OPTIMAL",
-              highspy.HighsModelStatus.kTimeLimit: "FEASIBLE" if has_x else "TIME_LIMIT"}.get(ms, h.modelStatusToString(ms))
+    names = {highspy.HighsModelStatus.kOptimal: "OPTIMAL",
+             highspy.HighsModelStatus.kTimeLimit: "FEASIBLE" if has_x else "TIME_LIMIT"}
+    status = names.get(ms, h.modelStatusToString(ms))
     return {"status": status, "objective": objective,
             "bound": float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None,
             "first_incumbent_s": better[0] if better else None, "best_s": best[0] if best else None,

@@ -106,7 +106,8 @@ class PresolveResult:
             if integer.any():
                 entry["fixed_to_0"] = int(np.count_nonzero(decided & integer & (lo == 0)))
                 entry["fixed_to_1"] = int(np.count_nonzero(decided & integer & (lo == 1)))
-            entry["fixed_other"] = int(np.count_nonzero(decided)) - entry.get("fixed_to_0", 0) - entry.get("fixed_to_1", 0)
+            binary_fixed = entry.get("fixed_to_0", 0) + entry.get("fixed_to_1", 0)
+            entry["fixed_other"] = int(np.count_nonzero(decided)) - binary_fixed
             entry["aggregated"] = int(np.count_nonzero(r == AGGREGATED))
             entry["fixed_in_instance"] = int(np.count_nonzero(r == FIXED_BY_BOUNDS))
             entry["by_reason"] = {REASONS[k]: int(np.count_nonzero(r == k)) for k in REASONS if k != FREE
@@ -133,10 +134,6 @@ class _Infeasible(Exception):
     pass
 
 
-def _entry_rows(mat: Csr) -> np.ndarray:
-    return mat.row_ids()
-
-
 def _magnitude(mat: Csr, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
     """sum_i |a_i| max(|lb_i|, |ub_i|) per row (finite parts): the scale for float slack."""
     big = np.maximum(np.abs(np.where(np.isfinite(lb), lb, 0.0)), np.abs(np.where(np.isfinite(ub), ub, 0.0)))
@@ -157,10 +154,10 @@ class _Presolver:
         self.row_alive = np.ones(inst.num_rows, bool)
         self.ind_alive = np.ones(inst.num_indicators, bool)
         self.ind_var = inst.ind_var.astype(np.int64).copy()  # aggregation re-points controllers
-        self.ind_A = inst.ind_A  # aggregation removes entries (of the aggregated variables)
+        self.ind_A = inst.ind_A  # never changed: an aggregated variable's one expression is dropped
         self.c = inst.c.copy()
         self.agg_to = np.full(n, -1, np.int64)  # aggregated variable -> the variable it equals
-        self.A_rows = _entry_rows(inst.A)
+        self.A_rows = inst.A.row_ids()
         self.stats = {"indicators_always_satisfied": 0, "indicators_inactive": 0, "indicators_to_rows": 0,
                       "rows_redundant": 0, "bounds_tightened": 0}
         self.sign = 1.0 if inst.sense == "max" else -1.0  # objective gain per unit raised, times c
@@ -199,13 +196,14 @@ class _Presolver:
                 i = int(k[np.argmax(zfix[k])])
                 raise _Infeasible(f"indicator {inst.ind_label(i)} is switched on but its expression can never lie "
                                   f"in [{inst.ind_lo[i]:g}, {inst.ind_hi[i]:g}] over the box")
-            # several indicators may force the same binary: all to the same value, fine
-            first = {}
-            for kk in k[::-1]:
-                first[int(z[kk])] = int(kk)
-            vars_ = np.fromiter(first.keys(), np.int64)
-            self._fix(vars_, 1.0 - v[np.fromiter(first.values(), np.int64)], NEVER_SATISFIED)
-            self.evidence[vars_] = np.fromiter(first.values(), np.int64)
+            # several indicators may force the same binary (to the same value if consistent;
+            # _fix reports a binary forced both ways): the first one is the evidence
+            vars_, at = np.unique(z[k], return_index=True)
+            for want in (0.0, 1.0):  # one value at a time, so a binary forced both ways is caught
+                sel = (1.0 - v[k]) == want
+                if sel.any():
+                    self._fix(np.unique(z[k][sel]), np.full(len(np.unique(z[k][sel])), want), NEVER_SATISFIED)
+            self.evidence[vars_] = k[at]
         return bool(inactive.any() or always.any() or never.any())
 
     def _propagate(self, mat: Csr, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, alive: np.ndarray,
@@ -342,7 +340,8 @@ class _Presolver:
         that need every s_i at 1, when nothing else minds s_i being lowered."""
         inst = self.inst
         z, v = self.ind_var, inst.ind_val
-        cand = self.ind_alive & (v == 1) & (self.lb[z] < self.ub[z]) & np.isfinite(inst.ind_lo) & ~np.isfinite(inst.ind_hi)
+        cand = self.ind_alive & (v == 1) & (self.lb[z] < self.ub[z])
+        cand &= np.isfinite(inst.ind_lo) & ~np.isfinite(inst.ind_hi)
         if not cand.any():
             return False
         A = self.ind_A
@@ -436,7 +435,8 @@ class _Presolver:
             sub = mat.take_rows(rows_sel)
             col = sub.indices.astype(np.int64)
             r = sub.row_ids()
-            fixed_part = np.bincount(r, weights=np.where(fixed[col], sub.data * self.lb[col], 0.0), minlength=len(rows_sel))
+            fixed_part = np.bincount(r, weights=np.where(fixed[col], sub.data * self.lb[col], 0.0),
+                                     minlength=len(rows_sel))
             keep_e = keep[col]
             if np.any(aggregated[col]):
                 raise AssertionError("an aggregated variable is left in an expression")
