@@ -1,5 +1,5 @@
 """`gdsolver backends` (what each solver backend can do here) and `gdsolver bench
-backends` (HiGHS vs Gurobi solve times on the same instances)."""
+backends` (every available backend's solve times on the same instances)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 
 from .apps import app, bench_app
 from .common import console, table, user_errors
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 def _licence_text(lic: dict[str, Any]) -> str:
@@ -27,27 +28,22 @@ def backends(
 ) -> None:
     """List the solver backends: available or not (and why), version, licence, features, and what
     `--backend auto` does."""
-    from gdsolver.compile.backend import BACKENDS, FEATURES, backend_info
+    from gdsolver.compile.registry import AUTO, DEFAULT_BACKEND, auto_description, backend_info, backend_names
 
-    infos = [backend_info(name) for name in BACKENDS]
-    gurobi = next(i for i in infos if i["name"] == "gurobi")
-    if not gurobi["available"]:
-        auto = "highs for every instance (Gurobi is not usable here)"
-    elif gurobi["licence"]["state"] == "full":
-        auto = "gurobi for every instance (full licence)"
-    else:
-        auto = (f"gurobi for instances of at most {gurobi['licence']['max_variables']} variables and "
-                f"{gurobi['licence']['max_constraints']} linear + indicator constraints, highs otherwise")
+    infos = [backend_info(name) for name in backend_names()]
+    auto = auto_description()
     if as_json:
-        console.print_json(json.dumps({"backends": infos, "auto": auto}))
+        console.print_json(json.dumps({"backends": infos, "auto": auto, "auto_order": list(backend_names()),
+                                       "default": DEFAULT_BACKEND}))
         return
     rows = []
     for i in infos:
-        rows.append([i["name"], "yes" if i["available"] else f"no: {i['reason']}", i["version"] or "-",
-                     _licence_text(i["licence"]), i["indicators"],
-                     ", ".join(f for f in FEATURES if i["features"][f] and f != "indicators")])
+        features = ", ".join(f for f, on in i["features"].items() if on and f != "indicators")
+        rows.append([i["name"] + (" (default)" if i["name"] == DEFAULT_BACKEND else ""),
+                     "yes" if i["available"] else f"no: {i['reason']}", i["version"] or "-",
+                     _licence_text(i["licence"]), i["indicators"], features])
     console.print(table(None, ["backend", "available", "version", "licence", "indicators", "features"], rows))
-    console.print(f"--backend auto: {auto}")
+    console.print(f"--backend {AUTO}: {auto}")
 
 
 @bench_app.command("backends")
@@ -56,13 +52,25 @@ def bench_backends(
     out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
     quick: Annotated[bool, typer.Option(help="One small instance per kind (seconds).")] = False,
     time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 60.0,
-    threads: Annotated[Optional[int], typer.Option(help="Threads for both solvers (default: theirs).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for every solver (default: theirs).")] = None,
+    backend: Annotated[Optional[list[str]], typer.Option(
+        "--backend", help="A backend to run (repeat; default: every available one; the default backend is always "
+                          "run, it is the baseline).")] = None,
+    instance_set: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="An instance set (repeat; default: all registered).")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """HiGHS vs Gurobi solve time on the same instances (within Gurobi's licence), with the ratio;
-    exits 1 if the two disagree on an optimal objective."""
+    """Every available backend's solve time on the same instances, with ratios against the default
+    backend; exits 1 if two backends disagree on an optimal objective. With --ray each instance is a
+    Ray task (parallel solves share the cores: compare times only between runs made the same way)."""
     from gdsolver.bench.backends_bench import run_backends_bench
+    from gdsolver.compile import SolveOptions
 
-    result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, threads=threads)
+    SolveOptions(time_limit=time_limit, threads=threads)  # refused before any work
+    with executor_for(ray, ray_address) as ex:
+        result = run_backends_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, threads=threads,
+                                    backends=backend, sets=instance_set, executor=ex)
     if not result["all_agree"]:
         console.print(f"{result['disagreements']} instances with different optimal objectives")
         raise typer.Exit(1)

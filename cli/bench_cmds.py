@@ -11,8 +11,11 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+
 from .apps import bench_app
 from .common import console, err_console, fail, user_errors
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 OUT_HELP = "Results directory."
 
@@ -59,13 +62,17 @@ def bench_regression(
                                                         "always run, it is GDSolver's GD part).")] = None,
     preset: Annotated[Optional[list[str]], typer.Option("--radius-preset", help="Sweep preset: paper, default "
                                                         "(repeat; default both).")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30.")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """The paper's Table 1: GD baselines for 1..20 epochs vs GDSolver = e epochs of SGD + one sweep."""
-    from gdsolver.bench.regression_bench import preset_config, run_regression_bench, total_units
+    """The paper's Table 1: GD baselines for 1..20 epochs vs GDSolver = e epochs of SGD + one sweep.
+    Every cell of the grid (a method's run for one equation and seed, or one GDSolver sweep) is a
+    task; with --ray the tasks run on Ray, with the same results (timings aside)."""
+    from gdsolver.bench.regression_bench import grid, preset_config, run_regression_bench
 
     name = "quick" if quick else "full"
     cfg = preset_config(name)
@@ -77,9 +84,11 @@ def bench_regression(
     console.print(f"regression benchmark ({name} preset): equations {list(cfg.equations)}, seeds {list(cfg.seeds)}, "
                   f"baselines {cfg.baselines()}, GDSolver at e = {list(cfg.sweep_epochs)}, radius presets "
                   f"{list(cfg.presets)}")
-    doc = _run_with_bar("regression", total_units(cfg),
-                        lambda tick: run_regression_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
-                                                          command=["gdsolver", *sys.argv[1:]], plots=plots))
+    with executor_for(ray, ray_address) as ex:
+        doc = _run_with_bar("regression", len(grid(cfg)),
+                            lambda tick: run_regression_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
+                                                              command=["gdsolver", *sys.argv[1:]], plots=plots,
+                                                              executor=ex))
     lo, hi = cfg.table_epochs()
     for t in doc["table1"]:
         console.print(f"[{t['preset']}] GDSolver({lo}) vs best baseline at {hi} epochs: test MSE "
@@ -108,14 +117,18 @@ def bench_data_efficiency(
                                                     "(default: best baseline mean - 0.05).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Baselines' learning rate (default 0.05; the 2-loop "
                                                 "GDSolver always uses 0.1 then 0.05).")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30 "
                                                         "(digits), 10 (fashion-mnist).")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """The paper's data-efficiency study: test accuracy against training points n and epochs e."""
-    from gdsolver.bench.data_efficiency_bench import preset_config, run_data_efficiency_bench, total_units
+    """The paper's data-efficiency study: test accuracy against training points n and epochs e.
+    Every cell (one method for one model, seed and n; the 2-loop runs per epoch budget) is a
+    task; with --ray the tasks run on Ray, with the same results (timings aside)."""
+    from gdsolver.bench.data_efficiency_bench import grid, preset_config, run_data_efficiency_bench
 
     name = "quick" if quick else "full"
     cfg = preset_config(name, dataset)
@@ -123,14 +136,19 @@ def bench_data_efficiency(
                   n_values=tuple(n) if n else cfg.n_values, epochs=tuple(epochs) if epochs else cfg.epochs,
                   methods=tuple(method) if method else cfg.methods, target=target, backend=backend,
                   time_limit=cfg.time_limit if time_limit is None else time_limit, threads=threads,
-                  lr=cfg.lr if lr is None else lr, data_dir=None if data_dir is None else str(data_dir)).check()
+                  lr=cfg.lr if lr is None else lr,
+                  # Ray workers need not share our working directory
+                  data_dir=None if data_dir is None else str(data_dir.resolve() if ray or ray_address else data_dir)
+                  ).check()
     stem = "data_efficiency" if dataset == "digits" else f"data_efficiency_{dataset}"
     tag = f"{stem}_quick" if quick else stem
     console.print(f"data-efficiency benchmark ({name} preset): {dataset}, models {list(cfg.models)}, n "
                   f"{list(cfg.n_values)}, e {list(cfg.epochs)}, seeds {list(cfg.seeds)}, methods {cfg.all_methods()}")
-    doc = _run_with_bar(f"data-efficiency {dataset}", total_units(cfg),
-                        lambda tick: run_data_efficiency_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
-                                                               command=["gdsolver", *sys.argv[1:]], plots=plots))
+    with executor_for(ray, ray_address) as ex:
+        doc = _run_with_bar(f"data-efficiency {dataset}", len(grid(cfg)),
+                            lambda tick: run_data_efficiency_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
+                                                                   command=["gdsolver", *sys.argv[1:]], plots=plots,
+                                                                   executor=ex))
     for s in doc["smallest_n"]:
         if s["epochs"] == max(cfg.epochs):
             console.print(f"{s['model']} e={s['epochs']} {s['method']}: smallest n reaching "

@@ -10,9 +10,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, fail, fmt, table, user_errors
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help, native_options_help
+
+from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
+from .ray_opts import RayAddress, RayFlag, executor_for
 
 
 class Task(str, Enum):
@@ -78,25 +81,45 @@ def compile_cmd(
     keep_correct: Annotated[int, typer.Option(
         help="Classification: also add K currently-correct points that must stay correct.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
+    layer: Annotated[Optional[str], typer.Option(
+        help="Model source: the dense layer to sweep, an index into the model's chain of dense layers "
+             "(0 = first, -1 = last, the default) or a node name; the layers after it are encoded exactly.")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Model source with several graph outputs: "
+                                                       "the one holding the scores (default: the only score output).")] = None,
 ) -> None:
-    """Build a final-layer MILP instance from a layer file (or a model plus data) and save it."""
+    """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
+    from gdsolver.paths import check_output
 
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
+    check_output(output, inputs=(source, data), what="instance")
     if source.suffix.lower() == ".onnx":
         from gdsolver.train.sweep import compile_model
 
         inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
-                             margin=margin, points=points, keep_correct=keep_correct, seed=seed)
+                             margin=margin, points=points, keep_correct=keep_correct, seed=seed,
+                             layer=-1 if layer is None else layer, output=output_name)
     else:
+        if layer is not None or output_name is not None:
+            fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
         if data is not None or dataset is not None:
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
         inst = _compile_layer_file(source, task.value, radius, mode, activation, margin, keep_correct)
     save(inst, output)
     s = inst.summary()
-    console.print(f"wrote {output}: {s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
+    where = _layer_text(inst.meta)
+    console.print(f"wrote {output}: {where}{s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
                   f"{s['indicators']} indicators, {s['nnz'] + s['indicator_nnz']} nonzeros")
+
+
+def _layer_text(meta: dict) -> str:
+    """'layer 0 of 2 (name), 150 ReLU binaries; ' for instances that record their layer."""
+    la = meta.get("layer") or {}
+    if not isinstance(la.get("index"), int):
+        return ""
+    name = f" ({la['name']})" if la.get("name") else ""
+    return f"layer {la['index']} of {la.get('count', '?')}{name}, {meta.get('relu_binaries', 0)} ReLU binaries; "
 
 
 def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None,
@@ -125,62 +148,170 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
 
 
 # ---------------------------------------------------------------- solve
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_SOLVER_ERROR = 1
+
+
 @app.command()
 @user_errors
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help="Solver backend: highs | gurobi | auto (gurobi when licensed for "
-                                              "the instance, else highs).")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        help="Solver threads (at most 4 x the CPU cores; default: the solver's).")] = None,
     mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
     no_start: Annotated[bool, typer.Option("--no-start", help="Do not pass the current weights as MIP start.")] = False,
-    option: Annotated[list[str], typer.Option("--option", help="Backend option KEY=VALUE (repeatable).")] = [],
+    option: Annotated[list[str], typer.Option("--option", help=native_options_help())] = [],
     fallback: Annotated[Optional[str], typer.Option(
-        help="With --backend gurobi: solve with this backend when the licence is too small.")] = None,
+        help="Solve with this backend when --backend's package is missing or its licence is too small for the "
+             "instance.")] = None,
     search: Annotated[str, typer.Option(
         help="auto (default): benders for count objectives of the maximum-feasible-subsystem shape "
-             "(classification sweeps), else mip | mip: the instance as it is | presolve: interval "
-             "presolve + greedy incumbent + MIP | benders: presolve + combinatorial Benders (HiGHS).")] = "auto",
+             "(classification sweeps with the paper or compact head), else mip | mip: the instance as it is | "
+             "presolve: interval presolve + greedy incumbent + MIP | benders: presolve + combinatorial "
+             "Benders (its LPs and master on HiGHS).")] = "auto",
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
+    closest: Annotated[bool, typer.Option(
+        "--closest/--no-closest",
+        help="After a solution: keep its integer decisions and objective and move the weights as little as "
+             "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
+             "the result records both.")] = True,
 ) -> None:
-    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x."""
-    from gdsolver.compile import get_backend, result_paths, save_result, solve_sweep
-    from gdsolver.ir import load, verify
+    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
+    Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
+    the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
+    the best point found so far is written as a FEASIBLE result and the exit code is 130."""
+    from gdsolver.compile import SEARCHES, SolveOptions, result_paths, solve_sweep
+    from gdsolver.compile.registry import check_backend_name
+    from gdsolver.compile.registry import solve as solve_with
+    from gdsolver.errors import SolveInterrupted
+    from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
-    inst = load(instance)
-    opts = _parse_options(option)
-    kwargs = dict(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start, options=opts)
-    if fallback:
-        if backend != "gurobi":
-            fail("--fallback applies to --backend gurobi only")
-        kwargs["fallback"] = fallback
-    outcome = None
-    with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
-        if search == "mip":  # the backend alone, exactly as before searches existed
-            res = get_backend(backend).solve(inst, **kwargs)
-        else:
-            outcome = solve_sweep(inst, search=search, backend=backend, **kwargs)
-            res = outcome.result
-    kind = outcome.search if outcome is not None else "mip"
+    # everything that can be refused is checked before the instance is loaded and solved
+    opts = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start,
+                        native=_parse_options(option))
+    check_backend_name(backend)
+    if fallback is not None:
+        check_backend_name(fallback)
+    if search not in SEARCHES:
+        fail(f"--search: {search!r} is not a search, expected one of {list(SEARCHES)}")
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
+    check_output(out, inputs=(instance,), what="result")
+    inst = load(instance)
+    outcome = None
+    try:
+        with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
+            if search == "mip":  # the backend alone, exactly as before searches existed
+                res = solve_with(inst, backend, opts, fallback=fallback)
+            else:
+                outcome = solve_sweep(inst, search=search, backend=backend, time_limit=opts.time_limit,
+                                      threads=opts.threads, mip_gap=opts.mip_gap, use_start=opts.use_start,
+                                      options=opts.native, fallback=fallback)
+                res = outcome.result
+    except SolveInterrupted as exc:
+        _interrupted(exc.result, instance, inst, out)
+    if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
+        _print_result(instance, inst, res, None)
+        fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
+    if closest and res.x is not None:
+        from gdsolver.compile.closest_point import move_to_closest
+        from gdsolver.formulate import check_claims
+
+        def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
+            report = check_claims(inst, x)
+            return "" if report.ok else str(report)
+
+        try:
+            with console.status("moving to the closest point...", spinner="dots"):
+                res = move_to_closest(inst, res, lambda lp: solve_with(lp, backend, opts, fallback=fallback),
+                                      check=claims_hold)
+        except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
+            _interrupted(res, instance, inst, out)
+    failure = _verification_failure(inst, res)
+    shown = None
+    if failure:  # never hand on an answer that does not satisfy the instance or whose claim is false
+        shown = f"VERIFY FAILED ({res.backend} said {res.status})"
+        res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
+        res.status = "ERROR"
+    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown,
+                  extra=_search_rows(outcome))
+    if failure:
+        raise typer.Exit(EXIT_SOLVER_ERROR)
+
+
+def _verification_failure(inst, res) -> str:
+    """Why an answer must not be used ('' when it may): ir.verify, then the forward-pass claims."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.ir import verify
+
+    if res.x is None:
+        return ""
+    rep = verify(inst, res.x)
+    if not rep.ok:
+        return f"fails ir.verify: {rep}"
+    claims = check_claims(inst, res.x)  # a float64 forward pass when the instance carries its network
+    return "" if claims.ok else f"fails the float64 forward-pass check: {claims}"
+
+
+def _interrupted(res, instance: Path, inst, out: Path) -> None:
+    """Ctrl-C: write what the solver had (whole, atomically) or nothing; exit 130."""
+    if res is None:
+        err_console.print("interrupted: no feasible point was found; nothing written")
+    else:
+        json_path = _write_result(res, instance, out)
+        _print_result(instance, inst, res, json_path)
+        err_console.print(f"interrupted: the best point found so far is written as a {res.status} result to "
+                          f"{json_path}", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _write_result(res, instance: Path, out: Path) -> Path:
+    from gdsolver.compile import save_result
+
     res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
-    json_path, x_path = save_result(res, out)
+    return save_result(res, out)[0]
+
+
+def _search_rows(outcome) -> list[list]:
+    """What a search (solve_sweep) adds to the result table: what ran, presolve's counts, when the
+    first incumbent came."""
+    if outcome is None:
+        return []
+    rows = [["search", outcome.search]]
+    if outcome.presolve is not None and outcome.presolve["counts"]["points"]:
+        cnt = outcome.presolve["counts"]
+        rows.append(["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
+    if outcome.first_incumbent_s is not None:
+        rows.append(["first incumbent (s)", outcome.first_incumbent_s])
+    return rows
+
+
+def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None,
+                  extra: list[list] | None = None) -> None:
+    from gdsolver.ir import verify
+
     rep = verify(inst, res.x) if res.x is not None else None
-    rows = [["status", res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
+    rows = [["status", shown_status or res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            ["search", kind], ["message", res.message], ["result", str(json_path)]]
-    if outcome is not None and outcome.presolve is not None and outcome.presolve["counts"]["points"]:
-        cnt = outcome.presolve["counts"]
-        rows.insert(-3, ["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
-    if outcome is not None and outcome.first_incumbent_s is not None:
-        rows.insert(-3, ["first incumbent (s)", outcome.first_incumbent_s])
+            *(extra or []), ["message", res.message], ["result", str(json_path) if json_path else "-"]]
+    if res.closest:
+        rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
+
+
+def _closest_text(info: dict) -> str:
+    if not info.get("applied"):
+        return f"not used (x is the solver's): {info.get('reason')}"
+    return (f"moved the weights {fmt(info['moved_l1'], 4)} (L1) instead of the solver's {fmt(info['mip_moved_l1'], 4)}; "
+            f"objective {fmt(info['objective'])} (solver's {fmt(info['mip_objective'])}); LP {info['lp_status']} in "
+            f"{fmt(info['lp_runtime_s'], 3)} s")
 
 
 # ---------------------------------------------------------------- apply
@@ -192,13 +323,38 @@ def apply(
     output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
     instance: Annotated[Optional[Path], typer.Option(
         help="The instance (default: the one recorded in the result).")] = None,
-    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x.")] = False,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; with "
+                                             "--data, also write a model that is worse on the data.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y: score the model before and after and "
+                                                      "refuse to write a worse one (exit 1).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set to check on, as --data.")] = None,
+    accept_on: Annotated[Optional[str], typer.Option(
+        help="With --data: what must not get worse: 'accuracy' (classification default) or 'loss' "
+             "(cross-entropy; MSE for regression, its default).")] = None,
 ) -> None:
-    """Write a solved sweep's final-layer weights into the model it came from."""
-    from gdsolver.train.apply import apply_result_to_onnx
+    """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
+    is not worse on that data)."""
+    from gdsolver.paths import check_output
+    from gdsolver.train.apply import apply_checked, apply_result_to_onnx
 
-    summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
-    console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+    check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
+    if data is None and dataset is None:
+        if accept_on is not None:
+            fail("--accept-on applies with --data or --dataset")
+        summary = apply_result_to_onnx(model, result, output, instance=instance, force=force)
+        console.print(table(None, ["", str(output)], [[k, v] for k, v in summary.items()]))
+        return
+    out = apply_checked(model, result, output, data=data, dataset=dataset, instance=instance, force=force,
+                        accept_on=accept_on)
+    console.print(table(None, ["", str(output)], [[k, v] for k, v in out.summary.items()]))
+    keys = [k for k in out.before if k != "points"]
+    console.print(table(f"on {data.name if data is not None else dataset} ({out.before['points']} points)",
+                        ["metric", "before", "after", ""],
+                        [[k, out.before[k], out.after[k], "watched" if k == out.watched else ""] for k in keys]))
+    if out.worse:
+        err_console.print(out.worse, markup=False, soft_wrap=True)
+    if not out.written:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -211,6 +367,8 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name.")] = None,
     instance: Annotated[Optional[Path], typer.Option(
         help="Also score the points of this sweep instance (comparable with its objective).")] = None,
+    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Models with several graph outputs: the "
+                                                       "one holding the scores (default: the only score output).")] = None,
 ) -> None:
     """Accuracy (classification) or MSE/MAE (regression) of models on data, side by side."""
     from gdsolver.ir import load
@@ -223,7 +381,9 @@ def evaluate(
     meta = load(instance).meta if instance else None
     if meta is not None:
         check_instance_data(meta, prov)
-    results = [evaluate_onnx(m, X, y, task.value, meta) for m in models]
+    if output_name is None and meta is not None:
+        output_name = (meta.get("tail") or {}).get("output")
+    results = [evaluate_onnx(m, X, y, task.value, meta, output=output_name) for m in models]
     keys = list(results[0])
     console.print(table(None, ["metric", *[m.name for m in models]], [[k, *[r[k] for r in results]] for k in keys]))
 
@@ -238,16 +398,31 @@ def inspect(
                                            "it decides: points out/in, sizes after.")] = True,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
+    from gdsolver.errors import GdsolverError
     from gdsolver.ir import load
+    from gdsolver.ir.numerics import check_numerics
 
     inst = load(instance)
     s = inst.summary()
     if presolve:
         s["presolve"] = _presolve_summary(inst)
+    try:
+        num = check_numerics(inst)
+        s["numerics"] = {"solvable": True, "significant_coefficient_range": num.range_ratio,
+                         "negligible_coefficients": num.negligible, "reason": None}
+    except GdsolverError as exc:
+        s["numerics"] = {"solvable": False, "reason": str(exc)}
     if as_json:
         console.print_json(json.dumps(s))
         return
-    console.print(table(f"{instance}", ["", ""], [
+    layer_rows = []
+    la = s["meta"].get("layer") or {}
+    if isinstance(la.get("index"), int):
+        net = s["meta"].get("network") or []
+        shapes = " -> ".join(f"{'x'.join(map(str, n['shape']))} {n['activation']}" for n in net)
+        layer_rows = [["swept layer", f"{la['index']} of {la.get('count')}" + (f" ({la['name']})" if la.get("name") else "")],
+                      ["layers encoded", shapes or "-"], ["ReLU binaries", s["meta"].get("relu_binaries", 0)]]
+    console.print(table(f"{instance}", ["", ""], layer_rows + [
         ["variables", f"{s['variables']} ({s['continuous']} continuous, {s['binary']} binary, {s['integer']} integer)"],
         ["rows", s["rows"]], ["indicators", s["indicators"]], ["nonzeros", f"{s['nnz']} rows + {s['indicator_nnz']} indicators"],
         ["sense", s["sense"]], ["coefficient range", _rng(s["coefficient_range"])],
@@ -255,6 +430,9 @@ def inspect(
         ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
         ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
         ["MIP start", "yes" if s["has_start"] else "no"],
+        ["numerics", "ok (significant coefficients span " + fmt(s["numerics"]["significant_coefficient_range"], 3)
+         + (f"; {s['numerics']['negligible_coefficients']} negligible" if s["numerics"]["negligible_coefficients"]
+            else "") + ")" if s["numerics"]["solvable"] else "solve refuses it: " + s["numerics"]["reason"]],
     ]))
     console.print(table("blocks", ["block", "offset", "shape"],
                         [[k, v["offset"], "x".join(map(str, v["shape"]))] for k, v in s["blocks"].items()]))
@@ -312,31 +490,58 @@ def export(
     """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
     from gdsolver.compile.export import export_model
     from gdsolver.ir import load
+    from gdsolver.paths import check_output
 
+    check_output(output, inputs=(instance,), what="export")
     inst = load(instance)
     export_model(inst, output, keep_indicators=keep_indicators)
     console.print(f"wrote {output} ({output.stat().st_size} bytes)")
 
 
 # ---------------------------------------------------------------- replay
+def _replay_tasks(path: Path, **kw):
+    """One task per recorded instance, loaded (and checked) here as the tasks are submitted,
+    so a worker needs neither the files nor a shared file system."""
+    from gdsolver.compile.replay import find_pairs, load_pair, replay_loaded
+    from gdsolver.train.executor import Task
+
+    for inst_path, res_path in find_pairs(path):
+        yield Task(replay_loaded, (inst_path, *load_pair(inst_path, res_path)), kw, label=inst_path.name)
+
+
 @app.command()
 @user_errors
 def replay(
     path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
-    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend: highs | gurobi | auto.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend. " + backend_help(None))] = None,
     tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
 ) -> None:
-    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs."""
+    """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
+    with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
     from gdsolver.compile.replay import replay as run_replay
 
+    if ray or ray_address is not None:
+        with executor_for(ray, ray_address) as ex:
+            outs = ex.run(_replay_tasks(path, backend=backend, tol=tol, time_limit=time_limit))
+        results = [o.value if o.ok else (o.label, o.error) for o in outs]
+    else:
+        results = run_replay(path, backend=backend, tol=tol, time_limit=time_limit)
     rows, bad = [], 0
-    for r in run_replay(path, backend=backend, tol=tol, time_limit=time_limit):
+    for r in results:
+        if isinstance(r, tuple):  # the task failed: (instance name, error)
+            bad += 1
+            rows.append([r[0], "-", "-", None, None, None, None, "-", f"NO (task failed: {r[1]})"])
+            continue
         bad += not r.ok
-        rows.append([r.instance.name, r.recorded.status, r.replayed.status, r.recorded.objective,
+        name = os.path.relpath(r.instance, path) if path.is_dir() else r.instance.name
+        rows.append([name, r.recorded.status, r.replayed.status, r.recorded.objective,
                      r.replayed.objective, r.recorded.runtime_s, r.replayed.runtime_s,
                      {None: "-", True: "yes", False: "NO"}[r.recorded_x_ok],
-                     "yes" if r.ok else ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
+                     ("yes (limit: within bounds)" if r.limited else "yes") if r.ok else
+                     ("NO (instance changed)" if not r.fingerprint_ok else "NO")])
     console.print(table(None, ["instance", "status rec", "status rep", "objective rec", "objective rep",
                                "time rec (s)", "time rep (s)", "rec x verifies", "match"], rows))
     if bad:
@@ -372,6 +577,34 @@ def bench_formulations(
     run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
 
 
+@bench_app.command("numerics")
+@user_errors
+def bench_numerics(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="Six scales, one seed (about a minute).")] = False,
+) -> None:
+    """Feature scales 1e-12..1e12: which the solvers answer correctly, and what the numerics check refuses."""
+    from gdsolver.bench.numerics_bench import run_numerics_bench
+
+    run_numerics_bench(out_dir, quick=quick, echo=console.print)
+
+
+@bench_app.command("closest")
+@user_errors
+def bench_closest(
+    out_dir: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("benchmarks/results"),
+    quick: Annotated[bool, typer.Option(help="One random instance (paper mode) and the resnet-like model.")] = False,
+    threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    time_limit: Annotated[float, typer.Option(help="Per-solve time limit (s).")] = 120.0,
+    resnet: Annotated[bool, typer.Option(help="Also sweep a small resnet-like torch model (needs torch).")] = True,
+) -> None:
+    """Closest-point LP vs the MIP it follows on a 512 x 10 head; current vs first LP form."""
+    from gdsolver.bench.closest_bench import run_closest_bench
+
+    run_closest_bench(out_dir, quick=quick, echo=console.print, threads=threads, time_limit=time_limit,
+                      resnet=resnet)
+
+
 @app.command()
 @user_errors
 def demo(
@@ -379,9 +612,11 @@ def demo(
                                               "final-layer instances (no training; seconds).")] = False,
     dump: Annotated[Optional[Path], typer.Option(help="Keep the runs here (default: a temporary directory).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the splits, models and training.")] = 0,
+    quick: Annotated[bool, typer.Option(help="Only Adam vs GDSolver on the polynomial equation, short solves.")] = False,
 ) -> None:
-    """Train on digits and on the affine equation with GDSolver (HiGHS) and SGD from the same
-    initial weights, print the comparison, and replay the dumped solver sweeps."""
+    """Train the paper's regression model with GDSolver (sweeps of every layer) beside Adam and
+    L-BFGS, and digits with and without a cross-entropy sweep, from the same initial weights;
+    print the comparison and replay the dumped solver sweeps."""
     if sweeps_only:
         from gdsolver.bench.demo import run_demo
 
@@ -400,8 +635,8 @@ def demo(
         console.print()
 
     root = dump if dump is not None else Path(tempfile.mkdtemp(prefix="gdsolver-demo-"))
-    run_training_demo(show, dump_dir=root, seed=seed)
-    rows = [r for d in sorted(root.glob("*/gdsolver")) if (d / "sweeps").is_dir() for r in replay_run(d)]
+    run_training_demo(show, dump_dir=root, seed=seed, quick=quick)
+    rows = [r for d in sorted(root.glob("*/gdsolver*")) if (d / "sweeps").is_dir() for r in replay_run(d)]
     bad = sum(not r.ok for r in rows)
     console.print(f"replayed {len(rows)} dumped sweep instances from {root} without the training code: "
                   f"{'all match' if not bad else f'{bad} differ'}")

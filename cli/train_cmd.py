@@ -10,8 +10,11 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+
 from .apps import app
 from .common import console, err_console, fail, table, user_errors
+from .ray_opts import RAY_PANEL
 
 SUMMARY_COLUMNS = ["method", "epochs", "sweeps (accepted)", "train loss", "val loss", "test loss", "test acc",
                    "GD time (s)", "solver time (s)", "wall (s)"]
@@ -28,17 +31,22 @@ def summary_rows(results) -> list[list[Any]]:
 
 
 def print_sweeps(results) -> None:
+    from gdsolver.train.portfolio import verdict
+
     for r in results:
         for s in r.history.sweeps:
-            console.print(f"  {r.method} sweep {s['sweep']} (epoch {s['epoch']}, radius {s['radius']:g}): "
-                          f"{s['status']}, {'accepted' if s['accepted'] else 'rejected'}: {s['reason']}",
+            cand = f" candidate {s['candidate']}" if s.get("candidate") is not None else ""
+            console.print(f"  {r.method} sweep {s['sweep']}{cand} (epoch {s['epoch']}, radius {s['radius']:g}): "
+                          f"{s['status']}, {verdict(s)}: {s['reason']}",
                           markup=False, soft_wrap=True)
 
 
 def _describe(row: dict[str, Any]) -> str:
     if row["kind"] == "sweep":
-        verdict = "accepted" if row["accepted"] else "rejected"
-        return f"sweep {row['sweep']}: {row['status']}, {verdict}"
+        from gdsolver.train.portfolio import verdict
+
+        cand = f" candidate {row['candidate']}" if row.get("candidate") is not None else ""
+        return f"sweep {row['sweep']}{cand}: {row['status']}, {verdict(row)}"
     acc = f", val acc {row['val_acc']:.3f}" if row.get("val_acc") is not None else ""
     loss = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
     return f"epoch {row['epoch']}: loss {loss:.4g}{acc}"
@@ -67,7 +75,15 @@ def train(
                                                         "sweep.")] = None,
     radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
                                                     "(default 0.05).")] = None,
-    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default 32).")] = None,
+    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
+                                                  "all when the sweep is an LP, else 150).")] = None,
+    restarts: Annotated[Optional[int], typer.Option(help="Initialisations per method, the best on validation "
+                                                    "kept (gdsolver: for its first GD phase).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="gdsolver: sweep head (default: the loss being trained: squared "
+                                                "error or cross-entropy); paper, compact, count+ce, l1.")] = None,
+    layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
+                                                  "indices / module names separated by commas; each round visits "
+                                                  "them from the input side.")] = None,
     keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
                                                         "points must stay correct.")] = None,
     accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
@@ -75,7 +91,7 @@ def train(
                                                      "--val-tolerance.")] = None,
     val_tolerance: Annotated[Optional[float], typer.Option(help="Allowed worsening: relative for loss (default "
                                                            "0.01), absolute for accuracy.")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend: highs, gurobi, auto.")] = "highs",
+    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
     time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for torch and the solver.")] = 2,
@@ -85,32 +101,59 @@ def train(
                                                  "(one subdirectory per method when several).")] = None,
     csv: Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")] = None,
+    portfolio: Annotated[Optional[int], typer.Option(help="gdsolver: solve K candidate sweeps per sweep (radii r, "
+                                                     "2r, r/2, ...; fresh point samples) and try them best "
+                                                     "first (default 1).")] = None,
+    ray: Annotated[bool, typer.Option("--ray", rich_help_panel=RAY_PANEL,
+                                      help="gdsolver: solve the portfolio's candidates as Ray tasks, in "
+                                           "parallel, on a local Ray bound to 127.0.0.1 (or the cluster in "
+                                           "RAY_ADDRESS). Needs the extra: pip install -c constraints.txt "
+                                           "'.\\[ray]'.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", metavar="HOST:PORT",
+                                                       rich_help_panel=RAY_PANEL,
+                                                       help="Solve the candidates on the Ray cluster at this "
+                                                            "address ('auto': the cluster this machine joined). "
+                                                            "Implies --ray.")] = None,
 ) -> None:
     """Train with GDSolver and/or the GD baselines from the same initial weights, then compare."""
     from gdsolver.atomic import atomic_write_text
+    from gdsolver.train.config import PortfolioConfig
     from gdsolver.train.methods import method_names
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for, outputs_of, run_methods
 
+    from .ray_opts import executor_for
+
     for m in method:
         if m not in method_names():
             fail(f"--method {m!r}: expected one of {method_names()}")
+    _check_outputs(dataset, data, csv, json_out, dump)
+    if ray or ray_address is not None:
+        import os
+
+        ray_address = ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
+    ray_opts = dict(executor="ray", ray_address=ray_address) if ray or ray_address is not None else {}
+    PortfolioConfig(1 if portfolio is None else portfolio, **ray_opts)  # checked before the data loads
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
     net = build_model(model, tuple(split.train[0].shape[1:]), outputs_of(split), hidden=hidden, seed=seed,
                       dataset=dataset)
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
-                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points,
+                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
+                restarts=restarts, mode=mode,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
-                backend=backend, time_limit=time_limit, seed=seed, threads=threads)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[status]}"), console=err_console, transient=False,
-                  disable=not err_console.is_terminal) as progress:
+                backend=backend, time_limit=time_limit, seed=seed, threads=threads, portfolio=portfolio)
+    # One Ray for every method (their trainers use the Ray this process started); closed at the end.
+    opts.update(ray_opts)
+    with executor_for(ray, ray_address), \
+            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     TextColumn("{task.fields[status]}"), console=err_console, transient=False,
+                     disable=not err_console.is_terminal) as progress:
         bars: dict[str, Any] = {}
 
         def on_start(name: str, trainer) -> None:
-            total = trainer.epochs + getattr(trainer, "max_sweeps", 0)
+            total = trainer.epochs + getattr(trainer, "max_sweeps", 0) * getattr(trainer, "portfolio", 1)
             bars[name] = progress.add_task(name, total=total, status="")
 
         def on_row(name: str, row: dict[str, Any]) -> None:
@@ -136,7 +179,39 @@ def train(
                "results": [{**r.row(), "history": r.history.to_json_dict()} for r in results]}
         atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
     if dump is not None:
-        console.print(f"run written to {dump}/ (replay the sweeps with: gdsolver replay {dump})")
+        console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
+
+
+def _replay_hint(dump: Path, results) -> str:
+    """How to replay the dumped sweeps: `gdsolver replay DIR` takes a run directory or the
+    root of several methods' runs."""
+    dirs = [dump if len(results) == 1 else dump / r.method for r in results]
+    with_sweeps = [d for d in dirs if any((d / "sweeps").glob("*.gdsm"))]
+    if not with_sweeps:
+        return "no solver sweeps to replay"
+    return f"replay the sweeps with: gdsolver replay {dump}"
+
+
+def _check_outputs(dataset: str | None, data: Path | None, csv: Path | None, json_out: Path | None,
+                   dump: Path | None) -> None:
+    """Before any training: the outputs can be written and none of them is an input."""
+    from gdsolver.paths import check_output, same_file
+
+    inputs = [data, Path(dataset) if dataset and dataset.endswith(".npz") else None]
+    if csv is not None:
+        check_output(csv, inputs=inputs, what="--csv")
+    if json_out is not None:
+        check_output(json_out, inputs=[*inputs, csv], what="--json")
+    if dump is not None:
+        if dump.exists() and not dump.is_dir():
+            fail(f"{dump}: --dump must be a directory, and this is a file")
+        for out in (csv, json_out):
+            if out is not None and dump.is_dir() and (out.resolve().parent == dump.resolve()
+                                                       and out.name in ("run.json", "model.onnx")):
+                fail(f"{out}: is a file the run writes into --dump {dump}")
+        for src in inputs:
+            if src is not None and same_file(dump, src):
+                fail(f"{dump}: --dump is also the input {src}")
 
 
 def _model_text(net) -> str:

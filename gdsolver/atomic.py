@@ -1,5 +1,7 @@
 """Atomic file writes: write to a temporary file in the target's directory, fsync,
-then rename over the target, so a crash or an error never leaves a partial file."""
+then rename over the target (and fsync the directory), so a crash or an error never
+leaves a partial file. An I/O error (disk full, quota, read-only) is reported against
+the target path, not the temporary file."""
 
 from __future__ import annotations
 
@@ -18,12 +20,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
     path = Path(path)
     check_output_path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=directory)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
+        try:
+            yield tmp
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+            os.replace(tmp, path)
+            fsync_dir(directory)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -38,6 +50,22 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.fsync(fh.fileno())
 
 
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make a rename in `directory` durable (best effort: not every platform can)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError):
+    from gdsolver.errors import GdsolverError
+
+    return GdsolverError(f"{path}: cannot write ({exc.strerror or exc}); nothing was written there")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -46,15 +74,9 @@ def _umask() -> int:
 
 def check_output_path(path: str | os.PathLike) -> None:
     """A clear error for an output path that cannot be a file we write."""
-    from gdsolver.errors import GdsolverError
+    from gdsolver.paths import check_output
 
-    raw = os.fspath(path)
-    path = Path(path)
-    if raw.endswith(("/", os.sep)) or path.is_dir():
-        raise GdsolverError(f"{raw}: is a directory, expected an output file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise GdsolverError(f"{raw}: directory {parent} does not exist")
+    check_output(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

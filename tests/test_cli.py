@@ -164,7 +164,8 @@ def test_written_files_get_normal_permissions(layer_files: Path) -> None:
     assert run("solve", "p.gdsm", cwd=d).returncode == 0
     umask = os.umask(0)
     os.umask(umask)
-    for name in ("p.gdsm", "p.result.json", "p.x.npy"):
+    (x_file,) = d.glob("p.result.x-*.npy")
+    for name in ("p.gdsm", "p.result.json", x_file.name):
         assert stat.S_IMODE((d / name).stat().st_mode) == 0o666 & ~umask, name
 
 
@@ -191,16 +192,15 @@ def test_demo_sweeps_only_runs(tmp_path: Path) -> None:
 
 
 def test_demo_trains_compares_and_replays(tmp_path: Path) -> None:
-    p = run("demo", "--dump", str(tmp_path / "demo"), cwd=tmp_path)
+    p = run("demo", "--quick", "--dump", str(tmp_path / "demo"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    for case in ("digits (classification)", "affine (regression)"):
-        assert case in p.stdout
-    assert p.stdout.count("\ngdsolver ") == 2 and p.stdout.count("\nsgd ") == 2
+    assert "polynomial (regression)" in p.stdout
+    assert p.stdout.count("\ngdsolver ") == 1 and p.stdout.count("\nadam-lrs ") == 1
     assert "without the training code: all match" in p.stdout
     # what the table reports is what the run directories hold
     import json
 
-    for case in ("digits", "affine"):
+    for case in ("polynomial",):
         doc = json.loads((tmp_path / "demo" / case / "gdsolver" / "run.json").read_text())
         assert doc["summary"]["sweeps"] == len(doc["history"]["rows"]) - doc["summary"]["epochs"] >= 1
         assert f"{doc['summary']['sweeps']} ({doc['summary']['sweeps_accepted']})" in p.stdout

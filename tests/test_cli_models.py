@@ -83,7 +83,7 @@ def test_classification_round_trip(tmp_path: Path, digits, dynamo: bool, mode: s
     assert (full.argmax(1) == o.argmax(1)).all()
     # torch after apply_to_torch gives the same count
     new = inst.unpack(res.x)
-    apply_to_torch(model, new["w"], new["b"])
+    apply_to_torch(model, new["w"], new["b"], from_torch(model, X))
     with torch.no_grad():
         ot = model(torch.from_numpy(X[idx])).double().numpy()
     assert correct_mask(ot, y[idx], margin / 2).sum() == round(res.objective)
@@ -108,7 +108,7 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
             "-o", "r.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "r.gdsm")
-    assert inst.meta["activation"] == "relu" and "z" in inst.blocks
+    assert inst.meta["activation"] == "relu" and inst.meta["relu_binaries"] > 0
     assert run("solve", "r.gdsm", "--time-limit", "60", cwd=tmp_path).returncode == 0
     res = gdsolver.load_result(tmp_path / "r.result.json")
     assert res.status == "OPTIMAL"
@@ -120,7 +120,7 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
     assert l1_new <= l1_old + 1e-4
     # torch agrees with onnxruntime after write-back
     new = inst.unpack(res.x)
-    apply_to_torch(model, new["w"], new["b"])
+    apply_to_torch(model, new["w"], new["b"], from_torch(model, X))
     with torch.no_grad():
         lt = np.abs(model(torch.from_numpy(X[idx])).numpy() - Y[idx]).sum()
     assert lt == pytest.approx(res.objective, rel=1e-4, abs=1e-4)

@@ -72,6 +72,30 @@ def test_train_dump_has_one_directory_per_method_and_replays(trained):
     assert "replays match" in r.stdout and "differ" not in r.stdout
 
 
+
+def test_the_printed_replay_command_works_on_the_dump_root(trained):
+    """The hint after --dump names a command that runs: `gdsolver replay DIR` on the root of
+    several methods replays every method's sweeps (issue 12: it used to fail)."""
+    import re
+
+    p, d = trained
+    m = re.search(r"replay the sweeps with: (gdsolver replay \S+)\)", p.stdout)
+    assert m, p.stdout
+    args = m.group(1).split()[1:]
+    assert args == ["replay", "dump"]
+    r = run(*args, cwd=d)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    n = len(list((d / "dump" / "gdsolver" / "sweeps").glob("*.gdsm")))
+    assert f"all {n} replays match" in r.stdout
+    assert "gdsolver/sweeps/0001.gdsm" in r.stdout  # rows say which method's sweep they are
+
+
+def test_dump_without_sweeps_says_so(tmp_path):
+    p = run("train", "--dataset", "digits", "-m", "sgd", "--epochs", "1", "--n-train", "100", "--hidden", "8",
+            "--dump", "only_sgd", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "no solver sweeps to replay" in p.stdout and "gdsolver replay" not in p.stdout
+
 # ---------------------------------------------------------------------------- bad data
 def _npz(path, **arrays):
     np.savez(path, **arrays)

@@ -95,3 +95,70 @@ def test_closest_errors():
         closest_instance(inst, np.zeros(3))
     with pytest.raises(GdsolverError, match="no block"):
         closest_instance(inst, inst.start, blocks=("nope",))
+
+
+@pytest.mark.parametrize("mode", ["paper", "compact"])
+@pytest.mark.parametrize("seed", range(3))
+def test_classification_closest_is_an_lp_and_matches_scipy(mode, seed):
+    """The closest instance has no integer variable and no indicator left (HiGHS solves an
+    LP), and its optimum is scipy's for min sum|w - w0| + |b - b0| over the box subject to
+    the margin rows that the MIP's decisions switch on, built from W, b, H directly."""
+    rng = np.random.default_rng(seed)
+    T, N, M, r, margin = 10, 6, 4, 0.3, 1e-3
+    W, b, H = rng.normal(size=(M, N)), rng.normal(size=M) * 0.1, np.maximum(rng.normal(size=(T, N)), 0)
+    y = rng.integers(0, M, T)
+    inst = classification(W, b, H, y, radius=r, mode=mode, margin=margin)
+    res = gdsolver.solve(inst, "highs")
+    assert res.status == "OPTIMAL"
+    ci = closest_instance(inst, res.x)
+    assert ci.num_integer == 0 and ci.num_indicators == 0 and not ci.is_mip
+    r2 = gdsolver.solve(ci, "highs")
+    x2 = r2.x[: inst.num_vars]
+    assert gdsolver.verify(inst, x2).ok
+    assert inst.objective_value(x2) == pytest.approx(res.objective, abs=1e-6)
+
+    # scipy: variables w (M*N), b (M), p and q (M*N + M each); w = w0 + p - q
+    blk = inst.unpack(res.x)
+    if mode == "paper":
+        pairs = [(t, j) for t in range(T) for j in range(M) if j != y[t] and round(blk["s"][t, j]) == 1]
+    else:
+        pairs = [(t, j) for t in range(T) if round(blk["c"][t]) == 1 for j in range(M) if j != y[t]]
+    nw = M * N + M
+    w0 = np.r_[W.ravel(), b]
+    A, ub = [], []
+    for t, j in pairs:  # (W_l - W_j).h_t + b_l - b_j >= margin, written as -(...) <= -margin
+        row = np.zeros(nw)
+        row[y[t] * N:(y[t] + 1) * N] += H[t]
+        row[j * N:(j + 1) * N] -= H[t]
+        row[M * N + y[t]] += 1.0
+        row[M * N + j] -= 1.0
+        A.append(np.r_[-row, row])  # in p, q: row.(w0 + p - q)
+        ub.append(-margin + row @ w0)
+    c = np.ones(2 * nw)
+    bounds = [(0, r)] * (2 * nw)
+    ref = linprog(c, A_ub=np.array(A) if A else None, b_ub=np.array(ub) if A else None, bounds=bounds,
+                  method="highs")
+    assert ref.status == 0
+    assert r2.objective == pytest.approx(ref.fun, rel=1e-6, abs=1e-7)
+    assert _blocks_l1(inst, x2) == pytest.approx(ref.fun, rel=1e-6, abs=1e-6)
+
+
+def test_closest_refuses_to_move_integer_variables():
+    rng = np.random.default_rng(0)
+    inst = classification(rng.normal(size=(3, 4)), np.zeros(3), rng.random((5, 4)), rng.integers(0, 3, 5),
+                          radius=0.1, mode="compact")
+    with pytest.raises(GdsolverError, match="integer"):
+        closest_instance(inst, inst.start, blocks=("w", "c"))
+
+
+@pytest.mark.slow
+def test_bench_closest_quick(tmp_path):
+    """`gdsolver bench closest --quick`: the closest LP reaches the baseline LP's distance and verifies."""
+    import json
+
+    from clirun import run
+
+    p = run("bench", "closest", "--quick", "--no-resnet", "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "closest-quick.json").read_text())
+    assert doc["rows"] and all(r["same_distance"] and r["closest"]["verifies"] for r in doc["rows"])

@@ -1,8 +1,11 @@
-"""Backends (HiGHS, Gurobi), solve results on disk, and MPS/LP export."""
+"""Backend-specific behaviour (HiGHS's MIP-start workaround, Gurobi's licence, auto and
+fallback), solve results on disk, and MPS/LP export. The contract every backend meets
+is in test_backends.py, parity with scipy in test_parity.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -10,57 +13,14 @@ import os
 import numpy as np
 import pytest
 
-from gdsolver.compile import get_backend, load_result, result_paths, save_result, solve
+from gdsolver.compile import available_backends, load_result, result_paths, save_result, solve
 from gdsolver.compile.result import SolveResult
 from gdsolver.errors import FormatError, GdsolverError, LicenseLimitError
-from gdsolver.formulate import classification, regression
-from gdsolver.ir import BINARY, INTEGER, InstanceBuilder, fingerprint, verify
-
-# ---------------------------------------------------------------------------------
-# instances
-# ---------------------------------------------------------------------------------
-
-
-def _layer(seed, T, N, M):
-    rng = np.random.default_rng(seed)
-    return rng, rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
-
-
-def _two_var(vtype, *, unbounded=False, infeasible=False):
-    """max x0 + x1 s.t. x0 - x1 <= 1, x >= 0 (unbounded);  or x in [0, 1], x0 + x1 >= 3
-    (infeasible)."""
-    bld = InstanceBuilder()
-    if unbounded:
-        x = bld.add_block("x", (2,), lb=0.0, vtype=vtype, cost=1.0)
-        bld.add_rows("r", np.array([0, 0]), x, np.array([1.0, -1.0]), 1, lo=-np.inf, hi=1.0)
-        return bld.build("max")
-    assert infeasible
-    x = bld.add_block("x", (2,), lb=0.0, ub=1.0, vtype=vtype, cost=1.0)
-    bld.add_rows("r", np.array([0, 0]), x, np.array([1.0, 1.0]), 1, lo=3.0, hi=np.inf)
-    return bld.build("min")
-
-
-def _small_instances():
-    """One small instance of every formulation (all well inside Gurobi's free licence)."""
-    rng, W, b, H = _layer(0, 10, 2, 3)
-    Y = rng.normal(size=(10, 3))
-    labels = rng.integers(0, 3, 10)
-    Wt = W + rng.uniform(-0.05, 0.05, W.shape)
-    out = {}
-    for act in ("identity", "relu"):
-        out[f"reg-l1-{act}"] = regression(W, b, H, Y, radius=0.4, activation=act)
-        Yx = np.maximum(H @ Wt.T + b, 0) if act == "relu" else H @ Wt.T + b
-        out[f"reg-paper-{act}"] = regression(W, b, H, Yx, radius=0.2, activation=act, mode="paper", margin=0.005)
-        out[f"reg-paper-infeasible-{act}"] = regression(W, b, H, Y, radius=0.1, activation=act, mode="paper",
-                                                        margin=1e3)
-        for mode in ("paper", "compact"):
-            out[f"class-{mode}-{act}"] = classification(W, b, H, labels, radius=0.5, activation=act, mode=mode)
-    return out
-
-
-def _hard_instance():
-    rng, W, b, H = _layer(1, 200, 20, 10)
-    return classification(W, b, H, rng.integers(0, 10, 200), radius=1.0, activation="relu", mode="compact")
+from gdsolver.ir import INTEGER, BINARY, InstanceBuilder, verify
+from instances import big_instance as _big_instance
+from instances import hard_instance as _hard_licensed_instance
+from instances import small_instances as _small_instances
+from instances import two_var as _two_var
 
 
 def _gurobi_solve(inst, **kw):
@@ -71,162 +31,8 @@ def _gurobi_solve(inst, **kw):
 
 
 # ---------------------------------------------------------------------------------
-# HiGHS
+# Gurobi: licence, fallback
 # ---------------------------------------------------------------------------------
-
-
-def test_get_backend():
-    assert get_backend("highs").name == "highs"
-    assert get_backend("highs").supports("mip_start")
-    assert not get_backend("highs").supports("indicators")
-    assert get_backend("gurobi").supports("indicators")  # no gurobipy needed to ask
-    assert get_backend("auto").name == "auto" and not get_backend("auto").supports("indicators")
-    with pytest.raises(GdsolverError, match="unknown backend"):
-        get_backend("cplex")
-
-
-@pytest.mark.parametrize("kw", [
-    dict(options={"no_such_option": 1}),
-    dict(options={"time_limit": "soon"}),
-    dict(options={"presolve": 17}),
-    dict(time_limit=0),
-    dict(time_limit=-1.0),
-    dict(threads=0),
-    dict(threads=1.5),
-    dict(mip_gap=-0.1),
-], ids=["unknown-option", "bad-type", "bad-value", "time0", "time-neg", "threads0", "threads-frac", "gap-neg"])
-def test_highs_bad_options(kw):
-    inst = _small_instances()["class-compact-identity"]
-    with pytest.raises(GdsolverError):
-        solve(inst, **kw)
-
-
-@pytest.mark.parametrize("vtype", [0, INTEGER], ids=["lp", "mip"])
-def test_highs_unbounded(vtype):
-    res = solve(_two_var(vtype, unbounded=True))
-    assert res.status == "UNBOUNDED"
-    assert res.x is None and res.objective is None
-
-
-@pytest.mark.parametrize("vtype", [0, INTEGER, BINARY], ids=["lp", "int", "bin"])
-def test_highs_infeasible(vtype):
-    res = solve(_two_var(vtype, infeasible=True))
-    assert res.status == "INFEASIBLE"
-    assert res.x is None and res.objective is None
-
-
-def test_highs_time_limit():
-    """An incumbent at the time limit is FEASIBLE with bound and gap; none is TIME_LIMIT."""
-    inst = _hard_instance()
-    res = solve(inst, time_limit=0.05)
-    assert res.x is not None  # with the MIP start there is always a point; it must be a good one
-    assert res.status == "FEASIBLE" and "time limit" in res.message.lower()
-    assert verify(inst, res.x).ok
-    assert res.objective >= inst.meta["current_correct"]
-    if res.bound is not None:  # HiGHS may stop before its root bound is finite
-        assert res.bound >= res.objective and res.gap is not None and res.gap > 0
-    cold = solve(inst, time_limit=0.001, use_start=False)
-    assert (cold.status, cold.x is None) in (("TIME_LIMIT", True), ("FEASIBLE", False))
-
-
-def test_highs_uses_mip_start():
-    """With no branch-and-bound nodes allowed HiGHS finds nothing by itself: the point
-    it returns must be the MIP start (current weights)."""
-    inst = _small_instances()["class-compact-relu"]
-    opts = {"mip_max_nodes": 0, "presolve": "off", "mip_heuristic_effort": 0.0}
-    res = solve(inst, options=opts)
-    assert res.x is not None
-    assert verify(inst, res.x).ok
-    assert res.objective >= inst.meta["current_correct"]
-    assert res.options["use_start"] is True
-    without = solve(inst, options=opts, use_start=False)
-    assert without.x is None  # so the start really made the difference
-
-
-def test_highs_result_fields():
-    insts = _small_instances()
-    lp = insts["reg-l1-identity"]
-    res = solve(lp, threads=1, mip_gap=1e-6)
-    assert res.status == "OPTIMAL"
-    assert res.backend == "highs" and res.backend_version.count(".") == 2
-    assert res.instance_fingerprint == fingerprint(lp)
-    assert res.runtime_s >= 0
-    assert res.bound == pytest.approx(res.objective) and res.gap == 0.0
-    assert res.options["threads"] == 1 and res.options["mip_gap"] == 1e-6
-    assert res.objective == pytest.approx(lp.objective_value(res.x))
-    assert res.x.dtype == np.float64 and res.x.shape == (lp.num_vars,)
-
-    mip = insts["class-paper-relu"]
-    res = solve(mip)
-    assert res.status == "OPTIMAL" and res.nodes is not None
-    assert res.bound is not None and res.bound >= res.objective - 1e-6  # max problem
-    assert res.gap is not None and res.gap <= 1e-4 + 1e-12
-    assert verify(mip, res.x).ok
-
-
-@pytest.mark.parametrize("name", sorted(_small_instances()))
-def test_highs_solutions_verify(name):
-    inst = _small_instances()[name]
-    res = solve(inst)
-    if "infeasible" in name:
-        assert res.status == "INFEASIBLE"
-        return
-    assert res.status == "OPTIMAL", res.message
-    assert verify(inst, res.x).ok
-    # never worse than the current weights
-    cur = inst.meta["current_objective"]
-    assert (res.objective >= cur - 1e-9) if inst.sense == "max" else (res.objective <= cur + 1e-9)
-
-
-def test_solve_does_not_modify_instance():
-    inst = _small_instances()["class-paper-relu"]
-    fp, start = fingerprint(inst), inst.start.copy()
-    solve(inst)
-    assert fingerprint(inst) == fp and inst.num_indicators > 0
-    np.testing.assert_array_equal(inst.start, start)
-
-
-# ---------------------------------------------------------------------------------
-# Gurobi
-# ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(_small_instances()))
-def test_gurobi_agrees_with_highs(gurobi, name):
-    inst = _small_instances()[name]
-    assert inst.num_vars <= 2000 and inst.num_rows <= 2000
-    h = solve(inst, mip_gap=0.0)
-    g = _gurobi_solve(inst, mip_gap=0.0)
-    assert g.backend == "gurobi" and g.instance_fingerprint == fingerprint(inst)
-    assert g.status == h.status
-    if h.status == "INFEASIBLE":
-        assert g.x is None
-        return
-    assert g.status == "OPTIMAL"
-    assert verify(inst, g.x).ok, verify(inst, g.x)
-    assert g.objective == pytest.approx(h.objective, abs=1e-6 * max(1.0, abs(h.objective)))
-
-
-@pytest.mark.parametrize("vtype", [0, INTEGER], ids=["lp", "mip"])
-def test_gurobi_unbounded(gurobi, vtype):
-    res = _gurobi_solve(_two_var(vtype, unbounded=True))
-    assert res.status == "UNBOUNDED", f"gurobi reported {res.status} ({res.message}) for an unbounded model"
-
-
-@pytest.mark.parametrize("vtype", [0, INTEGER], ids=["lp", "mip"])
-def test_gurobi_infeasible(gurobi, vtype):
-    res = _gurobi_solve(_two_var(vtype, infeasible=True))
-    assert res.status == "INFEASIBLE" and res.x is None
-
-
-def test_gurobi_bad_parameter(gurobi):
-    with pytest.raises(GdsolverError):
-        solve(_small_instances()["class-compact-identity"], backend="gurobi", options={"NoSuchParam": 1})
-
-
-def _big_instance():
-    rng, W, b, H = _layer(2, 1200, 3, 2)
-    return regression(W, b, H, rng.normal(size=(1200, 2)), radius=0.3)  # 2408 variables, 4800 rows
 
 
 def test_gurobi_licence_limit(gurobi):
@@ -243,12 +49,17 @@ def test_gurobi_licence_limit(gurobi):
 
 
 def test_gurobi_fallback_to_highs(gurobi):
+    """Over the restricted licence, --fallback hands the instance to another backend."""
+    from gdsolver.compile.gurobi import licence_info
+
     inst = _big_instance()
-    res = get_backend("gurobi").solve(inst, fallback="highs")
+    res = solve(inst, "gurobi", fallback="highs")
     assert res.status == "OPTIMAL"
     assert verify(inst, res.x).ok
-    if res.backend == "highs":
-        assert "licence" in res.message
+    if licence_info().state == "restricted":
+        assert res.backend == "highs" and "licence" in res.message and res.message.startswith("gurobi could not")
+    with pytest.raises(GdsolverError, match="unknown backend"):
+        solve(inst, "gurobi", fallback="cplex")
 
 
 # ---------------------------------------------------------------------------------
@@ -277,17 +88,47 @@ def solved():
 def test_result_round_trip(tmp_path, solved):
     _, res = solved
     j, xp = save_result(res, tmp_path / "inst.gdsm")
-    assert (j, xp) == (tmp_path / "inst.result.json", tmp_path / "inst.x.npy")
+    sha = hashlib.sha256(res.x.tobytes()).hexdigest()
+    assert (j, xp) == (tmp_path / "inst.result.json", tmp_path / f"inst.result.x-{sha[:16]}.npy")
     _assert_same_result(res, load_result(j))
     doc = json.loads(j.read_text())
-    assert doc["format"] == "gdsolver-result" and doc["x_file"] == "inst.x.npy"
+    assert doc["format"] == "gdsolver-result" and doc["format_version"] == 2
+    assert doc["x_file"] == xp.name and doc["x_sha256"] == sha
+    np.testing.assert_array_equal(np.load(xp), res.x)  # x stays a plain .npy
+
+
+def test_result_format_1_still_loads(tmp_path, solved):
+    """Results written before format version 2: x in R.x.npy beside R.json."""
+    _, res = solved
+    j, xp = save_result(res, tmp_path / "old.json")
+    doc = json.loads(j.read_text())
+    legacy = tmp_path / "old.x.npy"
+    xp.rename(legacy)
+    doc.update(format_version=1, x_file=legacy.name)
+    j.write_text(json.dumps(doc))
+    _assert_same_result(res, load_result(j))
+    # rewriting it in the current format leaves the version-1 x in place (another JSON may name it)
+    j2, xp2 = save_result(res, j)
+    assert legacy.exists() and json.loads(j2.read_text())["x_file"] == xp2.name
+    _assert_same_result(res, load_result(j2))
+
+
+def test_result_rewrite_removes_the_old_x_only(tmp_path, solved):
+    _, res = solved
+    j, x1 = save_result(res, tmp_path / "r.json")
+    other, x_other = save_result(res, tmp_path / "r.result.json")  # another result beside it
+    res2 = dataclasses.replace(res, x=res.x + np.where(np.arange(len(res.x)) == 0, 1.0, 0.0))
+    j, x2 = save_result(res2, j)
+    assert x2 != x1 and not x1.exists() and x2.exists() and x_other.exists()
+    np.testing.assert_array_equal(load_result(j).x, res2.x)
+    _assert_same_result(res, load_result(other))
 
 
 def test_result_round_trip_without_x(tmp_path):
     res = solve(_two_var(0, infeasible=True))
     j, xp = save_result(res, tmp_path / "out.json")
     assert j == tmp_path / "out.json" and xp is None
-    assert not (tmp_path / "out.x.npy").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     _assert_same_result(res, load_result(j))
 
 
@@ -509,29 +350,6 @@ def test_highs_never_returns_the_start_as_a_better_optimum() -> None:
 # ---------------------------------------------------------------------------------
 
 
-def _hard_licensed_instance():
-    """Hard (Gurobi needs far more than 20 s) yet within the pip licence: 210 variables,
-    901 constraints."""
-    rng = np.random.default_rng(5)
-    T, N, M = 100, 10, 10
-    W, b, H = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
-    return classification(W, b, H, rng.integers(0, M, T), radius=1.0, mode="compact")
-
-
-def test_gurobi_time_limit(gurobi):
-    inst = _hard_licensed_instance()
-    res = _gurobi_solve(inst, time_limit=0.5, threads=1)  # past the root (bound known), far from the end
-    assert res.status == "FEASIBLE", res.message
-    assert "TIME_LIMIT" in res.message
-    assert verify(inst, res.x).ok
-    assert res.objective >= inst.meta["current_correct"]
-    assert res.bound is not None and res.bound >= res.objective  # max problem
-    assert res.gap is not None and res.gap > 0
-    assert res.options["time_limit"] == 0.5 and res.options["threads"] == 1
-    cold = _gurobi_solve(inst, time_limit=0.001, use_start=False)
-    assert (cold.status, cold.x is None) in (("TIME_LIMIT", True), ("FEASIBLE", False))
-
-
 def test_gurobi_uses_mip_start(gurobi):
     """Stopping at the first solution returns the MIP start (the current weights)."""
     inst = _hard_licensed_instance()
@@ -541,26 +359,42 @@ def test_gurobi_uses_mip_start(gurobi):
 
 
 def test_gurobi_params():
+    from gdsolver.compile import SolveOptions
     from gdsolver.compile.gurobi import gurobi_params
 
-    assert gurobi_params(None, None, None, None) == {}
-    assert gurobi_params(1.5, 2, 0.01, {"MIPFocus": 1, "Threads": 8}) == {
+    assert gurobi_params(SolveOptions()) == {}
+    assert gurobi_params(SolveOptions(1.5, 2, 0.01, native={"MIPFocus": 1, "Threads": 8})) == {
         "MIPFocus": 1, "TimeLimit": 1.5, "Threads": 2, "MIPGap": 0.01}
 
 
-def test_gurobi_status_mapping(gurobi):
-    from gdsolver.compile.gurobi import map_status, status_name
-    from gdsolver.compile.result import STATUSES
+def test_native_status_tables_complete():
+    """Every native status of every installed solver maps onto a Termination."""
+    from gdsolver.compile import Termination, available_backends
 
-    names = [n for n in dir(gurobi.GRB.Status) if n.isupper()]
-    for name in names:
-        assert status_name(getattr(gurobi.GRB.Status, name)) == name
-        for has_x in (True, False):
-            assert map_status(name, has_x) in STATUSES
-    assert map_status("TIME_LIMIT", True) == "FEASIBLE" and map_status("TIME_LIMIT", False) == "TIME_LIMIT"
-    assert map_status("NODE_LIMIT", True) == "FEASIBLE" and map_status("NODE_LIMIT", False) == "ERROR"
-    assert map_status("INF_OR_UNBD", False) == "INFEASIBLE" and map_status("NUMERIC", False) == "ERROR"
-    assert status_name(9999) == "STATUS_9999" and map_status("STATUS_9999", False) == "ERROR"
+    if "gurobi" in available_backends():
+        import gurobipy
+
+        from gdsolver.compile.gurobi import STATUS_TABLE, status_name
+
+        for name in (n for n in dir(gurobipy.GRB.Status) if n.isupper()):
+            assert name in STATUS_TABLE and status_name(getattr(gurobipy.GRB.Status, name)) == name
+        assert status_name(9999) == "STATUS_9999"
+    if "scip" in available_backends():
+        import pyscipopt
+
+        from gdsolver.compile.scip import STATUS_TABLE as SCIP_TABLE
+
+        names = {n.lower() for n in dir(pyscipopt.SCIP_STATUS) if n.isupper()}
+        assert names <= set(SCIP_TABLE), names - set(SCIP_TABLE)
+        assert SCIP_TABLE["userinterrupt"] == Termination.INTERRUPTED and SCIP_TABLE["gaplimit"] == "optimal"
+    import highspy
+
+    from gdsolver.compile.highs import termination_of
+
+    for name in (n for n in dir(highspy.HighsModelStatus) if n.startswith("k")):
+        status = getattr(highspy.HighsModelStatus, name)
+        assert termination_of(status) != Termination.UNKNOWN or name == "kUnknown", name
+    assert termination_of(highspy.HighsModelStatus.kInterrupt) == Termination.INTERRUPTED
 
 
 def _rows_and_indicators(n_rows: int, n_ind: int, ranged: bool = False):
@@ -592,17 +426,8 @@ def test_gurobi_licence_counts_indicators(gurobi):
             solve(inst, backend="gurobi")
 
 
-def test_gurobi_bad_fallback():
-    with pytest.raises(GdsolverError, match="fallback"):
-        get_backend("gurobi").solve(_two_var(0, infeasible=True), fallback="cplex")
 
 
-def test_auto_picks_gurobi_when_licensed(gurobi):
-    inst = _small_instances()["class-paper-relu"]
-    res = solve(inst, backend="auto", mip_gap=0.0)
-    assert res.backend == "gurobi" and res.message.startswith("auto chose gurobi")
-    assert res.status == "OPTIMAL" and verify(inst, res.x).ok
-    assert res.objective == pytest.approx(solve(inst, mip_gap=0.0).objective)
 
 
 def test_auto_uses_highs_over_the_licence(gurobi):
@@ -618,31 +443,30 @@ def test_auto_uses_highs_over_the_licence(gurobi):
         assert res.backend == "gurobi"
 
 
-def test_auto_rejects_backend_options():
-    with pytest.raises(GdsolverError, match="backend-specific"):
-        solve(_two_var(0, infeasible=True), backend="auto", options={"presolve": "off"})
 
 
 def test_backend_info():
-    from gdsolver.compile.backend import FEATURES, backend_info
+    from gdsolver.compile import Feature, backend_info
 
     h = backend_info("highs")
     assert h["available"] and h["version"].count(".") == 2 and h["licence"]["state"] == "not needed"
-    assert set(h["features"]) == set(FEATURES) and h["indicators"].startswith("big-M")
+    assert set(h["features"]) == {f.value for f in Feature} and h["indicators"].startswith("big-M")
     g = backend_info("gurobi")
     assert g["licence"]["state"] in ("none", "restricted", "full")
     assert g["available"] == (g["licence"]["state"] != "none") and g["indicators"] == "native"
     assert g["available"] or g["reason"]
+    s = backend_info("scip")
+    assert s["indicators"] == "native" and s["licence"]["state"] in ("none", "not needed")
     with pytest.raises(GdsolverError, match="unknown backend"):
         backend_info("auto")
 
 
-_NO_GUROBIPY = r"""
+_WITHOUT = r"""
 import json, sys
-sys.modules["gurobipy"] = None  # import gurobipy now raises ImportError
+sys.modules[sys.argv[1]] = None  # importing the solver package now raises ImportError
 import numpy as np
 import gdsolver
-from gdsolver.compile.backend import backend_info
+from gdsolver.compile import available_backends, backend_info
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification
 rng = np.random.default_rng(0)
@@ -650,49 +474,51 @@ inst = classification(rng.normal(size=(3, 2)), rng.normal(size=3), rng.normal(si
                       radius=0.3, activation="relu")
 h, a = gdsolver.solve(inst, backend="highs"), gdsolver.solve(inst, backend="auto")
 try:
-    gdsolver.solve(inst, backend="gurobi")
+    gdsolver.solve(inst, backend=sys.argv[2])
     err = None
-except GdsolverError as exc:
-    err = str(exc)
+except ImportError as exc:
+    err = [type(exc).__name__, isinstance(exc, GdsolverError), str(exc)]
+fb = gdsolver.solve(inst, backend=sys.argv[2], fallback="highs")
 print(json.dumps({"highs": [h.status, h.objective, bool(gdsolver.verify(inst, h.x).ok)],
-                  "auto": [a.backend, a.status, a.objective, a.message], "gurobi_error": err,
-                  "info": backend_info("gurobi")}))
+                  "auto": [a.backend, a.status, a.objective, a.message], "error": err,
+                  "fallback": [fb.backend, fb.status, fb.objective],
+                  "info": backend_info(sys.argv[2]), "available": available_backends()}))
+from gdsolver.cli.main import app
+app(["backends", "--json"])
 """
 
 
-def test_works_without_gurobipy():
+@pytest.mark.parametrize("package,backend", [("gurobipy", "gurobi"), ("pyscipopt", "scip")])
+def test_works_without_solver_package(package, backend):
+    """With the package hidden: HiGHS and auto answer, the backend raises a
+    BackendUnavailableError (an ImportError) saying how to install it, --fallback
+    answers, `gdsolver backends` lists it as unavailable."""
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-c", _NO_GUROBIPY], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", _WITHOUT, package, backend], capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    first, rest = p.stdout.split("\n", 1)
+    out = json.loads(first)
     assert out["highs"][0] == "OPTIMAL" and out["highs"][2]
-    backend, status, objective, message = out["auto"]
-    assert (backend, status, objective) == ("highs", "OPTIMAL", out["highs"][1])
-    assert message.startswith("auto chose highs: gurobi unavailable") and "not installed" in message
-    assert "pip install gurobipy" in out["gurobi_error"]
+    auto_backend, status, objective, message = out["auto"]
+    assert auto_backend != backend and (status, objective) == ("OPTIMAL", out["highs"][1])
+    assert backend not in out["available"] and "highs" in out["available"]
+    if auto_backend == "highs" and backend == "gurobi":
+        assert message.startswith("auto chose highs: gurobi unavailable") and "not installed" in message
+    kind, is_gdsolver_error, text = out["error"]
+    assert (kind, is_gdsolver_error) == ("BackendUnavailableError", True) and f"pip install {package}" in text
+    assert out["fallback"] == ["highs", "OPTIMAL", out["highs"][1]]
     assert out["info"]["available"] is False and out["info"]["licence"]["state"] == "none"
+    assert "not installed" in out["info"]["reason"]
+    listed = {b["name"]: b["available"] for b in json.loads(rest)["backends"]}
+    assert listed[backend] is False and listed["highs"] is True
 
 
 # ---------------------------------------------------------------------------------
-# CLI: `gdsolver backends`, `solve --backend auto`, `bench backends`
+# CLI: `solve --backend auto`, `bench backends`
 # ---------------------------------------------------------------------------------
-
-
-def test_cli_backends(tmp_path):
-    from clirun import run
-
-    p = run("backends", "--json", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)
-    by_name = {b["name"]: b for b in doc["backends"]}
-    assert set(by_name) == {"highs", "gurobi"} and by_name["highs"]["available"]
-    assert by_name["gurobi"]["features"]["indicators"] and not by_name["highs"]["features"]["indicators"]
-    assert doc["auto"]
-    p = run("backends", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert "highs" in p.stdout and "gurobi" in p.stdout and "--backend auto" in p.stdout
 
 
 def test_cli_solve_auto(tmp_path):
@@ -703,7 +529,7 @@ def test_cli_solve_auto(tmp_path):
     p = run("solve", "c.gdsm", "--backend", "auto", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     res = load_result(tmp_path / "c.result.json")
-    assert res.backend in ("highs", "gurobi") and res.message.startswith(f"auto chose {res.backend}")
+    assert res.backend in available_backends() and res.message.startswith(f"auto chose {res.backend}")
     assert res.status == "OPTIMAL"
     assert_user_error(run("solve", "c.gdsm", "--backend", "auto", "--option", "presolve=off", cwd=tmp_path),
                       "backend-specific")
@@ -725,15 +551,54 @@ def test_cli_gurobi_licence_error(tmp_path, gurobi):
     assert load_result(tmp_path / "big.result.json").backend == "highs"
 
 
-def test_cli_bench_backends_quick(tmp_path, gurobi):
+def test_cli_bench_backends_quick(tmp_path):
     from clirun import run
 
     p = run("bench", "backends", "--quick", "--out", str(tmp_path), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "backends-quick.json").read_text())
-    solved = [r for r in doc["rows"] if "skipped" not in r]
-    assert solved and doc["all_agree"]
-    for r in solved:
-        assert r["highs"]["verifies"] and r["gurobi"]["verifies"]
-        assert r["ratio_gurobi_over_highs"] == pytest.approx(r["gurobi"]["solve_s"] / r["highs"]["solve_s"])
-    assert "| gurobi/highs |" in (tmp_path / "backends-quick.md").read_text()
+    assert doc["backends"][0] == "highs" and set(doc["backends"]) == set(available_backends())
+    assert doc["rows"] and doc["all_agree"] and doc["sets"] == ["digits", "regression"]
+    for r in doc["rows"]:
+        assert set(r["results"]) | set(r["skipped"]) == set(doc["backends"])
+        for name, res in r["results"].items():
+            assert res["status"] == "OPTIMAL" and res["verifies"], (name, res)
+            if name != "highs":
+                assert r["ratios"][name] == pytest.approx(res["solve_s"] / r["results"]["highs"]["solve_s"])
+    md = (tmp_path / "backends-quick.md").read_text()
+    assert all(f"| {n}/highs |" in md for n in doc["backends"][1:])
+
+
+def test_bench_backends_instance_set_hook(tmp_path):
+    """An extra instance set registered with @instance_set appears in the results."""
+    from gdsolver.bench import backends_bench as bb
+    from instances import two_var
+
+    @bb.instance_set("extra-test-set", build=lambda desc: two_var(0, infeasible=True))
+    def _extra(quick):
+        return [{"set": "extra-test-set", "case": "extra", "seed": 3}]
+
+    try:
+        doc = bb.run_backends_bench(tmp_path, quick=True, echo=lambda *a: None, backends=["highs"],
+                                    sets=["extra-test-set"])
+    finally:
+        bb.INSTANCE_SETS.pop("extra-test-set")
+    assert [r["case"] for r in doc["rows"]] == ["extra"] and doc["rows"][0]["results"]["highs"]["status"] == "INFEASIBLE"
+    assert "| extra | - | - | - | 3 |" in (tmp_path / "backends-quick.md").read_text()
+    with pytest.raises(GdsolverError, match="unknown instance set"):
+        bb.run_backends_bench(tmp_path, quick=True, sets=["nope"])
+
+
+def test_replay_clamps_recorded_threads(tmp_path):
+    """A result recorded on a bigger machine (more threads than allowed here) still replays."""
+    from gdsolver.compile.base import max_threads
+    from gdsolver.compile.replay import replay
+    from gdsolver.ir import save
+
+    inst = _small_instances()["class-compact-relu"]
+    save(inst, tmp_path / "c.gdsm")
+    res = solve(inst, threads=1)
+    res.options["threads"] = 64 * max_threads()
+    save_result(res, tmp_path / "c.gdsm")
+    rows = list(replay(tmp_path / "c.gdsm"))
+    assert len(rows) == 1 and rows[0].ok and rows[0].replayed.options["threads"] == max_threads()

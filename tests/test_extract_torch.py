@@ -79,7 +79,6 @@ def test_nested_module_found_by_execution(relu):
     X = data(5)
     layer = from_torch(model, X)
     assert layer.location["module"] == "head.fc"
-    assert layer.location["last_registered_linear"] == "body.0"
     assert layer.activation == ("relu" if relu else "identity")
     with torch.no_grad():
         np.testing.assert_allclose(layer.features(X), model.body(torch.from_numpy(X)).numpy(), atol=ATOL, rtol=RTOL)
@@ -160,8 +159,10 @@ def test_apply_to_torch_round_trip():
     with torch.no_grad():
         y = model(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(y, layer.forward(layer.features(X), W2, b2), atol=ATOL, rtol=RTOL)
-    # Without a layer the last registered Linear is used.
-    apply_to_torch(model, layer.W, layer.b)
+    # Without a layer nothing is guessed when the model has more than one Linear.
+    with pytest.raises(GdsolverError, match="2 nn.Linear modules; pass layer="):
+        apply_to_torch(model, layer.W, layer.b)
+    apply_to_torch(model, layer.W, layer.b, "2")  # a module name works too
     assert model_sha256(model) == before
 
 

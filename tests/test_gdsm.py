@@ -68,6 +68,10 @@ def assert_identical(a: MilpInstance, b: MilpInstance) -> None:
                 u, v = getattr(x, g), getattr(y, g)
                 assert u.dtype == v.dtype and u.tobytes() == v.tobytes(), f"{f.name}.{g}"
             assert x.ncols == y.ncols
+        elif f.name == "data":
+            assert list(x) == list(y), f.name
+            for k in x:
+                assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape and x[k].tobytes() == y[k].tobytes(), k
         elif f.name in ("blocks", "row_groups", "ind_groups"):
             assert list(x.items()) == list(y.items()), f.name  # order matters
         else:
@@ -110,7 +114,7 @@ def test_round_trip_no_start_stays_none(tmp_path):
 def test_read_header(saved):
     inst, path, _ = saved
     doc = read_header(path)
-    assert doc["format"] == "gdsolver-milp" and doc["format_version"] == 1
+    assert doc["format"] == "gdsolver-milp" and doc["format_version"] == 2
     assert doc["fingerprint"] == fingerprint(inst)
     assert doc["meta"] == inst.meta
     assert doc["num_vars"] == inst.num_vars
@@ -265,7 +269,7 @@ def _del(key):
 
 
 META_DEFECTS = {
-    "format_version 2": _set("format_version", 2),
+    "format_version 3": _set("format_version", 3),
     "format_version string": _set("format_version", "1"),
     "format_version missing": _del("format_version"),
     "format name": _set("format", "something-else"),
@@ -468,3 +472,36 @@ def test_zip_header_defects(saved, tmp_path, entry, offset, value):
     p.write_bytes(_patch_central(data, entry, offset, value))
     with pytest.raises(FormatError):
         load(p)
+
+
+def test_version_1_file_without_network_data_still_loads(tmp_path):
+    """Files written before format 2 (no data/ arrays) load, with empty inst.data."""
+    rng = np.random.default_rng(3)
+    inst = classification(rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=(5, 4)),
+                          rng.integers(0, 3, 5), radius=0.1, mode="compact")
+    assert inst.data and "H" in inst.data
+    path = save(inst, tmp_path / "v2.gdsm")
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        doc = json.loads(zf.read("meta.json"))
+        entries = {n: zf.read(n) for n in zf.namelist() if not n.startswith("data/") and n != "meta.json"}
+    doc["format_version"] = 1
+    doc["arrays"] = {k: v for k, v in doc["arrays"].items() if not k.startswith("data/")}
+    old = tmp_path / "v1.gdsm"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("meta.json", json.dumps(doc))
+        for n, raw in entries.items():
+            zf.writestr(n, raw)
+    back = load(old)
+    assert back.data == {}
+    assert fingerprint(back) == fingerprint(inst)
+    # a data/ entry in a version-1 file is not a thing version 1 had
+    doc["arrays"]["data/H"] = {"sha256": "0", "dtype": "float64", "shape": [5, 4]}
+    bad = tmp_path / "bad.gdsm"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("meta.json", json.dumps(doc))
+        for n, raw in entries.items():
+            zf.writestr(n, raw)
+    with pytest.raises(FormatError, match="unknown array"):
+        load(bad)

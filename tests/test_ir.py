@@ -230,12 +230,17 @@ def test_unpack_shapes():
     rng = np.random.default_rng(5)
     M, N, T = 3, 4, 6
     W, b, H = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
+    # ReLU binaries only for units whose sign the box leaves open (interval computed here by brute force)
+    a = H @ W.T + b
+    spread = 0.1 * (np.abs(H).sum(1, keepdims=True) + 1)
+    U = int(np.count_nonzero((a - spread < 0) & (a + spread > 0)))
+    assert 0 < U < T * M
     cases = {
         ("reg", "l1", "identity"): {"w": (M, N), "b": (M,), "e": (T, M)},
-        ("reg", "l1", "relu"): {"w": (M, N), "b": (M,), "o": (T, M), "z": (T, M), "e": (T, M)},
+        ("reg", "l1", "relu"): {"w": (M, N), "b": (M,), "o0": (T, M), "z0": (U,), "e": (T, M)},
         ("reg", "paper", "identity"): {"w": (M, N), "b": (M,)},
         ("cls", "paper", "identity"): {"w": (M, N), "b": (M,), "s": (T, M), "c": (T,)},
-        ("cls", "compact", "relu"): {"w": (M, N), "b": (M,), "o": (T, M), "z": (T, M), "c": (T,)},
+        ("cls", "compact", "relu"): {"w": (M, N), "b": (M,), "o0": (T, M), "z0": (U,), "c": (T,)},
     }
     for (kind, mode, act), shapes in cases.items():
         if kind == "reg":
@@ -271,7 +276,7 @@ def test_summary_fields():
 
     mip = classification(W, b, H, rng.integers(0, M, T), radius=0.1, activation="relu", mode="paper")
     s = mip.summary()
-    assert s["binary"] == mip.num_integer == 2 * T * M + T  # z, s, c
+    assert s["binary"] == mip.num_integer == mip.blocks["z0"][1][0] + T * M + T  # z (undecided units), s, c
     assert s["indicators"] == mip.num_indicators > 0
     assert s["indicator_nnz"] == mip.ind_A.nnz
     lo, hi = s["big_m_range"]

@@ -95,7 +95,7 @@ def without_timing(rows):
 
 
 # ---------------------------------------------------------------------------- classification sweeps
-STUCK_CLS = dict(lr=1e-6, epochs=3, phase_epochs=1, max_sweeps=2, patience=None, radius=0.05, seed=0)
+STUCK_CLS = dict(mode="paper", lr=1e-6, epochs=3, phase_epochs=1, max_sweeps=2, patience=None, radius=0.05, seed=0)
 
 
 def cls_arch():
@@ -243,7 +243,7 @@ def test_regression_sweep_objective_is_the_l1_after_write_back(tmp_path):
     X, Y = reg_data()
     model = reg_arch()
     rec = Recorder(model)
-    hist = GDSolver(model, "regression", lr=1e-6, epochs=1, max_sweeps=1, radius=0.1, solver_points=None,
+    hist = GDSolver(model, "regression", lr=1e-6, epochs=1, max_sweeps=1, radius=0.1, solver_points=None, mode="l1",
                     dump_dir=tmp_path, callback=rec).fit((X, Y), (X[:50], Y[:50]))
     (i,) = [i for i, r in enumerate(rec.rows) if r["kind"] == "sweep"]
     row = rec.rows[i]
@@ -294,7 +294,7 @@ def test_rejected_for_validation_leaves_weights_bit_identical(digits, tmp_path):
     validation loss, so with val_tolerance=0 it is rejected and undone exactly."""
     model = cls_arch()
     rec = Recorder(model)
-    hist = GDSolver(model, "classification", lr=0.1, epochs=6, phase_epochs=3, max_sweeps=2, patience=None,
+    hist = GDSolver(model, "classification", mode="paper", lr=0.1, epochs=6, phase_epochs=3, max_sweeps=2, patience=None,
                     radius=2.0, adapt_radius=False, val_tolerance=0.0, dump_dir=tmp_path,
                     callback=rec).fit(*digits)
     rejected = _assert_rejections_keep_weights(rec)
@@ -318,7 +318,7 @@ def test_rejected_for_validation_leaves_weights_bit_identical(digits, tmp_path):
 def test_rejected_without_improvement_grows_the_radius(digits):
     model = cls_arch()
     rec = Recorder(model)
-    hist = GDSolver(model, "classification", lr=1e-6, epochs=1, max_sweeps=2, radius=1e-9,
+    hist = GDSolver(model, "classification", mode="paper", lr=1e-6, epochs=1, max_sweeps=2, radius=1e-9,
                     callback=rec).fit(*digits)
     sw = hist.sweeps
     assert len(sw) == 2 and not any(r["accepted"] for r in sw)
@@ -335,7 +335,7 @@ def test_accepted_sweeps_never_worsen_their_points(stuck_cls):
 # ---------------------------------------------------------------------------- solver trouble
 def test_solver_error_is_recorded_and_training_continues(digits):
     """Gurobi's pip licence stops at 2000 variables: a 256-wide final layer has 2560 weights."""
-    hist = GDSolver(mlp(64, 256, 10), "classification", lr=1e-6, epochs=2, phase_epochs=1, max_sweeps=2,
+    hist = GDSolver(mlp(64, 256, 10), "classification", mode="paper", lr=1e-6, epochs=2, phase_epochs=1, max_sweeps=2,
                     backend="gurobi").fit(*digits)
     sw = hist.sweeps[0]
     if sw["status"] != "ERROR":
@@ -354,7 +354,7 @@ def test_solver_error_is_recorded_and_training_continues(digits):
 
 
 def test_time_limit_is_recorded_and_training_continues(digits):
-    hist = GDSolver(cls_arch(), "classification", lr=1e-6, epochs=2, phase_epochs=1, max_sweeps=2,
+    hist = GDSolver(cls_arch(), "classification", mode="paper", lr=1e-6, epochs=2, phase_epochs=1, max_sweeps=2,
                     solver_points=64, time_limit=1e-4).fit(*digits)
     sw = hist.sweeps[0]
     assert sw["status"] in ("TIME_LIMIT", "FEASIBLE")
@@ -487,13 +487,13 @@ def test_bad_settings():
         GDSolver(reg_arch(), "regression", keep_correct=5)
 
 
-@pytest.mark.parametrize("head", [nn.Softmax(dim=1), nn.Tanh()])
+@pytest.mark.parametrize("head", [nn.Sigmoid(), nn.Tanh()])
 def test_gdsolver_refuses_a_model_it_cannot_sweep_before_training(head):
     X, y = blobs()
     model = nn.Sequential(nn.Linear(4, 3), head)
     w0 = model[0].weight.detach().clone()
     with pytest.raises(GdsolverError, match="GDSolver cannot sweep this model: .*nn.Linear"):
-        GDSolver(model, "classification", epochs=2).fit((X, y))
+        GDSolver(model, "classification", mode="paper", epochs=2).fit((X, y))
     assert torch.equal(model[0].weight, w0)  # no GD ran first
     GDSolver(model, "classification", epochs=1, max_sweeps=0).fit((X, y))  # plain GD still works
     with pytest.raises(GdsolverError, match="torch.nn.Module"):
@@ -501,9 +501,10 @@ def test_gdsolver_refuses_a_model_it_cannot_sweep_before_training(head):
 
 
 # ---------------------------------------------------------------------------- history
+# (these tests pin the paper's counting head: its semantics are what they check)
 def _history():
     X, y = blobs()
-    return GDSolver(mlp(4, 8, 3), "classification", lr=0.01, epochs=2, phase_epochs=1, max_sweeps=2).fit(
+    return GDSolver(mlp(4, 8, 3), "classification", mode="paper", lr=0.01, epochs=2, phase_epochs=1, max_sweeps=2).fit(
         (X[:90], y[:90]), (X[90:], y[90:]))
 
 
@@ -523,12 +524,12 @@ def test_history_csv_round_trip(small_history, tmp_path):
     def parse(col, s):
         if s == "":
             return None
-        if col in ("kind", "status", "reason"):
+        if col in ("kind", "status", "reason", "layer_name"):
             return s
         if col == "accepted":
             return {"True": True, "False": False}[s]
         v = float(s)
-        return int(v) if col in ("phase", "epoch", "sweep", "points", "n_vars", "n_cons", "n_binary") else v
+        return int(v) if col in ("phase", "epoch", "sweep", "layer", "points", "n_vars", "n_cons", "n_binary") else v
 
     for r, b in zip(h.rows, back):
         assert {c: parse(c, b[c]) for c in COLUMNS} == r
@@ -559,11 +560,11 @@ def test_history_frame_json_and_summary(small_history):
 def test_reused_dump_dir_holds_only_this_runs_sweeps(tmp_path):
     X, y = blobs()
     data = ((X[:90], y[:90]), (X[90:], y[90:]))
-    GDSolver(mlp(4, 8, 3), "classification", lr=1e-6, epochs=1, max_sweeps=2, radius=1e-9,
+    GDSolver(mlp(4, 8, 3), "classification", mode="paper", lr=1e-6, epochs=1, max_sweeps=2, radius=1e-9,
              dump_dir=tmp_path).fit(*data)
     assert (tmp_path / "sweeps" / "0002.gdsm").exists()
     (tmp_path / "sweeps" / "notes.txt").write_text("mine")
-    hist = GDSolver(mlp(4, 8, 3), "classification", lr=1e-6, epochs=1, max_sweeps=1,
+    hist = GDSolver(mlp(4, 8, 3), "classification", mode="paper", lr=1e-6, epochs=1, max_sweeps=1,
                     dump_dir=tmp_path).fit(*data)
     assert len(hist.sweeps) == 1
     assert not (tmp_path / "sweeps" / "0002.gdsm").exists()
@@ -574,7 +575,7 @@ def test_reused_dump_dir_holds_only_this_runs_sweeps(tmp_path):
 
 def test_desired_loss_ends_the_run(digits):
     """A goal every monitored loss meets: the run stops after the first sweep."""
-    hist = GDSolver(cls_arch(), "classification", lr=1e-6, epochs=4, phase_epochs=1, max_sweeps=3,
+    hist = GDSolver(cls_arch(), "classification", mode="paper", lr=1e-6, epochs=4, phase_epochs=1, max_sweeps=3,
                     desired_loss=100.0).fit(*digits)
     assert [r["kind"] for r in hist.rows] == ["epoch", "sweep"]
 

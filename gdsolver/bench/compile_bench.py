@@ -6,7 +6,13 @@ element by element with highspy's modelling API (addVariable / addConstr with
 expressions), the way a straightforward script would. Both are checked to hold
 the same number of nonzeros, and at the smallest size to have the same optimum.
 The instance is the regression l1 LP of a final layer with M outputs and N
-features over T points: nnz = 2 T M (N + 2)."""
+features over T points: nnz = 2 T M (N + 2).
+
+SCIP (when pyscipopt is installed): the same instances through build_scip, and, at
+one size, the ways pyscipopt offers to load rows, timed in the same run (it has no
+call that takes a sparse matrix): one addCoefLinear call per nonzero after the row's
+first term (what build_scip does), a {Term: coefficient} expression per row, and an
+MPS file written by HiGHS and read by SCIP."""
 
 from __future__ import annotations
 
@@ -44,6 +50,70 @@ def bulk_build(T: int, radius: float = 0.05):
     h, _ = build_highs(inst)
     t2 = time.perf_counter()
     return h, {"formulate_s": t1 - t0, "pass_s": t2 - t1, "total_s": t2 - t0, "nnz": int(h.getNumNz())}
+
+
+def scip_build(T: int, radius: float = 0.05):
+    from gdsolver.compile.scip import build_scip
+
+    W, b, H, Y = _layer(T)
+    t0 = time.perf_counter()
+    inst = regression(W, b, H, Y, radius=radius, mode="l1")
+    t1 = time.perf_counter()
+    m, _ = build_scip(inst)
+    t2 = time.perf_counter()
+    return m, {"formulate_s": t1 - t0, "build_s": t2 - t1, "total_s": t2 - t0, "nnz": int(inst.A.nnz)}
+
+
+def scip_row_routes(T: int) -> dict[str, float]:
+    """Seconds to load the rows of the T-point instance into pyscipopt three ways
+    (variables created beforehand, not timed)."""
+    import os
+    import tempfile
+
+    import pyscipopt as ps
+    from pyscipopt.scip import Expr, ExprCons, Term
+
+    W, b, H, Y = _layer(T)
+    inst = regression(W, b, H, Y, radius=0.05, mode="l1")
+    A, lo, hi = inst.A, inst.row_lo.tolist(), inst.row_hi.tolist()
+    side = lambda v: v if np.isfinite(v) else None  # noqa: E731
+
+    def model():
+        m = ps.Model()
+        m.hideOutput()
+        xs = [m.addVar(lb=None, ub=None) for _ in range(inst.num_vars)]
+        return m, xs
+
+    out: dict[str, float] = {}
+    m, xs = model()
+    var_of = np.empty(len(xs), dtype=object)
+    var_of[:] = xs
+    cols, vals, ptr = var_of[A.indices].tolist(), A.data.tolist(), A.indptr.tolist()
+    t = time.perf_counter()
+    for r in range(A.nrows):
+        s, e = ptr[r], ptr[r + 1]
+        c = m.addCons(ExprCons(Expr({Term(cols[s]): vals[s]}), lhs=side(lo[r]), rhs=side(hi[r])))
+        for k in range(s + 1, e):
+            m.addCoefLinear(c, cols[k], vals[k])
+    out["addCoefLinear per nonzero"] = time.perf_counter() - t
+    m, xs = model()
+    terms = np.empty(len(xs), dtype=object)
+    terms[:] = [Term(v) for v in xs]
+    tl = terms[A.indices].tolist()
+    t = time.perf_counter()
+    for r in range(A.nrows):
+        s, e = ptr[r], ptr[r + 1]
+        m.addCons(ExprCons(Expr(dict(zip(tl[s:e], vals[s:e]))), lhs=side(lo[r]), rhs=side(hi[r])))
+    out["expression dict per row"] = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        h, _ = build_highs(inst)
+        h.writeModel(os.path.join(d, "m.mps"))
+        m = ps.Model()
+        m.hideOutput()
+        m.readProblem(os.path.join(d, "m.mps"))
+        out["MPS file (HiGHS writes, SCIP reads; incl. variables)"] = time.perf_counter() - t
+    return out
 
 
 def per_element_build(T: int, radius: float = 0.05):
@@ -86,6 +156,12 @@ def run_compile_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
     rows = []
     bulk_build(QUICK_SIZES[0])  # warm-up: imports and HiGHS's first construction are not build time
     per_element_build(QUICK_SIZES[0])
+    try:
+        import pyscipopt  # noqa: F401
+        scip = True
+    except ImportError:
+        scip = False
+    scip_sizes = QUICK_SIZES if quick else BULK_SIZES[:-1]  # SCIP takes ~10 s at the largest
     for T in bulk_sizes:
         h, bulk = best_of(bulk_build, T, repeats)
         row = {"T": T, "M": M_OUT, "N": N_FEAT, "nnz": bulk["nnz"], "bulk_s": bulk["total_s"],
@@ -102,17 +178,88 @@ def run_compile_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
                 row["same_optimum_checked"] = o1
             row.update(per_element_s=per["total_s"], per_element_nnz_per_s=per["nnz"] / per["total_s"],
                        speedup=per["total_s"] / bulk["total_s"])
+        if scip and T in scip_sizes:
+            _, sc = best_of(scip_build, T, repeats)
+            row.update(scip_s=sc["total_s"], scip_nnz_per_s=sc["nnz"] / sc["total_s"],
+                       scip_over_bulk=sc["total_s"] / bulk["total_s"])
         rows.append(row)
         echo(f"T={T:>5} nnz={row['nnz']:>9}  bulk {row['bulk_s']:.4f} s ({row['bulk_nnz_per_s'] / 1e6:.1f} M nnz/s)"
-             + (f"  per-element {row['per_element_s']:.3f} s  speedup {row['speedup']:.0f}x" if "speedup" in row else ""))
+             + (f"  per-element {row['per_element_s']:.3f} s  speedup {row['speedup']:.0f}x" if "speedup" in row else "")
+             + (f"  scip {row['scip_s']:.3f} s ({row['scip_over_bulk']:.0f}x bulk)" if "scip_s" in row else ""))
+    routes_T = QUICK_SIZES[-1] if quick else 150
+    routes: dict[str, float] = {}
+    for _ in range(repeats if scip else 0):  # best of `repeats`, like the sizes
+        for k, v in scip_row_routes(routes_T).items():
+            routes[k] = min(v, routes.get(k, float("inf")))
+    for k, v in routes.items():
+        echo(f"SCIP rows, T={routes_T}: {k}: {v:.3f} s ({v / (2 * routes_T * M_OUT * (N_FEAT + 2)) * 1e9:.0f} ns/nnz)")
+    hidden = _hidden_rows(quick, repeats, echo)
     result = {"benchmark": "compile", "instance": "regression l1 LP (formulate + lower + passModel)",
               "timing": f"best of {repeats} runs per size and path",
-              "machine": machine_info(), "rows": rows}
+              "machine": machine_info(), "rows": rows, "hidden_layer_rows": hidden,
+              "scip_row_routes": {"T": routes_T, "nnz": 2 * routes_T * M_OUT * (N_FEAT + 2), "seconds": routes}}
     tag = "compile-quick" if quick else "compile"
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / f"{tag}.md").write_text(_markdown(result))
     echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
     return result
+
+
+def _hidden_cases(quick: bool) -> list[tuple[str, list, int, np.ndarray, np.ndarray, str]]:
+    """(name, layers, k, H, y, task): sweeps of a hidden layer with the layers after it encoded."""
+    from gdsolver.data import load_split
+    from gdsolver.formulate import Dense
+
+    rng = np.random.default_rng(0)
+    digits = load_split("digits", seed=0)
+    Xd, yd = digits.train
+    mlp = [Dense(rng.normal(scale=0.2, size=(32, 64)), rng.normal(scale=0.1, size=32), "relu"),
+           Dense(rng.normal(scale=0.3, size=(10, 32)), rng.normal(scale=0.1, size=10), "identity")]
+    poly = load_split("polynomial", seed=0)
+    Xp, yp = poly.train
+    paper = [Dense(rng.normal(size=(2, 3)), rng.normal(size=2), "relu"), Dense(rng.normal(size=(2, 2)), np.zeros(2))]
+    n = 100 if quick else len(Xp)
+    return [("digits MLP 64-32-10, layer 0 (32x64), 32 points, count", mlp, 0, Xd[:32].astype(float), yd[:32],
+             "classification"),
+            (f"paper model 3-2-2, layer 0 (2x3), {n} points, l1", paper, 0, Xp[:n].astype(float), yp[:n],
+             "regression")]
+
+
+def _hidden_rows(quick: bool, repeats: int, echo: Callable) -> list[dict]:
+    """Hidden-layer sweeps: sweep_instance time against one CSR build of the same nonzeros in the
+    same run: scipy.sparse.csr_matrix((data, (row, col))) (the usual numpy-stack CSR build: the
+    target is <= 10x of it), and the floor, our Csr.from_coo on triplets already sorted by row."""
+    import scipy.sparse as sp
+
+    from gdsolver.formulate import sweep_instance
+    from gdsolver.ir.csr import Csr
+
+    rows = []
+    for name, layers, k, H, y, task in _hidden_cases(quick):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            inst = sweep_instance(layers, k, H, y, task=task, radius=0.05)
+            times.append(time.perf_counter() - t0)
+        coo = [(m.row_ids(), m.indices.astype(np.int64), m.data, m.nrows) for m in (inst.A, inst.ind_A)]
+        floor, scipy_t = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for r, c, v, nr in coo:
+                Csr.from_coo(r, c, v, nr, inst.num_vars)
+            floor.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for r, c, v, nr in coo:
+                sp.csr_matrix((v, (r, c)), shape=(nr, inst.num_vars))
+            scipy_t.append(time.perf_counter() - t0)
+        nnz = inst.A.nnz + inst.ind_A.nnz
+        row = {"case": name, "nnz": int(nnz), "variables": inst.num_vars, "binaries": inst.num_integer,
+               "build_s": min(times), "csr_s": min(scipy_t), "ratio": min(times) / min(scipy_t),
+               "sorted_floor_s": min(floor), "ratio_floor": min(times) / min(floor)}
+        rows.append(row)
+        echo(f"{name}: nnz={nnz} build {row['build_s']:.4f} s; one scipy CSR build {row['csr_s']:.5f} s "
+             f"(ratio {row['ratio']:.1f}x); presorted floor {row['sorted_floor_s']:.5f} s ({row['ratio_floor']:.0f}x)")
+    return rows
 
 
 def _markdown(result: dict) -> str:
@@ -124,11 +271,29 @@ def _markdown(result: dict) -> str:
         f"Timing: {result['timing']}.", "",
         f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, Python {m['python']}, numpy {m['numpy']}, "
         f"highspy {m['highspy']}; {m['date']}", "",
-        "| T | nnz | bulk (s) | bulk M nnz/s | per-element (s) | per-element M nnz/s | speedup |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| T | nnz | bulk (s) | bulk M nnz/s | per-element (s) | per-element M nnz/s | speedup | SCIP build (s) | "
+        "SCIP M nnz/s | SCIP / bulk |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         pe = (f"{r['per_element_s']:.3f} | {r['per_element_nnz_per_s'] / 1e6:.3f} | {r['speedup']:.0f}x"
               if "speedup" in r else "- | - | -")
-        lines.append(f"| {r['T']} | {r['nnz']} | {r['bulk_s']:.4f} | {r['bulk_nnz_per_s'] / 1e6:.2f} | {pe} |")
+        sc = (f"{r['scip_s']:.3f} | {r['scip_nnz_per_s'] / 1e6:.2f} | {r['scip_over_bulk']:.0f}x" if "scip_s" in r
+              else "- | - | -")
+        lines.append(f"| {r['T']} | {r['nnz']} | {r['bulk_s']:.4f} | {r['bulk_nnz_per_s'] / 1e6:.2f} | {pe} | {sc} |")
+    routes = result.get("scip_row_routes", {"seconds": {}})
+    if routes["seconds"]:
+        lines += ["", f"SCIP (pyscipopt has no sparse-matrix call): loading the rows of the T = {routes['T']} instance "
+                      f"({routes['nnz']} nonzeros) into a model whose variables exist, same run:", "",
+                  "| route | seconds | ns per nonzero |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v:.3f} | {v / routes['nnz'] * 1e9:.0f} |" for k, v in routes["seconds"].items()]
+    lines += ["", "## Hidden-layer sweeps", "",
+              "sweep_instance (formulate the swept layer, the ReLUs and the layers after it, the head) against one "
+              "CSR build of the same nonzeros, same run: scipy.sparse.csr_matrix((data, (row, col))) (target <= 10x), "
+              "and the floor, Csr.from_coo on triplets already sorted by row (bincount + cumsum).", "",
+              "| case | nnz | variables | binaries | build (s) | scipy CSR build (s) | ratio | presorted floor (s) | ratio |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result.get("hidden_layer_rows", []):
+        lines.append(f"| {r['case']} | {r['nnz']} | {r['variables']} | {r['binaries']} | {r['build_s']:.4f} | "
+                     f"{r['csr_s']:.5f} | {r['ratio']:.1f}x | {r['sorted_floor_s']:.5f} | {r['ratio_floor']:.0f}x |")
     return "\n".join(lines) + "\n"

@@ -20,19 +20,24 @@ mean accuracy any baseline reaches with any n and e, minus 5 points).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata, save_figure,
-                                  write_outputs)
+from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
+                                  save_figure, write_outputs)
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
+
+if TYPE_CHECKING:
+    from gdsolver.train.executor import Executor
 
 DATASETS = ("digits", "fashion-mnist")
 MODELS = ("conv", "mlp")
@@ -58,7 +63,7 @@ class DataEfficiencyConfig:
     batch_size: int = 32
     hidden: int = 32
     target: float | None = None  # absolute test accuracy; None: best baseline - TARGET_SLACK
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float = 30.0
     threads: int = 1
     data_dir: str | None = None
@@ -125,8 +130,8 @@ def data_name(dataset: str, model: str) -> str:
 
 
 def total_units(cfg: DataEfficiencyConfig) -> int:
-    per = len(cfg.baselines()) + (len(cfg.epochs) * (2 if cfg.control else 1) if cfg.two_loop else 0)
-    return len(cfg.models) * len(cfg.seeds) * len(cfg.n_values) * per
+    """Progress units of a run: one per grid cell."""
+    return len(grid(cfg))
 
 
 # ---------------------------------------------------------------------------------- running
@@ -184,37 +189,87 @@ def run_two_loop(init_model, split, cfg: DataEfficiencyConfig, seed: int, epochs
             "test_loss": ev["loss"], **_summ(h)}
 
 
-def run_cell(model_kind: str, seed: int, n: int, cfg: DataEfficiencyConfig,
-             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Every method of one (model, seed, n)."""
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the grid: one method for one (model, seed, n). A baseline cell trains for
+    max(cfg.epochs) epochs and gives a row at every e in cfg.epochs (epochs=0 here); a 2-loop
+    cell (TWO_LOOP or NO_SWEEP) runs once with budget `epochs`. A cell is a pure, seeded
+    function of its fields and the config, so cells can run in any order, in any process
+    (`gdsolver bench data-efficiency --ray`)."""
+
+    model: str
+    seed: int
+    n: int
+    method: str
+    epochs: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} n={self.n} seed {self.seed}: {self.method}" + (f" e={self.epochs}" if self.epochs else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _setup(dataset: str, model_kind: str, seed: int, n: int, hidden: int, data_dir: str | None):
+    """(split, initial model, test tensors); cached, as the cells of one (model, seed, n) that
+    land in one process share them (they are not modified)."""
     import torch
 
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for
     from gdsolver.train.tensors import as_tensor_data
 
+    split = load_split_for(data_name(dataset, model_kind), None, seed=seed, data_dir=data_dir, n_train=n)
+    init = build_model(model_kind, tuple(split.train[0].shape[1:]), 10, hidden=hidden, seed=seed)
+    return split, init, as_tensor_data(split.test, "classification", name="test", dtype=torch.float32)
+
+
+def run_cell(cell: Cell, cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
+    """The rows of one cell (an error row per epoch budget when it fails with a GdsolverError)."""
+    base = {"dataset": cfg.dataset, "model": cell.model, "seed": cell.seed, "n": cell.n}
+    budgets = [cell.epochs] if cell.method in (TWO_LOOP, NO_SWEEP) else list(cfg.epochs)
+    try:
+        split, init, test = _setup(cfg.dataset, cell.model, cell.seed, cell.n, cfg.hidden, cfg.data_dir)
+        if cell.method in (TWO_LOOP, NO_SWEEP):
+            return [{**base, **run_two_loop(init, split, cfg, cell.seed, cell.epochs, test,
+                                            sweeps=cell.method == TWO_LOOP)}]
+        return [{**base, **r} for r in run_baseline(cell.method, init, split, cfg, cell.seed, test)]
+    except GdsolverError as exc:
+        return [{**base, "method": cell.method, "epochs": e, "error": str(exc)} for e in budgets]
+
+
+def grid(cfg: DataEfficiencyConfig) -> list[Cell]:
+    """Every cell, in the order of the results: per (model, seed, n) the baselines, then the
+    control and the 2-loop GDSolver per epoch budget."""
+    out = []
+    for model in cfg.models:
+        for seed in cfg.seeds:
+            for n in cfg.n_values:
+                out += [Cell(model, seed, n, m) for m in cfg.baselines()]
+                if cfg.two_loop:
+                    for label in ((NO_SWEEP, TWO_LOOP) if cfg.control else (TWO_LOOP,)):
+                        out += [Cell(model, seed, n, label, e) for e in cfg.epochs]
+    return out
+
+
+def run_grid(cfg: DataEfficiencyConfig, executor: Executor | None = None,
+             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every cell's rows, in grid order, each cell a task of `executor` (default: one after
+    another here). A task that failed (e.g. a worker that kept dying) gives error rows."""
+    from gdsolver.train.executor import LocalExecutor, Task
+
+    executor = executor or LocalExecutor()
     tick = tick or (lambda _msg: None)
-    name = data_name(cfg.dataset, model_kind)
-    split = load_split_for(name, None, seed=seed, data_dir=cfg.data_dir, n_train=n)
-    init = build_model(model_kind, tuple(split.train[0].shape[1:]), 10, hidden=cfg.hidden, seed=seed)
-    test = as_tensor_data(split.test, "classification", name="test", dtype=torch.float32)
-    base = {"dataset": cfg.dataset, "model": model_kind, "seed": seed, "n": n}
+    cells = grid(cfg)
+    outs = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in cells],
+                        lambda o: tick(o.label if o.ok else f"{o.label}: failed"))
     rows: list[dict[str, Any]] = []
-    for method in cfg.baselines():
-        try:
-            rows += [{**base, **r} for r in run_baseline(method, init, split, cfg, seed, test)]
-        except GdsolverError as exc:
-            rows += [{**base, "method": method, "epochs": e, "error": str(exc)} for e in cfg.epochs]
-        tick(f"{model_kind} n={n} seed {seed}: {method}")
-    if cfg.two_loop:
-        for sweeps in ((False, True) if cfg.control else (True,)):
-            label = TWO_LOOP if sweeps else NO_SWEEP
-            for e in cfg.epochs:
-                try:
-                    rows.append({**base, **run_two_loop(init, split, cfg, seed, e, test, sweeps=sweeps)})
-                except GdsolverError as exc:
-                    rows.append({**base, "method": label, "epochs": e, "error": str(exc)})
-                tick(f"{model_kind} n={n} seed {seed}: {label} e={e}")
+    for c, o in zip(cells, outs):
+        if o.ok:
+            rows += o.value
+        else:
+            budgets = [c.epochs] if c.epochs else list(cfg.epochs)
+            rows += [{"dataset": cfg.dataset, "model": c.model, "seed": c.seed, "n": c.n, "method": c.method,
+                      "epochs": e, "error": f"task failed: {o.error}"} for e in budgets]
     return rows
 
 
@@ -280,7 +335,8 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
              f"Mean ± standard deviation over seeds {list(cfg.seeds)}.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
-             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s.", ""]
+             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
+             f"{executor_text(doc.get('executor'))}.", ""]
     if doc.get("note"):
         lines += [doc["note"], ""]
     for model in cfg.models:
@@ -384,23 +440,24 @@ def check_data(cfg: DataEfficiencyConfig) -> int:
 def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
                               tag: str = "data_efficiency", preset: str = "custom",
                               tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
-                              plots: bool = True, note: str | None = None) -> dict[str, Any]:
-    """Run the study and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON document."""
+                              plots: bool = True, note: str | None = None,
+                              executor: Executor | None = None) -> dict[str, Any]:
+    """Run the study and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON
+    document. `executor` (gdsolver.train.executor) runs the cells; default: one after another here."""
+    from gdsolver.train.executor import LocalExecutor
+
     cfg.check()
     check_data(cfg)
     paths = out_paths(out_dir, tag)
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    for model in cfg.models:
-        for seed in cfg.seeds:
-            for n in cfg.n_values:
-                rows += run_cell(model, seed, n, cfg, tick)
+    rows = run_grid(cfg, executor, tick)
     agg = aggregate(rows)
     tgt = targets(agg, cfg)
     doc: dict[str, Any] = {"benchmark": "data-efficiency", "dataset": cfg.dataset, "preset": preset,
                            "config": asdict(cfg), "methods": cfg.all_methods(), "models": describe_models(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
-                           "targets": tgt, "aggregate": agg, "smallest_n": smallest_n(agg, cfg, tgt), "rows": rows}
+                           "executor": (executor or LocalExecutor()).describe(), "targets": tgt, "aggregate": agg,
+                           "smallest_n": smallest_n(agg, cfg, tgt), "rows": rows}
     write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
                   markdown=lambda d, png: markdown(d, cfg, png))
     return doc  # full precision; the files have 7 significant digits

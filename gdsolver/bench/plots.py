@@ -32,6 +32,15 @@ def run_metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
             "command": list(command) if command is not None else list(sys.argv)}
 
 
+def executor_text(info: dict[str, Any] | None) -> str:
+    """How the cells ran, for a report's command line: nothing for this process, else the Ray cluster."""
+    if not info or info.get("executor") != "ray":
+        return ""
+    nodes = info.get("nodes")
+    return (f"; cells run as Ray tasks on {nodes} node{'s' if nodes != 1 else ''} with {info.get('cpus', 0):g} CPUs "
+            f"(Ray {info.get('ray')}, address {info.get('address')})")
+
+
 def clean(v: Any, digits: int | None = None) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively; floats rounded to
     `digits` significant digits when given."""

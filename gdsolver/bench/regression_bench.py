@@ -31,13 +31,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata, save_figure,
-                                  write_outputs)
+from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_metadata,
+                                  save_figure, write_outputs)
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
+
+if TYPE_CHECKING:
+    from gdsolver.train.executor import Executor
 
 EQUATIONS = ("identity", "affine", "polynomial", "formula")
 RADIUS_PRESETS = ("paper", "default")
@@ -69,7 +73,7 @@ class RegressionConfig:
     lr: float = 0.05
     batch_size: int = 32
     points: int = 32  # solver points per sweep
-    backend: str = "highs"
+    backend: str = DEFAULT_BACKEND
     time_limit: float = 30.0
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -136,7 +140,8 @@ def sweep_options(preset: str, equation: str, cfg: RegressionConfig) -> dict[str
 
 
 def total_units(cfg: RegressionConfig) -> int:
-    return len(cfg.equations) * len(cfg.seeds) * (len(cfg.baselines()) + len(cfg.presets) * len(cfg.sweep_epochs))
+    """Progress units of a run: one per grid cell."""
+    return len(grid(cfg))
 
 
 # ---------------------------------------------------------------------------------- running
@@ -203,43 +208,114 @@ def run_sweep_from(state_dict, init_model, split, cfg: RegressionConfig, seed: i
             "radius": s["radius"], "reason": s["reason"]}
 
 
-def run_cell(equation: str, seed: int, cfg: RegressionConfig,
-             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """All baselines and all GDSolver(e) sweeps of one (equation, seed)."""
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the grid: one method's run for one (equation, seed). A baseline cell trains
+    `method` for cfg.max_epochs epochs (one row per epoch); a GDSolver cell (method
+    "gdsolver") runs one sweep with radius preset `preset` from the SGD model after `epochs`
+    epochs (one row). A cell is a pure, seeded function of its fields and the config, so cells
+    can run in any order, in any process (`gdsolver bench regression --ray`)."""
+
+    equation: str
+    seed: int
+    method: str
+    preset: str = ""
+    epochs: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.method == "gdsolver":
+            return f"{self.equation} seed {self.seed}: gdsolver[{self.preset}] e={self.epochs}"
+        return f"{self.equation} seed {self.seed}: {self.method}"
+
+
+@dataclass
+class CellResult:
+    rows: list[dict[str, Any]]
+    # the SGD cell only: epoch -> (state_dict after that epoch, cumulative GD time), for the sweeps
+    starts: dict[int, tuple[Any, float]] | None = None
+
+
+def _setup(equation: str, seed: int):
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for
 
-    tick = tick or (lambda _msg: None)
-    split = load_split_for(equation, None, seed=seed)
-    init = build_model("paper", (3,), 2, seed=seed)
-    base = {"equation": equation, "seed": seed}
-    rows: list[dict[str, Any]] = []
-    snaps: dict[int, Any] = {}
-    gd_rows: dict[int, dict[str, Any]] = {}
-    for method in cfg.baselines():
+    return load_split_for(equation, None, seed=seed), build_model("paper", (3,), 2, seed=seed)
+
+
+def run_cell(cell: Cell, cfg: RegressionConfig, start: tuple[Any, float] | None = None) -> CellResult:
+    """The rows of one cell. A GDSolver cell needs `start`: the SGD cell's (state_dict, GD
+    time) after cell.epochs epochs (None: the SGD run failed; the row says so)."""
+    base = {"equation": cell.equation, "seed": cell.seed}
+    if cell.method != "gdsolver":
+        split, init = _setup(cell.equation, cell.seed)
+        snaps: dict[int, Any] | None = {} if cell.method == GD_METHOD else None
         try:
-            got = run_baseline(method, init, split, cfg, seed, snapshots=snaps if method == GD_METHOD else None)
+            got = run_baseline(cell.method, init, split, cfg, cell.seed, snapshots=snaps)
         except GdsolverError as exc:
-            got = [{"method": method, "preset": "", "epochs": cfg.max_epochs, "test_mse": None, "error": str(exc)}]
-        rows += [{**base, **r} for r in got]
-        if method == GD_METHOD:
-            gd_rows = {r["epochs"]: r for r in got if r.get("error") is None}
-        tick(f"{equation} seed {seed}: {method}")
-    for preset in cfg.presets:
-        for e in cfg.sweep_epochs:
-            row = {**base, "method": "gdsolver", "preset": preset, "epochs": e}
-            if e not in snaps:
-                rows.append({**row, "error": f"no SGD model after epoch {e}"})
-                tick(f"{equation} seed {seed}: gdsolver[{preset}] e={e}")
-                continue
-            try:
-                sw = run_sweep_from(snaps[e], init, split, cfg, seed, preset, equation)
-            except GdsolverError as exc:
-                rows.append({**row, "error": str(exc)})
-            else:
-                gd = gd_rows[e]["gd_time_s"]
-                rows.append({**row, **sw, "gd_time_s": gd, "time_s": gd + sw["solver_time_s"]})
-            tick(f"{equation} seed {seed}: gdsolver[{preset}] e={e}")
+            return CellResult([{**base, "method": cell.method, "preset": "", "epochs": cfg.max_epochs,
+                                "test_mse": None, "error": str(exc)}])
+        starts = None
+        if snaps is not None:
+            gd = {r["epochs"]: r["gd_time_s"] for r in got}
+            starts = {e: (snaps[e], gd[e]) for e in cfg.sweep_epochs if e in snaps}
+        return CellResult([{**base, **r} for r in got], starts)
+    row = {**base, "method": "gdsolver", "preset": cell.preset, "epochs": cell.epochs}
+    if start is None:
+        return CellResult([{**row, "error": f"no SGD model after epoch {cell.epochs}"}])
+    split, init = _setup(cell.equation, cell.seed)
+    state_dict, gd = start
+    try:
+        sw = run_sweep_from(state_dict, init, split, cfg, cell.seed, cell.preset, cell.equation)
+    except GdsolverError as exc:
+        return CellResult([{**row, "error": str(exc)}])
+    return CellResult([{**row, **sw, "gd_time_s": gd, "time_s": gd + sw["solver_time_s"]}])
+
+
+def grid(cfg: RegressionConfig) -> list[Cell]:
+    """Every cell, in the order of the results: per (equation, seed) the baselines, then the sweeps."""
+    out = []
+    for eq in cfg.equations:
+        for seed in cfg.seeds:
+            out += [Cell(eq, seed, m) for m in cfg.baselines()]
+            out += [Cell(eq, seed, "gdsolver", p, e) for p in cfg.presets for e in cfg.sweep_epochs]
+    return out
+
+
+def run_grid(cfg: RegressionConfig, executor: Executor | None = None,
+             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every cell's rows, in grid order. Two rounds of tasks: the baselines (the SGD cells
+    give the sweeps their starting models), then the sweeps. A task that failed (its error
+    text, e.g. a worker that kept dying) becomes an error row of its cell."""
+    from gdsolver.train.executor import LocalExecutor, Task
+
+    executor = executor or LocalExecutor()
+    tick = tick or (lambda _msg: None)
+    cells = grid(cfg)
+
+    def on_done(o) -> None:
+        tick(o.label if o.ok else f"{o.label}: failed")
+
+    def rows_of(cell: Cell, o) -> list[dict[str, Any]]:
+        if o.ok:
+            return o.value.rows
+        return [{"equation": cell.equation, "seed": cell.seed, "method": cell.method, "preset": cell.preset,
+                 "epochs": cell.epochs or cfg.max_epochs, "error": f"task failed: {o.error}"}]
+
+    first = [c for c in cells if c.method != "gdsolver"]
+    second = [c for c in cells if c.method == "gdsolver"]
+    outs = dict(zip(first, executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in first],
+                                        on_done)))
+    starts: dict[tuple[str, int], dict[int, tuple[Any, float]]] = {}
+    for c, o in outs.items():
+        if c.method == GD_METHOD and o.ok and o.value.starts:
+            starts[(c.equation, c.seed)] = o.value.starts
+    tasks = [Task(run_cell, (c, cfg, starts.get((c.equation, c.seed), {}).get(c.epochs)), label=c.label,
+                  cpus=cfg.threads) for c in second]
+    outs.update(zip(second, executor.run(tasks, on_done)))
+    rows: list[dict[str, Any]] = []
+    for c in cells:
+        rows += rows_of(c, outs[c])
     return rows
 
 
@@ -319,7 +395,8 @@ def markdown(doc: dict[str, Any], cfg: RegressionConfig, png_name: str | None) -
              "and, for GDSolver, GD + solver (formulation + solve).", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
-             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s.", ""]
+             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
+             f"{executor_text(doc.get('executor'))}.", ""]
     if doc.get("note"):
         lines += [doc["note"], ""]
     for t in doc["table1"]:
@@ -407,19 +484,20 @@ def plot(doc: dict[str, Any], cfg: RegressionConfig, path: Path) -> int:
 def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmarks/results", *, tag: str = "regression",
                          preset: str = "custom", tick: Callable[[str], None] | None = None,
                          command: Sequence[str] | None = None, plots: bool = True,
-                         note: str | None = None) -> dict[str, Any]:
-    """Run the experiment and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON document."""
+                         note: str | None = None, executor: Executor | None = None) -> dict[str, Any]:
+    """Run the experiment and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON
+    document. `executor` (gdsolver.train.executor) runs the cells; default: one after another here."""
+    from gdsolver.train.executor import LocalExecutor
+
     cfg.check()
     paths = out_paths(out_dir, tag)
     t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    for eq in cfg.equations:
-        for seed in cfg.seeds:
-            rows += run_cell(eq, seed, cfg, tick)
+    rows = run_grid(cfg, executor, tick)
     agg = aggregate(rows)
     doc: dict[str, Any] = {"benchmark": "regression", "preset": preset, "config": asdict(cfg),
                            "baselines": cfg.baselines(), **run_metadata(command),
                            "wall_s": time.perf_counter() - t0, "note": note,
+                           "executor": (executor or LocalExecutor()).describe(),
                            "sweep_presets": {p: {eq: sweep_options(p, eq, cfg) for eq in cfg.equations}
                                              for p in cfg.presets},
                            "paper": {"table1": PAPER_TABLE1, "times": PAPER_TIMES,

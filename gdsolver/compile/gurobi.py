@@ -4,8 +4,9 @@ allows at most 2000 variables and 2000 constraints, where linear constraints and
 general (indicator) constraints count together (measured with gurobipy 13: 1000
 linear + 1000 indicator constraints solve, 1000 + 1001 fail; nonzeros are not
 limited). Beyond that Gurobi fails at optimize() with error 10010, which becomes a
-LicenseLimitError naming the sizes (or, with fallback="highs", a HiGHS solve).
-`licence_info()` finds out, once per process, which licence is present."""
+LicenseLimitError naming the sizes (`solve(..., fallback=...)` or `auto` then use
+another backend). `licence_info()` finds out, once per process, which licence is
+present. Ctrl-C: model.terminate() from the main thread."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile.backend import Backend, check_common_options
+from gdsolver.compile.base import Backend, Feature, LicenceStatus, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
-from gdsolver.errors import GdsolverError, LicenseLimitError
-from gdsolver.ir.gdsm import fingerprint
+from gdsolver.compile.status import Termination
+from gdsolver.errors import GdsolverError, LicenseLimitError, OptionError
 from gdsolver.ir.instance import BINARY, CONTINUOUS, MilpInstance
 
 RESTRICTED_LIMIT = 2000  # variables; and linear + general constraints
@@ -27,11 +28,7 @@ _SIZE_LIMIT_ERROR = 10010
 
 
 def _gurobipy():
-    try:
-        import gurobipy
-    except ImportError:
-        raise GdsolverError("backend 'gurobi' needs the gurobipy package: pip install gurobipy") from None
-    return gurobipy
+    return GurobiBackend.module()
 
 
 def quiet_env():
@@ -131,7 +128,7 @@ def build_gurobi(inst: MilpInstance, env, params: dict[str, Any] | None = None):
         try:
             m.setParam(key, value)
         except (gp.GurobiError, TypeError, ValueError) as exc:
-            raise GdsolverError(f"Gurobi parameter {key!r}: invalid value {value!r} ({exc})") from None
+            raise OptionError(f"Gurobi parameter {key!r}: invalid value {value!r} ({exc})") from None
     vt = np.where(inst.vtype == CONTINUOUS, GRB.CONTINUOUS, np.where(inst.vtype == BINARY, GRB.BINARY, GRB.INTEGER))
     x = m.addMVar(inst.num_vars, lb=inst.lb, ub=inst.ub, vtype=vt, obj=inst.c)
     m.ObjCon = inst.c0
@@ -155,42 +152,40 @@ def build_gurobi(inst: MilpInstance, env, params: dict[str, Any] | None = None):
     return m, x
 
 
-def gurobi_params(time_limit: float | None, threads: int | None, mip_gap: float | None,
-                  options: dict[str, Any] | None) -> dict[str, Any]:
+def gurobi_params(opts: SolveOptions) -> dict[str, Any]:
     """The common options as Gurobi parameters (TimeLimit, Threads, MIPGap); explicit
-    ones win over the same names in `options`."""
-    params: dict[str, Any] = dict(options or {})
-    if time_limit is not None:
-        params["TimeLimit"] = float(time_limit)
-    if threads is not None:
-        params["Threads"] = int(threads)
-    if mip_gap is not None:
-        params["MIPGap"] = float(mip_gap)
+    ones win over the same names among the native options."""
+    params: dict[str, Any] = dict(opts.native)
+    if opts.time_limit is not None:
+        params["TimeLimit"] = opts.time_limit
+    if opts.threads is not None:
+        params["Threads"] = opts.threads
+    if opts.mip_gap is not None:
+        params["MIPGap"] = opts.mip_gap
     return params
 
 
-# Gurobi status name -> (SolveResult status with a point, without a point). Limits and
-# interruptions keep the incumbent as FEASIBLE; a time limit without one is TIME_LIMIT.
-_STATUS_MAP: dict[str, tuple[str, str]] = {
-    "OPTIMAL": ("OPTIMAL", "ERROR"),
-    "INFEASIBLE": ("INFEASIBLE", "INFEASIBLE"),
-    "INF_OR_UNBD": ("INFEASIBLE", "INFEASIBLE"),  # only after the DualReductions=0 re-solve could not tell
-    "UNBOUNDED": ("UNBOUNDED", "UNBOUNDED"),
-    "TIME_LIMIT": ("FEASIBLE", "TIME_LIMIT"),
-    "WORK_LIMIT": ("FEASIBLE", "TIME_LIMIT"),  # deterministic time limit
-    "ITERATION_LIMIT": ("FEASIBLE", "ERROR"),
-    "NODE_LIMIT": ("FEASIBLE", "ERROR"),
-    "SOLUTION_LIMIT": ("FEASIBLE", "ERROR"),
-    "USER_OBJ_LIMIT": ("FEASIBLE", "ERROR"),
-    "INTERRUPTED": ("FEASIBLE", "ERROR"),
-    "MEM_LIMIT": ("FEASIBLE", "ERROR"),
-    "SUBOPTIMAL": ("FEASIBLE", "ERROR"),
-    "NUMERIC": ("FEASIBLE", "ERROR"),
-    "CUTOFF": ("FEASIBLE", "ERROR"),
-    "LOCALLY_OPTIMAL": ("FEASIBLE", "ERROR"),
-    "LOCALLY_INFEASIBLE": ("FEASIBLE", "ERROR"),
-    "LOADED": ("ERROR", "ERROR"),
-    "INPROGRESS": ("ERROR", "ERROR"),
+# Gurobi status name -> Termination (every name in GRB.Status; unknown codes -> UNKNOWN)
+STATUS_TABLE: dict[str, Termination] = {
+    "OPTIMAL": Termination.OPTIMAL,
+    "INFEASIBLE": Termination.INFEASIBLE,
+    "INF_OR_UNBD": Termination.INFEASIBLE_OR_UNBOUNDED,  # only after the DualReductions=0 re-solve could not tell
+    "UNBOUNDED": Termination.UNBOUNDED,
+    "TIME_LIMIT": Termination.TIME_LIMIT,
+    "WORK_LIMIT": Termination.TIME_LIMIT,  # deterministic time limit
+    "ITERATION_LIMIT": Termination.ITERATION_LIMIT,
+    "NODE_LIMIT": Termination.NODE_LIMIT,
+    "SOLUTION_LIMIT": Termination.SOLUTION_LIMIT,
+    "USER_OBJ_LIMIT": Termination.OBJECTIVE_LIMIT,
+    "CUTOFF": Termination.OBJECTIVE_LIMIT,
+    "INTERRUPTED": Termination.INTERRUPTED,
+    "MEM_LIMIT": Termination.MEMORY_LIMIT,
+    "SUBOPTIMAL": Termination.NUMERICAL,
+    "NUMERIC": Termination.NUMERICAL,
+    "LOCALLY_OPTIMAL": Termination.UNKNOWN,  # nonlinear models only
+    "LOCALLY_INFEASIBLE": Termination.UNKNOWN,
+    "LOADED": Termination.ERROR,
+    "INPROGRESS": Termination.ERROR,
 }
 
 
@@ -203,18 +198,49 @@ def status_name(code: int) -> str:
     return f"STATUS_{code}"
 
 
-def map_status(name: str, has_x: bool) -> str:
-    """A Gurobi status name onto SolveResult's statuses."""
-    with_x, without_x = _STATUS_MAP.get(name, ("FEASIBLE", "ERROR"))
-    return with_x if has_x else without_x
+def termination_of(name: str) -> Termination:
+    return STATUS_TABLE.get(name, Termination.UNKNOWN)
 
 
 class GurobiBackend(Backend):
     name = "gurobi"
-    features = frozenset({"lp", "mip", "mip_start", "indicators", "time_limit", "threads", "mip_gap"})
+    package = "gurobipy"
+    install = "pip install gurobipy"
+    features = frozenset({Feature.LP, Feature.MIP, Feature.MIP_START, Feature.INDICATORS, Feature.TIME_LIMIT,
+                          Feature.THREADS, Feature.MIP_GAP, Feature.INTERRUPT})
+    native_options = "Gurobi parameters, e.g. MIPFocus=1, Presolve=2"
 
-    def version(self) -> str:
-        return ".".join(str(v) for v in _gurobipy().gurobi.version())
+    @classmethod
+    @functools.cache
+    def version(cls) -> str:
+        return ".".join(str(v) for v in cls.module().gurobi.version())
+
+    @classmethod
+    def licence(cls) -> LicenceStatus:
+        lic = licence_info()
+        limits = {}
+        if lic.state == "restricted":
+            limits = {"max_variables": lic.max_variables, "max_constraints": lic.max_constraints,
+                      "counts": "variables; linear + indicator constraints (range rows twice); nonzeros unlimited"}
+        return LicenceStatus(lic.state, lic.reason if lic.state == "none" else "", lic.version, limits)
+
+    def accepts(self, inst: MilpInstance) -> tuple[bool, str]:
+        lic = licence_info()
+        if lic.state == "full":
+            return True, "full licence"
+        nv, nc = gurobi_size(inst)
+        if lic.fits(inst):
+            return True, (f"{nv} variables and {nc} constraints fit the restricted licence "
+                          f"({lic.max_variables}/{lic.max_constraints})")
+        return False, (f"{nv} variables and {nc} constraints exceed Gurobi's restricted licence "
+                       f"({lic.max_variables} variables, {lic.max_constraints} linear + indicator constraints)")
+
+    def auto_scope(self) -> str:
+        lic = licence_info()
+        if lic.state == "restricted":
+            return (f"instances of at most {lic.max_variables} variables and {lic.max_constraints} linear + "
+                    "indicator constraints (its restricted licence)")
+        return "any instance (full licence)"
 
     def licence_error(self, inst: MilpInstance) -> LicenseLimitError:
         nv, nc = gurobi_size(inst)
@@ -222,68 +248,34 @@ class GurobiBackend(Backend):
             f"Gurobi's restricted licence allows at most {RESTRICTED_LIMIT} variables and {RESTRICTED_LIMIT} "
             f"constraints (linear + indicator); this instance has {nv} variables and {nc} constraints "
             f"({inst.num_rows} rows, {inst.num_indicators} indicators; a range row counts twice) "
-            f"(use --backend highs or auto, or a full licence)")
+            f"(use --backend auto, --fallback BACKEND, or a full licence)")
 
-    def solve(self, inst: MilpInstance, *, time_limit: float | None = None, threads: int | None = None,
-              mip_gap: float | None = None, use_start: bool = True, options: dict[str, Any] | None = None,
-              fallback: str | None = None) -> SolveResult:
-        check_common_options(time_limit, threads, mip_gap)
-        if fallback is not None and fallback != "highs":
-            raise GdsolverError(f"fallback: must be 'highs' (or none), got {fallback!r}")
+    def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun) -> SolveResult:
         gp = _gurobipy()
         GRB = gp.GRB
-        params = gurobi_params(time_limit, threads, mip_gap, options)
         env = quiet_env()
         try:
-            m, x = build_gurobi(inst, env, params)
-            if use_start and inst.start is not None and inst.is_mip:
+            m, x = build_gurobi(inst, env, gurobi_params(opts))
+            if opts.use_start and inst.start is not None and inst.is_mip:
                 x.Start = inst.start
             t0 = time.perf_counter()
             try:
-                m.optimize()
+                run(m.optimize, m.terminate)
+                if m.Status == GRB.INF_OR_UNBD and not run.interrupted:
+                    # presolve's dual reductions may not tell which; without them Gurobi does
+                    m.setParam("DualReductions", 0)
+                    m.reset()
+                    run(m.optimize, m.terminate)
             except gp.GurobiError as exc:
                 if getattr(exc, "errno", None) == _SIZE_LIMIT_ERROR:
-                    if fallback:
-                        from gdsolver.compile.backend import get_backend
-
-                        res = get_backend(fallback).solve(inst, time_limit=time_limit, threads=threads,
-                                                          mip_gap=mip_gap, use_start=use_start)
-                        res.message = f"gurobi licence too small, solved with {fallback}; {res.message}"
-                        return res
                     raise self.licence_error(inst) from None
                 raise GdsolverError(f"Gurobi error {getattr(exc, 'errno', '')}: {exc}") from None
             runtime = time.perf_counter() - t0
-            if m.Status == GRB.INF_OR_UNBD:
-                # presolve's dual reductions may not tell which; without them Gurobi does
-                m.setParam("DualReductions", 0)
-                m.reset()
-                m.optimize()
-                runtime = time.perf_counter() - t0
-            return self._result(inst, m, x, runtime, time_limit, threads, mip_gap, use_start, options)
+            name = status_name(m.Status)
+            xv = np.asarray(x.X, dtype=np.float64) if m.SolCount > 0 else None
+            bound = float(m.ObjBound) if inst.is_mip else None
+            nodes = int(m.NodeCount) if inst.is_mip else None
+            return assemble_result(self, inst, opts, termination=termination_of(name), native_status=name, x=xv,
+                                   bound=bound, nodes=nodes, runtime_s=runtime, interrupted=run.interrupted)
         finally:
             env.dispose()
-
-    def _result(self, inst, m, x, runtime, time_limit, threads, mip_gap, use_start, options) -> SolveResult:
-        name = status_name(m.Status)
-        has_x = m.SolCount > 0
-        status = map_status(name, has_x)
-        xv = np.asarray(x.X, dtype=np.float64) if has_x and status in ("OPTIMAL", "FEASIBLE") else None
-        objective = inst.objective_value(xv) if xv is not None else None
-        if inst.is_mip:
-            bound = float(m.ObjBound) if np.isfinite(m.ObjBound) else None
-            gap = float(m.MIPGap) if xv is not None and np.isfinite(m.MIPGap) else None
-            nodes = int(m.NodeCount)
-        else:
-            bound, gap, nodes = (objective, 0.0, None) if status == "OPTIMAL" else (None, None, None)
-        message = f"gurobi status {name}"
-        if name == "INF_OR_UNBD":
-            message += " (infeasible or unbounded; Gurobi could not tell which)"
-        elif status == "FEASIBLE":
-            message += " (stopped early; best point found" + (f", gap {gap:.3g})" if gap is not None else ")")
-        elif status == "TIME_LIMIT":
-            message += " (no feasible point found in time)"
-        return SolveResult(status=status, x=xv, objective=objective, bound=bound, gap=gap, runtime_s=runtime,
-                           nodes=nodes, backend=self.name, backend_version=self.version(),
-                           message=message, instance_fingerprint=fingerprint(inst),
-                           options={"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap,
-                                    "use_start": use_start, **(options or {})})

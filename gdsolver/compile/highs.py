@@ -1,34 +1,43 @@
 """HiGHS backend: the whole instance goes to HiGHS in one passModel call from the
 CSR arrays. HiGHS has no indicator constraints, so they are lowered to big-M rows
-(ir.lower, M from exact interval bounds) first."""
+(ir.lower, M from exact interval bounds) first.
+
+Ctrl-C reaches HiGHS through its interrupt callbacks (simplex, IPM, MIP), which set
+`user_interrupt`. HiGHS 1.16 does not poll them inside its sub-MIP heuristics
+(RENS/RINS, guarded by `!mipsolver.submip`): measured on a hard instance, it returned
+0.1-3 s after the flag was set, once 14 s. So the incumbent HiGHS reports through its
+improving-solution callback is kept as it goes, and a run that has not returned
+GRACE_S seconds after Ctrl-C is left to finish by itself (it stops at its next
+check) while the solve answers with that incumbent; the next HiGHS solve first waits
+for it, since HiGHS's thread pool is global."""
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from gdsolver.compile.backend import Backend, check_common_options
+from gdsolver.compile.base import Backend, Feature, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
-from gdsolver.errors import GdsolverError
-from gdsolver.ir.gdsm import fingerprint as fingerprint_of
+from gdsolver.compile.status import Termination
+from gdsolver.errors import GdsolverError, OptionError
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
 from gdsolver.ir.lower import lower
 from gdsolver.ir.verify import verify
 
 _last_threads: list[int | None] = [None]  # HiGHS's thread pool is global to the process
+_banner_done = [False]
+_abandoned: list[threading.Thread] = []  # runs left behind after Ctrl-C (see the module docstring)
+GRACE_S = 2.0  # how long a Ctrl-C'd run may take to return before it is left behind
 
 
 def _highspy():
-    try:
-        import highspy
-    except ImportError:
-        raise GdsolverError("backend 'highs' needs the highspy package: pip install highspy") from None
-    return highspy
-
-
-_banner_done = [False]
+    return HighsBackend.module()
 
 
 def new_highs():
@@ -38,9 +47,6 @@ def new_highs():
     if _banner_done[0]:
         h = highspy.Highs()
     else:
-        import os
-        import sys
-
         sys.stdout.flush()
         saved = os.dup(1)
         try:
@@ -57,7 +63,7 @@ def new_highs():
 
 def build_highs(inst: MilpInstance, options: dict[str, Any] | None = None):
     """A silent highspy.Highs holding `inst` (indicators lowered), built in one bulk
-    call. Unknown or invalid options raise GdsolverError."""
+    call. Unknown or invalid options raise OptionError."""
     highspy = _highspy()
     inst.validate()
     low, _ = lower(inst)
@@ -81,141 +87,203 @@ def set_option(h, key: str, value: Any) -> None:
     try:
         status = h.setOptionValue(key, value)
     except (TypeError, RuntimeError) as exc:
-        raise GdsolverError(f"HiGHS option {key!r}: invalid value {value!r} ({exc})") from None
+        raise OptionError(f"HiGHS option {key!r}: invalid value {value!r} ({exc})") from None
     if status != highspy.HighsStatus.kOk:
-        raise GdsolverError(f"HiGHS option {key!r}: unknown option or invalid value {value!r}")
+        raise OptionError(f"HiGHS option {key!r}: unknown option or invalid value {value!r}")
+
+
+@functools.cache
+def _status_table() -> dict[Any, Termination]:
+    """Every HighsModelStatus -> Termination."""
+    MS = _highspy().HighsModelStatus
+    T = Termination
+    table = {
+        "kNotset": T.ERROR, "kLoadError": T.ERROR, "kModelError": T.ERROR, "kPresolveError": T.ERROR,
+        "kSolveError": T.ERROR, "kPostsolveError": T.ERROR, "kModelEmpty": T.OPTIMAL, "kOptimal": T.OPTIMAL,
+        "kInfeasible": T.INFEASIBLE, "kUnboundedOrInfeasible": T.INFEASIBLE_OR_UNBOUNDED,
+        "kUnbounded": T.UNBOUNDED, "kObjectiveBound": T.OBJECTIVE_LIMIT, "kObjectiveTarget": T.OBJECTIVE_LIMIT,
+        "kTimeLimit": T.TIME_LIMIT, "kIterationLimit": T.ITERATION_LIMIT, "kUnknown": T.UNKNOWN,
+        "kSolutionLimit": T.SOLUTION_LIMIT,  # also HiGHS's node and leaf limits
+        "kInterrupt": T.INTERRUPTED, "kMemoryLimit": T.MEMORY_LIMIT,
+        "kHighsInterrupt": T.INTERRUPTED,
+    }
+    return {getattr(MS, k): v for k, v in table.items() if hasattr(MS, k)}
+
+
+def termination_of(model_status) -> Termination:
+    return _status_table().get(model_status, Termination.UNKNOWN)
 
 
 class HighsBackend(Backend):
     name = "highs"
-    features = frozenset({"lp", "mip", "mip_start", "time_limit", "threads", "mip_gap"})
+    package = "highspy"
+    install = "pip install highspy"
+    features = frozenset({Feature.LP, Feature.MIP, Feature.MIP_START, Feature.TIME_LIMIT, Feature.THREADS,
+                          Feature.MIP_GAP, Feature.INTERRUPT})
+    native_options = "HiGHS options, e.g. presolve=off, mip_heuristic_effort=0.1"
 
-    def version(self) -> str:
+    @classmethod
+    @functools.cache
+    def version(cls) -> str:
         h = new_highs()
         return f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
 
-    def solve(self, inst: MilpInstance, *, time_limit: float | None = None, threads: int | None = None,
-              mip_gap: float | None = None, use_start: bool = True,
-              options: dict[str, Any] | None = None, polish: bool = True) -> SolveResult:
+    def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun, polish: bool = True) -> SolveResult:
+        join_abandoned()
         try:
-            return self._solve(inst, time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=use_start,
-                               options=options, polish=polish)
+            return self._solve_inner(inst, opts, run, polish)
         finally:
-            # HiGHS's worker threads busy-wait after a solve and slowed the next torch epochs
-            # 25x on 2 cores (measured: 0.04 s -> 4.9 s per digits epoch); stop them.
-            _highspy().Highs.resetGlobalScheduler(True)
+            if run.abandoned is not None:
+                _abandoned.append(run.abandoned)  # still using the thread pool: no reset under it
+            else:
+                # HiGHS's worker threads busy-wait after a solve and slowed the next torch epochs
+                # 25x on 2 cores (measured: 0.04 s -> 4.9 s per digits epoch); stop them.
+                _highspy().Highs.resetGlobalScheduler(True)
 
-    def _solve(self, inst: MilpInstance, *, time_limit: float | None, threads: int | None, mip_gap: float | None,
-               use_start: bool, options: dict[str, Any] | None, polish: bool) -> SolveResult:
-        check_common_options(time_limit, threads, mip_gap)
-        highspy = _highspy()
-        opts: dict[str, Any] = dict(options or {})
-        if time_limit is not None:
-            opts["time_limit"] = float(time_limit)
-        if threads is not None:
-            opts["threads"] = int(threads)
-        if mip_gap is not None:
-            opts["mip_rel_gap"] = float(mip_gap)
-        h, low, runtime, x = self._run(inst, opts, threads, use_start)
+    def _solve_inner(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun, polish: bool) -> SolveResult:
+        hopts: dict[str, Any] = dict(opts.native)
+        if opts.time_limit is not None:
+            hopts["time_limit"] = opts.time_limit
+        if opts.threads is not None:
+            hopts["threads"] = opts.threads
+        if opts.mip_gap is not None:
+            hopts["mip_rel_gap"] = opts.mip_gap
+        h, low, runtime, x, watch = self._run(inst, hopts, opts.threads, opts.use_start, run)
+        if run.abandoned is not None:  # HiGHS is still running: answer with what its callbacks saw
+            return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
+                                   native_status="(no answer yet)", x=watch.x, bound=watch.bound,
+                                   nodes=watch.nodes, runtime_s=runtime, interrupted=True,
+                                   note=f"HiGHS did not return within {GRACE_S:g} s of Ctrl-C; kept the last "
+                                        "incumbent it reported (not polished)")
         note, unproven = "", False
         info = h.getInfo()
-        if x is not None and use_start and inst.is_mip and not _same(inst.objective_value(x), info.objective_function_value):
+        if (x is not None and opts.use_start and inst.is_mip and not run.interrupted
+                and not _same(inst.objective_value(x), info.objective_function_value)):
             # seen with HiGHS 1.16: after setSolution, getSolution() can return the start while
             # the reported objective is that of a better incumbent. Re-solve without the start.
-            h, low, extra, x = self._run(inst, opts, threads, False)
+            h, low, extra, x, _ = self._run(inst, hopts, opts.threads, False, run)
             runtime += extra
             info = h.getInfo()
             note = "HiGHS returned the MIP start instead of its incumbent; re-solved without the start"
             if x is not None and not _same(inst.objective_value(x), info.objective_function_value):
                 note, unproven = "HiGHS's solution does not match its reported objective", True
         ms = h.getModelStatus()
-        MS = highspy.HighsModelStatus
-        message = h.modelStatusToString(ms) + (f"; {note}" if note else "")
-        if ms == MS.kOptimal:
-            status = "OPTIMAL"
-        elif ms == MS.kInfeasible:
-            status = "INFEASIBLE"
-        elif ms == MS.kUnbounded:
-            status = "UNBOUNDED"
-        elif ms == MS.kUnboundedOrInfeasible:
-            status, message = self._infeasible_or_unbounded(inst, opts)
-        elif ms == MS.kTimeLimit:  # an incumbent at the time limit is a FEASIBLE answer (as with Gurobi)
-            status = "FEASIBLE" if x is not None else "TIME_LIMIT"
-            message += "; best point found" if x is not None else "; no feasible point found in time"
-        elif x is not None:  # iteration/solution/memory limit, interrupt, unknown: keep the point
-            status = "FEASIBLE"
-        else:
-            status = "ERROR"
-        if status == "OPTIMAL" and unproven:
-            status = "FEASIBLE"  # a point we can use, but not proven to be the optimum
-        if status in ("INFEASIBLE", "UNBOUNDED", "ERROR"):
-            x = None
+        termination = termination_of(ms)
+        native = h.modelStatusToString(ms)
+        if termination == Termination.INFEASIBLE_OR_UNBOUNDED and not run.interrupted:
+            termination, native = self._infeasible_or_unbounded(inst, hopts, run)
+        if termination == Termination.OPTIMAL and unproven:
+            termination = Termination.UNKNOWN  # a point we can use, but not proven to be the optimum
+        if x is not None and polish and low.num_integer and termination not in (
+                Termination.INFEASIBLE, Termination.UNBOUNDED, Termination.INFEASIBLE_OR_UNBOUNDED):
+            x, pnote = _polish(h, inst, x, run)
+            note = "; ".join(filter(None, [note, pnote]))
+        bound = float(info.mip_dual_bound) if inst.is_mip else None
         nodes = int(info.mip_node_count) if inst.is_mip else None
-        if x is not None and polish and low.num_integer:
-            x, note = _polish(h, inst, x, highspy)
-            if note:
-                message += f"; {note}"
-        objective = inst.objective_value(x) if x is not None else None
-        if inst.is_mip:
-            bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-            gap = float(info.mip_gap) if x is not None and np.isfinite(info.mip_gap) else None
-        else:
-            bound = objective if status == "OPTIMAL" else None
-            gap = 0.0 if status == "OPTIMAL" else None
-        if status == "OPTIMAL" and inst.is_mip and gap is not None and bound is not None and objective is not None:
-            diff = abs(bound - objective)
-            gap = 0.0 if diff <= 1e-9 * max(1.0, abs(objective)) else diff / max(abs(objective), 1e-10)
-        return SolveResult(status=status, x=x, objective=objective, bound=bound, gap=gap, runtime_s=runtime,
-                           nodes=nodes, backend=self.name, backend_version=self.version(), message=message,
-                           options={"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap,
-                                    "use_start": use_start, **(options or {})},
-                           instance_fingerprint=fingerprint_of(inst))
+        return assemble_result(self, inst, opts, termination=termination, native_status=native, x=x, bound=bound,
+                               nodes=nodes, runtime_s=runtime, interrupted=run.interrupted, note=note)
 
-    def _run(self, inst: MilpInstance, opts: dict[str, Any], threads: int | None, use_start: bool):
-        """Build, optionally pass the MIP start, run. Returns (highs, lowered, seconds, x or None)."""
-        h, low = build_highs(inst, opts)
+    def _run(self, inst: MilpInstance, hopts: dict[str, Any], threads: int | None, use_start: bool, run: SolveRun):
+        """Build, optionally pass the MIP start, run. Returns (highs, lowered, seconds, x or
+        None, what the callbacks saw)."""
+        h, low = build_highs(inst, hopts)
         if threads is not None and _last_threads[0] != threads:
             h.resetGlobalScheduler(True)  # the thread count only takes effect on a fresh scheduler
             _last_threads[0] = threads
         if use_start and inst.start is not None and inst.is_mip:
             h.setSolution(inst.num_vars, np.arange(inst.num_vars, dtype=np.int32), inst.start)
         t0 = time.perf_counter()
-        h.run()
+        watch = run_highs(h, run, grace=GRACE_S)
         runtime = time.perf_counter() - t0
+        if run.abandoned is not None:
+            if watch.x is None and use_start and inst.start is not None and verify(inst, inst.start).ok:
+                watch.x = inst.start.copy()  # the start is a feasible point we hold in any case
+            return h, low, runtime, watch.x, watch
         has_x = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_x else None
-        return h, low, runtime, x
+        return h, low, runtime, x, watch
 
-    def _infeasible_or_unbounded(self, inst: MilpInstance, opts: dict[str, Any]) -> tuple[str, str]:
+    def _infeasible_or_unbounded(self, inst: MilpInstance, hopts: dict[str, Any],
+                                 run: SolveRun) -> tuple[Termination, str]:
         """HiGHS's presolve may not tell which; a solve without presolve does."""
-        highspy = _highspy()
-        h, _ = build_highs(inst, {**opts, "presolve": "off"})
+        h, _ = build_highs(inst, {**hopts, "presolve": "off"})
+        run_highs(h, run)
+        term = termination_of(h.getModelStatus())
+        if term in (Termination.UNBOUNDED, Termination.INFEASIBLE):
+            return term, f"{h.modelStatusToString(h.getModelStatus())} (after a re-solve without presolve)"
+        return Termination.INFEASIBLE_OR_UNBOUNDED, "Primal infeasible or unbounded"
+
+
+class _Watch:
+    """What HiGHS's callbacks report while it runs: the stop flag it obeys, and its
+    last incumbent, bound and node count (kept if the run is left behind)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.x: np.ndarray | None = None
+        self.bound: float | None = None
+        self.nodes: int | None = None
+
+    def _note(self, out) -> None:
+        self.bound, self.nodes = float(out.mip_dual_bound), int(out.mip_node_count)
+
+    def on_interrupt(self, event) -> None:
+        if self.stop.is_set():
+            self._note(event.data_out)
+            event.interrupt()
+
+    def on_solution(self, event) -> None:
+        self.x = np.array(event.data_out.mip_solution, dtype=np.float64)
+        self._note(event.data_out)
+
+
+def run_highs(h, run: SolveRun, grace: float | None = None) -> _Watch:
+    """h.run() so that Ctrl-C stops it: the stop flag is read by HiGHS's interrupt
+    callbacks, which ask HiGHS to return with what it has."""
+    watch = _Watch()
+    if not run.can_interrupt:  # no Ctrl-C can reach this thread: spare the callbacks' cost
         h.run()
-        ms = h.getModelStatus()
-        if ms == highspy.HighsModelStatus.kUnbounded:
-            return "UNBOUNDED", "unbounded"
-        if ms == highspy.HighsModelStatus.kInfeasible:
-            return "INFEASIBLE", "infeasible"
-        return "INFEASIBLE", "infeasible or unbounded (HiGHS could not tell which)"
+        return watch
+    subs = [(cb, watch.on_interrupt) for cb in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt)]
+    subs.append((h.cbMipImprovingSolution, watch.on_solution))
+    for cb, fn in subs:
+        cb.subscribe(fn)
+    try:
+        run(h.run, watch.stop.set, grace)
+    finally:
+        if run.abandoned is None:  # a run left behind still calls them
+            for cb, fn in subs:
+                cb.unsubscribe(fn)
+    return watch
+
+
+def join_abandoned() -> None:
+    """Wait for HiGHS runs left behind after Ctrl-C (they stop at HiGHS's next check),
+    then give the next solve a fresh thread pool."""
+    if _abandoned:
+        while _abandoned:
+            _abandoned.pop().join()
+        _highspy().Highs.resetGlobalScheduler(True)
 
 
 def _same(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
 
 
-def _polish(h, inst: MilpInstance, x: np.ndarray, highspy) -> tuple[np.ndarray, str]:
+def _polish(h, inst: MilpInstance, x: np.ndarray, run: SolveRun) -> tuple[np.ndarray, str]:
     """Big-M rows let a binary sit within HiGHS's integrality tolerance of 0/1, which
     can leak M * 1e-6 into an indicator's expression. If the answer does not verify
     against the original instance, fix the integers to their rounded values and
     re-solve the remaining LP, where the big-M rows are exact."""
     if verify(inst, x).ok:
         return x, ""
+    highspy = _highspy()
     idx = np.flatnonzero(inst.vtype != CONTINUOUS).astype(np.int32)
     xr = np.round(x[idx])
     h.changeColsIntegrality(len(idx), idx, np.zeros(len(idx), np.uint8))
     h.changeColsBounds(len(idx), idx, xr, xr)
     h.setOptionValue("time_limit", float("inf"))
-    h.run()
+    run_highs(h, run)  # an LP, quick even after a Ctrl-C (a second one gives up waiting)
     if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
         xp = np.asarray(h.getSolution().col_value, dtype=np.float64)
         xp[idx] = xr

@@ -1,22 +1,41 @@
 """Replay: re-solve saved instances and compare with their recorded results.
 
 PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
-them (a training run's dump directory or its `sweeps/`). The recorded solution is also checked against
-the instance with `ir.verify`, independently of any solver."""
+them (a training run's dump directory or its `sweeps/`, or the dump root of several
+methods trained side by side: every DIR/<method>/sweeps/). The recorded solution is also checked against
+the instance with `ir.verify`, independently of any solver.
+
+A training run's dump directory is checked as a whole before anything is solved
+(`check_run`): its run.json must say the run finished, every sweep file must be one the
+run recorded (by name and sha256, and its run id), and none may be missing. A mix of two
+runs, a sweep left by an earlier run or a run killed half-way is an error, not a match."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from gdsolver.compile.backend import solve
+from gdsolver.compile.base import max_threads
+from gdsolver.compile.registry import DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
 from gdsolver.ir.gdsm import fingerprint, load
+from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.verify import verify
+from gdsolver.paths import open_input, read_input
+
+RUN_FILE = "run.json"
+RUN_FORMAT = "gdsolver-run"
+#: a sweep file as train/dump.py writes it: NNNN[-tag].gdsm, .result.json, and its x
+SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z0-9]+)*\.(gdsm|result\.json|x\.npy|result\.x-[0-9a-f]{16}\.npy)$")
+_RUN_JSON_MAX = 256 << 20  # run.json holds the history; generous, but bounded
 
 
 @dataclass
@@ -27,20 +46,101 @@ class ReplayRow:
     recorded_x_ok: bool | None  # None when nothing was recorded
     fingerprint_ok: bool
     objective_ok: bool
+    # a solve stopped by a limit (FEASIBLE) on either side: its objective depends on how far
+    # the solver got, so the two are compared against each other's bounds, not for equality
+    limited: bool = False
 
     @property
     def ok(self) -> bool:
         return self.objective_ok and self.fingerprint_ok and self.recorded_x_ok is not False
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a regular file's bytes (read in chunks)."""
+    h = hashlib.sha256()
+    with open_input(path, "sweep file") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sweep_manifest(sweeps: Path) -> dict[str, str]:
+    """{file name: sha256} of every sweep file in `sweeps` (what run.json records)."""
+    if not sweeps.is_dir():
+        return {}
+    return {f.name: file_sha256(f) for f in sorted(sweeps.iterdir()) if SWEEP_FILE.match(f.name)}
+
+
+def read_run(run_dir: Path) -> dict[str, Any] | None:
+    """run.json of a dump directory, or None when there is none."""
+    path = run_dir / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(read_input(path, "run.json", max_bytes=_RUN_JSON_MAX))
+    except FormatError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
+        raise FormatError(f"{path}: field 'format' is not {RUN_FORMAT!r}")
+    return doc
+
+
+def check_run(run_dir: Path) -> None:
+    """The sweeps under run_dir are exactly the ones its run.json recorded (module docstring).
+    A version-1 run.json (written before runs had ids) records nothing to check against."""
+    doc = read_run(run_dir)
+    sweeps = run_dir / "sweeps"
+    if doc is None:
+        return
+    path = run_dir / RUN_FILE
+    if doc.get("format_version") == 1:
+        return
+    run_id = doc.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise FormatError(f"{path}: field 'run_id' is {run_id!r}, expected the run's id")
+    state = doc.get("state")
+    if state != "complete":
+        why = {"running": "is still running or was killed before it finished",
+               "failed": f"failed ({doc.get('error', 'no reason recorded')})"}.get(state, f"is in state {state!r}")
+        raise FormatError(f"{run_dir}: run {run_id[:12]} {why}; its sweeps are not a complete record")
+    recorded = doc.get("sweep_files")
+    if not isinstance(recorded, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in recorded.items()):
+        raise FormatError(f"{path}: field 'sweep_files' is not an object of file name -> sha256")
+    present = sweep_manifest(sweeps)
+    for name in sorted(set(present) | set(recorded)):
+        if name not in recorded:
+            raise FormatError(f"{sweeps / name}: not written by run {run_id[:12]} of {path.name} "
+                              "(a stale sweep or another run's)")
+        if name not in present:
+            raise FormatError(f"{sweeps / name}: recorded by run {run_id[:12]} in {path.name} but missing")
+        if present[name] != recorded[name]:
+            raise FormatError(f"{sweeps / name}: changed since run {run_id[:12]} wrote it (sha256 differs "
+                              f"from {path.name})")
+    for name in recorded:
+        if name.endswith(".gdsm"):
+            tag = (load(sweeps / name).meta.get("run") or {}).get("id")
+            if tag != run_id:
+                raise FormatError(f"{sweeps / name}: belongs to run {str(tag)[:12]}, not {run_id[:12]} of {path.name}")
+        elif name.endswith(".result.json"):
+            tag = load_result(sweeps / name).run_id
+            if tag != run_id:
+                raise FormatError(f"{sweeps / name}: belongs to run {tag[:12] or '(none)'}, not {run_id[:12]}")
+
+
 def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(instance, result json) pairs under `path`; FormatError when there are none."""
+    """(instance, result json) pairs under `path`; FormatError when there are none. A training
+    run's sweeps are checked against its run.json first (check_run)."""
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: not found")
-    if path.is_dir() and not any(path.glob("*.gdsm")) and (path / "sweeps").is_dir():
-        path = path / "sweeps"  # a training run's dump directory
-    instances = sorted(path.glob("*.gdsm")) if path.is_dir() else [path]
+    dirs = _instance_dirs(path) if path.is_dir() else []
+    for d in dirs:
+        if d.name == "sweeps" and (d.parent / RUN_FILE).exists():
+            check_run(d.parent)
+    instances = [i for d in dirs for i in sorted(d.glob("*.gdsm"))] if path.is_dir() else [path]
     pairs = []
     for inst in instances:
         res, _ = result_paths(inst)
@@ -54,24 +154,63 @@ def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _instance_dirs(path: Path) -> list[Path]:
+    """Where the instances under a directory are: itself, a training run's sweeps/, or, for
+    a dump of several methods side by side (`gdsolver train -m A -m B --dump DIR`), each
+    DIR/<method>/sweeps/."""
+    if any(path.glob("*.gdsm")):
+        return [path]
+    if (path / "sweeps").is_dir():
+        return [path / "sweeps"]
+    runs = sorted(d / "sweeps" for d in path.iterdir() if d.is_dir() and (d / "sweeps").is_dir())
+    return runs or [path]
+
+
 def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
+def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: str | None = None,
+                  tol: float = 1e-6, time_limit: float | None = None) -> ReplayRow:
+    """Re-solve one loaded instance with the recorded backend (or `backend`) and compare with
+    its recorded result. Pure (arguments in, row out), so it can run in another process."""
+    fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
+    x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
+        None if rec.x is None else False)
+    opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
+    if isinstance(opts.get("threads"), int) and opts["threads"] > max_threads():
+        opts["threads"] = max_threads()  # recorded on a bigger machine; threads do not change the optimum
+    tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
+    new = solve(inst, backend=backend or rec.backend or DEFAULT_BACKEND, time_limit=tl, **opts)
+    limited = "FEASIBLE" in (rec.status, new.status) and rec.x is not None and new.x is not None
+    if limited:
+        obj_ok = bounds_agree(inst.sense, rec, new, tol) and verify(inst, new.x).ok
+    else:
+        obj_ok = new.status == rec.status and objectives_match(rec.objective, new.objective, tol)
+    return ReplayRow(name, rec, new, x_ok, fp_ok, obj_ok, limited)
+
+
+def bounds_agree(sense: str, a: SolveResult, b: SolveResult, tol: float) -> bool:
+    """Neither answer beats the other's proven bound: for a minimisation every objective is at
+    least every valid lower bound (and the reverse for a maximisation)."""
+    def ok(obj: float | None, bound: float | None) -> bool:
+        if obj is None or bound is None:
+            return True
+        slack = tol * max(1.0, abs(bound))
+        return obj >= bound - slack if sense == "min" else obj <= bound + slack
+
+    return ok(a.objective, b.bound) and ok(b.objective, a.bound)
+
+
+def load_pair(inst_path: Path, res_path: Path) -> tuple[MilpInstance, SolveResult]:
+    return load(inst_path), load_result(res_path)
+
+
 def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,
            time_limit: float | None = None) -> Iterator[ReplayRow]:
     """Re-solve each recorded instance with the recorded backend (or `backend`)."""
     for inst_path, res_path in find_pairs(path):
-        inst = load(inst_path)
-        rec = load_result(res_path)
-        fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
-        x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
-            None if rec.x is None else False)
-        opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
-        tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-        new = solve(inst, backend=backend or rec.backend or "highs", time_limit=tl, **opts)
-        same_status = new.status == rec.status
-        obj_ok = same_status and objectives_match(rec.objective, new.objective, tol)
-        yield ReplayRow(inst_path, rec, new, x_ok, fp_ok, obj_ok)
+        yield replay_loaded(inst_path, *load_pair(inst_path, res_path), backend=backend, tol=tol,
+                            time_limit=time_limit)

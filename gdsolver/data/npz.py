@@ -13,13 +13,18 @@ from gdsolver.errors import FormatError
 def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The named arrays of an .npz file; FormatError naming the file and the array
     for a missing file or array, a corrupt archive, or an object (pickled) array."""
+    from gdsolver.paths import open_input
+
     path = Path(path)
-    if not path.exists():
-        raise FormatError(f"{path}: file not found")
+    fh = open_input(path, ".npz file")
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
+        magic = fh.read(6)
+        if magic == b"\x93NUMPY":
             raise FormatError(f"{path}: expected an .npz archive of named arrays {list(required)}, got a single array")
+        if magic[:4] != b"PK\x03\x04":  # np.load would try to unpickle anything that is not npy/npz
+            raise FormatError(f"{path}: not an .npz archive (expected arrays {list(required)} saved with numpy.savez)")
+        fh.seek(0)
+        npz = np.load(fh, allow_pickle=False)
         with npz:
             missing = [k for k in required if k not in npz.files]
             if missing:
@@ -36,6 +41,8 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...], optional: tu
         raise
     except Exception as exc:  # untrusted bytes: zip and npy-header parsing can fail in many ways
         raise FormatError(f"{path}: not a readable .npz file ({exc})") from None
+    finally:
+        fh.close()
 
 
 def load_real_arrays(path: str | os.PathLike, required: tuple[str, ...],

@@ -11,10 +11,14 @@ import importlib
 from typing import Any
 
 from gdsolver.extract.hashing import model_sha256, sha256_file
-from gdsolver.extract.layer import FinalLayer, apply_activation, softmax
+from gdsolver.extract.layer import FinalLayer, apply_activation
+from gdsolver.extract.network import DenseLayer, Network, softmax
 
 # public name -> submodule that defines it (loaded on first access)
 _LAZY = {
+    "network_from_torch": "torch_frontend",
+    "select_output": "torch_frontend",
+    "network_from_onnx": "onnx_frontend",
     "from_torch": "torch_frontend",
     "apply_to_torch": "torch_frontend",
     "from_onnx": "onnx_frontend",
@@ -23,7 +27,7 @@ _LAZY = {
     "load_onnx": "onnx_frontend",
 }
 
-__all__ = ["FinalLayer", "apply_activation", "softmax", "sha256_file", "model_sha256", *_LAZY]
+__all__ = ["Network", "DenseLayer", "FinalLayer", "apply_activation", "softmax", "sha256_file", "model_sha256", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,26 +13,11 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from gdsolver.errors import GdsolverError
+from gdsolver.extract.network import SOURCES, Network, softmax
+from gdsolver.formulate.dense import ACTIVATIONS
+from gdsolver.formulate.dense import activate as apply_activation
 
 Activation = Literal["identity", "relu"]
-ACTIVATIONS: tuple[str, ...] = ("identity", "relu")
-SOURCES: tuple[str, ...] = ("torch", "onnx")
-
-
-def apply_activation(a: np.ndarray, activation: str) -> np.ndarray:
-    """act(a) for the activations a FinalLayer may have."""
-    if activation == "identity":
-        return a
-    if activation == "relu":
-        return np.maximum(a, 0.0)
-    raise GdsolverError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
-
-
-def softmax(a: np.ndarray, *, log: bool = False) -> np.ndarray:
-    """Row-wise (log-)softmax, numerically stable; used to re-apply a stripped head."""
-    z = a - a.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return z - lse if log else np.exp(z - lse)
 
 
 @dataclass(eq=False)
@@ -62,6 +47,20 @@ class FinalLayer:
             raise GdsolverError(f"FinalLayer.activation is {self.activation!r}; expected one of {ACTIVATIONS}")
         if self.source not in SOURCES:
             raise GdsolverError(f"FinalLayer.source is {self.source!r}; expected one of {SOURCES}")
+
+    @classmethod
+    def from_network(cls, net: Network) -> "FinalLayer":
+        """The last dense layer of a network, with the network's tail recorded in its location."""
+        last = net.layers[-1]
+        location = dict(last.location)
+        op = net.tail.get("softmax")
+        location.update(softmax_op=op, softmax_stripped=op is not None)
+        if net.tail.get("output") is not None:
+            location["output"] = net.tail["output"]
+        if net.tail.get("classes") is not None:
+            location["classes"] = net.tail["classes"]
+        return cls(W=last.W, b=last.b, activation=last.activation, source=net.source, location=location,
+                   _features_fn=lambda X, bs: net.features(X, len(net) - 1, bs))
 
     @property
     def M(self) -> int:

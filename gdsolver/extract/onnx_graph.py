@@ -1,15 +1,18 @@
-"""ONNX graph analysis and surgery: find the final affine node, cut the body, write weights.
+"""ONNX graph analysis and surgery: find the chain of dense layers producing an output, cut the
+prefix, write weights.
 
-Recognised tail (graph output backwards; Identity nodes are looked through):
+A dense layer is  [Relu] <- Gemm(H, B, C?) | Add(MatMul(H, B), C) (either Add operand order) |
+MatMul(H, B)  with constant B, C (initializers or Constant nodes, Identity-wrapped or not):
+what torch.onnx.export makes of nn.Linear with both exporters, and what skl2onnx makes of
+scikit-learn's MLPs. Walking back from the chosen graph output:
 
-    [Softmax | LogSoftmax]  <-  [Relu]  <-  Gemm(H, B, C?)
-                                          |  Add(MatMul(H, B), C)   (either Add operand order)
-                                          |  MatMul(H, B)            (Linear without bias, dynamo=False)
+    [ZipMap] <- (Identity | Cast | Reshape | Flatten)* <- [Softmax | LogSoftmax] <- ... <- last layer
 
-This is what torch.onnx.export produces for nn.Linear heads with both exporters
-(dynamo=True: Gemm with transA=0/transB=1 attributes spelled out; dynamo=False: Gemm, or a
-bare MatMul against a pre-transposed (N, M) initializer when bias=False). Everything here is
-pure protobuf/numpy work; onnxruntime lives in onnx_runtime.py.
+and from each layer's input, through Identity / Cast / Reshape / Flatten, to the layer before
+it; the chain starts at the first layer whose input comes from anything else (the prefix).
+With several graph outputs the score output is chosen: outputs behind ArgMax /
+ArrayFeatureExtractor (skl2onnx's `label`) are derived from the scores and never chosen.
+Everything here is pure protobuf/numpy work; onnxruntime lives in onnx_runtime.py.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from gdsolver.errors import GdsolverError
+from gdsolver.errors import GdsolverError, UnsupportedModelError
 
 _TAIL_HINT = "expected Gemm or MatMul(+Add), optionally followed by Relu and then Softmax/LogSoftmax"
 
@@ -92,8 +95,8 @@ def _constants(graph: onnx.GraphProto) -> dict[str, ConstRef]:
 
 
 @dataclass
-class AffineHead:
-    """The final affine node of an ONNX graph, its weights in PyTorch convention and its tail."""
+class AffineNode:
+    """One dense layer of an ONNX graph: its affine node(s), weights in PyTorch convention, Relu."""
 
     kind: str  # "Gemm" | "MatMul+Add" | "MatMul"
     affine_node: onnx.NodeProto
@@ -106,11 +109,6 @@ class AffineHead:
     alpha: float
     beta: float
     relu_node: onnx.NodeProto | None
-    softmax_node: onnx.NodeProto | None
-    softmax_axis: int | None
-    pre_head: str  # tensor before the (stripped) softmax: act(H W^T + b)
-    graph_input: str
-    graph_output: str
     W: np.ndarray  # (M, N) float64
     b: np.ndarray  # (M,) float64
 
@@ -118,11 +116,17 @@ class AffineHead:
     def has_bias(self) -> bool:
         return self.c is not None and self.beta != 0.0
 
+    @property
+    def activation(self) -> str:
+        return "relu" if self.relu_node is not None else "identity"
+
+    @property
+    def name(self) -> str:
+        return self.affine_node.name or self.w.name
+
     def location(self) -> dict[str, Any]:
-        """JSON-able description of where the layer lives (FinalLayer.location)."""
+        """JSON-able description of where the layer lives (DenseLayer.location)."""
         return {
-            "graph_input": self.graph_input,
-            "graph_output": self.graph_output,
             "affine_op": self.kind,
             "affine_node": self.affine_node.name,
             "add_node": self.add_node.name if self.add_node is not None else None,
@@ -139,11 +143,28 @@ class AffineHead:
             "alpha": self.alpha,
             "beta": self.beta,
             "activation_node": self.relu_node.name if self.relu_node is not None else None,
-            "softmax_node": self.softmax_node.name if self.softmax_node is not None else None,
-            "softmax_op": self.softmax_node.op_type if self.softmax_node is not None else None,
-            "softmax_axis": self.softmax_axis,
-            "softmax_stripped": self.softmax_node is not None,
         }
+
+
+@dataclass
+class Chain:
+    """The dense layers at the end of a graph, the chosen output and the tail after the last layer."""
+
+    layers: list[AffineNode]
+    graph_input: str
+    graph_output: str  # the output the chain produces (chosen among several)
+    score_tensor: str  # the tensor holding the scores: graph_output, or the input of a ZipMap
+    pre_head: str  # last layer's output (before the tail): act(H W^T + b)
+    softmax_node: onnx.NodeProto | None
+    softmax_axis: int | None
+    classes: list | None  # skl2onnx classifiers: the labels of the score columns
+    stop: str | None = None  # what ends the chain on the input side (for messages)
+
+    def tail(self) -> dict[str, Any]:
+        return {"softmax": self.softmax_node.op_type if self.softmax_node is not None else None,
+                "softmax_node": self.softmax_node.name if self.softmax_node is not None else None,
+                "softmax_axis": self.softmax_axis, "output": self.graph_output, "score_tensor": self.score_tensor,
+                "graph_input": self.graph_input, "classes": self.classes}
 
 
 def data_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
@@ -162,108 +183,204 @@ def _bias_vector(c: ConstRef, M: int, node: onnx.NodeProto) -> np.ndarray:
     raise GdsolverError(f"bias '{c.name}' of node {node_label(node)} has shape {arr.shape}; expected ({M},) or (1, {M})")
 
 
-def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, label: str = "<model>") -> AffineHead:
-    """Find the final affine layer of `model` (see the module docstring for the accepted tail)."""
-    graph = model.graph
-    if len(graph.output) != 1:
-        raise GdsolverError(f"ONNX model {label} has {len(graph.output)} graph outputs "
-                            f"({[o.name for o in graph.output]}); exactly one is required")
-    ins = data_inputs(graph)
-    if len(ins) != 1:
-        raise GdsolverError(f"ONNX model {label} has {len(ins)} data inputs ({[i.name for i in ins]}); exactly one is required")
-    out_name = graph.output[0].name
-    producers = {o: n for n in graph.node for o in n.output if o}
-    consts = _constants(graph)
+# ops a score passes through unchanged in content (shape bookkeeping, dtype) on its way out
+_SHAPE_OPS = ("Identity", "Cast", "Reshape", "Flatten")
+# ops that turn scores into labels: an output behind them is not a score output
+_LABEL_OPS = ("ArgMax", "ArgMin", "ArrayFeatureExtractor", "TopK")
+_AFFINE_OPS = ("Gemm", "Add", "MatMul")
 
-    def producer(name: str) -> onnx.NodeProto | None:
-        node = producers.get(name)
-        while node is not None and node.op_type == "Identity":  # no-ops some exporters insert
-            node = producers.get(node.input[0])
-        return node
 
-    def resolve_const(name: str) -> str:
+class _Graph:
+    """Producers, constants and helpers for walking a graph backwards."""
+
+    def __init__(self, model: onnx.ModelProto, label: str) -> None:
+        self.model, self.graph, self.label = model, model.graph, label
+        self.producers = {o: n for n in self.graph.node for o in n.output if o}
+        self.consts = _constants(self.graph)
+
+    def producer(self, name: str) -> onnx.NodeProto | None:
+        return self.producers.get(name)
+
+    def resolve_const(self, name: str) -> str:
         """Follow Identity nodes back to an initializer/Constant (the legacy exporter inserts them)."""
-        while name not in consts and name in producers and producers[name].op_type == "Identity":
-            name = producers[name].input[0]
+        while name not in self.consts and name in self.producers and self.producers[name].op_type == "Identity":
+            name = self.producers[name].input[0]
         return name
 
-    def unsupported(node: onnx.NodeProto | None, name: str) -> GdsolverError:
+    def skip_shape_ops(self, name: str) -> tuple[str, onnx.NodeProto | None]:
+        """Walk back from tensor `name` through shape-keeping ops; (tensor reached, its producer)."""
+        node = self.producer(name)
+        while node is not None and node.op_type in _SHAPE_OPS and node.input and \
+                self.resolve_const(node.input[0]) not in self.consts:
+            name = node.input[0]
+            node = self.producer(name)
+        return name, node
+
+    def affine(self, node: onnx.NodeProto, relu: onnx.NodeProto | None) -> AffineNode | None:
+        """The dense layer whose last node is `node` (Gemm, MatMul + Add, MatMul), or None."""
+        consts, resolve = self.consts, self.resolve_const
+        add_node, c_name = None, None
+        alpha, beta, trans_a, trans_b = 1.0, 1.0, 0, 0
+        if node.op_type == "Gemm":
+            kind, aff = "Gemm", node
+            c_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+            alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+            trans_a, trans_b = int(_attr(node, "transA", 0)), int(_attr(node, "transB", 0))
+        elif node.op_type == "Add":
+            pick = []
+            for x, other in zip(node.input, reversed(node.input)):
+                p = self.producer(x)
+                if p is not None and p.op_type == "MatMul" and resolve(other) in consts:
+                    pick.append((p, resolve(other)))
+            if len(pick) != 1:
+                return None
+            (aff, c_name), kind, add_node = pick[0], "MatMul+Add", node
+        elif node.op_type == "MatMul":
+            kind, aff = "MatMul", node
+        else:
+            return None
+        a_name, b_name = aff.input[0], resolve(aff.input[1])
+        if b_name not in consts:
+            if resolve(a_name) in consts and kind != "Gemm":
+                raise GdsolverError(f"node {node_label(aff)} computes W @ H (weights on the left); expected H @ B "
+                                    "with constant B")
+            if kind == "MatMul":
+                return None  # a product of two computed tensors is not a dense layer
+            raise GdsolverError(f"weight input '{b_name}' of node {node_label(aff)} is not an initializer or Constant "
+                                "node")
+        if resolve(a_name) in consts:
+            raise GdsolverError(f"data input '{a_name}' of node {node_label(aff)} is a constant; a dense layer must "
+                                "read the body's output")
+        w = consts[b_name]
+        if w.array.ndim != 2:
+            raise GdsolverError(f"weight '{b_name}' of node {node_label(aff)} has shape {w.array.shape}; expected a "
+                                "2-D matrix")
+        B = w.array.astype(np.float64)
+        # PyTorch convention W (M, N): Gemm computes alpha * A @ op(B), MatMul computes H @ B.
+        W = alpha * (B if trans_b else B.T)
+        M = W.shape[0]
+        c = None
+        if c_name is not None:
+            c_name = resolve(c_name)
+            if c_name not in consts:
+                raise GdsolverError(f"bias input '{c_name}' of node {node_label(add_node or aff)} is not an "
+                                    "initializer or Constant node")
+            c = consts[c_name]
+            b = beta * _bias_vector(c, M, add_node or aff)
+        else:
+            b = np.zeros(M, dtype=np.float64)
+        return AffineNode(kind, aff, add_node, a_name, w, c, trans_a, trans_b, alpha, beta, relu, W, b)
+
+    def layer_ending_at(self, name: str) -> AffineNode | None:
+        """The dense layer producing tensor `name` (through an optional Relu), or None."""
+        node = self.producer(name)
+        relu = None
+        if node is not None and node.op_type == "Relu":
+            relu, node = node, self.producer(node.input[0])
+        if node is None or node.op_type not in _AFFINE_OPS:
+            return None
+        return self.affine(node, relu)
+
+
+def _walk_tail(g: _Graph, out_name: str, strip_softmax: bool) -> tuple[str, str, onnx.NodeProto | None, str | None]:
+    """From a graph output back to the last dense layer's output: (pre_head tensor, score tensor,
+    softmax node, kind of output: "score" | "label" | "other: op")."""
+    name, score = out_name, out_name
+    node = g.producer(name)
+    if node is not None and node.op_type == "ZipMap":  # skl2onnx: probabilities as a list of maps
+        name = score = node.input[0]
+    softmax = None
+    while True:
+        name, node = g.skip_shape_ops(name)
         if node is None:
-            return GdsolverError(f"tensor '{name}' before graph output '{out_name}' is not produced by a node; {_TAIL_HINT}")
-        return GdsolverError(f"unsupported final node {node_label(node)} before graph output '{out_name}'; {_TAIL_HINT}")
+            return name, score, softmax, "other: graph input"
+        if node.op_type in _LABEL_OPS:
+            return name, score, softmax, "label"
+        if node.op_type in ("Softmax", "LogSoftmax") and softmax is None:
+            if not strip_softmax:
+                raise UnsupportedModelError(f"final node {node_label(node)} cannot be formulated as a MILP; pass "
+                                    "strip_softmax=True to drop it")
+            softmax, name = node, node.input[0]
+            continue
+        if node.op_type in ("Relu", *_AFFINE_OPS):
+            return name, score, softmax, "score"
+        return name, score, softmax, f"other: {node_label(node)}"
 
-    cur = out_name  # tensor being resolved, walking backwards from the output
-    node = producer(cur)
-    softmax_node, softmax_axis, relu_node = None, None, None
-    pre_head = out_name
-    if node is not None and node.op_type in ("Softmax", "LogSoftmax"):
-        if not strip_softmax:
-            raise GdsolverError(f"final node {node_label(node)} cannot be formulated as a MILP; pass strip_softmax=True to drop it")
+
+def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str | None = None,
+            label: str = "<model>") -> Chain:
+    """The chain of dense layers producing a graph output (see the module docstring)."""
+    graph = model.graph
+    ins = data_inputs(graph)
+    if len(ins) != 1:
+        raise GdsolverError(f"ONNX model {label} has {len(ins)} data inputs ({[i.name for i in ins]}); exactly one "
+                            "is required")
+    g = _Graph(model, label)
+    outs = [o.name for o in graph.output]
+    if output is not None:
+        if output not in outs:
+            raise GdsolverError(f"output: ONNX model {label} has no graph output {output!r}; its outputs are {outs}")
+        chosen = output
+        pre, score, softmax, kind = _walk_tail(g, chosen, strip_softmax)
+        if kind == "label":
+            raise GdsolverError(f"output {chosen!r} of ONNX model {label} holds class labels (ArgMax); choose a score "
+                                f"output among {outs}")
+    else:
+        walks = {o: _walk_tail(g, o, strip_softmax) for o in outs}
+        scores = [o for o in outs if walks[o][3] == "score"]
+        if len(scores) == 1:
+            chosen = scores[0]
+        elif len(outs) == 1:
+            chosen = outs[0]
+        else:
+            raise GdsolverError(f"ONNX model {label} has {len(outs)} graph outputs ({outs}) and "
+                                f"{len(scores)} of them are scores of a dense layer; pass --output NAME "
+                                "(output= in Python) to choose one")
+        pre, score, softmax, kind = walks[chosen]
+    if kind != "score":
+        node = g.producer(pre)
+        if node is None:
+            raise GdsolverError(f"tensor '{pre}' before graph output '{chosen}' is not produced by a node; {_TAIL_HINT}")
+        raise UnsupportedModelError(f"unsupported final node {node_label(node)} before graph output '{chosen}'; {_TAIL_HINT}")
+    softmax_axis = None
+    if softmax is not None:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        softmax_axis = int(_attr(node, "axis", -1 if opset >= 13 else 1))
+        softmax_axis = int(_attr(softmax, "axis", -1 if opset >= 13 else 1))
         if softmax_axis not in (-1, 1):
-            raise GdsolverError(f"final node {node_label(node)} has axis={softmax_axis}; only axis -1 or 1 (over outputs) can be stripped")
-        softmax_node, pre_head = node, node.input[0]
-        cur = pre_head
-        node = producer(cur)
-    if node is not None and node.op_type == "Relu":
-        relu_node, cur = node, node.input[0]
-        node = producer(cur)
-    if node is None:
-        raise unsupported(None, cur)
+            raise GdsolverError(f"final node {node_label(softmax)} has axis={softmax_axis}; only axis -1 or 1 (over "
+                                "outputs) can be stripped")
+    last = g.layer_ending_at(pre)
+    if last is None:
+        node = g.producer(pre)
+        raise UnsupportedModelError(f"final node {node_label(node)} is not MatMul + constant bias; {_TAIL_HINT}")
+    layers = [last]
+    seen = {last.w.name}
+    stop = None
+    while layers[0].trans_a == 0:
+        name, node = g.skip_shape_ops(layers[0].data_input)
+        prev = g.layer_ending_at(name)
+        if prev is None or prev.w.name in seen:
+            if node is not None:
+                stop = f"node {node_label(node)} comes before it"
+            break
+        seen.add(prev.w.name)
+        layers.insert(0, prev)
+    return Chain(layers, ins[0].name, chosen, score, pre, softmax, softmax_axis, _classes(g, chosen, outs, score),
+                 stop)
 
-    add_node: onnx.NodeProto | None = None
-    c: ConstRef | None = None
-    alpha, beta, trans_a, trans_b = 1.0, 1.0, 0, 0
-    if node.op_type == "Gemm":
-        kind, affine = "Gemm", node
-        a_name, b_name = affine.input[0], affine.input[1]
-        c_name = affine.input[2] if len(affine.input) > 2 and affine.input[2] else None
-        alpha, beta = float(_attr(affine, "alpha", 1.0)), float(_attr(affine, "beta", 1.0))
-        trans_a, trans_b = int(_attr(affine, "transA", 0)), int(_attr(affine, "transB", 0))
-    elif node.op_type == "Add":
-        add_node = node
-        mm = [(producer(x), x) for x in node.input]
-        pick = [(p, resolve_const(other)) for (p, _), other in zip(mm, reversed(node.input))
-                if p is not None and p.op_type == "MatMul" and resolve_const(other) in consts]
-        if len(pick) != 1:
-            raise GdsolverError(f"final node {node_label(node)} is not MatMul + constant bias; {_TAIL_HINT}")
-        affine, c_name = pick[0]
-        kind = "MatMul+Add"
-        a_name, b_name = affine.input[0], affine.input[1]
-    elif node.op_type == "MatMul":
-        kind, affine, c_name = "MatMul", node, None
-        a_name, b_name = node.input[0], node.input[1]
-    else:
-        raise unsupported(node, cur)
 
-    b_name = resolve_const(b_name)
-    c_name = resolve_const(c_name) if c_name is not None else None
-    if b_name not in consts:
-        if resolve_const(a_name) in consts and kind != "Gemm":
-            raise GdsolverError(f"node {node_label(affine)} computes W @ H (weights on the left); expected H @ B with constant B")
-        raise GdsolverError(f"weight input '{b_name}' of node {node_label(affine)} is not an initializer or Constant node")
-    if resolve_const(a_name) in consts:
-        raise GdsolverError(f"data input '{a_name}' of node {node_label(affine)} is a constant; the final layer must read the body's output")
-    w = consts[b_name]
-    if w.array.ndim != 2:
-        raise GdsolverError(f"weight '{b_name}' of node {node_label(affine)} has shape {w.array.shape}; expected a 2-D matrix")
-    B = w.array.astype(np.float64)
-    # PyTorch convention W (M, N): Gemm computes alpha * A @ op(B), MatMul computes H @ B.
-    W = alpha * (B if trans_b else B.T)
-    M = W.shape[0]
-    if c_name is not None:
-        if c_name not in consts:
-            raise GdsolverError(f"bias input '{c_name}' of node {node_label(add_node or affine)} is not an initializer or Constant node")
-        c = consts[c_name]
-        b = beta * _bias_vector(c, M, add_node or affine)
-    else:
-        b = np.zeros(M, dtype=np.float64)
-
-    return AffineHead(kind=kind, affine_node=affine, add_node=add_node, data_input=a_name, w=w, c=c,
-                      trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, relu_node=relu_node,
-                      softmax_node=softmax_node, softmax_axis=softmax_axis, pre_head=pre_head,
-                      graph_input=ins[0].name, graph_output=out_name, W=W, b=b)
+def _classes(g: _Graph, chosen: str, outs: list[str], score: str) -> list | None:
+    """skl2onnx classifiers map the argmax of the scores to labels with ArrayFeatureExtractor(classes, .)."""
+    for node in g.graph.node:
+        if node.op_type == "ArrayFeatureExtractor" and len(node.input) == 2:
+            arg = g.producer(node.input[1])
+            if arg is not None and arg.op_type == "ArgMax":
+                src, _ = g.skip_shape_ops(arg.input[0])
+                if src in (score, g.skip_shape_ops(score)[0]) or arg.input[0] in (score, chosen):
+                    c = g.consts.get(g.resolve_const(node.input[0]))
+                    if c is not None and c.array.ndim == 1:
+                        return c.array.tolist()
+    return None
 
 
 def _elem_type(graph: onnx.GraphProto, name: str) -> int | None:
@@ -338,7 +455,7 @@ def _cast_checked(arr: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     return out
 
 
-def write_weights(model: onnx.ModelProto, head: AffineHead, W: np.ndarray, b: np.ndarray) -> None:
+def write_weights(model: onnx.ModelProto, head: AffineNode, W: np.ndarray, b: np.ndarray) -> None:
     """Store W (M, N), b (M,) into `model` in place so that the affine node computes H W^T + b.
 
     Gemm: alpha * op(B) == W^T and beta * C == b; MatMul: B == W^T; Add: C == b. C keeps its

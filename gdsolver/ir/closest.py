@@ -6,7 +6,18 @@ Why: a solver returns *some* optimum, typically a vertex at the edge of the weig
 For a classification sweep every optimum fixes the same number of points, but one at the
 box's corner changes the network far more than needed, which costs validation loss the
 solver does not see. This LP picks, among the weights that keep the MIP's decisions, the
-ones nearest the weights GD found."""
+ones nearest the weights GD found.
+
+How it stays cheap (it follows every sweep, so it must not cost more than the MIP): with
+the integers fixed, an indicator is either a plain row (its binary takes the indicator's
+value) or void (it does not), so no big-M row and no integer variable is left and the
+solver runs an LP. The moved variables are written x = ref + p - q (p, q >= 0, minimise
+sum p + q) and substituted into every row, so the dense rows see p and q only and x is
+tied to them by one equality row each, which presolve removes; rows over fixed variables
+alone are constants and are dropped. The alternative, d >= |x - ref| as two rows per
+weight, gives the simplex a basis twice the number of weights: 4.4 s instead of 0.2 s on
+a 512 x 10 head (benchmarks/results/closest.md).
+"""
 
 from __future__ import annotations
 
@@ -18,13 +29,17 @@ from gdsolver.errors import GdsolverError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
 
+_OTHER, _FIXED, _MOVED = 0, 1, 2
+
 
 def closest_instance(inst: MilpInstance, x: np.ndarray, *, blocks: tuple[str, ...] = ("w", "b"),
                      reference: np.ndarray | None = None, objective_slack: float = 1e-9) -> MilpInstance:
-    """An LP over inst's variables plus one deviation variable d_i per variable of `blocks`:
-    minimise sum d_i, d_i >= |x_i - ref_i|, with every integer variable fixed at its value
-    in x and the original objective no worse than at x (up to a relative slack).
-    The first inst.num_vars entries of its solution are a solution of `inst`."""
+    """An LP over inst's variables plus, per variable of `blocks`, an upward and a downward
+    move p_i, q_i >= 0 with x_i = ref_i + p_i - q_i: minimise sum (p_i + q_i), with every
+    integer variable fixed at its (rounded) value in x, the indicators those values switch
+    on as plain rows, and the original objective no worse than at x (up to a relative
+    slack). `x` must be a solution of `inst`. The first inst.num_vars entries of the LP's
+    solution are a solution of `inst`; its objective is the L1 distance moved."""
     ref = inst.start if reference is None else np.asarray(reference, dtype=np.float64)
     if ref is None:
         raise GdsolverError("closest_instance: the instance has no start and no reference was given")
@@ -38,36 +53,79 @@ def closest_instance(inst: MilpInstance, x: np.ndarray, *, blocks: tuple[str, ..
     idx = np.concatenate([np.arange(inst.blocks[b][0], inst.blocks[b][0] + int(np.prod(inst.blocks[b][1])))
                           for b in blocks]).astype(np.int64)
     k = len(idx)
-    lb, ub = inst.lb.copy(), inst.ub.copy()
     integer = inst.vtype != CONTINUOUS
-    fixed = np.round(x[integer])
-    lb[integer] = ub[integer] = fixed
-    # rows: d - x_i >= -ref_i ; d + x_i >= ref_i ; objective row c.x no worse than at x
-    rows = np.repeat(np.arange(2 * k), 2)
-    d_cols = n + np.arange(k)
-    cols = np.stack([np.concatenate([d_cols, d_cols]), np.concatenate([idx, idx])], 1).ravel()
-    vals = np.stack([np.ones(2 * k), np.concatenate([-np.ones(k), np.ones(k)])], 1).ravel()
-    dev = Csr.from_coo(rows, cols, vals, 2 * k, n + k)
-    obj_nz = np.flatnonzero(inst.c)
-    obj_row = Csr.from_coo(np.zeros(len(obj_nz), np.int64), obj_nz, inst.c[obj_nz], 1, n + k)
-    at_x = float(inst.c @ x)
+    if np.any(integer[idx]):
+        raise GdsolverError(f"closest_instance: block(s) {list(blocks)} hold integer variables; only continuous "
+                            "variables can be moved")
+    xf = x.copy()
+    xf[integer] = np.round(x[integer])
+    pinned = (inst.lb == inst.ub) & ~integer
+    xf[pinned] = inst.lb[pinned]
+    lb, ub = inst.lb.copy(), inst.ub.copy()
+    lb[integer] = ub[integer] = xf[integer]
+
+    # every constraint the LP keeps, over the original variables: the rows, the indicators
+    # that the fixed binaries switch on, and the objective bound
+    on = np.flatnonzero(np.round(xf[inst.ind_var]) == inst.ind_val) if inst.num_indicators else \
+        np.zeros(0, np.int64)
+    at_x = float(inst.c @ xf)
     slack = objective_slack * max(1.0, abs(at_x))
     obj_lo, obj_hi = (-np.inf, at_x + slack) if inst.sense == "min" else (at_x - slack, np.inf)
-    A = Csr.vstack([Csr(inst.A.indptr, inst.A.indices, inst.A.data, n + k), dev, obj_row], n + k)
-    ind_A = Csr(inst.ind_A.indptr, inst.ind_A.indices, inst.ind_A.data, n + k)
-    start = np.concatenate([x, np.abs(x[idx] - ref[idx])])
-    start[:n][integer] = fixed
-    meta = {**inst.meta, "closest": {"blocks": list(blocks), "objective_at_x": at_x}}
+    obj_nz = np.flatnonzero(inst.c)
+    obj_row = Csr.from_coo(np.zeros(len(obj_nz), np.int64), obj_nz, inst.c[obj_nz], 1, n)
+    R = Csr.vstack([inst.A, inst.ind_A.take_rows(on), obj_row], n)
+    lo = np.concatenate([inst.row_lo, inst.ind_lo[on], [obj_lo]])
+    hi = np.concatenate([inst.row_hi, inst.ind_hi[on], [obj_hi]])
+    source = np.repeat(np.arange(3), [inst.num_rows, len(on), 1])  # rows, indicators, objective
+
+    # substitute: fixed variables are constants, a moved one is ref + p - q
+    role = np.full(n, _OTHER, np.int8)
+    role[integer | (lb == ub)] = _FIXED
+    role[idx] = _MOVED
+    pos = np.full(n, -1, np.int64)
+    pos[idx] = np.arange(k)
+    base = np.where(role == _FIXED, xf, 0.0)
+    base[idx] = ref[idx]
+    rid, col, val = R.row_ids(), R.indices.astype(np.int64), R.data
+    const = R.row_sum(val * base[col])
+    r = role[col]
+    live = np.bincount(rid[r != _FIXED], minlength=R.nrows) > 0  # rows over fixed variables alone are constants
+    other, moved = r == _OTHER, r == _MOVED
+    rows = np.concatenate([rid[other], rid[moved], rid[moved]])
+    cols = np.concatenate([col[other], n + pos[col[moved]], n + k + pos[col[moved]]])
+    vals = np.concatenate([val[other], val[moved], -val[moved]])
+    keep = np.flatnonzero(live)
+    new_row = np.full(R.nrows, -1, np.int64)
+    new_row[keep] = np.arange(len(keep))
+    sel = live[rows]
+    m = len(keep)
+    # link rows x_i - p_i + q_i = ref_i
+    link_rows = m + np.repeat(np.arange(k), 3)
+    link_cols = np.stack([idx, n + np.arange(k), n + k + np.arange(k)], 1).ravel()
+    link_vals = np.tile([1.0, -1.0, 1.0], k)
+    A = Csr.from_coo(np.concatenate([new_row[rows[sel]], link_rows]), np.concatenate([cols[sel], link_cols]),
+                     np.concatenate([vals[sel], link_vals]), m + k, n + 2 * k)
+    with np.errstate(invalid="ignore"):  # inf - const stays inf
+        row_lo = np.concatenate([(lo - const)[keep], ref[idx]])
+        row_hi = np.concatenate([(hi - const)[keep], ref[idx]])
+
+    up, down = np.maximum(xf[idx] - ref[idx], 0.0), np.maximum(ref[idx] - xf[idx], 0.0)
+    counts = np.bincount(source[keep], minlength=3)
+    groups = {"closest_rows": (0, int(counts[0])), "closest_indicators": (int(counts[0]), int(counts[1])),
+              "closest_objective": (int(counts[0] + counts[1]), int(counts[2])), "closest_link": (m, k)}
+    meta = {**inst.meta, "closest": {"blocks": list(blocks), "objective_at_x": at_x,
+                                     "rows_dropped": int(R.nrows - m),
+                                     "indicators_void": int(inst.num_indicators - len(on))}}
     return dataclasses.replace(
         inst,
-        blocks={**inst.blocks, "closest_dev": (n, (k,))},
-        lb=np.concatenate([lb, np.zeros(k)]), ub=np.concatenate([ub, np.full(k, np.inf)]),
-        vtype=np.concatenate([inst.vtype, np.full(k, CONTINUOUS, np.uint8)]),  # integers stay typed, but fixed
-        A=A,
-        row_lo=np.concatenate([inst.row_lo, np.concatenate([-ref[idx], ref[idx]]), [obj_lo]]),
-        row_hi=np.concatenate([inst.row_hi, np.full(2 * k, np.inf), [obj_hi]]),
-        ind_A=ind_A,
-        c=np.concatenate([np.zeros(n), np.ones(k)]), c0=0.0, sense="min", start=start, meta=meta,
-        row_groups={**inst.row_groups, "closest_dev": (inst.num_rows, 2 * k),
-                    "closest_objective": (inst.num_rows + 2 * k, 1)},
+        blocks={**inst.blocks, "closest_up": (n, (k,)), "closest_down": (n + k, (k,))},
+        lb=np.concatenate([lb, np.zeros(2 * k)]),
+        ub=np.concatenate([ub, np.maximum(ub[idx] - ref[idx], 0.0), np.maximum(ref[idx] - lb[idx], 0.0)]),
+        vtype=np.full(n + 2 * k, CONTINUOUS, np.uint8),  # the integers are fixed: an LP
+        A=A, row_lo=row_lo, row_hi=row_hi,
+        ind_var=np.zeros(0, np.int32), ind_val=np.zeros(0, np.uint8), ind_A=Csr.empty(n + 2 * k),
+        ind_lo=np.zeros(0), ind_hi=np.zeros(0),
+        c=np.concatenate([np.zeros(n), np.ones(2 * k)]), c0=0.0, sense="min",
+        start=np.concatenate([xf, up, down]), meta=meta,
+        row_groups={g: v for g, v in groups.items() if v[1]}, ind_groups={},
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdsolver.errors import InstanceError
+
 
 @dataclass(frozen=True)
 class Csr:
@@ -39,7 +41,7 @@ class Csr:
         cols = np.asarray(cols, dtype=np.int64).ravel()
         vals = np.asarray(vals, dtype=np.float64).ravel()
         if not (len(rows) == len(cols) == len(vals)):
-            raise ValueError("rows, cols and vals must have the same length")
+            raise InstanceError("rows, cols and vals must have the same length")
         if len(rows) and np.any(rows[1:] < rows[:-1]):
             order = np.argsort(rows, kind="stable")
             rows, cols, vals = rows[order], cols[order], vals[order]
@@ -103,3 +105,17 @@ class Csr:
         indices[mask], data[mask] = self.indices, self.data
         indices[last], data[last] = cols, vals
         return Csr(indptr, indices, data, self.ncols)
+
+    def sum_duplicates(self) -> "Csr":
+        """Same matrix with repeated (row, column) entries summed into one and exact zeros
+        dropped (solvers reject duplicates; HiGHS also rejects explicit zeros), rows sorted by column."""
+        rows = self.row_ids()
+        order = np.lexsort((self.indices, rows))
+        r, c = rows[order], self.indices[order].astype(np.int64)
+        first = np.ones(len(r), bool)
+        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+        group = np.cumsum(first) - 1
+        data = np.bincount(group, weights=self.data[order], minlength=int(first.sum()))
+        r, c = r[first], c[first]
+        keep = data != 0
+        return Csr.from_coo(r[keep], c[keep], data[keep], self.nrows, self.ncols)

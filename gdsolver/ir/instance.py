@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.errors import InstanceError
 from gdsolver.ir.csr import Csr
 
 CONTINUOUS, BINARY, INTEGER = 0, 1, 2
@@ -45,6 +46,9 @@ class MilpInstance:
     meta: dict[str, Any] = field(default_factory=dict)
     row_groups: dict[str, tuple[int, int]] = field(default_factory=dict)
     ind_groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # context that is not part of the optimisation problem: what a forward pass needs to
+    # re-check an answer (a sweep's inputs, targets, layer weights); float64 or int64 arrays
+    data: dict[str, np.ndarray] = field(default_factory=dict)
 
     # ---- sizes -------------------------------------------------------------
     @property
@@ -72,7 +76,7 @@ class MilpInstance:
         """Split a full solution vector into its named blocks, reshaped."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.num_vars,):
-            raise ValueError(f"x has shape {x.shape}, expected ({self.num_vars},)")
+            raise InstanceError(f"x has shape {x.shape}, expected ({self.num_vars},)")
         return {name: x[off : off + math.prod(shape)].reshape(shape) for name, (off, shape) in self.blocks.items()}
 
     def var_label(self, i: int) -> str:
@@ -87,61 +91,84 @@ class MilpInstance:
 
     # ---- checks ------------------------------------------------------------
     def validate(self) -> None:
-        """Structural consistency: shapes, dtypes, index ranges, NaN. Raises ValueError."""
+        """Structural consistency: shapes, dtypes, index ranges, NaN. Raises InstanceError (a ValueError)."""
         n = self.num_vars
         for name in ("ub", "vtype", "c"):
             if getattr(self, name).shape != (n,):
-                raise ValueError(f"field '{name}' has shape {getattr(self, name).shape}, expected ({n},)")
+                raise InstanceError(f"field '{name}' has shape {getattr(self, name).shape}, expected ({n},)")
         if self.start is not None and self.start.shape != (n,):
-            raise ValueError(f"field 'start' has shape {self.start.shape}, expected ({n},)")
+            raise InstanceError(f"field 'start' has shape {self.start.shape}, expected ({n},)")
         for name, mat, nrows in (("A", self.A, len(self.row_lo)), ("ind_A", self.ind_A, len(self.ind_lo))):
             if mat.nrows != nrows:
-                raise ValueError(f"field '{name}' has {mat.nrows} rows but its bounds have {nrows}")
+                raise InstanceError(f"field '{name}' has {mat.nrows} rows but its bounds have {nrows}")
             if mat.ncols != n:
-                raise ValueError(f"field '{name}' has {mat.ncols} columns, expected {n}")
+                raise InstanceError(f"field '{name}' has {mat.ncols} columns, expected {n}")
             if mat.indptr[0] != 0 or np.any(np.diff(mat.indptr) < 0) or mat.indptr[-1] != len(mat.indices):
-                raise ValueError(f"field '{name}.indptr' is not a valid CSR row pointer")
+                raise InstanceError(f"field '{name}.indptr' is not a valid CSR row pointer")
             if len(mat.indices) != len(mat.data):
-                raise ValueError(f"field '{name}' has {len(mat.indices)} indices but {len(mat.data)} values")
+                raise InstanceError(f"field '{name}' has {len(mat.indices)} indices but {len(mat.data)} values")
             if len(mat.indices) and (mat.indices.min() < 0 or mat.indices.max() >= n):
-                raise ValueError(f"field '{name}.indices' has a column outside [0, {n})")
+                raise InstanceError(f"field '{name}.indices' has a column outside [0, {n})")
             if not np.all(np.isfinite(mat.data)):
-                raise ValueError(f"field '{name}.data' contains NaN or inf")
+                raise InstanceError(f"field '{name}.data' contains NaN or inf")
         if not (len(self.row_hi) == len(self.row_lo)):
-            raise ValueError("fields 'row_lo' and 'row_hi' differ in length")
+            raise InstanceError("fields 'row_lo' and 'row_hi' differ in length")
         k = len(self.ind_var)
         for name in ("ind_val", "ind_lo", "ind_hi"):
             if len(getattr(self, name)) != k:
-                raise ValueError(f"field '{name}' has length {len(getattr(self, name))}, expected {k}")
+                raise InstanceError(f"field '{name}' has length {len(getattr(self, name))}, expected {k}")
         if k and (self.ind_var.min() < 0 or self.ind_var.max() >= n):
-            raise ValueError(f"field 'ind_var' refers to a variable outside [0, {n})")
+            raise InstanceError(f"field 'ind_var' refers to a variable outside [0, {n})")
         if k and not np.all(self.vtype[self.ind_var] != CONTINUOUS):
             bad = int(self.ind_var[np.argmax(self.vtype[self.ind_var] == CONTINUOUS)])
-            raise ValueError(f"indicator variable {self.var_label(bad)} is continuous, expected binary")
+            raise InstanceError(f"indicator variable {self.var_label(bad)} is continuous, expected binary")
         if k and (np.any(self.lb[self.ind_var] < 0) or np.any(self.ub[self.ind_var] > 1)):
-            raise ValueError("an indicator variable has bounds outside [0, 1]")
+            raise InstanceError("an indicator variable has bounds outside [0, 1]")
         if k and np.any(self.ind_val > 1):
-            raise ValueError("field 'ind_val' must hold 0 or 1")
+            raise InstanceError("field 'ind_val' must hold 0 or 1")
         for name in ("lb", "ub", "row_lo", "row_hi", "ind_lo", "ind_hi", "c"):
             if np.any(np.isnan(getattr(self, name))):
-                raise ValueError(f"field '{name}' contains NaN")
+                raise InstanceError(f"field '{name}' contains NaN")
         if not np.all(np.isfinite(self.c)) or not math.isfinite(self.c0):
-            raise ValueError("objective contains inf")
+            raise InstanceError("objective contains inf")
+        for what, lo, hi, label in (("row", self.row_lo, self.row_hi, self.row_label),
+                                    ("indicator", self.ind_lo, self.ind_hi, self.ind_label)):
+            bad = (lo > hi) | (lo == np.inf) | (hi == -np.inf)
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                raise InstanceError(f"{what} {label(i)} has bounds [{lo[i]}, {hi[i]}]: no value satisfies them")
+        if np.any(self.lb == np.inf) or np.any(self.ub == -np.inf):
+            i = int(np.argmax((self.lb == np.inf) | (self.ub == -np.inf)))
+            raise InstanceError(f"variable {self.var_label(i)} has bounds [{self.lb[i]}, {self.ub[i]}]: no value satisfies them")
         if np.any(self.lb > self.ub):
             i = int(np.argmax(self.lb > self.ub))
-            raise ValueError(f"variable {self.var_label(i)} has lb {self.lb[i]} > ub {self.ub[i]}")
+            raise InstanceError(f"variable {self.var_label(i)} has lb {self.lb[i]} > ub {self.ub[i]}")
         if not set(np.unique(self.vtype)).issubset(VTYPE_NAMES):
-            raise ValueError("field 'vtype' must hold 0 (continuous), 1 (binary) or 2 (integer)")
+            raise InstanceError("field 'vtype' must hold 0 (continuous), 1 (binary) or 2 (integer)")
         if self.sense not in ("min", "max"):
-            raise ValueError(f"field 'sense' is {self.sense!r}, expected 'min' or 'max'")
+            raise InstanceError(f"field 'sense' is {self.sense!r}, expected 'min' or 'max'")
+        for name, (off, shape) in self.blocks.items():
+            if off < 0 or any(d < 0 for d in shape):
+                raise InstanceError(f"block {name!r} has offset {off} and shape {tuple(shape)}; expected "
+                                 "non-negative numbers")
+        for what, groups, total in (("row group", self.row_groups, self.num_rows),
+                                    ("indicator group", self.ind_groups, self.num_indicators)):
+            for name, (off, cnt) in groups.items():
+                if off < 0 or cnt < 0 or off + cnt > total:
+                    raise InstanceError(f"{what} {name!r} covers [{off}, {off + cnt}), outside [0, {total})")
+        for name, arr in self.data.items():
+            if not isinstance(arr, np.ndarray) or arr.dtype not in (np.float64, np.int64):
+                raise InstanceError(f"data array '{name}' must be a float64 or int64 numpy array")
+            if arr.dtype == np.float64 and not np.all(np.isfinite(arr)):
+                raise InstanceError(f"data array '{name}' contains NaN or inf")
         spans = sorted((o, o + math.prod(s), k) for k, (o, s) in self.blocks.items())
         end = 0
         for start, stop, name in spans:  # blocks must tile [0, n) without gap or overlap
             if start != end:
-                raise ValueError(f"block {name!r} starts at {start}, expected {end} (blocks must tile the variables)")
+                raise InstanceError(f"block {name!r} starts at {start}, expected {end} (blocks must tile the variables)")
             end = stop
         if end != n:
-            raise ValueError(f"blocks cover {end} variables, expected {n}")
+            raise InstanceError(f"blocks cover {end} variables, expected {n}")
 
     def objective_value(self, x: np.ndarray) -> float:
         return float(self.c @ np.asarray(x, dtype=np.float64) + self.c0)
@@ -202,6 +229,7 @@ class InstanceBuilder:
         self._c: list[np.ndarray] = []
         self._start: list[np.ndarray | None] = []
         self._n = 0
+        self._bounds_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
         self._inds: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
 
@@ -217,7 +245,7 @@ class InstanceBuilder:
     ) -> np.ndarray:
         """Add a block of variables; returns their global indices with the block's shape."""
         if name in self._blocks:
-            raise ValueError(f"block {name!r} already exists")
+            raise InstanceError(f"block {name!r} already exists")
         shape = tuple(int(s) for s in shape)
         size = math.prod(shape)
         self._blocks[name] = (self._n, shape)
@@ -229,6 +257,14 @@ class InstanceBuilder:
         idx = np.arange(self._n, self._n + size, dtype=np.int64).reshape(shape)
         self._n += size
         return idx
+
+    def var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current (lb, ub) of the variables with global indices `idx` (any shape)."""
+        if self._bounds_cache is None or len(self._bounds_cache[0]) != self._n:
+            self._bounds_cache = (np.concatenate(self._lb) if self._lb else np.zeros(0),
+                                  np.concatenate(self._ub) if self._ub else np.zeros(0))
+        lb, ub = self._bounds_cache
+        return lb[idx], ub[idx]
 
     def add_rows(self, name: str, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nrows: int,
                  lo: Any, hi: Any) -> None:
@@ -271,7 +307,7 @@ class InstanceBuilder:
         if any(s is not None for s in self._start):
             if any(s is None for s in self._start):
                 missing = [k for k, s in zip(self._blocks, self._start) if s is None]
-                raise ValueError(f"MIP start given for some blocks but not for {missing}")
+                raise InstanceError(f"MIP start given for some blocks but not for {missing}")
             start = cat(self._start, np.float64)
         inst = MilpInstance(
             blocks=dict(self._blocks),

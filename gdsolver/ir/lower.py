@@ -68,6 +68,9 @@ def lower(inst: MilpInstance) -> tuple[MilpInstance, LoweringMap]:
     hi_rows = inst.ind_A.take_rows(hi_idx).with_extra_column_entries(z[hi_idx], hi_coef)
 
     m0 = inst.num_rows
+    if np.any(inst.ind_A.indices == inst.ind_var[inst.ind_A.row_ids()]):
+        # an indicator's binary inside its own expression: one entry per column, as solvers require
+        lo_rows, hi_rows = lo_rows.sum_duplicates(), hi_rows.sum_duplicates()
     A = Csr.vstack([inst.A, lo_rows, hi_rows], inst.num_vars)
     row_lo = np.concatenate([inst.row_lo, lo_rhs, np.full(len(hi_idx), -np.inf)])
     row_hi = np.concatenate([inst.row_hi, np.full(len(lo_idx), np.inf), hi_rhs])

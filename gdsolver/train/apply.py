@@ -4,11 +4,13 @@ that belong to another instance or whose instance came from another model."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gdsolver.atomic import atomic_path
 from gdsolver.compile.result import load_result
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.gdsm import fingerprint, load
@@ -19,7 +21,7 @@ USABLE = ("OPTIMAL", "FEASIBLE", "TIME_LIMIT")
 
 def locate_instance(result_path: Path, recorded: str) -> Path:
     if recorded:
-        return (result_path.parent / recorded).resolve()
+        return result_path.parent / recorded  # checked when loaded (a regular file, not a device)
     stem = result_path.name.removesuffix(".json").removesuffix(".result")
     return result_path.with_name(stem + ".gdsm")
 
@@ -66,8 +68,91 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
                             f"from ({meta['model'].get('file')}, {recorded[:12]}...); refusing to apply")
     if Path(out).resolve() == model.resolve():
         raise GdsolverError(f"{out}: refusing to overwrite the input model; choose another output path")
-    apply_to_onnx(model, W, b, out)
+    layer = meta.get("layer") or {}
+    location = layer.get("location") if isinstance(layer.get("location"), dict) else None
+    output = (meta.get("tail") or {}).get("output") if isinstance(meta.get("tail"), dict) else None
+    apply_to_onnx(model, W, b, out, layer=location, output=output)
     return {"status": res.status, "objective before": meta.get("current_objective"),
             "objective after": res.objective, "sense": "max" if meta.get("formulation") == "classification" else "min",
-            "points": len(meta.get("points", [])), "wrote": str(out)}
+            "points": len(meta.get("points", [])),
+            "layer": (location or {}).get("affine_node") or "final", "wrote": str(out)}
 
+
+
+ACCEPT_ON = ("loss", "accuracy")
+
+
+@dataclass
+class CheckedApply:
+    """What `apply --data` found: the metrics before and after on the data, what the check
+    watched, and whether the new model was written."""
+
+    summary: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    watched: str  # the metric key compared
+    worse: str  # "" when not worse, else one line saying what got worse
+    written: bool
+
+
+def _pair(a: float, b: float, digits: int = 3) -> str:
+    """'a -> b' with enough digits to tell them apart."""
+    for d in range(digits, 10):
+        sa, sb = f"{a:.{d}f}", f"{b:.{d}f}"
+        if sa != sb:
+            return f"{sa} -> {sb}"
+    return f"{a:.10g} -> {b:.10g}"
+
+
+def apply_checked(model: str | os.PathLike, result_path: str | os.PathLike, out: str | os.PathLike, *,
+                  data: str | os.PathLike | None = None, dataset: str | None = None,
+                  instance: str | os.PathLike | None = None, force: bool = False,
+                  accept_on: str | None = None) -> CheckedApply:
+    """Apply a result, but only write `out` when the new model is not worse than `model` on
+    the data (accuracy for classification, MSE for regression by default; accept_on="loss"
+    watches the cross-entropy / MSE). Both models are scored by onnxruntime on the same data;
+    the new one is written to a temporary file beside `out` first, so a refused model never
+    appears under `out`. `force` writes it anyway."""
+    from gdsolver.train.evaluate import check_instance_data, evaluate_onnx
+    from gdsolver.train.sweep import load_data
+
+    model, out = Path(model), Path(out)
+    X, y, prov = load_data(data, dataset)
+    _, _, meta, _ = solved_weights(result_path, instance, force)
+    task = meta.get("task") or ("classification" if meta.get("formulation") == "classification" else "regression")
+    accept_on = accept_on or ("accuracy" if task == "classification" else "loss")
+    if accept_on not in ACCEPT_ON:
+        raise GdsolverError(f"accept_on: {accept_on!r}, expected one of {list(ACCEPT_ON)}")
+    if accept_on == "accuracy" and task != "classification":
+        raise GdsolverError("accept_on: 'accuracy' applies to classification; this is a regression instance")
+    try:  # the instance's own points are scored too when this is the data it was compiled from
+        check_instance_data(meta, prov)
+        point_meta = meta if meta.get("points") is not None else None
+    except GdsolverError:
+        point_meta = None
+    before = evaluate_onnx(model, X, y, task, point_meta)
+    if out.resolve() == model.resolve():
+        raise GdsolverError(f"{out}: refusing to overwrite the input model; choose another output path")
+    key = "accuracy" if accept_on == "accuracy" else ("cross-entropy" if task == "classification" else "mse")
+    where = Path(data).name if data is not None else dataset
+    outcome = None
+    try:
+        with atomic_path(out, suffix=".onnx") as tmp:  # renamed to `out` only if the block completes
+            summary = apply_result_to_onnx(model, result_path, tmp, instance=instance, force=force)
+            after = evaluate_onnx(tmp, X, y, task, point_meta)
+            b, a = before[key], after[key]
+            got_worse = a < b if key == "accuracy" else a > b + 1e-12 * max(1.0, abs(b))
+            worse = f"{key} {_pair(b, a)} on {where}" if got_worse else ""
+            summary["wrote"] = str(out)
+            outcome = CheckedApply(summary, before, after, key, worse and worse + "; written anyway (--force)", True)
+            if worse and not force:
+                outcome = CheckedApply({**summary, "wrote": None}, before, after, key,
+                                       worse + "; not written (use --force)", False)
+                raise _Refused
+    except _Refused:
+        pass
+    return outcome
+
+
+class _Refused(Exception):
+    """Leaves atomic_path without the rename (its temporary file is removed)."""

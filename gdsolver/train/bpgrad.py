@@ -63,9 +63,9 @@ class BPGradTrainer(Trainer):
                  momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, seed: int = 0, threads: int | None = 2,
                  dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback)
+                         dump_dir=dump_dir, callback=callback, verbose=verbose)
         self.L = _positive_float("L", L)
         self.rho = _nonneg_float("rho", rho, hi=1.0)
         self.momentum = _nonneg_float("momentum", momentum, hi=1.0)
@@ -91,7 +91,7 @@ class BPGradTrainer(Trainer):
         best, since = math.inf, 0
         for _ in range(self.epochs):
             t0 = time.perf_counter()
-            self.model.train()
+            self._train_mode()
             eta = None
             for i, (xb, yb) in enumerate(self._batches()):
                 loss = self.loss_fn(self.model(xb), yb)

@@ -1,22 +1,36 @@
 """A training run on disk (DESIGN.md "File format"):
 
-    DIR/run.json               method, config, seeds, versions, history, final metrics
-    DIR/sweeps/NNNN.gdsm       each sweep's instance
-    DIR/sweeps/NNNN.result.json (+ NNNN.x.npy)  its solve result
+    DIR/run.json               method, config, seeds, versions, history, final metrics; the run's
+                               id and the sha256 of every sweep file it wrote
+    DIR/sweeps/NNNN.gdsm       each sweep's instance (meta "run": the run id)
+    DIR/sweeps/NNNN.result.json (+ its x .npy)  its solve result (run_id: the run id)
     DIR/sweeps/NNNN-closest.gdsm (+ result)    the closest-point LP after it (GDSolver closest=True)
+    DIR/sweeps/NNNN-rK.gdsm (+ result)         round K of a smooth head's refinement
+    DIR/sweeps/NNNN-cJ*.gdsm (+ results)       candidate J of a portfolio sweep (GDSolver portfolio=K)
     DIR/model.onnx             the final model (when it exports)
     DIR/model.state_dict.pt    the final weights; loads with torch.load(weights_only=True)
+    DIR/.gdsolver-run.lock     held (flock) while a run writes the directory
 
-`gdsolver replay DIR` re-solves the sweeps without any training code."""
+One run writes a directory at a time: `DumpRun` takes the lock (a second run is refused
+with one line; a lock left by a dead process is taken over), removes the previous run's
+files, and replaces run.json with a "running" marker carrying the new run id, so a run
+killed half-way never leaves an old run.json beside new sweeps. run.json is written last,
+"complete", with the hashes. `gdsolver replay DIR` re-solves the sweeps without any
+training code and first checks them against run.json (compile/replay.py `check_run`)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
 import io
 import json
 import os
 import platform
-import re
+import socket
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +38,18 @@ import torch
 
 from gdsolver._version import __version__, package_version
 from gdsolver.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from gdsolver.compile.replay import RUN_FILE, RUN_FORMAT, SWEEP_FILE, sweep_manifest
+from gdsolver.errors import GdsolverError
 
-RUN_FORMAT = "gdsolver-run"
-RUN_VERSION = 1
+RUN_VERSION = 2
+LOCK_FILE = ".gdsolver-run.lock"
+MODEL_FILES = ("model.onnx", "model.state_dict.pt")
+_ACTIVE: dict[str, str] = {}  # resolved dump directory -> id of the run this process writes there
 
 
 def sweep_paths(dump_dir: str | os.PathLike, k: int, suffix: str = "") -> tuple[Path, Path]:
     d = Path(dump_dir) / "sweeps"
     return d / f"{k:04d}{suffix}.gdsm", d / f"{k:04d}{suffix}.result.json"
-
-
-_SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z]+)?\.(gdsm|result\.json|x\.npy)$")
 
 
 def clear_sweeps(dump_dir: str | os.PathLike) -> None:
@@ -43,7 +58,7 @@ def clear_sweeps(dump_dir: str | os.PathLike) -> None:
     d = Path(dump_dir) / "sweeps"
     if d.is_dir():
         for f in d.iterdir():
-            if f.is_file() and _SWEEP_FILE.match(f.name):
+            if f.is_file() and SWEEP_FILE.match(f.name):
                 f.unlink()
 
 
@@ -55,9 +70,13 @@ def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res, suffix: str = ""
 
     inst_path, res_path = sweep_paths(dump_dir, k, suffix)
     inst_path.parent.mkdir(parents=True, exist_ok=True)
+    run_id = current_run_id(dump_dir)
+    if run_id:  # tie the files to run.json (a copy: the caller's instance keeps its meta)
+        inst = dataclasses.replace(inst, meta={**inst.meta, "run": {"id": run_id, "file": inst_path.name}})
     save(inst, inst_path)
     if res is not None:
         res.instance_file = inst_path.name
+        res.run_id = run_id
         save_result(res, res_path)
 
 
@@ -89,8 +108,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
     return None
 
 
-def write_run(trainer) -> Path:
-    """run.json plus the final model, for a finished fit()."""
+def write_run(trainer, run: "DumpRun | None" = None) -> Path:
+    """run.json plus the final model, for a finished fit(); written last, with the run id
+    and the sha256 of every sweep file, so replay can tell the run's files from others."""
     d = Path(trainer.dump_dir)
     d.mkdir(parents=True, exist_ok=True)
     save_state_dict(trainer.model, d / "model.state_dict.pt")
@@ -100,6 +120,11 @@ def write_run(trainer) -> Path:
     doc: dict[str, Any] = {
         "format": RUN_FORMAT,
         "format_version": RUN_VERSION,
+        "run_id": run.run_id if run is not None else current_run_id(d),
+        "state": "complete",
+        "started": run.started if run is not None else None,
+        "took_over": run.took_over if run is not None else None,
+        "sweep_files": sweep_manifest(d / "sweeps"),
         "method": trainer.method,
         "task": trainer.task,
         "config": trainer.config(),
@@ -112,6 +137,151 @@ def write_run(trainer) -> Path:
         "summary": trainer.history.summary(),
         "history": trainer.history.to_json_dict(),
     }
-    path = d / "run.json"
+    path = d / RUN_FILE
     atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n")
     return path
+
+
+def current_run_id(dump_dir: str | os.PathLike) -> str:
+    """Id of the run writing `dump_dir`: this process's, else the lock holder's (a helper
+    process writing for the run that holds the lock); "" when no run holds it."""
+    d = Path(dump_dir).resolve()
+    if str(d) in _ACTIVE:
+        return _ACTIVE[str(d)]
+    from gdsolver.paths import read_input
+
+    try:
+        doc = json.loads(read_input(d / LOCK_FILE, "lock file", max_bytes=4096) or b"{}")
+    except (GdsolverError, ValueError):
+        return ""
+    return str(doc.get("run_id") or "") if isinstance(doc, dict) else ""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class DumpRun:
+    """The lock and identity of one run writing a dump directory (use `dump_run`)."""
+
+    def __init__(self, dump_dir: str | os.PathLike) -> None:
+        self.dir = Path(dump_dir)
+        self.run_id = uuid.uuid4().hex
+        self.started = _now()
+        self.took_over: dict[str, Any] | None = None  # the dead run whose lock this one took
+        self._fd: int | None = None
+
+    # ---- the lock ---------------------------------------------------------------
+    def acquire(self) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise GdsolverError(f"{self.dir}: exists and is not a directory; choose another dump directory")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GdsolverError(f"{self.dir}: cannot create the dump directory ({exc.strerror or exc})") from None
+        lock = self.dir / LOCK_FILE
+        for _ in range(10):  # retry when the lock file was replaced between open and lock
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                holder = self._read_holder(fd)
+                if not self._try_lock(fd, holder):
+                    raise GdsolverError(
+                        f"{self.dir}: another training run is writing this dump directory (pid {holder.get('pid')} "
+                        f"on {holder.get('host')}, run {str(holder.get('run_id'))[:12]}, since {holder.get('started')}); "
+                        "wait for it to finish or choose another --dump directory")
+                if os.fstat(fd).st_ino != os.stat(lock).st_ino:
+                    os.close(fd)
+                    continue
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            self._fd = fd
+            if holder.get("run_id"):  # a lock file we could take: its run died without releasing it
+                self.took_over = {k: holder.get(k) for k in ("run_id", "pid", "host", "started")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                      "started": self.started}).encode(), 0)
+            os.fsync(fd)
+            _ACTIVE[str(self.dir.resolve())] = self.run_id
+            return
+        raise GdsolverError(f"{self.dir}: could not take the dump directory's lock (it keeps changing)")
+
+    @staticmethod
+    def _read_holder(fd: int) -> dict[str, Any]:
+        try:
+            doc = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    @staticmethod
+    def _try_lock(fd: int, holder: dict[str, Any]) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): the recorded pid decides
+            return not (holder.get("host") == socket.gethostname() and _pid_alive(holder.get("pid"))
+                        and holder.get("pid") != os.getpid())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        _ACTIVE.pop(str(self.dir.resolve()), None)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # an empty lock file: nothing was left half-done
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+    # ---- the run's files --------------------------------------------------------
+    def begin(self) -> None:
+        """Remove the previous run's sweeps and model files and mark run.json as this run, running."""
+        clear_sweeps(self.dir)
+        for name in MODEL_FILES:
+            (self.dir / name).unlink(missing_ok=True)
+        self._marker("running")
+
+    def fail(self, exc: BaseException) -> None:
+        """Best effort: record that this run ended with an error (its sweeps are incomplete)."""
+        with contextlib.suppress(Exception):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._marker("failed", error=f"{type(exc).__name__}: {first}")
+
+    def _marker(self, state: str, **extra: Any) -> None:
+        doc = {"format": RUN_FORMAT, "format_version": RUN_VERSION, "run_id": self.run_id, "state": state,
+               "started": self.started, "took_over": self.took_over, **extra}
+        atomic_write_text(self.dir / RUN_FILE, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def dump_run(dump_dir: str | os.PathLike | None) -> Iterator[DumpRun | None]:
+    """Lock `dump_dir` for one run (None: no dump, nothing to lock). On an exception the
+    run.json marker says "failed"; the lock is always released."""
+    if dump_dir is None:
+        yield None
+        return
+    run = DumpRun(dump_dir)
+    run.acquire()
+    try:
+        run.begin()
+        yield run
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    finally:
+        run.release()

@@ -60,7 +60,12 @@ def check_instance_data(meta: dict, data_prov: dict) -> None:
                                 "not apply to this data")
 
 
-def evaluate_onnx(model: str | os.PathLike, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict:
+def evaluate_onnx(model: str | os.PathLike, X: Any, y: np.ndarray, task: str, meta: dict | None = None,
+                  output: str | None = None) -> dict:
     from gdsolver.extract import from_onnx
+    from gdsolver.train.sweep import labels_as_indices
 
-    return layer_metrics(from_onnx(model, X), X, y, task, meta)
+    layer = from_onnx(model, X, output=output)
+    if task == "classification":
+        y = labels_as_indices(y, layer.location.get("classes"))
+    return layer_metrics(layer, X, y, task, meta)

@@ -1,19 +1,26 @@
-"""GDSolver (Algorithm 1 of Ashok et al.): GD until the validation loss plateaus, then a
-solver sweep over the final layer's weights in a box around their current values;
-repeat.
+"""GDSolver (Algorithm 1 of Ashok et al.): GD until the validation loss plateaus, then solver
+sweeps over dense layers' weights in boxes around their current values; repeat.
 
-A sweep's answer is checked before it is used: the solution must pass `ir.verify`, and
-after writing it into the model, the solver's own loss on its points, recomputed by a
-forward pass of the model, must strictly improve, and the validation loss must not
-worsen by more than `val_tolerance` (relative) -- or, with accept_on="accuracy"
-(classification), the validation accuracy must not drop by more than `val_tolerance`.
-Otherwise the old weights are put back bit for bit and the history says why. (The
-authors' code accepted every answer.)
+A sweep (gdsolver.train.sweep: prepare, run, decide) is checked before it is used: the
+solution must pass `ir.verify` and a float64 forward pass of its claims, and after writing
+it into the model, the solver's own loss on its points, recomputed by a forward pass of the
+model, must strictly improve, and the validation loss must not worsen by more than
+`val_tolerance` (relative) -- or, with accept_on="accuracy" (classification), the
+validation accuracy must not drop by more than `val_tolerance`. Otherwise the old weights
+are put back bit for bit and the history says why. (The authors' code accepted every answer.)
 
-The solver's loss on its points: classification, the number of them not classified
-correctly with half the margin (the solver places points exactly at the margin, which
-float32 rounding can leave a hair short of); regression, the L1 error on them (mode
-"l1"; "paper" mode is a feasibility problem over the same L1 per point).
+Layers: `layers="final"` sweeps the last dense layer (the paper). With several layers
+("all" or a list), each sweep round visits them from the input side to the output: a hidden
+layer's sweep can change which ReLUs are active, which GD cannot do, and the layers after it
+are then swept against the new features (the measured recipe of issue 14: a hidden-layer
+sweep followed by a final-layer refit). A round counts as one of `max_sweeps`.
+
+Portfolio (`portfolio=K`): each sweep prepares K candidates (other radii and point samples;
+gdsolver.train.portfolio), solves them with the executor ("local": one after another here;
+"ray": as Ray tasks, in parallel; the same answers either way), and tries them in the order of
+their solver loss until one passes the accept rule; a rejected one is restored bit for bit
+before the next is written. Every candidate gets a history row (`candidate` = its number) and
+its dumps (`sweeps/NNNN-cJ*.gdsm`); portfolio=1 is the single sweep above.
 """
 
 from __future__ import annotations
@@ -21,85 +28,85 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
-from gdsolver.extract.torch_frontend import apply_to_torch, eval_mode, from_torch
-from gdsolver.formulate import correct_mask
-from gdsolver.ir.instance import BINARY
+from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
+                                             network_from_torch, restore_params)
+from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig
 from gdsolver.train.history import History
-from gdsolver.train.sweep import build_sweep
+from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
+from gdsolver.train.sweep import (SweepJob, SweepOutcome, decide_sweep, default_mode, prepare_sweep, run_sweep,
+                                  sweep_loss)
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
 
-ACCEPT_ON = ("loss", "accuracy")
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
-IMPROVE_RTOL = 1e-9
 
 
 class GDSolver(Trainer):
     """Hybrid GD + MILP training.
 
+    optimizer: the GD phase's optimizer, "sgd", "adam" or "lbfgs" (full-batch L-BFGS; one epoch
+    is one step of at most 20 iterations); restarts=K runs the first GD phase from K
+    initialisations and sweeps the best on validation ("L-BFGS best of 5, then sweeps").
     epochs: total GD epoch budget. phase_epochs: at most this many GD epochs before each
-    sweep (None: until plateau or budget). max_sweeps: number of sweeps (0 = plain GD with
-    early stopping). The run ends after `max_sweeps` sweeps, after an accepted sweep once the
-    epoch budget is spent, or when the monitored loss (validation, else training) reaches
-    `desired_loss`. A rejected sweep halves the radius for the next one, a sweep that
-    improves nothing doubles it (adapt_radius=True; within [r/64, 64 r]).
+    sweep round (None: until plateau or budget). max_sweeps: number of sweep rounds (0 =
+    plain GD with early stopping). layers: "final", "all", or dense-layer indices / names
+    (see the module docstring). The run ends after `max_sweeps` rounds, after a round with
+    an accepted sweep once the epoch budget is spent, or when the monitored loss (validation,
+    else training) reaches `desired_loss`. A rejected sweep halves its layer's radius for the
+    next one, a sweep that improves nothing doubles it (adapt_radius=True; within
+    [r/64, 64 r]). output: which element of a tuple / dict model output holds the scores.
+    portfolio / executor / ray_address: K candidate sweeps per sweep, solved locally or on Ray,
+    tried best first (see the module docstring and PortfolioConfig). A sweep whose candidates
+    are all rejected adapts the radius as one sweep would: halved when one of them improved its
+    points' loss, else doubled; an accepted one leaves it.
     """
 
     method = "gdsolver"
 
     def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
-                 lr: float = 0.05, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
+                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = 2, max_sweeps: int = 2, phase_epochs: int | None = None,
-                 phase_lrs: Sequence[float] | None = None, radius: float = 0.05, adapt_radius: bool = True,
+                 phase_lrs: Sequence[float] | None = None, layers: str | Sequence[int | str] = "final",
+                 radius: float = 0.05, adapt_radius: bool = True,
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
-                 margin: float | None = None, backend: str = "highs", time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, closest: bool = True, skip_sweeps: bool = False,
+                 margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
+                 mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
+                 skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
+                 output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
+                 restarts: int = 1, portfolio: int = 1, executor: str | None = None,
+                 ray_address: str | None = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
-        from gdsolver.compile.backend import BACKENDS, check_common_options
-
-        if backend not in (*BACKENDS, "auto"):
-            raise GdsolverError(f"backend: {backend!r}, expected one of {[*BACKENDS, 'auto']}")
-        check_common_options(time_limit, None, mip_gap)
+        self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
+                                        points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
+                                        backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest,
+                                        rounds=rounds, round_tol=round_tol)
+        if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
+            raise GdsolverError("keep_correct: applies to classification only")
+        if accept_on == "accuracy" and task != "classification":
+            raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss' (regression)")
+        self.accept = AcceptConfig(accept_on, val_tolerance)
+        self.portfolio_config = PortfolioConfig(portfolio, executor, ray_address)
+        self._executor = None
         self.max_sweeps = _positive_int("max_sweeps", max_sweeps, allow_zero=True)
         self.phase_epochs = None if phase_epochs is None else _positive_int("phase_epochs", phase_epochs)
         self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
-        self.radius = _positive_float("radius", radius)
-        self.adapt_radius = bool(adapt_radius)
-        # "auto": 32 misclassified points (paper) for classification; every training point for
-        # regression, whose sweep is an LP (identity output) that is cheap even for all points
-        self.solver_points = solver_points if solver_points in (None, "auto") else \
-            _positive_int("solver_points", solver_points)
-        self.keep_correct = _positive_int("keep_correct", keep_correct, allow_zero=True)
-        if self.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
-            raise GdsolverError("keep_correct: applies to classification only")
-        self.mode = mode
-        self.margin = margin
-        self.backend = backend
-        self.time_limit = time_limit
-        self.mip_gap = mip_gap
-        self.closest = bool(closest)
         # a control for benchmarks: the same GD phases and schedule, no solver
         self.skip_sweeps = bool(skip_sweeps)
-        if not (val_tolerance >= 0):
-            raise GdsolverError(f"val_tolerance: must be >= 0, got {val_tolerance}")
-        self.val_tolerance = float(val_tolerance)
-        if accept_on not in ACCEPT_ON or (accept_on == "accuracy" and task != "classification"):
-            raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss'" +
-                                (" or 'accuracy'" if task == "classification" else " (regression)"))
-        self.accept_on = accept_on
         if desired_loss is not None:
             try:
                 desired_loss = float(desired_loss)
@@ -110,6 +117,32 @@ class GDSolver(Trainer):
         self.desired_loss = desired_loss
         self.history = History(self.method)
 
+    # settings read by config() / run.json and the benchmarks
+    @property
+    def radius(self) -> float:
+        return self.sweep_config.radius
+
+    @property
+    def portfolio(self) -> int:
+        return self.portfolio_config.portfolio
+
+    @property
+    def val_tolerance(self) -> float:
+        return self.accept.val_tolerance
+
+    @property
+    def accept_on(self) -> str:
+        return self.accept.accept_on
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.update(self.sweep_config.to_json(), accept_on=self.accept.accept_on,
+                   val_tolerance=self.accept.val_tolerance, **self.portfolio_config.to_json())
+        cfg["solver_points"] = cfg.pop("points")
+        if self.output is not None:
+            cfg["output"] = self.output if isinstance(self.output, (int, str)) else repr(self.output)
+        return cfg
+
     @property
     def radii_used(self) -> list[float]:
         """The box half-width of every sweep so far (the history's radius column)."""
@@ -119,38 +152,74 @@ class GDSolver(Trainer):
     def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = 20,
                  lrs: Sequence[float] = (0.1, 0.05), **kwargs: Any) -> "GDSolver":
         """The paper's "2-loop GDSolver": at most epochs/2 GD epochs (SGD, patience 2), then a
-        sweep on 32 misclassified points; twice. The authors' code used lr 0.1, then 0.05."""
+        sweep on 32 misclassified points (the paper's counting head); twice. The authors' code
+        used lr 0.1, then 0.05."""
         kwargs.setdefault("patience", 2)
         kwargs.setdefault("solver_points", 32)
+        if task == "classification":
+            kwargs.setdefault("mode", "paper")  # the paper's counting head
         return cls(model, task, epochs=epochs, phase_epochs=max(1, epochs // 2), max_sweeps=2,
                    phase_lrs=list(lrs), lr=lrs[0], **kwargs)
 
     # ------------------------------------------------------------------ Algorithm 1
     def _fit(self) -> None:
-        self._radius = self.radius
+        try:
+            self._fit_rounds()
+        finally:  # a Ray started for the candidates ends with the fit (one found running is left)
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
+
+    def _fit_rounds(self) -> None:
+        self._round = 0
         self._sweep_no = 0
+        self._layers: list[int] = []
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
-                from_torch(self.model, self.train_data.X[:2])
+                net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self.output)
             except GdsolverError as exc:
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
+            self._layers = self._resolve_layers(net)
+        self._radius = {name: self.sweep_config.radius for name in self._layers}
         if self.max_sweeps == 0:
             self._run_gd(self.epochs)
             return
-        while self._sweep_no < self.max_sweeps:
+        while self._round < self.max_sweeps:
             budget = self.epochs - self._epoch
             self._run_gd(budget if self.phase_epochs is None else min(self.phase_epochs, budget))
-            self._sweep()
-            # With the epoch budget spent, another sweep still makes sense after a rejected or
+            self._round += 1
+            accepted = False
+            for name in self._layers:
+                accepted |= self._sweep(name)
+                if self._reached_goal():
+                    break
+            # With the epoch budget spent, another round still makes sense after a rejected or
             # unproductive one: the radius has changed and the sweep draws new points.
-            if self._reached_goal() or (self._epoch >= self.epochs and self.history.last.get("accepted")):
+            if self._reached_goal() or (self._epoch >= self.epochs and accepted):
                 break
             self._phase += 1
+
+    def _resolve_layers(self, net) -> list[str]:
+        """The swept layers by name, from the input side (a name survives GD changing what the
+        chain looks like, e.g. a BatchNorm that stops being the identity)."""
+        spec = self.sweep_config.layers
+        if spec == "final":
+            ks = [len(net) - 1]
+        elif spec == "all":
+            ks = list(range(len(net)))
+        else:
+            ks = sorted({net.layer_index(s) for s in spec})
+        return [net.layers[k].name for k in ks]
+
+    _restart_whole_fit = False  # restarts pick the best first GD phase; the sweeps then run once
 
     def _run_gd(self, epochs: int) -> None:
         lrs = self.phase_lrs
         lr = lrs[min(self._phase, len(lrs)) - 1] if lrs else self.lr
-        self._gd_phase(epochs, lr)
+        if self._phase == 1 and self.restarts > 1:
+            self._with_restarts(lambda: self._gd_phase(epochs, lr))
+        else:
+            self._gd_phase(epochs, lr)
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -158,152 +227,166 @@ class GDSolver(Trainer):
         return self._monitored_loss(self.history.last) <= self.desired_loss
 
     # ------------------------------------------------------------------ one sweep
-    def _sweep_loss(self, X: torch.Tensor, y: torch.Tensor, margin: float) -> float:
-        """The solver's loss on its points, computed by the model (see module docstring)."""
+    def _model_outputs(self, X: torch.Tensor) -> np.ndarray:
+        """What the sweeps' heads see, by a forward pass of the model, float64: the outputs of the
+        last dense layer. Behind a Softmax / LogSoftmax the model gives log-probabilities, which
+        are those logits minus a per-point constant: the same margins, the same argmax."""
         with eval_mode(self.model), torch.no_grad():
-            o = self.model(X).double().numpy()
-        if self.task == "classification":
-            return float(np.count_nonzero(~correct_mask(o, y.numpy(), margin / 2)))
-        Y = y.double().numpy().reshape(o.shape)
-        return float(np.abs(o - Y).sum())
+            o = self._scores(self.model(X))
+        return o.double().reshape(len(X), -1).numpy()
 
-    def _points(self) -> int | None:
-        if self.solver_points == "auto":
-            return 32 if self.task == "classification" else None
-        return self.solver_points
-
-    def _sweep(self) -> None:
-        from gdsolver.compile.backend import solve
-        from gdsolver.ir.verify import verify
-
+    def _sweep(self, name: str) -> bool:
+        """Sweep the dense layer `name` once: prepare, run and decide each of the portfolio's
+        candidates (one with portfolio=1); a history row per candidate. True when one is accepted."""
         self._sweep_no += 1
         if self.skip_sweeps:
-            return
-        k, radius = self._sweep_no, self._radius
-        base = dict(phase=self._phase, epoch=self._epoch, sweep=k, radius=radius)
-        t = time.perf_counter()
+            return False
+        cfg, K = self.sweep_config, self.portfolio
+        n, radius = self._sweep_no, self._radius[name]
+        cands = [_Cand(c, radius * c.radius_factor) for c in plan(K, self.seed * 1000 + n)]
+        base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
-        try:
-            layer = from_torch(self.model, X)
-            inst = build_sweep(layer, X.numpy(), y.numpy(), task=self.task, radius=radius, mode=self.mode,
-                               margin=self.margin, points=self._points(), keep_correct=self.keep_correct,
-                               seed=self.seed * 1000 + k)
-        except GdsolverError as exc:  # e.g. no misclassified point left: nothing to do
-            self._finish_sweep(base, status="SKIPPED", accepted=False, reason=str(exc),
-                               build_time_s=time.perf_counter() - t)
-            return
-        build_time = time.perf_counter() - t
-        # sizes straight from the arrays (inst.summary() would also compute big-M ranges)
-        base.update(points=int(inst.meta["T"]) if "T" in inst.meta else None, n_vars=inst.num_vars,
-                    n_cons=inst.num_rows + inst.num_indicators, n_binary=int(np.count_nonzero(inst.vtype == BINARY)),
-                    build_time_s=build_time)
-        margin = float(inst.meta.get("margin", 0.0))
-        idx = torch.as_tensor(np.asarray(inst.meta["points"] + inst.meta["keep_points"], dtype=np.int64))
-        Xp, yp = X[idx], y[idx]
-        before = self._sweep_loss(Xp, yp, margin)
         t = time.perf_counter()
         try:
-            res = solve(inst, backend=self.backend, time_limit=self.time_limit, threads=self.threads,
-                        mip_gap=self.mip_gap)
-        except GdsolverError as exc:  # licence limit, backend missing, ...: record, GD goes on
-            self._dump(k, inst, None)
-            self._finish_sweep(base, status="ERROR", accepted=False, reason=str(exc),
-                               solver_time_s=time.perf_counter() - t, sweep_loss_before=before)
-            return
-        solver_time = time.perf_counter() - t
-        self._dump(k, inst, res)
-        base.update(status=res.status, objective=res.objective, solver_time_s=solver_time, sweep_loss_before=before)
-        if not res.has_solution:
-            why = f"no solution ({res.status})" + (f": {res.message}" if res.message else "")
-            self._finish_sweep(base, accepted=False, reason=why)
-            return
-        report = verify(inst, res.x)
-        if not report.ok:
-            self._finish_sweep(base, accepted=False, reason=f"solution fails ir.verify: {report}")
-            return
-        x, note = self._closest(k, inst, res.x) if self.closest else (res.x, "")
-        if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
-            note = f" [solver: {res.message}]" + note
-        base["solver_time_s"] = time.perf_counter() - t
-        self._try_weights(layer, inst.unpack(x), Xp, yp, margin, before, base, note)
-
-    def _closest(self, k: int, inst, x: np.ndarray) -> tuple[np.ndarray, str]:
-        """Among the weights that keep the MIP's decisions and objective, the nearest to the
-        current ones (an LP; see gdsolver.ir.closest). Falls back to x if it fails."""
-        from gdsolver.compile.backend import solve
-        from gdsolver.ir.closest import closest_instance
-        from gdsolver.ir.verify import verify
-
-        w = np.concatenate([np.arange(o, o + int(np.prod(sh))) for b, (o, sh) in inst.blocks.items()
-                            if b in ("w", "b")])
-        moved = float(np.abs(x[w] - inst.start[w]).sum())
-        try:
-            ci = closest_instance(inst, x)
-            res = solve(ci, backend=self.backend, time_limit=self.time_limit, threads=self.threads)
+            net = network_from_torch(self.model, X, output=self.output)
+            k = net.layer_index(name)
+            base["layer"] = k
+            # the layer's inputs once for all candidates (their time is charged to the first)
+            H = net.features(X.numpy(), k) if K > 1 else None
         except GdsolverError as exc:
-            return x, f" (closest-point LP failed: {exc})"
-        self._dump(k, ci, res, suffix="-closest")
-        if not res.has_solution or not verify(inst, res.x[:inst.num_vars]).ok:
-            return x, f" (closest-point LP gave no usable point: {res.status})"
-        x2 = res.x[:inst.num_vars]
-        return x2, f"; closest point moved the weights {float(np.abs(x2[w] - inst.start[w]).sum()):.4g} (L1) " \
-                   f"instead of {moved:.4g}"
+            for c in cands:
+                self._finish_sweep(self._row(base, c), status="SKIPPED", accepted=False, reason=str(exc),
+                                   build_time_s=time.perf_counter() - t)
+            return False
+        shared = time.perf_counter() - t
+        mode = cfg.mode or default_mode(self.task)
+        for c in cands:
+            t = time.perf_counter()
+            try:  # e.g. no misclassified point left: nothing to do
+                c.job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=c.radius, mode=mode,
+                                      margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
+                                      seed=c.spec.seed, H=H)
+            except GdsolverError as exc:
+                c.skipped = str(exc)
+                c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
+                continue
+            c.build_time_s = c.job.build_time_s + (shared if c.spec.index == 0 else 0.0)
+            twin = next((d for d in cands[:c.spec.index] if d.job is not None and same_problem(d.job, c.job)), None)
+            if twin is not None:  # the points could not differ (e.g. every point): nothing new to solve
+                c.job, c.skipped = None, f"same points and radius as candidate {twin.spec.label}: not solved again"
+                continue
+            idx = torch.as_tensor(c.job.all_points)
+            c.Xp, c.yp = X[idx], y[idx].numpy()
+            c.before = sweep_loss(self.task, self._model_outputs(c.Xp), c.yp, c.job.margin,
+                                  c.job.instance.meta["mode"])
+        self._solve(n, [c for c in cands if c.job is not None])
+        if K > 1:
+            for c in cands:
+                if c.outcome is not None:
+                    c.gain = gain(self.task, c.job, c.outcome)
+        layer = net.layers[k]
+        watched_before: float | None = None  # the weights before the sweep (a rejection restores them)
+        accepted: _Cand | None = None
+        decided: list[Any] = []
+        for i in order([c.gain for c in cands]):
+            c = cands[i]
+            row = self._row(base, c)
+            if c.job is None:
+                self._finish_sweep(row, status="SKIPPED", accepted=False, reason=c.skipped,
+                                   build_time_s=c.build_time_s)
+                continue
+            out = c.outcome
+            row.update(c.job.sizes(), build_time_s=c.build_time_s, status=out.status, objective=out.objective,
+                       solver_time_s=out.solver_time_s, sweep_loss_before=c.before)
+            if not out.usable:
+                self._finish_sweep(row, accepted=False, reason=out.reason)
+            elif accepted is not None:
+                self._finish_sweep(row, accepted=False, reason=f"{NOT_TRIED}: candidate {accepted.spec.label} came "
+                                                               f"before it and was accepted{out.reason}")
+            else:
+                if watched_before is None:
+                    watched_before = self._watched(self._current_metrics())
+                decision = self._decide(c, layer, watched_before)
+                decided.append(decision)
+                if decision.accepted:
+                    accepted = c
+                self._finish_sweep(row, accepted=decision.accepted, reason=decision.reason,
+                                   sweep_loss_after=decision.loss_after, metrics=decision.metrics)
+        if accepted is None and decided:
+            self._adapt(name, grow=not any(d.improved for d in decided))
+        return accepted is not None
 
-    def _try_weights(self, layer, blocks: dict[str, np.ndarray], Xp: torch.Tensor, yp: torch.Tensor,
-                     margin: float, before: float, base: dict[str, Any], note: str = "") -> None:
-        linear = self.model.get_submodule(layer.location["module"])
-        old_w = linear.weight.detach().clone()
-        old_b = None if linear.bias is None else linear.bias.detach().clone()
-        val_before = self._watched(self._current_metrics())
-        apply_to_torch(self.model, blocks["w"], blocks["b"], layer)
-        after = self._sweep_loss(Xp, yp, margin)
-        metrics = self._metrics()
-        val_after = self._watched(metrics)
-        improved = after < before - IMPROVE_RTOL * max(1.0, abs(before))
-        if self.accept_on == "loss":
-            val_ok = val_after <= val_before + self.val_tolerance * abs(val_before)
-            tol = f"tolerance {self.val_tolerance:g} relative"
-        else:
-            val_ok = val_after >= val_before - self.val_tolerance
-            tol = f"tolerance {self.val_tolerance:g} absolute"
-        what = ("validation " if self.val_data is not None else "training ") + self.accept_on
-        if improved and val_ok:
-            reason = (f"solver loss on its points {before:g} -> {after:g}; {what} {val_before:.6g} -> "
-                      f"{val_after:.6g}{note}")
-            self._finish_sweep(base, accepted=True, reason=reason, sweep_loss_after=after, metrics=metrics)
-            return
-        with torch.no_grad():  # put the old weights back exactly
-            linear.weight.copy_(old_w)
-            if old_b is not None:
-                linear.bias.copy_(old_b)
-        if not improved:
-            reason = f"no improvement: solver loss on its points {before:g} -> {after:g}{note}"
-            self._adapt(grow=True)
-        else:
-            reason = f"{what} would worsen {val_before:.6g} -> {val_after:.6g} ({tol}){note}"
-            self._adapt(grow=False)
-        self._finish_sweep(base, accepted=False, reason=reason, sweep_loss_after=after)
+    def _row(self, base: dict[str, Any], c: "_Cand") -> dict[str, Any]:
+        row = dict(base, radius=c.radius)
+        if self.portfolio > 1:
+            row.update(candidate=c.spec.index, gain=c.gain)
+        return row
+
+    def _solve(self, n: int, cands: list["_Cand"]) -> None:
+        """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
+        this process, as a single sweep always ran); then their dumps."""
+        cfg = self.sweep_config
+        kw = dict(backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads, mip_gap=cfg.mip_gap,
+                  closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol)
+        pc = self.portfolio_config
+        if pc.portfolio == 1 and pc.executor == "local":
+            for c in cands:
+                c.outcome = run_sweep(c.job, **kw)
+        elif cands:
+            from gdsolver.train.executor import Task, make_executor
+
+            if self._executor is None:
+                self._executor = make_executor(pc.executor, pc.ray_address)
+            # one CPU per task: HiGHS's MIP search is nearly serial; threads= is the solver's option
+            tasks = [Task(run_sweep, (c.job,), kw, label=f"sweep {n} {c.spec.label}", cpus=1) for c in cands]
+            for c, o in zip(cands, self._executor.run(tasks)):
+                c.outcome = o.value if o.ok else SweepOutcome("ERROR", None, None, f"the candidate's solve failed: "
+                                                              f"{o.error}", o.seconds, False)
+        for c in cands:
+            suffix = f"-{c.spec.label}" if self.portfolio > 1 else ""
+            self._dump(n, [(suffix + s, inst, res) for s, inst, res in c.outcome.files])
+
+    def _decide(self, c: "_Cand", layer, watched_before: float):
+        """Write candidate c's answer into the model and keep it or restore the old weights."""
+        job, Xp, yp = c.job, c.Xp, c.yp
+        mode = job.instance.meta["mode"]
+
+        def watched() -> tuple[float, dict[str, Any]]:
+            metrics = self._metrics()
+            return self._watched(metrics), metrics
+
+        def write(W: np.ndarray, b: np.ndarray):
+            saved = linear_params(self.model, layer)
+            apply_to_torch(self.model, W, b, layer)
+            return saved
+
+        return decide_sweep(job, c.outcome, write=write, restore=lambda s: restore_params(self.model, layer, s),
+                            points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode),
+                            watched=watched, watched_before=watched_before, accept=self.accept,
+                            loss_before=c.before, label="validation" if self.val_data is not None else "training")
 
     def _current_metrics(self) -> dict[str, Any]:
         """Train/val loss and accuracy of the current weights. Every history row is recorded
         after the weights it describes are in place (a rejected sweep restores them exactly),
         so the last row's figures are current; a forward pass only when there is none."""
-        if not self.history.rows:
-            return self._metrics()
-        return {k: self.history.last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+        last = self.history.last
+        if not self.history.rows or not self.history.is_kept(last) or last["train_loss"] is None:
+            return self._metrics()  # e.g. the last row is a discarded restart's
+        return {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
 
     def _watched(self, row: dict[str, Any]) -> float:
         """What the accept rule watches: the monitored loss, or accuracy (val, else train)."""
-        if self.accept_on == "loss":
+        if self.accept.accept_on == "loss":
             return self._monitored_loss(row)
         return row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
 
-    def _adapt(self, *, grow: bool) -> None:
-        """Grow the box after a sweep that found nothing better, shrink it after a rejected one."""
-        if not self.adapt_radius:
+    def _adapt(self, name: str, *, grow: bool) -> None:
+        """Grow a layer's box after a sweep that found nothing better, shrink it after a rejected one."""
+        if not self.sweep_config.adapt_radius:
             return
-        r = self._radius * (2.0 if grow else 0.5)
-        self._radius = min(max(r, self.radius / RADIUS_MAX_FACTOR), self.radius * RADIUS_MAX_FACTOR)
+        r0 = self.sweep_config.radius
+        r = self._radius[name] * (2.0 if grow else 0.5)
+        self._radius[name] = min(max(r, r0 / RADIUS_MAX_FACTOR), r0 * RADIUS_MAX_FACTOR)
 
     def _finish_sweep(self, base: dict[str, Any], *, accepted: bool, reason: str,
                       metrics: dict[str, Any] | None = None, **fields: Any) -> None:
@@ -313,10 +396,29 @@ class GDSolver(Trainer):
         row.update(accepted=accepted, reason=reason, elapsed_s=time.perf_counter() - self._t0)
         self._emit(self.history.add("sweep", **row))
 
-    def _dump(self, k: int, inst, res, suffix: str = "") -> None:
+    def _dump(self, n: int, files: list) -> None:
         if self.dump_dir is None:
             return
         from gdsolver.train.dump import write_sweep
 
-        write_sweep(self.dump_dir, k, inst, res, suffix=suffix)
+        for suffix, inst, res in files:
+            write_sweep(self.dump_dir, n, inst, res, suffix=suffix)
 
+
+@dataclass
+class _Cand:
+    """One candidate of a sweep, through its stages."""
+
+    spec: Candidate
+    radius: float
+    job: SweepJob | None = None
+    skipped: str = ""  # why it could not be prepared
+    build_time_s: float = 0.0
+    Xp: torch.Tensor | None = None  # its points
+    yp: np.ndarray | None = None
+    before: float | None = None  # the solver's loss on its points, by a forward pass of the model
+    outcome: SweepOutcome | None = None
+    gain: float | None = None  # portfolio: what orders the candidates
+
+
+SAMPLE = 256  # training points used to find the network's chain before GD starts

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from gdsolver.errors import GdsolverError
+from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig, keywords
 
 # name -> one-line description
 METHODS: dict[str, str] = {
@@ -17,17 +18,19 @@ METHODS: dict[str, str] = {
     "sgd-lrs": "SGD with an LR schedule (default: halve on a validation plateau)",
     "adam": "Adam, constant learning rate",
     "adam-lrs": "Adam with an LR schedule (default: halve on a validation plateau)",
+    "lbfgs": "full-batch L-BFGS with strong-Wolfe line search (one epoch = one step of at most 20 iterations)",
+    "gdsolver-lbfgs": "L-BFGS until the validation loss plateaus, then solver sweeps; repeated",
     "bpgrad": "BPGrad: step (f_t - rho min f_s) / L along the normalised gradient, with momentum (Zhang et al. 2018)",
     "lifted-bcd": "block coordinate descent on the lifted-ReLU Tikhonov objective, one sweep per epoch "
                   "(Zhang & Brand 2017; fully connected ReLU networks)",
 }
 
-# options that only some methods take; others ignore them
+# options that only some methods take; others ignore them (the sweep and accept settings come
+# from their config values, so a new setting there reaches every method that sweeps)
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
-            "dump_dir", "callback")
-_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "radius", "adapt_radius", "solver_points", "keep_correct", "mode",
-                "margin", "backend", "time_limit", "mip_gap", "closest", "skip_sweeps", "accept_on", "val_tolerance",
-                "desired_loss")
+            "dump_dir", "callback", "output", "verbose", "restarts")
+_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
+                *keywords(AcceptConfig), *keywords(PortfolioConfig))
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback")
 _BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")
@@ -44,6 +47,12 @@ def make_trainer(method: str, model: nn.Module, task: str, **opts: Any):
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.trainer import GDTrainer
 
+    if method == "lbfgs":
+        kw = _pick(opts, _GD_KEYS)
+        kw.pop("lr_schedule", None)
+        return GDTrainer(model, task, optimizer="lbfgs", **kw)
+    if method == "gdsolver-lbfgs":
+        return GDSolver(model, task, optimizer="lbfgs", **_pick(opts, _GD_KEYS + _SOLVER_KEYS))
     if method in ("sgd", "sgd-lrs", "adam", "adam-lrs"):
         kw = _pick(opts, _GD_KEYS)
         if method.endswith("-lrs"):

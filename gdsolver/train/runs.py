@@ -50,10 +50,22 @@ def load_npz_split(path: str | os.PathLike, *, task: str | None, seed: int):
         if (a in arrs) != (b in arrs):
             raise GdsolverError(f"{path}: has '{a if a in arrs else b}' but not '{b if a in arrs else a}'")
     X, y = arrs["X"], arrs["y"]
+    for key, arr in arrs.items():  # shapes checked before any training starts
+        want = 2 if key.startswith("X") else 1
+        if arr.ndim < want:
+            raise GdsolverError(f"{path}: array '{key}' has shape {arr.shape}, expected "
+                                + ("(points, features...)" if want == 2 else "(points,) or (points, outputs)"))
     if len(X) != len(y):
         raise GdsolverError(f"{path}: X has {len(X)} rows but y has {len(y)}")
     if len(X) < 2:
         raise GdsolverError(f"{path}: X has {len(X)} rows; at least 2 are needed to train")
+    for a, b in (("X_val", "y_val"), ("X_test", "y_test")):
+        if a in arrs:
+            if len(arrs[a]) == 0 or len(arrs[a]) != len(arrs[b]):
+                raise GdsolverError(f"{path}: '{a}' has {len(arrs[a])} rows and '{b}' {len(arrs[b])}; expected "
+                                    "the same number, at least 1 (leave both out to hold out training points)")
+            if arrs[a].shape[1:] != X.shape[1:]:
+                raise GdsolverError(f"{path}: '{a}' has points of shape {arrs[a].shape[1:]}, X {X.shape[1:]}")
     task = task or infer_task(y)
     if "X_val" in arrs:
         train, val = (X, y), (arrs["X_val"], arrs["y_val"])
@@ -82,6 +94,8 @@ def load_split_for(dataset: str | None, data: str | os.PathLike | None, *, seed:
 
     if (dataset is None) == (data is None):
         raise GdsolverError("give exactly one of --dataset NAME or --data FILE.npz")
+    if dataset is not None and not dataset.strip():
+        raise GdsolverError("--dataset: empty name; give a built-in data set name or use --data FILE.npz")
     if dataset is not None and dataset.endswith(".npz"):  # `--dataset data.npz` is a user's file too
         dataset, data = None, dataset
     split = load_split(dataset, data_dir=data_dir, seed=seed) if dataset else load_npz_split(data, task=task,
@@ -107,8 +121,10 @@ def outputs_of(split) -> int:
 
 def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.PathLike | None = None,
                 on_start: Callable[[str, Any], None] | None = None,
-                callback: Callable[[str, dict[str, Any]], None] | None = None, **opts: Any) -> list[RunResult]:
-    """Train each method on a deep copy of `model` (same initial weights) and test it."""
+                callback: Callable[[str, dict[str, Any]], None] | None = None,
+                method_opts: dict[str, dict[str, Any]] | None = None, **opts: Any) -> list[RunResult]:
+    """Train each method on a deep copy of `model` (same initial weights) and test it.
+    `opts` go to every method; `method_opts[method]` override them for one."""
     from gdsolver.train.methods import make_trainer
     from gdsolver.train.trainer import clone_model, warm_up
 
@@ -123,7 +139,8 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
         m = clone_model(model)
         d = None if dump_dir is None else (Path(dump_dir) if len(methods) == 1 else Path(dump_dir) / method)
         cb = None if callback is None else (lambda row, _m=method: callback(_m, row))
-        trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb, **opts)
+        trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb,
+                               **{**opts, **(method_opts or {}).get(method, {})})
         if on_start is not None:
             on_start(method, trainer)
         t = time.perf_counter()

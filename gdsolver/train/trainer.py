@@ -2,7 +2,9 @@
 
 `Trainer.fit(train, val)` seeds torch/numpy, limits torch to `threads` CPU threads,
 checks the data against the model's outputs, runs the method (`_fit`), and returns a
-`History`. `GDTrainer` is the paper's baselines: SGD or Adam, with or without an LR
+`History`. It keeps every module's own train/eval flag: GD steps run with the flags the
+modules had when `fit` started (a BatchNorm put in eval() stays frozen), and the flags are
+restored when `fit` returns. `GDTrainer` is the paper's baselines: SGD or Adam, with or without an LR
 schedule, for a number of epochs with optional early stopping on validation loss.
 """
 
@@ -22,10 +24,14 @@ from torch import nn
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "lbfgs")
+# L-BFGS: one "epoch" is one full-batch torch.optim.LBFGS step of at most this many iterations
+LBFGS_ITERATIONS = 20
+DEFAULT_LR = {"sgd": 0.05, "adam": 0.01, "lbfgs": 1.0}
 LR_SCHEDULES = (None, "step", "plateau", "cosine")
 EVAL_BATCH = 4096
 
@@ -59,6 +65,25 @@ def warm_up() -> None:
     _WARM = True
 
 
+@contextlib.contextmanager
+def kept_modes(model: nn.Module) -> Iterator[list[tuple[nn.Module, bool]]]:
+    """Yield the (module, flag) pairs GD should train with, and restore every module's own
+    training flag on exit.
+
+    The flags are those at entry: a submodule the user put in eval() (a frozen BatchNorm,
+    a Dropout switched off) stays so during GD. A model that is in eval() as a whole
+    (model.eval(), as after evaluating or loading it) trains as model.train() would, since
+    GD with every Dropout and BatchNorm in eval mode is rarely what is meant; it still
+    comes back in eval()."""
+    before = [(m, m.training) for m in model.modules()]
+    gd_flags = before if any(f for _, f in before) else [(m, True) for m, _ in before]
+    try:
+        yield gd_flags
+    finally:
+        for m, flag in before:
+            m.training = flag
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -69,6 +94,11 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, weight_d
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "lbfgs":  # full batch, strong-Wolfe line search (what scipy/sklearn's lbfgs does)
+        if weight_decay:
+            raise GdsolverError("weight_decay: not supported with optimizer 'lbfgs'")
+        return torch.optim.LBFGS(params, lr=lr, max_iter=LBFGS_ITERATIONS, history_size=100,
+                                 line_search_fn="strong_wolfe")
     raise GdsolverError(f"optimizer: {name!r}, expected one of {list(OPTIMIZERS)}")
 
 
@@ -90,20 +120,9 @@ def make_scheduler(name: str | None, opt, epochs: int, stop_patience: int | None
     raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
 
 
-def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
-        raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise GdsolverError(f"{name}: must be a number, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise GdsolverError(f"{name}: must be a finite number > 0, got {value!r}")
-    return v
+# one definition of the settings checks (gdsolver.train.config); the old names stay for callers
+_positive_int = positive_int
+_positive_float = positive_float
 
 
 class Trainer:
@@ -113,7 +132,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
                  seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
+                 verbose: bool | int = False, restarts: int = 1) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -124,42 +144,72 @@ class Trainer:
         self.threads = None if threads is None else _positive_int("threads", threads)
         self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
         self.callback = callback
+        self.verbose = verbose  # checked by the property setter
+        # K initialisations (the model's own, then K-1 fresh ones), the best on validation kept
+        self.restarts = _positive_int("restarts", restarts)
         self.history = History(self.method)
+        # which element of a tuple / dict model output holds the scores (see extract.select_output)
+        self.output = output
+        self._tail: str | None = None  # "Softmax" / "LogSoftmax" when the model ends in one
         self.train_data: TensorData | None = None
         self.val_data: TensorData | None = None
         self._t0 = 0.0
         self._epoch = 0
         self._phase = 1
         self._gen: torch.Generator | None = None
+        self._gd_flags: list[tuple[nn.Module, bool]] = []
+        self._progress = None
+
+    @property
+    def verbose(self) -> int:
+        """0: silent; 1: a line per epoch and per sweep; 2: a progress bar on a terminal or in a
+        notebook (lines elsewhere), with a line per sweep. Printed to sys.stdout."""
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, value: bool | int) -> None:
+        from gdsolver.train.progress import check_verbose
+
+        self._verbose = check_verbose(value)
 
     # ------------------------------------------------------------------ public API
     def config(self) -> dict[str, Any]:
         """The constructor settings, JSON-able (for run.json)."""
-        skip = {"model", "callback", "history", "train_data", "val_data", "test_data"}
+        skip = {"model", "callback", "history", "train_data", "val_data", "test_data", "output"}
         return {k: v for k, v in vars(self).items()
                 if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, list, type(None)))}
 
     def fit(self, train: Any, val: Any = None) -> History:
         """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
+        from gdsolver.train.dump import dump_run, write_run
+
         self.train_data = as_tensor_data(train, self.task, name="train", dtype=self._dtype())
         self.val_data = None if val is None else as_tensor_data(val, self.task, name="val", dtype=self._dtype())
-        with torch_threads(self.threads):
+        from gdsolver.train.progress import progress_for
+
+        # the dump directory is locked for the whole run: a second run into it is refused
+        with torch_threads(self.threads), kept_modes(self.model) as self._gd_flags, progress_for(self), \
+                dump_run(self.dump_dir) as run:
             seed_everything(self.seed)
             self._gen = torch.Generator().manual_seed(self.seed)
+            self._tail = self._find_tail()
             self._check_model_outputs()
             self.history = History(self.method)
             warm_up()
             self._t0 = time.perf_counter()
             self._epoch, self._phase = 0, 1
-            if self.dump_dir is not None:
-                from gdsolver.train.dump import clear_sweeps
-
-                clear_sweeps(self.dump_dir)
-            self._fit()
-            if self.dump_dir is not None:
-                from gdsolver.train.dump import write_run
-
-                write_run(self)
+            try:
+                if self.restarts > 1 and self._restart_whole_fit:
+                    self._with_restarts(self._fit)
+                else:
+                    self._fit()
+            except RuntimeError as exc:  # torch: a learning rate beyond float range overflows in step()
+                if "overflow" not in str(exc):
+                    raise
+                raise GdsolverError(f"training diverged: {str(exc).splitlines()[0]} at epoch {self._epoch + 1}; "
+                                    "lower the learning rate") from None
+            if run is not None:
+                write_run(self, run)
         return self.history
 
     def evaluate(self, data: Any) -> dict[str, float | None]:
@@ -169,16 +219,55 @@ class Trainer:
         loss, acc = self._evaluate(d)
         return {"loss": loss, "acc": acc}
 
+    # ------------------------------------------------------------------ restarts
+    _restart_whole_fit = True  # GDSolver restarts only its first GD phase
+
+    def _with_restarts(self, run: Callable[[], None]) -> None:
+        """Run `run` from `restarts` initialisations: the model's own weights, then fresh ones
+        (each module's reset_parameters under a seed of its own); keep the one with the best
+        monitored loss (validation, else training). Every run's rows stay in the history with
+        their `restart` number; `history.chosen_restart` says which was kept."""
+        initial = copy.deepcopy(self.model.state_dict())
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        first = len(self.history.rows)
+        for i in range(self.restarts):
+            if i == 0:
+                self.model.load_state_dict(initial)
+            else:
+                torch.manual_seed(self.seed * 7919 + i)
+                for m in self.model.modules():
+                    if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+                        m.reset_parameters()
+            self._epoch = 0
+            self._restart = i
+            start = len(self.history.rows)
+            run()
+            for row in self.history.rows[start:]:
+                row["restart"] = i
+            last = self.history.rows[-1] if len(self.history.rows) > start else self._metrics()
+            score = self._monitored_loss(last)
+            if best is None or score < best[0]:
+                best = (score, i, copy.deepcopy(self.model.state_dict()))
+        self.model.load_state_dict(best[2])
+        self.history.chosen_restart = best[1]
+        self._restart = best[1]
+        # the epoch count continues from the chosen run's (its rows are the ones that describe the model)
+        self._epoch = max((r["epoch"] or 0) for r in self.history.rows[first:] if r.get("restart") == best[1]) \
+            if len(self.history.rows) > first else 0
+
     # ------------------------------------------------------------------ for subclasses
-    def _set_gd_options(self, optimizer: str, lr: float, lr_schedule: str | None, patience: int | None,
+    def _set_gd_options(self, optimizer: str, lr: float | None, lr_schedule: str | None, patience: int | None,
                         momentum: float, weight_decay: float) -> None:
-        """Check and store the settings of the GD phases (GD baselines and GDSolver)."""
+        """Check and store the settings of the GD phases (GD baselines and GDSolver); lr None is
+        the optimizer's usual default (sgd 0.05, adam 0.01, lbfgs 1)."""
         if optimizer not in OPTIMIZERS:
             raise GdsolverError(f"optimizer: {optimizer!r}, expected one of {list(OPTIMIZERS)}")
         if lr_schedule not in LR_SCHEDULES:
             raise GdsolverError(f"lr_schedule: {lr_schedule!r}, expected one of {list(LR_SCHEDULES)}")
+        if optimizer == "lbfgs" and weight_decay:
+            raise GdsolverError("weight_decay: not supported with optimizer 'lbfgs'")
         self.optimizer = optimizer
-        self.lr = _positive_float("lr", lr)
+        self.lr = _positive_float("lr", DEFAULT_LR[optimizer] if lr is None else lr)
         self.lr_schedule = lr_schedule
         self.patience = None if patience is None else _positive_int("patience", patience)
         self.momentum = float(momentum)
@@ -193,10 +282,33 @@ class Trainer:
                 return p.dtype
         return torch.float32
 
+    def _find_tail(self) -> str | None:
+        """A Softmax / LogSoftmax the classification model ends in (found by execution, as the
+        sweeps do), so that the loss is computed on what it means; None for logits or when the
+        model's end is not a dense layer."""
+        if self.task != "classification":
+            return None
+        from gdsolver.extract.torch_frontend import network_from_torch
+
+        try:
+            return network_from_torch(self.model, self.train_data.X[:64], output=self.output).tail.get("softmax")
+        except GdsolverError:
+            return None
+
+    def _scores(self, out: Any) -> torch.Tensor:
+        """The model's raw output as class scores / predictions: the selected output, and
+        log-probabilities for a Softmax end (cross-entropy of those is the right loss)."""
+        from gdsolver.extract.torch_frontend import select_output
+
+        t = select_output(out, self.output)
+        if self._tail == "Softmax":
+            t = torch.log(t.clamp_min(torch.finfo(t.dtype).tiny))
+        return t
+
     def _n_outputs(self, x: torch.Tensor | None = None) -> int:
         x = self.train_data.X[:2] if x is None else x[:2]
         with eval_mode(self.model), torch.no_grad():
-            out = self.model(x)
+            out = self._scores(self.model(x))
         if out.dim() == 1:
             return 1
         if out.dim() != 2:
@@ -222,7 +334,11 @@ class Trainer:
             d.y = d.y[:, None]  # (T,) targets for a (T, 1) output: avoid broadcasting (T, T)
         check_targets(d, self.task, M)
 
-    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(self, out: Any, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of a raw model output: cross-entropy or MSE."""
+        return self._loss(self._scores(out), y)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "classification":
             return nn.functional.cross_entropy(out, y)
         return nn.functional.mse_loss(out, y)
@@ -231,9 +347,9 @@ class Trainer:
         total, correct = 0.0, 0
         with eval_mode(self.model), torch.no_grad():
             for s in range(0, len(d), EVAL_BATCH):
-                out = self.model(d.X[s:s + EVAL_BATCH])
+                out = self._scores(self.model(d.X[s:s + EVAL_BATCH]))
                 y = d.y[s:s + EVAL_BATCH]
-                total += float(self.loss_fn(out, y)) * len(y)
+                total += float(self._loss(out, y)) * len(y)
                 if self.task == "classification":
                     correct += int((out.argmax(1) == y).sum())
         acc = correct / len(d) if self.task == "classification" else None
@@ -249,8 +365,15 @@ class Trainer:
         return row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
 
     def _emit(self, row: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.row(row)
         if self.callback is not None:
             self.callback(row)
+
+    def _train_mode(self) -> None:
+        """Training mode for GD steps: each module's flag as `fit` found it (see kept_modes)."""
+        for m, flag in self._gd_flags:
+            m.training = flag
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         d = self.train_data
@@ -265,9 +388,22 @@ class Trainer:
                                 f"batch {batch}; lower the learning rate")
 
     def _gd_epoch(self, opt) -> float:
-        """One pass of minibatch GD over the training data; returns its wall time."""
+        """One pass of minibatch GD over the training data (L-BFGS: one full-batch step); returns
+        its wall time."""
         t = time.perf_counter()
-        self.model.train()
+        self._train_mode()
+        if isinstance(opt, torch.optim.LBFGS):
+            d = self.train_data
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = self.loss_fn(self.model(d.X), d.y)
+                self._check_finite(loss, 1)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            return time.perf_counter() - t
         for i, (xb, yb) in enumerate(self._batches()):
             opt.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model(xb), yb)
@@ -318,13 +454,14 @@ class GDTrainer(Trainer):
 
     method = "gd"
 
-    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd", lr: float = 0.05,
-                 lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
+    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
+                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
+                 verbose: bool | int = False, restarts: int = 1) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)

@@ -1,0 +1,249 @@
+"""A sweep of dense layer k of a chain: layer k's weights are variables in a box around their
+current values, its inputs H (T, N_k) are data (the network's prefix and layers < k ran
+forward once), every later layer is encoded exactly with fixed weights, and a head puts the
+objective on the network's outputs.
+
+The instance carries what a forward pass needs to re-check its claims without any training
+code (`inst.data`: the inputs H, the targets, every layer's weights from k on; see
+gdsolver.formulate.claims).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gdsolver._version import __version__
+from gdsolver.errors import GdsolverError
+from gdsolver.formulate import heads
+from gdsolver.formulate.dense import Dense, as_finite_array, check_chain, forward_chain
+from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
+from gdsolver.ir.instance import InstanceBuilder, MilpInstance
+
+TASKS = ("regression", "classification")
+CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
+REGRESSION_MODES = ("l1", "paper", "squared")
+SMOOTH_MODES = ("squared", "ce", "count+ce")  # refined in rounds by gdsolver.formulate.refine
+# first-round tangents of r^2 per entry besides the current residual: evenly spread over the
+# residual's interval over the box, so the first (possibly only, under a time limit) MILP of a
+# hidden-layer sweep already sees the parabola's shape, not one line of it
+SQUARED_GRID = 5
+DEFAULT_MODE = {"classification": "paper", "regression": "l1"}
+DEFAULT_MARGIN = {"classification": 1e-3, "regression": 0.0}
+
+
+def check_labels(labels, M: int, T: int | None = None, name: str = "labels") -> np.ndarray:
+    """Integer class labels in [0, M) as int64 (one per point when T is given);
+    GdsolverError naming `name` and the problem otherwise."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or (T is not None and len(arr) != T):
+        expected = f"({T},)" if T is not None else "a 1-D array"
+        raise GdsolverError(f"{name}: class labels have shape {arr.shape}, expected {expected} (labels must be 1-D)")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise GdsolverError(f"{name}: expected integer class labels, got non-integer values")
+    elif arr.dtype.kind not in "iub":
+        raise GdsolverError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= M)
+    if bad.any():
+        raise GdsolverError(f"{name}: label {int(arr[bad][0])} is out of range, expected 0..{M - 1} "
+                            f"(the layer has {M} outputs)")
+    return arr
+
+
+def check_targets(Y, T: int, M: int) -> np.ndarray:
+    """Regression targets (T, M) float64; (T,) accepted when M = 1."""
+    Y = as_finite_array("y", Y, (1, 2))
+    if Y.ndim == 1 and M == 1:
+        Y = Y[:, None]
+    if Y.shape != (T, M):
+        raise GdsolverError(f"y: shape {Y.shape} does not match {T} points and {M} outputs, expected ({T}, {M})"
+                            + (" or (T,)" if M == 1 else ""))
+    return Y
+
+
+def _check_radius(radius) -> float:
+    try:
+        radius = float(radius)
+    except (TypeError, ValueError):
+        raise GdsolverError(f"radius: expected a number, got {radius!r}") from None
+    if not np.isfinite(radius) or radius <= 0:
+        raise GdsolverError(f"radius: must be a finite number > 0, got {radius}")
+    return radius
+
+
+def _check_margin(margin) -> float:
+    margin = float(margin)
+    if not np.isfinite(margin) or margin < 0:
+        raise GdsolverError(f"margin: must be a finite number >= 0, got {margin}")
+    return margin
+
+
+def _check_keep(keep_correct, T: int, correct0: np.ndarray, margin: float) -> np.ndarray:
+    if keep_correct is None:
+        return np.zeros(0, np.int64)
+    keep = np.unique(np.asarray(keep_correct, dtype=np.int64).ravel())
+    if len(keep) and (keep.min() < 0 or keep.max() >= T):
+        raise GdsolverError(f"keep_correct: index out of range, expected 0..{T - 1}")
+    wrong = keep[~correct0[keep]]
+    if len(wrong):
+        raise GdsolverError(f"keep_correct: point {int(wrong[0])} is not correct with margin {margin} "
+                            f"under the current weights ({len(wrong)} such points); only correct points can be kept")
+    return keep
+
+
+def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: float, mode: str | None = None,
+                   margin: float | None = None, keep_correct=None, fix_bias: bool = False,
+                   anchors: np.ndarray | None = None, correct: np.ndarray | None = None,
+                   start_at: tuple[np.ndarray, np.ndarray] | None = None) -> MilpInstance:
+    """The MILP of a sweep of layer k (0-based; negative counts from the end) of `layers`.
+
+    H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
+    classification, targets (T, M_out) (or (T,) for one output) for regression.
+    mode (the head, see gdsolver.formulate.heads): classification "paper" (default) |
+    "compact" | "ce" | "count+ce"; regression "l1" (default) | "paper" | "squared".
+    keep_correct: indices of points (classification) that must stay correct.
+    fix_bias pins layer k's bias (a layer without one cannot take one).
+    anchors (smooth heads): tangent points, residuals (T, M, A) for "squared", logits
+    (T, A, M) for "ce"; default the current outputs. correct ("count+ce"): the 0/1 decisions
+    of a count answer; without it the instance is the count stage, with it the ce stage.
+    start_at: (W, b) of layer k inside the box to start the MIP from (default its current
+    weights, the box's centre); the meta's current_* figures are then at that point."""
+    layers = check_chain(layers)
+    L = len(layers)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
+        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), "
+                            f"expected 0..{L - 1} (or -{L}..-1)")
+    k = int(k) % L
+    if task not in TASKS:
+        raise GdsolverError(f"task: {task!r}, expected one of {list(TASKS)}")
+    swept = layers[k]
+    H = as_finite_array("H", H, 2)
+    if H.shape[1] != swept.N:
+        raise GdsolverError(f"H: shape {H.shape} does not match layer {k} ({swept.M}x{swept.N}), "
+                            f"expected (T, {swept.N})")
+    if H.shape[0] == 0:
+        raise GdsolverError("H: no data points (T = 0)")
+    radius = _check_radius(radius)
+    mode = mode or DEFAULT_MODE[task]
+    modes = CLASSIFICATION_MODES if task == "classification" else REGRESSION_MODES
+    if mode not in modes:
+        raise GdsolverError(f"mode: {mode!r} is not a {task} mode, expected one of {list(modes)}")
+    margin = _check_margin(DEFAULT_MARGIN[task] if margin is None else margin)
+    T, M_out = H.shape[0], layers[-1].M
+    if start_at is not None:
+        Ws, bs = (np.asarray(a, np.float64) for a in start_at)
+        if Ws.shape != swept.W.shape or bs.shape != swept.b.shape:
+            raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {swept.W.shape}, "
+                                f"{swept.b.shape}")
+    else:
+        Ws, bs = swept.W, swept.b
+    o0 = forward_chain(layers, H, start=k, weights={k: (Ws, bs)})
+    if task == "classification":
+        if M_out < 2:
+            raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M_out}")
+        target = check_labels(y, M_out, T)
+        keep = _check_keep(keep_correct, T, heads.correct_mask(o0, target, margin), margin)
+    else:
+        if keep_correct is not None:
+            raise GdsolverError("keep_correct: applies to classification only")
+        target = check_targets(y, T, M_out)
+
+    bld = InstanceBuilder()
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias, start=(Ws, bs))
+    out = swept_dense(bld, H, Ws, bs, w, bb, radius, bias_radius(radius, fix_bias), centre=(swept.W, swept.b))
+    relus = []
+    for j in range(k, L):
+        layer = layers[j]
+        if j > k:
+            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
+        if layer.activation == "relu":
+            out, counts = relu(bld, out, f"o{j}", f"z{j}")
+            relus.append({"layer": j, **counts})
+    head_meta: dict = {}
+    sense = "max" if task == "classification" else "min"
+    if mode in ("paper", "compact") and task == "classification" or mode == "count+ce" and correct is None:
+        head_meta = heads.count(bld, out, target, margin=margin, mode="compact" if mode == "count+ce" else mode,
+                                keep=keep)
+        if mode == "count+ce":
+            head_meta["stage"] = "count"
+    elif mode == "count+ce":
+        correct = np.asarray(correct, np.float64).ravel()
+        if correct.shape != (T,) or not np.all((correct == 0) | (correct == 1)):
+            raise GdsolverError(f"correct: expected {T} decisions of 0 or 1, got shape {correct.shape}")
+        counts = heads.count(bld, out, target, margin=margin, mode="compact", keep=keep, fixed=correct)
+        anchors = _anchors(anchors, o0, mode)
+        head_meta = {**heads.ce(bld, out, target, anchors), "stage": "ce", "count": counts["fixed_count"],
+                     "current_correct": counts["current_correct"]}
+        sense = "min"
+    elif mode == "ce":
+        anchors = _anchors(anchors, o0, mode)
+        head_meta = heads.ce(bld, out, target, anchors)
+        sense = "min"
+    elif mode == "l1":
+        head_meta = heads.l1(bld, out, target)
+    elif mode == "squared":
+        if anchors is None:  # the current residual, and a grid over each residual's interval over the box
+            lo = out.lo.reshape(T, M_out) - target
+            hi = out.hi.reshape(T, M_out) - target
+            grid = lo[:, :, None] + (hi - lo)[:, :, None] * np.linspace(0.0, 1.0, SQUARED_GRID)
+            anchors = np.concatenate([(o0 - target)[:, :, None], grid], axis=2)
+        anchors = _anchors(anchors, o0 - target, mode)
+        head_meta = heads.squared(bld, out, target, anchors.reshape(T * M_out, -1))
+    else:
+        head_meta = heads.paper_regression(bld, out, target, margin=margin)
+
+    meta = {
+        "formulation": task,
+        "mode": mode,
+        "activation": layers[-1].activation,
+        "radius": radius,
+        "margin": margin,
+        "box_bias": not fix_bias,
+        "T": int(T),
+        "N": swept.N,
+        "M": swept.M,
+        "layer": {"index": k, "count": L, "name": swept.name},
+        "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
+        "relu": relus,
+        "relu_binaries": int(sum(r["binaries"] for r in relus)),
+        "gdsolver_version": __version__,
+        **head_meta,
+    }
+    if task == "classification":
+        meta["keep_correct"] = [int(i) for i in keep]
+    else:
+        err0 = np.abs(o0 - target)
+        meta["current_l1"] = float(err0.sum())
+        meta["current_mse"] = float((err0 ** 2).mean())
+    inst = bld.build(sense, meta=meta)
+    # what a forward pass needs to re-check the answer (gdsolver.formulate.claims), and to
+    # rebuild the instance with more tangents (gdsolver.formulate.refine)
+    inst.data = {"H": H, "y": target.astype(np.int64) if task == "classification" else target}
+    for j in range(k, L):  # numbered from the swept layer: W0 is its current weights
+        inst.data[f"W{j - k}"] = layers[j].W
+        inst.data[f"b{j - k}"] = layers[j].b
+    if mode in SMOOTH_MODES and anchors is not None:
+        inst.data["anchors"] = np.ascontiguousarray(anchors, np.float64)
+    if correct is not None:
+        inst.data["correct"] = np.asarray(correct, np.float64)
+    if keep_correct is not None and len(keep):
+        inst.data["keep"] = keep.astype(np.int64)
+    return inst
+
+
+def _anchors(anchors: np.ndarray | None, current: np.ndarray, mode: str) -> np.ndarray:
+    """Tangent points: given ones, else the current outputs (residuals for "squared": (T, M, 1);
+    logits for "ce": (T, 1, M))."""
+    if anchors is None:
+        return current[:, :, None] if mode == "squared" else current[:, None, :]
+    a = as_finite_array("anchors", anchors, 3)
+    T, M = current.shape
+    want = (T, M) if mode == "squared" else (T, None, M)
+    if a.shape[0] != T or (mode == "squared" and a.shape[1] != M) or (mode != "squared" and a.shape[2] != M):
+        raise GdsolverError(f"anchors: shape {a.shape} does not fit {T} points and {M} outputs "
+                            f"(expected {'(T, M, A)' if mode == 'squared' else '(T, A, M)'}; {want})")
+    return a

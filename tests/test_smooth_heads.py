@@ -1,0 +1,113 @@
+"""Loss-faithful heads (issue 15): the refined tangent-cut surrogates reach the optimum of the
+convex problem an independent solver finds (numpy lstsq, scipy minimize with the same box),
+and count+ce never has fewer correct points than count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from gdsolver.formulate import Dense, check_claims, correct_mask, sweep_instance
+from gdsolver.formulate.heads import cross_entropy
+from gdsolver.formulate.refine import true_loss
+from gdsolver.ir import verify
+from gdsolver.train.sweep import SweepJob, run_sweep
+
+
+def job_of(inst, T):
+    return SweepJob(0, "", inst, np.arange(T), np.zeros(0, np.int64), float(inst.meta["radius"]), 0)
+
+
+def final_layer(seed, T=30, N=3, M=2):
+    rng = np.random.default_rng(seed)
+    return rng, rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
+
+
+def _weights(out, inst):
+    blocks = inst.unpack(out.x)
+    return blocks["w"], blocks["b"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_squared_unboxed_equals_lstsq(seed):
+    rng, W, b, H = final_layer(seed)
+    Y = H @ rng.normal(size=(3, 2)) + rng.normal(size=2) + 0.3 * rng.normal(size=(30, 2))
+    inst = sweep_instance([Dense(W, b)], 0, H, Y, task="regression", radius=100.0, mode="squared")
+    out = run_sweep(job_of(inst, 30), time_limit=None, rounds=300, round_tol=1e-7)
+    assert out.usable and verify(out.instance, out.x).ok and check_claims(out.instance, out.x).ok
+    A = np.hstack([H, np.ones((30, 1))])
+    coef, *_ = np.linalg.lstsq(A, Y, rcond=None)
+    sse_ref = float(((A @ coef - Y) ** 2).sum())
+    assert out.true_loss == pytest.approx(sse_ref, rel=1e-5)
+    Wn, bn = _weights(out, out.instance)
+    np.testing.assert_allclose(np.vstack([Wn.T, bn]), coef, atol=2e-2)
+    assert out.objective <= out.true_loss + 1e-9  # the surrogate is a lower bound
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_squared_boxed_equals_bounded_minimize(seed):
+    rng, W, b, H = final_layer(seed)
+    Y = H @ rng.normal(size=(3, 2)) * 3 + 2.0
+    r = 0.2  # small enough that the box binds
+    inst = sweep_instance([Dense(W, b)], 0, H, Y, task="regression", radius=r, mode="squared")
+    out = run_sweep(job_of(inst, 30), time_limit=None, rounds=300, round_tol=1e-7)
+    x0 = np.concatenate([W.ravel(), b])
+
+    def f(v):
+        Wv, bv = v[:6].reshape(2, 3), v[6:]
+        res = H @ Wv.T + bv - Y
+        return (res ** 2).sum(), np.concatenate([(2 * res.T @ H).ravel(), 2 * res.sum(0)])
+
+    ref = minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
+                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    assert np.any(np.isclose(np.abs(ref.x - x0), r))  # the box is active
+    assert out.true_loss == pytest.approx(ref.fun, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ce_reaches_bounded_lbfgs(seed):
+    rng, W, b, H = final_layer(seed, T=40, N=3, M=3)
+    labels = rng.integers(0, 3, 40)
+    r = 0.5
+    inst = sweep_instance([Dense(W, b)], 0, H, labels, task="classification", radius=r, mode="ce")
+    out = run_sweep(job_of(inst, 40), time_limit=None, rounds=400, round_tol=1e-6)
+    assert out.usable and check_claims(out.instance, out.x).ok
+    x0 = np.concatenate([W.ravel(), b])
+
+    def f(v):
+        Wv, bv = v[:9].reshape(3, 3), v[9:]
+        o = H @ Wv.T + bv
+        p = np.exp(o - o.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = p.copy()
+        g[np.arange(40), labels] -= 1
+        return cross_entropy(o, labels).sum(), np.concatenate([(g.T @ H).ravel(), g.sum(0)])
+
+    ref = minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
+                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    assert out.true_loss == pytest.approx(ref.fun, rel=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_count_ce_keeps_the_count(seed):
+    rng = np.random.default_rng(seed)
+    layers = [Dense(rng.normal(size=(6, 4)), rng.normal(size=6) * 0.1, "relu"), Dense(rng.normal(size=(3, 6)), np.zeros(3))]
+    H = rng.normal(size=(12, 4))
+    labels = rng.integers(0, 3, 12)
+    r, margin = 0.3, 1e-3
+    count = sweep_instance(layers, 0, H, labels, task="classification", radius=r, mode="compact", margin=margin)
+    c_out = run_sweep(job_of(count, 12), time_limit=60, closest=False)
+    both = sweep_instance(layers, 0, H, labels, task="classification", radius=r, mode="count+ce", margin=margin)
+    b_out = run_sweep(job_of(both, 12), time_limit=60, rounds=30)
+    assert c_out.usable and b_out.usable
+    assert b_out.instance.meta["stage"] == "ce"
+    o_count = layers[1].forward(layers[0].forward(H, *_weights(c_out, c_out.instance)))
+    o_both = layers[1].forward(layers[0].forward(H, *_weights(b_out, b_out.instance)))
+    n_count = correct_mask(o_count, labels, margin / 2).sum()
+    n_both = correct_mask(o_both, labels, margin / 2).sum()
+    assert n_both >= n_count == round(c_out.objective)
+    # among answers with those points correct, a lower cross-entropy than the count answer's
+    assert cross_entropy(o_both, labels).sum() <= cross_entropy(o_count, labels).sum() + 1e-6
+    assert check_claims(b_out.instance, b_out.x).ok and verify(b_out.instance, b_out.x).ok
+    assert true_loss(b_out.instance, b_out.x) == pytest.approx(cross_entropy(o_both, labels).sum())
