@@ -139,11 +139,12 @@ def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mod
     """A sweep from a real short training run on sklearn's digits: `model` "mlp"
     (Linear(64, 32)-ReLU-Linear(32, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-
     Linear(75, 10) on the 8x8 images), `epochs` of SGD (gdsolver.GDTrainer), then the final
-    layer's sweep on `points` misclassified training points (as GDSolver builds it)."""
-    from gdsolver.extract import from_torch
+    layer's sweep on `points` misclassified training points (train.sweep.prepare_sweep, as
+    GDSolver builds it)."""
+    from gdsolver.extract import network_from_torch
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for
-    from gdsolver.train.sweep import build_sweep
+    from gdsolver.train.sweep import prepare_sweep
     from gdsolver.train.trainer import GDTrainer
 
     split = load_split_for("digits-images" if model == "conv" else "digits", None, seed=seed)
@@ -151,8 +152,9 @@ def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mod
     GDTrainer(net, task="classification", optimizer="sgd", lr=lr, epochs=epochs, seed=seed, threads=1).fit(
         split.train, split.val)
     X, y = split.train
-    layer = from_torch(net, X)
-    inst = build_sweep(layer, X, y, task="classification", radius=radius, mode=mode, points=points, seed=seed)
+    network = network_from_torch(net, X)
+    inst = prepare_sweep(network, X, y, task="classification", radius=radius, mode=mode, points=points,
+                         seed=seed).instance
     inst.meta.update(generator="trained_sweep", generator_model=model, generator_seed=int(seed),
                      generator_epochs=int(epochs))
     return inst
