@@ -155,15 +155,15 @@ def _search_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any]:
 
 def _gurobi_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any] | None:
     from gdsolver.compile import solve
-    from gdsolver.compile.gurobi import gurobi_size, licence_info
+    from gdsolver.compile.gurobi import GurobiBackend
 
-    lic = licence_info()
-    if not lic.available:
+    lic = GurobiBackend.licence()
+    if not lic.usable:
         return {"status": "n/a", "reason": lic.reason}
-    if not lic.fits(inst):
-        nv, nc = gurobi_size(inst)
-        return {"status": "n/a", "reason": f"licence: {nv} variables, {nc} constraints > {lic.max_variables}"}
-    res = solve(inst, backend="gurobi", time_limit=cfg.time_limit, threads=cfg.threads)
+    ok, why = GurobiBackend().accepts(inst)
+    if not ok:
+        return {"status": "n/a", "reason": why}
+    res = solve(inst, backend=GurobiBackend.name, time_limit=cfg.time_limit, threads=cfg.threads)
     return {"status": res.status, "objective": res.objective, "bound": res.bound,
             "proof_s": res.runtime_s if res.status == "OPTIMAL" else None, "runtime_s": res.runtime_s,
             "verified": bool(res.x is not None and verify(inst, res.x).ok)}

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gdsolver.compile.highs import build_highs, new_highs
+from gdsolver.compile.base import SolveRun
+from gdsolver.compile.highs import build_highs, new_highs, run_highs
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import BINARY, MilpInstance
@@ -27,13 +28,39 @@ from gdsolver.ir.subsystem import Subsystem, pair_conflicts
 FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped one of the search's HiGHS runs (through compile.base.SolveRun)."""
+
+
+def _run(h, run: SolveRun | None) -> None:
+    """h.run(); with a SolveRun (for the master MIP, whose runs can be long) Ctrl-C stops HiGHS
+    and raises Interrupted. The LPs run plainly (a SolveRun's thread and callbacks cost 20-30%
+    per LP, measured) and are short: Ctrl-C arrives as KeyboardInterrupt right after one."""
+    if run is None:
+        h.run()
+        return
+    run_highs(h, run)
+    if run.interrupted:
+        raise Interrupted()
+
+
+def release_threads() -> None:
+    """Stop HiGHS's worker threads after a search, as the HiGHS backend does after every solve:
+    they busy-wait (and slowed the next torch epochs 25x on 2 cores), and left running at exit
+    after a Ctrl-C they abort the process."""
+    import highspy
+
+    highspy.Highs.resetGlobalScheduler(True)
+
+
 class SubsystemLP:
     """The warm-started LP over a Subsystem's continuous variables and elastic columns."""
 
-    def __init__(self, sub: Subsystem) -> None:
+    def __init__(self, sub: Subsystem, run: SolveRun | None = None) -> None:
         import highspy
 
         self.sub = sub
+        self.run = run
         self._kOptimal = highspy.HighsModelStatus.kOptimal
         self._kInfeasible = highspy.HighsModelStatus.kInfeasible
         K, nc = sub.num_keys, len(sub.cols)
@@ -111,13 +138,13 @@ class SubsystemLP:
         if self.last is not None:
             return self.last
         t0 = time.perf_counter()
-        self.h.run()
+        _run(self.h, self.run)
         self.solves += 1
         ms = self.h.getModelStatus()
         if ms != self._kOptimal and ms != self._kInfeasible:
             # numerical trouble: a cold start usually clears it
             self.h.clearSolver()
-            self.h.run()
+            _run(self.h, self.run)
             ms = self.h.getModelStatus()
         self.lp_time += time.perf_counter() - t0
         self.iterations += int(self.h.getInfo().simplex_iteration_count)
@@ -156,12 +183,13 @@ class SearchTrace:
     cuts: int = 0  # found by LP (beyond the pairs)
     cut_sizes: list[int] = field(default_factory=list)
     iterations: int = 0
+    interrupted: bool = False  # Ctrl-C ended the search; the outcome is the best point so far
 
     def to_json_dict(self) -> dict:
         return {"events": [[round(t, 4), k, v] for t, k, v in self.events], "lp_solves": self.lp_solves,
                 "lp_time_s": self.lp_time, "master_solves": self.master_solves, "master_time_s": self.master_time,
                 "pair_cuts": self.pair_cuts, "cuts": self.cuts, "cut_sizes": self.cut_sizes,
-                "iterations": self.iterations}
+                "iterations": self.iterations, "interrupted": self.interrupted}
 
 
 def single_row_keys(sub: Subsystem) -> np.ndarray:
@@ -301,9 +329,10 @@ class Master:
     """max gain.c over the keys subject to the master rows, the cuts "not all of C", and
     gain.c >= cutoff, on a persistent HiGHS MIP."""
 
-    def __init__(self, sub: Subsystem, threads: int | None = None) -> None:
+    def __init__(self, sub: Subsystem, threads: int | None = None, run: SolveRun | None = None) -> None:
         import highspy
 
+        self.run = run
         K = sub.num_keys
         self.gain = sub.gain.astype(np.float64)
         inst = MilpInstance(
@@ -336,7 +365,7 @@ class Master:
         """("optimal", chosen, value) | ("infeasible", None, None) | ("limit", chosen or None, bound)."""
         self.h.changeRowBounds(self.cutoff_row, float(cutoff), np.inf)
         self.h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
-        self.h.run()
+        _run(self.h, self.run)
         ms = self.h.getModelStatus()
         info = self.h.getInfo()
         if ms == self._ms.kOptimal:
@@ -354,7 +383,7 @@ class Master:
 @dataclass
 class MfsOutcome:
     chosen: np.ndarray  # best key set found (bool (K,))
-    y: np.ndarray  # its continuous values
+    y: np.ndarray | None  # its continuous values (None only when interrupted before any LP answered)
     value: float  # gain of `chosen`
     bound: float  # upper bound on the gain (== value when proven)
     proven: bool
@@ -363,7 +392,8 @@ class MfsOutcome:
 
 def incumbent(sub: Subsystem | SubsystemLP, base: np.ndarray, *, deadline: float = np.inf,
               pairs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The greedy incumbent alone (see `greedy`), for a search that hands it to a MIP."""
+    """The greedy incumbent alone (see `greedy`), for a search that hands it to a MIP.
+    Ctrl-C propagates as KeyboardInterrupt."""
     lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
     s = lp.sub
     pairs = pair_conflicts(s) if pairs is None else pairs
@@ -373,16 +403,39 @@ def incumbent(sub: Subsystem | SubsystemLP, base: np.ndarray, *, deadline: float
 
 def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float | None = None,
             threads: int | None = None, t0: float | None = None, trace: SearchTrace | None = None,
-            pairs: np.ndarray | None = None, gap: float = 0.0) -> MfsOutcome:
+            pairs: np.ndarray | None = None, gap: float = 0.0, run: SolveRun | None = None) -> MfsOutcome:
     """Combinatorial Benders for the maximum-gain feasible key set containing `base` (a
     feasible set, e.g. the keys the current weights satisfy). The master starts with every
     pair conflict (`ir.subsystem.pair_conflicts`); each master choice that the LP rejects is
     cut down, one minimal infeasible subset at a time, to a feasible set, which is then
-    extended greedily (a new incumbent when it beats the best)."""
+    extended greedily (a new incumbent when it beats the best). Ctrl-C (KeyboardInterrupt, or
+    Interrupted from the master's `run`) ends the search with the best point so far
+    (trace.interrupted)."""
     t0 = time.perf_counter() if t0 is None else t0
-    deadline = np.inf if time_limit is None else t0 + time_limit
     trace = trace or SearchTrace()
+    state: dict = {"chosen": None, "y": None, "best": -np.inf, "bound": np.inf, "proven": False}
+    try:
+        _benders_loop(sub, base, state, time_limit=time_limit, threads=threads, t0=t0, trace=trace, pairs=pairs,
+                      gap=gap, run=run)
+    except (Interrupted, KeyboardInterrupt):  # Ctrl-C: the best point so far is the answer
+        trace.interrupted = True
+    lp = state.get("lp")
+    if lp is not None:
+        flp = state.get("flp")
+        trace.lp_solves = lp.solves + (flp.solves if flp else 0)
+        trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
+    if state["chosen"] is None:  # interrupted before the first answer: the keys we started from
+        state["chosen"] = np.asarray(base, bool).copy()
+        state["best"] = float(lp.sub.gain @ state["chosen"]) if lp is not None else 0.0
+    return MfsOutcome(state["chosen"], state["y"], state["best"], max(state["bound"], state["best"]),
+                      state["proven"], trace)
+
+
+def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, gap, run) -> None:
+    """The search itself; keeps its best answer in `state` so that an interruption loses nothing."""
+    deadline = np.inf if time_limit is None else t0 + time_limit
     lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
+    state["lp"] = lp
     s = lp.sub
     K, gain = s.num_keys, s.gain
     allowed = s.key_ub > 0.5
@@ -401,16 +454,17 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         pairs = np.zeros((0, 2), np.int64)
         conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
     best = float(gain @ chosen)
+    state.update(chosen=chosen, y=y, best=best, bound=bound)
     trace.events.append((time.perf_counter() - t0, "incumbent", best))
-    master = Master(s, threads)
+    master = Master(s, threads, run)
     flp: SubsystemLP | None = None  # a second LP for deletion filtering on small subsets, made when needed
     master.add_cuts([np.asarray(p) for p in pairs])
     trace.pair_cuts = len(pairs)
-    proven = False
     while True:
         now = time.perf_counter()
+        state.update(bound=bound)
         if best >= bound - max(1e-9, gap * abs(best)):
-            proven = best >= bound - 1e-9
+            state["proven"] = best >= bound - 1e-9
             break
         if now >= deadline:
             break
@@ -425,7 +479,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
             continue
         if status == "limit":
             if value is not None:
-                bound = min(bound, value)
+                state["bound"] = min(bound, value)
             break
         bound = min(bound, value)
         trace.events.append((time.perf_counter() - t0, "bound", bound))
@@ -437,6 +491,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
                 break
             violated = lp.last[2] if lp.last and lp.last[2] is not None else np.zeros(K)
             flp = flp or SubsystemLP(s)
+            state["flp"] = flp
             conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
             members = np.flatnonzero(conflict)
             new_cuts.append(members)
@@ -459,8 +514,6 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
                 ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline)
             if y_ext is not None and gain @ ext > best + 1e-9:
                 chosen, y, best = ext, y_ext, float(gain @ ext)
+                state.update(chosen=chosen, y=y, best=best)
                 trace.events.append((time.perf_counter() - t0, "incumbent", best))
         master.add_cuts(new_cuts)
-    trace.lp_solves = lp.solves + (flp.solves if flp else 0)
-    trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
-    return MfsOutcome(chosen, y, best, bound, proven, trace)

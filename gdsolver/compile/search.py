@@ -11,8 +11,9 @@
   count binaries, seeded with every pair conflict and cut by minimal infeasible subsets found
   by warm-started HiGHS LPs. Needs the subsystem shape; its LPs and master run on HiGHS
   whatever `backend` says;
-- "auto" (default): "benders" when the instance has the subsystem shape (the identity-output
-  count heads, paper or compact), else "presolve" for a MIP, else "mip".
+- "auto" (default): "benders" when the presolved instance has the subsystem shape (the
+  identity-output count heads, paper or compact) and `backend` is HiGHS or "auto"; otherwise
+  "mip" (a solver chosen by name solves the instance itself).
 
 Nothing here knows the formulation's names: the shape is recognised from the instance.
 """
@@ -25,11 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile.backend import check_common_options, solve
+from gdsolver.compile.backend import check_common_options
+from gdsolver.compile.base import SolveRun
+from gdsolver.compile.highs import HighsBackend
+from gdsolver.compile.registry import AUTO, DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult
-from gdsolver.errors import GdsolverError
+from gdsolver.errors import GdsolverError, SolveInterrupted
 from gdsolver.ir.gdsm import fingerprint
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
+from gdsolver.ir.numerics import check_numerics
 from gdsolver.ir.presolve import PresolveResult, presolve
 from gdsolver.ir.subsystem import subsystem_view
 from gdsolver.ir.verify import verify
@@ -70,7 +75,8 @@ def count_fixings(inst: MilpInstance, pre: PresolveResult) -> dict[str, int]:
     return {"points": int(len(keys)), "out": n_out, "in": n_in, "free": int(len(keys)) - n_out - n_in}
 
 
-def solve_sweep(inst: MilpInstance, *, search: str = "auto", backend: str = "highs", time_limit: float | None = None,
+def solve_sweep(inst: MilpInstance, *, search: str = "auto", backend: str = DEFAULT_BACKEND,
+                time_limit: float | None = None,
                 threads: int | None = None, mip_gap: float | None = None, use_start: bool = True,
                 options: dict[str, Any] | None = None, fallback: str | None = None) -> SweepOutcome:
     """Solve `inst` with the chosen search; see the module docstring. The answer is always
@@ -90,10 +96,13 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
     if search not in SEARCHES:
         raise GdsolverError(f"search: {search!r} is not a search, expected one of {list(SEARCHES)}")
     kind = "mip" if search == "mip" or not inst.is_mip else search
+    if kind == "auto" and backend not in (HighsBackend.name, AUTO):
+        kind = "mip"  # a solver chosen by name solves the instance itself; Benders' LPs are HiGHS's
     if kind == "mip":
         res = solve(inst, backend=backend, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                     use_start=use_start, options=options, **extra)
         return SweepOutcome(res, "mip", best_s=res.runtime_s)
+    check_numerics(inst)  # what every backend refuses, refused before the search's own LPs too
     pre = presolve(inst)
     summary = {**pre.summary(inst), "counts": count_fixings(inst, pre), "time_s": time.perf_counter() - t0}
     if pre.status == "infeasible":
@@ -129,12 +138,13 @@ def _start_keys(red: MilpInstance, sub) -> np.ndarray:
 
 
 def _finish(inst: MilpInstance, pre: PresolveResult, x_red: np.ndarray | None, *, status: str, bound_red: float | None,
-            t0: float, backend: str, version: str, message: str, nodes: int | None = None) -> SolveResult:
+            t0: float, backend: str, version: str, message: str, nodes: int | None = None,
+            termination: str = "") -> SolveResult:
     """A SolveResult on the original instance from a reduced-instance point (verified)."""
     runtime = time.perf_counter() - t0
     if x_red is None:
         return SolveResult(status, runtime_s=runtime, backend=backend, backend_version=version, message=message,
-                           instance_fingerprint=fingerprint(inst))
+                           instance_fingerprint=fingerprint(inst), termination=termination)
     x = pre.map.to_original(x_red)
     rep = verify(inst, x)
     if not rep.ok:
@@ -147,30 +157,45 @@ def _finish(inst: MilpInstance, pre: PresolveResult, x_red: np.ndarray | None, *
         gap = 0.0 if diff <= 1e-9 * max(1.0, abs(objective)) else diff / max(abs(objective), 1e-10)
     return SolveResult(status=status, x=x, objective=objective, bound=bound_red, gap=gap, runtime_s=runtime,
                        nodes=nodes, backend=backend, backend_version=version, message=message,
-                       instance_fingerprint=fingerprint(inst))
+                       instance_fingerprint=fingerprint(inst), termination=termination)
 
 
 def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> SweepOutcome:
-    from gdsolver.compile.highs import HighsBackend
-    from gdsolver.compile.mfs import SubsystemLP, benders
+    from gdsolver.compile.highs import join_abandoned
+    from gdsolver.compile.mfs import SubsystemLP, benders, release_threads
 
     red = pre.instance
     base = _start_keys(red, sub)
-    lp = SubsystemLP(sub)
+    join_abandoned()  # HiGHS runs an earlier Ctrl-C left behind
+    run = SolveRun()  # Ctrl-C stops the HiGHS run in progress; the search ends with its best point
     try:
-        out = benders(lp, base, time_limit=time_limit, threads=threads, t0=t0, gap=mip_gap or 0.0)
+        out = benders(SubsystemLP(sub), base, time_limit=time_limit, threads=threads, t0=t0, gap=mip_gap or 0.0,
+                      run=run)
     except GdsolverError as exc:  # e.g. LP tolerances disagree with the start: the MIP path still answers
         summary["benders_failed"] = str(exc)
-        return _presolve_mip(inst, pre, sub, summary, t0, time_limit, "highs", threads, mip_gap, None, {})
-    x_red = sub.solution(red, out.chosen, out.y)
-    sign = 1.0 if red.sense == "max" else -1.0
-    const = red.objective_value(x_red) - sign * out.value  # the constant part of the reduced objective
-    bound = const + sign * out.bound
+        return _presolve_mip(inst, pre, sub, summary, t0, time_limit, HighsBackend.name, threads, mip_gap, None, {})
+    finally:
+        release_threads()
     tr = out.trace
+    if out.y is not None:
+        x_red = sub.solution(red, out.chosen, out.y)
+    else:  # interrupted before any LP answered: the current weights, if the instance has them
+        x_red = red.start
+    bound = None
+    if x_red is not None:
+        sign = 1.0 if red.sense == "max" else -1.0
+        const = red.objective_value(x_red) - sign * out.value  # the constant part of the reduced objective
+        bound = const + sign * out.bound
     msg = (f"benders: {tr.iterations} master solves, {tr.pair_cuts} pair + {tr.cuts} LP cuts, "
            f"{tr.lp_solves} LPs; presolve fixed {summary['counts']['out']} out, {summary['counts']['in']} in")
-    res = _finish(inst, pre, x_red, status="OPTIMAL" if out.proven else "FEASIBLE", bound_red=bound, t0=t0,
-                  backend="highs", version=HighsBackend().version(), message=msg)
+    if tr.interrupted:
+        msg = "interrupted; " + msg
+    termination = "optimal" if out.proven else ("interrupted" if tr.interrupted else "time_limit")
+    status = "OPTIMAL" if out.proven else ("FEASIBLE" if x_red is not None else "TIME_LIMIT")
+    res = _finish(inst, pre, x_red, status=status, bound_red=bound, t0=t0, backend=HighsBackend.name,
+                  version=HighsBackend.version(), message=msg, termination=termination)
+    if tr.interrupted:
+        raise SolveInterrupted(res if res.has_solution else None)
     incumbents = [(t, v) for t, kind, v in tr.events if kind == "incumbent"]
     best_t = next((t for t, v in incumbents if v >= out.value - 1e-9), None)
     return SweepOutcome(res, "benders", summary, first_incumbent_s=incumbents[0][0] if incumbents else None,
@@ -181,11 +206,27 @@ def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip
     red = pre.instance
     first = None
     msg = f"presolve fixed {summary['counts']['out']} out, {summary['counts']['in']} in"
+
+    def interrupted(x_red, why: str):
+        if x_red is None:
+            x_red = red.start
+        res = _finish(inst, pre, x_red, status="FEASIBLE" if x_red is not None else "TIME_LIMIT", bound_red=None,
+                      t0=t0, backend=backend, version="", message=f"interrupted; {msg}; {why}",
+                      termination="interrupted")
+        raise SolveInterrupted(res if res.has_solution else None)
+
     if red.is_mip and sub is not None:
-        from gdsolver.compile.mfs import incumbent
+        from gdsolver.compile.mfs import incumbent, release_threads
 
         deadline = np.inf if time_limit is None else t0 + time_limit
-        chosen, y = incumbent(sub, _start_keys(red, sub), deadline=deadline)
+        try:
+            chosen, y = incumbent(sub, _start_keys(red, sub), deadline=deadline)
+        except SolveInterrupted:
+            raise
+        except KeyboardInterrupt:
+            interrupted(None, "in the greedy incumbent")
+        finally:
+            release_threads()
         if y is not None:
             x0 = sub.solution(red, chosen, y)
             if verify(red, x0).ok and (red.start is None or _better_or_equal(red, x0, red.start)):
@@ -196,15 +237,23 @@ def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip
     if red.num_vars == 0:  # presolve decided everything
         x_red = np.zeros(0)
         res = _finish(inst, pre, x_red, status="OPTIMAL", bound_red=red.c0, t0=t0, backend=backend, version="",
-                      message=msg + "; presolve decided every variable")
+                      message=msg + "; presolve decided every variable", termination="optimal")
         return SweepOutcome(res, "presolve", summary, first_incumbent_s=first, best_s=first)
-    r = solve(red, backend=backend, time_limit=remaining, threads=threads, mip_gap=mip_gap, options=options, **extra)
+    try:
+        r = solve(red, backend=backend, time_limit=remaining, threads=threads, mip_gap=mip_gap, options=options,
+                  **extra)
+    except SolveInterrupted as exc:
+        got = exc.result.x if exc.result is not None else None
+        if got is not None and red.start is not None and not _better_or_equal(red, got, red.start):
+            got = red.start
+        interrupted(got, "in the reduced MIP")
     x_red = r.x
     status = r.status
     if red.start is not None and (x_red is None or not _better_or_equal(red, x_red, red.start)):
         x_red, status = red.start, ("FEASIBLE" if r.status in ("OPTIMAL", "FEASIBLE", "TIME_LIMIT") else r.status)
     res = _finish(inst, pre, x_red, status=status, bound_red=r.bound, t0=t0, backend=r.backend,
-                  version=r.backend_version, message=f"{msg}; reduced MIP: {r.message}", nodes=r.nodes)
+                  version=r.backend_version, message=f"{msg}; reduced MIP: {r.message}", nodes=r.nodes,
+                  termination=r.termination)
     return SweepOutcome(res, "presolve", summary, first_incumbent_s=first, best_s=None)
 
 
