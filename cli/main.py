@@ -166,6 +166,11 @@ def solve(
     fallback: Annotated[Optional[str], typer.Option(
         help="Solve with this backend when --backend's package is missing or its licence is too small for the "
              "instance.")] = None,
+    search: Annotated[str, typer.Option(
+        help="auto (default): benders for count objectives of the maximum-feasible-subsystem shape "
+             "(classification sweeps with the paper or compact head), else mip | mip: the instance as it is | "
+             "presolve: interval presolve + greedy incumbent + MIP | benders: presolve + combinatorial "
+             "Benders (its LPs and master on HiGHS).")] = "auto",
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
     closest: Annotated[bool, typer.Option(
@@ -178,7 +183,7 @@ def solve(
     Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
     the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
     the best point found so far is written as a FEASIBLE result and the exit code is 130."""
-    from gdsolver.compile import SolveOptions, result_paths
+    from gdsolver.compile import SEARCHES, SolveOptions, result_paths, solve_sweep
     from gdsolver.compile.registry import check_backend_name
     from gdsolver.compile.registry import solve as solve_with
     from gdsolver.errors import SolveInterrupted
@@ -191,14 +196,23 @@ def solve(
     check_backend_name(backend)
     if fallback is not None:
         check_backend_name(fallback)
+    if search not in SEARCHES:
+        fail(f"--search: {search!r} is not a search, expected one of {list(SEARCHES)}")
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
     check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
+    outcome = None
     try:
-        with console.status(f"solving {instance.name} with {backend}...", spinner="dots"):
-            res = solve_with(inst, backend, opts, fallback=fallback)
+        with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
+            if search == "mip":  # the backend alone, exactly as before searches existed
+                res = solve_with(inst, backend, opts, fallback=fallback)
+            else:
+                outcome = solve_sweep(inst, search=search, backend=backend, time_limit=opts.time_limit,
+                                      threads=opts.threads, mip_gap=opts.mip_gap, use_start=opts.use_start,
+                                      options=opts.native, fallback=fallback)
+                res = outcome.result
     except SolveInterrupted as exc:
         _interrupted(exc.result, instance, inst, out)
     if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
@@ -224,7 +238,8 @@ def solve(
         shown = f"VERIFY FAILED ({res.backend} said {res.status})"
         res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
         res.status = "ERROR"
-    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown)
+    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown,
+                  extra=_search_rows(outcome))
     if failure:
         raise typer.Exit(EXIT_SOLVER_ERROR)
 
@@ -262,7 +277,22 @@ def _write_result(res, instance: Path, out: Path) -> Path:
     return save_result(res, out)[0]
 
 
-def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None) -> None:
+def _search_rows(outcome) -> list[list]:
+    """What a search (solve_sweep) adds to the result table: what ran, presolve's counts, when the
+    first incumbent came."""
+    if outcome is None:
+        return []
+    rows = [["search", outcome.search]]
+    if outcome.presolve is not None and outcome.presolve["counts"]["points"]:
+        cnt = outcome.presolve["counts"]
+        rows.append(["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
+    if outcome.first_incumbent_s is not None:
+        rows.append(["first incumbent (s)", outcome.first_incumbent_s])
+    return rows
+
+
+def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None,
+                  extra: list[list] | None = None) -> None:
     from gdsolver.ir import verify
 
     rep = verify(inst, res.x) if res.x is not None else None
@@ -270,7 +300,7 @@ def _print_result(instance: Path, inst, res, json_path: Path | None, shown_statu
             ["time (s)", res.runtime_s], ["nodes", res.nodes],
             ["current objective", inst.meta.get("current_objective")],
             ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            ["message", res.message], ["result", str(json_path) if json_path else "-"]]
+            *(extra or []), ["message", res.message], ["result", str(json_path) if json_path else "-"]]
     if res.closest:
         rows.insert(1, ["closest point", _closest_text(res.closest)])
     console.print(table(None, ["", str(instance)], rows))
@@ -364,6 +394,8 @@ def evaluate(
 def inspect(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    presolve: Annotated[bool, typer.Option(help="Also run the interval presolve (ir.presolve) and report what "
+                                           "it decides: points out/in, sizes after.")] = True,
 ) -> None:
     """Blocks, counts, nonzeros, coefficient, bound and big-M ranges, and meta of an instance."""
     from gdsolver.errors import GdsolverError
@@ -372,6 +404,8 @@ def inspect(
 
     inst = load(instance)
     s = inst.summary()
+    if presolve:
+        s["presolve"] = _presolve_summary(inst)
     try:
         num = check_numerics(inst)
         s["numerics"] = {"solvable": True, "significant_coefficient_range": num.range_ratio,
@@ -408,6 +442,36 @@ def inspect(
         console.print(table("constraint groups", ["kind", "group", "offset", "count"], groups))
     console.print(table("meta", ["key", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
                                                   for k, v in s["meta"].items()]))
+    if presolve:
+        p = s["presolve"]
+        rows = [["status", p["status"] + (f" ({p['message']})" if p["message"] else "")]]
+        if p["counts"]["points"]:
+            c = p["counts"]
+            rows.append(["points (objective binaries)", f"{c['out']} out, {c['in']} in, {c['free']} left of {c['points']}"])
+        if p["reduced"]:
+            o, r = p["original"], p["reduced"]
+            for key in ("variables", "binary", "rows", "indicators"):
+                rows.append([key, f"{o[key]} -> {r[key]}"])
+        for name, b in p["blocks"].items():
+            decided = b.get("fixed_to_0", 0) + b.get("fixed_to_1", 0) + b["fixed_other"] + b["aggregated"]
+            if decided:
+                parts = [f"{b[k]} {label}" for k, label in (("fixed_to_0", "fixed to 0"), ("fixed_to_1", "fixed to 1"),
+                                                            ("fixed_other", "fixed"), ("aggregated", "aggregated"))
+                         if b.get(k)]
+                rows.append([f"block {name}", ", ".join(parts) + f" of {b['size']}"])
+        rows.append(["time (s)", fmt(p["time_s"], 3)])
+        console.print(table("presolve (interval reasoning, ir.presolve)", ["", ""], rows))
+
+
+def _presolve_summary(inst) -> dict:
+    import time
+
+    from gdsolver.compile.search import count_fixings
+    from gdsolver.ir.presolve import presolve
+
+    t0 = time.perf_counter()
+    pre = presolve(inst)
+    return {**pre.summary(inst), "counts": count_fixings(inst, pre), "time_s": time.perf_counter() - t0}
 
 
 def _rng(r) -> str:

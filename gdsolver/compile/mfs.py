@@ -1,0 +1,519 @@
+"""Maximum feasible subsystem search on HiGHS: warm-started LPs over key subsets, a greedy
+incumbent, and combinatorial Benders (a master over the keys alone, cut by infeasible
+subsets found through the LP's duals and deletion filtering).
+
+The input is an `ir.subsystem.Subsystem` (keys switching on row groups over continuous
+variables). One HiGHS LP holds every group's rows; a group is switched off by freeing its
+rows' bounds, so consecutive solves differ only in bounds and HiGHS's dual simplex starts
+from the previous basis. Each group has an elastic column e_k >= 0 (the group's rows may be
+violated by e_k at a cost gain_k e_k); a chosen subset is feasible when the optimum is 0,
+and when it is not, the groups holding nonzero duals at the optimum are an infeasible subset
+(LP duality: the same dual solution proves the smaller LP's optimum positive).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gdsolver.compile.base import SolveRun
+from gdsolver.compile.highs import build_highs, new_highs, run_highs
+from gdsolver.errors import GdsolverError
+from gdsolver.ir.csr import Csr
+from gdsolver.ir.instance import BINARY, MilpInstance
+from gdsolver.ir.subsystem import Subsystem, pair_conflicts
+
+FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped one of the search's HiGHS runs (through compile.base.SolveRun)."""
+
+
+def _run(h, run: SolveRun | None) -> None:
+    """h.run(); with a SolveRun (for the master MIP, whose runs can be long) Ctrl-C stops HiGHS
+    and raises Interrupted. The LPs run plainly (a SolveRun's thread and callbacks cost 20-30%
+    per LP, measured) and are short: Ctrl-C arrives as KeyboardInterrupt right after one."""
+    if run is None:
+        h.run()
+        return
+    run_highs(h, run)
+    if run.interrupted:
+        raise Interrupted()
+
+
+def release_threads() -> None:
+    """Stop HiGHS's worker threads after a search, as the HiGHS backend does after every solve:
+    they busy-wait (and slowed the next torch epochs 25x on 2 cores), and left running at exit
+    after a Ctrl-C they abort the process."""
+    import highspy
+
+    highspy.Highs.resetGlobalScheduler(True)
+
+
+class SubsystemLP:
+    """The warm-started LP over a Subsystem's continuous variables and elastic columns."""
+
+    def __init__(self, sub: Subsystem, run: SolveRun | None = None) -> None:
+        import highspy
+
+        self.sub = sub
+        self.run = run
+        self._kOptimal = highspy.HighsModelStatus.kOptimal
+        self._kInfeasible = highspy.HighsModelStatus.kInfeasible
+        K, nc = sub.num_keys, len(sub.cols)
+        lo, hi, grp = sub.rows_lo, sub.rows_hi, sub.group
+        # split every key row into one-sided rows, each with its group's elastic column
+        lo_rows = np.flatnonzero(np.isfinite(lo))
+        hi_rows = np.flatnonzero(np.isfinite(hi))
+        split = np.concatenate([lo_rows, hi_rows])
+        sides = np.concatenate([np.ones(len(lo_rows)), -np.ones(len(hi_rows))])  # elastic sign
+        R = sub.rows.take_rows(split)
+        self.row_group = grp[split]
+        self.row_lo = np.concatenate([lo[lo_rows], np.full(len(hi_rows), -np.inf)])
+        self.row_hi = np.concatenate([np.full(len(lo_rows), np.inf), hi[hi_rows]])
+        R = Csr(R.indptr, R.indices, R.data, nc + K).with_extra_column_entries(nc + self.row_group, sides)
+        base = Csr(sub.base.indptr, sub.base.indices, sub.base.data, nc + K)
+        A = Csr.vstack([base, R], nc + K)
+        self.nb = base.nrows
+        self.nc, self.K = nc, K
+        self.weight = np.maximum(sub.gain, 1e-3)
+        cost = np.concatenate([np.zeros(nc), self.weight])
+        col_lb = np.concatenate([sub.col_lb, np.zeros(K)])
+        col_ub = np.concatenate([sub.col_ub, np.zeros(K)])  # every group off: e_k = 0
+        rlo = np.concatenate([sub.base_lo, np.full(len(split), -np.inf)])
+        rhi = np.concatenate([sub.base_hi, np.full(len(split), np.inf)])
+        h = new_highs()
+        for key, value in (("presolve", "off"), ("solver", "simplex"), ("simplex_strategy", 1)):  # 1 = dual
+            h.setOptionValue(key, value)
+        status = h.passModel(nc + K, A.nrows, A.nnz, 2, 1, 0.0, cost, col_lb, col_ub, rlo, rhi,
+                             A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32), A.data,
+                             np.zeros(nc + K, np.int32))
+        if status != highspy.HighsStatus.kOk:
+            raise GdsolverError(f"HiGHS rejected the subsystem LP (passModel returned {status})")
+        self.h = h
+        self.on = np.zeros(K, bool)
+        self.hard = np.zeros(K, bool)
+        # rows of each group, for switching (CSR-like)
+        order = np.argsort(self.row_group, kind="stable")
+        self._grp_rows = order + self.nb
+        self._grp_ptr = np.searchsorted(self.row_group[order], np.arange(K + 1))
+        self.solves = 0
+        self.iterations = 0  # simplex iterations, summed over solves
+        self.lp_time = 0.0
+        self.last: tuple[float, np.ndarray | None, np.ndarray | None] | None = None  # result for the current state
+
+    def _rows_of(self, keys: np.ndarray) -> np.ndarray:
+        if len(keys) == 0:
+            return np.zeros(0, np.int64)
+        starts, ends = self._grp_ptr[keys], self._grp_ptr[keys + 1]
+        lengths = ends - starts
+        idx = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        return self._grp_rows[idx]
+
+    def set(self, on: np.ndarray, hard: np.ndarray | None = None) -> None:
+        """Switch groups: `on` (K,) bool; `hard` groups get no elastic slack."""
+        on = np.asarray(on, bool)
+        hard = np.zeros(self.K, bool) if hard is None else np.asarray(hard, bool) & on
+        changed = np.flatnonzero((on != self.on) | (hard != self.hard))
+        if len(changed) == 0:
+            return
+        rows = self._rows_of(changed[on[changed] != self.on[changed]])
+        if len(rows):
+            j = rows - self.nb
+            act = on[self.row_group[j]]
+            self.h.changeRowsBounds(len(rows), rows.astype(np.int32), np.where(act, self.row_lo[j], -np.inf),
+                                    np.where(act, self.row_hi[j], np.inf))
+        cols = (self.nc + changed).astype(np.int32)
+        ub = np.where(on[changed] & ~hard[changed], np.inf, 0.0)
+        self.h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), ub)
+        self.on, self.hard = on.copy(), hard.copy()
+        self.last = None
+
+    def solve(self) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+        """(weighted violation, continuous values, elastic values); inf (and None) when even
+        the hard rows cannot hold."""
+        if self.last is not None:
+            return self.last
+        t0 = time.perf_counter()
+        _run(self.h, self.run)
+        self.solves += 1
+        ms = self.h.getModelStatus()
+        if ms != self._kOptimal and ms != self._kInfeasible:
+            # numerical trouble: a cold start usually clears it
+            self.h.clearSolver()
+            _run(self.h, self.run)
+            ms = self.h.getModelStatus()
+        self.lp_time += time.perf_counter() - t0
+        self.iterations += int(self.h.getInfo().simplex_iteration_count)
+        if ms != self._kOptimal:
+            self.last = (np.inf, None, None)
+        else:
+            v = np.asarray(self.h.getSolution().col_value)
+            self.last = (float(self.h.getInfo().objective_function_value), v[: self.nc], v[self.nc:])
+        return self.last
+
+    def dual_support(self) -> np.ndarray:
+        """Groups whose rows hold a nonzero dual at the last optimum (bool (K,))."""
+        dual = np.asarray(self.h.getSolution().row_dual)[self.nb:]
+        scale = max(float(np.abs(dual).max(initial=0.0)), 1e-300)
+        hit = np.abs(dual) > 1e-9 * scale
+        out = np.zeros(self.K, bool)
+        out[self.row_group[hit]] = True
+        return out & self.on
+
+    def feasible(self, on: np.ndarray) -> bool:
+        self.set(on)
+        v, _, _ = self.solve()
+        return v <= FEAS_TOL
+
+
+@dataclass
+class SearchTrace:
+    """What a search did, for reports and benchmarks (times from the search's start)."""
+
+    events: list[tuple[float, str, float]] = field(default_factory=list)  # (t, "incumbent"|"bound", value)
+    lp_solves: int = 0
+    lp_time: float = 0.0
+    master_solves: int = 0
+    master_time: float = 0.0
+    pair_cuts: int = 0
+    cuts: int = 0  # found by LP (beyond the pairs)
+    cut_sizes: list[int] = field(default_factory=list)
+    iterations: int = 0
+    interrupted: bool = False  # Ctrl-C ended the search; the outcome is the best point so far
+
+    def to_json_dict(self) -> dict:
+        return {"events": [[round(t, 4), k, v] for t, k, v in self.events], "lp_solves": self.lp_solves,
+                "lp_time_s": self.lp_time, "master_solves": self.master_solves, "master_time_s": self.master_time,
+                "pair_cuts": self.pair_cuts, "cuts": self.cuts, "cut_sizes": self.cut_sizes,
+                "iterations": self.iterations, "interrupted": self.interrupted}
+
+
+def single_row_keys(sub: Subsystem) -> np.ndarray:
+    """Keys switching on exactly one one-sided row (pair_conflicts is exact for pairs of them)."""
+    one_sided = np.isfinite(sub.rows_lo) != np.isfinite(sub.rows_hi)
+    rows = np.bincount(sub.group, minlength=sub.num_keys)
+    ranged = np.bincount(sub.group, weights=~one_sided, minlength=sub.num_keys)
+    return (rows == 1) & (ranged == 0)
+
+
+class Conflicts:
+    """Known infeasible key sets, with the pairs indexed for quick look-ups."""
+
+    def __init__(self, K: int, pairs: np.ndarray, exact: np.ndarray | None = None) -> None:
+        """`exact[k]`: every conflicting pair involving k is in `pairs` (true for keys with a
+        single row, where `pair_conflicts` is exact)."""
+        self.exact = np.zeros(K, bool) if exact is None else np.asarray(exact, bool)
+        self.partner = [set() for _ in range(K)]
+        for a, b in pairs:
+            self.partner[int(a)].add(int(b))
+            self.partner[int(b)].add(int(a))
+        self.K = K
+
+    def blocked(self, chosen: np.ndarray) -> np.ndarray:
+        """Keys in a known pair conflict with some chosen key."""
+        out = np.zeros(self.K, bool)
+        for k in np.flatnonzero(chosen):
+            if self.partner[k]:
+                out[list(self.partner[k])] = True
+        return out
+
+    def add_pair(self, a: int, b: int) -> None:
+        self.partner[a].add(b)
+        self.partner[b].add(a)
+
+
+def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Conflicts | None = None,
+           deadline: float = np.inf, first_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """A maximal feasible key set containing `base` (which must be feasible). One elastic LP
+    with `base` hard and every other allowed key soft gives a feasible set (the keys it
+    satisfies exactly) and an order (least violated first); the rest are tried one by one,
+    skipping keys in a known conflict with the set. Returns (chosen, continuous values), or
+    (base, None) if base itself is infeasible."""
+    soft = allowed & ~base
+    lp.set(base | soft, hard=base)
+    v, y, e = lp.solve()
+    if y is None:
+        return base.copy(), None
+    zero = soft & (e * lp.weight <= FEAS_TOL)
+    chosen = base | zero
+    if first_only:  # the keys this one LP satisfies, with its point
+        lp.set(chosen, hard=chosen)
+        v, y, _ = lp.solve()
+        return (chosen, y) if y is not None else (base.copy(), None)
+    rest = np.flatnonzero(soft & ~chosen)
+    order = rest[np.argsort(e[rest], kind="stable")]
+    blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
+    for k in order:
+        if blocked[k] or time.perf_counter() > deadline:
+            continue
+        trial = chosen.copy()
+        trial[k] = True
+        if lp.feasible(trial):
+            chosen = trial
+            if conflicts and conflicts.partner[k]:
+                blocked[list(conflicts.partner[k])] = True
+    lp.set(chosen, hard=chosen)
+    v, y, _ = lp.solve()
+    if y is None:  # numerically borderline: fall back to what the first LP proved
+        chosen = base | zero
+        lp.set(chosen, hard=chosen)
+        v, y, _ = lp.solve()
+    return chosen, y
+
+
+def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
+                       conflicts: Conflicts | None = None, filter_lp: SubsystemLP | None = None) -> np.ndarray:
+    """An infeasible subset of `subset` (which must be infeasible), minimal when time allows.
+    Start from the support of the elastic LP's duals; then deletion filtering in chunks: drop
+    the half of the undecided keys holding the least dual mass; if the rest is still
+    infeasible they were not needed (and the new support may shrink it further), otherwise
+    halve the chunk; a single key whose removal makes the rest feasible is needed."""
+    lp.set(subset)
+    v, _, _ = lp.solve()
+    if v <= FEAS_TOL:
+        raise ValueError("minimal_infeasible: the subset is feasible")
+    current, mass = _support(lp, subset, v)
+    # a second LP for the small subsets keeps `lp` warm on the big set between conflicts
+    lp = filter_lp or lp
+    needed = np.zeros_like(current)
+    chunk = max(1, int((current & ~needed).sum()) // 2)
+    while current.sum() > 2:  # two keys, each feasible alone after presolve, are minimal
+        if current.sum() == 3 and conflicts is not None:
+            trio = np.flatnonzero(current)
+            known = [(a, b) for a, b in ((trio[0], trio[1]), (trio[0], trio[2]), (trio[1], trio[2]))
+                     if b in conflicts.partner[a]]
+            if known:  # a known pair inside: the smaller cut
+                out = np.zeros_like(current)
+                out[list(known[0])] = True
+                return out
+            if conflicts.exact[trio].all():  # pairs of one-row keys not in the table are feasible
+                return current
+        cand = np.flatnonzero(current & ~needed)
+        if len(cand) == 0 or time.perf_counter() > deadline:
+            break
+        chunk = min(chunk, len(cand))
+        drop = cand[np.argsort(mass[cand], kind="stable")[:chunk]]
+        trial = current.copy()
+        trial[drop] = False
+        if not trial.any():
+            chunk = max(1, chunk // 2)
+            continue
+        lp.set(trial)
+        v, _, _ = lp.solve()
+        if v > FEAS_TOL:
+            support, mass = _support(lp, trial, v)
+            current = trial & (support | needed)
+            chunk = max(1, int((current & ~needed).sum()) // 2)
+        elif chunk > 1:
+            chunk //= 2
+        else:
+            needed[drop] = True
+    return current
+
+
+def _support(lp: SubsystemLP, subset: np.ndarray, v: float) -> tuple[np.ndarray, np.ndarray]:
+    """(keys of `subset` in the duals' support, dual mass per key) after an infeasible solve."""
+    if not np.isfinite(v):
+        return subset.copy(), np.zeros(len(subset))
+    dual = np.abs(np.asarray(lp.h.getSolution().row_dual)[lp.nb:])
+    mass = np.bincount(lp.row_group, weights=dual, minlength=lp.K)
+    support = subset & (mass > 1e-9 * max(float(mass.max(initial=0.0)), 1e-300))
+    return (support if support.any() else subset.copy()), mass
+
+
+class Master:
+    """max gain.c over the keys subject to the master rows, the cuts "not all of C", and
+    gain.c >= cutoff, on a persistent HiGHS MIP."""
+
+    def __init__(self, sub: Subsystem, threads: int | None = None, run: SolveRun | None = None) -> None:
+        import highspy
+
+        self.run = run
+        K = sub.num_keys
+        self.gain = sub.gain.astype(np.float64)
+        inst = MilpInstance(
+            blocks={"k": (0, (K,))}, lb=sub.key_lb.astype(np.float64), ub=sub.key_ub.astype(np.float64),
+            vtype=np.full(K, BINARY, np.uint8), A=sub.master, row_lo=sub.master_lo, row_hi=sub.master_hi,
+            ind_var=np.zeros(0, np.int32), ind_val=np.zeros(0, np.uint8), ind_A=Csr.empty(K),
+            ind_lo=np.zeros(0), ind_hi=np.zeros(0),
+            c=self.gain, sense="max",
+        )
+        opts = {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-9}
+        if threads is not None:
+            opts["threads"] = int(threads)
+            highspy.Highs.resetGlobalScheduler(True)  # HiGHS refuses a thread count its running pool does not have
+        self.h, _ = build_highs(inst, opts)
+        self._ms = highspy.HighsModelStatus
+        self.h.addRow(-np.inf, np.inf, K, np.arange(K, dtype=np.int32), sub.gain.astype(np.float64))
+        self.cutoff_row = self.h.getNumRow() - 1
+        self.K = K
+
+    def add_cuts(self, sets: list[np.ndarray]) -> None:
+        """Add "not all of S" for each key index array S."""
+        if not sets:
+            return
+        starts = np.cumsum([0] + [len(c) for c in sets[:-1]]).astype(np.int32)
+        idx = np.concatenate(sets).astype(np.int32)
+        ub = np.array([len(c) - 1 for c in sets], np.float64)
+        self.h.addRows(len(sets), np.full(len(sets), -np.inf), ub, len(idx), starts, idx, np.ones(len(idx)))
+
+    def solve(self, cutoff: float, time_limit: float) -> tuple[str, np.ndarray | None, float | None]:
+        """("optimal", chosen, value) | ("infeasible", None, None) | ("limit", chosen or None, bound)."""
+        self.h.changeRowBounds(self.cutoff_row, float(cutoff), np.inf)
+        self.h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        _run(self.h, self.run)
+        ms = self.h.getModelStatus()
+        info = self.h.getInfo()
+        if ms == self._ms.kOptimal:
+            chosen = np.round(np.asarray(self.h.getSolution().col_value)) > 0.5
+            return "optimal", chosen, float(self.gain @ chosen)
+        if ms == self._ms.kInfeasible:
+            return "infeasible", None, None
+        if ms not in (self._ms.kTimeLimit, self._ms.kInterrupt, self._ms.kSolutionLimit, self._ms.kIterationLimit):
+            raise GdsolverError(f"benders: the master MIP failed in HiGHS ({self.h.modelStatusToString(ms)})")
+        bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+        has_x = info.primal_solution_status == 2
+        return "limit", (np.round(np.asarray(self.h.getSolution().col_value)) > 0.5) if has_x else None, bound
+
+
+@dataclass
+class MfsOutcome:
+    chosen: np.ndarray  # best key set found (bool (K,))
+    y: np.ndarray | None  # its continuous values (None only when interrupted before any LP answered)
+    value: float  # gain of `chosen`
+    bound: float  # upper bound on the gain (== value when proven)
+    proven: bool
+    trace: SearchTrace
+
+
+def incumbent(sub: Subsystem | SubsystemLP, base: np.ndarray, *, deadline: float = np.inf,
+              pairs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The greedy incumbent alone (see `greedy`), for a search that hands it to a MIP.
+    Ctrl-C propagates as KeyboardInterrupt."""
+    lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
+    s = lp.sub
+    pairs = pair_conflicts(s) if pairs is None else pairs
+    base = base | (s.key_lb > 0.5)
+    return greedy(lp, base, s.key_ub > 0.5, Conflicts(s.num_keys, pairs, single_row_keys(s)), deadline)
+
+
+def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float | None = None,
+            threads: int | None = None, t0: float | None = None, trace: SearchTrace | None = None,
+            pairs: np.ndarray | None = None, gap: float = 0.0, run: SolveRun | None = None) -> MfsOutcome:
+    """Combinatorial Benders for the maximum-gain feasible key set containing `base` (a
+    feasible set, e.g. the keys the current weights satisfy). The master starts with every
+    pair conflict (`ir.subsystem.pair_conflicts`); each master choice that the LP rejects is
+    cut down, one minimal infeasible subset at a time, to a feasible set, which is then
+    extended greedily (a new incumbent when it beats the best). Ctrl-C (KeyboardInterrupt, or
+    Interrupted from the master's `run`) ends the search with the best point so far
+    (trace.interrupted)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    trace = trace or SearchTrace()
+    state: dict = {"chosen": None, "y": None, "best": -np.inf, "bound": np.inf, "proven": False}
+    try:
+        _benders_loop(sub, base, state, time_limit=time_limit, threads=threads, t0=t0, trace=trace, pairs=pairs,
+                      gap=gap, run=run)
+    except (Interrupted, KeyboardInterrupt):  # Ctrl-C: the best point so far is the answer
+        trace.interrupted = True
+    lp = state.get("lp")
+    if lp is not None:
+        flp = state.get("flp")
+        trace.lp_solves = lp.solves + (flp.solves if flp else 0)
+        trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
+    if state["chosen"] is None:  # interrupted before the first answer: the keys we started from
+        state["chosen"] = np.asarray(base, bool).copy()
+        state["best"] = float(lp.sub.gain @ state["chosen"]) if lp is not None else 0.0
+    return MfsOutcome(state["chosen"], state["y"], state["best"], max(state["bound"], state["best"]),
+                      state["proven"], trace)
+
+
+def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, gap, run) -> None:
+    """The search itself; keeps its best answer in `state` so that an interruption loses nothing."""
+    deadline = np.inf if time_limit is None else t0 + time_limit
+    lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
+    state["lp"] = lp
+    s = lp.sub
+    K, gain = s.num_keys, s.gain
+    allowed = s.key_ub > 0.5
+    base = base | (s.key_lb > 0.5)
+    step = 1.0 if np.all(gain == np.round(gain)) else 1e-6
+    bound = float(gain[allowed].sum())
+    # the elastic LP alone often settles it (every allowed key fits): no pairs needed then
+    chosen, y = greedy(lp, base, allowed, None, deadline=deadline, first_only=True)
+    if y is None:
+        raise GdsolverError("benders: the starting key set is infeasible")
+    if float(gain @ chosen) < bound - 1e-9:
+        pairs = pair_conflicts(s) if pairs is None else pairs
+        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+        chosen, y = greedy(lp, chosen, allowed, conflicts, deadline=deadline)
+    else:
+        pairs = np.zeros((0, 2), np.int64)
+        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+    best = float(gain @ chosen)
+    state.update(chosen=chosen, y=y, best=best, bound=bound)
+    trace.events.append((time.perf_counter() - t0, "incumbent", best))
+    master = Master(s, threads, run)
+    flp: SubsystemLP | None = None  # a second LP for deletion filtering on small subsets, made when needed
+    master.add_cuts([np.asarray(p) for p in pairs])
+    trace.pair_cuts = len(pairs)
+    while True:
+        now = time.perf_counter()
+        state.update(bound=bound)
+        if best >= bound - max(1e-9, gap * abs(best)):
+            state["proven"] = best >= bound - 1e-9
+            break
+        if now >= deadline:
+            break
+        t1 = time.perf_counter()
+        status, cand, value = master.solve(best + step - 1e-9, deadline - now)
+        trace.master_solves += 1
+        trace.master_time += time.perf_counter() - t1
+        trace.iterations += 1
+        if status == "infeasible":
+            bound = best
+            trace.events.append((time.perf_counter() - t0, "bound", bound))
+            continue
+        if status == "limit":
+            if value is not None:
+                state["bound"] = min(bound, value)
+            break
+        bound = min(bound, value)
+        trace.events.append((time.perf_counter() - t0, "bound", bound))
+        # cut the master's choice down to a feasible set, one minimal conflict at a time
+        work = cand.copy()
+        new_cuts = []
+        while not lp.feasible(work):
+            if time.perf_counter() > deadline:
+                break
+            violated = lp.last[2] if lp.last and lp.last[2] is not None else np.zeros(K)
+            flp = flp or SubsystemLP(s)
+            state["flp"] = flp
+            conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
+            members = np.flatnonzero(conflict)
+            new_cuts.append(members)
+            trace.cuts += 1
+            trace.cut_sizes.append(len(members))
+            if len(members) == 2:
+                conflicts.add_pair(int(members[0]), int(members[1]))
+            free = np.flatnonzero(conflict & ~base)
+            if len(free) == 0:
+                raise GdsolverError("benders: the starting key set is infeasible")
+            # drop the cheapest member, the most violated one among equals: it is likely in more conflicts
+            order = np.lexsort((-violated[free], gain[free]))
+            work[free[order[0]]] = False
+        else:
+            # extend only when the keys not already ruled out by a known pair could beat the best
+            open_ = allowed & ~work & ~conflicts.blocked(work)
+            if gain @ work + gain[open_].sum() <= best + 1e-9:
+                ext, y_ext = work, None
+            else:
+                ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline)
+            if y_ext is not None and gain @ ext > best + 1e-9:
+                chosen, y, best = ext, y_ext, float(gain @ ext)
+                state.update(chosen=chosen, y=y, best=best)
+                trace.events.append((time.perf_counter() - t0, "incumbent", best))
+        master.add_cuts(new_cuts)

@@ -1,0 +1,187 @@
+"""The maximum-feasible-subsystem view of an instance (numpy only).
+
+Many count objectives have this shape: binaries k ("keys", e.g. one per data point) each
+switch on a group of linear rows over continuous variables ("k == 1 => lo <= a.x <= hi"),
+the objective rewards keys being 1, and the only other constraints are rows over the keys
+alone (e.g. "at least as many as now") and rows over the continuous variables alone. Then
+the problem is: choose the keys of most value whose row groups can hold together. Raising a
+key only adds rows, so every subset of a feasible choice is feasible, and an infeasible
+choice S gives the valid cut "not all of S" (combinatorial Benders).
+
+`subsystem_view(inst)` recognises that shape without knowing any block name and returns
+the pieces, or None with the reason it does not apply (for instance a ReLU encoding, whose
+binaries sit inside the continuous part). Run `ir.presolve` first: the paper formulation of
+the classification sweep only takes this shape once its s_tj are aggregated into c_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gdsolver.ir.csr import Csr
+from gdsolver.ir.instance import CONTINUOUS, MilpInstance
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    keys: np.ndarray  # variable ids of the key binaries (K,)
+    gain: np.ndarray  # objective improvement per key set to 1 (>= 0), sense applied (K,)
+    cols: np.ndarray  # variable ids of the continuous variables (n_c,)
+    col_lb: np.ndarray
+    col_ub: np.ndarray
+    base: Csr  # rows over cols that always hold
+    base_lo: np.ndarray
+    base_hi: np.ndarray
+    rows: Csr  # the keys' rows over cols
+    rows_lo: np.ndarray
+    rows_hi: np.ndarray
+    group: np.ndarray  # key index (0..K-1) of every row in `rows`
+    master: Csr  # rows over the keys alone (columns are key indices)
+    master_lo: np.ndarray
+    master_hi: np.ndarray
+    key_lb: np.ndarray  # the keys' bounds (a key may be fixed)
+    key_ub: np.ndarray
+
+    @property
+    def num_keys(self) -> int:
+        return len(self.keys)
+
+    def solution(self, inst: MilpInstance, chosen: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """A full solution vector of `inst`: keys from the boolean mask `chosen`, continuous
+        variables from y."""
+        x = np.zeros(inst.num_vars)
+        x[self.keys] = chosen.astype(np.float64)
+        x[self.cols] = y
+        return x
+
+
+def _cols_of(mat: Csr, mask: np.ndarray) -> Csr:
+    """mat restricted to the columns in `mask`, renumbered in order (rows kept)."""
+    new = np.cumsum(mask) - 1
+    keep = mask[mat.indices]
+    rows = mat.row_ids()[keep]
+    return Csr.from_coo(rows, new[mat.indices[keep]], mat.data[keep], mat.nrows, int(mask.sum()))
+
+
+def subsystem_view(inst: MilpInstance) -> tuple[Subsystem | None, str]:
+    """(Subsystem, "") when inst has the maximum-feasible-subsystem shape, else (None, why)."""
+    integer = inst.vtype != CONTINUOUS
+    if not integer.any():
+        return None, "no integer variables"
+    if np.any(integer & ((inst.lb < 0) | (inst.ub > 1))):
+        return None, "an integer variable is not binary"
+    if inst.num_indicators == 0:
+        return None, "no indicator constraints"
+    if np.any(inst.ind_val != 1):
+        return None, "an indicator is switched on by a binary at 0"
+    if np.any(integer[inst.ind_A.indices]):
+        return None, "an indicator's expression contains an integer variable"
+    a_int = integer[inst.A.indices]
+    r = inst.A.row_ids()
+    has_int = np.bincount(r, weights=a_int, minlength=inst.num_rows) > 0
+    has_cont = np.bincount(r, weights=~a_int, minlength=inst.num_rows) > 0
+    if np.any(has_int & has_cont):
+        return None, "a row mixes integer and continuous variables"
+    sign = 1.0 if inst.sense == "max" else -1.0
+    keys = np.flatnonzero(integer)
+    gain = sign * inst.c[keys]
+    if np.any(gain < 0):
+        return None, "the objective penalises a binary"
+    if np.any(inst.c[~integer] != 0):
+        return None, "the objective has continuous terms"
+    cont = ~integer
+    key_index = np.full(inst.num_vars, -1, np.int64)
+    key_index[keys] = np.arange(len(keys))
+    master_rows = np.flatnonzero(has_int)
+    base_rows = np.flatnonzero(~has_int)
+    master = _cols_of(inst.A.take_rows(master_rows), integer)
+    base = _cols_of(inst.A.take_rows(base_rows), cont)
+    rows = _cols_of(inst.ind_A, cont)
+    return Subsystem(
+        keys=keys, gain=gain, cols=np.flatnonzero(cont), col_lb=inst.lb[cont], col_ub=inst.ub[cont],
+        base=base, base_lo=inst.row_lo[base_rows], base_hi=inst.row_hi[base_rows],
+        rows=rows, rows_lo=inst.ind_lo.copy(), rows_hi=inst.ind_hi.copy(), group=key_index[inst.ind_var],
+        master=master, master_lo=inst.row_lo[master_rows], master_hi=inst.row_hi[master_rows],
+        key_lb=inst.lb[keys], key_ub=inst.ub[keys],
+    ), ""
+
+
+def _one_sided(sub: Subsystem) -> tuple[Csr, np.ndarray, np.ndarray]:
+    """The keys' rows as a.x >= q (hi sides negated): (matrix, rhs, key index per row)."""
+    lo_rows = np.flatnonzero(np.isfinite(sub.rows_lo))
+    hi_rows = np.flatnonzero(np.isfinite(sub.rows_hi))
+    lo_part = sub.rows.take_rows(lo_rows)
+    hi_part = sub.rows.take_rows(hi_rows)
+    hi_part = Csr(hi_part.indptr, hi_part.indices, -hi_part.data, hi_part.ncols)
+    mat = Csr.vstack([lo_part, hi_part], sub.rows.ncols)
+    rhs = np.concatenate([sub.rows_lo[lo_rows], -sub.rows_hi[hi_rows]])
+    return mat, rhs, np.concatenate([sub.group[lo_rows], sub.group[hi_rows]])
+
+
+def pair_conflicts(sub: Subsystem, tol: float = 1e-7) -> np.ndarray:
+    """Pairs of keys (k1, k2), k1 < k2, that cannot both be 1: some row of k1 and some row of
+    k2 cannot hold together anywhere in the box of the continuous variables (the rows that
+    always hold are left out, so every pair found is a true conflict; conflicts that need
+    three keys, or two rows of one key, are not looked for).
+
+    Two rows a1.x >= q1, a2.x >= q2 over the box |x - m| <= rho are infeasible iff some
+    l in [0, 1] has l (q1 - a1.m) + (1 - l)(q2 - a2.m) > sum rho |l a1 + (1 - l) a2|
+    (Farkas; the box's multipliers are the absolute values). The right side is convex and
+    piecewise linear in l, so the best l is found from the sorted breakpoints. Pairs that
+    certainly fit are screened out first with two matrix products: rows with no column of
+    opposite signs (the corner that maximises one maximises the other), and rows that can both
+    hold with their contested columns at the box's centre, or one of them without them."""
+    if not (np.all(np.isfinite(sub.col_lb)) and np.all(np.isfinite(sub.col_ub))):
+        return np.zeros((0, 2), np.int64)
+    mat, rhs, key = _one_sided(sub)
+    R = mat.nrows
+    if R < 2:
+        return np.zeros((0, 2), np.int64)
+    mid = (sub.col_lb + sub.col_ub) / 2
+    rho = (sub.col_ub - sub.col_lb) / 2
+    q = rhs - mat.matvec(mid)  # what each row needs from the box's half-widths
+    # rows with opposite signs in a shared column: (pos @ neg^T) > 0, in chunks of rows
+    n = mat.ncols
+    dense = np.zeros((R, n))
+    dense[mat.row_ids(), mat.indices] = mat.data
+    pos = (dense > 0).astype(np.float32)
+    neg = (dense < 0).astype(np.float32)
+    # contested[i, j]: the part of row i's reach sum rho |a_i| in columns where row j's
+    # coefficient has the opposite sign (float32: a screen, with slack below)
+    reach = np.abs(dense) * rho
+    contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
+    cap = reach.sum(axis=1)
+    # certainly compatible: both hold with the contested columns at the box's centre, or one
+    # holds with them given to the other (each row alone can hold: presolve checked)
+    slack = 1e-3 * cap[:, None] + 1e-9
+    room = cap[:, None] - q[:, None]  # how much of row i's reach it can do without
+    easy = (room >= contested + slack) & (room.T >= contested.T + slack)
+    easy |= room >= 2 * contested + slack
+    easy |= (room >= 2 * contested + slack).T
+    cand = (contested > 0) & ~easy
+    cand |= cand.T
+    i1, i2 = np.nonzero(np.triu(cand, 1))
+    diff = key[i1] != key[i2]
+    i1, i2 = i1[diff], i2[diff]
+    found = np.zeros(len(i1), bool)
+    for p in range(len(i1)):  # one sort per candidate pair, over their columns only
+        a, b = i1[p], i2[p]
+        cols = np.flatnonzero((dense[a] != 0) | (dense[b] != 0))
+        a1, a2, r = dense[a, cols], dense[b, cols], rho[cols]
+        opp_c = a1 * a2 < 0
+        # slope of sum r |l a1 + (1 - l) a2| at l = 0+, and its jumps at the breakpoints
+        g0 = np.sum(r[~opp_c] * (np.abs(a1[~opp_c]) - np.abs(a2[~opp_c]))) - np.sum(
+            r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c])))
+        lam = a2[opp_c] / (a2[opp_c] - a1[opp_c])
+        jump = 2 * r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c]))
+        order = np.argsort(lam)
+        slope = (q[a] - q[b]) - (g0 + np.concatenate([[0.0], np.cumsum(jump[order])]))  # f's slope after each
+        k = int(np.argmax(slope <= 0)) if np.any(slope <= 0) else len(order)
+        best = 0.0 if k == 0 else (1.0 if k == len(order) else float(lam[order][k - 1]))
+        val = best * q[a] + (1 - best) * q[b] - np.sum(r * np.abs(best * a1 + (1 - best) * a2))
+        found[p] = val > tol * (1.0 + abs(q[a]) + abs(q[b]))
+    pairs = np.stack([key[i1[found]], key[i2[found]]], 1)
+    pairs.sort(axis=1)
+    return np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), np.int64)
