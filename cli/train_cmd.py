@@ -84,6 +84,9 @@ def train(
     layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
                                                   "indices / module names separated by commas; each round visits "
                                                   "them from the input side.")] = None,
+    search: Annotated[Optional[str], typer.Option(help="gdsolver: how a count head's MIP is searched: auto "
+                                                  "(default: presolve + Benders for paper/compact heads on "
+                                                  "HiGHS), mip, presolve, benders.")] = None,
     keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
                                                         "points must stay correct.")] = None,
     accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
@@ -141,7 +144,7 @@ def train(
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
     opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
                 max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
-                restarts=restarts, mode=mode,
+                restarts=restarts, mode=mode, search=search,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
                 backend=backend, time_limit=time_limit, seed=seed, threads=threads, portfolio=portfolio)
     # One Ray for every method (their trainers use the Ray this process started); closed at the end.

@@ -74,6 +74,10 @@ class SweepConfig:
       "squared", classification the measured default (train.sweep.DEFAULT_CLASSIFICATION_MODE).
     rounds / round_tol: tangent-cut rounds of a smooth head ("squared", "ce", "count+ce"): at
       most `rounds` refinements, until the surrogate is within round_tol (relative) of the loss.
+    search: how a count head's MIP is searched (gdsolver.compile.search): "auto" (default:
+      interval presolve + combinatorial Benders where the instance has the
+      maximum-feasible-subsystem shape and the backend is HiGHS, else the plain MIP), "mip",
+      "presolve" or "benders".
     """
 
     layers: str | tuple[int | str, ...] = "final"
@@ -89,6 +93,7 @@ class SweepConfig:
     closest: bool = True
     rounds: int = 20
     round_tol: float = 1e-3
+    search: str = "auto"
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -109,6 +114,9 @@ class SweepConfig:
         SolveOptions(time_limit=self.time_limit, mip_gap=self.mip_gap)  # validated now, not at the first sweep
         set_("closest", bool(self.closest))
         set_("rounds", positive_int("rounds", self.rounds, allow_zero=True))
+        from gdsolver.compile.search import SEARCHES
+        if self.search not in SEARCHES:
+            raise GdsolverError(f"search: {self.search!r} is not a search, expected one of {list(SEARCHES)}")
         set_("round_tol", positive_float("round_tol", self.round_tol))
         if self.mode is not None:
             from gdsolver.formulate.sweep import CLASSIFICATION_MODES, REGRESSION_MODES

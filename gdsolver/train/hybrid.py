@@ -79,7 +79,7 @@ class GDSolver(Trainer):
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
-                 skip_sweeps: bool = False,
+                 search: str = "auto", skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
@@ -94,7 +94,7 @@ class GDSolver(Trainer):
         self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
                                         points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
                                         backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest,
-                                        rounds=rounds, round_tol=round_tol)
+                                        rounds=rounds, round_tol=round_tol, search=search)
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
         if accept_on == "accuracy" and task != "classification":
@@ -327,7 +327,7 @@ class GDSolver(Trainer):
         this process, as a single sweep always ran); then their dumps."""
         cfg = self.sweep_config
         kw = dict(backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads, mip_gap=cfg.mip_gap,
-                  closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol)
+                  closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol, search=cfg.search)
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
             for c in cands:

@@ -177,12 +177,12 @@ ROUND_TOL = 1e-3  # ... until the surrogate is within this relative distance of 
 
 def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
               threads: int | None = None, mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
-              round_tol: float = ROUND_TOL) -> SweepOutcome:
-    """Solve the job's instance, verify the answer (rows and a forward pass), move it to the
+              round_tol: float = ROUND_TOL, search: str = "auto") -> SweepOutcome:
+    """Solve the job's instance (a count head's MIP with `search`, gdsolver.compile.search), verify the answer (rows and a forward pass), move it to the
     closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
     (gdsolver.formulate.refine) within the time limit. numpy and a solver only, so it can
     run in another process."""
-    from gdsolver.compile.backend import solve
+    from gdsolver.compile.search import solve_sweep
     from gdsolver.formulate import check_claims
     from gdsolver.formulate.refine import is_smooth, needs_stage_two, refine, true_loss
     from gdsolver.ir.verify import verify
@@ -198,8 +198,9 @@ def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: floa
             note = f"; stopped refining after {n} round(s): time limit"
             break
         try:
-            res = solve(inst, backend=backend, time_limit=None if left is None else max(left, 0.01),
-                        threads=threads, mip_gap=mip_gap)
+            res = solve_sweep(inst, search=search, backend=backend,
+                              time_limit=None if left is None else max(left, 0.01), threads=threads,
+                              mip_gap=mip_gap).result
         except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, GD goes on
             files.append((_suffix(n, inst), inst, None))
             if best is None:
