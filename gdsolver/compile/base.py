@@ -110,6 +110,15 @@ class SolveOptions:
         object.__setattr__(self, "use_start", bool(self.use_start))
         object.__setattr__(self, "native", dict(self.native))
 
+    def native_params(self, *, time_limit: str, mip_gap: str, threads: str | None = None) -> dict[str, Any]:
+        """The native options plus the common ones that are set, under the solver's own
+        names (threads=None: the solver takes no thread count); the common ones win."""
+        params = dict(self.native)
+        for name, value in ((time_limit, self.time_limit), (threads, self.threads), (mip_gap, self.mip_gap)):
+            if name is not None and value is not None:
+                params[name] = value
+        return params
+
     @classmethod
     def make(cls, options: SolveOptions | None = None, *, time_limit: float | None = None,
              threads: int | None = None, mip_gap: float | None = None, use_start: bool = True,

@@ -155,14 +155,7 @@ def build_gurobi(inst: MilpInstance, env, params: dict[str, Any] | None = None):
 def gurobi_params(opts: SolveOptions) -> dict[str, Any]:
     """The common options as Gurobi parameters (TimeLimit, Threads, MIPGap); explicit
     ones win over the same names among the native options."""
-    params: dict[str, Any] = dict(opts.native)
-    if opts.time_limit is not None:
-        params["TimeLimit"] = opts.time_limit
-    if opts.threads is not None:
-        params["Threads"] = opts.threads
-    if opts.mip_gap is not None:
-        params["MIPGap"] = opts.mip_gap
-    return params
+    return opts.native_params(time_limit="TimeLimit", threads="Threads", mip_gap="MIPGap")
 
 
 # Gurobi status name -> Termination (every name in GRB.Status; unknown codes -> UNKNOWN)

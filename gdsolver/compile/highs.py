@@ -141,13 +141,7 @@ class HighsBackend(Backend):
                 _highspy().Highs.resetGlobalScheduler(True)
 
     def _solve_inner(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun, polish: bool) -> SolveResult:
-        hopts: dict[str, Any] = dict(opts.native)
-        if opts.time_limit is not None:
-            hopts["time_limit"] = opts.time_limit
-        if opts.threads is not None:
-            hopts["threads"] = opts.threads
-        if opts.mip_gap is not None:
-            hopts["mip_rel_gap"] = opts.mip_gap
+        hopts = opts.native_params(time_limit="time_limit", threads="threads", mip_gap="mip_rel_gap")
         h, low, runtime, x, watch = self._run(inst, hopts, opts.threads, opts.use_start, run)
         if run.abandoned is not None:  # HiGHS is still running: answer with what its callbacks saw
             return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,

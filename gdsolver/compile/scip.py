@@ -206,11 +206,7 @@ class ScipBackend(Backend):
         return f"{m.getMajorVersion()}.{m.getMinorVersion()}.{m.getTechVersion()}"
 
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun) -> SolveResult:
-        params: dict[str, Any] = dict(opts.native)
-        if opts.time_limit is not None:
-            params["limits/time"] = opts.time_limit
-        if opts.mip_gap is not None:
-            params["limits/gap"] = opts.mip_gap
+        params = opts.native_params(time_limit="limits/time", mip_gap="limits/gap")  # no threads: see features
         m, xs = build_scip(inst, params)
         try:
             if opts.use_start and inst.start is not None and inst.is_mip:
