@@ -190,6 +190,8 @@ def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> Sweep
            f"{tr.lp_solves} LPs; presolve fixed {summary['counts']['out']} out, {summary['counts']['in']} in")
     if tr.interrupted:
         msg = "interrupted; " + msg
+    elif not out.proven:  # the trainer's history and the CLI say why the answer is not OPTIMAL
+        msg = "stopped by the time limit; best point found; " + msg
     termination = "optimal" if out.proven else ("interrupted" if tr.interrupted else "time_limit")
     status = "OPTIMAL" if out.proven else ("FEASIBLE" if x_red is not None else "TIME_LIMIT")
     res = _finish(inst, pre, x_red, status=status, bound_red=bound, t0=t0, backend=HighsBackend.name,
