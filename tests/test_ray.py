@@ -332,7 +332,7 @@ def test_backends_bench_on_ray_equals_serial(local_ray, gurobi, tmp_path):
         return {k: ({n: strip(r) for n, r in v.items()} if k == "results" else v)
                 for k, v in row.items() if "ratio" not in k}
 
-    assert [key(r) for r in par["rows"]] == [key(r) for r in ser["rows"]] and len(ser["rows"]) == 5
+    assert [key(r) for r in par["rows"]] == [key(r) for r in ser["rows"]] and len(ser["rows"]) == 9
     assert par["all_agree"] and par["failed"] == 0
 
 

@@ -2,13 +2,15 @@
 
 Instances come from named instance sets (INSTANCE_SETS). Built in: the demo's digits
 final layer (K misclassified points, paper and compact modes, identity and ReLU
-heads) and the demo's regression layer (L1 mode, T sampled points, ReLU = a MILP,
-identity = an LP). To add a set (e.g. a larger sweep from another generator), write
-a function `(quick: bool) -> list[description]` and decorate it with
-`@instance_set("name", build)`, where `build(description) -> MilpInstance` makes the
-(seeded) instance in whatever process runs the case (`--ray`); a description is a
-small JSON-able dict with at least "case" and maybe "mode", "activation", "points",
-"seed".
+heads), the demo's regression layer (L1 mode, T sampled points, ReLU = a MILP,
+identity = an LP), the MNIST-head-shaped sweeps of `gdsolver bench sweeps` (paper mode,
+1875 inputs x 10 classes; over Gurobi's pip licence) and hidden-layer sweeps of a small
+digits MLP (layer 0, its ReLUs and the final layer encoded exactly; paper, ce and squared
+heads). To add a set, write a function `(quick: bool) -> list[description]` and decorate
+it with `@instance_set("name", build, note)`, where `build(description) -> MilpInstance`
+makes the (seeded) instance in whatever process runs the case (`--ray`) and `note` says
+what the instances are in the results; a description is a small JSON-able dict with at
+least "set" and "case" and maybe "mode", "activation", "points", "radius", "seed".
 
 Every backend gets the same threads, time limit and relative gap. HiGHS solves the
 big-M lowered form, Gurobi and SCIP native indicators. "solve" is the solver's own
@@ -48,17 +50,19 @@ AGREE_RTOL = 1e-5  # optimal objectives agree to this, relative to max(1, |objec
 class InstanceSet:
     cases: Callable[[bool], list[dict[str, Any]]]  # quick -> descriptions
     build: Callable[[dict[str, Any]], MilpInstance]  # description -> instance (seeded; any process)
+    note: str = ""  # what the instances are, one or two sentences for the results' header
 
 
 #: name -> instance set; the order is the table's
 INSTANCE_SETS: dict[str, InstanceSet] = {}
 
 
-def instance_set(name: str, build: Callable[[dict[str, Any]], MilpInstance]):
+def instance_set(name: str, build: Callable[[dict[str, Any]], MilpInstance], note: str = ""):
     """Register the decorated `(quick) -> [description]` as the instance set `name`, its
-    instances made by `build(description)` (the hook for extra sets)."""
+    instances made by `build(description)` (the hook for extra sets); `note` describes them
+    in the results."""
     def register(cases: Callable[[bool], list[dict[str, Any]]]):
-        INSTANCE_SETS[name] = InstanceSet(cases, build)
+        INSTANCE_SETS[name] = InstanceSet(cases, build, note)
         return cases
     return register
 
@@ -80,23 +84,83 @@ def _build_demo_case(desc: dict[str, Any]) -> MilpInstance:
     if desc["case"] == "digits":
         wrong = np.flatnonzero(~correct_mask(forward(W, b, H, "identity"), y, 1e-3))
         pick = rng.choice(wrong, size=desc["points"], replace=False)
-        return classification(W, b, H[pick], y[pick], radius=0.01, activation=desc["activation"], mode=desc["mode"])
+        return classification(W, b, H[pick], y[pick], radius=desc["radius"], activation=desc["activation"],
+                              mode=desc["mode"])
     pick = rng.choice(len(H), size=desc["points"], replace=False)
-    return regression(W, b, H[pick], y[pick], radius=0.05, activation=desc["activation"], mode="l1")
+    return regression(W, b, H[pick], y[pick], radius=desc["radius"], activation=desc["activation"], mode="l1")
 
 
-@instance_set("digits", _build_demo_case)
+@instance_set("digits", _build_demo_case, note="Digits: final layer of the demo's model, K misclassified points.")
 def digits_cases(quick: bool) -> list[dict[str, Any]]:
-    return [{"set": "digits", "case": "digits", "mode": mode, "activation": act, "points": K, "seed": seed}
+    return [{"set": "digits", "case": "digits", "mode": mode, "activation": act, "points": K, "radius": 0.01,
+             "seed": seed}
             for K in ((16,) if quick else (16, 32, 64)) for act in ("identity", "relu")
             for mode in ("paper", "compact") for seed in ((0,) if quick else (0, 1))]
 
 
-@instance_set("regression", _build_demo_case)
+@instance_set("regression", _build_demo_case, note="Regression: the demo's layer, L1 mode, T sampled points.")
 def regression_cases(quick: bool) -> list[dict[str, Any]]:
     reg = [(50, "relu")] if quick else [(50, "relu"), (100, "relu"), (200, "relu"), (200, "identity")]
-    return [{"set": "regression", "case": "regression", "mode": "l1", "activation": act, "points": T, "seed": seed}
+    return [{"set": "regression", "case": "regression", "mode": "l1", "activation": act, "points": T, "radius": 0.05,
+             "seed": seed}
             for T, act in reg for seed in ((0,) if quick else (0, 1))]
+
+
+@functools.lru_cache(maxsize=1)  # cases are listed seed by seed: one trained head in memory at a time
+def _head(seed: int, image: int):
+    from gdsolver.bench.sweep_instances import head_case
+
+    return head_case(seed, image=image)
+
+
+def _build_mnist_head(desc: dict[str, Any]) -> MilpInstance:
+    from gdsolver.bench.sweep_instances import mnist_head_sweep
+
+    return mnist_head_sweep(desc["seed"], desc["radius"], points=desc["points"], mode=desc["mode"],
+                            case=_head(desc["seed"], desc["image"]))
+
+
+@instance_set("mnist-head", _build_mnist_head, note=(
+    "MNIST head: the seeded MNIST-head-shaped sweeps of `gdsolver bench sweeps` (gdsolver/bench/sweep_instances.py; "
+    "Conv2d(1, 3, 4)-ReLU features of synthetic 28x28 digits, 1875 inputs x 10 classes), n misclassified points, "
+    "paper mode; at radius 0.002 about half the points can be fixed. mnist-head-14px (quick): the same from 14x14 "
+    "images (363 inputs)."))
+def mnist_head_cases(quick: bool) -> list[dict[str, Any]]:
+    rows = [(14, 16, 0.01)] if quick else [(28, 32, 0.05), (28, 32, 0.002), (28, 128, 0.002)]
+    return [{"set": "mnist-head", "case": "mnist-head" if image == 28 else f"mnist-head-{image}px", "mode": "paper",
+             "activation": "identity", "points": n, "radius": r, "seed": seed, "image": image}
+            for seed in ((0,) if quick else (0, 1)) for image, n, r in rows]
+
+
+@functools.lru_cache(maxsize=2)
+def _mlp(seed: int, hidden: int, epochs: int):
+    from gdsolver.bench.sweep_instances import trained_network
+
+    return trained_network("mlp", seed, epochs=epochs, hidden=hidden)
+
+
+def _build_digits_hidden(desc: dict[str, Any]) -> MilpInstance:
+    from gdsolver.bench.sweep_instances import trained_sweep
+
+    return trained_sweep("mlp", desc["seed"], desc["radius"], points=desc["points"], mode=desc["mode"],
+                         epochs=desc["epochs"], hidden=desc["hidden"], layer=desc["layer"],
+                         task="regression" if desc["mode"] == "squared" else "classification",
+                         trained=_mlp(desc["seed"], desc["hidden"], desc["epochs"]))
+
+
+@instance_set("digits-hidden", _build_digits_hidden, note=(
+    "Digits hidden layer: digits-mlpH sweeps layer 0, Linear(64, H), of a 64-H-10 ReLU MLP trained 3 SGD epochs on "
+    "sklearn digits (seeded), its H ReLUs per point and the final layer encoded exactly; paper: n misclassified "
+    "points; ce: the first tangent round of the cross-entropy head on n sampled points; squared: the first round "
+    "of the squared-error regression head (the 10 outputs fitted to the one-hot labels; the current residual and a "
+    "5-point grid per output) on n sampled points."))
+def digits_hidden_cases(quick: bool) -> list[dict[str, Any]]:
+    rows = ([(16, "paper", 16, 0.01), (16, "ce", 16, 0.01), (16, "squared", 8, 0.01)] if quick else
+            [(16, "paper", 16, 0.01), (16, "ce", 16, 0.01), (16, "squared", 16, 0.01), (32, "paper", 16, 0.01),
+             (32, "ce", 32, 0.01)])
+    return [{"set": "digits-hidden", "case": f"digits-mlp{h}", "mode": mode, "activation": "relu", "points": n,
+             "radius": r, "seed": seed, "hidden": h, "layer": 0, "epochs": 3}
+            for seed in ((0,) if quick else (0, 1)) for h, mode, n, r in rows]
 
 
 def _run(inst: MilpInstance, backend: str, **kw: Any) -> dict[str, Any]:
@@ -152,14 +216,14 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
 
 
 def _label(desc: dict[str, Any]) -> str:
-    return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "seed"))
+    return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "radius", "seed"))
 
 
 def _echo_row(echo: Callable, row: dict[str, Any]) -> None:
     if "error" in row:
-        echo(f"{_label(row):<32} failed: {row['error']}")
+        echo(f"{_label(row):<40} failed: {row['error']}")
         return
-    echo(f"{_label(row):<32} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+    echo(f"{_label(row):<40} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
          + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
 
 
@@ -204,6 +268,7 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     result = {"benchmark": "backends", "machine": machine_info(), "executor": executor.describe(),
               "time_limit_s": time_limit, "threads": threads,
               "mip_gap": mip_gap, "backends": names, "baseline": base, "sets": sets,
+              "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
               "versions": {n: get_backend(n).version() for n in names},
               "licences": {n: get_backend(n).licence().state for n in names}, "rows": rows,
               "geomean_ratio": geomean, "geomean_ratio_by_group": groups,
@@ -237,20 +302,19 @@ def markdown(result: dict) -> str:
     versions = ", ".join(f"{n} {result['versions'][n]} (licence: {result['licences'][n]})" for n in names)
     lines = ["# gdsolver bench backends", "",
              f"Backends: {versions}. Instance sets: {', '.join(result['sets'])}.", "",
-             "HiGHS solves the big-M lowered form, Gurobi and SCIP native indicators. Digits: final layer of the demo's "
-             "model, K misclassified points, radius 0.01. Regression: the demo's layer, L1 mode, T sampled points, "
-             "radius 0.05.", "",
+             "HiGHS solves the big-M lowered form, Gurobi and SCIP native indicators. "
+             + " ".join(result.get("notes", {}).values()) + " r: the weight box's radius.", "",
              f"Time limit {result['time_limit_s']:g} s, threads {thr}, relative gap {result['mip_gap']:g}. Cells: "
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
              f"{executor_text(result.get('executor'))}.", "",
-             "| case | mode | act | n | seed | vars | rows | ind | " + " | ".join(names) + " | "
+             "| case | mode | act | n | r | seed | vars | rows | ind | " + " | ".join(names) + " | "
              + " | ".join(f"{n}/{base}" for n in others) + " | objective | agree |",
-             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
     for r in result["rows"]:
         key = f"| {r['case']} | {r.get('mode', '-')} | {r.get('activation', '-')} | {r.get('points', '-')} | " \
-              f"{r.get('seed', '-')} |"
+              f"{r.get('radius', '-')} | {r.get('seed', '-')} |"
         if "error" in r:  # the case's task failed
             lines.append(key + f" - | - | - | failed: {r['error']} |")
             continue
@@ -274,7 +338,7 @@ def markdown(result: dict) -> str:
     if skipped:
         lines += ["", "Skipped: " + "; ".join(
             f"{n} on {sum(n in r['skipped'] for r in result['rows'])} instances "
-            f"({next(r['skipped'][n] for r in result['rows'] if n in r['skipped'])})" for n in skipped)]
+            f"(the first: {next(r['skipped'][n] for r in result['rows'] if n in r['skipped'])})" for n in skipped)]
     lines += ["", f"Objectives agree on every row where several backends proved optimality (to {AGREE_RTOL:g} "
                   f"relative): {'yes' if result['all_agree'] else 'NO (' + str(result['disagreements']) + ' rows)'}. "
                   f"Points failing ir.verify: {result['not_verified']}."]

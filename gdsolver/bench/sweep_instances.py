@@ -134,27 +134,39 @@ def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "co
     return inst
 
 
-def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mode: str = "paper", epochs: int = 3,
-                  lr: float = 0.05) -> MilpInstance:
-    """A sweep from a real short training run on sklearn's digits: `model` "mlp"
-    (Linear(64, 32)-ReLU-Linear(32, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-
-    Linear(75, 10) on the 8x8 images), `epochs` of SGD (gdsolver.GDTrainer), then the final
-    layer's sweep on `points` misclassified training points (train.sweep.prepare_sweep, as
-    GDSolver builds it)."""
+def trained_network(model: str, seed: int, *, epochs: int = 3, lr: float = 0.05, hidden: int = 32):
+    """A real short training run on sklearn's digits: `model` "mlp" (Linear(64, hidden)-ReLU-
+    Linear(hidden, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-Linear(75, 10) on the 8x8
+    images), `epochs` of SGD (gdsolver.GDTrainer, one thread, seeded) -> (gdsolver.extract
+    Network, X_train, y_train)."""
     from gdsolver.extract import network_from_torch
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for
-    from gdsolver.train.sweep import prepare_sweep
     from gdsolver.train.trainer import GDTrainer
 
     split = load_split_for("digits-images" if model == "conv" else "digits", None, seed=seed)
-    net = build_model(model, tuple(split.train[0].shape[1:]), 10, seed=seed)
+    net = build_model(model, tuple(split.train[0].shape[1:]), 10, hidden=hidden, seed=seed)
     GDTrainer(net, task="classification", optimizer="sgd", lr=lr, epochs=epochs, seed=seed, threads=1).fit(
         split.train, split.val)
     X, y = split.train
-    network = network_from_torch(net, X)
-    inst = prepare_sweep(network, X, y, task="classification", radius=radius, mode=mode, points=points,
+    return network_from_torch(net, X), X, y
+
+
+def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mode: str = "paper", epochs: int = 3,
+                  lr: float = 0.05, hidden: int = 32, layer: int = -1, task: str = "classification",
+                  trained=None) -> MilpInstance:
+    """A sweep from a real short training run on sklearn's digits (`trained_network`): the
+    sweep of dense layer `layer` (default the final one; 0 is the MLP's hidden layer, its ReLUs
+    and the final layer then encoded exactly) on `points` training points (misclassified ones
+    for the counting heads, a seeded sample for "ce" and for regression; train.sweep.prepare_sweep,
+    as GDSolver builds it). task "regression" (modes "l1", "squared", "paper") fits the 10
+    outputs to the one-hot labels. Pass `trained` (what trained_network returned) to reuse a run."""
+    from gdsolver.train.sweep import prepare_sweep
+
+    network, X, y = trained or trained_network(model, seed, epochs=epochs, lr=lr, hidden=hidden)
+    target = np.eye(10)[y] if task == "regression" else y
+    inst = prepare_sweep(network, X, target, task=task, layer=layer, radius=radius, mode=mode, points=points,
                          seed=seed).instance
     inst.meta.update(generator="trained_sweep", generator_model=model, generator_seed=int(seed),
-                     generator_epochs=int(epochs))
+                     generator_epochs=int(epochs), generator_hidden=int(hidden))
     return inst
