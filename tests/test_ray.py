@@ -319,7 +319,7 @@ def test_cell_that_keeps_failing_is_reported_and_the_others_complete(local_ray, 
     assert len(failed_csv) == 1 and "worker running it died" in failed_csv[0]["error"]
 
 
-@pytest.mark.slow  # ~10 s; the same cell mechanics as the paper benchmarks above
+@pytest.mark.slow  # ~35 s (two trained MLPs and MNIST heads on the workers); the paper benchmarks' cell mechanics
 def test_backends_bench_on_ray_equals_serial(local_ray, gurobi, tmp_path):
     from gdsolver.bench.backends_bench import run_backends_bench
 

@@ -14,7 +14,8 @@ shape from synthetic 28x28 "digits":
   (numpy), stopped early so that a good share of the training points stays misclassified;
 - the sweep's points: a seeded choice of misclassified training points.
 
-Everything is numpy and a function of the seed. Why it is a fair stand-in: what makes these
+Everything is numpy and a function of the seed (numpy's BLAS pinned to one thread, see
+`head_case`). Why it is a fair stand-in: what makes these
 sweeps hard is the features' geometry (nonnegative, strongly correlated, so fixing one point
 moves every other point's outputs) and the size of the box relative to the points' margin
 deficits; both are what the real conv head has. The calibration (stroke count, noise,
@@ -24,6 +25,8 @@ at radius 0.05 all 32 points can be fixed, at 0.002 about half, at 0.0005 a few.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,13 +115,30 @@ def _train_head(H: np.ndarray, y: np.ndarray, epochs: int, lr: float,
 def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int = 100, lr: float = 0.5,
               image: int = IMAGE) -> HeadCase:
     """The trained head for `seed` (deterministic); `image` < 28 gives a smaller head
-    (3 (image - 3)^2 features) for quick runs."""
-    rng = np.random.default_rng(seed)
-    templates = _templates(rng, image)
-    imgs, y = _images(rng, templates, n_train, noise)
-    H = _conv_relu(imgs, rng)
-    W, b = _train_head(H, y, epochs, lr, rng)
+    (3 (image - 3)^2 features) for quick runs.
+
+    numpy's BLAS runs on one thread here: a multithreaded matrix product sums in another order,
+    and over 100 training steps the last bits of W then depend on the thread count (a Ray worker
+    has one BLAS thread, this process as many as cores), enough to change which points are
+    misclassified on the 14x14 head."""
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        templates = _templates(rng, image)
+        imgs, y = _images(rng, templates, n_train, noise)
+        H = _conv_relu(imgs, rng)
+        W, b = _train_head(H, y, epochs, lr, rng)
     return HeadCase(W, b, H, y, seed)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn
+    except ImportError:  # pragma: no cover - then as many threads as numpy's BLAS starts
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "compact", margin: float = 1e-3,
