@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,6 +181,11 @@ def _agree(results: list[dict[str, Any]]) -> bool | None:
     return bool(max(objs) - min(objs) <= AGREE_RTOL * max(1.0, max(abs(o) for o in objs)))
 
 
+def _load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def _geomean(xs: list[float]) -> float | None:
     return float(np.exp(np.mean(np.log(xs)))) if xs else None
 
@@ -195,7 +201,7 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
     inst = build_case(desc)
     row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
                            "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
-                           "skipped": {}}
+                           "skipped": {}, "load_1min": _load()}
     for name in names:
         ok, why = get_backend(name).accepts(inst)
         if not ok:
@@ -251,6 +257,7 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     out_dir.mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor()
     specs = [d for s in sets for d in INSTANCE_SETS[s].cases(quick)]
+    load_start = _load()
     outs = executor.run([Task(run_case, (d, names, time_limit, threads, mip_gap), label=_label(d), cpus=threads or 1)
                          for d in specs],
                         lambda o: _echo_row(echo, o.value if o.ok else {**specs[o.index], "error": o.error}))
@@ -265,7 +272,12 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
                                         for n in names if n != base}
     common = [r for r in rows if all(n in r["results"] for n in names)]  # rows every backend solved
     totals = {n: sum(r["results"][n]["solve_s"] for r in common) for n in names}
-    result = {"benchmark": "backends", "machine": machine_info(), "executor": executor.describe(),
+    loads = sorted(r["load_1min"] for r in rows if r.get("load_1min") is not None)
+    load = {"start": load_start, "end": _load(),
+            "rows_min": loads[0] if loads else None, "rows_median": loads[len(loads) // 2] if loads else None,
+            "rows_max": loads[-1] if loads else None}
+    result = {"benchmark": "backends", "machine": machine_info(), "load_average_1min": load,
+              "executor": executor.describe(),
               "time_limit_s": time_limit, "threads": threads,
               "mip_gap": mip_gap, "backends": names, "baseline": base, "sets": sets,
               "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
@@ -294,6 +306,18 @@ def _cell(r: dict[str, Any] | None, skipped: str | None) -> str:
     return f"{r['solve_s']:.3f} / {r['wall_s']:.3f}{mark}"
 
 
+def _load_text(load: dict | None, cores: int | None) -> str:
+    if not load or load.get("start") is None:
+        return ""
+    text = f" 1-minute load average {load['start']:g} at the start, {load['end']:g} at the end"
+    if load.get("rows_median") is not None:
+        text += (f", {load['rows_min']:g} / {load['rows_median']:g} / {load['rows_max']:g} (min / median / max) "
+                 "as the rows started")
+    if max(v for v in load.values() if v is not None) > (cores or 1):
+        text += " (above the core count: other jobs shared the machine, compare ratios within a row)"
+    return text + "."
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     names, base = result["backends"], result["baseline"]
@@ -308,7 +332,7 @@ def markdown(result: dict) -> str:
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
-             f"{executor_text(result.get('executor'))}.", "",
+             f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", "",
              "| case | mode | act | n | r | seed | vars | rows | ind | " + " | ".join(names) + " | "
              + " | ".join(f"{n}/{base}" for n in others) + " | objective | agree |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
