@@ -626,6 +626,27 @@ def test_bench_backends_sweep_sets_quick(tmp_path):
     assert "| mnist-head-14px | paper | identity | 16 | 0.01 | 0 |" in md and "| digits-mlp16 | ce | relu |" in md
 
 
+def test_bench_backends_time_limited_rows():
+    """A backend stopped by the time limit: its ratio is a bound and out of the means, and its
+    point and bound are checked against the other backend's optimum."""
+    from gdsolver.bench.backends_bench import _agree, _ratios
+
+    def r(status, t, obj, bound):
+        return {"status": status, "solve_s": t, "objective": obj, "bound": bound}
+
+    res = {"highs": r("OPTIMAL", 2.0, 18.0, 18.0), "scip": r("FEASIBLE", 60.0, 14.0, 20.7),
+           "gurobi": r("OPTIMAL", 1.0, 18.0, 18.0)}
+    assert _ratios(res, "highs") == ({"gurobi": 0.5}, {"scip": [">=", 30.0]})
+    assert _agree(list(res.values()), "max") is True
+    assert _agree([res["highs"], r("FEASIBLE", 60.0, 19.0, 25.0)], "max") is False  # beats the optimum
+    assert _agree([res["highs"], r("FEASIBLE", 60.0, 14.0, 17.0)], "max") is False  # bound cuts it off
+    assert _agree([res["highs"], res["scip"]], "max") is None  # one proof, nothing contradicts it
+    both = {"highs": r("FEASIBLE", 60.0, 57.0, 70.0), "scip": r("FEASIBLE", 60.0, 5.0, 83.0)}
+    assert _ratios(both, "highs") == ({}, {}) and _agree(list(both.values()), "max") is None
+    assert _ratios({"highs": r("FEASIBLE", 60.0, 1.0, 3.0), "scip": r("OPTIMAL", 6.0, 2.0, 2.0)},
+                   "highs")[1] == {"scip": ["<=", 0.1]}
+
+
 def test_replay_clamps_recorded_threads(tmp_path):
     """A result recorded on a bigger machine (more threads than allowed here) still replays."""
     from gdsolver.compile.base import max_threads

@@ -173,12 +173,48 @@ def _run(inst: MilpInstance, backend: str, **kw: Any) -> dict[str, Any]:
             "verifies": bool(verify(inst, res.x).ok) if res.x is not None else None}
 
 
-def _agree(results: list[dict[str, Any]]) -> bool | None:
-    """All OPTIMAL objectives equal (None when fewer than two are OPTIMAL)."""
+PROVEN = ("OPTIMAL", "INFEASIBLE", "UNBOUNDED")  # the solver finished; anything else stopped at a limit
+
+
+def _agree(results: list[dict[str, Any]], sense: str = "max") -> bool | None:
+    """All OPTIMAL objectives equal, and no other backend's point beats the optimum nor its
+    bound cuts it off (False if either fails; None when fewer than two are OPTIMAL and nothing
+    contradicts the one optimum)."""
     objs = [r["objective"] for r in results if r["status"] == "OPTIMAL"]
-    if len(objs) < 2:
+    if not objs:
         return None
-    return bool(max(objs) - min(objs) <= AGREE_RTOL * max(1.0, max(abs(o) for o in objs)))
+    tol = AGREE_RTOL * max(1.0, max(abs(o) for o in objs))
+    if max(objs) - min(objs) > tol:
+        return False
+    sign, opt = (1.0 if sense == "max" else -1.0), objs[0]
+    for r in results:
+        if r["status"] == "OPTIMAL":
+            continue
+        if r["objective"] is not None and sign * (r["objective"] - opt) > tol:
+            return False
+        if r["bound"] is not None and sign * (opt - r["bound"]) > tol:
+            return False
+    return True if len(objs) >= 2 else None
+
+
+def _ratios(res: dict[str, dict[str, Any]], base: str) -> tuple[dict[str, float], dict[str, list]]:
+    """Solve-time ratios over `base` where both finished, and bounds on them where one stopped
+    at the time limit: [">=", t/t_base] when only the baseline finished, ["<=", ...] when only
+    the other did (nothing when neither did)."""
+    ratios: dict[str, float] = {}
+    bounds: dict[str, list] = {}
+    if base not in res:
+        return ratios, bounds
+    t0 = max(res[base]["solve_s"], 1e-9)
+    for n, r in res.items():
+        if n == base:
+            continue
+        done, done0 = r["status"] in PROVEN, res[base]["status"] in PROVEN
+        if done and done0:
+            ratios[n] = r["solve_s"] / t0
+        elif done0 or done:
+            bounds[n] = [">=" if done0 else "<=", r["solve_s"] / t0]
+    return ratios, bounds
 
 
 def _load() -> float | None:
@@ -201,7 +237,7 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
     inst = build_case(desc)
     row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
                            "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
-                           "skipped": {}, "load_1min": _load()}
+                           "skipped": {}, "sense": inst.sense, "load_1min": _load()}
     for name in names:
         ok, why = get_backend(name).accepts(inst)
         if not ok:
@@ -214,10 +250,8 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
             row["results"][name] = _run(inst, name, **kw)
         except LicenseLimitError as exc:
             row["skipped"][name] = str(exc)
-    res, base = row["results"], names[0]
-    row["ratios"] = ({n: r["solve_s"] / max(res[base]["solve_s"], 1e-9) for n, r in res.items() if n != base}
-                     if base in res else {})
-    row["agree"] = _agree(list(res.values()))
+    row["ratios"], row["ratio_bounds"] = _ratios(row["results"], names[0])
+    row["agree"] = _agree(list(row["results"].values()), inst.sense)
     return row
 
 
@@ -264,14 +298,6 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     rows = [o.value if o.ok else {**d, "error": f"task failed: {o.error}", "results": {}, "skipped": {},
                                   "ratios": {}, "agree": None} for d, o in zip(specs, outs)]
     base = DEFAULT_BACKEND
-    geomean = {n: _geomean([r["ratios"][n] for r in rows if n in r["ratios"]]) for n in names if n != base}
-    groups: dict[str, dict[str, float | None]] = {}
-    for key in dict.fromkeys((r["case"], r.get("activation", "-")) for r in rows):
-        sel = [r for r in rows if (r["case"], r.get("activation", "-")) == key]
-        groups[f"{key[0]} {key[1]}"] = {n: _geomean([r["ratios"][n] for r in sel if n in r["ratios"]])
-                                        for n in names if n != base}
-    common = [r for r in rows if all(n in r["results"] for n in names)]  # rows every backend solved
-    totals = {n: sum(r["results"][n]["solve_s"] for r in common) for n in names}
     loads = sorted(r["load_1min"] for r in rows if r.get("load_1min") is not None)
     load = {"start": load_start, "end": _load(),
             "rows_min": loads[0] if loads else None, "rows_median": loads[len(loads) // 2] if loads else None,
@@ -283,12 +309,8 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
               "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
               "versions": {n: get_backend(n).version() for n in names},
               "licences": {n: get_backend(n).licence().state for n in names}, "rows": rows,
-              "geomean_ratio": geomean, "geomean_ratio_by_group": groups,
-              "total_solve_s": totals, "total_rows": len(common),
-              "all_agree": all(r["agree"] is not False for r in rows),
-              "disagreements": sum(r["agree"] is False for r in rows),
-              "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
-              "failed": sum("error" in r for r in rows)}
+              **summarize(rows, names, base)}
+    geomean = result["geomean_ratio"]
     tag = "backends-quick" if quick else "backends"
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / f"{tag}.md").write_text(markdown(result) + "\n")
@@ -298,10 +320,32 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     return result
 
 
+def summarize(rows: list[dict[str, Any]], names: list[str], base: str) -> dict[str, Any]:
+    """The result's figures over its rows (geometric means of the ratios where both backends
+    finished, totals over the rows every backend finished, agreement, verify failures)."""
+    geomean = {n: _geomean([r["ratios"][n] for r in rows if n in r["ratios"]]) for n in names if n != base}
+    groups: dict[str, dict[str, float | None]] = {}
+    for key in dict.fromkeys((r["case"], r.get("activation", "-")) for r in rows):
+        sel = [r for r in rows if (r["case"], r.get("activation", "-")) == key]
+        groups[f"{key[0]} {key[1]}"] = {n: _geomean([r["ratios"][n] for r in sel if n in r["ratios"]])
+                                        for n in names if n != base}
+    common = [r for r in rows if all(n in r["results"] and r["results"][n]["status"] in PROVEN
+                                     for n in names)]  # rows every backend finished
+    return {"geomean_ratio": geomean, "geomean_ratio_by_group": groups,
+            "total_solve_s": {n: sum(r["results"][n]["solve_s"] for r in common) for n in names},
+            "total_rows": len(common),
+            "all_agree": all(r["agree"] is not False for r in rows),
+            "disagreements": sum(r["agree"] is False for r in rows),
+            "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
+            "failed": sum("error" in r for r in rows)}
+
+
 def _cell(r: dict[str, Any] | None, skipped: str | None) -> str:
     if r is None:
         return "skipped" if skipped else "-"
     mark = "" if r["status"] == "OPTIMAL" else f" {r['status']}"
+    if r["status"] not in PROVEN and r["objective"] is not None:
+        mark += f" {r['objective']:.6g}" + (f" (bound {r['bound']:.6g})" if r["bound"] is not None else "")
     mark += " (x fails verify)" if r["verifies"] is False else ""
     return f"{r['solve_s']:.3f} / {r['wall_s']:.3f}{mark}"
 
@@ -344,18 +388,24 @@ def markdown(result: dict) -> str:
             continue
         head = key + f" {r['variables']} | {r['rows']} | {r['indicators']} |"
         cells = [_cell(r["results"].get(n), r["skipped"].get(n)) for n in names]
-        ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else "-" for n in others]
-        objs = [v["objective"] for v in r["results"].values() if v["objective"] is not None]
+        bounds = r.get("ratio_bounds", {})
+        ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else
+                  f"{'≥' if bounds[n][0] == '>=' else '≤'} {bounds[n][1]:.2f}" if n in bounds else "-" for n in others]
+        objs = [v["objective"] for v in r["results"].values() if v["status"] == "OPTIMAL"]
         obj = f"{objs[0]:.6g}" if objs else "-"
         agree = {True: "yes", False: "NO", None: "-"}[r["agree"]]
         lines.append(head + " " + " | ".join(cells + ratios) + f" | {obj} | {agree} |")
-    lines += ["", f"Geometric mean of the solve-time ratio over {base} (below 1: faster than {base}):"]
+    lines += ["", "A cell that stopped at the time limit shows its status, objective and bound; its ratio is then a "
+                  f"bound (≥: only {base} finished, ≤: only the other did) and stays out of the means. Objective: the "
+                  "proven optimum; agree: every proven optimum equal and no other point or bound contradicting it "
+                  "(- when fewer than two backends proved it).", "",
+              f"Geometric mean of the solve-time ratio over {base} where both finished (below 1: faster than {base}):"]
     for n in others:
         g = result["geomean_ratio"][n]
         by = "; ".join(f"{k}: {v[n]:.2f}" for k, v in result["geomean_ratio_by_group"].items() if v.get(n))
         lines.append(f"- {n}: {g:.2f} ({by})" if g else f"- {n}: -")
     totals = result["total_solve_s"]
-    lines += ["", f"Total solve time over the {result['total_rows']} rows every backend solved (dominated by the "
+    lines += ["", f"Total solve time over the {result['total_rows']} rows every backend finished (dominated by the "
                   "largest instances, where the geometric mean is dominated by the many small ones): "
               + ", ".join(f"{n} {t:.2f} s" for n, t in totals.items()) + "."]
     skipped = sorted({n for r in result["rows"] for n in r["skipped"]})
