@@ -558,7 +558,7 @@ def test_cli_bench_backends_quick(tmp_path):
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "backends-quick.json").read_text())
     assert doc["backends"][0] == "highs" and set(doc["backends"]) == set(available_backends())
-    assert doc["rows"] and doc["all_agree"] and doc["sets"] == ["digits", "regression"]
+    assert doc["rows"] and doc["all_agree"] and doc["sets"] == ["digits", "regression", "mnist-head", "digits-hidden"]
     for r in doc["rows"]:
         assert set(r["results"]) | set(r["skipped"]) == set(doc["backends"])
         for name, res in r["results"].items():
@@ -584,9 +584,67 @@ def test_bench_backends_instance_set_hook(tmp_path):
     finally:
         bb.INSTANCE_SETS.pop("extra-test-set")
     assert [r["case"] for r in doc["rows"]] == ["extra"] and doc["rows"][0]["results"]["highs"]["status"] == "INFEASIBLE"
-    assert "| extra | - | - | - | 3 |" in (tmp_path / "backends-quick.md").read_text()
+    assert "| extra | - | - | - | - | 3 |" in (tmp_path / "backends-quick.md").read_text()
     with pytest.raises(GdsolverError, match="unknown instance set"):
         bb.run_backends_bench(tmp_path, quick=True, sets=["nope"])
+
+
+def test_bench_backends_sweep_sets_quick(tmp_path):
+    """The MNIST-head and digits hidden-layer sets: JSON descriptions whose quick cases rebuild the
+    same instance from scratch (as a --ray worker does: a fresh head, a fresh training run), and a
+    quick run with a row each where every backend that takes the instance proves the same optimum;
+    Gurobi's pip licence is listed as skipped on the MNIST head, with the reason."""
+    from gdsolver.bench import backends_bench as bb
+    from gdsolver.compile import get_backend
+    from gdsolver.ir import fingerprint
+
+    sets = ["mnist-head", "digits-hidden"]
+    descs = [d for s in sets for d in bb.INSTANCE_SETS[s].cases(True)]
+    assert [d["set"] for d in descs] == ["mnist-head"] + ["digits-hidden"] * 3
+    assert all(json.loads(json.dumps(d)) == d for d in descs)
+
+    def prints():
+        insts = [bb.build_case(d) for d in descs]
+        return [(fingerprint(i), hashlib.sha256(i.start.tobytes()).hexdigest()) for i in insts]
+
+    bb._head.cache_clear(), bb._mlp.cache_clear()
+    first = prints()
+    bb._head.cache_clear(), bb._mlp.cache_clear()
+    assert prints() == first and len(set(first)) == len(first)
+
+    doc = bb.run_backends_bench(tmp_path, quick=True, echo=lambda *a: None, sets=sets)
+    assert [r["case"] for r in doc["rows"]] == [d["case"] for d in descs] and doc["failed"] == 0
+    for r in doc["rows"]:
+        assert set(r["results"]) | set(r["skipped"]) == set(doc["backends"]), r["case"]
+        assert all(v["status"] == "OPTIMAL" and v["verifies"] for v in r["results"].values()), r
+        assert len(r["results"]) >= 2 and r["agree"] is True, r
+    head = doc["rows"][0]
+    if "gurobi" in doc["backends"] and get_backend("gurobi").licence().state == "restricted":
+        assert "exceed Gurobi's restricted licence" in head["skipped"]["gurobi"]
+        assert "Skipped: gurobi on 1 instances" in (tmp_path / "backends-quick.md").read_text()
+    md = (tmp_path / "backends-quick.md").read_text()
+    assert "| mnist-head-14px | paper | identity | 16 | 0.01 | 0 |" in md and "| digits-mlp16 | ce | relu |" in md
+
+
+def test_bench_backends_time_limited_rows():
+    """A backend stopped by the time limit: its ratio is a bound and out of the means, and its
+    point and bound are checked against the other backend's optimum."""
+    from gdsolver.bench.backends_bench import _agree, _ratios
+
+    def r(status, t, obj, bound):
+        return {"status": status, "solve_s": t, "objective": obj, "bound": bound}
+
+    res = {"highs": r("OPTIMAL", 2.0, 18.0, 18.0), "scip": r("FEASIBLE", 60.0, 14.0, 20.7),
+           "gurobi": r("OPTIMAL", 1.0, 18.0, 18.0)}
+    assert _ratios(res, "highs") == ({"gurobi": 0.5}, {"scip": [">=", 30.0]})
+    assert _agree(list(res.values()), "max") is True
+    assert _agree([res["highs"], r("FEASIBLE", 60.0, 19.0, 25.0)], "max") is False  # beats the optimum
+    assert _agree([res["highs"], r("FEASIBLE", 60.0, 14.0, 17.0)], "max") is False  # bound cuts it off
+    assert _agree([res["highs"], res["scip"]], "max") is None  # one proof, nothing contradicts it
+    both = {"highs": r("FEASIBLE", 60.0, 57.0, 70.0), "scip": r("FEASIBLE", 60.0, 5.0, 83.0)}
+    assert _ratios(both, "highs") == ({}, {}) and _agree(list(both.values()), "max") is None
+    assert _ratios({"highs": r("FEASIBLE", 60.0, 1.0, 3.0), "scip": r("OPTIMAL", 6.0, 2.0, 2.0)},
+                   "highs")[1] == {"scip": ["<=", 0.1]}
 
 
 def test_replay_clamps_recorded_threads(tmp_path):

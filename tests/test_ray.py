@@ -319,7 +319,7 @@ def test_cell_that_keeps_failing_is_reported_and_the_others_complete(local_ray, 
     assert len(failed_csv) == 1 and "worker running it died" in failed_csv[0]["error"]
 
 
-@pytest.mark.slow  # ~10 s; the same cell mechanics as the paper benchmarks above
+@pytest.mark.slow  # ~35 s (two trained MLPs and MNIST heads on the workers); the paper benchmarks' cell mechanics
 def test_backends_bench_on_ray_equals_serial(local_ray, gurobi, tmp_path):
     from gdsolver.bench.backends_bench import run_backends_bench
 
@@ -327,12 +327,12 @@ def test_backends_bench_on_ray_equals_serial(local_ray, gurobi, tmp_path):
     ser = run_backends_bench(tmp_path / "s", quick=True, echo=lambda *_: None)
     par = run_backends_bench(tmp_path / "r", quick=True, echo=lambda *_: None, executor=ex)
 
-    def key(row):  # everything but the timings (per backend, under "results") and the ratios of timings
+    def key(row):  # everything but the timings (per backend, under "results"), their ratios and the load
         strip = lambda d: {k: v for k, v in d.items() if k not in ("solve_s", "wall_s")}  # noqa: E731
         return {k: ({n: strip(r) for n, r in v.items()} if k == "results" else v)
-                for k, v in row.items() if "ratio" not in k}
+                for k, v in row.items() if "ratio" not in k and k != "load_1min"}
 
-    assert [key(r) for r in par["rows"]] == [key(r) for r in ser["rows"]] and len(ser["rows"]) == 5
+    assert [key(r) for r in par["rows"]] == [key(r) for r in ser["rows"]] and len(ser["rows"]) == 9
     assert par["all_agree"] and par["failed"] == 0
 
 

@@ -2,13 +2,15 @@
 
 Instances come from named instance sets (INSTANCE_SETS). Built in: the demo's digits
 final layer (K misclassified points, paper and compact modes, identity and ReLU
-heads) and the demo's regression layer (L1 mode, T sampled points, ReLU = a MILP,
-identity = an LP). To add a set (e.g. a larger sweep from another generator), write
-a function `(quick: bool) -> list[description]` and decorate it with
-`@instance_set("name", build)`, where `build(description) -> MilpInstance` makes the
-(seeded) instance in whatever process runs the case (`--ray`); a description is a
-small JSON-able dict with at least "case" and maybe "mode", "activation", "points",
-"seed".
+heads), the demo's regression layer (L1 mode, T sampled points, ReLU = a MILP,
+identity = an LP), the MNIST-head-shaped sweeps of `gdsolver bench sweeps` (paper mode,
+1875 inputs x 10 classes; over Gurobi's pip licence) and hidden-layer sweeps of a small
+digits MLP (layer 0, its ReLUs and the final layer encoded exactly; paper, ce and squared
+heads). To add a set, write a function `(quick: bool) -> list[description]` and decorate
+it with `@instance_set("name", build, note)`, where `build(description) -> MilpInstance`
+makes the (seeded) instance in whatever process runs the case (`--ray`) and `note` says
+what the instances are in the results; a description is a small JSON-able dict with at
+least "set" and "case" and maybe "mode", "activation", "points", "radius", "seed".
 
 Every backend gets the same threads, time limit and relative gap. HiGHS solves the
 big-M lowered form, Gurobi and SCIP native indicators. "solve" is the solver's own
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,17 +51,19 @@ AGREE_RTOL = 1e-5  # optimal objectives agree to this, relative to max(1, |objec
 class InstanceSet:
     cases: Callable[[bool], list[dict[str, Any]]]  # quick -> descriptions
     build: Callable[[dict[str, Any]], MilpInstance]  # description -> instance (seeded; any process)
+    note: str = ""  # what the instances are, one or two sentences for the results' header
 
 
 #: name -> instance set; the order is the table's
 INSTANCE_SETS: dict[str, InstanceSet] = {}
 
 
-def instance_set(name: str, build: Callable[[dict[str, Any]], MilpInstance]):
+def instance_set(name: str, build: Callable[[dict[str, Any]], MilpInstance], note: str = ""):
     """Register the decorated `(quick) -> [description]` as the instance set `name`, its
-    instances made by `build(description)` (the hook for extra sets)."""
+    instances made by `build(description)` (the hook for extra sets); `note` describes them
+    in the results."""
     def register(cases: Callable[[bool], list[dict[str, Any]]]):
-        INSTANCE_SETS[name] = InstanceSet(cases, build)
+        INSTANCE_SETS[name] = InstanceSet(cases, build, note)
         return cases
     return register
 
@@ -80,23 +85,83 @@ def _build_demo_case(desc: dict[str, Any]) -> MilpInstance:
     if desc["case"] == "digits":
         wrong = np.flatnonzero(~correct_mask(forward(W, b, H, "identity"), y, 1e-3))
         pick = rng.choice(wrong, size=desc["points"], replace=False)
-        return classification(W, b, H[pick], y[pick], radius=0.01, activation=desc["activation"], mode=desc["mode"])
+        return classification(W, b, H[pick], y[pick], radius=desc["radius"], activation=desc["activation"],
+                              mode=desc["mode"])
     pick = rng.choice(len(H), size=desc["points"], replace=False)
-    return regression(W, b, H[pick], y[pick], radius=0.05, activation=desc["activation"], mode="l1")
+    return regression(W, b, H[pick], y[pick], radius=desc["radius"], activation=desc["activation"], mode="l1")
 
 
-@instance_set("digits", _build_demo_case)
+@instance_set("digits", _build_demo_case, note="Digits: final layer of the demo's model, K misclassified points.")
 def digits_cases(quick: bool) -> list[dict[str, Any]]:
-    return [{"set": "digits", "case": "digits", "mode": mode, "activation": act, "points": K, "seed": seed}
+    return [{"set": "digits", "case": "digits", "mode": mode, "activation": act, "points": K, "radius": 0.01,
+             "seed": seed}
             for K in ((16,) if quick else (16, 32, 64)) for act in ("identity", "relu")
             for mode in ("paper", "compact") for seed in ((0,) if quick else (0, 1))]
 
 
-@instance_set("regression", _build_demo_case)
+@instance_set("regression", _build_demo_case, note="Regression: the demo's layer, L1 mode, T sampled points.")
 def regression_cases(quick: bool) -> list[dict[str, Any]]:
     reg = [(50, "relu")] if quick else [(50, "relu"), (100, "relu"), (200, "relu"), (200, "identity")]
-    return [{"set": "regression", "case": "regression", "mode": "l1", "activation": act, "points": T, "seed": seed}
+    return [{"set": "regression", "case": "regression", "mode": "l1", "activation": act, "points": T, "radius": 0.05,
+             "seed": seed}
             for T, act in reg for seed in ((0,) if quick else (0, 1))]
+
+
+@functools.lru_cache(maxsize=1)  # cases are listed seed by seed: one trained head in memory at a time
+def _head(seed: int, image: int):
+    from gdsolver.bench.sweep_instances import head_case
+
+    return head_case(seed, image=image)
+
+
+def _build_mnist_head(desc: dict[str, Any]) -> MilpInstance:
+    from gdsolver.bench.sweep_instances import mnist_head_sweep
+
+    return mnist_head_sweep(desc["seed"], desc["radius"], points=desc["points"], mode=desc["mode"],
+                            case=_head(desc["seed"], desc["image"]))
+
+
+@instance_set("mnist-head", _build_mnist_head, note=(
+    "MNIST head: the seeded MNIST-head-shaped sweeps of `gdsolver bench sweeps` (gdsolver/bench/sweep_instances.py; "
+    "Conv2d(1, 3, 4)-ReLU features of synthetic 28x28 digits, 1875 inputs x 10 classes), n misclassified points, "
+    "paper mode; at radius 0.002 about half the points can be fixed. mnist-head-14px (quick): the same from 14x14 "
+    "images (363 inputs)."))
+def mnist_head_cases(quick: bool) -> list[dict[str, Any]]:
+    rows = [(14, 16, 0.01)] if quick else [(28, 32, 0.05), (28, 32, 0.002), (28, 128, 0.002)]
+    return [{"set": "mnist-head", "case": "mnist-head" if image == 28 else f"mnist-head-{image}px", "mode": "paper",
+             "activation": "identity", "points": n, "radius": r, "seed": seed, "image": image}
+            for seed in ((0,) if quick else (0, 1)) for image, n, r in rows]
+
+
+@functools.lru_cache(maxsize=2)
+def _mlp(seed: int, hidden: int, epochs: int):
+    from gdsolver.bench.sweep_instances import trained_network
+
+    return trained_network("mlp", seed, epochs=epochs, hidden=hidden)
+
+
+def _build_digits_hidden(desc: dict[str, Any]) -> MilpInstance:
+    from gdsolver.bench.sweep_instances import trained_sweep
+
+    return trained_sweep("mlp", desc["seed"], desc["radius"], points=desc["points"], mode=desc["mode"],
+                         epochs=desc["epochs"], hidden=desc["hidden"], layer=desc["layer"],
+                         task="regression" if desc["mode"] == "squared" else "classification",
+                         trained=_mlp(desc["seed"], desc["hidden"], desc["epochs"]))
+
+
+@instance_set("digits-hidden", _build_digits_hidden, note=(
+    "Digits hidden layer: digits-mlpH sweeps layer 0, Linear(64, H), of a 64-H-10 ReLU MLP trained 3 SGD epochs on "
+    "sklearn digits (seeded), its H ReLUs per point and the final layer encoded exactly; paper: n misclassified "
+    "points; ce: the first tangent round of the cross-entropy head on n sampled points; squared: the first round "
+    "of the squared-error regression head (the 10 outputs fitted to the one-hot labels; the current residual and a "
+    "5-point grid per output) on n sampled points."))
+def digits_hidden_cases(quick: bool) -> list[dict[str, Any]]:
+    rows = ([(16, "paper", 16, 0.01), (16, "ce", 16, 0.01), (16, "squared", 8, 0.01)] if quick else
+            [(16, "paper", 16, 0.01), (16, "ce", 16, 0.01), (16, "squared", 16, 0.01), (32, "paper", 16, 0.01),
+             (32, "ce", 32, 0.01)])
+    return [{"set": "digits-hidden", "case": f"digits-mlp{h}", "mode": mode, "activation": "relu", "points": n,
+             "radius": r, "seed": seed, "hidden": h, "layer": 0, "epochs": 3}
+            for seed in ((0,) if quick else (0, 1)) for h, mode, n, r in rows]
 
 
 def _run(inst: MilpInstance, backend: str, **kw: Any) -> dict[str, Any]:
@@ -108,12 +173,53 @@ def _run(inst: MilpInstance, backend: str, **kw: Any) -> dict[str, Any]:
             "verifies": bool(verify(inst, res.x).ok) if res.x is not None else None}
 
 
-def _agree(results: list[dict[str, Any]]) -> bool | None:
-    """All OPTIMAL objectives equal (None when fewer than two are OPTIMAL)."""
+PROVEN = ("OPTIMAL", "INFEASIBLE", "UNBOUNDED")  # the solver finished; anything else stopped at a limit
+
+
+def _agree(results: list[dict[str, Any]], sense: str = "max") -> bool | None:
+    """All OPTIMAL objectives equal, and no other backend's point beats the optimum nor its
+    bound cuts it off (False if either fails; None when fewer than two are OPTIMAL and nothing
+    contradicts the one optimum)."""
     objs = [r["objective"] for r in results if r["status"] == "OPTIMAL"]
-    if len(objs) < 2:
+    if not objs:
         return None
-    return bool(max(objs) - min(objs) <= AGREE_RTOL * max(1.0, max(abs(o) for o in objs)))
+    tol = AGREE_RTOL * max(1.0, max(abs(o) for o in objs))
+    if max(objs) - min(objs) > tol:
+        return False
+    sign, opt = (1.0 if sense == "max" else -1.0), objs[0]
+    for r in results:
+        if r["status"] == "OPTIMAL":
+            continue
+        if r["objective"] is not None and sign * (r["objective"] - opt) > tol:
+            return False
+        if r["bound"] is not None and sign * (opt - r["bound"]) > tol:
+            return False
+    return True if len(objs) >= 2 else None
+
+
+def _ratios(res: dict[str, dict[str, Any]], base: str) -> tuple[dict[str, float], dict[str, list]]:
+    """Solve-time ratios over `base` where both finished, and bounds on them where one stopped
+    at the time limit: [">=", t/t_base] when only the baseline finished, ["<=", ...] when only
+    the other did (nothing when neither did)."""
+    ratios: dict[str, float] = {}
+    bounds: dict[str, list] = {}
+    if base not in res:
+        return ratios, bounds
+    t0 = max(res[base]["solve_s"], 1e-9)
+    for n, r in res.items():
+        if n == base:
+            continue
+        done, done0 = r["status"] in PROVEN, res[base]["status"] in PROVEN
+        if done and done0:
+            ratios[n] = r["solve_s"] / t0
+        elif done0 or done:
+            bounds[n] = [">=" if done0 else "<=", r["solve_s"] / t0]
+    return ratios, bounds
+
+
+def _load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _geomean(xs: list[float]) -> float | None:
@@ -131,7 +237,7 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
     inst = build_case(desc)
     row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
                            "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
-                           "skipped": {}}
+                           "skipped": {}, "sense": inst.sense, "load_1min": _load()}
     for name in names:
         ok, why = get_backend(name).accepts(inst)
         if not ok:
@@ -144,22 +250,20 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
             row["results"][name] = _run(inst, name, **kw)
         except LicenseLimitError as exc:
             row["skipped"][name] = str(exc)
-    res, base = row["results"], names[0]
-    row["ratios"] = ({n: r["solve_s"] / max(res[base]["solve_s"], 1e-9) for n, r in res.items() if n != base}
-                     if base in res else {})
-    row["agree"] = _agree(list(res.values()))
+    row["ratios"], row["ratio_bounds"] = _ratios(row["results"], names[0])
+    row["agree"] = _agree(list(row["results"].values()), inst.sense)
     return row
 
 
 def _label(desc: dict[str, Any]) -> str:
-    return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "seed"))
+    return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "radius", "seed"))
 
 
 def _echo_row(echo: Callable, row: dict[str, Any]) -> None:
     if "error" in row:
-        echo(f"{_label(row):<32} failed: {row['error']}")
+        echo(f"{_label(row):<40} failed: {row['error']}")
         return
-    echo(f"{_label(row):<32} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+    echo(f"{_label(row):<40} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
          + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
 
 
@@ -187,31 +291,26 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     out_dir.mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor()
     specs = [d for s in sets for d in INSTANCE_SETS[s].cases(quick)]
+    load_start = _load()
     outs = executor.run([Task(run_case, (d, names, time_limit, threads, mip_gap), label=_label(d), cpus=threads or 1)
                          for d in specs],
                         lambda o: _echo_row(echo, o.value if o.ok else {**specs[o.index], "error": o.error}))
     rows = [o.value if o.ok else {**d, "error": f"task failed: {o.error}", "results": {}, "skipped": {},
                                   "ratios": {}, "agree": None} for d, o in zip(specs, outs)]
     base = DEFAULT_BACKEND
-    geomean = {n: _geomean([r["ratios"][n] for r in rows if n in r["ratios"]]) for n in names if n != base}
-    groups: dict[str, dict[str, float | None]] = {}
-    for key in dict.fromkeys((r["case"], r.get("activation", "-")) for r in rows):
-        sel = [r for r in rows if (r["case"], r.get("activation", "-")) == key]
-        groups[f"{key[0]} {key[1]}"] = {n: _geomean([r["ratios"][n] for r in sel if n in r["ratios"]])
-                                        for n in names if n != base}
-    common = [r for r in rows if all(n in r["results"] for n in names)]  # rows every backend solved
-    totals = {n: sum(r["results"][n]["solve_s"] for r in common) for n in names}
-    result = {"benchmark": "backends", "machine": machine_info(), "executor": executor.describe(),
+    loads = sorted(r["load_1min"] for r in rows if r.get("load_1min") is not None)
+    load = {"start": load_start, "end": _load(),
+            "rows_min": loads[0] if loads else None, "rows_median": loads[len(loads) // 2] if loads else None,
+            "rows_max": loads[-1] if loads else None}
+    result = {"benchmark": "backends", "machine": machine_info(), "load_average_1min": load,
+              "executor": executor.describe(),
               "time_limit_s": time_limit, "threads": threads,
               "mip_gap": mip_gap, "backends": names, "baseline": base, "sets": sets,
+              "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
               "versions": {n: get_backend(n).version() for n in names},
               "licences": {n: get_backend(n).licence().state for n in names}, "rows": rows,
-              "geomean_ratio": geomean, "geomean_ratio_by_group": groups,
-              "total_solve_s": totals, "total_rows": len(common),
-              "all_agree": all(r["agree"] is not False for r in rows),
-              "disagreements": sum(r["agree"] is False for r in rows),
-              "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
-              "failed": sum("error" in r for r in rows)}
+              **summarize(rows, names, base)}
+    geomean = result["geomean_ratio"]
     tag = "backends-quick" if quick else "backends"
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / f"{tag}.md").write_text(markdown(result) + "\n")
@@ -221,12 +320,46 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     return result
 
 
+def summarize(rows: list[dict[str, Any]], names: list[str], base: str) -> dict[str, Any]:
+    """The result's figures over its rows (geometric means of the ratios where both backends
+    finished, totals over the rows every backend finished, agreement, verify failures)."""
+    geomean = {n: _geomean([r["ratios"][n] for r in rows if n in r["ratios"]]) for n in names if n != base}
+    groups: dict[str, dict[str, float | None]] = {}
+    for key in dict.fromkeys((r["case"], r.get("activation", "-")) for r in rows):
+        sel = [r for r in rows if (r["case"], r.get("activation", "-")) == key]
+        groups[f"{key[0]} {key[1]}"] = {n: _geomean([r["ratios"][n] for r in sel if n in r["ratios"]])
+                                        for n in names if n != base}
+    common = [r for r in rows if all(n in r["results"] and r["results"][n]["status"] in PROVEN
+                                     for n in names)]  # rows every backend finished
+    return {"geomean_ratio": geomean, "geomean_ratio_by_group": groups,
+            "total_solve_s": {n: sum(r["results"][n]["solve_s"] for r in common) for n in names},
+            "total_rows": len(common),
+            "all_agree": all(r["agree"] is not False for r in rows),
+            "disagreements": sum(r["agree"] is False for r in rows),
+            "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
+            "failed": sum("error" in r for r in rows)}
+
+
 def _cell(r: dict[str, Any] | None, skipped: str | None) -> str:
     if r is None:
         return "skipped" if skipped else "-"
     mark = "" if r["status"] == "OPTIMAL" else f" {r['status']}"
+    if r["status"] not in PROVEN and r["objective"] is not None:
+        mark += f" {r['objective']:.6g}" + (f" (bound {r['bound']:.6g})" if r["bound"] is not None else "")
     mark += " (x fails verify)" if r["verifies"] is False else ""
     return f"{r['solve_s']:.3f} / {r['wall_s']:.3f}{mark}"
+
+
+def _load_text(load: dict | None, cores: int | None) -> str:
+    if not load or load.get("start") is None:
+        return ""
+    text = f" 1-minute load average {load['start']:g} at the start, {load['end']:g} at the end"
+    if load.get("rows_median") is not None:
+        text += (f", {load['rows_min']:g} / {load['rows_median']:g} / {load['rows_max']:g} (min / median / max) "
+                 "as the rows started")
+    if max(v for v in load.values() if v is not None) > (cores or 1):
+        text += " (above the core count: other jobs shared the machine, compare ratios within a row)"
+    return text + "."
 
 
 def markdown(result: dict) -> str:
@@ -237,44 +370,49 @@ def markdown(result: dict) -> str:
     versions = ", ".join(f"{n} {result['versions'][n]} (licence: {result['licences'][n]})" for n in names)
     lines = ["# gdsolver bench backends", "",
              f"Backends: {versions}. Instance sets: {', '.join(result['sets'])}.", "",
-             "HiGHS solves the big-M lowered form, Gurobi and SCIP native indicators. Digits: final layer of the demo's "
-             "model, K misclassified points, radius 0.01. Regression: the demo's layer, L1 mode, T sampled points, "
-             "radius 0.05.", "",
+             "HiGHS solves the big-M lowered form, Gurobi and SCIP native indicators. "
+             + " ".join(result.get("notes", {}).values()) + " r: the weight box's radius.", "",
              f"Time limit {result['time_limit_s']:g} s, threads {thr}, relative gap {result['mip_gap']:g}. Cells: "
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
-             f"{executor_text(result.get('executor'))}.", "",
-             "| case | mode | act | n | seed | vars | rows | ind | " + " | ".join(names) + " | "
+             f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", "",
+             "| case | mode | act | n | r | seed | vars | rows | ind | " + " | ".join(names) + " | "
              + " | ".join(f"{n}/{base}" for n in others) + " | objective | agree |",
-             "|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
     for r in result["rows"]:
         key = f"| {r['case']} | {r.get('mode', '-')} | {r.get('activation', '-')} | {r.get('points', '-')} | " \
-              f"{r.get('seed', '-')} |"
+              f"{r.get('radius', '-')} | {r.get('seed', '-')} |"
         if "error" in r:  # the case's task failed
             lines.append(key + f" - | - | - | failed: {r['error']} |")
             continue
         head = key + f" {r['variables']} | {r['rows']} | {r['indicators']} |"
         cells = [_cell(r["results"].get(n), r["skipped"].get(n)) for n in names]
-        ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else "-" for n in others]
-        objs = [v["objective"] for v in r["results"].values() if v["objective"] is not None]
+        bounds = r.get("ratio_bounds", {})
+        ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else
+                  f"{'≥' if bounds[n][0] == '>=' else '≤'} {bounds[n][1]:.2f}" if n in bounds else "-" for n in others]
+        objs = [v["objective"] for v in r["results"].values() if v["status"] == "OPTIMAL"]
         obj = f"{objs[0]:.6g}" if objs else "-"
         agree = {True: "yes", False: "NO", None: "-"}[r["agree"]]
         lines.append(head + " " + " | ".join(cells + ratios) + f" | {obj} | {agree} |")
-    lines += ["", f"Geometric mean of the solve-time ratio over {base} (below 1: faster than {base}):"]
+    lines += ["", "A cell that stopped at the time limit shows its status, objective and bound; its ratio is then a "
+                  f"bound (≥: only {base} finished, ≤: only the other did) and stays out of the means. Objective: the "
+                  "proven optimum; agree: every proven optimum equal and no other point or bound contradicting it "
+                  "(- when fewer than two backends proved it).", "",
+              f"Geometric mean of the solve-time ratio over {base} where both finished (below 1: faster than {base}):"]
     for n in others:
         g = result["geomean_ratio"][n]
         by = "; ".join(f"{k}: {v[n]:.2f}" for k, v in result["geomean_ratio_by_group"].items() if v.get(n))
         lines.append(f"- {n}: {g:.2f} ({by})" if g else f"- {n}: -")
     totals = result["total_solve_s"]
-    lines += ["", f"Total solve time over the {result['total_rows']} rows every backend solved (dominated by the "
+    lines += ["", f"Total solve time over the {result['total_rows']} rows every backend finished (dominated by the "
                   "largest instances, where the geometric mean is dominated by the many small ones): "
               + ", ".join(f"{n} {t:.2f} s" for n, t in totals.items()) + "."]
     skipped = sorted({n for r in result["rows"] for n in r["skipped"]})
     if skipped:
         lines += ["", "Skipped: " + "; ".join(
             f"{n} on {sum(n in r['skipped'] for r in result['rows'])} instances "
-            f"({next(r['skipped'][n] for r in result['rows'] if n in r['skipped'])})" for n in skipped)]
+            f"(the first: {next(r['skipped'][n] for r in result['rows'] if n in r['skipped'])})" for n in skipped)]
     lines += ["", f"Objectives agree on every row where several backends proved optimality (to {AGREE_RTOL:g} "
                   f"relative): {'yes' if result['all_agree'] else 'NO (' + str(result['disagreements']) + ' rows)'}. "
                   f"Points failing ir.verify: {result['not_verified']}."]

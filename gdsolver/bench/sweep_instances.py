@@ -14,7 +14,8 @@ shape from synthetic 28x28 "digits":
   (numpy), stopped early so that a good share of the training points stays misclassified;
 - the sweep's points: a seeded choice of misclassified training points.
 
-Everything is numpy and a function of the seed. Why it is a fair stand-in: what makes these
+Everything is numpy and a function of the seed (numpy's BLAS pinned to one thread, see
+`head_case`). Why it is a fair stand-in: what makes these
 sweeps hard is the features' geometry (nonnegative, strongly correlated, so fixing one point
 moves every other point's outputs) and the size of the box relative to the points' margin
 deficits; both are what the real conv head has. The calibration (stroke count, noise,
@@ -24,6 +25,8 @@ at radius 0.05 all 32 points can be fixed, at 0.002 about half, at 0.0005 a few.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,13 +115,30 @@ def _train_head(H: np.ndarray, y: np.ndarray, epochs: int, lr: float,
 def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int = 100, lr: float = 0.5,
               image: int = IMAGE) -> HeadCase:
     """The trained head for `seed` (deterministic); `image` < 28 gives a smaller head
-    (3 (image - 3)^2 features) for quick runs."""
-    rng = np.random.default_rng(seed)
-    templates = _templates(rng, image)
-    imgs, y = _images(rng, templates, n_train, noise)
-    H = _conv_relu(imgs, rng)
-    W, b = _train_head(H, y, epochs, lr, rng)
+    (3 (image - 3)^2 features) for quick runs.
+
+    numpy's BLAS runs on one thread here: a multithreaded matrix product sums in another order,
+    and over 100 training steps the last bits of W then depend on the thread count (a Ray worker
+    has one BLAS thread, this process as many as cores), enough to change which points are
+    misclassified on the 14x14 head."""
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        templates = _templates(rng, image)
+        imgs, y = _images(rng, templates, n_train, noise)
+        H = _conv_relu(imgs, rng)
+        W, b = _train_head(H, y, epochs, lr, rng)
     return HeadCase(W, b, H, y, seed)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn
+    except ImportError:  # pragma: no cover - then as many threads as numpy's BLAS starts
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "compact", margin: float = 1e-3,
@@ -134,27 +154,39 @@ def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "co
     return inst
 
 
-def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mode: str = "paper", epochs: int = 3,
-                  lr: float = 0.05) -> MilpInstance:
-    """A sweep from a real short training run on sklearn's digits: `model` "mlp"
-    (Linear(64, 32)-ReLU-Linear(32, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-
-    Linear(75, 10) on the 8x8 images), `epochs` of SGD (gdsolver.GDTrainer), then the final
-    layer's sweep on `points` misclassified training points (train.sweep.prepare_sweep, as
-    GDSolver builds it)."""
+def trained_network(model: str, seed: int, *, epochs: int = 3, lr: float = 0.05, hidden: int = 32):
+    """A real short training run on sklearn's digits: `model` "mlp" (Linear(64, hidden)-ReLU-
+    Linear(hidden, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-Linear(75, 10) on the 8x8
+    images), `epochs` of SGD (gdsolver.GDTrainer, one thread, seeded) -> (gdsolver.extract
+    Network, X_train, y_train)."""
     from gdsolver.extract import network_from_torch
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for
-    from gdsolver.train.sweep import prepare_sweep
     from gdsolver.train.trainer import GDTrainer
 
     split = load_split_for("digits-images" if model == "conv" else "digits", None, seed=seed)
-    net = build_model(model, tuple(split.train[0].shape[1:]), 10, seed=seed)
+    net = build_model(model, tuple(split.train[0].shape[1:]), 10, hidden=hidden, seed=seed)
     GDTrainer(net, task="classification", optimizer="sgd", lr=lr, epochs=epochs, seed=seed, threads=1).fit(
         split.train, split.val)
     X, y = split.train
-    network = network_from_torch(net, X)
-    inst = prepare_sweep(network, X, y, task="classification", radius=radius, mode=mode, points=points,
+    return network_from_torch(net, X), X, y
+
+
+def trained_sweep(model: str, seed: int, radius: float, *, points: int = 32, mode: str = "paper", epochs: int = 3,
+                  lr: float = 0.05, hidden: int = 32, layer: int = -1, task: str = "classification",
+                  trained=None) -> MilpInstance:
+    """A sweep from a real short training run on sklearn's digits (`trained_network`): the
+    sweep of dense layer `layer` (default the final one; 0 is the MLP's hidden layer, its ReLUs
+    and the final layer then encoded exactly) on `points` training points (misclassified ones
+    for the counting heads, a seeded sample for "ce" and for regression; train.sweep.prepare_sweep,
+    as GDSolver builds it). task "regression" (modes "l1", "squared", "paper") fits the 10
+    outputs to the one-hot labels. Pass `trained` (what trained_network returned) to reuse a run."""
+    from gdsolver.train.sweep import prepare_sweep
+
+    network, X, y = trained or trained_network(model, seed, epochs=epochs, lr=lr, hidden=hidden)
+    target = np.eye(10)[y] if task == "regression" else y
+    inst = prepare_sweep(network, X, target, task=task, layer=layer, radius=radius, mode=mode, points=points,
                          seed=seed).instance
     inst.meta.update(generator="trained_sweep", generator_model=model, generator_seed=int(seed),
-                     generator_epochs=int(epochs))
+                     generator_epochs=int(epochs), generator_hidden=int(hidden))
     return inst
