@@ -89,6 +89,31 @@ class TunedConfig:
         return [f"gdsolver[{self.gd_phase(o)}]" for o in self.on]
 
 
+def with_rows(t: TunedConfig, rows: list[str]) -> TunedConfig:
+    """The comparison restricted to `rows`: tuned GD baselines ("sgd", "adam-lrs", ...), GDSolver
+    rows ("gdsolver[adam-lrs]", "gdsolver[lbfgs-best5]"); L-BFGS once and best of K always run
+    (they are cheap, and the best baseline is chosen among them), so "lbfgs" and "lbfgs-bestK"
+    are accepted and add nothing."""
+    methods, on = [], []
+    for r in rows:
+        if r in TUNED_METHODS:
+            methods.append(r)
+        elif r.startswith("gdsolver[") and r.endswith("]"):
+            inner = r[len("gdsolver["):-1]
+            if inner == t.lbfgs_best:
+                on.append("lbfgs-best")
+            elif inner in TUNED_METHODS:
+                on.append(inner)
+                methods.append(inner)  # its GD phase runs at that baseline's tuned rate
+            else:
+                raise GdsolverError(f"row {r!r}: expected gdsolver[{t.lbfgs_best}] or gdsolver[M] for a tuned method "
+                                    f"M of {list(TUNED_METHODS)}")
+        elif r not in ("lbfgs", t.lbfgs_best):
+            raise GdsolverError(f"row {r!r}: expected one of {[*TUNED_METHODS, 'lbfgs', t.lbfgs_best]} or a "
+                                "gdsolver[...] row")
+    return replace(t, methods=tuple(dict.fromkeys(methods)), on=tuple(dict.fromkeys(on)))
+
+
 @dataclass(frozen=True)
 class TunedCell:
     """One tuned-comparison task: kind "gd" (method at rate lr), "lbfgs" (method "lbfgs" or
