@@ -69,7 +69,7 @@ class SweepConfig:
       with several, each sweep round visits them from the input side to the output.
     radius: box half-width around the current weights (per layer, adapted when adapt_radius).
     points: points per sweep; "auto" = 32 misclassified for classification, and for regression
-      every training point when the sweep is an LP (final layer, identity output), else 150.
+      every training point when the sweep is an LP (final layer, identity output), else 50.
     mode: the head (gdsolver.formulate.heads); None = the loss being trained: regression
       "squared", classification the measured default (train.sweep.DEFAULT_CLASSIFICATION_MODE).
     rounds / round_tol: tangent-cut rounds of a smooth head ("squared", "ce", "count+ce"): at
