@@ -64,11 +64,11 @@ class GDSolver(Trainer):
     next one, a sweep that improves nothing doubles it (adapt_radius=True; within
     [r/64, 64 r]). output: which element of a tuple / dict model output holds the scores.
     portfolio / executor / ray_address: K candidate sweeps per sweep, solved locally or on Ray,
-    tried best first (see the module docstring and PortfolioConfig). refit (regression, squared
-    head): a hidden-layer sweep is judged after refitting the last layer by least squares
-    (SweepConfig). A sweep whose candidates
+    tried best first (see the module docstring and PortfolioConfig). A sweep whose candidates
     are all rejected adapts the radius as one sweep would: halved when one of them improved its
-    points' loss, else doubled; an accepted one leaves it.
+    points' loss, else doubled; an accepted one leaves it. refit (regression, squared head): a
+    hidden-layer sweep is judged after refitting the last layer by least squares in its box
+    (SweepConfig).
     """
 
     method = "gdsolver"
