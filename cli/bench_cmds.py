@@ -70,6 +70,11 @@ def bench_regression(
                                         "L-BFGS, GDSolver on tuned optimizers; issues 15 and 19).")] = True,
     gdsolver_seeds: Annotated[Optional[int], typer.Option(help="Seeds (0..N-1) of the tuned comparison's GDSolver "
                                                           "rows, the slowest part (default: every seed).")] = None,
+    tuned_row: Annotated[Optional[list[str]], typer.Option("--tuned-row", help="Run only the tuned comparison, "
+                                                           "with these rows (repeat): tuned GD baselines (sgd, "
+                                                           "adam-lrs, ...) and GDSolver rows (gdsolver[lbfgs-best5], "
+                                                           "gdsolver[sgd], ...); L-BFGS once and best of 5 always "
+                                                           "run. Skips Table 1.")] = None,
     ray: RayFlag = False,
     ray_address: RayAddress = None,
 ) -> None:
@@ -91,6 +96,12 @@ def bench_regression(
         cfg = replace(cfg, tuned=None)
     elif gdsolver_seeds is not None and cfg.tuned is not None:
         cfg = replace(cfg, tuned=replace(cfg.tuned, gdsolver_seeds=_seeds(gdsolver_seeds, cfg.seeds)))
+    if tuned_row:
+        if cfg.tuned is None:
+            fail("--tuned-row: needs the tuned comparison (drop --no-tuned)")
+        from gdsolver.bench.regression_tuned import with_rows
+
+        cfg = replace(cfg, table1=False, tuned=with_rows(cfg.tuned, list(tuned_row)))
     cfg = cfg.check()
     tag = "regression_quick" if quick else "regression"
     console.print(f"regression benchmark ({name} preset): equations {list(cfg.equations)}, seeds {list(cfg.seeds)}, "
@@ -102,7 +113,7 @@ def bench_regression(
                                                               command=["gdsolver", *sys.argv[1:]], plots=plots,
                                                               executor=ex))
     lo, hi = cfg.table_epochs()
-    for t in doc["table1"]:
+    for t in doc["table1"] if cfg.table1 else ():
         console.print(f"[{t['preset']}] GDSolver({lo}) vs best baseline at {hi} epochs: test MSE "
                       f"{-100 * t['mean_mse_reduction']:+.1f}%, time {-100 * t['mean_time_saving']:+.1f}% "
                       "(paper: -31.5% MSE, -48% time)", markup=False)

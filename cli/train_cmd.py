@@ -76,7 +76,7 @@ def train(
     radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
                                                     "(default 0.05).")] = None,
     points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
-                                                  "all when the sweep is an LP, else 150).")] = None,
+                                                  "all when the sweep is an LP, else 50).")] = None,
     restarts: Annotated[Optional[int], typer.Option(help="Initialisations per method, the best on validation "
                                                     "kept (gdsolver: for its first GD phase).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="gdsolver: sweep head (default: the loss being trained: squared "

@@ -259,3 +259,27 @@ def test_data_efficiency_tuned_tiny(tmp_path):
         reach = [k for k in (100, 200) if L[(m, k)] >= h["target"]]
         assert n == (min(reach) if reach else None)
     assert "at most half the points" in (tmp_path / "de.md").read_text()
+
+
+def test_tuned_rows_restrict_the_comparison_and_skip_table1(tmp_path):
+    """--tuned-row: only the rows asked for (and L-BFGS once / best of K), no Table 1 cells."""
+    from dataclasses import replace
+
+    from gdsolver.bench.regression_bench import grid
+    from gdsolver.bench.regression_tuned import TunedConfig, with_rows
+    from gdsolver.errors import GdsolverError
+
+    t = TunedConfig(restarts=2)
+    assert with_rows(t, ["gdsolver[lbfgs-best2]"]) == replace(t, methods=(), on=("lbfgs-best",))
+    r = with_rows(t, ["sgd", "gdsolver[adam-lrs]", "lbfgs"])
+    assert r.methods == ("sgd", "adam-lrs") and r.on == ("adam-lrs",)  # a GDSolver row's GD phase is tuned too
+    for bad in ("cubic", "gdsolver[lbfgs-best5]", "gdsolver[nope]"):
+        with pytest.raises(GdsolverError, match="row"):
+            with_rows(t, [bad])
+    cfg = RegressionConfig(equations=("identity",), seeds=(0, 1), table1=False,
+                           tuned=with_rows(t, ["gdsolver[lbfgs-best2]"]))
+    cells = grid(cfg)
+    assert {(c.kind, c.method) for c in cells} == {("lbfgs", "lbfgs"), ("lbfgs", "lbfgs-best2"),
+                                                   ("gdsolver", "lbfgs-best2")}
+    assert len(cells) == 6
+

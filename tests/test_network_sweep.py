@@ -400,3 +400,109 @@ def test_gdsolver_trains_and_sweeps_a_softmax_tuple_model():
         p = model(torch.from_numpy(X[120:]))[0].double().numpy()
     ce = -np.log(p[np.arange(30), y[120:]]).mean()
     assert hist.last["val_loss"] == pytest.approx(ce, rel=1e-5)
+
+
+# ------------------------------------------------------------ hidden-layer sweeps judged after a final-layer refit
+def test_least_squares_layer_unbounded_matches_normal_equations():
+    from gdsolver.train.sweep import least_squares_layer
+
+    rng = np.random.default_rng(0)
+    F, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    W, b = least_squares_layer(F, Y, W0=np.zeros((2, 3)), b0=np.zeros(2), radius=1e6)
+    A = np.hstack([F, np.ones((50, 1))])
+    sol = np.linalg.solve(A.T @ A, A.T @ Y)  # the normal equations, another route
+    np.testing.assert_allclose(W, sol[:3].T, atol=1e-8)
+    np.testing.assert_allclose(b, sol[3], atol=1e-8)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_least_squares_layer_in_a_box_matches_bounded_minimize(bias):
+    from scipy.optimize import minimize
+
+    from gdsolver.train.sweep import least_squares_layer
+
+    rng = np.random.default_rng(1)
+    F = rng.normal(size=(60, 3))
+    F[:58, 2] = 0.0  # a unit active on two points only: unbounded, its weight would fit them
+    Y = rng.normal(size=(60, 2)) + 5.0
+    W0, b0, r = rng.normal(size=(2, 3)), rng.normal(size=2), 0.3
+    W, b = least_squares_layer(F, Y, W0=W0, b0=b0, radius=r, bias=bias)
+    assert np.all(np.abs(W - W0) <= r + 1e-12) and np.all(np.abs(b - b0) <= r + 1e-12)
+    if not bias:
+        assert np.array_equal(b, b0)
+    for m in range(2):  # another route: L-BFGS-B on the same bounded quadratic
+        n = 4 if bias else 3
+        x0 = np.append(W0[m], b0[m])[:n]
+
+        def f(x):
+            r_ = F @ x[:3] + (x[3] if bias else b0[m]) - Y[:, m]
+            return r_ @ r_
+
+        ref = minimize(f, x0, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0], options={"ftol": 1e-15,
+                                                                                                "gtol": 1e-12})
+        got = np.append(W[m], b[m])[:n]
+        assert f(got) <= ref.fun + 1e-8
+        np.testing.assert_allclose(got, ref.x, atol=1e-5)
+
+
+def _hidden_sweep(refit, val=None, **kw):
+    """One sweep of the hidden layer of a fresh network (no GD); val: the validation split."""
+    import gdsolver
+
+    X, Y = _reg_data()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    snaps = []
+    tr = gdsolver.GDSolver(model, "regression", epochs=0, max_sweeps=1, layers=[0], radius=0.2, solver_points=40,
+                           time_limit=30, refit=refit, adapt_radius=False,
+                           callback=lambda r: snaps.append((dict(r), {k: v.clone() for k, v in
+                                                                     model.state_dict().items()})), **kw)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    if val is None:
+        val = (X[120:], Y[120:])
+    elif val == "current":  # targets = the network's own outputs: any change worsens the validation loss
+        with torch.no_grad():
+            val = (X[120:], model(torch.from_numpy(X[120:])).numpy())
+    hist = tr.fit((X[:120], Y[:120]), val)
+    (row,) = hist.sweeps
+    return model, X[:120], Y[:120], row, start, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_hidden_sweep_with_refit_leaves_a_least_squares_final_layer():
+    model, X, Y, row, before, after = _hidden_sweep(True, val_tolerance=1.0)
+    assert row["accepted"] and "training loss after refitting 2" in row["reason"]
+    assert not torch.equal(before["0.weight"], after["0.weight"])
+    # the final layer is optimal for the training MSE in its box (KKT, by autograd: another
+    # route): a weight strictly inside has no gradient, one on a face is pushed outwards
+    model.zero_grad()
+    loss = ((model(torch.from_numpy(X)).double() - torch.from_numpy(Y).double()) ** 2).sum()
+    loss.backward()
+    scale = 1e-3 * loss.item()
+    for name in ("weight", "bias"):
+        g = getattr(model[2], name).grad.double().numpy()
+        d = (after[f"2.{name}"] - before[f"2.{name}"]).double().numpy()
+        inside = np.abs(d) < 0.2 - 1e-5
+        assert np.all(np.abs(g[inside]) < scale)
+        assert np.all(g[~inside] * np.sign(d[~inside]) <= scale)  # descent would leave the box
+    assert not torch.equal(before["2.weight"], after["2.weight"])
+    # the history's figures are that training loss, by forward passes
+    assert row["sweep_loss_after"] == pytest.approx(float(loss), rel=1e-5)
+    m0 = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    m0.load_state_dict(before)
+    with torch.no_grad():
+        loss0 = float(((m0(torch.from_numpy(X)).double() - torch.from_numpy(Y).double()) ** 2).sum())
+    assert row["sweep_loss_before"] == pytest.approx(loss0, rel=1e-6)
+    assert row["sweep_loss_after"] < row["sweep_loss_before"]
+
+
+def test_hidden_sweep_without_refit_keeps_the_final_layer():
+    _, _, _, row, before, after = _hidden_sweep(False, val_tolerance=1.0)
+    assert "solver loss on its points" in row["reason"]
+    assert torch.equal(before["2.weight"], after["2.weight"]) and torch.equal(before["2.bias"], after["2.bias"])
+
+
+def test_rejected_refit_sweep_restores_both_layers_bit_for_bit():
+    _, _, _, row, before, after = _hidden_sweep(True, val="current", val_tolerance=0.0)
+    assert not row["accepted"] and "would worsen" in row["reason"]
+    for k in before:
+        assert torch.equal(before[k], after[k])

@@ -80,6 +80,7 @@ class RegressionConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # the tuned-baselines comparison (issues 15 and 19; gdsolver.bench.regression_tuned); None: not run
     tuned: TunedConfig | None = None
+    table1: bool = True  # False: only the tuned comparison runs (no Table 1 cells)
 
     def baselines(self) -> list[str]:
         from gdsolver.train.methods import METHODS
@@ -285,7 +286,7 @@ def grid(cfg: RegressionConfig) -> list[Cell | TunedCell]:
     sweeps; then the tuned comparison's cells (GDSolver on a tuned GD method gets its rate once
     the rate grid has run)."""
     out: list[Cell | TunedCell] = []
-    for eq in cfg.equations:
+    for eq in cfg.equations if cfg.table1 else ():
         for seed in cfg.seeds:
             out += [Cell(eq, seed, m) for m in cfg.baselines()]
             out += [Cell(eq, seed, "gdsolver", p, e) for p in cfg.presets for e in cfg.sweep_epochs]

@@ -52,7 +52,7 @@ class TunedConfig:
     on: tuple[str, ...] = ("sgd", "adam-lrs", "lbfgs-best")  # GD phases of the GDSolver rows
     rounds: int = 2
     radius: float = 1.0
-    solver_points: int | str = "auto"  # 150 points for the hidden layer (a MIP), every point for the final LP
+    solver_points: int | str = "auto"  # 50 points for the hidden layer (a MIP), every point for the final LP
     time_limit: float = 10.0  # per sweep (all refinement rounds of its head included)
     mode: str = "squared"
     gdsolver_seeds: tuple[int, ...] | None = None  # None: every seed of the run
@@ -87,6 +87,31 @@ class TunedConfig:
 
     def gdsolver_names(self) -> list[str]:
         return [f"gdsolver[{self.gd_phase(o)}]" for o in self.on]
+
+
+def with_rows(t: TunedConfig, rows: list[str]) -> TunedConfig:
+    """The comparison restricted to `rows`: tuned GD baselines ("sgd", "adam-lrs", ...), GDSolver
+    rows ("gdsolver[adam-lrs]", "gdsolver[lbfgs-best5]"); L-BFGS once and best of K always run
+    (they are cheap, and the best baseline is chosen among them), so "lbfgs" and "lbfgs-bestK"
+    are accepted and add nothing."""
+    methods, on = [], []
+    for r in rows:
+        if r in TUNED_METHODS:
+            methods.append(r)
+        elif r.startswith("gdsolver[") and r.endswith("]"):
+            inner = r[len("gdsolver["):-1]
+            if inner == t.lbfgs_best:
+                on.append("lbfgs-best")
+            elif inner in TUNED_METHODS:
+                on.append(inner)
+                methods.append(inner)  # its GD phase runs at that baseline's tuned rate
+            else:
+                raise GdsolverError(f"row {r!r}: expected gdsolver[{t.lbfgs_best}] or gdsolver[M] for a tuned method "
+                                    f"M of {list(TUNED_METHODS)}")
+        elif r not in ("lbfgs", t.lbfgs_best):
+            raise GdsolverError(f"row {r!r}: expected one of {[*TUNED_METHODS, 'lbfgs', t.lbfgs_best]} or a "
+                                "gdsolver[...] row")
+    return replace(t, methods=tuple(dict.fromkeys(methods)), on=tuple(dict.fromkeys(on)))
 
 
 @dataclass(frozen=True)
@@ -386,10 +411,11 @@ def markdown_lines(doc: dict[str, Any], cfg) -> list[str]:
              f"iterations, once and best of {t.restarts} restarts (chosen on validation; all restarts' time counted). "
              f"gdsolver[X]: the GD phase of baseline X ({t.gd_epochs} epochs at X's tuned rate; the whole run for "
              f"L-BFGS), then {t.rounds} sweep rounds over all layers (hidden layer, then final), head "
-             f"\"{t.mode}\", radius {t.radius}, points {t.solver_points!r} (150 for the hidden layer's MIP, all 680 "
+             f"\"{t.mode}\", radius {t.radius}, points {t.solver_points!r} (50 for the hidden layer's MIP, all 680 "
              f"for the final LP), {t.time_limit:g} s per sweep; a round is a GDSolver(epochs=0, max_sweeps=1, "
-             "layers=\"all\") fit. Every sweep is kept only if it lowers the loss on its points and the validation "
-             f"MSE rises by at most 1%. Seeds {list(cfg.seeds)}" +
+             "layers=\"all\") fit. Every sweep is kept only if it lowers the loss on its points (a hidden-layer "
+             "sweep: the training loss after a least-squares refit of the final layer in its box) and the "
+             f"validation MSE rises by at most 1%. Seeds {list(cfg.seeds)}" +
              (f" (GDSolver rows: seeds {gseeds})" if gseeds != list(cfg.seeds) else "") + ". \"best baseline\" is the "
              f"baseline with the lowest mean test MSE after {t.epochs} epochs (L-BFGS included); wins and the paired "
              "difference are against it, seed by seed. Times are means per seed: GD steps (every restart's), "

@@ -69,11 +69,18 @@ class SweepConfig:
       with several, each sweep round visits them from the input side to the output.
     radius: box half-width around the current weights (per layer, adapted when adapt_radius).
     points: points per sweep; "auto" = 32 misclassified for classification, and for regression
-      every training point when the sweep is an LP (final layer, identity output), else 150.
+      every training point when the sweep is an LP (final layer, identity output), else 50.
     mode: the head (gdsolver.formulate.heads); None = the loss being trained: regression
       "squared", classification the measured default (train.sweep.DEFAULT_CLASSIFICATION_MODE).
     rounds / round_tol: tangent-cut rounds of a smooth head ("squared", "ce", "count+ce"): at
       most `rounds` refinements, until the surrogate is within round_tol (relative) of the loss.
+    refit: regression with the squared head: a hidden-layer sweep's answer is judged after the
+      last dense layer (identity output) is refitted by least squares on every training point,
+      in the box a sweep of it would have (the measured recipe "hidden sweep + final-layer refit"): a hidden sweep that changes which
+      ReLUs are active is only useful together with new output weights, which the final layer,
+      fixed in the hidden layer's MIP, cannot have yet. The answer is then kept when the training
+      loss after the refit is lower (instead of the solver's loss on its points, which assumes the
+      old output weights) and the validation loss rule holds; a rejection restores both layers.
     search: how a count head's MIP is searched (gdsolver.compile.search): "auto" (default:
       interval presolve + combinatorial Benders where the instance has the
       maximum-feasible-subsystem shape and the backend is HiGHS, else the plain MIP), "mip",
@@ -94,6 +101,7 @@ class SweepConfig:
     rounds: int = 20
     round_tol: float = 1e-3
     search: str = "auto"
+    refit: bool = True
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -113,6 +121,7 @@ class SweepConfig:
         check_backend_name(self.backend)
         SolveOptions(time_limit=self.time_limit, mip_gap=self.mip_gap)  # validated now, not at the first sweep
         set_("closest", bool(self.closest))
+        set_("refit", bool(self.refit))
         set_("rounds", positive_int("rounds", self.rounds, allow_zero=True))
         from gdsolver.compile.search import SEARCHES
         if self.search not in SEARCHES:

@@ -66,7 +66,9 @@ class GDSolver(Trainer):
     portfolio / executor / ray_address: K candidate sweeps per sweep, solved locally or on Ray,
     tried best first (see the module docstring and PortfolioConfig). A sweep whose candidates
     are all rejected adapts the radius as one sweep would: halved when one of them improved its
-    points' loss, else doubled; an accepted one leaves it.
+    points' loss, else doubled; an accepted one leaves it. refit (regression, squared head): a
+    hidden-layer sweep is judged after refitting the last layer by least squares in its box
+    (SweepConfig).
     """
 
     method = "gdsolver"
@@ -79,7 +81,7 @@ class GDSolver(Trainer):
                  solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
                  margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
                  mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
-                 search: str = "auto", skip_sweeps: bool = False,
+                 search: str = "auto", refit: bool = True, skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
                  momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
@@ -94,7 +96,7 @@ class GDSolver(Trainer):
         self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
                                         points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
                                         backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest,
-                                        rounds=rounds, round_tol=round_tol, search=search)
+                                        rounds=rounds, round_tol=round_tol, search=search, refit=refit)
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
         if accept_on == "accuracy" and task != "classification":
@@ -306,12 +308,13 @@ class GDSolver(Trainer):
             else:
                 if watched_before is None:
                     watched_before = self._watched(self._current_metrics())
-                decision = self._decide(c, layer, watched_before)
+                decision = self._decide(c, layer, watched_before, net)
                 decided.append(decision)
                 if decision.accepted:
                     accepted = c
                 self._finish_sweep(row, accepted=decision.accepted, reason=decision.reason,
-                                   sweep_loss_after=decision.loss_after, metrics=decision.metrics)
+                                   sweep_loss_before=decision.loss_before, sweep_loss_after=decision.loss_after,
+                                   metrics=decision.metrics)
         if accepted is None and decided:
             self._adapt(name, grow=not any(d.improved for d in decided))
         return accepted is not None
@@ -346,10 +349,12 @@ class GDSolver(Trainer):
             suffix = f"-{c.spec.label}" if self.portfolio > 1 else ""
             self._dump(n, [(suffix + s, inst, res) for s, inst, res in c.outcome.files])
 
-    def _decide(self, c: "_Cand", layer, watched_before: float):
-        """Write candidate c's answer into the model and keep it or restore the old weights."""
+    def _decide(self, c: "_Cand", layer, watched_before: float, net=None):
+        """Write candidate c's answer into the model and keep it or restore the old weights. A
+        hidden-layer sweep with `refit` (see SweepConfig) also refits the last layer first."""
         job, Xp, yp = c.job, c.Xp, c.yp
         mode = job.instance.meta["mode"]
+        last = self._refit_layer(net, job.layer, mode) if net is not None else None
 
         def watched() -> tuple[float, dict[str, Any]]:
             metrics = self._metrics()
@@ -358,12 +363,56 @@ class GDSolver(Trainer):
         def write(W: np.ndarray, b: np.ndarray):
             saved = linear_params(self.model, layer)
             apply_to_torch(self.model, W, b, layer)
-            return saved
+            if last is None:
+                return saved, None
+            saved_last = linear_params(self.model, last)
+            apply_to_torch(self.model, *self._least_squares(last), last)
+            return saved, saved_last
 
-        return decide_sweep(job, c.outcome, write=write, restore=lambda s: restore_params(self.model, layer, s),
-                            points_loss=lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode),
+        def restore(saved) -> None:
+            restore_params(self.model, layer, saved[0])
+            if saved[1] is not None:
+                restore_params(self.model, last, saved[1])
+
+        if last is None:
+            points_loss = lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode)  # noqa: E731
+            before, what = c.before, "solver loss on its points"
+        else:
+            X, y = self.train_data.X, self.train_data.y.numpy()
+            points_loss = lambda: sweep_loss(self.task, self._model_outputs(X), y, job.margin, mode)  # noqa: E731
+            before, what = points_loss(), f"training loss after refitting {last.name}"
+        return decide_sweep(job, c.outcome, write=write, restore=restore, points_loss=points_loss,
                             watched=watched, watched_before=watched_before, accept=self.accept,
-                            loss_before=c.before, label="validation" if self.val_data is not None else "training")
+                            loss_before=before, label="validation" if self.val_data is not None else "training",
+                            loss_label=what)
+
+    def _refit_layer(self, net, k: int, mode: str):
+        """The last dense layer when a sweep of layer k is judged after refitting it (SweepConfig
+        refit: regression, squared head, k a hidden layer, the last layer's output the identity)."""
+        last = net.layers[-1]
+        if (not self.sweep_config.refit or self.task != "regression" or mode != "squared" or k == len(net) - 1
+                or last.activation != "identity"):
+            return None
+        return last
+
+    def _least_squares(self, last) -> tuple[np.ndarray, np.ndarray]:
+        """The least-squares weights of layer `last` on its inputs (a forward pass of the model
+        with the current weights) over every training point, in the box a sweep of it would
+        have (its current radius)."""
+        from gdsolver.train.sweep import least_squares_layer
+
+        got: list[torch.Tensor] = []
+        module = self.model.get_submodule(last.location.get("module", last.name))
+        handle = module.register_forward_hook(lambda m, inp, out: got.append(inp[0].detach()))
+        try:
+            with eval_mode(self.model), torch.no_grad():
+                self.model(self.train_data.X)
+        finally:
+            handle.remove()
+        F = got[-1].double().reshape(len(self.train_data.X), -1).numpy()
+        Y = self.train_data.y.double().reshape(len(F), -1).numpy()
+        return least_squares_layer(F, Y, W0=last.W, b0=last.b, radius=self._radius.get(last.name, self.radius),
+                                   bias=last.has_bias)
 
     def _current_metrics(self) -> dict[str, Any]:
         """Train/val loss and accuracy of the current weights. Every history row is recorded
