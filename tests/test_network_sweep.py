@@ -486,7 +486,7 @@ def test_hidden_sweep_with_refit_leaves_a_least_squares_final_layer():
         assert np.all(g[~inside] * np.sign(d[~inside]) <= scale)  # descent would leave the box
     assert not torch.equal(before["2.weight"], after["2.weight"])
     # the history's figures are that training loss, by forward passes
-    assert row["sweep_loss_after"] == pytest.approx(float(loss), rel=1e-5)
+    assert row["sweep_loss_after"] == pytest.approx(loss.item(), rel=1e-5)
     m0 = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     m0.load_state_dict(before)
     with torch.no_grad():
