@@ -26,6 +26,9 @@ from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.ir.subsystem import Subsystem, pair_conflicts
 
 FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
+_NO_LIMIT = 2**31 - 1  # HiGHS's default simplex_iteration_limit
+EXTEND_TRIALS = True  # extend a cut-down master choice key by key (else one elastic LP)
+FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
 
 
 class Interrupted(Exception):
@@ -63,6 +66,8 @@ class SubsystemLP:
         self.run = run
         self._kOptimal = highspy.HighsModelStatus.kOptimal
         self._kInfeasible = highspy.HighsModelStatus.kInfeasible
+        self._kIterationLimit = highspy.HighsModelStatus.kIterationLimit
+        self._mass: np.ndarray | None = None
         K, nc = sub.num_keys, len(sub.cols)
         lo, hi, grp = sub.rows_lo, sub.rows_hi, sub.group
         # split every key row into one-sided rows, each with its group's elastic column
@@ -132,28 +137,62 @@ class SubsystemLP:
         self.on, self.hard = on.copy(), hard.copy()
         self.last = None
 
-    def solve(self) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    def solve(self, iteration_limit: int | None = None) -> tuple[float, np.ndarray | None, np.ndarray | None]:
         """(weighted violation, continuous values, elastic values); inf (and None) when even
-        the hard rows cannot hold."""
+        the hard rows cannot hold; nan (and None) when `iteration_limit` simplex iterations
+        did not settle it. After an answer > 0, `conflict_mass()` tells which groups prove it."""
         if self.last is not None:
             return self.last
         t0 = time.perf_counter()
-        _run(self.h, self.run)
+        if iteration_limit is not None:
+            self.h.setOptionValue("simplex_iteration_limit", int(iteration_limit))
+        try:
+            _run(self.h, self.run)
+        finally:
+            if iteration_limit is not None:
+                self.h.setOptionValue("simplex_iteration_limit", _NO_LIMIT)
         self.solves += 1
         ms = self.h.getModelStatus()
-        if ms != self._kOptimal and ms != self._kInfeasible:
+        limited = iteration_limit is not None and ms == self._kIterationLimit
+        if ms != self._kOptimal and ms != self._kInfeasible and not limited:
             # numerical trouble: a cold start usually clears it
             self.h.clearSolver()
             _run(self.h, self.run)
             ms = self.h.getModelStatus()
         self.lp_time += time.perf_counter() - t0
         self.iterations += int(self.h.getInfo().simplex_iteration_count)
-        if ms != self._kOptimal:
+        self._mass = None
+        if limited:
+            self.last = (np.nan, None, None)
+        elif ms != self._kOptimal:
             self.last = (np.inf, None, None)
         else:
             v = np.asarray(self.h.getSolution().col_value)
             self.last = (float(self.h.getInfo().objective_function_value), v[: self.nc], v[self.nc:])
         return self.last
+
+    def conflict_mass(self) -> np.ndarray | None:
+        """After a solve that found the switched-on groups infeasible: the weight of every
+        group in the proof (K,), zero for groups the proof does not use; None if there is no
+        proof to read. The proof is the Farkas ray when the hard rows alone are infeasible
+        (the pure feasibility LP: its dual simplex stops at the first ray, which uses few
+        rows), else the elastic LP's duals; either way the groups with weight are, with the
+        box and the base rows, infeasible by themselves."""
+        if self._mass is not None:
+            return self._mass
+        v = self.last[0] if self.last else np.nan
+        if v == np.inf:
+            _, has_ray, ray = self.h.getDualRay()
+            if not has_ray:
+                return None
+            dual = np.abs(np.asarray(ray)[self.nb:])
+        elif v > FEAS_TOL:
+            dual = np.abs(np.asarray(self.h.getSolution().row_dual)[self.nb:])
+        else:
+            return None
+        mass = np.bincount(self.row_group, weights=dual, minlength=self.K) * self.on
+        self._mass = mass
+        return mass
 
     def dual_support(self) -> np.ndarray:
         """Groups whose rows hold a nonzero dual at the last optimum (bool (K,))."""
@@ -177,18 +216,21 @@ class SearchTrace:
     events: list[tuple[float, str, float]] = field(default_factory=list)  # (t, "incumbent"|"bound", value)
     lp_solves: int = 0
     lp_time: float = 0.0
+    lp_iterations: int = 0  # simplex iterations over all LPs (a measure of LP work that load does not skew)
     master_solves: int = 0
     master_time: float = 0.0
     pair_cuts: int = 0
     cuts: int = 0  # found by LP (beyond the pairs)
+    free_cuts: int = 0  # infeasible sets proved by the greedy's LPs on the way, also given to the master
     cut_sizes: list[int] = field(default_factory=list)
     iterations: int = 0
     interrupted: bool = False  # Ctrl-C ended the search; the outcome is the best point so far
 
     def to_json_dict(self) -> dict:
         return {"events": [[round(t, 4), k, v] for t, k, v in self.events], "lp_solves": self.lp_solves,
-                "lp_time_s": self.lp_time, "master_solves": self.master_solves, "master_time_s": self.master_time,
-                "pair_cuts": self.pair_cuts, "cuts": self.cuts, "cut_sizes": self.cut_sizes,
+                "lp_time_s": self.lp_time,
+                "lp_iterations": self.lp_iterations, "master_solves": self.master_solves, "master_time_s": self.master_time,
+                "pair_cuts": self.pair_cuts, "cuts": self.cuts, "free_cuts": self.free_cuts, "cut_sizes": self.cut_sizes,
                 "iterations": self.iterations, "interrupted": self.interrupted}
 
 
@@ -227,60 +269,87 @@ class Conflicts:
 
 
 def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Conflicts | None = None,
-           deadline: float = np.inf, first_only: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """A maximal feasible key set containing `base` (which must be feasible). One elastic LP
-    with `base` hard and every other allowed key soft gives a feasible set (the keys it
-    satisfies exactly) and an order (least violated first); the rest are tried one by one,
-    skipping keys in a known conflict with the set. Returns (chosen, continuous values), or
+           deadline: float = np.inf, first_only: bool = False,
+           cuts: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A maximal feasible key set containing `base` (which must be feasible): `elastic_round`,
+    then (unless `first_only`) `one_by_one`. Returns (chosen, continuous values), or
     (base, None) if base itself is infeasible."""
+    chosen, y, order = elastic_round(lp, base, allowed, cuts)
+    if first_only or y is None:
+        return chosen, y
+    return one_by_one(lp, chosen, y, order, conflicts, deadline, cuts)
+
+
+def elastic_round(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray,
+                  cuts: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One elastic LP with `base` hard and every other allowed key soft: (the keys whose
+    elastic column is exactly 0, which hold at its point, with base; that point; the other
+    soft keys, least violated first). If the LP proves a conflict its keys go to `cuts`."""
     soft = allowed & ~base
     lp.set(base | soft, hard=base)
     v, y, e = lp.solve()
     if y is None:
-        return base.copy(), None
-    zero = soft & (e * lp.weight <= FEAS_TOL)
-    chosen = base | zero
-    if first_only:  # the keys this one LP satisfies, with its point
-        lp.set(chosen, hard=chosen)
-        v, y, _ = lp.solve()
-        return (chosen, y) if y is not None else (base.copy(), None)
+        return base.copy(), None, np.zeros(0, np.int64)
+    chosen = base | (soft & (e == 0))  # nonbasic at 0: the key's rows hold at y (within the LP's tolerance)
+    if cuts is not None and v > FEAS_TOL:
+        _add_cut(cuts, lp, base | soft)
     rest = np.flatnonzero(soft & ~chosen)
-    order = rest[np.argsort(e[rest], kind="stable")]
+    return chosen, y, rest[np.argsort(e[rest], kind="stable")]
+
+
+def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.ndarray,
+               conflicts: Conflicts | None = None, deadline: float = np.inf,
+               cuts: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Try adding the keys of `order` to the feasible set `chosen` (with its point y) one at a
+    time with the pure feasibility LP, skipping keys in a known conflict with the set. A trial
+    that fails proves it fast (dual simplex, few iterations) and its Farkas ray names an
+    infeasible key set, appended to `cuts` when given (a free cut for the master)."""
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
     for k in order:
         if blocked[k] or time.perf_counter() > deadline:
             continue
         trial = chosen.copy()
         trial[k] = True
-        if lp.feasible(trial):
-            chosen = trial
+        lp.set(trial, hard=trial)
+        v, y_trial, _ = lp.solve()
+        if y_trial is not None and v <= FEAS_TOL:
+            chosen, y = trial, y_trial
             if conflicts and conflicts.partner[k]:
                 blocked[list(conflicts.partner[k])] = True
-    lp.set(chosen, hard=chosen)
-    v, y, _ = lp.solve()
-    if y is None:  # numerically borderline: fall back to what the first LP proved
-        chosen = base | zero
-        lp.set(chosen, hard=chosen)
-        v, y, _ = lp.solve()
+        elif cuts is not None and v > FEAS_TOL:
+            _add_cut(cuts, lp, trial)
     return chosen, y
 
 
+def _add_cut(cuts: list[np.ndarray], lp: SubsystemLP, subset: np.ndarray) -> None:
+    """Append the keys of the last solve's infeasibility proof (an infeasible set) to `cuts`."""
+    mass = lp.conflict_mass()
+    if mass is None:
+        return
+    support = subset & (mass > 1e-9 * max(float(mass.max(initial=0.0)), 1e-300))
+    if support.sum() >= 2:  # one key alone is feasible after presolve: a proof naming one is a numerical artefact
+        cuts.append(np.flatnonzero(support))
+
+
 def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
-                       conflicts: Conflicts | None = None, filter_lp: SubsystemLP | None = None) -> np.ndarray:
+                       conflicts: Conflicts | None = None, filter_lp: SubsystemLP | None = None,
+                       iteration_limit: int | None = FILTER_ITERATIONS) -> np.ndarray:
     """An infeasible subset of `subset` (which must be infeasible), minimal when time allows.
-    Start from the support of the elastic LP's duals; then deletion filtering in chunks: drop
-    the half of the undecided keys holding the least dual mass; if the rest is still
-    infeasible they were not needed (and the new support may shrink it further), otherwise
-    halve the chunk; a single key whose removal makes the rest feasible is needed."""
-    lp.set(subset)
-    v, _, _ = lp.solve()
-    if v <= FEAS_TOL:
+    Every test is the pure feasibility LP (all switched-on rows hard): HiGHS's dual simplex
+    proves infeasibility in a few iterations and its Farkas ray names few groups, while
+    proving feasibility takes many, so a test gets `iteration_limit` simplex iterations and
+    an unsettled one counts as feasible (the key is kept: the answer stays infeasible, at
+    worst not minimal). Start from the ray's groups; then deletion filtering in chunks: drop
+    the half of the undecided keys holding the least ray weight; if the rest is still
+    infeasible they were not needed (and the new ray may shrink it further), otherwise halve
+    the chunk; a single key whose removal makes the rest feasible is needed."""
+    current, mass = _conflict(lp, subset, None)
+    if current is None:
         raise ValueError("minimal_infeasible: the subset is feasible")
-    current, mass = _support(lp, subset, v)
     # a second LP for the small subsets keeps `lp` warm on the big set between conflicts
     lp = filter_lp or lp
     needed = np.zeros_like(current)
-    chunk = max(1, int((current & ~needed).sum()) // 2)
+    chunk = max(1, int(current.sum()) // 2)
     while current.sum() > 2:  # two keys, each feasible alone after presolve, are minimal
         if current.sum() == 3 and conflicts is not None:
             trio = np.flatnonzero(current)
@@ -302,11 +371,10 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
         if not trial.any():
             chunk = max(1, chunk // 2)
             continue
-        lp.set(trial)
-        v, _, _ = lp.solve()
-        if v > FEAS_TOL:
-            support, mass = _support(lp, trial, v)
+        support, new_mass = _conflict(lp, trial, iteration_limit)
+        if support is not None:
             current = trial & (support | needed)
+            mass = new_mass
             chunk = max(1, int((current & ~needed).sum()) // 2)
         elif chunk > 1:
             chunk //= 2
@@ -315,12 +383,18 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
     return current
 
 
-def _support(lp: SubsystemLP, subset: np.ndarray, v: float) -> tuple[np.ndarray, np.ndarray]:
-    """(keys of `subset` in the duals' support, dual mass per key) after an infeasible solve."""
-    if not np.isfinite(v):
+def _conflict(lp: SubsystemLP, subset: np.ndarray,
+              iteration_limit: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(the keys of `subset` in an infeasibility proof, their weights) from the pure
+    feasibility LP on `subset`, or (None, None) when it is feasible or not settled in
+    `iteration_limit` iterations. Without a readable proof the whole subset is returned."""
+    lp.set(subset, hard=subset)
+    v, _, _ = lp.solve(iteration_limit)
+    if not v > FEAS_TOL:  # feasible, or nan: not settled
+        return None, None
+    mass = lp.conflict_mass()
+    if mass is None:
         return subset.copy(), np.zeros(len(subset))
-    dual = np.abs(np.asarray(lp.h.getSolution().row_dual)[lp.nb:])
-    mass = np.bincount(lp.row_group, weights=dual, minlength=lp.K)
     support = subset & (mass > 1e-9 * max(float(mass.max(initial=0.0)), 1e-300))
     return (support if support.any() else subset.copy()), mass
 
@@ -424,6 +498,7 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         flp = state.get("flp")
         trace.lp_solves = lp.solves + (flp.solves if flp else 0)
         trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
+        trace.lp_iterations = lp.iterations + (flp.iterations if flp else 0)
     if state["chosen"] is None:  # interrupted before the first answer: the keys we started from
         state["chosen"] = np.asarray(base, bool).copy()
         state["best"] = float(lp.sub.gain @ state["chosen"]) if lp is not None else 0.0
@@ -442,14 +517,15 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     base = base | (s.key_lb > 0.5)
     step = 1.0 if np.all(gain == np.round(gain)) else 1e-6
     bound = float(gain[allowed].sum())
+    free_cuts: list[np.ndarray] = []  # infeasible sets the LPs proved on the way (the greedy's failed trials)
     # the elastic LP alone often settles it (every allowed key fits): no pairs needed then
-    chosen, y = greedy(lp, base, allowed, None, deadline=deadline, first_only=True)
+    chosen, y, order = elastic_round(lp, base, allowed, free_cuts)
     if y is None:
         raise GdsolverError("benders: the starting key set is infeasible")
     if float(gain @ chosen) < bound - 1e-9:
         pairs = pair_conflicts(s) if pairs is None else pairs
         conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
-        chosen, y = greedy(lp, chosen, allowed, conflicts, deadline=deadline)
+        chosen, y = one_by_one(lp, chosen, y, order, conflicts, deadline, free_cuts)
     else:
         pairs = np.zeros((0, 2), np.int64)
         conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
@@ -460,6 +536,8 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     flp: SubsystemLP | None = None  # a second LP for deletion filtering on small subsets, made when needed
     master.add_cuts([np.asarray(p) for p in pairs])
     trace.pair_cuts = len(pairs)
+    master.add_cuts(free_cuts)
+    trace.free_cuts += len(free_cuts)
     while True:
         now = time.perf_counter()
         state.update(bound=bound)
@@ -486,10 +564,11 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
         # cut the master's choice down to a feasible set, one minimal conflict at a time
         work = cand.copy()
         new_cuts = []
-        while not lp.feasible(work):
+        while _conflict(lp, work, None)[0] is not None:
             if time.perf_counter() > deadline:
                 break
-            violated = lp.last[2] if lp.last and lp.last[2] is not None else np.zeros(K)
+            violated = lp.conflict_mass()
+            violated = np.zeros(K) if violated is None else violated
             flp = flp or SubsystemLP(s)
             state["flp"] = flp
             conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
@@ -511,7 +590,11 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             if gain @ work + gain[open_].sum() <= best + 1e-9:
                 ext, y_ext = work, None
             else:
-                ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline)
+                free_cuts = []
+                ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline, first_only=not EXTEND_TRIALS,
+                                    cuts=free_cuts)
+                new_cuts += free_cuts
+                trace.free_cuts += len(free_cuts)
             if y_ext is not None and gain @ ext > best + 1e-9:
                 chosen, y, best = ext, y_ext, float(gain @ ext)
                 state.update(chosen=chosen, y=y, best=best)

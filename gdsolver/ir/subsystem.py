@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdsolver.blas import blas_threads
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
 
@@ -151,7 +152,8 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7) -> np.ndarray:
     # contested[i, j]: the part of row i's reach sum rho |a_i| in columns where row j's
     # coefficient has the opposite sign (float32: a screen, with slack below)
     reach = np.abs(dense) * rho
-    contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
+    with blas_threads(1):  # a small product: extra BLAS threads only spin on a busy machine
+        contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
     cap = reach.sum(axis=1)
     # certainly compatible: both hold with the contested columns at the box's centre, or one
     # holds with them given to the other (each row alone can hold: presolve checked)
