@@ -23,12 +23,14 @@ from gdsolver.compile.highs import build_highs, new_highs, run_highs
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import BINARY, MilpInstance
-from gdsolver.ir.subsystem import Subsystem, pair_conflicts
+from gdsolver.ir.subsystem import Subsystem, pair_conflicts, restrict
 
 FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
 _NO_LIMIT = 2**31 - 1  # HiGHS's default simplex_iteration_limit
 EXTEND_TRIALS = True  # extend a cut-down master choice key by key (else one elastic LP)
+SCALE_STRATEGY = 0  # HiGHS simplex_scale_strategy for the LPs (0: none; see SubsystemLP)
 FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
+TRIAL_ITERATIONS = 1000  # a greedy trial not settled in this many simplex iterations is skipped
 
 
 class Interrupted(Exception):
@@ -91,7 +93,10 @@ class SubsystemLP:
         rlo = np.concatenate([sub.base_lo, np.full(len(split), -np.inf)])
         rhi = np.concatenate([sub.base_hi, np.full(len(split), np.inf)])
         h = new_highs()
-        for key, value in (("presolve", "off"), ("solver", "simplex"), ("simplex_strategy", 1)):  # 1 = dual
+        # dual simplex (1), unscaled: HiGHS's scaling of these rows (features of one magnitude,
+        # elastic columns of 1) took the first elastic LP 100-1800 iterations by seed, 57-105 without
+        for key, value in (("presolve", "off"), ("solver", "simplex"), ("simplex_strategy", 1),
+                           ("simplex_scale_strategy", SCALE_STRATEGY)):
             h.setOptionValue(key, value)
         status = h.passModel(nc + K, A.nrows, A.nnz, 2, 1, 0.0, cost, col_lb, col_ub, rlo, rhi,
                              A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32), A.data,
@@ -301,23 +306,29 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
                conflicts: Conflicts | None = None, deadline: float = np.inf,
                cuts: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Try adding the keys of `order` to the feasible set `chosen` (with its point y) one at a
-    time with the pure feasibility LP, skipping keys in a known conflict with the set. A trial
-    that fails proves it fast (dual simplex, few iterations) and its Farkas ray names an
+    time with the pure feasibility LP, skipping keys in a known conflict with the set (and
+    keys whose LP is not settled in TRIAL_ITERATIONS iterations). A trial that fails proves it fast (dual simplex, few iterations) and its Farkas ray names an
     infeasible key set, appended to `cuts` when given (a free cut for the master)."""
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
+    # every trial starts from the basis of the last feasible set: after a failed trial the
+    # LP sits at a Farkas ray, and walking back from there cost ~300 iterations per trial
+    basis = lp.h.getBasis()
     for k in order:
         if blocked[k] or time.perf_counter() > deadline:
             continue
         trial = chosen.copy()
         trial[k] = True
         lp.set(trial, hard=trial)
-        v, y_trial, _ = lp.solve()
+        v, y_trial, _ = lp.solve(TRIAL_ITERATIONS)
         if y_trial is not None and v <= FEAS_TOL:
             chosen, y = trial, y_trial
+            basis = lp.h.getBasis()
             if conflicts and conflicts.partner[k]:
                 blocked[list(conflicts.partner[k])] = True
-        elif cuts is not None and v > FEAS_TOL:
+            continue
+        if cuts is not None and v > FEAS_TOL:
             _add_cut(cuts, lp, trial)
+        lp.h.setBasis(basis)
     return chosen, y
 
 
@@ -333,54 +344,73 @@ def _add_cut(cuts: list[np.ndarray], lp: SubsystemLP, subset: np.ndarray) -> Non
 
 def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
                        conflicts: Conflicts | None = None, filter_lp: SubsystemLP | None = None,
-                       iteration_limit: int | None = FILTER_ITERATIONS) -> np.ndarray:
+                       iteration_limit: int | None = FILTER_ITERATIONS,
+                       trace: SearchTrace | None = None) -> np.ndarray:
     """An infeasible subset of `subset` (which must be infeasible), minimal when time allows.
     Every test is the pure feasibility LP (all switched-on rows hard): HiGHS's dual simplex
     proves infeasibility in a few iterations and its Farkas ray names few groups, while
     proving feasibility takes many, so a test gets `iteration_limit` simplex iterations and
     an unsettled one counts as feasible (the key is kept: the answer stays infeasible, at
-    worst not minimal). Start from the ray's groups; then deletion filtering in chunks: drop
-    the half of the undecided keys holding the least ray weight; if the rest is still
-    infeasible they were not needed (and the new ray may shrink it further), otherwise halve
-    the chunk; a single key whose removal makes the rest feasible is needed."""
+    worst not minimal). Start from the ray's groups on `lp`; the tests then run on
+    `filter_lp` if given, else on a fresh LP holding only those groups' rows and the columns
+    they use (each simplex iteration and each run's set-up scale with the LP's size, and the
+    ray names a handful of the hundreds of groups). Deletion filtering in chunks: drop the
+    half of the undecided keys holding the least ray weight; if the rest is still infeasible
+    they were not needed (and the new ray may shrink it further), otherwise halve the chunk;
+    a single key whose removal makes the rest feasible is needed. The filter LP's work is
+    added to `trace`."""
     current, mass = _conflict(lp, subset, None)
     if current is None:
         raise ValueError("minimal_infeasible: the subset is feasible")
-    # a second LP for the small subsets keeps `lp` warm on the big set between conflicts
-    lp = filter_lp or lp
-    needed = np.zeros_like(current)
-    chunk = max(1, int(current.sum()) // 2)
-    while current.sum() > 2:  # two keys, each feasible alone after presolve, are minimal
-        if current.sum() == 3 and conflicts is not None:
-            trio = np.flatnonzero(current)
+    if current.sum() <= 2:  # two keys, each feasible alone after presolve, are minimal
+        return current
+    members = np.flatnonzero(current)  # global key of each local key
+    if filter_lp is None:
+        filter_lp = SubsystemLP(restrict(lp.sub, current), lp.run)
+        local = np.ones(len(members), bool)
+    else:
+        members = np.arange(len(current))
+        local = current
+    mass = mass[members]
+    pair: tuple[int, int] | None = None
+    needed = np.zeros(len(members), bool)
+    chunk = max(1, int(local.sum()) // 2)
+    while local.sum() > 2:
+        if local.sum() == 3 and conflicts is not None:
+            trio = members[local]
             known = [(a, b) for a, b in ((trio[0], trio[1]), (trio[0], trio[2]), (trio[1], trio[2]))
                      if b in conflicts.partner[a]]
             if known:  # a known pair inside: the smaller cut
-                out = np.zeros_like(current)
-                out[list(known[0])] = True
-                return out
+                pair = known[0]
+                break
             if conflicts.exact[trio].all():  # pairs of one-row keys not in the table are feasible
-                return current
-        cand = np.flatnonzero(current & ~needed)
+                break
+        cand = np.flatnonzero(local & ~needed)
         if len(cand) == 0 or time.perf_counter() > deadline:
             break
         chunk = min(chunk, len(cand))
         drop = cand[np.argsort(mass[cand], kind="stable")[:chunk]]
-        trial = current.copy()
+        trial = local.copy()
         trial[drop] = False
         if not trial.any():
             chunk = max(1, chunk // 2)
             continue
-        support, new_mass = _conflict(lp, trial, iteration_limit)
+        support, new_mass = _conflict(filter_lp, trial, iteration_limit)
         if support is not None:
-            current = trial & (support | needed)
+            local = trial & (support | needed)
             mass = new_mass
-            chunk = max(1, int((current & ~needed).sum()) // 2)
+            chunk = max(1, int((local & ~needed).sum()) // 2)
         elif chunk > 1:
             chunk //= 2
         else:
             needed[drop] = True
-    return current
+    if trace is not None and filter_lp is not lp:
+        trace.lp_solves += filter_lp.solves
+        trace.lp_time += filter_lp.lp_time
+        trace.lp_iterations += filter_lp.iterations
+    out = np.zeros_like(current)
+    out[list(pair) if pair is not None else members[local]] = True
+    return out
 
 
 def _conflict(lp: SubsystemLP, subset: np.ndarray,
@@ -495,10 +525,9 @@ def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float
         trace.interrupted = True
     lp = state.get("lp")
     if lp is not None:
-        flp = state.get("flp")
-        trace.lp_solves = lp.solves + (flp.solves if flp else 0)
-        trace.lp_time = lp.lp_time + (flp.lp_time if flp else 0.0)
-        trace.lp_iterations = lp.iterations + (flp.iterations if flp else 0)
+        trace.lp_solves += lp.solves
+        trace.lp_time += lp.lp_time
+        trace.lp_iterations += lp.iterations
     if state["chosen"] is None:  # interrupted before the first answer: the keys we started from
         state["chosen"] = np.asarray(base, bool).copy()
         state["best"] = float(lp.sub.gain @ state["chosen"]) if lp is not None else 0.0
@@ -522,6 +551,10 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     chosen, y, order = elastic_round(lp, base, allowed, free_cuts)
     if y is None:
         raise GdsolverError("benders: the starting key set is infeasible")
+    # the order in which extensions try keys: those the first LP satisfied, then least violated first
+    rank = np.full(K, K, np.int64)
+    rank[np.flatnonzero(chosen)] = -1
+    rank[order] = np.arange(len(order))
     if float(gain @ chosen) < bound - 1e-9:
         pairs = pair_conflicts(s) if pairs is None else pairs
         conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
@@ -533,7 +566,6 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     state.update(chosen=chosen, y=y, best=best, bound=bound)
     trace.events.append((time.perf_counter() - t0, "incumbent", best))
     master = Master(s, threads, run)
-    flp: SubsystemLP | None = None  # a second LP for deletion filtering on small subsets, made when needed
     master.add_cuts([np.asarray(p) for p in pairs])
     trace.pair_cuts = len(pairs)
     master.add_cuts(free_cuts)
@@ -569,9 +601,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
                 break
             violated = lp.conflict_mass()
             violated = np.zeros(K) if violated is None else violated
-            flp = flp or SubsystemLP(s)
-            state["flp"] = flp
-            conflict = minimal_infeasible(lp, work, deadline, conflicts, flp)
+            conflict = minimal_infeasible(lp, work, deadline, conflicts, trace=trace)
             members = np.flatnonzero(conflict)
             new_cuts.append(members)
             trace.cuts += 1
@@ -591,8 +621,13 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
                 ext, y_ext = work, None
             else:
                 free_cuts = []
-                ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline, first_only=not EXTEND_TRIALS,
-                                    cuts=free_cuts)
+                y_work = lp.last[1]  # the pure feasibility LP's point for work
+                if EXTEND_TRIALS:  # key by key from work's basis, in the first LP's order (no new elastic LP)
+                    rest = np.flatnonzero(open_)
+                    ext, y_ext = one_by_one(lp, work, y_work, rest[np.argsort(rank[rest], kind="stable")], conflicts,
+                                            deadline, free_cuts)
+                else:
+                    ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline, first_only=True, cuts=free_cuts)
                 new_cuts += free_cuts
                 trace.free_cuts += len(free_cuts)
             if y_ext is not None and gain @ ext > best + 1e-9:

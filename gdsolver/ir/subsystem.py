@@ -58,6 +58,29 @@ class Subsystem:
         return x
 
 
+def restrict(sub: Subsystem, keep: np.ndarray) -> Subsystem:
+    """The subsystem of the keys in the boolean mask `keep` (renumbered in order), with only the
+    continuous variables their rows or the base rows use: a variable in no row may take any
+    value in its box, so dropping it changes no feasibility question. No master rows (they
+    may involve other keys). Solution vectors of the result do not map back: it answers
+    feasibility questions over key subsets, cheaply when the subset is small."""
+    keep = np.asarray(keep, bool)
+    key_index = np.cumsum(keep) - 1
+    rows_sel = np.flatnonzero(keep[sub.group])
+    rows = sub.rows.take_rows(rows_sel)
+    used = np.zeros(len(sub.cols), bool)
+    used[rows.indices] = True
+    used[sub.base.indices] = True
+    k = int(keep.sum())
+    return Subsystem(
+        keys=sub.keys[keep], gain=sub.gain[keep], cols=sub.cols[used], col_lb=sub.col_lb[used], col_ub=sub.col_ub[used],
+        base=_cols_of(sub.base, used), base_lo=sub.base_lo, base_hi=sub.base_hi,
+        rows=_cols_of(rows, used), rows_lo=sub.rows_lo[rows_sel], rows_hi=sub.rows_hi[rows_sel],
+        group=key_index[sub.group[rows_sel]], master=Csr.empty(k), master_lo=np.zeros(0), master_hi=np.zeros(0),
+        key_lb=sub.key_lb[keep], key_ub=sub.key_ub[keep],
+    )
+
+
 def _cols_of(mat: Csr, mask: np.ndarray) -> Csr:
     """mat restricted to the columns in `mask`, renumbered in order (rows kept)."""
     new = np.cumsum(mask) - 1
