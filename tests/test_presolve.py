@@ -18,7 +18,7 @@ from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
 from gdsolver.ir import BINARY, InstanceBuilder, verify
 from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, presolve
-from gdsolver.ir.subsystem import pair_conflicts, subsystem_view
+from gdsolver.ir.subsystem import pair_conflicts, restrict, subsystem_view
 
 MARGIN = 1e-3
 
@@ -307,6 +307,31 @@ def test_free_cuts_and_ray_conflicts_are_infeasible(seed):
     assert not _lp_feasible(sub, exact)
     for k in exact:
         assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
+
+
+def test_restricted_subsystem_answers_the_same_feasibility_questions():
+    """restrict(sub, keep) keeps the kept keys' rows and the columns they use: every subset of
+    the kept keys is feasible there exactly when it is in the whole (linprog on the whole)."""
+    W, b, H, y = sweep_data(3, T=30, N=6, M=4)
+    inst = classification(W, b, H, y, radius=0.03, mode="compact")
+    sub, why = subsystem_view(presolve(inst).instance)
+    assert sub is not None, why
+    rng = np.random.default_rng(0)
+    answers = []
+    for _ in range(6):
+        keep = rng.random(sub.num_keys) < 0.7
+        small = restrict(sub, keep)
+        assert small.num_keys == keep.sum() and len(small.cols) <= len(sub.cols)
+        members = np.flatnonzero(keep)
+        lp = SubsystemLP(small)
+        for _ in range(4):
+            pick = rng.random(len(members)) < 0.8
+            lp.set(pick, hard=pick)
+            v, _, _ = lp.solve()
+            feasible = _lp_feasible(sub, members[pick])
+            assert (v <= 1e-7) == feasible
+            answers.append(feasible)
+    assert 0 < sum(answers) < len(answers)  # both answers were checked
 
 
 # sizes where Benders needs cuts found by LPs, not only the pair conflicts

@@ -27,7 +27,8 @@ from gdsolver.ir.subsystem import Subsystem, pair_conflicts, restrict
 
 FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
 _NO_LIMIT = 2**31 - 1  # HiGHS's default simplex_iteration_limit
-EXTEND_TRIALS = True  # extend a cut-down master choice key by key (else one elastic LP)
+EXTEND = "trials"  # extend a cut-down master choice: "trials" key by key, "elastic" one elastic LP, "none"
+MASTER_FIRST = True  # stop each master MIP at its first solution (else solve it to optimality)
 SCALE_STRATEGY = 0  # HiGHS simplex_scale_strategy for the LPs (0: none; see SubsystemLP)
 FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
 TRIAL_ITERATIONS = 1000  # a greedy trial not settled in this many simplex iterations is skipped
@@ -307,8 +308,9 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
                cuts: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Try adding the keys of `order` to the feasible set `chosen` (with its point y) one at a
     time with the pure feasibility LP, skipping keys in a known conflict with the set (and
-    keys whose LP is not settled in TRIAL_ITERATIONS iterations). A trial that fails proves it fast (dual simplex, few iterations) and its Farkas ray names an
-    infeasible key set, appended to `cuts` when given (a free cut for the master)."""
+    keys whose LP is not settled in TRIAL_ITERATIONS iterations). A trial that fails proves
+    it fast (dual simplex, few iterations) and its Farkas ray names an infeasible key set,
+    appended to `cuts` when given (a free cut for the master)."""
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
     # every trial starts from the basis of the last feasible set: after a failed trial the
     # LP sits at a Farkas ray, and walking back from there cost ~300 iterations per trial
@@ -329,6 +331,7 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
         if cuts is not None and v > FEAS_TOL:
             _add_cut(cuts, lp, trial)
         lp.h.setBasis(basis)
+        lp.last = None  # HiGHS dropped its solution with the basis: a question about this state is asked anew
     return chosen, y
 
 
@@ -465,10 +468,14 @@ class Master:
         ub = np.array([len(c) - 1 for c in sets], np.float64)
         self.h.addRows(len(sets), np.full(len(sets), -np.inf), ub, len(idx), starts, idx, np.ones(len(idx)))
 
-    def solve(self, cutoff: float, time_limit: float) -> tuple[str, np.ndarray | None, float | None]:
-        """("optimal", chosen, value) | ("infeasible", None, None) | ("limit", chosen or None, bound)."""
+    def solve(self, cutoff: float, time_limit: float,
+              first: bool = False) -> tuple[str, np.ndarray | None, float | None]:
+        """("optimal", chosen, value) | ("infeasible", None, None) | ("limit", chosen or None, bound);
+        with `first`, HiGHS stops at its first solution (every solution clears the cutoff, so
+        each is a candidate to refute): ("feasible", chosen, HiGHS's dual bound then)."""
         self.h.changeRowBounds(self.cutoff_row, float(cutoff), np.inf)
         self.h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        self.h.setOptionValue("mip_max_improving_sols", 1 if first else _NO_LIMIT)
         _run(self.h, self.run)
         ms = self.h.getModelStatus()
         info = self.h.getInfo()
@@ -477,6 +484,10 @@ class Master:
             return "optimal", chosen, float(self.gain @ chosen)
         if ms == self._ms.kInfeasible:
             return "infeasible", None, None
+        if first and ms == self._ms.kSolutionLimit and info.primal_solution_status == 2:
+            chosen = np.round(np.asarray(self.h.getSolution().col_value)) > 0.5
+            bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else np.inf
+            return "feasible", chosen, max(bound, float(self.gain @ chosen))
         if ms not in (self._ms.kTimeLimit, self._ms.kInterrupt, self._ms.kSolutionLimit, self._ms.kIterationLimit):
             raise GdsolverError(f"benders: the master MIP failed in HiGHS ({self.h.modelStatusToString(ms)})")
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
@@ -579,7 +590,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
         if now >= deadline:
             break
         t1 = time.perf_counter()
-        status, cand, value = master.solve(best + step - 1e-9, deadline - now)
+        status, cand, value = master.solve(best + step - 1e-9, deadline - now, first=MASTER_FIRST)
         trace.master_solves += 1
         trace.master_time += time.perf_counter() - t1
         trace.iterations += 1
@@ -622,7 +633,9 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             else:
                 free_cuts = []
                 y_work = lp.last[1]  # the pure feasibility LP's point for work
-                if EXTEND_TRIALS:  # key by key from work's basis, in the first LP's order (no new elastic LP)
+                if EXTEND == "none":
+                    ext, y_ext = work, y_work
+                elif EXTEND == "trials":  # key by key from work's basis, in the first LP's order (no new elastic LP)
                     rest = np.flatnonzero(open_)
                     ext, y_ext = one_by_one(lp, work, y_work, rest[np.argsort(rank[rest], kind="stable")], conflicts,
                                             deadline, free_cuts)
