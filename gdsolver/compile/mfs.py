@@ -1,14 +1,23 @@
 """Maximum feasible subsystem search on HiGHS: warm-started LPs over key subsets, a greedy
 incumbent, and combinatorial Benders (a master over the keys alone, cut by infeasible
-subsets found through the LP's duals and deletion filtering).
+subsets read off Farkas rays and shrunk by deletion filtering).
 
 The input is an `ir.subsystem.Subsystem` (keys switching on row groups over continuous
 variables). One HiGHS LP holds every group's rows; a group is switched off by freeing its
 rows' bounds, so consecutive solves differ only in bounds and HiGHS's dual simplex starts
 from the previous basis. Each group has an elastic column e_k >= 0 (the group's rows may be
-violated by e_k at a cost gain_k e_k); a chosen subset is feasible when the optimum is 0,
-and when it is not, the groups holding nonzero duals at the optimum are an infeasible subset
-(LP duality: the same dual solution proves the smaller LP's optimum positive).
+violated by e_k at a cost gain_k e_k); a group is "hard" when its column is fixed at 0.
+With every switched-on group hard the LP is a pure feasibility question, which the dual
+simplex (zero costs: every basis is dual feasible) settles fast when the answer is no, and
+its Farkas ray then names an infeasible subset, usually a handful of groups. The elastic LP
+(groups soft) ranks keys by violation for the greedy; its duals also prove conflicts.
+
+Where the work goes (measured on the MNIST-head sweeps, 18,760 columns, 30-150 rows): the
+LPs, at 0.1-0.3 ms per simplex iteration; the master is cheap until it holds hundreds of
+cuts. Hence: conflicts from rays rather than elastic duals (2-6 groups instead of 6-15),
+deletion filtering on a small LP of the conflict's rows only, iteration-limited filter and
+trial LPs, greedy trials restarted from the last feasible basis, every failed trial's ray
+kept as a free cut, and a master stopped at its first solution above the cutoff.
 """
 
 from __future__ import annotations
@@ -249,29 +258,49 @@ def single_row_keys(sub: Subsystem) -> np.ndarray:
 
 
 class Conflicts:
-    """Known infeasible key sets, with the pairs indexed for quick look-ups."""
+    """Known infeasible key sets: the pairs indexed for quick look-ups, and every set (pairs
+    and larger) as rows of a boolean matrix, so that the keys completing a known set with a
+    chosen set are found with one matrix product."""
 
     def __init__(self, K: int, pairs: np.ndarray, exact: np.ndarray | None = None) -> None:
         """`exact[k]`: every conflicting pair involving k is in `pairs` (true for keys with a
         single row, where `pair_conflicts` is exact)."""
         self.exact = np.zeros(K, bool) if exact is None else np.asarray(exact, bool)
         self.partner = [set() for _ in range(K)]
-        for a, b in pairs:
-            self.partner[int(a)].add(int(b))
-            self.partner[int(b)].add(int(a))
         self.K = K
-
-    def blocked(self, chosen: np.ndarray) -> np.ndarray:
-        """Keys in a known pair conflict with some chosen key."""
-        out = np.zeros(self.K, bool)
-        for k in np.flatnonzero(chosen):
-            if self.partner[k]:
-                out[list(self.partner[k])] = True
-        return out
+        self._sets = np.zeros((0, K), bool)
+        self._pending: list[np.ndarray] = []
+        for a, b in pairs:
+            self.add_pair(int(a), int(b))
 
     def add_pair(self, a: int, b: int) -> None:
         self.partner[a].add(b)
         self.partner[b].add(a)
+        self.add_set(np.array([a, b]))
+
+    def add_set(self, members: np.ndarray) -> None:
+        """Record the infeasible set of key indices `members`."""
+        self._pending.append(np.asarray(members, np.int64))
+
+    def _matrix(self) -> np.ndarray:
+        if self._pending:
+            rows = np.zeros((len(self._pending), self.K), bool)
+            lengths = [len(m) for m in self._pending]
+            rows[np.repeat(np.arange(len(lengths)), lengths), np.concatenate(self._pending)] = True
+            self._sets = np.vstack([self._sets, rows])
+            self._pending = []
+        return self._sets
+
+    def blocked(self, chosen: np.ndarray) -> np.ndarray:
+        """Keys outside `chosen` that would complete a known infeasible set with it."""
+        sets = self._matrix()
+        out = np.zeros(self.K, bool)
+        if len(sets) == 0:
+            return out
+        missing = sets & ~np.asarray(chosen, bool)
+        one = missing.sum(axis=1) == 1  # every other member already chosen
+        out[np.nonzero(missing[one])[1]] = True
+        return out
 
 
 def greedy(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, conflicts: Conflicts | None = None,
@@ -325,24 +354,29 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
         if y_trial is not None and v <= FEAS_TOL:
             chosen, y = trial, y_trial
             basis = lp.h.getBasis()
-            if conflicts and conflicts.partner[k]:
-                blocked[list(conflicts.partner[k])] = True
+            if conflicts:
+                blocked |= conflicts.blocked(chosen)
             continue
         if cuts is not None and v > FEAS_TOL:
-            _add_cut(cuts, lp, trial)
+            found = _add_cut(cuts, lp, trial)
+            if conflicts and found is not None:
+                conflicts.add_set(found)
         lp.h.setBasis(basis)
         lp.last = None  # HiGHS dropped its solution with the basis: a question about this state is asked anew
     return chosen, y
 
 
-def _add_cut(cuts: list[np.ndarray], lp: SubsystemLP, subset: np.ndarray) -> None:
-    """Append the keys of the last solve's infeasibility proof (an infeasible set) to `cuts`."""
+def _add_cut(cuts: list[np.ndarray], lp: SubsystemLP, subset: np.ndarray) -> np.ndarray | None:
+    """Append the keys of the last solve's infeasibility proof (an infeasible set) to `cuts`
+    and return them (None when there is no usable proof)."""
     mass = lp.conflict_mass()
     if mass is None:
-        return
+        return None
     support = subset & (mass > 1e-9 * max(float(mass.max(initial=0.0)), 1e-300))
-    if support.sum() >= 2:  # one key alone is feasible after presolve: a proof naming one is a numerical artefact
-        cuts.append(np.flatnonzero(support))
+    if support.sum() < 2:  # one key alone is feasible after presolve: a proof naming one is a numerical artefact
+        return None
+    cuts.append(np.flatnonzero(support))
+    return cuts[-1]
 
 
 def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np.inf,
@@ -569,6 +603,8 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     if float(gain @ chosen) < bound - 1e-9:
         pairs = pair_conflicts(s) if pairs is None else pairs
         conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+        for cut in free_cuts:
+            conflicts.add_set(cut)
         chosen, y = one_by_one(lp, chosen, y, order, conflicts, deadline, free_cuts)
     else:
         pairs = np.zeros((0, 2), np.int64)
@@ -591,6 +627,8 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             break
         t1 = time.perf_counter()
         status, cand, value = master.solve(best + step - 1e-9, deadline - now, first=MASTER_FIRST)
+        if value is not None and step == 1.0:  # integral gains: a dual bound of 55.9999 means 55
+            value = float(np.floor(value + 1e-6))
         trace.master_solves += 1
         trace.master_time += time.perf_counter() - t1
         trace.iterations += 1
@@ -619,6 +657,8 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             trace.cut_sizes.append(len(members))
             if len(members) == 2:
                 conflicts.add_pair(int(members[0]), int(members[1]))
+            else:
+                conflicts.add_set(members)
             free = np.flatnonzero(conflict & ~base)
             if len(free) == 0:
                 raise GdsolverError("benders: the starting key set is infeasible")
