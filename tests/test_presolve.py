@@ -12,13 +12,13 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from gdsolver.compile import solve, solve_sweep
-from gdsolver.compile.mfs import SubsystemLP, benders, incumbent, minimal_infeasible
+from gdsolver.compile.mfs import Conflicts, SubsystemLP, benders, greedy, incumbent, minimal_infeasible, single_row_keys
 from gdsolver.compile.search import count_fixings
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
 from gdsolver.ir import BINARY, InstanceBuilder, verify
 from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, presolve
-from gdsolver.ir.subsystem import pair_conflicts, subsystem_view
+from gdsolver.ir.subsystem import pair_conflicts, restrict, subsystem_view
 
 MARGIN = 1e-3
 
@@ -278,6 +278,60 @@ def test_pair_conflicts_and_minimal_conflicts_against_linprog(seed):
         assert not _lp_feasible(sub, conflict)
         for k in conflict:
             assert _lp_feasible(sub, np.setdiff1d(conflict, [k]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_free_cuts_and_ray_conflicts_are_infeasible(seed):
+    """The greedy's failed trials hand their Farkas rays' keys to the master as cuts, and the
+    deletion filter may stop at an unsettled test: every such set must be infeasible
+    (linprog), and the filter with time to settle every test still finds a minimal one."""
+    W, b, H, y = sweep_data(seed + 40, T=30, N=6, M=4)
+    inst = classification(W, b, H, y, radius=0.04, mode="compact")
+    pre = presolve(inst)
+    sub, why = subsystem_view(pre.instance)
+    assert sub is not None, why
+    base = pre.instance.start[sub.keys] > 0.5
+    cuts: list[np.ndarray] = []
+    conflicts = Conflicts(sub.num_keys, pair_conflicts(sub), single_row_keys(sub))
+    chosen, yv = greedy(SubsystemLP(sub), base, sub.key_ub > 0.5, conflicts, cuts=cuts)
+    assert _lp_feasible(sub, np.flatnonzero(chosen))
+    for cut in cuts:
+        assert len(cut) >= 2 and not _lp_feasible(sub, cut), cut
+    allk = np.ones(sub.num_keys, bool)
+    lp = SubsystemLP(sub)
+    if lp.feasible(allk):
+        return
+    rough = np.flatnonzero(minimal_infeasible(lp, allk, iteration_limit=1))  # every filter test unsettled
+    assert not _lp_feasible(sub, rough)
+    exact = np.flatnonzero(minimal_infeasible(SubsystemLP(sub), allk, iteration_limit=None))
+    assert not _lp_feasible(sub, exact)
+    for k in exact:
+        assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
+
+
+def test_restricted_subsystem_answers_the_same_feasibility_questions():
+    """restrict(sub, keep) keeps the kept keys' rows and the columns they use: every subset of
+    the kept keys is feasible there exactly when it is in the whole (linprog on the whole)."""
+    W, b, H, y = sweep_data(3, T=30, N=6, M=4)
+    inst = classification(W, b, H, y, radius=0.03, mode="compact")
+    sub, why = subsystem_view(presolve(inst).instance)
+    assert sub is not None, why
+    rng = np.random.default_rng(0)
+    answers = []
+    for _ in range(6):
+        keep = rng.random(sub.num_keys) < 0.7
+        small = restrict(sub, keep)
+        assert small.num_keys == keep.sum() and len(small.cols) <= len(sub.cols)
+        members = np.flatnonzero(keep)
+        lp = SubsystemLP(small)
+        for _ in range(4):
+            pick = rng.random(len(members)) < 0.8
+            lp.set(pick, hard=pick)
+            v, _, _ = lp.solve()
+            feasible = _lp_feasible(sub, members[pick])
+            assert (v <= 1e-7) == feasible
+            answers.append(feasible)
+    assert 0 < sum(answers) < len(answers)  # both answers were checked
 
 
 # sizes where Benders needs cuts found by LPs, not only the pair conflicts

@@ -150,7 +150,8 @@ def _search_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any]:
             "search": out.search, "verified": bool(res.x is not None and verify(inst, res.x).ok),
             "presolve_s": (out.presolve or {}).get("time_s"),
             "pair_cuts": tr.get("pair_cuts"), "lp_cuts": tr.get("cuts"), "master_solves": tr.get("iterations"),
-            "lp_solves": tr.get("lp_solves")}
+            "lp_solves": tr.get("lp_solves"), "lp_iterations": tr.get("lp_iterations"),
+            "free_cuts": tr.get("free_cuts"), "lp_time_s": tr.get("lp_time_s"), "master_time_s": tr.get("master_time_s")}
 
 
 def _gurobi_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any] | None:

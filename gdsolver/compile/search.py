@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.blas import blas_threads
 from gdsolver.compile.backend import check_common_options
 from gdsolver.compile.base import SolveRun
 from gdsolver.compile.highs import HighsBackend
@@ -82,7 +83,8 @@ def solve_sweep(inst: MilpInstance, *, search: str = "auto", backend: str = DEFA
     """Solve `inst` with the chosen search; see the module docstring. The answer is always
     checked with ir.verify against `inst` itself. `result.runtime_s` is the whole search's
     wall time (presolve included); `result.options["search"]` records what ran."""
-    out = _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback)
+    with blas_threads(1):  # the search's numpy products are small; spinning BLAS threads cost seconds under load
+        out = _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback)
     out.result.options = {"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap, "use_start": use_start,
                           **(out.result.options or {}), **(options or {}), "search": out.search,
                           "search_requested": search}

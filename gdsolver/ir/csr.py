@@ -51,8 +51,14 @@ class Csr:
         return Csr(indptr, cols.astype(np.int32), vals, int(ncols))
 
     def row_ids(self) -> np.ndarray:
-        """Row index of every stored entry (int64, nnz)."""
-        return np.repeat(np.arange(self.nrows, dtype=np.int64), np.diff(self.indptr))
+        """Row index of every stored entry (int64, nnz; computed once per matrix and shared:
+        do not write to it)."""
+        cached = self.__dict__.get("_row_ids")
+        if cached is None:  # presolve asks for it dozens of times on a million entries
+            cached = np.repeat(np.arange(self.nrows, dtype=np.int64), np.diff(self.indptr))
+            cached.flags.writeable = False
+            object.__setattr__(self, "_row_ids", cached)
+        return cached
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -60,9 +66,14 @@ class Csr:
 
     def row_sum(self, per_entry: np.ndarray) -> np.ndarray:
         """Sum a per-entry array within each row."""
+        out = np.zeros(self.nrows)
         if self.nnz == 0:
-            return np.zeros(self.nrows)
-        return np.bincount(self.row_ids(), weights=per_entry, minlength=self.nrows)
+            return out
+        # reduceat over the row starts (no per-entry row ids); empty rows would repeat the next entry
+        starts = self.indptr[:-1]
+        nonempty = starts < self.indptr[1:]
+        out[nonempty] = np.add.reduceat(np.asarray(per_entry, dtype=np.float64), starts[nonempty])
+        return out
 
     def row_max_abs(self) -> np.ndarray:
         out = np.zeros(self.nrows)

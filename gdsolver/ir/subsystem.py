@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdsolver.blas import blas_threads
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
 
@@ -55,6 +56,29 @@ class Subsystem:
         x[self.keys] = chosen.astype(np.float64)
         x[self.cols] = y
         return x
+
+
+def restrict(sub: Subsystem, keep: np.ndarray) -> Subsystem:
+    """The subsystem of the keys in the boolean mask `keep` (renumbered in order), with only the
+    continuous variables their rows or the base rows use: a variable in no row may take any
+    value in its box, so dropping it changes no feasibility question. No master rows (they
+    may involve other keys). Solution vectors of the result do not map back: it answers
+    feasibility questions over key subsets, cheaply when the subset is small."""
+    keep = np.asarray(keep, bool)
+    key_index = np.cumsum(keep) - 1
+    rows_sel = np.flatnonzero(keep[sub.group])
+    rows = sub.rows.take_rows(rows_sel)
+    used = np.zeros(len(sub.cols), bool)
+    used[rows.indices] = True
+    used[sub.base.indices] = True
+    k = int(keep.sum())
+    return Subsystem(
+        keys=sub.keys[keep], gain=sub.gain[keep], cols=sub.cols[used], col_lb=sub.col_lb[used], col_ub=sub.col_ub[used],
+        base=_cols_of(sub.base, used), base_lo=sub.base_lo, base_hi=sub.base_hi,
+        rows=_cols_of(rows, used), rows_lo=sub.rows_lo[rows_sel], rows_hi=sub.rows_hi[rows_sel],
+        group=key_index[sub.group[rows_sel]], master=Csr.empty(k), master_lo=np.zeros(0), master_hi=np.zeros(0),
+        key_lb=sub.key_lb[keep], key_ub=sub.key_ub[keep],
+    )
 
 
 def _cols_of(mat: Csr, mask: np.ndarray) -> Csr:
@@ -151,7 +175,8 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7) -> np.ndarray:
     # contested[i, j]: the part of row i's reach sum rho |a_i| in columns where row j's
     # coefficient has the opposite sign (float32: a screen, with slack below)
     reach = np.abs(dense) * rho
-    contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
+    with blas_threads(1):  # a small product: extra BLAS threads only spin on a busy machine
+        contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
     cap = reach.sum(axis=1)
     # certainly compatible: both hold with the contested columns at the box's centre, or one
     # holds with them given to the other (each row alone can hold: presolve checked)

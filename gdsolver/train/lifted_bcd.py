@@ -38,10 +38,9 @@ All arithmetic is float64 numpy, full batch.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.blas import blas_threads
 from gdsolver.errors import GdsolverError
 from gdsolver.train.history import History
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
@@ -96,23 +96,6 @@ def parse_relu_mlp(model: nn.Module) -> tuple[bool, list[nn.Linear]]:
         if a.out_features != b.in_features:
             raise GdsolverError(f"lifted-bcd: layer sizes do not chain ({a} then {b})")
     return flatten, linears
-
-
-@contextlib.contextmanager
-def _blas_threads(threads: int | None) -> Iterator[None]:
-    """Limit numpy's BLAS to `threads` threads (as torch is limited) when threadpoolctl is
-    installed (it comes with scikit-learn): on these small matrices extra BLAS threads only
-    add overhead, badly so on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    if threads is None:
-        yield
-        return
-    with threadpool_limits(limits=int(threads), user_api="blas"):
-        yield
 
 
 def _aug(U: np.ndarray, has_bias: bool) -> np.ndarray:
@@ -247,7 +230,7 @@ class LiftedBCDTrainer(Trainer):
                     lin.bias.copy_(torch.as_tensor(layer.A[-1], dtype=lin.bias.dtype))
 
     def _fit(self) -> None:
-        with _blas_threads(self.threads):
+        with blas_threads(self.threads):
             self._run()
 
     def _run(self) -> None:
