@@ -42,7 +42,7 @@ QUICK_CASES: tuple[dict[str, Any], ...] = (
 
 
 def run_training_demo(on_result: Callable[[str, list], None], *, dump_dir: str | os.PathLike | None = None,
-                      seed: int = 0, threads: int = 2, quick: bool = False) -> list[tuple[str, list]]:
+                      seed: int = 0, threads: int = 1, quick: bool = False) -> list[tuple[str, list]]:
     """Train each demo case's methods; return [(case title, RunResults)]."""
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for, outputs_of, run_methods

@@ -61,7 +61,7 @@ class BPGradTrainer(Trainer):
 
     def __init__(self, model: nn.Module, task: str = "classification", *, L: float = 50.0, rho: float = 0.1,
                  momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = 20, batch_size: int = 32,
-                 patience: int | None = None, seed: int = 0, threads: int | None = 2,
+                 patience: int | None = None, seed: int = 0, threads: int | None = 1,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,

@@ -84,7 +84,7 @@ class GDSolver(Trainer):
                  search: str = "auto", refit: bool = True, skip_sweeps: bool = False,
                  accept_on: str = "loss",
                  val_tolerance: float = 0.01, desired_loss: float | None = None,
-                 momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 2,
+                 momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 1,
                  output: OutputSelector = None,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,

@@ -112,7 +112,7 @@ class LiftedBCDTrainer(Trainer):
 
     def __init__(self, model: nn.Module, task: str = "classification", *, gamma: float | Sequence[float] = 0.1,
                  mu: float = 1e-4, inner_steps: int = 5, epochs: int = 20, seed: int = 0,
-                 threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
+                 threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback, verbose=verbose)

@@ -131,7 +131,7 @@ class Trainer:
     method = "trainer"
 
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
-                 seed: int = 0, threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
+                 seed: int = 0, threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
                  verbose: bool | int = False, restarts: int = 1) -> None:
         if not isinstance(model, nn.Module):
@@ -457,7 +457,7 @@ class GDTrainer(Trainer):
     def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
                  lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
-                 threads: int | None = 2, dump_dir: str | os.PathLike | None = None,
+                 threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
                  verbose: bool | int = False, restarts: int = 1) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
