@@ -262,6 +262,10 @@ class GDSolver(Trainer):
             return False
         shared = time.perf_counter() - t
         mode = cfg.mode or default_mode(self.task)
+        # a refit sweep is judged on the training loss after the refit, so every candidate's row
+        # starts from the training loss (one value: a rejected candidate restores the weights)
+        refit = self._refit_layer(net, k, mode) is not None
+        train_loss = None
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
@@ -279,8 +283,13 @@ class GDSolver(Trainer):
                 continue
             idx = torch.as_tensor(c.job.all_points)
             c.Xp, c.yp = X[idx], y[idx].numpy()
-            c.before = sweep_loss(self.task, self._model_outputs(c.Xp), c.yp, c.job.margin,
-                                  c.job.instance.meta["mode"])
+            if refit:
+                if train_loss is None:
+                    train_loss = sweep_loss(self.task, self._model_outputs(X), y.numpy(), c.job.margin, mode)
+                c.before = train_loss
+            else:
+                c.before = sweep_loss(self.task, self._model_outputs(c.Xp), c.yp, c.job.margin,
+                                      c.job.instance.meta["mode"])
         self._solve(n, [c for c in cands if c.job is not None])
         if K > 1:
             for c in cands:
@@ -376,14 +385,14 @@ class GDSolver(Trainer):
 
         if last is None:
             points_loss = lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode)  # noqa: E731
-            before, what = c.before, "solver loss on its points"
-        else:
+            what = "solver loss on its points"
+        else:  # c.before is then the training loss (see _sweep)
             X, y = self.train_data.X, self.train_data.y.numpy()
             points_loss = lambda: sweep_loss(self.task, self._model_outputs(X), y, job.margin, mode)  # noqa: E731
-            before, what = points_loss(), f"training loss after refitting {last.name}"
+            what = f"training loss after refitting {last.name}"
         return decide_sweep(job, c.outcome, write=write, restore=restore, points_loss=points_loss,
                             watched=watched, watched_before=watched_before, accept=self.accept,
-                            loss_before=before, label="validation" if self.val_data is not None else "training",
+                            loss_before=c.before, label="validation" if self.val_data is not None else "training",
                             loss_label=what)
 
     def _refit_layer(self, net, k: int, mode: str):
