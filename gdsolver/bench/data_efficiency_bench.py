@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
-                                  run_metadata, save_figure, write_outputs)
+from gdsolver.bench.plots import (fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
+                                  run_header, run_metadata, save_figure, write_outputs)
 from gdsolver.bench.tuning import LR_GRID, choose_lr
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
@@ -471,7 +471,6 @@ def half_data(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> list[dict
 
 
 def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | None) -> str:
-    m = doc["machine"]
     L = {(a["model"], a["method"], a["epochs"], a["n"]): a for a in doc["aggregate"]}
     methods = cfg.all_methods()
     lines = [f"# gdsolver bench data-efficiency: {cfg.dataset} ({doc['preset']} preset)", "",
@@ -482,18 +481,8 @@ def markdown(doc: dict[str, Any], cfg: DataEfficiencyConfig, png_name: str | Non
              "patience 2), a sweep on 32 misclassified points, again (lr 0.05), and a second sweep; "
              f"{NO_SWEEP} is the same GD schedule with the sweeps skipped (the solver's own effect is the "
              f"difference between the two). "
-             f"Mean ± standard deviation over seeds {list(cfg.seeds)}.", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
-             + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
-             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
-             f"{executor_text(doc.get('executor'))}.", ""]
-    la = doc.get("load_average")
-    if la and la.get("start"):
-        lines += [f"Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in la['start'])}, at the end "
-                  f"{', '.join(f'{x:.2f}' for x in la['end'])} (2 cores shared with other work: times are measured "
-                  "under load).", ""]
-    if doc.get("note"):
-        lines += [doc["note"], ""]
+             f"Mean ± standard deviation over seeds {list(cfg.seeds)}.", ""]
+    lines += run_header(doc)
     if cfg.tuned():
         lines += [f"Tuned baselines: {', '.join(cfg.tuned())} ran at every rate of {list(cfg.lr_grid)}; the rate of "
                   "each (model, method, n, e) is the one with the lowest mean validation cross-entropy over the seeds "

@@ -47,6 +47,24 @@ def executor_text(info: dict[str, Any] | None) -> str:
             f"(Ray {info.get('ray')}, address {info.get('address')})")
 
 
+def run_header(doc: dict[str, Any]) -> list[str]:
+    """The lines every grid report starts with after its description: machine and versions, the
+    command and its wall time (and Ray), the load average at the start and end, the run's note."""
+    m = doc["machine"]
+    lines = [f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
+             + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
+             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
+             f"{executor_text(doc.get('executor'))}.", ""]
+    la = doc.get("load_average")
+    if la and la.get("start"):
+        lines += [f"Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in la['start'])}, at the end "
+                  f"{', '.join(f'{x:.2f}' for x in la['end'])}: the machine was shared, so times are measured under "
+                  "load.", ""]
+    if doc.get("note"):
+        lines += [doc["note"], ""]
+    return lines
+
+
 def clean(v: Any, digits: int | None = None) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively; floats rounded to
     `digits` significant digits when given."""

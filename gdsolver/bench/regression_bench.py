@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (executor_text, fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
-                                  run_metadata, save_figure, write_csv, write_outputs)
+from gdsolver.bench.plots import (fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
+                                  run_header, run_metadata, save_figure, write_csv, write_outputs)
 from gdsolver.bench.regression_tuned import TunedCell, TunedConfig
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
@@ -423,23 +423,12 @@ def _pct(v: float) -> str:
 
 def markdown(doc: dict[str, Any], cfg: RegressionConfig, png_name: str | None) -> str:
     lo, hi = cfg.table_epochs()
-    m = doc["machine"]
     lines = [f"# gdsolver bench regression ({doc['preset']} preset)", "",
              "The paper's regression experiment (Table 1): test MSE of the best baseline after "
              f"{lo} and {hi} epochs vs GDSolver({lo}) = {lo} epochs of SGD + one solver sweep. Mean ± standard "
              f"deviation over seeds {list(cfg.seeds)}; times are the means of GD-step time (evaluation excluded) "
-             "and, for GDSolver, GD + solver (formulation + solve).", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
-             + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",
-             f"Command: `{' '.join(doc['command'])}`; wall time of the whole run {doc['wall_s']:.0f} s"
-             f"{executor_text(doc.get('executor'))}.", ""]
-    la = doc.get("load_average")
-    if la and la.get("start"):
-        lines += [f"Load average (1, 5, 15 min) at the start {', '.join(f'{x:.2f}' for x in la['start'])}, at the end "
-                  f"{', '.join(f'{x:.2f}' for x in la['end'])}: the machine was shared, so times are measured under "
-                  "load.", ""]
-    if doc.get("note"):
-        lines += [doc["note"], ""]
+             "and, for GDSolver, GD + solver (formulation + solve).", ""]
+    lines += run_header(doc)
     if doc.get("tuned"):
         from gdsolver.bench.regression_tuned import markdown_lines
 
