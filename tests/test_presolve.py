@@ -17,7 +17,7 @@ from gdsolver.compile.search import count_fixings
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
 from gdsolver.ir import BINARY, InstanceBuilder, verify
-from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, presolve
+from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, _Presolver, presolve
 from gdsolver.ir.subsystem import pair_conflicts, restrict, subsystem_view
 
 MARGIN = 1e-3
@@ -219,6 +219,33 @@ def test_relu_out_points_are_justified():
             if pre.lb[off + t] == pre.ub[off + t] == 0:
                 best = o_hi[t, y[t]] - np.delete(o_lo[t], y[t])
                 assert np.any(best < MARGIN), (seed, t)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_presolve_incremental_row_stats_and_locks_match_a_fresh_pass(seed):
+    # presolve recomputes the indicators' intervals only on rows whose variables' bounds moved,
+    # and subtracts dead indicators from the locks: the same numbers as a pass over everything
+    W, b, H, y = sweep_data(seed, T=14)
+    inst = classification(W, b, H, y, radius=0.05, mode="paper", margin=MARGIN)
+    rng = np.random.default_rng(seed)
+    p = _Presolver(inst, 50)
+    for _ in range(3):
+        p._ind_stats()
+        p._locks()
+        # move bounds: fix some binaries, shrink some continuous boxes, kill some indicators
+        free_bin = np.flatnonzero(p.integer & (p.lb < p.ub))
+        fix = rng.choice(free_bin, size=min(3, len(free_bin)), replace=False)
+        p.lb[fix] = p.ub[fix] = rng.integers(0, 2, len(fix))
+        cont = np.flatnonzero(~p.integer)
+        shrink = rng.choice(cont, size=5, replace=False)
+        p.lb[shrink] += 0.3 * (p.ub[shrink] - p.lb[shrink])
+        p.ind_alive[rng.choice(inst.num_indicators, size=4, replace=False)] = False
+        cached, (up, down) = p._ind_stats(), p._locks()
+        fresh = p._row_stats(p.ind_A)
+        assert np.array_equal(cached, fresh)  # bit for bit
+        p._ind_locks = None
+        up2, down2 = p._locks()
+        assert np.array_equal(up, up2) and np.array_equal(down, down2)
 
 
 def test_generic_reductions_and_infeasibility():
