@@ -336,6 +336,41 @@ def test_free_cuts_and_ray_conflicts_are_infeasible(seed):
         assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_known_feasible_sets_answer_filter_tests_correctly(seed):
+    """Sets the LPs found feasible are recorded, and a deletion-filter test inside one (or a
+    pair of one-row keys not listed by pair_conflicts) is answered without an LP: every
+    recorded set and every such answer is feasible (linprog), and the filter sharing that
+    record still returns a minimal infeasible set."""
+    W, b, H, y = sweep_data(seed + 40, T=30, N=6, M=4)
+    inst = classification(W, b, H, y, radius=0.04, mode="compact")
+    pre = presolve(inst)
+    sub, why = subsystem_view(pre.instance)
+    assert sub is not None, why
+    base = pre.instance.start[sub.keys] > 0.5
+    conflicts = Conflicts(sub.num_keys, pair_conflicts(sub), single_row_keys(sub))
+    greedy(SubsystemLP(sub), base, sub.key_ub > 0.5, conflicts)
+    allk = np.ones(sub.num_keys, bool)
+    lp = SubsystemLP(sub)
+    if not lp.feasible(allk):
+        exact = np.flatnonzero(minimal_infeasible(lp, allk, conflicts=conflicts, iteration_limit=None))
+        assert not _lp_feasible(sub, exact)
+        for k in exact:
+            assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
+    recorded = conflicts._feasible if not conflicts._feasible_pending else np.vstack(
+        [conflicts._feasible, np.stack(conflicts._feasible_pending)])
+    assert len(recorded) > 0
+    rng = np.random.default_rng(seed)
+    for row in recorded:
+        assert _lp_feasible(sub, np.flatnonzero(row))
+        inside = rng.choice(np.flatnonzero(row), size=max(1, int(row.sum()) // 2), replace=False)
+        assert conflicts.known_feasible(np.sort(inside))
+    for size in (2, 2, 3, 4, 6):
+        keys = np.sort(rng.choice(sub.num_keys, size=size, replace=False))
+        if conflicts.known_feasible(keys):
+            assert _lp_feasible(sub, keys), keys
+
+
 def test_restricted_subsystem_answers_the_same_feasibility_questions():
     """restrict(sub, keep) keeps the kept keys' rows and the columns they use: every subset of
     the kept keys is feasible there exactly when it is in the whole (linprog on the whole)."""

@@ -124,6 +124,9 @@ class SubsystemLP:
         self.iterations = 0  # simplex iterations, summed over solves
         self.lp_time = 0.0
         self.last: tuple[float, np.ndarray | None, np.ndarray | None] | None = None  # result for the current state
+        # a basis of the pure feasibility LP at a feasible key set (the greedy's last): a
+        # question about a set near it starts there rather than at the last Farkas ray
+        self.feasible_basis = None
 
     def _rows_of(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) == 0:
@@ -260,7 +263,8 @@ def single_row_keys(sub: Subsystem) -> np.ndarray:
 class Conflicts:
     """Known infeasible key sets: the pairs indexed for quick look-ups, and every set (pairs
     and larger) as rows of a boolean matrix, so that the keys completing a known set with a
-    chosen set are found with one matrix product."""
+    chosen set are found with one matrix product. Also the key sets some LP found feasible:
+    every subset of one is feasible, which answers a deletion-filter test without an LP."""
 
     def __init__(self, K: int, pairs: np.ndarray, exact: np.ndarray | None = None) -> None:
         """`exact[k]`: every conflicting pair involving k is in `pairs` (true for keys with a
@@ -270,6 +274,8 @@ class Conflicts:
         self.K = K
         self._sets = np.zeros((0, K), bool)
         self._pending: list[np.ndarray] = []
+        self._feasible = np.zeros((0, K), bool)
+        self._feasible_pending: list[np.ndarray] = []
         for a, b in pairs:
             self.add_pair(int(a), int(b))
 
@@ -290,6 +296,21 @@ class Conflicts:
             self._sets = np.vstack([self._sets, rows])
             self._pending = []
         return self._sets
+
+    def add_feasible(self, chosen: np.ndarray) -> None:
+        """Record that the key set (bool (K,)) is feasible."""
+        self._feasible_pending.append(np.asarray(chosen, bool).copy())
+
+    def known_feasible(self, keys: np.ndarray) -> bool:
+        """Whether the key indices `keys` lie inside a set recorded feasible, or are a pair
+        of one-row keys that `pair_conflicts` (exact for those) did not list."""
+        keys = np.asarray(keys, np.int64)
+        if len(keys) == 2 and self.exact[keys].all() and int(keys[1]) not in self.partner[int(keys[0])]:
+            return True
+        if self._feasible_pending:
+            self._feasible = np.vstack([self._feasible, np.stack(self._feasible_pending)])
+            self._feasible_pending = []
+        return bool(self._feasible[:, keys].all(axis=1).any())
 
     def blocked(self, chosen: np.ndarray) -> np.ndarray:
         """Keys outside `chosen` that would complete a known infeasible set with it."""
@@ -341,6 +362,8 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
     it fast (dual simplex, few iterations) and its Farkas ray names an infeasible key set,
     appended to `cuts` when given (a free cut for the master)."""
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
+    if conflicts:
+        conflicts.add_feasible(chosen)
     # every trial starts from the basis of the last feasible set: after a failed trial the
     # LP sits at a Farkas ray, and walking back from there cost ~300 iterations per trial
     basis = lp.h.getBasis()
@@ -356,6 +379,7 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
             basis = lp.h.getBasis()
             if conflicts:
                 blocked |= conflicts.blocked(chosen)
+                conflicts.add_feasible(chosen)
             continue
         if cuts is not None and v > FEAS_TOL:
             found = _add_cut(cuts, lp, trial)
@@ -363,6 +387,7 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
                 conflicts.add_set(found)
         lp.h.setBasis(basis)
         lp.last = None  # HiGHS dropped its solution with the basis: a question about this state is asked anew
+    lp.feasible_basis = basis
     return chosen, y
 
 
@@ -432,7 +457,14 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
         if not trial.any():
             chunk = max(1, chunk // 2)
             continue
-        support, new_mass = _conflict(filter_lp, trial, iteration_limit)
+        if conflicts is not None and conflicts.known_feasible(members[trial]):
+            support = None  # inside a key set an LP found feasible before: no LP needed
+        else:
+            support, new_mass = _conflict(filter_lp, trial, iteration_limit)
+            if support is None and conflicts is not None and filter_lp.last[0] <= FEAS_TOL:
+                found = np.zeros(conflicts.K, bool)
+                found[members[trial]] = True
+                conflicts.add_feasible(found)
         if support is not None:
             local = trial & (support | needed)
             mass = new_mass
@@ -450,12 +482,15 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
     return out
 
 
-def _conflict(lp: SubsystemLP, subset: np.ndarray,
-              iteration_limit: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _conflict(lp: SubsystemLP, subset: np.ndarray, iteration_limit: int | None,
+              basis=None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(the keys of `subset` in an infeasibility proof, their weights) from the pure
     feasibility LP on `subset`, or (None, None) when it is feasible or not settled in
-    `iteration_limit` iterations. Without a readable proof the whole subset is returned."""
+    `iteration_limit` iterations. Without a readable proof the whole subset is returned.
+    With `basis` (a HighsBasis) the solve starts from it."""
     lp.set(subset, hard=subset)
+    if basis is not None and lp.last is None:
+        lp.h.setBasis(basis)
     v, _, _ = lp.solve(iteration_limit)
     if not v > FEAS_TOL:  # feasible, or nan: not settled
         return None, None
@@ -645,7 +680,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
         # cut the master's choice down to a feasible set, one minimal conflict at a time
         work = cand.copy()
         new_cuts = []
-        while _conflict(lp, work, None)[0] is not None:
+        while _conflict(lp, work, None, lp.feasible_basis)[0] is not None:
             if time.perf_counter() > deadline:
                 break
             violated = lp.conflict_mass()
@@ -666,6 +701,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             order = np.lexsort((-violated[free], gain[free]))
             work[free[order[0]]] = False
         else:
+            conflicts.add_feasible(work)
             # extend only when the keys not already ruled out by a known pair could beat the best
             open_ = allowed & ~work & ~conflicts.blocked(work)
             if gain @ work + gain[open_].sum() <= best + 1e-9:
