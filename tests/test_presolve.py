@@ -371,6 +371,35 @@ def test_known_feasible_sets_answer_filter_tests_correctly(seed):
             assert _lp_feasible(sub, keys), keys
 
 
+def test_subsystem_lp_leaves_unused_columns_out():
+    """Weights that no row touches (a feature zero on every point) are not in the LP: they
+    come back at their box's middle (the current weights), the rows hold at the LP's point,
+    and feasibility answers agree with linprog on the whole subsystem."""
+    W, b, H, y = sweep_data(7, T=20, N=5, M=3)
+    H[:, [0, 3]] = 0.0
+    inst = classification(W, b, H, y, radius=0.05, mode="compact")
+    sub, why = subsystem_view(presolve(inst).instance)
+    assert sub is not None, why
+    lp = SubsystemLP(sub)
+    used = np.zeros(len(sub.cols), bool)
+    used[sub.rows.indices] = True
+    assert lp.nc == used.sum() < len(sub.cols)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        keys = np.sort(rng.choice(sub.num_keys, size=rng.integers(1, 6), replace=False))
+        on = np.zeros(sub.num_keys, bool)
+        on[keys] = True
+        feasible = lp.feasible(on)
+        assert feasible == _lp_feasible(sub, keys), keys
+        if feasible:
+            yv = lp.last[1]
+            assert np.allclose(yv[~used], 0.5 * (sub.col_lb + sub.col_ub)[~used])
+            assert np.all(yv >= sub.col_lb - 1e-9) and np.all(yv <= sub.col_ub + 1e-9)
+            rows = np.flatnonzero(on[sub.group])
+            act = sub.rows.matvec(yv)[rows]
+            assert np.all(act >= sub.rows_lo[rows] - 1e-7) and np.all(act <= sub.rows_hi[rows] + 1e-7)
+
+
 def test_restricted_subsystem_answers_the_same_feasibility_questions():
     """restrict(sub, keep) keeps the kept keys' rows and the columns they use: every subset of
     the kept keys is feasible there exactly when it is in the whole (linprog on the whole)."""

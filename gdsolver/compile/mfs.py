@@ -23,7 +23,7 @@ kept as a free cut, and a master stopped at its first solution above the cutoff.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +41,15 @@ MASTER_FIRST = True  # stop each master MIP at its first solution (else solve it
 SCALE_STRATEGY = 0  # HiGHS simplex_scale_strategy for the LPs (0: none; see SubsystemLP)
 FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
 TRIAL_ITERATIONS = 1000  # a greedy trial not settled in this many simplex iterations is skipped
+
+
+def _box_middle(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """A point of the box [lb, ub]: its middle where both bounds are finite, else the finite
+    bound, else 0."""
+    with np.errstate(invalid="ignore"):
+        mid = np.where(np.isfinite(lb) & np.isfinite(ub), 0.5 * (lb + ub),
+                       np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0)))
+    return np.clip(mid, lb, ub)
 
 
 class Interrupted(Exception):
@@ -80,6 +89,20 @@ class SubsystemLP:
         self._kInfeasible = highspy.HighsModelStatus.kInfeasible
         self._kIterationLimit = highspy.HighsModelStatus.kIterationLimit
         self._mass: np.ndarray | None = None
+        # the LP holds only the variables some row uses (a sweep's head has weights no kept
+        # point's features touch: 18% of the columns on the MNIST head, and every HiGHS run
+        # and simplex iteration pays per column); the others stay at their box's middle
+        # (the current weights, for a sweep)
+        used = np.zeros(len(sub.cols), bool)
+        used[sub.rows.indices] = True
+        used[sub.base.indices] = True
+        self._used = np.flatnonzero(used)
+        self._fill = _box_middle(sub.col_lb, sub.col_ub)
+        if len(self._used) < len(sub.cols):  # renumber the used columns (every entry is in one)
+            new = np.cumsum(used) - 1
+            sub = replace(sub, cols=sub.cols[used], col_lb=sub.col_lb[used], col_ub=sub.col_ub[used],
+                          rows=Csr(sub.rows.indptr, new[sub.rows.indices], sub.rows.data, len(self._used)),
+                          base=Csr(sub.base.indptr, new[sub.base.indices], sub.base.data, len(self._used)))
         K, nc = sub.num_keys, len(sub.cols)
         lo, hi, grp = sub.rows_lo, sub.rows_hi, sub.group
         # split every key row into one-sided rows, each with its group's elastic column
@@ -186,7 +209,9 @@ class SubsystemLP:
             self.last = (np.inf, None, None)
         else:
             v = np.asarray(self.h.getSolution().col_value)
-            self.last = (float(self.h.getInfo().objective_function_value), v[: self.nc], v[self.nc:])
+            y = self._fill.copy()
+            y[self._used] = v[: self.nc]
+            self.last = (float(self.h.getInfo().objective_function_value), y, v[self.nc:])
         return self.last
 
     def conflict_mass(self) -> np.ndarray | None:
