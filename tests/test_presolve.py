@@ -17,7 +17,7 @@ from gdsolver.compile.search import count_fixings
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
 from gdsolver.ir import BINARY, InstanceBuilder, verify
-from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, presolve
+from gdsolver.ir.presolve import AGGREGATED, DUAL_UP, NEVER_SATISFIED, ROW_BOUND, _Presolver, presolve
 from gdsolver.ir.subsystem import pair_conflicts, restrict, subsystem_view
 
 MARGIN = 1e-3
@@ -221,6 +221,33 @@ def test_relu_out_points_are_justified():
                 assert np.any(best < MARGIN), (seed, t)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_presolve_incremental_row_stats_and_locks_match_a_fresh_pass(seed):
+    # presolve recomputes the indicators' intervals only on rows whose variables' bounds moved,
+    # and subtracts dead indicators from the locks: the same numbers as a pass over everything
+    W, b, H, y = sweep_data(seed, T=14)
+    inst = classification(W, b, H, y, radius=0.05, mode="paper", margin=MARGIN)
+    rng = np.random.default_rng(seed)
+    p = _Presolver(inst, 50)
+    for _ in range(3):
+        p._ind_stats()
+        p._locks()
+        # move bounds: fix some binaries, shrink some continuous boxes, kill some indicators
+        free_bin = np.flatnonzero(p.integer & (p.lb < p.ub))
+        fix = rng.choice(free_bin, size=min(3, len(free_bin)), replace=False)
+        p.lb[fix] = p.ub[fix] = rng.integers(0, 2, len(fix))
+        cont = np.flatnonzero(~p.integer)
+        shrink = rng.choice(cont, size=5, replace=False)
+        p.lb[shrink] += 0.3 * (p.ub[shrink] - p.lb[shrink])
+        p.ind_alive[rng.choice(inst.num_indicators, size=4, replace=False)] = False
+        cached, (up, down) = p._ind_stats(), p._locks()
+        fresh = p._row_stats(p.ind_A)
+        assert np.array_equal(cached, fresh)  # bit for bit
+        p._ind_locks = None
+        up2, down2 = p._locks()
+        assert np.array_equal(up, up2) and np.array_equal(down, down2)
+
+
 def test_generic_reductions_and_infeasibility():
     # z1 => x >= 2 with x in [0, 1]: z1 must be 0. z2 => x >= 0: always true, z2 goes up by
     # dual fixing (max z1 + z2). Row x + y >= 3 with y <= 1.5 cannot hold: infeasible.
@@ -307,6 +334,70 @@ def test_free_cuts_and_ray_conflicts_are_infeasible(seed):
     assert not _lp_feasible(sub, exact)
     for k in exact:
         assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_known_feasible_sets_answer_filter_tests_correctly(seed):
+    """Sets the LPs found feasible are recorded, and a deletion-filter test inside one (or a
+    pair of one-row keys not listed by pair_conflicts) is answered without an LP: every
+    recorded set and every such answer is feasible (linprog), and the filter sharing that
+    record still returns a minimal infeasible set."""
+    W, b, H, y = sweep_data(seed + 40, T=30, N=6, M=4)
+    inst = classification(W, b, H, y, radius=0.04, mode="compact")
+    pre = presolve(inst)
+    sub, why = subsystem_view(pre.instance)
+    assert sub is not None, why
+    base = pre.instance.start[sub.keys] > 0.5
+    conflicts = Conflicts(sub.num_keys, pair_conflicts(sub), single_row_keys(sub))
+    greedy(SubsystemLP(sub), base, sub.key_ub > 0.5, conflicts)
+    allk = np.ones(sub.num_keys, bool)
+    lp = SubsystemLP(sub)
+    if not lp.feasible(allk):
+        exact = np.flatnonzero(minimal_infeasible(lp, allk, conflicts=conflicts, iteration_limit=None))
+        assert not _lp_feasible(sub, exact)
+        for k in exact:
+            assert _lp_feasible(sub, np.setdiff1d(exact, [k]))
+    recorded = conflicts._feasible if not conflicts._feasible_pending else np.vstack(
+        [conflicts._feasible, np.stack(conflicts._feasible_pending)])
+    assert len(recorded) > 0
+    rng = np.random.default_rng(seed)
+    for row in recorded:
+        assert _lp_feasible(sub, np.flatnonzero(row))
+        inside = rng.choice(np.flatnonzero(row), size=max(1, int(row.sum()) // 2), replace=False)
+        assert conflicts.known_feasible(np.sort(inside))
+    for size in (2, 2, 3, 4, 6):
+        keys = np.sort(rng.choice(sub.num_keys, size=size, replace=False))
+        if conflicts.known_feasible(keys):
+            assert _lp_feasible(sub, keys), keys
+
+
+def test_subsystem_lp_leaves_unused_columns_out():
+    """Weights that no row touches (a feature zero on every point) are not in the LP: they
+    come back at their box's middle (the current weights), the rows hold at the LP's point,
+    and feasibility answers agree with linprog on the whole subsystem."""
+    W, b, H, y = sweep_data(7, T=20, N=5, M=3)
+    H[:, [0, 3]] = 0.0
+    inst = classification(W, b, H, y, radius=0.05, mode="compact")
+    sub, why = subsystem_view(presolve(inst).instance)
+    assert sub is not None, why
+    lp = SubsystemLP(sub)
+    used = np.zeros(len(sub.cols), bool)
+    used[sub.rows.indices] = True
+    assert lp.nc == used.sum() < len(sub.cols)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        keys = np.sort(rng.choice(sub.num_keys, size=rng.integers(1, 6), replace=False))
+        on = np.zeros(sub.num_keys, bool)
+        on[keys] = True
+        feasible = lp.feasible(on)
+        assert feasible == _lp_feasible(sub, keys), keys
+        if feasible:
+            yv = lp.last[1]
+            assert np.allclose(yv[~used], 0.5 * (sub.col_lb + sub.col_ub)[~used])
+            assert np.all(yv >= sub.col_lb - 1e-9) and np.all(yv <= sub.col_ub + 1e-9)
+            rows = np.flatnonzero(on[sub.group])
+            act = sub.rows.matvec(yv)[rows]
+            assert np.all(act >= sub.rows_lo[rows] - 1e-7) and np.all(act <= sub.rows_hi[rows] + 1e-7)
 
 
 def test_restricted_subsystem_answers_the_same_feasibility_questions():

@@ -13,17 +13,23 @@ its Farkas ray then names an infeasible subset, usually a handful of groups. The
 (groups soft) ranks keys by violation for the greedy; its duals also prove conflicts.
 
 Where the work goes (measured on the MNIST-head sweeps, 18,760 columns, 30-150 rows): the
-LPs, at 0.1-0.3 ms per simplex iteration; the master is cheap until it holds hundreds of
-cuts. Hence: conflicts from rays rather than elastic duals (2-6 groups instead of 6-15),
-deletion filtering on a small LP of the conflict's rows only, iteration-limited filter and
-trial LPs, greedy trials restarted from the last feasible basis, every failed trial's ray
-kept as a free cut, and a master stopped at its first solution above the cutoff.
+LPs, at 0.1-0.3 ms per simplex iteration plus 2-4 ms per HiGHS run whatever it does (the
+run's set-up and solution checks scale with the columns); the master is cheap until it
+holds hundreds of cuts. Hence: conflicts from rays rather than elastic duals (2-6 groups
+instead of 6-15), deletion filtering on a small LP of the conflict's rows only,
+iteration-limited filter and trial LPs, greedy trials and conflict checks of a master choice
+started from the last feasible basis (from a Farkas ray, proving a set feasible took about
+twice the iterations), every failed trial's ray kept as a free cut, sets found feasible kept
+to answer filter tests inside them without an LP, only the columns some row uses in the LP,
+and a master stopped at its first solution above the cutoff. Taking a ray's keys as the cut
+without filtering saved LPs at 32 points but left the 128-point row unproven in 120 s (cuts
+of 6-13 points instead of 3-4 let the master propose many more sets).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +47,15 @@ MASTER_FIRST = True  # stop each master MIP at its first solution (else solve it
 SCALE_STRATEGY = 0  # HiGHS simplex_scale_strategy for the LPs (0: none; see SubsystemLP)
 FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
 TRIAL_ITERATIONS = 1000  # a greedy trial not settled in this many simplex iterations is skipped
+
+
+def _box_middle(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """A point of the box [lb, ub]: its middle where both bounds are finite, else the finite
+    bound, else 0."""
+    with np.errstate(invalid="ignore"):
+        mid = np.where(np.isfinite(lb) & np.isfinite(ub), 0.5 * (lb + ub),
+                       np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0)))
+    return np.clip(mid, lb, ub)
 
 
 class Interrupted(Exception):
@@ -80,6 +95,20 @@ class SubsystemLP:
         self._kInfeasible = highspy.HighsModelStatus.kInfeasible
         self._kIterationLimit = highspy.HighsModelStatus.kIterationLimit
         self._mass: np.ndarray | None = None
+        # the LP holds only the variables some row uses (a sweep's head has weights no kept
+        # point's features touch: 18% of the columns on the MNIST head, and every HiGHS run
+        # and simplex iteration pays per column); the others stay at their box's middle
+        # (the current weights, for a sweep)
+        used = np.zeros(len(sub.cols), bool)
+        used[sub.rows.indices] = True
+        used[sub.base.indices] = True
+        self._used = np.flatnonzero(used)
+        self._fill = _box_middle(sub.col_lb, sub.col_ub)
+        if len(self._used) < len(sub.cols):  # renumber the used columns (every entry is in one)
+            new = np.cumsum(used) - 1
+            sub = replace(sub, cols=sub.cols[used], col_lb=sub.col_lb[used], col_ub=sub.col_ub[used],
+                          rows=Csr(sub.rows.indptr, new[sub.rows.indices], sub.rows.data, len(self._used)),
+                          base=Csr(sub.base.indptr, new[sub.base.indices], sub.base.data, len(self._used)))
         K, nc = sub.num_keys, len(sub.cols)
         lo, hi, grp = sub.rows_lo, sub.rows_hi, sub.group
         # split every key row into one-sided rows, each with its group's elastic column
@@ -124,6 +153,9 @@ class SubsystemLP:
         self.iterations = 0  # simplex iterations, summed over solves
         self.lp_time = 0.0
         self.last: tuple[float, np.ndarray | None, np.ndarray | None] | None = None  # result for the current state
+        # a basis of the pure feasibility LP at a feasible key set (the greedy's last): a
+        # question about a set near it starts there rather than at the last Farkas ray
+        self.feasible_basis = None
 
     def _rows_of(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) == 0:
@@ -183,7 +215,9 @@ class SubsystemLP:
             self.last = (np.inf, None, None)
         else:
             v = np.asarray(self.h.getSolution().col_value)
-            self.last = (float(self.h.getInfo().objective_function_value), v[: self.nc], v[self.nc:])
+            y = self._fill.copy()
+            y[self._used] = v[: self.nc]
+            self.last = (float(self.h.getInfo().objective_function_value), y, v[self.nc:])
         return self.last
 
     def conflict_mass(self) -> np.ndarray | None:
@@ -260,7 +294,8 @@ def single_row_keys(sub: Subsystem) -> np.ndarray:
 class Conflicts:
     """Known infeasible key sets: the pairs indexed for quick look-ups, and every set (pairs
     and larger) as rows of a boolean matrix, so that the keys completing a known set with a
-    chosen set are found with one matrix product."""
+    chosen set are found with one matrix product. Also the key sets some LP found feasible:
+    every subset of one is feasible, which answers a deletion-filter test without an LP."""
 
     def __init__(self, K: int, pairs: np.ndarray, exact: np.ndarray | None = None) -> None:
         """`exact[k]`: every conflicting pair involving k is in `pairs` (true for keys with a
@@ -270,6 +305,8 @@ class Conflicts:
         self.K = K
         self._sets = np.zeros((0, K), bool)
         self._pending: list[np.ndarray] = []
+        self._feasible = np.zeros((0, K), bool)
+        self._feasible_pending: list[np.ndarray] = []
         for a, b in pairs:
             self.add_pair(int(a), int(b))
 
@@ -290,6 +327,21 @@ class Conflicts:
             self._sets = np.vstack([self._sets, rows])
             self._pending = []
         return self._sets
+
+    def add_feasible(self, chosen: np.ndarray) -> None:
+        """Record that the key set (bool (K,)) is feasible."""
+        self._feasible_pending.append(np.asarray(chosen, bool).copy())
+
+    def known_feasible(self, keys: np.ndarray) -> bool:
+        """Whether the key indices `keys` lie inside a set recorded feasible, or are a pair
+        of one-row keys that `pair_conflicts` (exact for those) did not list."""
+        keys = np.asarray(keys, np.int64)
+        if len(keys) == 2 and self.exact[keys].all() and int(keys[1]) not in self.partner[int(keys[0])]:
+            return True
+        if self._feasible_pending:
+            self._feasible = np.vstack([self._feasible, np.stack(self._feasible_pending)])
+            self._feasible_pending = []
+        return bool(self._feasible[:, keys].all(axis=1).any())
 
     def blocked(self, chosen: np.ndarray) -> np.ndarray:
         """Keys outside `chosen` that would complete a known infeasible set with it."""
@@ -341,6 +393,8 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
     it fast (dual simplex, few iterations) and its Farkas ray names an infeasible key set,
     appended to `cuts` when given (a free cut for the master)."""
     blocked = conflicts.blocked(chosen) if conflicts else np.zeros(len(chosen), bool)
+    if conflicts:
+        conflicts.add_feasible(chosen)
     # every trial starts from the basis of the last feasible set: after a failed trial the
     # LP sits at a Farkas ray, and walking back from there cost ~300 iterations per trial
     basis = lp.h.getBasis()
@@ -356,6 +410,7 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
             basis = lp.h.getBasis()
             if conflicts:
                 blocked |= conflicts.blocked(chosen)
+                conflicts.add_feasible(chosen)
             continue
         if cuts is not None and v > FEAS_TOL:
             found = _add_cut(cuts, lp, trial)
@@ -363,6 +418,7 @@ def one_by_one(lp: SubsystemLP, chosen: np.ndarray, y: np.ndarray, order: np.nda
                 conflicts.add_set(found)
         lp.h.setBasis(basis)
         lp.last = None  # HiGHS dropped its solution with the basis: a question about this state is asked anew
+    lp.feasible_basis = basis
     return chosen, y
 
 
@@ -432,7 +488,14 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
         if not trial.any():
             chunk = max(1, chunk // 2)
             continue
-        support, new_mass = _conflict(filter_lp, trial, iteration_limit)
+        if conflicts is not None and conflicts.known_feasible(members[trial]):
+            support = None  # inside a key set an LP found feasible before: no LP needed
+        else:
+            support, new_mass = _conflict(filter_lp, trial, iteration_limit)
+            if support is None and conflicts is not None and filter_lp.last[0] <= FEAS_TOL:
+                found = np.zeros(conflicts.K, bool)
+                found[members[trial]] = True
+                conflicts.add_feasible(found)
         if support is not None:
             local = trial & (support | needed)
             mass = new_mass
@@ -450,12 +513,15 @@ def minimal_infeasible(lp: SubsystemLP, subset: np.ndarray, deadline: float = np
     return out
 
 
-def _conflict(lp: SubsystemLP, subset: np.ndarray,
-              iteration_limit: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _conflict(lp: SubsystemLP, subset: np.ndarray, iteration_limit: int | None,
+              basis=None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(the keys of `subset` in an infeasibility proof, their weights) from the pure
     feasibility LP on `subset`, or (None, None) when it is feasible or not settled in
-    `iteration_limit` iterations. Without a readable proof the whole subset is returned."""
+    `iteration_limit` iterations. Without a readable proof the whole subset is returned.
+    With `basis` (a HighsBasis) the solve starts from it."""
     lp.set(subset, hard=subset)
+    if basis is not None and lp.last is None:
+        lp.h.setBasis(basis)
     v, _, _ = lp.solve(iteration_limit)
     if not v > FEAS_TOL:  # feasible, or nan: not settled
         return None, None
@@ -645,7 +711,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
         # cut the master's choice down to a feasible set, one minimal conflict at a time
         work = cand.copy()
         new_cuts = []
-        while _conflict(lp, work, None)[0] is not None:
+        while _conflict(lp, work, None, lp.feasible_basis)[0] is not None:
             if time.perf_counter() > deadline:
                 break
             violated = lp.conflict_mass()
@@ -666,6 +732,7 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             order = np.lexsort((-violated[free], gain[free]))
             work[free[order[0]]] = False
         else:
+            conflicts.add_feasible(work)
             # extend only when the keys not already ruled out by a known pair could beat the best
             open_ = allowed & ~work & ~conflicts.blocked(work)
             if gain @ work + gain[open_].sum() <= best + 1e-9:

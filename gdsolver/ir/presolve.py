@@ -161,6 +161,48 @@ class _Presolver:
         self.stats = {"indicators_always_satisfied": 0, "indicators_inactive": 0, "indicators_to_rows": 0,
                       "rows_redundant": 0, "bounds_tightened": 0}
         self.sign = 1.0 if inst.sense == "max" else -1.0  # objective gain per unit raised, times c
+        # the indicator expressions' interval bounds, recomputed only for the rows holding a
+        # variable whose bounds changed: after the first round usually a few binaries move and
+        # a sweep's weights keep their box, and each pass over all of ind_A costs milliseconds
+        self._ind_rows = self.ind_A.row_ids()
+        self._ind_cols = np.flatnonzero(np.bincount(self.ind_A.indices, minlength=n))
+        self._ind_key: tuple[np.ndarray, np.ndarray] | None = None
+        self._ind_locks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (alive then, up, down)
+        self._ind_val: np.ndarray | None = None  # see _ind_stats
+
+    def _row_stats(self, mat: Csr) -> np.ndarray:
+        """Per row of `mat` (rows of ind_A) over the current box: interval low, high, the
+        float-slack magnitude, and for `aggregate` the entries that are neither a free binary
+        with a positive coefficient nor fixed ("bad"), the free ones, their least coefficient."""
+        lb, ub = self.lb, self.ub
+        low, high = row_bounds(mat, lb, ub)
+        # one gather of a per-variable code: 1 fixed, 2 free binary, 0 anything else
+        code = ((lb == ub) + 2 * (self.integer & (lb == 0) & (ub == 1))).astype(np.int8)[mat.indices]
+        free_e = (code == 2) & (mat.data > 0)
+        n_bad = mat.row_sum(((code == 0) | ((code == 2) & ~free_e)).astype(np.float64))
+        n_free = mat.row_sum(free_e.astype(np.float64))
+        amin = np.full(mat.nrows, np.inf)
+        np.minimum.at(amin, mat.row_ids()[free_e], mat.data[free_e])
+        return np.stack([low, high, _magnitude(mat, lb, ub), n_bad, n_free, amin])
+
+    def _ind_stats(self) -> np.ndarray:
+        """`_row_stats` of ind_A (rows: low, high, magnitude, n_bad, n_free, amin), recomputed
+        only on rows holding a variable whose bounds moved since the last call: the same
+        floats as computing all of it anew (each row's entries are summed in the same order)."""
+        lb, ub = self.lb[self._ind_cols], self.ub[self._ind_cols]
+        if self._ind_key is None:
+            self._ind_val = self._row_stats(self.ind_A)
+        else:
+            moved = (self._ind_key[0] != lb) | (self._ind_key[1] != ub)
+            if moved.any():
+                hit = np.zeros(self.inst.num_vars, bool)
+                hit[self._ind_cols[moved]] = True
+                rows = np.unique(self._ind_rows[hit[self.ind_A.indices]])
+                val = self._ind_val.copy()
+                val[:, rows] = self._row_stats(self.ind_A.take_rows(rows))
+                self._ind_val = val
+        self._ind_key = (lb, ub)
+        return self._ind_val
 
     # ---- one pass of each reduction; each returns whether it changed anything ----------
     def _fix(self, idx: np.ndarray, value: np.ndarray, why: int) -> None:
@@ -179,8 +221,8 @@ class _Presolver:
         inst = self.inst
         if not self.ind_alive.any():
             return False
-        low, high = row_bounds(self.ind_A, self.lb, self.ub)
-        slack = _REL * (1.0 + _magnitude(self.ind_A, self.lb, self.ub))
+        low, high, magnitude = self._ind_stats()[:3]
+        slack = _REL * (1.0 + magnitude)
         z, v = self.ind_var, inst.ind_val.astype(np.float64)
         zfix = self.lb[z] == self.ub[z]
         alive = self.ind_alive
@@ -292,7 +334,7 @@ class _Presolver:
             z, v = self.ind_var, inst.ind_val
             on = self.ind_alive & (self.lb[z] == self.ub[z]) & (self.lb[z] == v)
             if on.any():
-                ch, red = self._propagate(self.ind_A, self.ind_A.row_ids(), inst.ind_lo, inst.ind_hi, on, "indicator")
+                ch, red = self._propagate(self.ind_A, self._ind_rows, inst.ind_lo, inst.ind_hi, on, "indicator")
                 if red.any():
                     self.stats["indicators_always_satisfied"] += int(np.count_nonzero(red))
                     self.ind_alive &= ~red
@@ -305,17 +347,36 @@ class _Presolver:
         inst, n = self.inst, self.inst.num_vars
         up, down = np.zeros(n), np.zeros(n)
 
-        def add(mat: Csr, rows: np.ndarray, alive: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-            keep = alive[rows]
-            a, col, r = mat.data[keep], mat.indices[keep], rows[keep]
+        def count(a: np.ndarray, col: np.ndarray, r: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Locks from the entries (a, col) of rows r (one row id per entry)."""
             has_lo, has_hi = np.isfinite(lo[r]), np.isfinite(hi[r])
             up_hit = ((a > 0) & has_hi) | ((a < 0) & has_lo)
             down_hit = ((a > 0) & has_lo) | ((a < 0) & has_hi)
-            up[:] += np.bincount(col, weights=up_hit.astype(np.float64), minlength=n)
-            down[:] += np.bincount(col, weights=down_hit.astype(np.float64), minlength=n)
+            return (np.bincount(col, weights=up_hit.astype(np.float64), minlength=n),
+                    np.bincount(col, weights=down_hit.astype(np.float64), minlength=n))
 
-        add(inst.A, self.A_rows, self.row_alive, inst.row_lo, inst.row_hi)
-        add(self.ind_A, self.ind_A.row_ids(), self.ind_alive, inst.ind_lo, inst.ind_hi)
+        def alive_part(mat: Csr, rows: np.ndarray, alive: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+            keep = alive[rows]
+            return count(mat.data[keep], mat.indices[keep], rows[keep], lo, hi)
+
+        u, d = alive_part(inst.A, self.A_rows, self.row_alive, inst.row_lo, inst.row_hi)
+        up += u
+        down += d
+        # the indicators' part: rows only ever die, so keep the counts and subtract the rows
+        # that died since (counts are small integers in float64: exact)
+        if self._ind_locks is None or np.any(self.ind_alive & ~self._ind_locks[0]):
+            u, d = alive_part(self.ind_A, self._ind_rows, self.ind_alive, inst.ind_lo, inst.ind_hi)
+        else:
+            was, u, d = self._ind_locks
+            died = np.flatnonzero(was & ~self.ind_alive)
+            if len(died):
+                sub = self.ind_A.take_rows(died)
+                du, dd = count(sub.data, sub.indices, died[sub.row_ids()], inst.ind_lo, inst.ind_hi)
+                u, d = u - du, d - dd
+        self._ind_locks = (self.ind_alive.copy(), u, d)
+        up += u
+        down += d
         z, v = self.ind_var[self.ind_alive], inst.ind_val[self.ind_alive]
         up += np.bincount(z[v == 1], minlength=n)  # raising switches a z==1 indicator on
         down += np.bincount(z[v == 0], minlength=n)
@@ -345,24 +406,19 @@ class _Presolver:
         if not cand.any():
             return False
         A = self.ind_A
-        rows = A.row_ids()
-        col = A.indices.astype(np.int64)
-        fixed = self.lb[col] == self.ub[col]
-        free_e = ~fixed & self.integer[col] & (self.lb[col] == 0) & (self.ub[col] == 1) & (A.data > 0)
+        rows = self._ind_rows
+        _, high, _, n_bad, n_free, amin = self._ind_stats()
         # every entry a free binary with a positive coefficient, or fixed (a constant)
-        n_bad = A.row_sum((~(free_e | fixed)).astype(np.float64))
-        n_free = A.row_sum(free_e.astype(np.float64))
         cand &= (n_bad == 0) & (n_free > 0)
         if not cand.any():
             return False
-        _, high = row_bounds(A, self.lb, self.ub)
-        amin = np.full(A.nrows, np.inf)
-        np.minimum.at(amin, rows[free_e], A.data[free_e])
         # every free s_i is needed, and all of them at 1 suffice (else the indicator is never
         # satisfiable, which `indicators` turns into c = 0 instead)
         cand &= (high - amin < inst.ind_lo - _REL * (1 + np.abs(high))) & (high >= inst.ind_lo)
         if not cand.any():
             return False
+        col = A.indices.astype(np.int64)
+        free_e = (self.integer & (self.lb == 0) & (self.ub == 1))[col] & (A.data > 0)
         up, down = self._locks()
         # each s_i: one down-lock (this indicator), no gain from being raised, in no other expression
         in_expr = np.bincount(col[self.ind_alive[rows]], minlength=inst.num_vars)
