@@ -282,13 +282,19 @@ def _lp_feasible(sub, keys) -> bool:
     return res.status == 0
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_pair_conflicts_and_minimal_conflicts_against_linprog(seed):
-    W, b, H, y = sweep_data(seed, T=14, N=4)
-    inst = classification(W, b, H, y, radius=0.06, mode="compact")
-    pre = presolve(inst)
+def _subsystem(seed: int, radius: float, **data):
+    """The presolved compact sweep of sweep_data(seed, **data) in its maximum-feasible-subsystem
+    view (with the presolved instance, whose start gives the current points)."""
+    W, b, H, y = sweep_data(seed, **data)
+    pre = presolve(classification(W, b, H, y, radius=radius, mode="compact"))
     sub, why = subsystem_view(pre.instance)
     assert sub is not None, why
+    return pre.instance, sub
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pair_conflicts_and_minimal_conflicts_against_linprog(seed):
+    _, sub = _subsystem(seed, 0.06, T=14, N=4)
     pairs = {tuple(p) for p in pair_conflicts(sub)}
     single_row = np.bincount(sub.group, minlength=sub.num_keys) == 1
     for a, c in itertools.combinations(range(sub.num_keys), 2):
@@ -312,12 +318,8 @@ def test_free_cuts_and_ray_conflicts_are_infeasible(seed):
     """The greedy's failed trials hand their Farkas rays' keys to the master as cuts, and the
     deletion filter may stop at an unsettled test: every such set must be infeasible
     (linprog), and the filter with time to settle every test still finds a minimal one."""
-    W, b, H, y = sweep_data(seed + 40, T=30, N=6, M=4)
-    inst = classification(W, b, H, y, radius=0.04, mode="compact")
-    pre = presolve(inst)
-    sub, why = subsystem_view(pre.instance)
-    assert sub is not None, why
-    base = pre.instance.start[sub.keys] > 0.5
+    red, sub = _subsystem(seed + 40, 0.04, T=30, N=6, M=4)
+    base = red.start[sub.keys] > 0.5
     cuts: list[np.ndarray] = []
     conflicts = Conflicts(sub.num_keys, pair_conflicts(sub), single_row_keys(sub))
     chosen, yv = greedy(SubsystemLP(sub), base, sub.key_ub > 0.5, conflicts, cuts=cuts)
@@ -342,12 +344,8 @@ def test_known_feasible_sets_answer_filter_tests_correctly(seed):
     pair of one-row keys not listed by pair_conflicts) is answered without an LP: every
     recorded set and every such answer is feasible (linprog), and the filter sharing that
     record still returns a minimal infeasible set."""
-    W, b, H, y = sweep_data(seed + 40, T=30, N=6, M=4)
-    inst = classification(W, b, H, y, radius=0.04, mode="compact")
-    pre = presolve(inst)
-    sub, why = subsystem_view(pre.instance)
-    assert sub is not None, why
-    base = pre.instance.start[sub.keys] > 0.5
+    red, sub = _subsystem(seed + 40, 0.04, T=30, N=6, M=4)
+    base = red.start[sub.keys] > 0.5
     conflicts = Conflicts(sub.num_keys, pair_conflicts(sub), single_row_keys(sub))
     greedy(SubsystemLP(sub), base, sub.key_ub > 0.5, conflicts)
     allk = np.ones(sub.num_keys, bool)
