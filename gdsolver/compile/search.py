@@ -100,6 +100,10 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
     kind = "mip" if search == "mip" or not inst.is_mip else search
     if kind == "auto" and backend not in (HighsBackend.name, AUTO):
         kind = "mip"  # a solver chosen by name solves the instance itself; Benders' LPs are HiGHS's
+    if kind == "auto" and np.any(inst.c[inst.vtype == CONTINUOUS] != 0):
+        # a loss over continuous variables (squared, l1, ce heads) is not the subsystem shape
+        # (ir.subsystem): every tangent round of a trainer's sweep would presolve for nothing
+        kind = "mip"
     if kind == "mip":
         res = solve(inst, backend=backend, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                     use_start=use_start, options=options, **extra)
