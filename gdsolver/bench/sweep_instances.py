@@ -25,12 +25,11 @@ at radius 0.05 all 32 points can be fixed, at 0.002 about half, at 0.0005 a few.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from gdsolver.blas import blas_threads
 from gdsolver.formulate import classification, correct_mask, forward
 from gdsolver.ir.instance import MilpInstance
 
@@ -121,24 +120,13 @@ def head_case(seed: int, n_train: int = 2000, noise: float = 0.15, epochs: int =
     and over 100 training steps the last bits of W then depend on the thread count (a Ray worker
     has one BLAS thread, this process as many as cores), enough to change which points are
     misclassified on the 14x14 head."""
-    with _one_blas_thread():
+    with blas_threads(1):
         rng = np.random.default_rng(seed)
         templates = _templates(rng, image)
         imgs, y = _images(rng, templates, n_train, noise)
         H = _conv_relu(imgs, rng)
         W, b = _train_head(H, y, epochs, lr, rng)
     return HeadCase(W, b, H, y, seed)
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    try:
-        from threadpoolctl import threadpool_limits  # comes with scikit-learn
-    except ImportError:  # pragma: no cover - then as many threads as numpy's BLAS starts
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "compact", margin: float = 1e-3,
