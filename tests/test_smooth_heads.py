@@ -89,6 +89,57 @@ def test_ce_reaches_bounded_lbfgs(seed):
     assert out.true_loss == pytest.approx(ref.fun, rel=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_ce_on_a_confident_network(seed):
+    """Logits 40x the usual size put softmax shares near 1e-30 into the tangent cuts. Before the
+    safe drop of tiny coefficients the instance was refused (coefficient span > 1e8) and every
+    sweep after a well-trained Adam run ended in ERROR; now it solves to the bounded optimum and
+    every cut stays below the cross-entropy everywhere in the box."""
+    rng, W, b, H = final_layer(seed, T=40, N=3, M=3)
+    labels = np.argmax(H @ W.T + b, 1)
+    labels[:4] = (labels[:4] + 1) % 3  # a few wrong, so the loss is not ~0
+    W, b = 40.0 * W, 40.0 * b
+    r = 0.5
+    inst = sweep_instance([Dense(W, b)], 0, H, labels, task="classification", radius=r, mode="ce")
+    out = run_sweep(job_of(inst, 40), time_limit=None, rounds=400, round_tol=1e-6)
+    assert out.usable, out.reason
+    assert check_claims(out.instance, out.x).ok and verify(out.instance, out.x).ok
+    x0 = np.concatenate([W.ravel(), b])
+
+    def f(v):
+        Wv, bv = v[:9].reshape(3, 3), v[9:]
+        o = H @ Wv.T + bv
+        p = np.exp(o - o.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = p.copy()
+        g[np.arange(40), labels] -= 1
+        return cross_entropy(o, labels).sum(), np.concatenate([(g.T @ H).ravel(), g.sum(0)])
+
+    ref = minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
+                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    assert out.true_loss == pytest.approx(ref.fun, rel=1e-4)
+    assert out.objective <= out.true_loss + 1e-9
+    # validity of the last round's cuts (every round's tangents, some with dropped terms): at random
+    # weights in the box, with o and e at their implied values, the true cross-entropy meets every cut
+    last = out.instance
+    for _ in range(20):
+        v = x0 + rng.uniform(-r, r, size=x0.size)
+        x = last.start.copy()
+        blocks = last.blocks
+        for name, val in (("w", v[:9]), ("b", v[9:])):
+            off, shape = blocks[name]
+            x[off:off + val.size] = val
+        o = H @ v[:9].reshape(3, 3).T + v[9:]
+        if "out" in blocks:
+            off, _ = blocks["out"]
+            x[off:off + o.size] = o.ravel()
+        off, _ = blocks["e"]
+        x[off:off + 40] = cross_entropy(o, labels)
+        lo_row, hi_row = last.row_groups["ce_cut"]
+        act = last.A.matvec(x)[lo_row:hi_row]
+        assert np.all(act >= last.row_lo[lo_row:hi_row] - 1e-9), "the true cross-entropy violates a tangent cut"
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_count_ce_keeps_the_count(seed):
     rng = np.random.default_rng(seed)

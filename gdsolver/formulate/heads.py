@@ -133,6 +133,9 @@ def cross_entropy(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return lse(o) - o[np.arange(len(o)), labels]
 
 
+CE_DROP = 1e-7  # tangent-cut coefficients below this are dropped (safely, see ce)
+
+
 def ce(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, anchors: np.ndarray) -> dict:
     """Minimise sum_t e_t >= tangent planes of the cross-entropy at anchor logits (T, A, M)."""
     T, M = out.shape
@@ -144,13 +147,29 @@ def ce(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, anchors: np.ndarr
     p = anchors.reshape(T * A, M)
     s = np.exp(p - lse(p)[:, None])  # softmax at the anchors
     t = np.repeat(np.arange(T), A)
+    rows = np.arange(T * A)
     coef = -s
-    coef[np.arange(T * A), labels[t]] += 1.0  # - s.o + o_label
+    # 1 - s_label as the sum of the other classes' shares: no cancellation when s_label ~ 1
+    coef[rows, labels[t]] = s.sum(1) - s[rows, labels[t]]
+    lo = lse(p) - (s * p).sum(1)
+    # a confident network's softmax has shares of 1e-12 and below: terms that small make a row whose
+    # coefficients span more than the solvers answer correctly (ir.numerics refuses it). Drop them and
+    # lower the row's bound by the most each dropped term can contribute over o's interval, so the
+    # cut stays below the cross-entropy (valid) and is weaker by at most CE_DROP * |o| per term.
+    tiny = np.abs(coef) < CE_DROP
+    if tiny.any():
+        olo, ohi = o.lo.reshape(T, M)[t], o.hi.reshape(T, M)[t]
+        most = np.where(tiny, np.maximum(coef * olo, coef * ohi), 0.0)
+        lo = lo - most.sum(1)
+        coef = np.where(tiny, 0.0, coef)
+    # a bound of 1e-15 is below every solver's tolerance: the answer's e = 0 would break the row by
+    # more than its own (tiny) scale. 0 is weaker, so still valid, and e >= 0 holds anyway.
+    lo = np.where((lo > 0.0) & (lo < CE_DROP), 0.0, lo)
     ocols = o.cols[:, 0].reshape(T, M)[t]
     cols = np.concatenate([e[t][:, None], ocols], 1)
     vals = np.concatenate([np.ones((T * A, 1)), coef], 1)
     # e + o_label - s.o >= lse(p) - s.p
-    bld.add_rows("ce_cut", *triplets(cols, vals), T * A, lo=lse(p) - (s * p).sum(1), hi=np.inf)
+    bld.add_rows("ce_cut", *triplets(cols, vals), T * A, lo=lo, hi=np.inf)
     return {"current_objective": float(ce0.sum()), "current_ce": float(ce0.sum()), "anchors": int(A)}
 
 
