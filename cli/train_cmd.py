@@ -63,6 +63,8 @@ def train(
     task: Annotated[Optional[str], typer.Option(help="classification or regression (default: from the data).")] = None,
     model: Annotated[str, typer.Option(help="Network: auto, mlp, conv, paper.")] = "auto",
     hidden: Annotated[int, typer.Option(help="Hidden width of the mlp.")] = 32,
+    optimizer: Annotated[Optional[str], typer.Option(help="gdsolver: the GD phase's optimizer, sgd (default), adam "
+                                                          "or lbfgs (gdsolver-lbfgs is lbfgs).")] = None,
     epochs: Annotated[int, typer.Option(help="GD epoch budget.")] = 20,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.05).")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="LR schedule for -lrs methods and gdsolver: step, "
@@ -132,6 +134,8 @@ def train(
     for m in method:
         if m not in method_names():
             fail(f"--method {m!r}: expected one of {method_names()}")
+    if optimizer is not None and optimizer not in ("sgd", "adam", "lbfgs"):
+        fail(f"--optimizer {optimizer!r}: expected sgd, adam or lbfgs")
     _check_outputs(dataset, data, csv, json_out, dump)
     if ray or ray_address is not None:
         import os
@@ -144,7 +148,7 @@ def train(
                       dataset=dataset)
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
-    opts = dict(lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
+    opts = dict(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
                 max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
                 restarts=restarts, mode=mode, search=search,
                 keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,

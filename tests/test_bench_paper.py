@@ -228,12 +228,14 @@ def test_data_efficiency_tuned_tiny(tmp_path):
     from gdsolver.train.runs import load_split_for
 
     cfg = DataEfficiencyConfig(dataset="digits", models=("mlp",), n_values=(100, 200), epochs=(2,), seeds=(0, 1),
-                               methods=("sgd",), lr_grid=(0.01, 0.1), lbfgs_restarts=2, gdsolver_tuned=True,
+                               methods=("sgd", "adam-lrs"), lr_grid=(0.01, 0.1), lbfgs_restarts=2, gdsolver_tuned=True,
                                two_loop=False, threads=1)
     doc = run_data_efficiency_bench(cfg, tmp_path, tag="de", command=["test"])
     rows = _csv(tmp_path / "de.csv")
-    assert sorted({r["method"] for r in rows}) == ["gdsolver[sgd]", "lbfgs-best2", "sgd"]
-    assert len(rows) == 2 * 2 * (2 + 1 + 1) and not any(r["error"] for r in rows)
+    assert sorted({r["method"] for r in rows}) == ["adam-lrs", "gdsolver[adam-lrs]", "gdsolver[sgd]", "lbfgs-best2",
+                                                   "sgd"]
+    assert len(rows) == 2 * 2 * (2 + 2 + 1 + 2) and not any(r["error"] for r in rows)
+    assert all(0.0 <= float(r["train_acc"]) <= 1.0 for r in rows)
     for n in (100, 200):
         means = {lr: np.mean([float(r["val_loss"]) for r in rows if r["method"] == "sgd" and int(r["n"]) == n
                               and float(r["lr"]) == lr]) for lr in (0.01, 0.1)}
@@ -251,10 +253,19 @@ def test_data_efficiency_tuned_tiny(tmp_path):
     g.fit(split.train, split.val)
     got = [r for r in doc["rows"] if r["method"] == "gdsolver[sgd]" and r["n"] == 200 and r["seed"] == 1][0]
     assert got["test_acc"] == pytest.approx(g.evaluate(split.test)["acc"], abs=1e-12) and got["lr"] == lr
+    assert got["train_acc"] == pytest.approx(g.evaluate(split.train)["acc"], abs=1e-12)
+    # GDSolver on Adam + plateau schedule at the tuned adam-lrs rate, by hand
+    lr = doc["chosen_lrs"]["mlp/adam-lrs/200/2"]
+    g = GDSolver(build_model("mlp", (64,), 10, hidden=32, seed=1), "classification", optimizer="adam",
+                 lr_schedule="plateau", lr=lr, epochs=2, seed=1, threads=1, time_limit=30.0)
+    g.fit(split.train, split.val)
+    got = [r for r in doc["rows"] if r["method"] == "gdsolver[adam-lrs]" and r["n"] == 200 and r["seed"] == 1][0]
+    assert got["test_acc"] == pytest.approx(g.evaluate(split.test)["acc"], abs=1e-12) and got["lr"] == lr
     # half the points: the best baseline's mean accuracy at n = 200, and the smallest n reaching it
     h = doc["half_data"][0]
     L = {(a["method"], a["n"]): a["test_acc"] for a in doc["aggregate"]}
-    assert h["target"] == max(L[(m, 200)] for m in ("sgd", "lbfgs-best2"))
+    assert h["target"] == max(L[(m, 200)] for m in ("sgd", "adam-lrs", "lbfgs-best2"))
+    assert h["half_n"] == 100 and h["at_half"]["gdsolver[adam-lrs]"]["test_acc"] == L[("gdsolver[adam-lrs]", 100)]
     for m, n in h["smallest_n"].items():
         reach = [k for k in (100, 200) if L[(m, k)] >= h["target"]]
         assert n == (min(reach) if reach else None)

@@ -184,3 +184,29 @@ def test_run_methods_refuses_a_method_twice(tmp_path):
     with pytest.raises(GdsolverError, match="sgd given more than once"):
         run_methods(["sgd", "gdsolver", "sgd"], torch.nn.Linear(4, 3), split, dump_dir=tmp_path / "d", epochs=1)
     assert not (tmp_path / "d").exists()
+
+
+def test_gdsolver_gd_phase_optimizer_reaches_the_trainer(tmp_path):
+    """`-m gdsolver --optimizer adam` (and method_opts in the API) run the GD phase with Adam: run.json
+    says so and the training losses equal GDSolver(optimizer="adam") built by hand. Before the fix
+    make_trainer dropped the option and the GD phase silently ran SGD."""
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.models import build_model
+    from gdsolver.train.runs import load_split_for, run_methods
+
+    p = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "adam", "--lr", "0.01", "--epochs", "2",
+            "--n-train", "100", "--hidden", "8", "--max-sweeps", "0", "--dump", "d", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "d" / "run.json").read_text())
+    assert doc["config"]["optimizer"] == "adam", doc["config"]
+    split = load_split_for("digits", None, seed=0, n_train=100)
+    net = build_model("mlp", (64,), 10, hidden=8, seed=0)
+    res = run_methods(["gdsolver"], net, split, epochs=2, lr=0.01, max_sweeps=0,
+                      method_opts={"gdsolver": {"optimizer": "adam"}})
+    g = GDSolver(build_model("mlp", (64,), 10, hidden=8, seed=0), "classification", optimizer="adam", lr=0.01,
+                 epochs=2, max_sweeps=0)
+    g.fit(split.train, split.val)
+    assert res[0].trainer.optimizer == "adam"
+    assert [r["train_loss"] for r in res[0].history.epochs] == [r["train_loss"] for r in g.history.epochs]
+    bad = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "rmsprop", cwd=tmp_path)
+    assert_user_error(bad, "--optimizer 'rmsprop'")

@@ -60,8 +60,8 @@ def make_trainer(method: str, model: nn.Module, task: str, **opts: Any):
         else:
             kw.pop("lr_schedule", None)
         return GDTrainer(model, task, optimizer=method.split("-")[0], **kw)
-    if method == "gdsolver":
-        return GDSolver(model, task, **_pick(opts, _GD_KEYS + _SOLVER_KEYS))
+    if method == "gdsolver":  # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
+        return GDSolver(model, task, **_pick(opts, ("optimizer",) + _GD_KEYS + _SOLVER_KEYS))
     if method == "gdsolver-2loop":
         kw = _pick(opts, _GD_KEYS + _SOLVER_KEYS)
         for k in ("max_sweeps", "phase_epochs", "lr"):
