@@ -204,6 +204,8 @@ def test_demo_trains_compares_and_replays(tmp_path: Path) -> None:
         doc = json.loads((tmp_path / "demo" / case / "gdsolver" / "run.json").read_text())
         assert doc["summary"]["sweeps"] == len(doc["history"]["rows"]) - doc["summary"]["epochs"] >= 1
         assert f"{doc['summary']['sweeps']} ({doc['summary']['sweeps_accepted']})" in p.stdout
+        # the row is GDSolver on the Adam + step schedule it is compared with (it once ran SGD silently)
+        assert (doc["config"]["optimizer"], doc["config"]["lr_schedule"]) == ("adam", "step")
 
 
 def test_bench_compile_quick(tmp_path: Path) -> None:
