@@ -210,3 +210,26 @@ def test_gdsolver_gd_phase_optimizer_reaches_the_trainer(tmp_path):
     assert [r["train_loss"] for r in res[0].history.epochs] == [r["train_loss"] for r in g.history.epochs]
     bad = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "rmsprop", cwd=tmp_path)
     assert_user_error(bad, "--optimizer 'rmsprop'")
+
+
+def test_options_given_for_one_method_must_be_its_own(tmp_path):
+    """method_opts names options for one method: one it does not take is an error naming it (a
+    shared option set, like the CLI's, still reaches only the methods that take each option)."""
+    from gdsolver.errors import GdsolverError
+    from gdsolver.train.methods import make_trainer, method_options
+    from gdsolver.train.runs import load_split_for, run_methods
+
+    rng = np.random.default_rng(0)
+    _npz(tmp_path / "ok.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40))
+    split = load_split_for(None, tmp_path / "ok.npz")
+    with pytest.raises(GdsolverError, match=r"method_opts\['adam-lrs'\]: 'optimizer' is not an option of adam-lrs"):
+        run_methods(["adam-lrs"], torch.nn.Linear(4, 3), split, epochs=1,
+                    method_opts={"adam-lrs": {"optimizer": "sgd"}})
+    with pytest.raises(GdsolverError, match=r"'radius' is not an option of sgd"):
+        run_methods(["sgd"], torch.nn.Linear(4, 3), split, epochs=1, method_opts={"sgd": {"radius": 1.0}})
+    # shared options: each method takes what it knows
+    t = make_trainer("sgd", torch.nn.Linear(4, 3), "classification", lr=0.1, radius=1.0, optimizer="adam")
+    assert t.optimizer == "sgd" and t.lr == 0.1
+    assert "optimizer" in method_options("gdsolver") and "lr" not in method_options("gdsolver-2loop")
+    assert make_trainer("adam-lrs", torch.nn.Linear(4, 3), "classification").lr_schedule == "plateau"
+    assert make_trainer("adam", torch.nn.Linear(4, 3), "classification", lr_schedule="step").lr_schedule is None

@@ -41,41 +41,65 @@ def _pick(opts: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in opts.items() if k in keys and v is not None}
 
 
+def method_options(method: str) -> tuple[str, ...]:
+    """The options `method` takes (make_trainer ignores the others)."""
+    drop: tuple[str, ...] = ()
+    if method in ("lbfgs", "sgd", "adam"):
+        keys, drop = _GD_KEYS, ("lr_schedule",)
+    elif method in ("sgd-lrs", "adam-lrs"):
+        keys = _GD_KEYS
+    elif method == "gdsolver":  # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
+        keys = ("optimizer",) + _GD_KEYS + _SOLVER_KEYS
+    elif method == "gdsolver-lbfgs":
+        keys = _GD_KEYS + _SOLVER_KEYS
+    elif method == "gdsolver-2loop":
+        keys, drop = _GD_KEYS + _SOLVER_KEYS, ("max_sweeps", "phase_epochs", "lr")  # fixed by the preset
+    elif method == "bpgrad":
+        keys = _BPGRAD_KEYS
+    elif method == "lifted-bcd":
+        keys = _BCD_KEYS
+    else:
+        raise GdsolverError(f"method: {method!r}, expected one of {list(METHODS)}")
+    return tuple(k for k in keys if k not in drop)
+
+
+def check_method_options(method: str, opts: dict[str, Any], where: str = "method_opts") -> None:
+    """Options given for one method in particular must be ones it takes (a shared option set,
+    like the CLI's, may hold options for other methods; those are ignored, not refused)."""
+    unknown = sorted(set(opts) - set(method_options(method)))
+    if unknown:
+        raise GdsolverError(f"{where}[{method!r}]: {', '.join(map(repr, unknown))} "
+                            f"{'is not an option' if len(unknown) == 1 else 'are not options'} of {method}; "
+                            f"it takes {', '.join(method_options(method))}")
+
+
 def make_trainer(method: str, model: nn.Module, task: str, **opts: Any):
-    """A trainer for `method` (see METHODS); unset options (None) take the trainer's defaults.
-    Baselines run all their epochs unless `patience` is given; GDSolver uses patience 2."""
+    """A trainer for `method` (see METHODS); unset options (None) take the trainer's defaults and
+    options the method does not take (method_options) are ignored. Baselines run all their epochs
+    unless `patience` is given; GDSolver uses patience 2."""
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.trainer import GDTrainer
 
+    kw = _pick(opts, method_options(method))
     if method == "lbfgs":
-        kw = _pick(opts, _GD_KEYS)
-        kw.pop("lr_schedule", None)
         return GDTrainer(model, task, optimizer="lbfgs", **kw)
     if method == "gdsolver-lbfgs":
-        return GDSolver(model, task, optimizer="lbfgs", **_pick(opts, _GD_KEYS + _SOLVER_KEYS))
+        return GDSolver(model, task, optimizer="lbfgs", **kw)
     if method in ("sgd", "sgd-lrs", "adam", "adam-lrs"):
-        kw = _pick(opts, _GD_KEYS)
         if method.endswith("-lrs"):
             kw.setdefault("lr_schedule", DEFAULT_LRS)
-        else:
-            kw.pop("lr_schedule", None)
         return GDTrainer(model, task, optimizer=method.split("-")[0], **kw)
-    if method == "gdsolver":  # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
-        return GDSolver(model, task, **_pick(opts, ("optimizer",) + _GD_KEYS + _SOLVER_KEYS))
+    if method == "gdsolver":
+        return GDSolver(model, task, **kw)
     if method == "gdsolver-2loop":
-        kw = _pick(opts, _GD_KEYS + _SOLVER_KEYS)
-        for k in ("max_sweeps", "phase_epochs", "lr"):
-            kw.pop(k, None)  # fixed by the preset
         return GDSolver.two_loop(model, task, **kw)
     if method == "bpgrad":
         from gdsolver.train.bpgrad import BPGradTrainer
 
-        return BPGradTrainer(model, task, **_pick(opts, _BPGRAD_KEYS))
-    if method == "lifted-bcd":
-        from gdsolver.train.lifted_bcd import LiftedBCDTrainer
+        return BPGradTrainer(model, task, **kw)
+    from gdsolver.train.lifted_bcd import LiftedBCDTrainer  # "lifted-bcd": method_options checked the name
 
-        return LiftedBCDTrainer(model, task, **_pick(opts, _BCD_KEYS))
-    raise GdsolverError(f"method: {method!r}, expected one of {list(METHODS)}")
+    return LiftedBCDTrainer(model, task, **kw)
 
 
 def method_names() -> list[str]:

@@ -125,11 +125,13 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
                 method_opts: dict[str, dict[str, Any]] | None = None, **opts: Any) -> list[RunResult]:
     """Train each method on a deep copy of `model` (same initial weights) and test it.
     `opts` go to every method; `method_opts[method]` override them for one."""
-    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.methods import check_method_options, make_trainer
     from gdsolver.train.trainer import clone_model, warm_up
 
     if not methods:
         raise GdsolverError("method: give at least one method")
+    for method, extra in (method_opts or {}).items():
+        check_method_options(method, extra)
     twice = sorted({m for m in methods if list(methods).count(m) > 1})
     if twice:  # same seed, same result; and with a dump both would write DIR/<method>
         raise GdsolverError(f"method: {', '.join(twice)} given more than once")
