@@ -66,7 +66,8 @@ def train(
     optimizer: Annotated[Optional[str], typer.Option(help="gdsolver: the GD phase's optimizer, sgd (default), adam "
                                                           "or lbfgs (gdsolver-lbfgs is lbfgs).")] = None,
     epochs: Annotated[int, typer.Option(help="GD epoch budget.")] = 20,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.05).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: sgd 0.05, adam 0.01, lbfgs "
+                                                                "1).")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="LR schedule for -lrs methods and gdsolver: step, "
                                                        "plateau, cosine.")] = None,
     batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 32,
@@ -136,6 +137,9 @@ def train(
             fail(f"--method {m!r}: expected one of {method_names()}")
     if optimizer is not None and optimizer not in ("sgd", "adam", "lbfgs"):
         fail(f"--optimizer {optimizer!r}: expected sgd, adam or lbfgs")
+    if optimizer is not None and "gdsolver" not in method:  # the baselines' optimizer is in their name
+        fail(f"--optimizer {optimizer}: applies to -m gdsolver only (the other methods name their optimizer: "
+             "sgd, adam-lrs, lbfgs, ...)")
     _check_outputs(dataset, data, csv, json_out, dump)
     if ray or ray_address is not None:
         import os

@@ -210,6 +210,8 @@ def test_gdsolver_gd_phase_optimizer_reaches_the_trainer(tmp_path):
     assert [r["train_loss"] for r in res[0].history.epochs] == [r["train_loss"] for r in g.history.epochs]
     bad = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "rmsprop", cwd=tmp_path)
     assert_user_error(bad, "--optimizer 'rmsprop'")
+    bad = run("train", "--dataset", "digits", "-m", "adam-lrs", "--optimizer", "sgd", cwd=tmp_path)
+    assert_user_error(bad, "applies to -m gdsolver only")
 
 
 def test_options_given_for_one_method_must_be_its_own(tmp_path):

@@ -122,6 +122,9 @@ def test_ce_on_a_confident_network(seed):
     # validity of the last round's cuts (every round's tangents, some with dropped terms): at random
     # weights in the box, with o and e at their implied values, the true cross-entropy meets every cut
     last = out.instance
+    off, count = last.row_groups["ce_cut"]
+    terms = np.diff(last.A.indptr)[off:off + count]
+    assert terms.min() < 1 + 3, "every cut has e and all 3 logits: the dropping path did not run"
     for _ in range(20):
         v = x0 + rng.uniform(-r, r, size=x0.size)
         x = last.start.copy()
@@ -135,9 +138,10 @@ def test_ce_on_a_confident_network(seed):
             x[off:off + o.size] = o.ravel()
         off, _ = blocks["e"]
         x[off:off + 40] = cross_entropy(o, labels)
-        lo_row, hi_row = last.row_groups["ce_cut"]
-        act = last.A.matvec(x)[lo_row:hi_row]
-        assert np.all(act >= last.row_lo[lo_row:hi_row] - 1e-9), "the true cross-entropy violates a tangent cut"
+        off, count = last.row_groups["ce_cut"]
+        rows = slice(off, off + count)
+        act = last.A.matvec(x)[rows]
+        assert np.all(act >= last.row_lo[rows] - 1e-9), "the true cross-entropy violates a tangent cut"
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -150,12 +150,15 @@ def ce(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, anchors: np.ndarr
     rows = np.arange(T * A)
     coef = -s
     # 1 - s_label as the sum of the other classes' shares: no cancellation when s_label ~ 1
-    coef[rows, labels[t]] = s.sum(1) - s[rows, labels[t]]
+    others = s.copy()
+    others[rows, labels[t]] = 0.0
+    coef[rows, labels[t]] = others.sum(1)
     lo = lse(p) - (s * p).sum(1)
     # a confident network's softmax has shares of 1e-12 and below: terms that small make a row whose
     # coefficients span more than the solvers answer correctly (ir.numerics refuses it). Drop them and
-    # lower the row's bound by the most each dropped term can contribute over o's interval, so the
-    # cut stays below the cross-entropy (valid) and is weaker by at most CE_DROP * |o| per term.
+    # lower the row's bound by the most each dropped term can contribute over o's interval (finite:
+    # prepare_sweep refuses infinite bounds), so the cut stays below the cross-entropy (valid) and
+    # is weaker by at most CE_DROP * (o.hi - o.lo) per dropped term.
     tiny = np.abs(coef) < CE_DROP
     if tiny.any():
         olo, ohi = o.lo.reshape(T, M)[t], o.hi.reshape(T, M)[t]

@@ -66,7 +66,7 @@ def method_options(method: str) -> tuple[str, ...]:
 def check_method_options(method: str, opts: dict[str, Any], where: str = "method_opts") -> None:
     """Options given for one method in particular must be ones it takes (a shared option set,
     like the CLI's, may hold options for other methods; those are ignored, not refused)."""
-    unknown = sorted(set(opts) - set(method_options(method)))
+    unknown = sorted(k for k, v in opts.items() if v is not None and k not in method_options(method))
     if unknown:
         raise GdsolverError(f"{where}[{method!r}]: {', '.join(map(repr, unknown))} "
                             f"{'is not an option' if len(unknown) == 1 else 'are not options'} of {method}; "
