@@ -65,6 +65,24 @@ def test_squared_boxed_equals_bounded_minimize(seed):
     assert out.true_loss == pytest.approx(ref.fun, rel=1e-5)
 
 
+def bounded_ce_minimum(H, labels, x0, r):
+    """The independent route: scipy L-BFGS-B on the summed cross-entropy of a 3x3 final layer
+    (weights then biases in x0), each weight within r of x0."""
+    T = len(labels)
+
+    def f(v):
+        Wv, bv = v[:9].reshape(3, 3), v[9:]
+        o = H @ Wv.T + bv
+        p = np.exp(o - o.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = p.copy()
+        g[np.arange(T), labels] -= 1
+        return cross_entropy(o, labels).sum(), np.concatenate([(g.T @ H).ravel(), g.sum(0)])
+
+    return minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
+                    options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_ce_reaches_bounded_lbfgs(seed):
     rng, W, b, H = final_layer(seed, T=40, N=3, M=3)
@@ -74,18 +92,7 @@ def test_ce_reaches_bounded_lbfgs(seed):
     out = run_sweep(job_of(inst, 40), time_limit=None, rounds=400, round_tol=1e-6)
     assert out.usable and check_claims(out.instance, out.x).ok
     x0 = np.concatenate([W.ravel(), b])
-
-    def f(v):
-        Wv, bv = v[:9].reshape(3, 3), v[9:]
-        o = H @ Wv.T + bv
-        p = np.exp(o - o.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        g = p.copy()
-        g[np.arange(40), labels] -= 1
-        return cross_entropy(o, labels).sum(), np.concatenate([(g.T @ H).ravel(), g.sum(0)])
-
-    ref = minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
-                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    ref = bounded_ce_minimum(H, labels, x0, r)
     assert out.true_loss == pytest.approx(ref.fun, rel=1e-4)
 
 
@@ -105,18 +112,7 @@ def test_ce_on_a_confident_network(seed):
     assert out.usable, out.reason
     assert check_claims(out.instance, out.x).ok and verify(out.instance, out.x).ok
     x0 = np.concatenate([W.ravel(), b])
-
-    def f(v):
-        Wv, bv = v[:9].reshape(3, 3), v[9:]
-        o = H @ Wv.T + bv
-        p = np.exp(o - o.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        g = p.copy()
-        g[np.arange(40), labels] -= 1
-        return cross_entropy(o, labels).sum(), np.concatenate([(g.T @ H).ravel(), g.sum(0)])
-
-    ref = minimize(f, x0, jac=True, method="L-BFGS-B", bounds=[(v - r, v + r) for v in x0],
-                   options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+    ref = bounded_ce_minimum(H, labels, x0, r)
     assert out.true_loss == pytest.approx(ref.fun, rel=1e-4)
     assert out.objective <= out.true_loss + 1e-9
     # validity of the last round's cuts (every round's tangents, some with dropped terms): at random
