@@ -235,3 +235,28 @@ def test_options_given_for_one_method_must_be_its_own(tmp_path):
     assert "optimizer" in method_options("gdsolver") and "lr" not in method_options("gdsolver-2loop")
     assert make_trainer("adam-lrs", torch.nn.Linear(4, 3), "classification").lr_schedule == "plateau"
     assert make_trainer("adam", torch.nn.Linear(4, 3), "classification", lr_schedule="step").lr_schedule is None
+
+
+def test_every_trainer_option_reaches_its_method():
+    """method_options lists every constructor option of the trainer a method builds, except what
+    the method's name fixes: an option missing there would be dropped without a word."""
+    import inspect
+
+    from gdsolver.train.bpgrad import BPGradTrainer
+    from gdsolver.train.hybrid import GDSolver
+    from gdsolver.train.lifted_bcd import LiftedBCDTrainer
+    from gdsolver.train.methods import METHODS, method_options
+    from gdsolver.train.trainer import GDTrainer
+
+    fixed = {"optimizer"}  # sgd, adam-lrs, lbfgs, gdsolver-lbfgs: the name says which
+    builds = {"sgd": GDTrainer, "sgd-lrs": GDTrainer, "adam": GDTrainer, "adam-lrs": GDTrainer, "lbfgs": GDTrainer,
+              "gdsolver": GDSolver, "gdsolver-lbfgs": GDSolver, "bpgrad": BPGradTrainer,
+              "lifted-bcd": LiftedBCDTrainer}
+    by_name = {"sgd": {"lr_schedule"}, "adam": {"lr_schedule"}, "lbfgs": {"lr_schedule"},
+               "gdsolver-lbfgs": {"phase_lrs"}}  # no schedule without -lrs; L-BFGS keeps lr 1
+    for method, cls in builds.items():
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "task"}
+        takes = set(method_options(method))
+        assert takes <= params, (method, takes - params)
+        assert params - takes <= fixed | by_name.get(method, set()), (method, params - takes)
+    assert set(builds) | {"gdsolver-2loop"} == set(METHODS)

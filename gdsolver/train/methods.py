@@ -32,8 +32,8 @@ _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum",
 _SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
                 *keywords(AcceptConfig), *keywords(PortfolioConfig))
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
-                "dump_dir", "callback")
-_BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback")
+                "dump_dir", "callback", "verbose")
+_BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback", "verbose")
 DEFAULT_LRS = "plateau"
 
 
@@ -49,7 +49,7 @@ def method_options(method: str) -> tuple[str, ...]:
     elif method in ("sgd-lrs", "adam-lrs"):
         keys = _GD_KEYS
     elif method == "gdsolver":  # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
-        keys = ("optimizer",) + _GD_KEYS + _SOLVER_KEYS
+        keys = ("optimizer", "phase_lrs") + _GD_KEYS + _SOLVER_KEYS
     elif method == "gdsolver-lbfgs":
         keys = _GD_KEYS + _SOLVER_KEYS
     elif method == "gdsolver-2loop":
