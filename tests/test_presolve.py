@@ -296,6 +296,8 @@ def _subsystem(seed: int, radius: float, **data):
 def test_pair_conflicts_and_minimal_conflicts_against_linprog(seed):
     _, sub = _subsystem(seed, 0.06, T=14, N=4)
     pairs = {tuple(p) for p in pair_conflicts(sub)}
+    # the screen in blocks of a few columns (a many-class head's path) finds the same pairs
+    assert {tuple(p) for p in pair_conflicts(sub, chunk_entries=5)} == pairs
     single_row = np.bincount(sub.group, minlength=sub.num_keys) == 1
     for a, c in itertools.combinations(range(sub.num_keys), 2):
         feasible = _lp_feasible(sub, [a, c])
@@ -447,6 +449,29 @@ def test_searches_agree_with_the_plain_mip_and_scipy(mode):
             if out.search == "benders":
                 lp_cuts += out.trace["cuts"]
     assert lp_cuts > 0, "the cases should make Benders cut beyond the pair conflicts"
+
+
+def test_benders_without_the_pair_screen_still_proves_the_optimum(monkeypatch):
+    """Above PAIR_SCREEN_MAX_ROWS rows (a head with many classes) the quadratic pair screen is
+    skipped: no pair is known, and none may be taken as compatible (the one-row keys lose their
+    "exact" flag). Benders must then find every conflict by LP and prove the same optimum."""
+    import gdsolver.compile.mfs as mfs
+
+    _, sub = _subsystem(0, 0.06, T=14, N=4)
+    assert pair_conflicts(sub, max_rows=1) is None
+    assert pair_conflicts(sub, max_work=0) is None and pair_conflicts(sub, max_candidates=0) is None
+    pairs, exact = mfs.known_pairs(sub, None)
+    assert len(pairs) and exact.any()  # normally: pairs, and one-row keys marked exact
+    monkeypatch.setattr(mfs, "pair_conflicts", lambda s, tol=1e-7: None)
+    pairs, exact = mfs.known_pairs(sub, None)
+    assert len(pairs) == 0 and not exact.any()
+    for seed, T, N, M, r in SEARCH_CASES[:3]:
+        W, b, H, y = sweep_data(seed, T=T, N=N, M=M)
+        inst = classification(W, b, H, y, radius=r, mode="compact")
+        out = solve_sweep(inst, search="benders", time_limit=60)
+        assert out.result.status == "OPTIMAL" and verify(inst, out.result.x).ok
+        assert out.result.objective == pytest.approx(textbook_optimum(W, b, H, y, r)), seed
+        assert out.trace["pair_cuts"] == 0
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -283,6 +283,16 @@ class SearchTrace:
                 "iterations": self.iterations, "interrupted": self.interrupted}
 
 
+def known_pairs(sub: Subsystem, pairs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs, exact) for `Conflicts`: the given pairs or `pair_conflicts`', and the keys whose
+    every conflicting pair is listed (the one-row keys), or none when the screen was not run
+    (too many rows: then no pair is known, and no pair may be assumed compatible)."""
+    pairs = pair_conflicts(sub) if pairs is None else pairs
+    if pairs is None:
+        return np.zeros((0, 2), np.int64), np.zeros(sub.num_keys, bool)
+    return pairs, single_row_keys(sub)
+
+
 def single_row_keys(sub: Subsystem) -> np.ndarray:
     """Keys switching on exactly one one-sided row (pair_conflicts is exact for pairs of them)."""
     one_sided = np.isfinite(sub.rows_lo) != np.isfinite(sub.rows_hi)
@@ -611,9 +621,9 @@ def incumbent(sub: Subsystem | SubsystemLP, base: np.ndarray, *, deadline: float
     Ctrl-C propagates as KeyboardInterrupt."""
     lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
     s = lp.sub
-    pairs = pair_conflicts(s) if pairs is None else pairs
+    pairs, exact = known_pairs(s, pairs)
     base = base | (s.key_lb > 0.5)
-    return greedy(lp, base, s.key_ub > 0.5, Conflicts(s.num_keys, pairs, single_row_keys(s)), deadline)
+    return greedy(lp, base, s.key_ub > 0.5, Conflicts(s.num_keys, pairs, exact), deadline)
 
 
 def benders(sub: SubsystemLP | Subsystem, base: np.ndarray, *, time_limit: float | None = None,
@@ -667,8 +677,8 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     rank[np.flatnonzero(chosen)] = -1
     rank[order] = np.arange(len(order))
     if float(gain @ chosen) < bound - 1e-9:
-        pairs = pair_conflicts(s) if pairs is None else pairs
-        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+        pairs, exact = known_pairs(s, pairs)
+        conflicts = Conflicts(K, pairs, exact=exact)
         for cut in free_cuts:
             conflicts.add_set(cut)
         chosen, y = one_by_one(lp, chosen, y, order, conflicts, deadline, free_cuts)

@@ -144,40 +144,86 @@ def _one_sided(sub: Subsystem) -> tuple[Csr, np.ndarray, np.ndarray]:
     return mat, rhs, np.concatenate([sub.group[lo_rows], sub.group[hi_rows]])
 
 
-def pair_conflicts(sub: Subsystem, tol: float = 1e-7) -> np.ndarray:
+# The screen is quadratic in the rows: above these sizes it is skipped (None), since the search
+# then costs less than the screen would (a 1000-class head: 10,000 rows x 513,000 columns)
+PAIR_SCREEN_MAX_ROWS = 8000  # its R x R matrices: 256 MB in float32 at this size
+PAIR_SCREEN_MAX_WORK = 2e10  # R^2 x (columns holding both signs): multiply-adds of the screen
+PAIR_SCREEN_MAX_CANDIDATES = 100_000  # row pairs left for the exact test (a Python loop of ~20 us each)
+_CHUNK_ENTRIES = 1 << 22  # dense rows x columns blocks of the screen stay below this many entries
+
+
+def pair_conflicts(sub: Subsystem, tol: float = 1e-7, *, max_rows: int = PAIR_SCREEN_MAX_ROWS,
+                   max_work: float = PAIR_SCREEN_MAX_WORK, max_candidates: int = PAIR_SCREEN_MAX_CANDIDATES,
+                   chunk_entries: int = _CHUNK_ENTRIES) -> np.ndarray | None:
     """Pairs of keys (k1, k2), k1 < k2, that cannot both be 1: some row of k1 and some row of
     k2 cannot hold together anywhere in the box of the continuous variables (the rows that
     always hold are left out, so every pair found is a true conflict; conflicts that need
-    three keys, or two rows of one key, are not looked for).
+    three keys, or two rows of one key, are not looked for). None when the screen would be too
+    big (more than `max_rows` one-sided rows, more than `max_work` multiply-adds, or more than
+    `max_candidates` row pairs to test exactly; a head with many classes): then no pair is
+    known, and callers must not treat the list as complete.
 
     Two rows a1.x >= q1, a2.x >= q2 over the box |x - m| <= rho are infeasible iff some
     l in [0, 1] has l (q1 - a1.m) + (1 - l)(q2 - a2.m) > sum rho |l a1 + (1 - l) a2|
     (Farkas; the box's multipliers are the absolute values). The right side is convex and
     piecewise linear in l, so the best l is found from the sorted breakpoints. Pairs that
-    certainly fit are screened out first with two matrix products: rows with no column of
-    opposite signs (the corner that maximises one maximises the other), and rows that can both
-    hold with their contested columns at the box's centre, or one of them without them."""
+    certainly fit are screened out first with matrix products over the columns where rows of
+    both signs meet (in blocks of at most `chunk_entries` dense entries; the rows x columns
+    matrix is never built): rows with no column of opposite signs (the corner that maximises
+    one maximises the other), and rows that can both hold with their contested columns at the
+    box's centre, or one of them without them."""
     if not (np.all(np.isfinite(sub.col_lb)) and np.all(np.isfinite(sub.col_ub))):
         return np.zeros((0, 2), np.int64)
     mat, rhs, key = _one_sided(sub)
+    mat = mat.sum_duplicates()  # one entry per (row, column): the screen's signs are the row's
     R = mat.nrows
     if R < 2:
         return np.zeros((0, 2), np.int64)
+    if R > max_rows:
+        return None
     mid = (sub.col_lb + sub.col_ub) / 2
     rho = (sub.col_ub - sub.col_lb) / 2
     q = rhs - mat.matvec(mid)  # what each row needs from the box's half-widths
-    # rows with opposite signs in a shared column: (pos @ neg^T) > 0, in chunks of rows
-    n = mat.ncols
-    dense = np.zeros((R, n))
-    dense[mat.row_ids(), mat.indices] = mat.data
-    pos = (dense > 0).astype(np.float32)
-    neg = (dense < 0).astype(np.float32)
-    # contested[i, j]: the part of row i's reach sum rho |a_i| in columns where row j's
-    # coefficient has the opposite sign (float32: a screen, with slack below)
-    reach = np.abs(dense) * rho
-    with blas_threads(1):  # a small product: extra BLAS threads only spin on a busy machine
-        contested = (reach * pos).astype(np.float32) @ neg.T + (reach * neg).astype(np.float32) @ pos.T
-    cap = reach.sum(axis=1)
+    rows, cols, vals = mat.row_ids(), mat.indices.astype(np.int64), mat.data
+    keep = vals != 0
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    reach_e = np.abs(vals) * rho[cols]  # each entry's share of its row's reach sum rho |a|
+    cap = np.bincount(rows, weights=reach_e, minlength=R)
+    # contested[i, j]: the part of row i's reach in columns where row j's coefficient has the
+    # opposite sign (float32: a screen, with slack below). Only columns holding both signs count.
+    pos_cols = np.zeros(mat.ncols, bool)
+    neg_cols = np.zeros(mat.ncols, bool)
+    pos_cols[cols[vals > 0]] = True
+    neg_cols[cols[vals < 0]] = True
+    both = np.flatnonzero(pos_cols & neg_cols)
+    if float(R) * R * len(both) > max_work:
+        return None
+    contested = np.zeros((R, R), np.float32)
+    if len(both):
+        local = np.full(mat.ncols, -1, np.int64)
+        local[both] = np.arange(len(both))
+        sel = local[cols] >= 0
+        r_s, c_s, v_s, w_s = rows[sel], local[cols[sel]], vals[sel], reach_e[sel].astype(np.float32)
+        order = np.argsort(c_s, kind="stable")
+        r_s, c_s, v_s, w_s = r_s[order], c_s[order], v_s[order], w_s[order]
+        width = max(1, chunk_entries // R)
+        bounds = np.searchsorted(c_s, np.arange(0, len(both) + width, width))
+        with blas_threads(1):  # small products: extra BLAS threads only spin on a busy machine
+            for lo_col, (e0, e1) in zip(range(0, len(both), width), zip(bounds[:-1], bounds[1:])):
+                if e0 == e1:
+                    continue
+                B = min(width, len(both) - lo_col)
+                rr, cc, vv, ww = r_s[e0:e1], c_s[e0:e1] - lo_col, v_s[e0:e1], w_s[e0:e1]
+                pos_reach = np.zeros((R, B), np.float32)
+                neg_reach = np.zeros((R, B), np.float32)
+                pos = np.zeros((R, B), np.float32)
+                neg = np.zeros((R, B), np.float32)
+                p, n_ = vv > 0, vv < 0
+                pos_reach[rr[p], cc[p]] = ww[p]
+                neg_reach[rr[n_], cc[n_]] = ww[n_]
+                pos[rr[p], cc[p]] = 1.0
+                neg[rr[n_], cc[n_]] = 1.0
+                contested += pos_reach @ neg.T + neg_reach @ pos.T
     # certainly compatible: both hold with the contested columns at the box's centre, or one
     # holds with them given to the other (each row alone can hold: presolve checked)
     slack = 1e-3 * cap[:, None] + 1e-9
@@ -190,11 +236,20 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7) -> np.ndarray:
     i1, i2 = np.nonzero(np.triu(cand, 1))
     diff = key[i1] != key[i2]
     i1, i2 = i1[diff], i2[diff]
+    if len(i1) > max_candidates:
+        return None
     found = np.zeros(len(i1), bool)
+    ptr, idx, dat = mat.indptr, mat.indices, mat.data
     for p in range(len(i1)):  # one sort per candidate pair, over their columns only
         a, b = i1[p], i2[p]
-        cols = np.flatnonzero((dense[a] != 0) | (dense[b] != 0))
-        a1, a2, r = dense[a, cols], dense[b, cols], rho[cols]
+        ca, va = idx[ptr[a]:ptr[a + 1]], dat[ptr[a]:ptr[a + 1]]
+        cb, vb = idx[ptr[b]:ptr[b + 1]], dat[ptr[b]:ptr[b + 1]]
+        cols_ab = np.union1d(ca, cb)
+        a1 = np.zeros(len(cols_ab))
+        a2 = np.zeros(len(cols_ab))
+        a1[np.searchsorted(cols_ab, ca)] = va
+        a2[np.searchsorted(cols_ab, cb)] = vb
+        r = rho[cols_ab]
         opp_c = a1 * a2 < 0
         # slope of sum r |l a1 + (1 - l) a2| at l = 0+, and its jumps at the breakpoints
         g0 = np.sum(r[~opp_c] * (np.abs(a1[~opp_c]) - np.abs(a2[~opp_c]))) - np.sum(
