@@ -14,7 +14,7 @@ pytest.importorskip("sklearn")
 
 from clirun import assert_user_error, run  # noqa: E402
 
-from gdsolver.bench.sweep_instances import head_case, mnist_head_sweep, trained_sweep  # noqa: E402
+from gdsolver.bench.sweep_instances import head_case, mnist_head_sweep, trained_sweep, wide_head_sweep  # noqa: E402
 from gdsolver.bench.sweeps_bench import QUICK  # noqa: E402
 from gdsolver.compile import solve  # noqa: E402
 
@@ -27,7 +27,7 @@ def test_sweeps_quick(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
     assert doc["machine"]["cores"] and doc["config"]["time_limit"] == QUICK.time_limit
     rows = doc["rows"]
-    assert len(rows) == len(QUICK.seeds) * (len(QUICK.head_rows) + len(QUICK.trained_rows))
+    assert len(rows) == len(QUICK.seeds) * (len(QUICK.head_rows) + len(QUICK.trained_rows) + len(QUICK.wide_rows))
     for r in rows:
         for key in ("mip", "benders"):
             assert r[key]["status"] == "OPTIMAL" and r[key]["verified"], (key, r)
@@ -50,6 +50,13 @@ def test_sweeps_quick(tmp_path):
     inst = trained_sweep("mlp", 0, digits["radius"], mode=QUICK.mode, epochs=QUICK.epochs)
     res = solve(inst, time_limit=60)
     assert res.objective == pytest.approx(digits["mip"]["objective"])
+    # the wide-head row (100 classes here): rebuilt, and its optimum by the plain MIP
+    wide = [r for r in rows if r["instance"].startswith("wide-head")][0]
+    inst = wide_head_sweep(0, wide["radius"], classes=QUICK.wide_rows[0][0], mode=QUICK.mode)
+    assert inst.num_vars == wide["variables"] and inst.meta["classes"] == 100
+    res = solve(inst, time_limit=60)
+    assert res.status == "OPTIMAL" and res.objective == pytest.approx(wide["benders"]["objective"])
+    assert wide["current"] < wide["benders"]["objective"] < wide["points"]  # some points fixable, not all
     g = digits.get("gurobi_mip")
     if g and g["status"] == "OPTIMAL":
         assert np.isclose(g["objective"], digits["benders"]["objective"])

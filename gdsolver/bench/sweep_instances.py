@@ -142,6 +142,24 @@ def mnist_head_sweep(seed: int, radius: float, points: int = 32, mode: str = "co
     return inst
 
 
+def wide_head_sweep(seed: int, radius: float, classes: int = 1000, features: int = 512, points: int = 32,
+                    rank: int = 20, mode: str = "paper", margin: float = 1e-3) -> MilpInstance:
+    """A classification sweep of a head as wide as an ImageNet ResNet-18's (Linear(512, 1000):
+    513,000 weights), synthetic: random weights (scale 1/sqrt(features)), nonnegative random
+    features (ReLU of a Gaussian), each point labelled with its `rank`-th best class, so that a
+    small box can fix some of the points and not others. What this row measures is how the
+    search scales with the number of classes (one margin row per point and other class)."""
+    rng = np.random.default_rng(seed + 5000)
+    W = rng.normal(size=(classes, features)) / np.sqrt(features)
+    b = np.zeros(classes)
+    H = np.maximum(rng.normal(size=(points, features)), 0.0)
+    labels = np.argsort(H @ W.T, axis=1)[:, -rank]
+    inst = classification(W, b, H, labels, radius=radius, mode=mode, margin=margin)
+    inst.meta.update(generator="wide_head_sweep", generator_seed=int(seed), classes=int(classes),
+                     features=int(features), rank=int(rank))
+    return inst
+
+
 def trained_network(model: str, seed: int, *, epochs: int = 3, lr: float = 0.05, hidden: int = 32):
     """A real short training run on sklearn's digits: `model` "mlp" (Linear(64, hidden)-ReLU-
     Linear(hidden, 10)) or "conv" (the authors' Conv2d(1, 3, 4)-ReLU-Linear(75, 10) on the 8x8

@@ -39,6 +39,7 @@ class SweepsBenchConfig:
     image: int = 28  # MNIST-head images; 28 gives the 1875 features of the real head
     trained_rows: tuple[tuple[str, float], ...] = (("mlp", 0.05), ("mlp", 0.01), ("conv", 0.05), ("conv", 0.01))
     epochs: int = 3  # GD epochs before the digits sweeps
+    wide_rows: tuple[tuple[int, float], ...] = ((1000, 0.003),)  # (classes, radius) of wide_head_sweep
     mode: str = "paper"
     time_limit: float = 120.0
     threads: int = 1
@@ -56,7 +57,7 @@ class SweepsBenchConfig:
 
 FULL = SweepsBenchConfig()
 QUICK = SweepsBenchConfig(seeds=(0,), head_rows=((16, 0.01), (16, 0.005)), image=14,
-                          trained_rows=(("mlp", 0.01),), epochs=2, time_limit=30.0)
+                          trained_rows=(("mlp", 0.01),), epochs=2, time_limit=30.0, wide_rows=((100, 0.003),))
 
 
 def preset_config(name: str) -> SweepsBenchConfig:
@@ -65,7 +66,7 @@ def preset_config(name: str) -> SweepsBenchConfig:
 
 def instances(cfg: SweepsBenchConfig) -> list[tuple[dict[str, Any], Callable[[], MilpInstance]]]:
     """(description, builder) per benchmark instance, in order."""
-    from gdsolver.bench.sweep_instances import head_case, mnist_head_sweep, trained_sweep
+    from gdsolver.bench.sweep_instances import head_case, mnist_head_sweep, trained_sweep, wide_head_sweep
 
     out: list[tuple[dict[str, Any], Callable[[], MilpInstance]]] = []
     cases: dict[int, Any] = {}
@@ -87,6 +88,10 @@ def instances(cfg: SweepsBenchConfig) -> list[tuple[dict[str, Any], Callable[[],
             desc = {"instance": f"digits-{model}", "seed": seed, "points": 32, "radius": radius}
             out.append((desc, lambda m=model, s=seed, r=radius: trained_sweep(
                 m, s, r, points=32, mode=cfg.mode, epochs=cfg.epochs)))
+    for classes, radius in cfg.wide_rows:
+        for seed in cfg.seeds:
+            desc = {"instance": f"wide-head-{classes}", "seed": seed, "points": 32, "radius": radius}
+            out.append((desc, lambda c=classes, s=seed, r=radius: wide_head_sweep(s, r, classes=c, mode=cfg.mode)))
     return out
 
 
@@ -319,4 +324,4 @@ def run_sweeps_bench(cfg: SweepsBenchConfig, out_dir: str | os.PathLike = "bench
 
 
 def total_units(cfg: SweepsBenchConfig) -> int:
-    return len(cfg.seeds) * (len(cfg.head_rows) + len(cfg.trained_rows))
+    return len(cfg.seeds) * (len(cfg.head_rows) + len(cfg.trained_rows) + len(cfg.wide_rows))
