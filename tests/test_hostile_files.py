@@ -431,7 +431,8 @@ _TYPES = {"objective": float, "bound": float, "gap": float, "runtime_s": float, 
 
 @pytest.mark.parametrize("field,value", [
     ("x_file", 5), ("x_file", ["r.x.npy"]), ("x_file", "../r.json"), ("x_file", "/dev/zero"),
-    ("x_file", "sub/r.x.npy"), ("x_file", ""), ("x_file", ".."), ("instance_file", 5), ("instance_file", ["a"]),
+    ("x_file", "sub/r.x.npy"), ("x_file", ""), ("x_file", ".."), ("x_file", "\n"), ("x_file", "r\x1b[2J.npy"),
+    ("instance_file", 5), ("instance_file", ["a"]), ("instance_file", "a\nb.gdsm"), ("instance_file", "a\x00"),
     ("objective", "1.5"), ("objective", [1]), ("nodes", 2.5), ("nodes", -1), ("runtime_s", "fast"),
     ("options", [1, 2]), ("status", None), ("x_sha256", 7), ("format_version", True), ("run_id", 3),
 ])

@@ -149,8 +149,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _plain_name(name: Any) -> bool:
-    """A file name without any directory part (x_file must sit beside its JSON)."""
-    return isinstance(name, str) and bool(re.fullmatch(r"[^/\\\x00]+", name)) and name not in (".", "..")
+    """A file name without any directory part (x_file must sit beside its JSON) and without
+    control characters (a newline in it would break the one-line error naming it)."""
+    return isinstance(name, str) and bool(re.fullmatch(r"[^/\\\x00-\x1f\x7f]+", name)) and name not in (".", "..")
 
 
 def load_result(json_path: str | os.PathLike) -> SolveResult:
@@ -179,8 +180,8 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
         if key in ("nodes", "runtime_s") and v < 0:
             raise FormatError(f"{json_path}: field '{key}' is {v!r}, expected >= 0")
         fields[key] = float(v) if float in types else v
-    if "instance_file" in fields and "\x00" in fields["instance_file"]:
-        raise FormatError(f"{json_path}: field 'instance_file' contains a NUL character")
+    if "instance_file" in fields and re.search(r"[\x00-\x1f\x7f]", fields["instance_file"]):
+        raise FormatError(f"{json_path}: field 'instance_file' contains a control character, expected a path")
     objects = {}
     for key in ("options", "closest"):  # free-form objects
         v = doc.get(key)
