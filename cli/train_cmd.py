@@ -135,8 +135,10 @@ def train(
     for m in method:
         if m not in method_names():
             fail(f"--method {m!r}: expected one of {method_names()}")
-    if optimizer is not None and optimizer not in ("sgd", "adam", "lbfgs"):
-        fail(f"--optimizer {optimizer!r}: expected sgd, adam or lbfgs")
+    from gdsolver.train.trainer import OPTIMIZERS
+
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        fail(f"--optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
     if optimizer is not None and "gdsolver" not in method:  # the baselines' optimizer is in their name
         fail(f"--optimizer {optimizer}: applies to -m gdsolver only (the other methods name their optimizer: "
              "sgd, adam-lrs, lbfgs, ...)")

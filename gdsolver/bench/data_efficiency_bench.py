@@ -263,15 +263,14 @@ def run_gdsolver_tuned(init_model, split, cfg: DataEfficiencyConfig, seed: int, 
     """GDSolver with the trainer's defaults (GD until plateau, a sweep of the final layer, twice)
     whose GD phase is the tuned baseline GDS_ROWS[name] (its optimizer and schedule) at that
     baseline's tuned rate `lr` for this (model, n, e)."""
-    from gdsolver.train.methods import DEFAULT_LRS, make_trainer
+    from gdsolver.train.methods import gd_phase_options, make_trainer
     from gdsolver.train.trainer import clone_model
 
     gd = GDS_ROWS[name]
     if lr is None:
         raise GdsolverError(f"no tuned {gd} rate (every rate of the grid failed)")
-    tr = make_trainer("gdsolver", clone_model(init_model), "classification", optimizer=gd.split("-")[0],
-                      lr_schedule=DEFAULT_LRS if gd.endswith("-lrs") else None, lr=lr, epochs=epochs,
-                      batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
+    tr = make_trainer("gdsolver", clone_model(init_model), "classification", **gd_phase_options(gd, lr),
+                      epochs=epochs, batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, backend=cfg.backend,
                       time_limit=cfg.time_limit)
     h = tr.fit(split.train, split.val)
     ev = tr.evaluate(test)
@@ -483,15 +482,11 @@ def half_data(agg: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> list[dict
                 per[m] = min(hit) if hit else None
             # at the largest n of at most half the points: each method's test and training accuracy (a
             # training accuracy of ~1 says the gap to the target is generalisation, not optimisation)
-            halves = [n for n in cfg.n_values if n <= nmax / 2]
-            at_half = {}
-            if halves:
-                for m in cfg.all_methods():
-                    a = L.get((model, m, e, max(halves)))
-                    if a is not None:
-                        at_half[m] = {"test_acc": a["test_acc"], "train_acc": a.get("train_acc", math.nan)}
+            half_n = max((n for n in cfg.n_values if n <= nmax / 2), default=None)
+            at_half = {m: {"test_acc": a["test_acc"], "train_acc": a.get("train_acc", math.nan)}
+                       for m in cfg.all_methods() if (a := L.get((model, m, e, half_n))) is not None}
             out.append({"model": model, "epochs": e, "best_baseline": best, "target": acc, "n_max": nmax,
-                        "smallest_n": per, "half_n": max(halves) if halves else None, "at_half": at_half})
+                        "smallest_n": per, "half_n": half_n, "at_half": at_half})
     return out
 
 

@@ -161,7 +161,9 @@ def _gd_options(method: str, lr: float | None) -> dict[str, Any]:
     """GDSolver / GDTrainer options of baseline `method`'s GD."""
     if method.startswith("lbfgs"):
         return dict(optimizer="lbfgs", restarts=_restarts(method))
-    return dict(optimizer=method.split("-")[0], lr=lr, lr_schedule="plateau" if method.endswith("-lrs") else None)
+    from gdsolver.train.methods import gd_phase_options
+
+    return gd_phase_options(method, lr)
 
 
 def run_gd_cell(cell: TunedCell, cfg, split, init, test) -> list[dict[str, Any]]:

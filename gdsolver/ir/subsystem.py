@@ -184,11 +184,9 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7, *, max_rows: int = PAIR_SC
     mid = (sub.col_lb + sub.col_ub) / 2
     rho = (sub.col_ub - sub.col_lb) / 2
     q = rhs - mat.matvec(mid)  # what each row needs from the box's half-widths
-    rows, cols, vals = mat.row_ids(), mat.indices.astype(np.int64), mat.data
-    keep = vals != 0
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    rows, cols, vals = mat.row_ids(), mat.indices.astype(np.int64), mat.data  # no zeros: sum_duplicates
     reach_e = np.abs(vals) * rho[cols]  # each entry's share of its row's reach sum rho |a|
-    cap = np.bincount(rows, weights=reach_e, minlength=R)
+    cap = mat.row_sum(reach_e)
     # contested[i, j]: the part of row i's reach in columns where row j's coefficient has the
     # opposite sign (float32: a screen, with slack below). Only columns holding both signs count.
     pos_cols = np.zeros(mat.ncols, bool)

@@ -76,8 +76,8 @@ class SweepConfig:
       most `rounds` refinements, until the surrogate is within round_tol (relative) of the loss.
     refit: regression with the squared head: a hidden-layer sweep's answer is judged after the
       last dense layer (identity output) is refitted by least squares on every training point,
-      in the box a sweep of it would have (the measured recipe "hidden sweep + final-layer refit"): a hidden sweep that changes which
-      ReLUs are active is only useful together with new output weights, which the final layer,
+      in the box a sweep of it would have (the measured recipe "hidden sweep + final-layer refit"):
+      a hidden sweep that changes which ReLUs are active is only useful together with new output weights, which the final layer,
       fixed in the hidden layer's MIP, cannot have yet. The answer is then kept when the training
       loss after the refit is lower (instead of the solver's loss on its points, which assumes the
       old output weights) and the validation loss rule holds; a rejection restores both layers.

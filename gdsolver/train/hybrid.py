@@ -358,12 +358,12 @@ class GDSolver(Trainer):
             suffix = f"-{c.spec.label}" if self.portfolio > 1 else ""
             self._dump(n, [(suffix + s, inst, res) for s, inst, res in c.outcome.files])
 
-    def _decide(self, c: "_Cand", layer, watched_before: float, net=None):
+    def _decide(self, c: "_Cand", layer, watched_before: float, net):
         """Write candidate c's answer into the model and keep it or restore the old weights. A
         hidden-layer sweep with `refit` (see SweepConfig) also refits the last layer first."""
         job, Xp, yp = c.job, c.Xp, c.yp
         mode = job.instance.meta["mode"]
-        last = self._refit_layer(net, job.layer, mode) if net is not None else None
+        last = self._refit_layer(net, job.layer, mode)
 
         def watched() -> tuple[float, dict[str, Any]]:
             metrics = self._metrics()

@@ -63,6 +63,14 @@ def method_options(method: str) -> tuple[str, ...]:
     return tuple(k for k in keys if k not in drop)
 
 
+def gd_phase_options(method: str, lr: float | None = None) -> dict[str, Any]:
+    """GDSolver's options for a GD phase that is the tuned baseline `method` ("sgd", "sgd-lrs",
+    "adam", "adam-lrs") at rate `lr`: its optimizer, and its schedule as make_trainer gives it."""
+    if method not in ("sgd", "sgd-lrs", "adam", "adam-lrs"):
+        raise GdsolverError(f"method: {method!r} is not a GD baseline (sgd, sgd-lrs, adam, adam-lrs)")
+    return dict(optimizer=method.split("-")[0], lr=lr, lr_schedule=DEFAULT_LRS if method.endswith("-lrs") else None)
+
+
 def check_method_options(method: str, opts: dict[str, Any], where: str = "method_opts") -> None:
     """Options given for one method in particular must be ones it takes (a shared option set,
     like the CLI's, may hold options for other methods; those are ignored, not refused)."""

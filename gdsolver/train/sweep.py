@@ -183,8 +183,8 @@ ROUND_TOL = 1e-3  # ... until the surrogate is within this relative distance of 
 def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
               threads: int | None = None, mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
               round_tol: float = ROUND_TOL, search: str = "auto") -> SweepOutcome:
-    """Solve the job's instance (a count head's MIP with `search`, gdsolver.compile.search), verify the answer (rows and a forward pass), move it to the
-    closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
+    """Solve the job's instance (a count head's MIP with `search`, gdsolver.compile.search),
+    verify the answer (rows and a forward pass), move it to the closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
     (gdsolver.formulate.refine) within the time limit. numpy and a solver only, so it can
     run in another process."""
     from gdsolver.compile.search import solve_sweep
