@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help, native_options_help
+from gdsolver.compile.registry import backend_help, native_options_help
+from gdsolver.pipeline import SOLVE_DEFAULTS
 
 from .common import console, err_console, fail, fmt, table, user_errors
 
@@ -156,8 +157,9 @@ EXIT_SOLVER_ERROR = 1
 @user_errors
 def solve(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
-    time_limit: Annotated[Optional[float], typer.Option(help="Time limit in seconds.")] = None,
+    backend: Annotated[str, typer.Option(help=backend_help())] = SOLVE_DEFAULTS.backend,
+    time_limit: Annotated[Optional[float], typer.Option(
+        help="Time limit in seconds for the whole sweep (every round and the closest point).")] = None,
     threads: Annotated[Optional[int], typer.Option(
         help="Solver threads (at most 4 x the CPU cores; default: the solver's).")] = None,
     mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
@@ -170,92 +172,64 @@ def solve(
         help="auto (default): benders for count objectives of the maximum-feasible-subsystem shape "
              "(classification sweeps with the paper or compact head), else mip | mip: the instance as it is | "
              "presolve: interval presolve + greedy incumbent + MIP | benders: presolve + combinatorial "
-             "Benders (its LPs and master on HiGHS).")] = "auto",
+             "Benders (its LPs and master on HiGHS).")] = SOLVE_DEFAULTS.search,
     output: Annotated[Optional[Path], typer.Option("-o", "--output",
                                                     help="Result JSON (default: INSTANCE.result.json).")] = None,
     closest: Annotated[bool, typer.Option(
         "--closest/--no-closest",
         help="After a solution: keep its integer decisions and objective and move the weights as little as "
              "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
-             "the result records both.")] = True,
+             "the result records both.")] = SOLVE_DEFAULTS.closest,
+    rounds: Annotated[int, typer.Option(
+        help="Squared / cross-entropy heads: at most this many rounds of tangent cuts after the first solve.")]
+    = SOLVE_DEFAULTS.rounds,
+    round_tol: Annotated[float, typer.Option(
+        help="... until the surrogate promises less than this (relative) over the true loss.")]
+    = SOLVE_DEFAULTS.round_tol,
 ) -> None:
-    """Solve an instance; print status, objective, bound, gap and time; write the result JSON and x.
+    """Solve an instance the way a trainer's sweep does (gdsolver.pipeline: the search, refinement
+    rounds for the squared / cross-entropy heads, ir.verify and the float64 forward-pass check, the
+    closest point); print status, objective, bound, gap and time; write the result JSON and x.
     Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
     the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
     the best point found so far is written as a FEASIBLE result and the exit code is 130."""
-    from gdsolver.compile import SEARCHES, SolveOptions, result_paths, solve_sweep
-    from gdsolver.compile.registry import check_backend_name
-    from gdsolver.compile.registry import solve as solve_with
+    from gdsolver.compile import result_paths
     from gdsolver.errors import SolveInterrupted
     from gdsolver.ir import load
     from gdsolver.paths import check_output
+    from gdsolver.pipeline import SolveSettings, solve_sweep
 
     # everything that can be refused is checked before the instance is loaded and solved
-    opts = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap, use_start=not no_start,
-                        native=_parse_options(option))
-    check_backend_name(backend)
-    if fallback is not None:
-        check_backend_name(fallback)
-    if search not in SEARCHES:
-        fail(f"--search: {search!r} is not a search, expected one of {list(SEARCHES)}")
+    settings = SolveSettings(backend=backend, search=search, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
+                             use_start=not no_start, closest=closest, rounds=rounds, round_tol=round_tol,
+                             options=_parse_options(option), fallback=fallback)
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
     check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
-    outcome = None
     try:
         with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
-            if search == "mip":  # the backend alone, exactly as before searches existed
-                res = solve_with(inst, backend, opts, fallback=fallback)
-            else:
-                outcome = solve_sweep(inst, search=search, backend=backend, time_limit=opts.time_limit,
-                                      threads=opts.threads, mip_gap=opts.mip_gap, use_start=opts.use_start,
-                                      options=opts.native, fallback=fallback)
-                res = outcome.result
+            outcome = solve_sweep(inst, settings)
     except SolveInterrupted as exc:
         _interrupted(exc.result, instance, inst, out)
+    if outcome.error is not None:  # licence limit, missing backend: a user error, nothing written
+        raise outcome.error
+    res = outcome.result
     if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
         _print_result(instance, inst, res, None)
         fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
-    if closest and res.x is not None:
-        from gdsolver.compile.closest_point import move_to_closest
-        from gdsolver.formulate import check_claims
-
-        def claims_hold(x) -> str:  # the forward-pass re-check the trainer applies too
-            report = check_claims(inst, x)
-            return "" if report.ok else str(report)
-
-        try:
-            with console.status("moving to the closest point...", spinner="dots"):
-                res = move_to_closest(inst, res, lambda lp: solve_with(lp, backend, opts, fallback=fallback),
-                                      check=claims_hold)
-        except SolveInterrupted:  # Ctrl-C in the closest-point LP: the solver's answer stands
-            _interrupted(res, instance, inst, out)
-    failure = _verification_failure(inst, res)
     shown = None
-    if failure:  # never hand on an answer that does not satisfy the instance or whose claim is false
+    failed = not outcome.usable and res.x is not None
+    if failed:  # never hand on an answer that does not satisfy the instance or whose claim is false
         shown = f"VERIFY FAILED ({res.backend} said {res.status})"
-        res.message = f"VERIFY FAILED: the {res.status} answer {failure}; {res.message}"
+        res.message = f"VERIFY FAILED: the {res.status} answer {outcome.reason.replace('solution ', '', 1)}; " \
+                      f"{res.message}"
         res.status = "ERROR"
     _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown,
-                  extra=_search_rows(outcome))
-    if failure:
+                  extra=_search_rows(res, outcome))
+    if failed:
         raise typer.Exit(EXIT_SOLVER_ERROR)
-
-
-def _verification_failure(inst, res) -> str:
-    """Why an answer must not be used ('' when it may): ir.verify, then the forward-pass claims."""
-    from gdsolver.formulate import check_claims
-    from gdsolver.ir import verify
-
-    if res.x is None:
-        return ""
-    rep = verify(inst, res.x)
-    if not rep.ok:
-        return f"fails ir.verify: {rep}"
-    claims = check_claims(inst, res.x)  # a float64 forward pass when the instance carries its network
-    return "" if claims.ok else f"fails the float64 forward-pass check: {claims}"
 
 
 def _interrupted(res, instance: Path, inst, out: Path) -> None:
@@ -277,17 +251,21 @@ def _write_result(res, instance: Path, out: Path) -> Path:
     return save_result(res, out)[0]
 
 
-def _search_rows(outcome) -> list[list]:
-    """What a search (solve_sweep) adds to the result table: what ran, presolve's counts, when the
-    first incumbent came."""
-    if outcome is None:
-        return []
-    rows = [["search", outcome.search]]
-    if outcome.presolve is not None and outcome.presolve["counts"]["points"]:
-        cnt = outcome.presolve["counts"]
+def _search_rows(res, outcome) -> list[list]:
+    """What the pipeline adds to the result table: the search that ran, presolve's counts, when
+    the first incumbent came, the refinement rounds of a smooth head."""
+    rows = []
+    info = res.search or {}
+    if info.get("search"):
+        rows.append(["search", info["search"]])
+    cnt = (info.get("presolve") or {}).get("counts") or {}
+    if cnt.get("points"):
         rows.append(["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
-    if outcome.first_incumbent_s is not None:
-        rows.append(["first incumbent (s)", outcome.first_incumbent_s])
+    if info.get("first_incumbent_s") is not None:
+        rows.append(["first incumbent (s)", info["first_incumbent_s"]])
+    if outcome.true_loss is not None:
+        rows.append(["refinement rounds", outcome.rounds])
+        rows.append(["true loss (forward pass)", outcome.true_loss])
     return rows
 
 
@@ -502,7 +480,8 @@ def export(
 def _replay_tasks(path: Path, **kw):
     """One task per recorded instance, loaded (and checked) here as the tasks are submitted,
     so a worker needs neither the files nor a shared file system."""
-    from gdsolver.compile.replay import find_pairs, load_pair, replay_loaded
+    from gdsolver.compile.replay import find_pairs, load_pair
+    from gdsolver.pipeline import replay_loaded
     from gdsolver.train.executor import Task
 
     for inst_path, res_path in find_pairs(path):
@@ -521,7 +500,7 @@ def replay(
 ) -> None:
     """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
     with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
-    from gdsolver.compile.replay import replay as run_replay
+    from gdsolver.pipeline import replay as run_replay
 
     if ray or ray_address is not None:
         with executor_for(ray, ray_address) as ex:
@@ -625,7 +604,7 @@ def demo(
     import tempfile
 
     from gdsolver.bench.train_demo import run_training_demo
-    from gdsolver.compile.replay import replay as replay_run
+    from gdsolver.pipeline import replay as replay_run
 
     from .train_cmd import SUMMARY_COLUMNS, print_sweeps, summary_rows
 

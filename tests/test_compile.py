@@ -653,7 +653,7 @@ def test_bench_backends_time_limited_rows():
 def test_replay_clamps_recorded_threads(tmp_path):
     """A result recorded on a bigger machine (more threads than allowed here) still replays."""
     from gdsolver.compile.base import max_threads
-    from gdsolver.compile.replay import replay
+    from gdsolver.pipeline import replay
     from gdsolver.ir import save
 
     inst = _small_instances()["class-compact-relu"]

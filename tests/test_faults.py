@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 import gdsolver.atomic
-from gdsolver.compile.replay import check_run, replay
+from gdsolver.compile.replay import check_run
+from gdsolver.pipeline import replay
 from gdsolver.compile.result import SolveResult, load_result, save_result
 from gdsolver.errors import FormatError, GdsolverError
 from gdsolver.train import GDSolver

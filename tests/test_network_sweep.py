@@ -50,7 +50,7 @@ def activations(model: nn.Sequential, X: np.ndarray) -> list[np.ndarray]:
 
 def pinned_solution(net_layers, k: int, H: np.ndarray, y_out: np.ndarray):
     """Solve the l1 sweep of layer k with every swept weight pinned to its current value."""
-    inst = sweep_instance(net_layers, k, H, y_out, task="regression", radius=0.05)
+    inst = sweep_instance(net_layers, k, H, y_out, task="regression", radius=0.05, mode="l1")
     for blk in ("w", "b"):
         off, shape = inst.blocks[blk]
         sl = slice(off, off + int(np.prod(shape)))
@@ -203,7 +203,7 @@ def enumerate_count(layers, H, labels, r, margin, count0):
 def test_hidden_sweep_l1_optimum_equals_enumeration(seed):
     rng, layers, H = _tiny(seed)
     Y = rng.normal(size=(3, 2))
-    inst = sweep_instance(layers, 0, H, Y, task="regression", radius=0.5)
+    inst = sweep_instance(layers, 0, H, Y, task="regression", radius=0.5, mode="l1")
     res = solve(inst, time_limit=60)
     assert res.status == "OPTIMAL"
     assert verify(inst, res.x).ok and check_claims(inst, res.x).ok
@@ -232,7 +232,7 @@ def test_no_binary_where_the_interval_decides_the_sign():
     W = rng.normal(size=(6, 3))
     layers = [Dense(W, np.zeros(6), "relu"), Dense(rng.normal(size=(1, 6)), np.zeros(1))]
     H = rng.normal(size=(20, 3))
-    inst = sweep_instance(layers, 0, H, rng.normal(size=20), task="regression", radius=1e-3)
+    inst = sweep_instance(layers, 0, H, rng.normal(size=20), task="regression", radius=1e-3, mode="l1")
     a = H @ W.T
     spread = 1e-3 * (np.abs(H).sum(1, keepdims=True) + 1)
     undecided = int(np.count_nonzero((a - spread < 0) & (a + spread > 0)))
@@ -305,7 +305,7 @@ def _reg_data(n=160, seed=0):
 
 def test_gdsolver_sweeps_every_layer_and_checks_each_answer(tmp_path):
     import gdsolver
-    from gdsolver.compile.replay import replay
+    from gdsolver.pipeline import replay
 
     X, Y = _reg_data()
     torch.manual_seed(0)

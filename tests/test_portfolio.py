@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import gdsolver  # noqa: E402
-from gdsolver.compile.replay import replay  # noqa: E402
+from gdsolver.pipeline import replay  # noqa: E402
 from gdsolver.errors import GdsolverError  # noqa: E402
 from gdsolver.formulate import check_claims  # noqa: E402
 from gdsolver.ir import verify  # noqa: E402

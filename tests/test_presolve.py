@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from gdsolver.compile import solve, solve_sweep
+from gdsolver.compile import run_search, solve
 from gdsolver.compile.mfs import Conflicts, SubsystemLP, benders, greedy, incumbent, minimal_infeasible, single_row_keys
 from gdsolver.compile.search import count_fixings
 from gdsolver.errors import GdsolverError
@@ -160,9 +160,9 @@ def test_points_always_correct_are_fixed_in():
     pre = presolve(inst)
     cnt = count_fixings(inst, pre)
     assert cnt == {"points": 8, "out": 2, "in": 6, "free": 0}
-    out = solve_sweep(inst, search="presolve")
-    assert out.result.status == "OPTIMAL" and out.result.objective == 6
-    assert verify(inst, out.result.x).ok
+    out = run_search(inst, search="presolve")
+    assert out.status == "OPTIMAL" and out.objective == 6
+    assert verify(inst, out.x).ok
     # fixed in by the count row (6 correct now, 6 can be) or by dual fixing
     assert np.all(np.isin(pre.reason[inst.blocks["c"][0] + 2:inst.blocks["c"][0] + 8], (DUAL_UP, ROW_BOUND)))
 
@@ -263,8 +263,8 @@ def test_generic_reductions_and_infeasibility():
     bld.add_rows("r", np.array([0, 0]), np.array([x[0], x[1]]), np.ones(2), 1, lo=3.0, hi=np.inf)
     bad = presolve(bld.build("max"))
     assert bad.status == "infeasible" and "row" in bad.message
-    out = solve_sweep(bld.build("max"), search="presolve")
-    assert out.result.status == "INFEASIBLE"
+    out = run_search(bld.build("max"), search="presolve")
+    assert out.status == "INFEASIBLE"
 
 
 def _lp_feasible(sub, keys) -> bool:
@@ -438,16 +438,16 @@ def test_searches_agree_with_the_plain_mip_and_scipy(mode):
         ref = textbook_optimum(W, b, H, y, r)
         left = presolve(inst).instance.is_mip  # else presolve decides every point and nothing is searched
         for search in ("mip", "presolve", "benders", "auto"):
-            out = solve_sweep(inst, search=search, time_limit=60)
-            res = out.result
+            out = run_search(inst, search=search, time_limit=60)
+            res = out
             assert res.status == "OPTIMAL", (search, res.message)
             assert verify(inst, res.x).ok
             assert res.objective == pytest.approx(ref), (seed, search)
             assert res.bound == pytest.approx(ref), (seed, search)
             expected = search if search in ("mip", "presolve") else ("benders" if left else "presolve")
-            assert res.options["search"] == out.search == expected
-            if out.search == "benders":
-                lp_cuts += out.trace["cuts"]
+            assert res.options["search"] == out.search["search"] == expected
+            if out.search["search"] == "benders":
+                lp_cuts += out.search["trace"]["cuts"]
     assert lp_cuts > 0, "the cases should make Benders cut beyond the pair conflicts"
 
 
@@ -468,10 +468,10 @@ def test_benders_without_the_pair_screen_still_proves_the_optimum(monkeypatch):
     for seed, T, N, M, r in SEARCH_CASES[:3]:
         W, b, H, y = sweep_data(seed, T=T, N=N, M=M)
         inst = classification(W, b, H, y, radius=r, mode="compact")
-        out = solve_sweep(inst, search="benders", time_limit=60)
-        assert out.result.status == "OPTIMAL" and verify(inst, out.result.x).ok
-        assert out.result.objective == pytest.approx(textbook_optimum(W, b, H, y, r)), seed
-        assert out.trace["pair_cuts"] == 0
+        out = run_search(inst, search="benders", time_limit=60)
+        assert out.status == "OPTIMAL" and verify(inst, out.x).ok
+        assert out.objective == pytest.approx(textbook_optimum(W, b, H, y, r)), seed
+        assert out.search["trace"]["pair_cuts"] == 0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -498,8 +498,8 @@ def test_time_limited_search_reports_feasible_with_a_bound():
     from gdsolver.bench.sweep_instances import mnist_head_sweep
 
     inst = mnist_head_sweep(0, 0.002, points=32)
-    out = solve_sweep(inst, search="benders", time_limit=0.5)
-    res = out.result
+    out = run_search(inst, search="benders", time_limit=0.5)
+    res = out
     assert res.status in ("FEASIBLE", "OPTIMAL")
     assert verify(inst, res.x).ok and res.objective >= inst.meta["current_correct"]
     assert res.bound is not None and res.bound >= res.objective
@@ -509,11 +509,11 @@ def test_benders_refuses_another_shape_and_bad_search():
     W, b, H, y = sweep_data(0, T=6)
     relu = classification(W, b, H, y, radius=0.05, activation="relu", mode="compact")
     with pytest.raises(GdsolverError, match="maximum-feasible-subsystem"):
-        solve_sweep(relu, search="benders")
-    out = solve_sweep(relu, search="auto")
-    assert out.search == "mip" and out.result.status == "OPTIMAL"
+        run_search(relu, search="benders")
+    out = run_search(relu, search="auto")
+    assert out.search["search"] == "mip" and out.status == "OPTIMAL"
     with pytest.raises(GdsolverError, match="search"):
-        solve_sweep(relu, search="fast")
+        run_search(relu, search="fast")
 
 
 def test_cli_solve_search_and_inspect_presolve(tmp_path):
@@ -557,10 +557,10 @@ def test_kept_points_stay_correct_in_every_search(mode):
         plain = solve(inst, time_limit=60)
         assert plain.status == "OPTIMAL"
         for search in ("presolve", "benders"):
-            out = solve_sweep(inst, search=search, time_limit=60)
-            assert out.result.status == "OPTIMAL" and verify(inst, out.result.x).ok
-            assert out.result.objective == pytest.approx(plain.objective)
-            c = inst.unpack(out.result.x)["c"]
+            out = run_search(inst, search=search, time_limit=60)
+            assert out.status == "OPTIMAL" and verify(inst, out.x).ok
+            assert out.objective == pytest.approx(plain.objective)
+            c = inst.unpack(out.x)["c"]
             assert np.all(c[keep] == 1)
-            o = forward(inst.unpack(out.result.x)["w"], inst.unpack(out.result.x)["b"], H, "identity")
+            o = forward(inst.unpack(out.x)["w"], inst.unpack(out.x)["b"], H, "identity")
             assert np.all(correct_mask(o, y, MARGIN / 2)[keep])  # a forward pass agrees

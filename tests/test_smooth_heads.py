@@ -12,11 +12,7 @@ from gdsolver.formulate import Dense, check_claims, correct_mask, sweep_instance
 from gdsolver.formulate.heads import cross_entropy
 from gdsolver.formulate.refine import true_loss
 from gdsolver.ir import verify
-from gdsolver.train.sweep import SweepJob, run_sweep
-
-
-def job_of(inst, T):
-    return SweepJob(0, "", inst, np.arange(T), np.zeros(0, np.int64), float(inst.meta["radius"]), 0)
+from gdsolver.pipeline import SolveSettings, solve_sweep
 
 
 def final_layer(seed, T=30, N=3, M=2):
@@ -34,7 +30,7 @@ def test_squared_unboxed_equals_lstsq(seed):
     rng, W, b, H = final_layer(seed)
     Y = H @ rng.normal(size=(3, 2)) + rng.normal(size=2) + 0.3 * rng.normal(size=(30, 2))
     inst = sweep_instance([Dense(W, b)], 0, H, Y, task="regression", radius=100.0, mode="squared")
-    out = run_sweep(job_of(inst, 30), time_limit=None, rounds=300, round_tol=1e-7)
+    out = solve_sweep(inst, SolveSettings(time_limit=None, rounds=300, round_tol=1e-7))
     assert out.usable and verify(out.instance, out.x).ok and check_claims(out.instance, out.x).ok
     A = np.hstack([H, np.ones((30, 1))])
     coef, *_ = np.linalg.lstsq(A, Y, rcond=None)
@@ -51,7 +47,7 @@ def test_squared_boxed_equals_bounded_minimize(seed):
     Y = H @ rng.normal(size=(3, 2)) * 3 + 2.0
     r = 0.2  # small enough that the box binds
     inst = sweep_instance([Dense(W, b)], 0, H, Y, task="regression", radius=r, mode="squared")
-    out = run_sweep(job_of(inst, 30), time_limit=None, rounds=300, round_tol=1e-7)
+    out = solve_sweep(inst, SolveSettings(time_limit=None, rounds=300, round_tol=1e-7))
     x0 = np.concatenate([W.ravel(), b])
 
     def f(v):
@@ -89,7 +85,7 @@ def test_ce_reaches_bounded_lbfgs(seed):
     labels = rng.integers(0, 3, 40)
     r = 0.5
     inst = sweep_instance([Dense(W, b)], 0, H, labels, task="classification", radius=r, mode="ce")
-    out = run_sweep(job_of(inst, 40), time_limit=None, rounds=400, round_tol=1e-6)
+    out = solve_sweep(inst, SolveSettings(time_limit=None, rounds=400, round_tol=1e-6))
     assert out.usable and check_claims(out.instance, out.x).ok
     x0 = np.concatenate([W.ravel(), b])
     ref = bounded_ce_minimum(H, labels, x0, r)
@@ -108,7 +104,7 @@ def test_ce_on_a_confident_network(seed):
     W, b = 40.0 * W, 40.0 * b
     r = 0.5
     inst = sweep_instance([Dense(W, b)], 0, H, labels, task="classification", radius=r, mode="ce")
-    out = run_sweep(job_of(inst, 40), time_limit=None, rounds=400, round_tol=1e-6)
+    out = solve_sweep(inst, SolveSettings(time_limit=None, rounds=400, round_tol=1e-6))
     assert out.usable, out.reason
     assert check_claims(out.instance, out.x).ok and verify(out.instance, out.x).ok
     x0 = np.concatenate([W.ravel(), b])
@@ -148,9 +144,9 @@ def test_count_ce_keeps_the_count(seed):
     labels = rng.integers(0, 3, 12)
     r, margin = 0.3, 1e-3
     count = sweep_instance(layers, 0, H, labels, task="classification", radius=r, mode="compact", margin=margin)
-    c_out = run_sweep(job_of(count, 12), time_limit=60, closest=False)
+    c_out = solve_sweep(count, SolveSettings(time_limit=60, closest=False))
     both = sweep_instance(layers, 0, H, labels, task="classification", radius=r, mode="count+ce", margin=margin)
-    b_out = run_sweep(job_of(both, 12), time_limit=60, rounds=30)
+    b_out = solve_sweep(both, SolveSettings(time_limit=60, rounds=30))
     assert c_out.usable and b_out.usable
     assert b_out.instance.meta["stage"] == "ce"
     o_count = layers[1].forward(layers[0].forward(H, *_weights(c_out, c_out.instance)))

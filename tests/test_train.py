@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from gdsolver.compile.replay import replay
+from gdsolver.pipeline import replay
 from gdsolver.compile.result import load_result
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import correct_mask

@@ -1,4 +1,4 @@
-"""The trainer's sweeps go through gdsolver.compile.search: every search gives the same
+"""The trainer's sweeps go through the pipeline and gdsolver.compile.search: every search gives the same
 sweep optimum on the same instance, and a bad search name is refused before training."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from gdsolver.errors import GdsolverError
 from gdsolver.extract import network_from_torch
 from gdsolver.ir.verify import verify
 from gdsolver.train import GDSolver
-from gdsolver.train.sweep import prepare_sweep, run_sweep
+from gdsolver.pipeline import SolveSettings, solve_sweep
+from gdsolver.train.sweep import prepare_sweep
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def job():
 
 
 def test_every_search_reaches_the_same_sweep_optimum(job):
-    outs = {s: run_sweep(job, search=s, time_limit=60, closest=False) for s in ("mip", "presolve", "benders", "auto")}
+    outs = {s: solve_sweep(job.instance, SolveSettings(search=s, time_limit=60, closest=False)) for s in ("mip", "presolve", "benders", "auto")}
     for s, o in outs.items():
         assert o.usable and o.status == "OPTIMAL", (s, o.status, o.reason)
         assert verify(job.instance, o.x).ok, s  # an answer of the original instance, whatever searched it

@@ -7,7 +7,7 @@ Instances (see gdsolver/bench/sweep_instances.py):
 
 For each instance and seed: what presolve decides (points out / in), and for the plain MIP
 (HiGHS on the instance as it is, started from the current weights) and the Benders search
-(`solve_sweep(search="benders")`): time to the first incumbent better than the start, time
+(`run_search(search="benders")`): time to the first incumbent better than the start, time
 to proof, status, objective and bound. Gurobi's plain MIP is added where its licence takes
 the instance. Both runs of a row are measured in the same process one after the other;
 compare them as ratios. Every answer is checked with ir.verify on the original instance,
@@ -144,16 +144,16 @@ def traced_highs_mip(inst: MilpInstance, time_limit: float, threads: int | None)
 
 
 def _search_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any]:
-    from gdsolver.compile import solve_sweep
+    from gdsolver.compile import run_search
 
-    out = solve_sweep(inst, search="benders", time_limit=cfg.time_limit, threads=cfg.threads)
-    res = out.result
-    tr = out.trace
+    res = run_search(inst, search="benders", time_limit=cfg.time_limit, threads=cfg.threads)
+    info = res.search
+    tr = info["trace"]
     return {"status": res.status, "objective": res.objective, "bound": res.bound,
-            "first_incumbent_s": out.first_incumbent_s, "best_s": out.best_s,
+            "first_incumbent_s": info["first_incumbent_s"], "best_s": info["best_s"],
             "proof_s": res.runtime_s if res.status == "OPTIMAL" else None, "runtime_s": res.runtime_s,
-            "search": out.search, "verified": bool(res.x is not None and verify(inst, res.x).ok),
-            "presolve_s": (out.presolve or {}).get("time_s"),
+            "search": info["search"], "verified": bool(res.x is not None and verify(inst, res.x).ok),
+            "presolve_s": (info["presolve"] or {}).get("time_s"),
             "pair_cuts": tr.get("pair_cuts"), "lp_cuts": tr.get("cuts"), "master_solves": tr.get("iterations"),
             "lp_solves": tr.get("lp_solves"), "lp_iterations": tr.get("lp_iterations"),
             "free_cuts": tr.get("free_cuts"), "lp_time_s": tr.get("lp_time_s"), "master_time_s": tr.get("master_time_s")}
@@ -260,7 +260,7 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = ["# gdsolver bench sweeps", "",
              f"Classification sweeps ({cfg['mode']} formulation, margin 1e-3), HiGHS, time limit "
              f"{cfg['time_limit']:g} s per run, {cfg['threads']} thread(s). Plain MIP: the instance as it is, "
-             "started from the current weights. Benders: `solve_sweep(search=\"benders\")` (interval presolve, "
+             "started from the current weights. Benders: `run_search(search=\"benders\")` (interval presolve, "
              "greedy incumbent from warm-started LPs, pair conflicts, combinatorial Benders cuts). Times in "
              "seconds from the call; \"first inc.\" is the first incumbent better than the current weights, "
              "\"proof\" the time to a proven optimum (- when not proven in the limit).", "",

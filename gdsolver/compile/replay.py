@@ -1,4 +1,6 @@
-"""Replay: re-solve saved instances and compare with their recorded results.
+"""Replay's files: find saved instances and their recorded results, check a training run's dump
+as a whole, and compare two results. The re-solve itself is gdsolver.pipeline.replay (the same
+pipeline that made the result).
 
 PATH is an instance (`X.gdsm` with `X.result.json` beside it) or a directory of
 them (a training run's dump directory or its `sweeps/`, or the dump root of several
@@ -17,18 +19,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gdsolver.compile.base import max_threads
-from gdsolver.compile.registry import DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
-from gdsolver.ir.gdsm import fingerprint, load
+from gdsolver.ir.gdsm import load
 from gdsolver.ir.instance import MilpInstance
-from gdsolver.ir.verify import verify
 from gdsolver.paths import open_input, read_input
 
 RUN_FILE = "run.json"
@@ -172,26 +170,6 @@ def objectives_match(a: float | None, b: float | None, tol: float) -> bool:
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
-def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: str | None = None,
-                  tol: float = 1e-6, time_limit: float | None = None) -> ReplayRow:
-    """Re-solve one loaded instance with the recorded backend (or `backend`) and compare with
-    its recorded result. Pure (arguments in, row out), so it can run in another process."""
-    fp_ok = not rec.instance_fingerprint or rec.instance_fingerprint == fingerprint(inst)
-    x_ok = verify(inst, rec.x).ok if rec.x is not None and len(rec.x) == inst.num_vars else (
-        None if rec.x is None else False)
-    opts = {k: v for k, v in (rec.options or {}).items() if k in ("threads", "mip_gap", "use_start")}
-    if isinstance(opts.get("threads"), int) and opts["threads"] > max_threads():
-        opts["threads"] = max_threads()  # recorded on a bigger machine; threads do not change the optimum
-    tl = time_limit if time_limit is not None else (rec.options or {}).get("time_limit")
-    new = solve(inst, backend=backend or rec.backend or DEFAULT_BACKEND, time_limit=tl, **opts)
-    limited = "FEASIBLE" in (rec.status, new.status) and rec.x is not None and new.x is not None
-    if limited:
-        obj_ok = bounds_agree(inst.sense, rec, new, tol) and verify(inst, new.x).ok
-    else:
-        obj_ok = new.status == rec.status and objectives_match(rec.objective, new.objective, tol)
-    return ReplayRow(name, rec, new, x_ok, fp_ok, obj_ok, limited)
-
-
 def bounds_agree(sense: str, a: SolveResult, b: SolveResult, tol: float) -> bool:
     """Neither answer beats the other's proven bound: for a minimisation every objective is at
     least every valid lower bound (and the reverse for a maximisation)."""
@@ -206,11 +184,3 @@ def bounds_agree(sense: str, a: SolveResult, b: SolveResult, tol: float) -> bool
 
 def load_pair(inst_path: Path, res_path: Path) -> tuple[MilpInstance, SolveResult]:
     return load(inst_path), load_result(res_path)
-
-
-def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,
-           time_limit: float | None = None) -> Iterator[ReplayRow]:
-    """Re-solve each recorded instance with the recorded backend (or `backend`)."""
-    for inst_path, res_path in find_pairs(path):
-        yield replay_loaded(inst_path, *load_pair(inst_path, res_path), backend=backend, tol=tol,
-                            time_limit=time_limit)

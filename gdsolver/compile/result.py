@@ -57,6 +57,7 @@ class SolveResult:
     instance_file: str = ""  # the instance's path relative to the result file, when known
     run_id: str = ""  # the training run that dumped this result (train/dump.py), "" otherwise
     closest: dict[str, Any] = field(default_factory=dict)  # the closest-point step's figures, when it ran
+    search: dict[str, Any] = field(default_factory=dict)  # what a search did (compile.search.run_search)
     termination: str = ""
 
     def __post_init__(self) -> None:
@@ -183,7 +184,7 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
     if "instance_file" in fields and re.search(r"[\x00-\x1f\x7f]", fields["instance_file"]):
         raise FormatError(f"{json_path}: field 'instance_file' contains a control character, expected a path")
     objects = {}
-    for key in ("options", "closest"):  # free-form objects
+    for key in ("options", "closest", "search"):  # free-form objects
         v = doc.get(key)
         v = {} if v is None else v
         if not isinstance(v, dict):

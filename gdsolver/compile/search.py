@@ -1,7 +1,7 @@
 """Searches for count objectives (classification sweeps) around the backends.
 
-`solve_sweep(inst, search=...)` solves an instance and returns a `SweepOutcome` whose
-`result` is a SolveResult on the ORIGINAL instance (x verified with ir.verify):
+`run_search(inst, search=...)` solves an instance and returns a SolveResult on the ORIGINAL
+instance (x verified with ir.verify) whose `search` field says what the search did:
 
 - "mip": the instance as it is, on `backend` (what `gdsolver.compile.solve` does);
 - "presolve": `ir.presolve` (interval fixing), a greedy incumbent from warm-started LPs
@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from gdsolver.blas import blas_threads
-from gdsolver.compile.backend import check_common_options
-from gdsolver.compile.base import SolveRun
+from gdsolver.compile.base import SolveOptions, SolveRun
 from gdsolver.compile.highs import HighsBackend
 from gdsolver.compile.registry import AUTO, DEFAULT_BACKEND, solve
 from gdsolver.compile.result import SolveResult
@@ -43,25 +42,16 @@ from gdsolver.ir.verify import verify
 SEARCHES = ("auto", "mip", "presolve", "benders")
 
 
-@dataclass
-class SweepOutcome:
-    """A search's answer: `result` on the original instance, plus what the search did.
-    Times are seconds from the call: `first_incumbent_s` is when a point at least as good
-    as the instance's start was in hand from the search itself (None for "mip", whose
-    solver gets the start), `best_s` when the final point was found, `runtime_s` the total."""
-
-    result: SolveResult
-    search: str
-    presolve: dict[str, Any] | None = None
-    first_incumbent_s: float | None = None
-    best_s: float | None = None
-    trace: dict[str, Any] = field(default_factory=dict)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"search": self.search, "status": self.result.status, "objective": self.result.objective,
-                "bound": self.result.bound, "runtime_s": self.result.runtime_s,
-                "first_incumbent_s": self.first_incumbent_s, "best_s": self.best_s, "presolve": self.presolve,
-                "trace": self.trace}
+def _outcome(result: SolveResult, search: str, presolve: dict[str, Any] | None = None,
+             first_incumbent_s: float | None = None, best_s: float | None = None,
+             trace: dict[str, Any] | None = None) -> SolveResult:
+    """`result` with what the search did in its `search` field. Times are seconds from the call:
+    `first_incumbent_s` is when a point at least as good as the instance's start was in hand
+    from the search itself (None for "mip", whose solver gets the start), `best_s` when the
+    final point was found."""
+    result.search = {"search": search, "presolve": presolve, "first_incumbent_s": first_incumbent_s,
+                     "best_s": best_s, "trace": trace or {}}
+    return result
 
 
 def count_fixings(inst: MilpInstance, pre: PresolveResult) -> dict[str, int]:
@@ -76,23 +66,23 @@ def count_fixings(inst: MilpInstance, pre: PresolveResult) -> dict[str, int]:
     return {"points": int(len(keys)), "out": n_out, "in": n_in, "free": int(len(keys)) - n_out - n_in}
 
 
-def solve_sweep(inst: MilpInstance, *, search: str = "auto", backend: str = DEFAULT_BACKEND,
-                time_limit: float | None = None,
-                threads: int | None = None, mip_gap: float | None = None, use_start: bool = True,
-                options: dict[str, Any] | None = None, fallback: str | None = None) -> SweepOutcome:
+def run_search(inst: MilpInstance, *, search: str = "auto", backend: str = DEFAULT_BACKEND,
+               time_limit: float | None = None,
+               threads: int | None = None, mip_gap: float | None = None, use_start: bool = True,
+               options: dict[str, Any] | None = None, fallback: str | None = None) -> SolveResult:
     """Solve `inst` with the chosen search; see the module docstring. The answer is always
     checked with ir.verify against `inst` itself. `result.runtime_s` is the whole search's
     wall time (presolve included); `result.options["search"]` records what ran."""
     with blas_threads(1):  # the search's numpy products are small; spinning BLAS threads cost seconds under load
-        out = _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback)
-    out.result.options = {"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap, "use_start": use_start,
-                          **(out.result.options or {}), **(options or {}), "search": out.search,
-                          "search_requested": search}
-    return out
+        res = _run_search(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback)
+    res.options = {"time_limit": time_limit, "threads": threads, "mip_gap": mip_gap, "use_start": use_start,
+                   **(res.options or {}), **(options or {}), "search": res.search["search"],
+                   "search_requested": search}
+    return res
 
 
-def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback) -> SweepOutcome:
-    check_common_options(time_limit, threads, mip_gap)
+def _run_search(inst, search, backend, time_limit, threads, mip_gap, use_start, options, fallback) -> SolveResult:
+    SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap)  # OptionError unless valid
     t0 = time.perf_counter()
     extra = {"fallback": fallback} if fallback else {}
     if search not in SEARCHES:
@@ -107,14 +97,14 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
     if kind == "mip":
         res = solve(inst, backend=backend, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                     use_start=use_start, options=options, **extra)
-        return SweepOutcome(res, "mip", best_s=res.runtime_s)
+        return _outcome(res, "mip", best_s=res.runtime_s)
     check_numerics(inst)  # what every backend refuses, refused before the search's own LPs too
     pre = presolve(inst)
     summary = {**pre.summary(inst), "counts": count_fixings(inst, pre), "time_s": time.perf_counter() - t0}
     if pre.status == "infeasible":
         res = SolveResult("INFEASIBLE", runtime_s=time.perf_counter() - t0, backend=backend,
                           message=f"presolve: infeasible ({pre.message})", instance_fingerprint=fingerprint(inst))
-        return SweepOutcome(res, kind, summary)
+        return _outcome(res, kind, summary)
     red = pre.instance
     if not use_start:
         red = replace(red, start=None)
@@ -130,7 +120,7 @@ def _solve_sweep(inst, search, backend, time_limit, threads, mip_gap, use_start,
         res = solve(inst, backend=backend, time_limit=remaining, threads=threads, mip_gap=mip_gap,
                     use_start=use_start, options=options, **extra)
         res.runtime_s = time.perf_counter() - t0
-        return SweepOutcome(res, "mip", summary, best_s=None)
+        return _outcome(res, "mip", summary, best_s=None)
     # the helpers get the whole time limit and count it from t0
     if kind in ("benders", "auto"):
         return _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap)
@@ -166,7 +156,7 @@ def _finish(inst: MilpInstance, pre: PresolveResult, x_red: np.ndarray | None, *
                        instance_fingerprint=fingerprint(inst), termination=termination)
 
 
-def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> SweepOutcome:
+def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> SolveResult:
     from gdsolver.compile.highs import join_abandoned
     from gdsolver.compile.mfs import SubsystemLP, benders, release_threads
 
@@ -206,11 +196,11 @@ def _benders(inst, pre, sub, summary, t0, time_limit, threads, mip_gap) -> Sweep
         raise SolveInterrupted(res if res.has_solution else None)
     incumbents = [(t, v) for t, kind, v in tr.events if kind == "incumbent"]
     best_t = next((t for t, v in incumbents if v >= out.value - 1e-9), None)
-    return SweepOutcome(res, "benders", summary, first_incumbent_s=incumbents[0][0] if incumbents else None,
+    return _outcome(res, "benders", summary, first_incumbent_s=incumbents[0][0] if incumbents else None,
                         best_s=best_t, trace=tr.to_json_dict())
 
 
-def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip_gap, options, extra) -> SweepOutcome:
+def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip_gap, options, extra) -> SolveResult:
     red = pre.instance
     first = None
     msg = f"presolve fixed {summary['counts']['out']} out, {summary['counts']['in']} in"
@@ -246,7 +236,7 @@ def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip
         x_red = np.zeros(0)
         res = _finish(inst, pre, x_red, status="OPTIMAL", bound_red=red.c0, t0=t0, backend=backend, version="",
                       message=msg + "; presolve decided every variable", termination="optimal")
-        return SweepOutcome(res, "presolve", summary, first_incumbent_s=first, best_s=first)
+        return _outcome(res, "presolve", summary, first_incumbent_s=first, best_s=first)
     try:
         r = solve(red, backend=backend, time_limit=remaining, threads=threads, mip_gap=mip_gap, options=options,
                   **extra)
@@ -262,7 +252,7 @@ def _presolve_mip(inst, pre, sub, summary, t0, time_limit, backend, threads, mip
     res = _finish(inst, pre, x_red, status=status, bound_red=r.bound, t0=t0, backend=r.backend,
                   version=r.backend_version, message=f"{msg}; reduced MIP: {r.message}", nodes=r.nodes,
                   termination=r.termination)
-    return SweepOutcome(res, "presolve", summary, first_incumbent_s=first, best_s=None)
+    return _outcome(res, "presolve", summary, first_incumbent_s=first, best_s=None)
 
 
 def _better_or_equal(inst: MilpInstance, x: np.ndarray, y: np.ndarray) -> bool:

@@ -97,6 +97,20 @@ def refine(inst: MilpInstance, x: np.ndarray, *, centre: np.ndarray | None = Non
     return nxt
 
 
+def point_at(inst: MilpInstance, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The point of `inst` that the swept layer's weights (w, b) imply: the instance rebuilt from
+    the data it carries with its start at (w, b) (a forward pass decides every other variable)."""
+    layers, _ = network_of(inst)
+    meta, data = inst.meta, inst.data
+    again = sweep_instance(layers, 0, data["H"], data["y"], task=meta["formulation"], radius=meta["radius"],
+                           mode=meta["mode"], margin=meta["margin"], keep_correct=data.get("keep"),
+                           fix_bias=not meta.get("box_bias", True), anchors=data.get("anchors"),
+                           correct=data.get("correct"), start_at=(w, b))
+    if again.start is not None and "e" in again.blocks and not needs_stage_two(inst):  # e at the true loss
+        again.start = _start_with_exact_e(again, outputs(again, again.start), meta["mode"])
+    return again.start
+
+
 def _start_with_exact_e(inst: MilpInstance, o: np.ndarray, mode: str) -> np.ndarray:
     start = inst.start.copy()
     off, shape = inst.blocks["e"]

@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
+from gdsolver.pipeline import SOLVE_DEFAULTS, SolveSettings
 
 LAYER_CHOICES = ("final", "all")
 ACCEPT_ON = ("loss", "accuracy")
@@ -94,13 +94,13 @@ class SweepConfig:
     keep_correct: int = 0
     mode: str | None = None
     margin: float | None = None
-    backend: str = DEFAULT_BACKEND
-    time_limit: float | None = 30.0
-    mip_gap: float | None = None
-    closest: bool = True
-    rounds: int = 20
-    round_tol: float = 1e-3
-    search: str = "auto"
+    backend: str = SOLVE_DEFAULTS.backend
+    time_limit: float | None = 30.0  # a trainer's sweeps are bounded (`gdsolver solve`'s are not by default)
+    mip_gap: float | None = SOLVE_DEFAULTS.mip_gap
+    closest: bool = SOLVE_DEFAULTS.closest
+    rounds: int = SOLVE_DEFAULTS.rounds
+    round_tol: float = SOLVE_DEFAULTS.round_tol
+    search: str = SOLVE_DEFAULTS.search
     refit: bool = True
 
     def __post_init__(self) -> None:
@@ -138,6 +138,12 @@ class SweepConfig:
         d = asdict(self)
         d["layers"] = self.layers if isinstance(self.layers, str) else list(self.layers)
         return d
+
+    def solve_settings(self, threads: int | None = None) -> SolveSettings:
+        """How the pipeline (gdsolver.pipeline.solve_sweep) solves this config's sweeps."""
+        return SolveSettings(backend=self.backend, search=self.search, time_limit=self.time_limit, threads=threads,
+                             mip_gap=self.mip_gap, closest=self.closest, rounds=self.rounds,
+                             round_tol=self.round_tol)
 
 
 @dataclass(frozen=True)

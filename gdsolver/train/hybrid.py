@@ -42,8 +42,8 @@ from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eva
 from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
-from gdsolver.train.sweep import (SweepJob, SweepOutcome, decide_sweep, default_mode, prepare_sweep, run_sweep,
-                                  sweep_loss)
+from gdsolver.pipeline import SweepOutcome, solve_sweep
+from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -337,20 +337,19 @@ class GDSolver(Trainer):
     def _solve(self, n: int, cands: list["_Cand"]) -> None:
         """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
         this process, as a single sweep always ran); then their dumps."""
-        cfg = self.sweep_config
-        kw = dict(backend=cfg.backend, time_limit=cfg.time_limit, threads=self.threads, mip_gap=cfg.mip_gap,
-                  closest=cfg.closest, rounds=cfg.rounds, round_tol=cfg.round_tol, search=cfg.search)
+        settings = self.sweep_config.solve_settings(threads=self.threads)
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
             for c in cands:
-                c.outcome = run_sweep(c.job, **kw)
+                c.outcome = solve_sweep(c.job.instance, settings)
         elif cands:
             from gdsolver.train.executor import Task, make_executor
 
             if self._executor is None:
                 self._executor = make_executor(pc.executor, pc.ray_address)
             # one CPU per task: HiGHS's MIP search is nearly serial; threads= is the solver's option
-            tasks = [Task(run_sweep, (c.job,), kw, label=f"sweep {n} {c.spec.label}", cpus=1) for c in cands]
+            tasks = [Task(solve_sweep, (c.job.instance, settings), {}, label=f"sweep {n} {c.spec.label}", cpus=1)
+                     for c in cands]
             for c, o in zip(cands, self._executor.run(tasks)):
                 c.outcome = o.value if o.ok else SweepOutcome("ERROR", None, None, f"the candidate's solve failed: "
                                                               f"{o.error}", o.seconds, False)

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdsolver.train.sweep import SweepJob, SweepOutcome, sweep_loss
+from gdsolver.pipeline import SweepOutcome
+from gdsolver.train.sweep import SweepJob, sweep_loss
 
 
 NOT_TRIED = "not tried"  # how the reason of a candidate left untried begins

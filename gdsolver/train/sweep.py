@@ -3,8 +3,9 @@
 1. `prepare_sweep` (model side: needs the network and the data): the inputs of layer k for
    every training point, the points to formulate (paper: 32 misclassified ones), the
    instance, and where everything came from -> a `SweepJob` (plain, picklable);
-2. `run_sweep` (numpy and a solver only: no torch, no trainer): solve, `ir.verify`, the
-   forward-pass check of the claims, the closest point -> a `SweepOutcome`;
+2. the one sweep pipeline, `gdsolver.pipeline.solve_sweep` (numpy and a solver only: no torch,
+   no trainer): solve, refinement rounds, `ir.verify`, the forward-pass check of the claims,
+   the closest point -> a `SweepOutcome`;
 3. `decide_sweep` (model side): write the new weights into the model, recompute the
    solver's loss on its points by a forward pass, accept or restore bit for bit.
 The trainer keeps the history, the dumps and the timing around them.
@@ -21,17 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.ir.gdsm import array_sha256
 from gdsolver.ir.instance import BINARY, MilpInstance
+from gdsolver.pipeline import SweepOutcome
 
 DEFAULT_POINTS = 32  # misclassified points per classification sweep, as in the paper
-# chosen from measurements on digits (README "Sweep heads"): "ce" lowered the test cross-entropy
-# 0.637 -> 0.555 over 5 seeds with every sweep accepted; the counting heads were rejected by the
-# validation check in 9 of 10 (paper) and 10 of 10 (count+ce) sweeps
-DEFAULT_CLASSIFICATION_MODE = "ce"
+# counting heads outside a trainer (`gdsolver compile`, which has no validation check to reject a
+# sweep): this many currently correct points (a seeded sample) must stay correct
+DEFAULT_KEEP_CORRECT = 256
 DEFAULT_CE_POINTS = 256  # a seeded sample of the training points for the "ce" head's LP
 # regression points when the sweep has ReLU binaries. Issue 14 measured 150; issue 19 chose 50 on the
 # validation split (polynomial and formula, L-BFGS best of 5 on seeds 10-17 and Adam on seeds 10-13,
@@ -123,6 +123,7 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
     t0 = time.perf_counter()
     if task not in ("regression", "classification"):
         raise GdsolverError(f"task: {task!r}, expected 'regression' or 'classification'")
+    mode = mode or default_mode(task)
     k = network.layer_index(layer)
     H = network.features(X, k) if H is None else np.asarray(H, np.float64)
     y = np.asarray(y)
@@ -154,137 +155,6 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
     inst.meta["layer"].update(source=network.source, location=dict(la.location))
     inst.meta["tail"] = {k2: v for k2, v in network.tail.items() if isinstance(v, (str, int, float, list, type(None)))}
     return SweepJob(k, la.name, inst, pick, keep, float(radius), seed, time.perf_counter() - t0)
-
-
-@dataclass
-class SweepOutcome:
-    """What the run stage found. `x` is the answer to write back (the closest point when it
-    verified, else the solver's), None when there is none, a solution of `instance` (the last
-    round's, for smooth heads); `files` are (suffix, instance, result) to dump."""
-
-    status: str
-    x: np.ndarray | None
-    objective: float | None
-    reason: str  # why there is no usable answer, or notes on the answer
-    solver_time_s: float
-    usable: bool
-    message: str = ""
-    claims: str = ""
-    files: list[tuple[str, MilpInstance, Any]] = field(default_factory=list)
-    instance: MilpInstance | None = None
-    rounds: int = 0
-    true_loss: float | None = None
-
-
-ROUNDS = 20  # tangent-cut rounds of a smooth head, at most
-ROUND_TOL = 1e-3  # ... until the surrogate is within this relative distance of the true loss
-
-
-def run_sweep(job: SweepJob, *, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
-              threads: int | None = None, mip_gap: float | None = None, closest: bool = True, rounds: int = ROUNDS,
-              round_tol: float = ROUND_TOL, search: str = "auto") -> SweepOutcome:
-    """Solve the job's instance (a count head's MIP with `search`, gdsolver.compile.search),
-    verify the answer (rows and a forward pass), move it to the closest point; smooth heads ("squared", "ce", "count+ce") are refined round by round
-    (gdsolver.formulate.refine) within the time limit. numpy and a solver only, so it can
-    run in another process."""
-    from gdsolver.compile.search import solve_sweep
-    from gdsolver.formulate import check_claims
-    from gdsolver.formulate.refine import is_smooth, needs_stage_two, refine, true_loss
-    from gdsolver.ir.verify import verify
-
-    t0 = time.perf_counter()
-    inst, files = job.instance, []
-    best: tuple[MilpInstance, Any, float, str] | None = None  # (instance, result, true loss, claims)
-    n, note, res = 0, "", None
-    trust = float(inst.meta.get("radius", 1.0))  # smooth heads: trust region, the whole box at first
-    while True:
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
-        if left is not None and left <= 0.01 and best is not None:
-            note = f"; stopped refining after {n} round(s): time limit"
-            break
-        try:
-            res = solve_sweep(inst, search=search, backend=backend,
-                              time_limit=None if left is None else max(left, 0.01), threads=threads,
-                              mip_gap=mip_gap).result
-        except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, GD goes on
-            files.append((_suffix(n, inst), inst, None))
-            if best is None:
-                return SweepOutcome("ERROR", None, None, str(exc), time.perf_counter() - t0, False, files=files)
-            note = f"; round {n} failed ({exc}), the previous round's answer is used"
-            break
-        files.append((_suffix(n, inst), inst, res))
-        why = None
-        if not res.has_solution:
-            why = f"no solution ({res.status})" + (f": {res.message}" if res.message else "")
-        elif not (report := verify(inst, res.x)).ok:
-            why = f"solution fails ir.verify: {report}"
-        elif not (claims := check_claims(inst, res.x)).ok:
-            why = f"solution fails the forward-pass check: {claims}"
-        if why is not None:
-            if best is None:
-                return SweepOutcome(res.status, None, res.objective, why, time.perf_counter() - t0, False,
-                                    res.message, files=files, instance=inst)
-            note = f"; round {n}: {why}; the previous round's answer is used"
-            break
-        if not is_smooth(inst):
-            best = (inst, res, float("nan"), str(claims))
-            break
-        if needs_stage_two(inst):  # count+ce: the count answer fixes which points stay correct
-            inst, n = refine(inst, res.x), n + 1
-            continue
-        # Kelley's cutting planes in a trust region around the best answer so far: a round whose
-        # answer does not improve the true loss shrinks the region, one that improves it as much
-        # as the surrogate promised grows it; done when the surrogate promises (almost) nothing
-        loss = true_loss(inst, res.x)
-        ref = true_loss(inst, inst.start) if best is None else best[2]
-        promised = ref - res.objective
-        if best is None or loss < best[2]:
-            trust = trust * 2 if ref - loss >= 0.5 * promised else trust
-            best = (inst, res, loss, str(claims))
-        else:
-            trust *= 0.25
-        if promised <= round_tol * max(1.0, abs(best[2])) or n >= rounds:
-            note = f"; {n + 1} round(s), surrogate {res.objective:.6g}, true loss {best[2]:.6g} on its points"
-            break
-        trust = min(trust, float(inst.meta.get("radius", trust)))
-        inst, n = refine(inst, res.x, centre=best[1].x, trust=trust), n + 1
-    inst, res, loss, claims_text = best
-    x = res.x
-    if closest and not is_smooth(inst):
-        x, more = _closest(inst, res, files, backend=backend, time_limit=time_limit, threads=threads)
-        note += more
-    if res.status != "OPTIMAL" and res.message:  # e.g. "Time limit reached; best point found"
-        note = f" [solver: {res.message}]" + note
-    return SweepOutcome(res.status, x, res.objective, note, time.perf_counter() - t0, True, res.message, claims_text,
-                        files, inst, n, None if np.isnan(loss) else loss)
-
-
-def _suffix(n: int, inst: MilpInstance) -> str:
-    return "" if n == 0 else f"-r{n}"
-
-
-def _closest(inst: MilpInstance, res: Any, files: list, **solve_kw: Any) -> tuple[np.ndarray, str]:
-    """Among the weights that keep the MIP's decisions and objective, the nearest to the current
-    ones (an LP; gdsolver.compile.closest_point), checked by ir.verify and the forward pass.
-    Falls back to the solver's x when it fails; the LP is dumped as "-closest"."""
-    from gdsolver.compile.backend import solve
-    from gdsolver.compile.closest_point import move_to_closest
-    from gdsolver.formulate import check_claims
-
-    def solve_lp(ci: MilpInstance):
-        lp = solve(ci, **solve_kw)
-        files.append(("-closest", ci, lp))
-        return lp
-
-    def veto(x: np.ndarray) -> str:
-        report = check_claims(inst, x)
-        return "" if report.ok else str(report)
-
-    moved = move_to_closest(inst, res, solve_lp, check=veto)
-    info = moved.closest or {}
-    if not info.get("applied"):
-        return res.x, f" ({info.get('reason', 'closest point not applied')}; the solver's answer is used)"
-    return moved.x, f"; closest point moved the weights {info['moved_l1']:.4g} (L1) instead of {info['mip_moved_l1']:.4g}"
 
 
 @dataclass
@@ -346,8 +216,10 @@ def least_squares_layer(F: np.ndarray, Y: np.ndarray, *, W0: np.ndarray, b0: np.
 
 
 def default_mode(task: str) -> str:
-    """The head a trainer's sweeps use unless told otherwise: the loss being trained."""
-    return "squared" if task == "regression" else DEFAULT_CLASSIFICATION_MODE
+    """The head a sweep uses unless told otherwise: the loss being trained (formulate.DEFAULT_MODE)."""
+    from gdsolver.formulate.sweep import DEFAULT_MODE
+
+    return DEFAULT_MODE[task]
 
 
 def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.ndarray, np.ndarray], Any],
@@ -420,21 +292,33 @@ def labels_as_indices(y: np.ndarray, classes: list | None) -> np.ndarray:
         raise GdsolverError(f"y: label {exc.args[0]!r} is not one of the model's classes {list(cls)}") from None
 
 
+def resolve_keep_correct(task: str, mode: str | None, keep_correct: int | None) -> int:
+    """keep_correct None ("auto"): DEFAULT_KEEP_CORRECT for a counting head (paper, compact), whose
+    MILP otherwise lets every point it does not pick become wrong; 0 for the losses over points."""
+    if keep_correct is not None:
+        return keep_correct
+    counting = task == "classification" and (mode or default_mode(task)) in ("paper", "compact", "count+ce")
+    return DEFAULT_KEEP_CORRECT if counting else 0
+
+
 def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: str | None = None,
-                  radius: float = 0.05, mode: str | None = None, margin: float | None = None,
-                  points: int | None = None, keep_correct: int = 0, seed: int = 0, layer: int | str = -1,
-                  output: str | None = None) -> MilpInstance:
-    """`gdsolver compile model.onnx --data ...`: the sweep instance of a dense layer of an ONNX model."""
+                  radius: float | None = None, mode: str | None = None, margin: float | None = None,
+                  points: int | None = None, keep_correct: int | None = None, seed: int = 0,
+                  layer: int | str = -1, output: str | None = None) -> MilpInstance:
+    """`gdsolver compile model.onnx --data ...`: the sweep instance of a dense layer of an ONNX
+    model. Unset options take the trainer's defaults (train.config.SweepConfig): the head is the
+    loss being trained, the points "auto"; keep_correct see resolve_keep_correct."""
     from gdsolver.extract import model_sha256
     from gdsolver.extract.onnx_frontend import network_from_onnx
+    from gdsolver.train.config import SWEEP_DEFAULTS
 
     X, y, prov = load_data(data, dataset)
     net = network_from_onnx(source, X, output=output)
     if task == "classification":
         y = labels_as_indices(y, net.tail.get("classes"))
-    job = prepare_sweep(net, X, y, task=task, layer=layer, radius=radius, mode=mode, margin=margin,
-                        points="auto" if points is None and task == "classification" else points,
-                        keep_correct=keep_correct, seed=seed)
+    job = prepare_sweep(net, X, y, task=task, layer=layer, radius=SWEEP_DEFAULTS.radius if radius is None else radius,
+                        mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,
+                        keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed)
     inst = job.instance
     inst.meta["model"] = {"kind": "onnx", "file": Path(source).name, "sha256": model_sha256(source)}
     inst.meta["data"] = prov
