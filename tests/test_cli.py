@@ -33,7 +33,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 
 def test_regression_end_to_end(layer_files: Path) -> None:
     d = layer_files
-    p = run("compile", "reg.npz", "-o", "reg.gdsm", "--task", "regression", "--radius", "0.1", cwd=d)
+    p = run("compile", "reg.npz", "-o", "reg.gdsm", "--task", "regression", "--radius", "0.1", "--mode", "l1", cwd=d)
     assert p.returncode == 0, p.stderr
     p = run("inspect", "reg.gdsm", "--json", cwd=d)
     assert p.returncode == 0, p.stderr
@@ -174,7 +174,8 @@ def test_gurobi_licence_limit_is_a_clean_error(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     H = rng.random((1100, 4))
     np.savez(tmp_path / "big.npz", W=rng.normal(size=(2, 4)), b=np.zeros(2), H=H, y=rng.random((1100, 2)))
-    assert run("compile", "big.npz", "-o", "big.gdsm", "--task", "regression", cwd=tmp_path).returncode == 0
+    assert run("compile", "big.npz", "-o", "big.gdsm", "--task", "regression", "--mode", "l1",
+               cwd=tmp_path).returncode == 0
     p = run("solve", "big.gdsm", "--backend", "gurobi", cwd=tmp_path)
     if p.returncode == 0:
         pytest.skip("this machine has a Gurobi licence larger than the pip package's restricted one")

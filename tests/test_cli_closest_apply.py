@@ -45,8 +45,9 @@ def case(tmp_path_factory):
     _export(model, X, d / "m.onnx")
     np.savez(d / "data.npz", X=X[:600], y=y[:600])
     np.savez(d / "other.npz", X=X[600:1200], y=y[600:1200])
+    # the paper's counting head with nothing kept correct: what the closest point and apply's check are for
     p = run("compile", "m.onnx", "--data", "data.npz", "--task", "classification", "--radius", "0.3",
-            "-o", "s.gdsm", cwd=d)
+            "--mode", "paper", "--keep-correct", "0", "-o", "s.gdsm", cwd=d)
     assert p.returncode == 0, p.stderr
     p = run("solve", "s.gdsm", cwd=d)  # closest point: the default
     assert p.returncode == 0, p.stderr
@@ -132,8 +133,9 @@ def test_apply_refuses_a_worse_model_unless_forced(case):
 
 def test_apply_check_options_are_checked(case):
     d, _, _ = case
-    assert_user_error(run("apply", "m.onnx", "s.result.json", "-o", "x.onnx", "--accept-on", "loss", cwd=d),
-                      "--accept-on")
+    # without --data, the data the instance was compiled from is checked, on the watched figure asked for
+    p = run("apply", "m.onnx", "s.result.json", "-o", "x.onnx", "--accept-on", "loss", cwd=d)
+    assert p.returncode == 1 and "cross-entropy" in p.stderr and "not written" in p.stderr, (p.stdout, p.stderr)
     assert_user_error(run("apply", "m.onnx", "s.result.json", "-o", "x.onnx", "--data", "data.npz",
                           "--accept-on", "speed", cwd=d), "accept_on", "speed")
     assert_user_error(run("apply", "m.onnx", "s.result.json", "-o", "x.onnx", "--data", "nope.npz", cwd=d),
@@ -152,7 +154,8 @@ def test_regression_apply_watches_the_mse(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     _export(model, X, tmp_path / "r.onnx")
     np.savez(tmp_path / "d.npz", X=X, y=Y)
-    assert run("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--radius", "0.1", "-o", "r.gdsm",
+    assert run("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--radius", "0.1", "--mode", "l1",
+               "-o", "r.gdsm",
                cwd=tmp_path).returncode == 0
     assert run("solve", "r.gdsm", cwd=tmp_path).returncode == 0
     res = gdsolver.load_result(tmp_path / "r.result.json")

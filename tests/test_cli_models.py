@@ -105,7 +105,7 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
     export(model, torch.from_numpy(X[:1]), tmp_path / "r.onnx", dynamo=False)
     np.savez(tmp_path / "d.npz", X=X, y=Y)
     p = run("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--points", "40", "--radius", "0.1",
-            "-o", "r.gdsm", cwd=tmp_path)
+            "--mode", "l1", "-o", "r.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "r.gdsm")
     assert inst.meta["activation"] == "relu" and inst.meta["relu_binaries"] > 0
@@ -193,7 +193,7 @@ def test_bias_free_final_layer_keeps_no_bias(tmp_path: Path, digits) -> None:
     export(model, torch.from_numpy(X[:1]), tmp_path / "nb.onnx", dynamo=False)
     np.savez(tmp_path / "data.npz", X=X, y=y)
     assert run("compile", "nb.onnx", "--data", "data.npz", "--task", "classification", "--mode", "compact",
-               "--points", "10", "--radius", "0.2", "-o", "nb.gdsm", cwd=tmp_path).returncode == 0
+               "--points", "10", "--keep-correct", "0", "--radius", "0.2", "-o", "nb.gdsm", cwd=tmp_path).returncode == 0
     assert run("solve", "nb.gdsm", cwd=tmp_path).returncode == 0
     inst = gdsolver.load(tmp_path / "nb.gdsm")
     res = gdsolver.load_result(tmp_path / "nb.result.json")
@@ -217,7 +217,7 @@ def test_evaluate_refuses_mismatched_data(tmp_path: Path, digits) -> None:
     np.savez(tmp_path / "onehot.npz", X=X, y=np.eye(10)[y])
     np.save(tmp_path / "single.npy", X)
     assert run("compile", "m.onnx", "--data", "data.npz", "--task", "classification", "--points", "5",
-               "-o", "m.gdsm", cwd=tmp_path).returncode == 0
+               "--mode", "paper", "--keep-correct", "0", "-o", "m.gdsm", cwd=tmp_path).returncode == 0
     ev = ("evaluate", "m.onnx", "--task")
     assert_user_error(run(*ev, "classification", "--data", "small.npz", "--instance", "m.gdsm", cwd=tmp_path),
                       "other data")

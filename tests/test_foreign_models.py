@@ -69,7 +69,7 @@ def test_skl2onnx_classifier_sweep_any_layer(tmp_path, digits, classifier, zipma
     # a hidden layer's sweep has a ReLU binary per point and unit: fewer points, a smaller box
     p = run("compile", "clf.onnx", "--data", "d.npz", "--task", "classification", "--points",
             "16" if layer == "-1" else "6", "--radius", "0.05" if layer == "-1" else "0.01", "--layer", layer,
-            "--mode", "compact", "-o", "s.gdsm", cwd=tmp_path)
+            "--mode", "compact", "--keep-correct", "0", "-o", "s.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "s.gdsm")
     assert inst.meta["layer"]["index"] == (1 if layer == "-1" else 0)
@@ -121,8 +121,8 @@ def test_skl2onnx_classifier_with_label_names_maps_y(tmp_path, digits):
     clf = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0), Xs, ys)
     _save_clf(clf, Xs, tmp_path / "c.onnx", zipmap=False)
     np.savez(tmp_path / "d.npz", X=Xs, y=ys)
-    p = run("compile", "c.onnx", "--data", "d.npz", "--task", "classification", "--points", "8", "-o", "s.gdsm",
-            cwd=tmp_path)
+    p = run("compile", "c.onnx", "--data", "d.npz", "--task", "classification", "--points", "8", "--mode", "paper",
+            "--keep-correct", "0", "-o", "s.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "s.gdsm")
     idx = np.array(inst.meta["points"])
@@ -139,7 +139,7 @@ def test_skl2onnx_regressor_reshape_tail(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=y)
     for layer in ("-1", "0"):
         p = run("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--points", "40", "--radius", "0.05",
-                "--layer", layer, "-o", "r.gdsm", cwd=tmp_path)
+                "--layer", layer, "--mode", "l1", "-o", "r.gdsm", cwd=tmp_path)
         assert p.returncode == 0, p.stderr
         assert run("solve", "r.gdsm", "--time-limit", "60", cwd=tmp_path).returncode == 0
         inst = gdsolver.load(tmp_path / "r.gdsm")

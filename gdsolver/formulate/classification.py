@@ -13,7 +13,7 @@ from gdsolver.ir.instance import MilpInstance
 
 
 def classification(W, b, H, labels, *, radius: float, activation: str = "identity", mode: str = "paper",
-                   margin: float = 1e-3, keep_correct=None, fix_bias: bool = False) -> MilpInstance:
+                   margin: float | None = None, keep_correct=None, fix_bias: bool = False) -> MilpInstance:
     """Final-layer classification MILP. W (M, N), b (M,), H (T, N), labels (T,) in [0, M):
     maximise the points whose label output beats every other by `margin`, at least as many as
     now; `keep_correct` lists points that must stay correct."""

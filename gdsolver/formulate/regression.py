@@ -13,7 +13,7 @@ from gdsolver.ir.instance import MilpInstance
 
 
 def regression(W, b, H, Y, *, radius: float, activation: str = "identity", mode: str = "l1",
-               margin: float = 0.0, fix_bias: bool = False) -> MilpInstance:
+               margin: float | None = None, fix_bias: bool = False) -> MilpInstance:
     """Final-layer regression MILP. W (M, N), b (M,), H (T, N), Y (T, M) or (T,) when M = 1."""
     return sweep_instance([Dense(W, b, activation)], 0, H, Y, task="regression", radius=radius, mode=mode,
                           margin=margin, fix_bias=fix_bias)

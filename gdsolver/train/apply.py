@@ -26,10 +26,41 @@ def locate_instance(result_path: Path, recorded: str) -> Path:
     return result_path.with_name(stem + ".gdsm")
 
 
+def instance_path(result_path: str | os.PathLike, instance: str | os.PathLike | None = None) -> Path:
+    """The instance a result belongs to: `instance` when given, else the one the result records."""
+    result_path = Path(result_path)
+    return Path(instance) if instance else locate_instance(result_path, load_result(result_path).instance_file)
+
+
+def compiled_data(inst_path: Path, meta: dict[str, Any]) -> tuple[Path | None, str | None]:
+    """(data file, built-in data set name) the instance was compiled from, so that `apply` can
+    check the new model on it: a data set by name, or the file (found where `compile` recorded
+    it, relative to the instance, or by name beside the instance or here) whose sha256 matches.
+    GdsolverError naming the file when it cannot be found."""
+    from gdsolver.extract.hashing import sha256_file
+
+    rec = meta.get("data")
+    if not isinstance(rec, dict):
+        raise GdsolverError(f"{inst_path}: records no data it was compiled from (a layer file's instance?)")
+    if rec.get("kind") == "dataset" and isinstance(rec.get("name"), str):
+        return None, rec["name"]
+    name, sha = rec.get("file"), rec.get("sha256")
+    if rec.get("kind") != "file" or not isinstance(name, str) or not isinstance(sha, str):
+        raise GdsolverError(f"{inst_path}: field 'data' does not say which data it was compiled from")
+    places = [inst_path.parent / rec["path"]] if isinstance(rec.get("path"), str) else []
+    places += [inst_path.parent / name, Path(name)]
+    for place in places:
+        if place.is_file() and sha256_file(place) == sha:
+            return place, None
+    raise GdsolverError(f"{inst_path}: compiled from {name} (sha256 {sha[:12]}...), which is not where it was "
+                        "nor beside the instance; pass --data FILE to check the new model on it, or --force to "
+                        "write it unchecked")
+
+
 def solved_weights(result_path: str | os.PathLike, instance: str | os.PathLike | None = None,
-                   force: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any], Any]:
-    """(W, b, instance meta, result) of a solved sweep, after checking that the result
-    belongs to the instance and that its solution verifies."""
+                   force: bool = False) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """(W, b, instance, result) of a solved sweep, after checking that the result belongs to the
+    instance and that its solution verifies."""
     result_path = Path(result_path)
     res = load_result(result_path)
     inst_path = Path(instance) if instance else locate_instance(result_path, res.instance_file)
@@ -50,7 +81,7 @@ def solved_weights(result_path: str | os.PathLike, instance: str | os.PathLike |
     blocks = inst.unpack(res.x)
     if "w" not in blocks or "b" not in blocks:
         raise GdsolverError(f"{inst_path}: not a final-layer instance (no 'w' and 'b' blocks)")
-    return blocks["w"], blocks["b"], inst.meta, res
+    return blocks["w"], blocks["b"], inst, res
 
 
 def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLike, out: str | os.PathLike,
@@ -58,7 +89,8 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
     from gdsolver.extract import apply_to_onnx, model_sha256
 
     model = Path(model)
-    W, b, meta, res = solved_weights(result_path, instance, force)
+    W, b, inst, res = solved_weights(result_path, instance, force)
+    meta = inst.meta
     recorded = (meta.get("model") or {}).get("sha256")
     if not recorded:
         raise GdsolverError(f"{result_path}: its instance records no source model (compiled from a layer file?)")
@@ -73,8 +105,8 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
     output = (meta.get("tail") or {}).get("output") if isinstance(meta.get("tail"), dict) else None
     apply_to_onnx(model, W, b, out, layer=location, output=output)
     return {"status": res.status, "objective before": meta.get("current_objective"),
-            "objective after": res.objective, "sense": "max" if meta.get("formulation") == "classification" else "min",
-            "points": len(meta.get("points", [])),
+            "objective after": res.objective, "sense": inst.sense, "head": meta.get("mode"),
+            "points": len(meta.get("points", [])) + len(meta.get("keep_points", [])),
             "layer": (location or {}).get("affine_node") or "final", "wrote": str(out)}
 
 
@@ -118,7 +150,7 @@ def apply_checked(model: str | os.PathLike, result_path: str | os.PathLike, out:
 
     model, out = Path(model), Path(out)
     X, y, prov = load_data(data, dataset)
-    _, _, meta, _ = solved_weights(result_path, instance, force)
+    meta = solved_weights(result_path, instance, force)[2].meta
     task = meta.get("task") or ("classification" if meta.get("formulation") == "classification" else "regression")
     accept_on = accept_on or ("accuracy" if task == "classification" else "loss")
     if accept_on not in ACCEPT_ON:

@@ -15,6 +15,7 @@ import numpy as np
 
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask
+from gdsolver.formulate.sweep import DEFAULT_MARGIN
 
 
 def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
         z = o - o.max(axis=1, keepdims=True)
         out["cross-entropy"] = float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]).mean())
         if meta:
-            margin = float(meta.get("margin", 1e-3))
+            margin = float(meta.get("margin", DEFAULT_MARGIN["classification"]))
             # the solver puts points exactly at the margin; a float32 model stores the weights
             # rounded (~1e-8) and computes in float32, so compare against half the margin
             out["instance points correct"] = int(correct_mask(o[idx], y[idx], margin / 2).sum())

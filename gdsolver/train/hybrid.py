@@ -25,10 +25,11 @@ its dumps (`sweeps/NNNN-cJ*.gdsm`); portfolio=1 is the single sweep above.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -39,12 +40,13 @@ from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, restore_params)
-from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig
+from gdsolver.train import config
+from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, SweepConfig, keyword, split_settings
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
 from gdsolver.pipeline import SweepOutcome, solve_sweep
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
-from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
+from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 
@@ -75,48 +77,30 @@ class GDSolver(Trainer):
 
     def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
                  lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
-                 patience: int | None = 2, max_sweeps: int = 2, phase_epochs: int | None = None,
-                 phase_lrs: Sequence[float] | None = None, layers: str | Sequence[int | str] = "final",
-                 radius: float = 0.05, adapt_radius: bool = True,
-                 solver_points: int | str | None = "auto", keep_correct: int = 0, mode: str | None = None,
-                 margin: float | None = None, backend: str = DEFAULT_BACKEND, time_limit: float | None = 30.0,
-                 mip_gap: float | None = None, closest: bool = True, rounds: int = 20, round_tol: float = 1e-3,
-                 search: str = "auto", refit: bool = True, skip_sweeps: bool = False,
-                 accept_on: str = "loss",
-                 val_tolerance: float = 0.01, desired_loss: float | None = None,
-                 momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0, threads: int | None = 1,
-                 output: OutputSelector = None,
-                 dump_dir: str | os.PathLike | None = None,
+                 patience: int | None = 2, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
+                 threads: int | None = 1, output: OutputSelector = None, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
-                 restarts: int = 1, portfolio: int = 1, executor: str | None = None,
-                 ray_address: str | None = None) -> None:
+                 restarts: int = 1, **settings: Any) -> None:
+        # **settings: the fields of the settings records (train.config.SETTINGS: the loop, the sweep,
+        # the accept rule, the portfolio), each default written there once; the signature lists them
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
-        self.sweep_config = SweepConfig(layers=layers, radius=radius, adapt_radius=adapt_radius,
-                                        points=solver_points, keep_correct=keep_correct, mode=mode, margin=margin,
-                                        backend=backend, time_limit=time_limit, mip_gap=mip_gap, closest=closest,
-                                        rounds=rounds, round_tol=round_tol, search=search, refit=refit)
+        parts = split_settings(settings, type(self).__name__)
+        self.loop = LoopConfig(**parts[LoopConfig])
+        self.sweep_config = SweepConfig(**parts[SweepConfig])
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
-        if accept_on == "accuracy" and task != "classification":
-            raise GdsolverError(f"accept_on: {accept_on!r}, expected 'loss' (regression)")
-        self.accept = AcceptConfig(accept_on, val_tolerance)
-        self.portfolio_config = PortfolioConfig(portfolio, executor, ray_address)
+        self.accept = AcceptConfig(**parts[AcceptConfig])
+        if self.accept.accept_on == "accuracy" and task != "classification":
+            raise GdsolverError(f"accept_on: {self.accept.accept_on!r}, expected 'loss' (regression)")
+        self.portfolio_config = PortfolioConfig(**parts[PortfolioConfig])
         self._executor = None
-        self.max_sweeps = _positive_int("max_sweeps", max_sweeps, allow_zero=True)
-        self.phase_epochs = None if phase_epochs is None else _positive_int("phase_epochs", phase_epochs)
-        self.phase_lrs = None if phase_lrs is None else [_positive_float("phase_lrs", v) for v in phase_lrs]
-        # a control for benchmarks: the same GD phases and schedule, no solver
-        self.skip_sweeps = bool(skip_sweeps)
-        if desired_loss is not None:
-            try:
-                desired_loss = float(desired_loss)
-            except (TypeError, ValueError):
-                raise GdsolverError(f"desired_loss: must be a number, got {desired_loss!r}") from None
-            if not (desired_loss >= 0):  # also refuses NaN, which no loss would ever reach
-                raise GdsolverError(f"desired_loss: must be >= 0, got {desired_loss}")
-        self.desired_loss = desired_loss
+        self.max_sweeps = self.loop.max_sweeps
+        self.phase_epochs = self.loop.phase_epochs
+        self.phase_lrs = None if self.loop.phase_lrs is None else list(self.loop.phase_lrs)
+        self.skip_sweeps = self.loop.skip_sweeps  # a control for benchmarks: the same GD phases, no solver
+        self.desired_loss = self.loop.desired_loss
         self.history = History(self.method)
 
     # settings read by config() / run.json and the benchmarks
@@ -138,7 +122,7 @@ class GDSolver(Trainer):
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
-        cfg.update(self.sweep_config.to_json(), accept_on=self.accept.accept_on,
+        cfg.update(self.loop.to_json(), **self.sweep_config.to_json(), accept_on=self.accept.accept_on,
                    val_tolerance=self.accept.val_tolerance, **self.portfolio_config.to_json())
         cfg["solver_points"] = cfg.pop("points")
         if self.output is not None:
@@ -479,3 +463,17 @@ class _Cand:
 
 
 SAMPLE = 256  # training points used to find the network's chain before GD starts
+
+
+def _settings_signature(init: Callable) -> inspect.Signature:
+    """GDSolver.__init__'s signature with **settings spelled out: every field of the settings
+    records as a keyword with its default (what help(), IDEs and make_trainer see)."""
+    sig = inspect.signature(init)
+    generated = [inspect.Parameter(keyword(f.name), inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                   annotation=f.type) for cls in config.SETTINGS for f in fields(cls)]
+    names = {p.name for p in generated}
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in names]
+    return sig.replace(parameters=own + generated)
+
+
+GDSolver.__init__.__signature__ = _settings_signature(GDSolver.__init__)

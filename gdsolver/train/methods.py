@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from gdsolver.errors import GdsolverError
-from gdsolver.train.config import AcceptConfig, PortfolioConfig, SweepConfig, keywords
+from gdsolver.train.config import SETTINGS, keywords
 
 # name -> one-line description
 METHODS: dict[str, str] = {
@@ -29,8 +29,7 @@ METHODS: dict[str, str] = {
 # from their config values, so a new setting there reaches every method that sweeps)
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
             "dump_dir", "callback", "output", "verbose", "restarts")
-_SOLVER_KEYS = ("max_sweeps", "phase_epochs", "skip_sweeps", "desired_loss", *keywords(SweepConfig),
-                *keywords(AcceptConfig), *keywords(PortfolioConfig))
+_SOLVER_KEYS = tuple(k for cls in SETTINGS for k in keywords(cls))  # GDSolver's settings records
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback", "verbose")
 _BCD_KEYS = ("gamma", "mu", "inner_steps", "epochs", "seed", "threads", "dump_dir", "callback", "verbose")
@@ -49,11 +48,11 @@ def method_options(method: str) -> tuple[str, ...]:
     elif method in ("sgd-lrs", "adam-lrs"):
         keys = _GD_KEYS
     elif method == "gdsolver":  # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
-        keys = ("optimizer", "phase_lrs") + _GD_KEYS + _SOLVER_KEYS
+        keys = ("optimizer",) + _GD_KEYS + _SOLVER_KEYS
     elif method == "gdsolver-lbfgs":
         keys = _GD_KEYS + _SOLVER_KEYS
     elif method == "gdsolver-2loop":
-        keys, drop = _GD_KEYS + _SOLVER_KEYS, ("max_sweeps", "phase_epochs", "lr")  # fixed by the preset
+        keys, drop = _GD_KEYS + _SOLVER_KEYS, ("max_sweeps", "phase_epochs", "phase_lrs", "lr")  # fixed by the preset
     elif method == "bpgrad":
         keys = _BPGRAD_KEYS
     elif method == "lifted-bcd":

@@ -24,6 +24,7 @@ import numpy as np
 
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
+from gdsolver.formulate.sweep import DEFAULT_MARGIN
 from gdsolver.ir.gdsm import array_sha256
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.pipeline import SweepOutcome
@@ -131,9 +132,7 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         raise GdsolverError(f"y: {len(y)} targets for {len(H)} inputs in X")
     if task == "classification":
         y = check_labels(y, network.layers[-1].M, name="y")
-        margin = 1e-3 if margin is None else float(margin)
-    else:
-        margin = 0.0 if margin is None else float(margin)
+    margin = DEFAULT_MARGIN[task] if margin is None else float(margin)
     if points == "auto":
         points = default_points(task, network, k, mode)
     o0 = network.forward(H, start=k)
