@@ -50,6 +50,7 @@ class History:
         self.method = method
         self.rows: list[dict[str, Any]] = []
         self.chosen_restart: int | None = None  # with restarts: the initialisation that was kept
+        self.decisions: list[dict[str, Any]] = []  # under a time budget: each move chosen and why
 
     def is_kept(self, r: dict[str, Any]) -> bool:
         """A row of the run that was kept (rows of discarded restarts only count for time)."""
@@ -128,12 +129,14 @@ class History:
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
         return {"method": self.method, "columns": list(COLUMNS), "chosen_restart": self.chosen_restart,
-                "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows]}
+                "rows": [{k: clean(v) for k, v in r.items()} for r in self.rows],
+                "decisions": [{k: clean(v) for k, v in d.items()} for d in self.decisions]}
 
     @classmethod
     def from_json_dict(cls, d: dict[str, Any]) -> "History":
         h = cls(d.get("method", ""))
         h.chosen_restart = d.get("chosen_restart")
+        h.decisions = list(d.get("decisions") or [])
         for r in d.get("rows", []):
             row = {c: r.get(c) for c in COLUMNS}
             h.rows.append(row)

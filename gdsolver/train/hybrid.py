@@ -25,10 +25,12 @@ its dumps (`sweeps/NNNN-cJ*.gdsm`); portfolio=1 is the single sweep above.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -80,11 +82,12 @@ class GDSolver(Trainer):
                  patience: int | None = 2, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 1, output: OutputSelector = None, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
-                 restarts: int = 1, **settings: Any) -> None:
+                 restarts: int | str = 1, budget_s: float | None = None, **settings: Any) -> None:
         # **settings: the fields of the settings records (train.config.SETTINGS: the loop, the sweep,
         # the accept rule, the portfolio), each default written there once; the signature lists them
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts,
+                         budget_s=budget_s)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         parts = split_settings(settings, type(self).__name__)
         self.loop = LoopConfig(**parts[LoopConfig])
@@ -96,6 +99,7 @@ class GDSolver(Trainer):
             raise GdsolverError(f"accept_on: {self.accept.accept_on!r}, expected 'loss' (regression)")
         self.portfolio_config = PortfolioConfig(**parts[PortfolioConfig])
         self._executor = None
+        self._first_try = False  # under budget_s: the sweep running is its layer's first
         self.max_sweeps = self.loop.max_sweeps
         self.phase_epochs = self.loop.phase_epochs
         self.phase_lrs = None if self.loop.phase_lrs is None else list(self.loop.phase_lrs)
@@ -167,6 +171,9 @@ class GDSolver(Trainer):
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
             self._layers = self._resolve_layers(net)
         self._radius = {name: self.sweep_config.radius for name in self._layers}
+        if self.budget_s is not None:
+            self._fit_budget()
+            return
         if self.max_sweeps == 0:
             self._run_gd(self.epochs)
             return
@@ -202,10 +209,67 @@ class GDSolver(Trainer):
     def _run_gd(self, epochs: int) -> None:
         lrs = self.phase_lrs
         lr = lrs[min(self._phase, len(lrs)) - 1] if lrs else self.lr
-        if self._phase == 1 and self.restarts > 1:
+        if self._phase == 1 and self.restarts != 1:
             self._with_restarts(lambda: self._gd_phase(epochs, lr))
         else:
             self._gd_phase(epochs, lr)
+
+    # ------------------------------------------------------------------ under a time budget
+    def _fit_budget(self) -> None:
+        """budget_s: the first GD phase (to its plateau), then, while time is left, the move that
+        has paid most per second (gdsolver.train.budget): another GD phase, a sweep of a layer,
+        or a restart (a fresh initialisation trained to its plateau, kept if better on the
+        monitored loss; a move only when the first phase took at most a quarter of the budget).
+        max_sweeps does not apply (the budget decides); `epochs` bounds each GD phase."""
+        from gdsolver.train.budget import Scheduler
+
+        # untried sweeps are tried from the output side: the last layer's is the cheapest (often convex)
+        names = ["gd"] if self.skip_sweeps else ["gd", *(f"sweep {n}" for n in reversed(self._layers))]
+        plan = Scheduler(names, default="gd")
+        self.history.decisions = plan.log
+        t = time.perf_counter()
+        before = self._monitored_loss(self._metrics())
+        self._run_gd(self.epochs)
+        plan.record("gd", time.perf_counter() - t, before - self._watched_loss())
+        first_cost = time.perf_counter() - t
+        restarts = 0
+        if first_cost <= self.budget_s / 4 or self.restarts == "fill":
+            plan.add("restart", pooled=True)
+        while not self._reached_goal():
+            move = plan.choose(self.time_left(), time.perf_counter() - self._t0)
+            if move is None:
+                break
+            t, before = time.perf_counter(), self._watched_loss()
+            if move == "gd":
+                self._phase += 1
+                self._run_gd(self.epochs if self.phase_epochs is None else self.phase_epochs)
+            elif move == "restart":
+                restarts += 1
+                self._restart_move(restarts)
+            else:
+                self._first_try = plan.moves[move].tries == 0
+                self._sweep(move.split(" ", 1)[1])
+            plan.record(move, time.perf_counter() - t, before - self._watched_loss())
+
+    def _watched_loss(self) -> float:
+        return self._monitored_loss(self._current_metrics())
+
+    def _restart_move(self, i: int) -> None:
+        """A fresh initialisation trained to its plateau; the better of it and the current model
+        (on the monitored loss) is kept."""
+        saved, before = copy.deepcopy(self.model.state_dict()), self._watched_loss()
+        start = len(self.history.rows)
+        self.reinitialise(i)
+        self._phase += 1
+        self._gd_phase(self.epochs, self.lr)
+        for row in self.history.rows[start:]:
+            row["restart"] = i
+        after = self._monitored_loss(self._metrics())
+        if not after < before:  # a row that says the model is the earlier one again, with its figures
+            self.model.load_state_dict(saved)
+            self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
+                                        - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
+                                        f"{before:.6g}: the earlier weights are kept", **self._metrics()))
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -322,6 +386,10 @@ class GDSolver(Trainer):
         """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
         this process, as a single sweep always ran); then their dumps."""
         settings = self.sweep_config.solve_settings(threads=self.threads)
+        if self.budget_s is not None:  # a sweep never runs past the budget, and a first try of a layer
+            # (its cost unknown) gets at most a quarter of what is left
+            left = max(self.time_left() * (0.25 if self._first_try else 1.0), 0.05)
+            settings = dataclasses.replace(settings, time_limit=min(settings.time_limit or left, left))
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
             for c in cands:

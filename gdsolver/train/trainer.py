@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.compile.base import max_threads
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import eval_mode
 from gdsolver.train.config import positive_float, positive_int
@@ -32,6 +33,7 @@ OPTIMIZERS = ("sgd", "adam", "lbfgs")
 # L-BFGS: one "epoch" is one full-batch torch.optim.LBFGS step of at most this many iterations
 LBFGS_ITERATIONS = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.01, "lbfgs": 1.0}
+RESTARTS_FILL = "fill"  # restarts=: as many initialisations as budget_s allows
 LR_SCHEDULES = (None, "step", "plateau", "cosine")
 EVAL_BATCH = 4096
 
@@ -133,7 +135,7 @@ class Trainer:
     def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
                  seed: int = 0, threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False, restarts: int = 1) -> None:
+                 verbose: bool | int = False, restarts: int | str = 1, budget_s: float | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -142,11 +144,21 @@ class Trainer:
         self.batch_size = _positive_int("batch_size", batch_size)
         self.seed = _positive_int("seed", seed, allow_zero=True)
         self.threads = None if threads is None else _positive_int("threads", threads)
+        if self.threads is not None and self.threads > max_threads():  # torch's thread pool would not start
+            raise GdsolverError(f"threads: must be an integer from 1 to {max_threads()} (4 x the CPU cores available "
+                                f"here), got {threads}")
         self.dump_dir = None if dump_dir is None else os.fspath(dump_dir)
         self.callback = callback
         self.verbose = verbose  # checked by the property setter
         # K initialisations (the model's own, then K-1 fresh ones), the best on validation kept
-        self.restarts = _positive_int("restarts", restarts)
+        # with budget_s: a wall-clock budget for fit(); no step starts that would overrun it
+        self.budget_s = None if budget_s is None else _positive_float("budget_s", budget_s)
+        if restarts == RESTARTS_FILL:
+            if self.budget_s is None:
+                raise GdsolverError(f"restarts: {RESTARTS_FILL!r} (as many as the time allows) needs budget_s")
+            self.restarts: int | str = RESTARTS_FILL
+        else:
+            self.restarts = _positive_int("restarts", restarts)
         self.history = History(self.method)
         # which element of a tuple / dict model output holds the scores (see extract.select_output)
         self.output = output
@@ -159,6 +171,7 @@ class Trainer:
         self._gen: torch.Generator | None = None
         self._gd_flags: list[tuple[nn.Module, bool]] = []
         self._progress = None
+        self._epoch_cost = 0.0  # wall time of the last epoch, its evaluation included (the budget's estimate)
 
     @property
     def verbose(self) -> int:
@@ -199,7 +212,7 @@ class Trainer:
             self._t0 = time.perf_counter()
             self._epoch, self._phase = 0, 1
             try:
-                if self.restarts > 1 and self._restart_whole_fit:
+                if self.restarts != 1 and self._restart_whole_fit:
                     self._with_restarts(self._fit)
                 else:
                     self._fit()
@@ -230,14 +243,16 @@ class Trainer:
         initial = copy.deepcopy(self.model.state_dict())
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         first = len(self.history.rows)
-        for i in range(self.restarts):
+        fill = self.restarts == RESTARTS_FILL  # as many as the budget allows
+        i = -1
+        while True:
+            i += 1
+            if (not fill and i >= self.restarts) or (i > 0 and fill and self.time_left() <= self._epoch_cost):
+                break
             if i == 0:
                 self.model.load_state_dict(initial)
             else:
-                torch.manual_seed(self.seed * 7919 + i)
-                for m in self.model.modules():
-                    if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
-                        m.reset_parameters()
+                self.reinitialise(i)
             self._epoch = 0
             self._restart = i
             start = len(self.history.rows)
@@ -255,6 +270,24 @@ class Trainer:
         self._epoch = max((r["epoch"] or 0) for r in self.history.rows[first:] if r.get("restart") == best[1]) \
             if len(self.history.rows) > first else 0
 
+    def reinitialise(self, i: int) -> None:
+        """Fresh weights for restart i (each module's reset_parameters under a seed of its own)."""
+        torch.manual_seed(self.seed * 7919 + i)
+        for m in self.model.modules():
+            if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+                m.reset_parameters()
+
+    # ------------------------------------------------------------------ the time budget
+    def time_left(self) -> float:
+        """Seconds of budget_s left (inf without a budget)."""
+        if self.budget_s is None:
+            return math.inf
+        return self.budget_s - (time.perf_counter() - self._t0)
+
+    def _affords(self, cost: float) -> bool:
+        """Whether a step expected to take `cost` seconds fits in what is left of the budget."""
+        return cost <= self.time_left()
+
     # ------------------------------------------------------------------ for subclasses
     def _set_gd_options(self, optimizer: str, lr: float | None, lr_schedule: str | None, patience: int | None,
                         momentum: float, weight_decay: float) -> None:
@@ -270,6 +303,9 @@ class Trainer:
         self.lr = _positive_float("lr", DEFAULT_LR[optimizer] if lr is None else lr)
         self.lr_schedule = lr_schedule
         self.patience = None if patience is None else _positive_int("patience", patience)
+        if self.restarts == RESTARTS_FILL and self.patience is None:
+            raise GdsolverError(f"restarts: {RESTARTS_FILL!r} needs patience (each initialisation trains to its "
+                                "plateau, then the next starts)")
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
 
@@ -434,9 +470,13 @@ class Trainer:
         sched = make_scheduler(lr_schedule, opt, epochs, stop_patience=patience)
         best, since = math.inf, 0
         for _ in range(epochs):
+            if not self._affords(self._epoch_cost):
+                break
+            t = time.perf_counter()
             lr_now = float(opt.param_groups[0]["lr"])
             gd_time = self._gd_epoch(opt)
             row = self._record_epoch(gd_time, lr_now)
+            self._epoch_cost = time.perf_counter() - t
             watched = self._monitored_loss(row)
             if sched is not None:
                 sched.step(watched) if lr_schedule == "plateau" else sched.step()
@@ -459,9 +499,10 @@ class GDTrainer(Trainer):
                  patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
                  threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False, restarts: int = 1) -> None:
+                 verbose: bool | int = False, restarts: int | str = 1, budget_s: float | None = None) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts)
+                         dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts,
+                         budget_s=budget_s)
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         self.method = optimizer + ("-lrs" if lr_schedule else "")
         self.history = History(self.method)

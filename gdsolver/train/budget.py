@@ -1,0 +1,82 @@
+"""A time budget spent on what pays: GDSolver's choice of its next move under `budget_s`.
+
+The moves are GD phases, sweeps of each layer, and restarts. Each time a move runs, its wall
+time and the drop of the monitored loss (validation, else training) it bought are measured;
+the next move is the one that paid most per second so far, among those whose last cost fits
+in the time left. A move never tried is tried once first (its cost is unknown), in the order
+given; when nothing has paid, GD goes on (what the user would do with the same seconds). Every
+choice is written down with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Move:
+    """`cost` and `gain` are those of the last run, or with `pooled` the means over every run (a
+    restart's payoff is a draw, GD's and a sweep's change as training goes on)."""
+
+    name: str
+    pooled: bool = False
+    cost: float = 0.0  # wall seconds
+    gain: float = 0.0  # drop of the monitored loss bought (never negative)
+    tries: int = 0
+    total_cost: float = 0.0
+    total_gain: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        if self.pooled:
+            return self.total_gain / self.total_cost if self.total_cost > 0 else 0.0
+        return self.gain / self.cost if self.cost > 0 else 0.0
+
+
+@dataclass
+class Scheduler:
+    """Measured payoff per second of each move (module docstring). `default` is what runs when
+    nothing has paid."""
+
+    names: list[str]
+    default: str
+    moves: dict[str, Move] = field(init=False)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.default not in self.names:
+            raise ValueError(f"default move {self.default!r} is not one of {self.names}")
+        self.moves = {n: Move(n) for n in self.names}
+
+    def add(self, name: str, *, pooled: bool = False) -> None:
+        """A move that becomes possible during the run (e.g. restarts, once GD's cost is known)."""
+        self.moves.setdefault(name, Move(name, pooled))
+
+    def record(self, name: str, cost: float, gain: float) -> None:
+        m = self.moves[name]
+        m.cost, m.gain, m.tries = max(cost, 0.0), max(gain, 0.0) if math.isfinite(gain) else 0.0, m.tries + 1
+        m.total_cost += m.cost
+        m.total_gain += m.gain
+
+    def choose(self, time_left: float, elapsed: float) -> str | None:
+        """The next move, or None when no move fits in the time left; the choice and its reason
+        are appended to `log`."""
+        fits = [m for m in self.moves.values() if m.cost <= time_left]
+        if not fits or time_left <= 0:
+            return self._note(None, elapsed, "the budget is spent")
+        untried = [m for m in fits if m.tries == 0]
+        if untried:
+            return self._note(untried[0].name, elapsed, "not tried yet")
+        best = max(fits, key=lambda m: (m.rate, m.name == self.default))
+        if best.rate > 0:
+            return self._note(best.name, elapsed, f"paid {best.rate:.3g} loss/s, the most so far")
+        if self.moves[self.default] in fits:
+            return self._note(self.default, elapsed, "nothing has paid; GD goes on")
+        return self._note(None, elapsed, "nothing has paid and GD does not fit")
+
+    def _note(self, name: str | None, elapsed: float, why: str) -> str | None:
+        self.log.append({"elapsed_s": elapsed, "move": name, "reason": why,
+                         "rates": {m.name: m.rate for m in self.moves.values() if m.tries}})
+        return name
