@@ -24,6 +24,7 @@ class Move:
     pooled: bool = False
     cost: float = 0.0  # wall seconds
     gain: float = 0.0  # drop of the monitored loss bought (never negative)
+    step: float | None = None  # what must be left to start it (default its cost; GD: one epoch)
     tries: int = 0
     total_cost: float = 0.0
     total_gain: float = 0.0
@@ -33,6 +34,10 @@ class Move:
         if self.pooled:
             return self.total_gain / self.total_cost if self.total_cost > 0 else 0.0
         return self.gain / self.cost if self.cost > 0 else 0.0
+
+    @property
+    def needs(self) -> float:
+        return self.cost if self.step is None else self.step
 
 
 @dataclass
@@ -54,16 +59,19 @@ class Scheduler:
         """A move that becomes possible during the run (e.g. restarts, once GD's cost is known)."""
         self.moves.setdefault(name, Move(name, pooled))
 
-    def record(self, name: str, cost: float, gain: float) -> None:
+    def record(self, name: str, cost: float, gain: float, step: float | None = None) -> None:
+        """Move `name` ran for `cost` seconds and bought `gain`; `step`: the least time it can
+        usefully run for (a GD phase can stop after any epoch)."""
         m = self.moves[name]
+        m.step = step
         m.cost, m.gain, m.tries = max(cost, 0.0), max(gain, 0.0) if math.isfinite(gain) else 0.0, m.tries + 1
         m.total_cost += m.cost
         m.total_gain += m.gain
 
-    def choose(self, time_left: float, elapsed: float) -> str | None:
+    def choose(self, time_left: float, elapsed: float, explore: float = 0.0) -> str | None:
         """The next move, or None when no move fits in the time left; the choice and its reason
-        are appended to `log`."""
-        fits = [m for m in self.moves.values() if m.cost <= time_left]
+        are appended to `log`. A move never tried (its cost unknown) needs `explore` seconds left."""
+        fits = [m for m in self.moves.values() if m.needs <= time_left and (m.tries or time_left >= explore)]
         if not fits or time_left <= 0:
             return self._note(None, elapsed, "the budget is spent")
         untried = [m for m in fits if m.tries == 0]
@@ -72,7 +80,8 @@ class Scheduler:
         best = max(fits, key=lambda m: (m.rate, m.name == self.default))
         if best.rate > 0:
             return self._note(best.name, elapsed, f"paid {best.rate:.3g} loss/s, the most so far")
-        if self.moves[self.default] in fits:
+        gd = self.moves[self.default]
+        if gd in fits:
             return self._note(self.default, elapsed, "nothing has paid; GD goes on")
         return self._note(None, elapsed, "nothing has paid and GD does not fit")
 

@@ -51,6 +51,10 @@ from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, prepare_s
 from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
+# budget_s: the first GD phase ends at its plateau or after this share of the budget; a move
+# never tried (a sweep's cost is unknown before it runs) starts only with this share still left
+FIRST_PHASE_SHARE = 0.5
+EXPLORE_SHARE = 0.1
 
 
 class GDSolver(Trainer):
@@ -229,27 +233,36 @@ class GDSolver(Trainer):
         self.history.decisions = plan.log
         t = time.perf_counter()
         before = self._monitored_loss(self._metrics())
-        self._run_gd(self.epochs)
-        plan.record("gd", time.perf_counter() - t, before - self._watched_loss())
+        self._phase_end = t + FIRST_PHASE_SHARE * self.time_left()  # the other moves get their chance
+        try:
+            self._run_gd(self.epochs)
+        finally:
+            self._phase_end = None
+        plan.record("gd", time.perf_counter() - t, before - self._watched_loss(), step=self._epoch_cost)
         first_cost = time.perf_counter() - t
         restarts = 0
         if first_cost <= self.budget_s / 4 or self.restarts == "fill":
             plan.add("restart", pooled=True)
         while not self._reached_goal():
-            move = plan.choose(self.time_left(), time.perf_counter() - self._t0)
+            move = plan.choose(self.time_left(), time.perf_counter() - self._t0, EXPLORE_SHARE * self.budget_s)
             if move is None:
                 break
             t, before = time.perf_counter(), self._watched_loss()
-            if move == "gd":
+            if move == "gd":  # to its plateau or a quarter of the time left, then the moves are weighed again
                 self._phase += 1
-                self._run_gd(self.epochs if self.phase_epochs is None else self.phase_epochs)
+                self._phase_end = t + FIRST_PHASE_SHARE / 2 * self.time_left()
+                try:
+                    self._run_gd(self.epochs if self.phase_epochs is None else self.phase_epochs)
+                finally:
+                    self._phase_end = None
             elif move == "restart":
                 restarts += 1
                 self._restart_move(restarts)
             else:
                 self._first_try = plan.moves[move].tries == 0
                 self._sweep(move.split(" ", 1)[1])
-            plan.record(move, time.perf_counter() - t, before - self._watched_loss())
+            plan.record(move, time.perf_counter() - t, before - self._watched_loss(),
+                        step=self._epoch_cost if move == "gd" else None)
 
     def _watched_loss(self) -> float:
         return self._monitored_loss(self._current_metrics())
@@ -258,6 +271,7 @@ class GDSolver(Trainer):
         """A fresh initialisation trained to its plateau; the better of it and the current model
         (on the monitored loss) is kept."""
         saved, before = copy.deepcopy(self.model.state_dict()), self._watched_loss()
+        carried = self._carried
         start = len(self.history.rows)
         self.reinitialise(i)
         self._phase += 1
@@ -267,6 +281,7 @@ class GDSolver(Trainer):
         after = self._monitored_loss(self._metrics())
         if not after < before:  # a row that says the model is the earlier one again, with its figures
             self.model.load_state_dict(saved)
+            self._carried = carried  # and its optimizer goes on where it was
             self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
                                         - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
                                         f"{before:.6g}: the earlier weights are kept", **self._metrics()))
@@ -319,7 +334,7 @@ class GDSolver(Trainer):
             try:  # e.g. no misclassified point left: nothing to do
                 c.job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=c.radius, mode=mode,
                                       margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
-                                      seed=c.spec.seed, H=H)
+                                      seed=c.spec.seed, H=H, convex=cfg.convex)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)

@@ -40,6 +40,8 @@ DEFAULT_CE_POINTS = 256  # a seeded sample of the training points for the "ce" h
 # optimality, several tangent rounds included, within the 10 s budget on a loaded 2-core machine,
 # where 150 points hit the time limit in the first round with an answer worse than the start
 DEFAULT_MIP_POINTS = 50
+# "ce" points when the sweep is solved directly (pipeline convex="direct"); more than the data: all
+DEFAULT_DIRECT_POINTS = 4096
 
 
 def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | None, keep_correct: int,
@@ -74,15 +76,19 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
     return pick, keep
 
 
-def default_points(task: str, network, k: int, mode: str | None = None) -> int | None:
+def default_points(task: str, network, k: int, mode: str | None = None, convex: str = "direct") -> int | None:
     """"auto" points: 32 misclassified for the counting heads (the paper's choice); for a loss over
     every point, a seeded sample: regression every point when the sweep is an LP (nothing from
     layer k on is a ReLU), else 50 (one ReLU binary per point and unit); "ce" 256 (its tangent
-    rounds are LPs with a row per point per round), 32 with ReLU binaries."""
+    rounds are LPs with a row per point per round), 32 with ReLU binaries, and up to
+    DEFAULT_DIRECT_POINTS when the pipeline solves it directly (the last layer, identity output:
+    scipy's cost grows with the points linearly, and a small sample over-fits)."""
     if task == "classification" and mode != "ce":
         return DEFAULT_POINTS
     lp = all(la.activation == "identity" for la in network.layers[k:])
     if mode == "ce":
+        if lp and convex == "direct" and k == len(network.layers) - 1:
+            return DEFAULT_DIRECT_POINTS
         return DEFAULT_CE_POINTS if lp else DEFAULT_POINTS
     return None if lp else DEFAULT_MIP_POINTS
 
@@ -117,7 +123,8 @@ class SweepJob:
 
 def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str = -1, radius: float,
                   mode: str | None = None, margin: float | None = None, points: int | str | None = "auto",
-                  keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None) -> SweepJob:
+                  keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
+                  convex: str = "direct") -> SweepJob:
     """The job of sweeping dense layer `layer` of `network` (gdsolver.extract.Network) on (X, y).
 
     H (inputs of that layer for every point of X) may be passed when already computed."""
@@ -134,7 +141,7 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         y = check_labels(y, network.layers[-1].M, name="y")
     margin = DEFAULT_MARGIN[task] if margin is None else float(margin)
     if points == "auto":
-        points = default_points(task, network, k, mode)
+        points = default_points(task, network, k, mode, convex)
     o0 = network.forward(H, start=k)
     pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed,
                                mode=mode)

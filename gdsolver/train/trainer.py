@@ -172,6 +172,10 @@ class Trainer:
         self._gd_flags: list[tuple[nn.Module, bool]] = []
         self._progress = None
         self._epoch_cost = 0.0  # wall time of the last epoch, its evaluation included (the budget's estimate)
+        # under budget_s: the optimizer and schedule of the GD phases, carried from one phase to the
+        # next (GD continued, as the user's alternative would be); a restart starts them afresh
+        self._carried = None
+        self._phase_end: float | None = None  # perf_counter time a GD phase under budget_s must end by
 
     @property
     def verbose(self) -> int:
@@ -211,6 +215,7 @@ class Trainer:
             warm_up()
             self._t0 = time.perf_counter()
             self._epoch, self._phase = 0, 1
+            self._carried = None
             try:
                 if self.restarts != 1 and self._restart_whole_fit:
                     self._with_restarts(self._fit)
@@ -253,6 +258,7 @@ class Trainer:
                 self.model.load_state_dict(initial)
             else:
                 self.reinitialise(i)
+            self._carried = None
             self._epoch = 0
             self._restart = i
             start = len(self.history.rows)
@@ -271,7 +277,9 @@ class Trainer:
             if len(self.history.rows) > first else 0
 
     def reinitialise(self, i: int) -> None:
-        """Fresh weights for restart i (each module's reset_parameters under a seed of its own)."""
+        """Fresh weights for restart i (each module's reset_parameters under a seed of its own),
+        and a fresh optimizer for them."""
+        self._carried = None
         torch.manual_seed(self.seed * 7919 + i)
         for m in self.model.modules():
             if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
@@ -285,8 +293,12 @@ class Trainer:
         return self.budget_s - (time.perf_counter() - self._t0)
 
     def _affords(self, cost: float) -> bool:
-        """Whether a step expected to take `cost` seconds fits in what is left of the budget."""
-        return cost <= self.time_left()
+        """Whether a step expected to take `cost` seconds fits in what is left of the budget (and
+        of the current phase's share of it, `_phase_end`, when one is set)."""
+        left = self.time_left()
+        if self._phase_end is not None:
+            left = min(left, self._phase_end - time.perf_counter())
+        return cost <= left
 
     # ------------------------------------------------------------------ for subclasses
     def _set_gd_options(self, optimizer: str, lr: float | None, lr_schedule: str | None, patience: int | None,
@@ -466,8 +478,13 @@ class Trainer:
         if epochs <= 0:
             return
         lr_schedule, patience = self.lr_schedule, self.patience
-        opt = make_optimizer(self.optimizer, self.model.parameters(), lr, self.momentum, self.weight_decay)
-        sched = make_scheduler(lr_schedule, opt, epochs, stop_patience=patience)
+        if self._carried is not None:  # a time-aware run's next phase: the same optimizer goes on
+            opt, sched = self._carried
+        else:
+            opt = make_optimizer(self.optimizer, self.model.parameters(), lr, self.momentum, self.weight_decay)
+            sched = make_scheduler(lr_schedule, opt, epochs, stop_patience=patience)
+            if self.budget_s is not None:
+                self._carried = (opt, sched)
         best, since = math.inf, 0
         for _ in range(epochs):
             if not self._affords(self._epoch_cost):
