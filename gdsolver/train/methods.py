@@ -28,7 +28,7 @@ METHODS: dict[str, str] = {
 # options that only some methods take; others ignore them (the sweep and accept settings come
 # from their config values, so a new setting there reaches every method that sweeps)
 _GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
-            "dump_dir", "callback", "output", "verbose", "restarts")
+            "dump_dir", "callback", "output", "verbose", "restarts", "budget_s")
 _SOLVER_KEYS = tuple(k for cls in SETTINGS for k in keywords(cls))  # GDSolver's settings records
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback", "verbose")
