@@ -197,6 +197,63 @@ def bench_data_efficiency(
     _wrote(doc)
 
 
+@bench_app.command("equal-time")
+@user_errors
+def bench_equal_time(
+    quick: Annotated[bool, typer.Option(help="Quick preset: 3 seeds, budgets 1 and 3 s (regression), 1 and 2 "
+                                        "epoch-equivalents (classification).")] = False,
+    full: Annotated[bool, typer.Option(help="Full preset: the default one plus a 30 s regression budget.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset (10).")] = None,
+    workload: Annotated[Optional[list[str]], typer.Option("--workload", "-w", help="polynomial, formula, digits, "
+                                                          "mnist (repeat; default all).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the real MNIST idx files (e.g. "
+                                                     "../shared/data/mnist); without it mnist is skipped.")] = None,
+    budget: Annotated[Optional[list[float]], typer.Option("--budget", help="Regression budgets in seconds (repeat), "
+                                                          "overriding the preset.")] = None,
+    epoch_budget: Annotated[Optional[list[float]], typer.Option("--epoch-budget", help="Classification budgets in "
+                                                                "epoch-equivalents (repeat), overriding the "
+                                                                "preset.")] = None,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="gd, restarts, gdsolver, "
+                                                        "gdsolver-no-sweeps (repeat; default all).")] = None,
+    mnist_lr: Annotated[Optional[float], typer.Option(help="MNIST Adam rate; default: tuned in the run on "
+                                                      "validation over 3 tuning seeds.")] = None,
+    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
+    plots: Annotated[bool, typer.Option(help="Write the PNG plot.")] = True,
+) -> None:
+    """Equal-time (anytime) comparison (issue 29): at each wall-clock budget, from the same initial
+    weights, the tuned GD continued, restarts (best of K on validation, K filling the budget), the
+    time-aware GDSolver and its no-sweeps ablation; test loss statistics, wins, paired differences
+    and every run's wall time. Runs one after another (times are the point)."""
+    from gdsolver.bench.equal_time_bench import preset_config, run_equal_time_bench, total_units
+
+    if quick and full:
+        fail("--quick and --full: give at most one")
+    name = "quick" if quick else "full" if full else "default"
+    cfg = preset_config(name)
+    cfg = replace(cfg, seeds=_seeds(seeds, cfg.seeds), workloads=tuple(workload) if workload else cfg.workloads,
+                  data_dir=None if data_dir is None else str(data_dir),
+                  regression_budgets=tuple(budget) if budget else cfg.regression_budgets,
+                  classification_budgets=tuple(epoch_budget) if epoch_budget else cfg.classification_budgets,
+                  methods=tuple(method) if method else cfg.methods, mnist_lr=mnist_lr, threads=threads).check()
+    tag = {"quick": "equal_time_quick", "full": "equal_time_full"}.get(name, "equal_time")
+    console.print(f"equal-time benchmark ({name} preset): workloads {list(cfg.workloads)}, seeds {list(cfg.seeds)}, "
+                  f"budgets {list(cfg.regression_budgets)} s (regression), {list(cfg.classification_budgets)} "
+                  f"epoch-equivalents (classification), methods {list(cfg.methods)}", markup=False)
+    doc = _run_with_bar("equal-time", total_units(cfg),
+                        lambda tick: run_equal_time_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
+                                                          command=["gdsolver", *sys.argv[1:]], plots=plots,
+                                                          say=lambda m: console.print(m, markup=False)))
+    for e in doc["summary"]:
+        vb, va = e.get("vs_best") or {}, e.get("vs_ablation") or {}
+        unit = "s" if e["units"] == "s" else "ep"
+        console.print(f"{e['workload']} B={e['budget']:g} {unit}: GDSolver {vb.get('mean', float('nan')):.4g} vs "
+                      f"{e['best_baseline']} {vb.get('ref_mean', float('nan')):.4g} "
+                      f"({100 * vb.get('rel', float('nan')):+.1f}%, better on {vb.get('better', 0)}/{vb.get('n', 0)}); "
+                      f"vs no sweeps {100 * va.get('rel', float('nan')):+.1f}%", markup=False)
+    _wrote(doc)
+
+
 @bench_app.command("sweeps")
 @user_errors
 def bench_sweeps(
