@@ -90,3 +90,30 @@ def test_train_refuses_a_bad_setting_up_front(tmp_path):
     assert p.returncode == 2 and "--radius" in p.stderr and "Traceback" not in p.stderr, p.stderr
     p = run("train", "--dataset", "polynomial", "--convex", "magic", cwd=tmp_path)
     assert p.returncode == 2 and "--convex" in p.stderr, p.stderr
+
+
+def test_accept_rule_watches_the_whole_training_set():
+    """A sweep that improves its sampled points and validation but raises the loss on every
+    training point is restored (train_tolerance); with None the rule does not look."""
+    import numpy as np
+
+    from gdsolver.pipeline import SweepOutcome
+    from gdsolver.train.sweep import decide_sweep
+
+    class Inst:
+        def unpack(self, x):
+            return {"w": x[:2], "b": x[2:]}
+
+    calls = []
+    job = type("Job", (), {"instance": Inst()})()
+    out = SweepOutcome("OPTIMAL", np.zeros(3), 1.0, "", 0.1, True, instance=Inst())
+
+    def decide(accept):
+        return decide_sweep(job, out, write=lambda w, b: "saved", restore=calls.append, points_loss=lambda: 1.0,
+                            watched=lambda: (0.5, {"train_loss": 2.2}), watched_before=0.6, accept=accept,
+                            loss_before=3.0, train_before=2.0)
+
+    d = decide(cfg.AcceptConfig())
+    assert not d.accepted and "training loss on every point would rise 2 -> 2.2" in d.reason and calls == ["saved"]
+    assert decide(cfg.AcceptConfig(train_tolerance=0.2)).accepted
+    assert decide(cfg.AcceptConfig(train_tolerance=None)).accepted

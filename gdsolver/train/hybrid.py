@@ -459,7 +459,7 @@ class GDSolver(Trainer):
         return decide_sweep(job, c.outcome, write=write, restore=restore, points_loss=points_loss,
                             watched=watched, watched_before=watched_before, accept=self.accept,
                             loss_before=c.before, label="validation" if self.val_data is not None else "training",
-                            loss_label=what)
+                            loss_label=what, train_before=self._current_metrics()["train_loss"])
 
     def _refit_layer(self, net, k: int, mode: str):
         """The last dense layer when a sweep of layer k is judged after refitting it (SweepConfig

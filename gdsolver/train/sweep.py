@@ -232,11 +232,13 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
                  restore: Callable[[Any], None], points_loss: Callable[[], float],
                  watched: Callable[[], tuple[float, dict[str, Any]]], watched_before: float, accept,
                  loss_before: float, label: str = "validation",
-                 loss_label: str = "solver loss on its points") -> Decision:
+                 loss_label: str = "solver loss on its points", train_before: float | None = None) -> Decision:
     """Write the answer (write(W, b) returns what restore needs), recompute the solver's loss on
     its points (points_loss) and the watched figure (watched -> (value, metrics); `label` says
     whose, e.g. "validation"), then keep it or put the old weights back. accept: an AcceptConfig.
-    loss_label names what points_loss measures (a refit sweep: the training loss after the refit)."""
+    loss_label names what points_loss measures (a refit sweep: the training loss after the refit).
+    train_before: the loss on every training point before; with accept.train_tolerance set, the
+    answer (fitted on a sample of them) is kept only if that loss does not rise beyond it."""
     blocks = (outcome.instance or job.instance).unpack(outcome.x)
     saved = write(blocks["w"], blocks["b"])
     after = points_loss()
@@ -249,6 +251,14 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
         ok = value >= watched_before - accept.val_tolerance
         tol = f"tolerance {accept.val_tolerance:g} absolute"
     what = f"{label} {accept.accept_on}"
+    train_after = metrics.get("train_loss") if metrics else None
+    train_ok = (accept.train_tolerance is None or train_before is None or train_after is None
+                or train_after <= train_before + accept.train_tolerance * abs(train_before))
+    if improved and ok and not train_ok:
+        restore(saved)
+        return Decision(False, f"training loss on every point would rise {train_before:.6g} -> {train_after:.6g} "
+                               f"(tolerance {accept.train_tolerance:g} relative){outcome.reason}", loss_before, after,
+                        improved, None)
     if improved and ok:
         return Decision(True, f"{loss_label} {loss_before:g} -> {after:g}; {what} {watched_before:.6g} "
                               f"-> {value:.6g}{outcome.reason}", loss_before, after, True, metrics)
