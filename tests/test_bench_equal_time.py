@@ -39,6 +39,7 @@ def test_equal_time_tiny(tmp_path):
         p = tmp_path / f"et.{ext}"
         assert p.is_file() and p.stat().st_size > 0, p
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
+    assert not (tmp_path / "et.partial.json").exists()  # the crash-safety copy goes once the report is written
     saved = json.loads((tmp_path / "et.json").read_text())
     assert saved["benchmark"] == "equal-time" and saved["command"] == ["test"]
     assert saved["machine"]["cores"] and saved["versions"]["torch"]

@@ -684,6 +684,7 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {ext: out / f"{tag}.{ext}" for ext in ("json", "md", "png")}
+    partial = out / f"{tag}.partial.json"
     t0 = time.perf_counter()
     load_before, up_before = load_average(), _uptime()
     samples: list[dict[str, Any]] = []
@@ -719,8 +720,14 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
             say(f"{name}: one epoch-equivalent of {wl.gd_label} = {wl.epoch_s:.3g} s; budgets "
                 + ", ".join(f"{b:.3g} s" for b in wl.budget_seconds()))
         workloads.append(wl)
-        rows += run_workload(wl, cfg, tick, sample_load)
+        t_wl = time.perf_counter()
+        got = run_workload(wl, cfg, tick, sample_load)
+        rows += got
         wl.split_cache = None
+        bad = sum(1 for r in got if r.get("error"))
+        say(f"{name}: {len(got)} runs in {time.perf_counter() - t_wl:.0f} s" + (f", {bad} failed" if bad else ""))
+        # what is done so far survives a crash of a long run (removed when the report is written)
+        write_json(partial, {"rows": rows, "workloads": [w.to_json() for w in workloads], "load_samples": samples})
     sample_load("end")
     doc: dict[str, Any] = {"benchmark": "equal-time", "preset": preset, "config": asdict(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
@@ -736,5 +743,6 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     from gdsolver.atomic import atomic_write_text
 
     atomic_write_text(paths["md"], markdown(doc, png))
+    partial.unlink(missing_ok=True)
     doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or png}
     return doc
