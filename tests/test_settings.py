@@ -19,6 +19,7 @@ from gdsolver.train.methods import method_options
 from clirun import run
 
 FIELDS = [(cls, f) for cls in cfg.SETTINGS for f in dataclasses.fields(cls)]
+GD_FIELDS = [f for f in dataclasses.fields(cfg.GDConfig)]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,21 @@ def test_every_setting_reaches_the_api_and_the_cli(cls, f, train_help):
         line = next((ln for ln in train_help.splitlines() if flag in ln.split()), None)
         assert line is not None, flag
         assert " ".join(cfg.help_text(f).split()[:2]) in " ".join(train_help.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("f", GD_FIELDS, ids=[f.name for f in GD_FIELDS])
+def test_every_gd_option_has_one_default(f, train_help):
+    """The GD phases' options: the trainers' keywords default to the record's value (GDSolver's
+    patience excepted: its plateau test), every GD method takes them, the CLI lists them."""
+    from gdsolver.train.hybrid import PLATEAU_PATIENCE
+    from gdsolver.train.trainer import GDTrainer
+
+    assert inspect.signature(GDTrainer).parameters[f.name].default == f.default
+    want = PLATEAU_PATIENCE if f.name == "patience" else f.default
+    assert inspect.signature(GDSolver).parameters[f.name].default == want
+    assert f.name in method_options("gdsolver")
+    flag = "--" + {"budget_s": "budget"}.get(f.name, f.name).replace("_", "-")
+    assert any(flag in ln.split() for ln in train_help.splitlines()), flag
 
 
 def test_settings_are_validated_by_their_record():

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.errors import GdsolverError
 from gdsolver.train.history import History
 from gdsolver.train.trainer import Trainer, _positive_float, _positive_int
@@ -60,8 +61,9 @@ class BPGradTrainer(Trainer):
     method = "bpgrad"
 
     def __init__(self, model: nn.Module, task: str = "classification", *, L: float = 50.0, rho: float = 0.1,
-                 momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = 20, batch_size: int = 32,
-                 patience: int | None = None, seed: int = 0, threads: int | None = 1,
+                 momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = GD.epochs,
+                 batch_size: int = GD.batch_size, patience: int | None = GD.patience, seed: int = GD.seed,
+                 threads: int | None = GD.threads,
                  dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,

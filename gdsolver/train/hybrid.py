@@ -43,6 +43,7 @@ from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, restore_params)
 from gdsolver.train import config
+from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, SweepConfig, keyword, split_settings
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
@@ -51,6 +52,7 @@ from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, prepare_s
 from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
+PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a new best (the authors' value)
 # budget_s: the first GD phase ends at its plateau or after this share of the budget; a move
 # never tried (a sweep's cost is unknown before it runs) starts only with this share still left
 FIRST_PHASE_SHARE = 0.5
@@ -81,12 +83,14 @@ class GDSolver(Trainer):
 
     method = "gdsolver"
 
-    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
-                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
-                 patience: int | None = 2, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
-                 threads: int | None = 1, output: OutputSelector = None, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False,
-                 restarts: int | str = 1, budget_s: float | None = None, **settings: Any) -> None:
+    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = GD.optimizer,
+                 lr: float | None = GD.lr, lr_schedule: str | None = GD.lr_schedule, epochs: int = GD.epochs,
+                 batch_size: int = GD.batch_size, patience: int | None = PLATEAU_PATIENCE,
+                 momentum: float = GD.momentum, weight_decay: float = GD.weight_decay, seed: int = GD.seed,
+                 threads: int | None = GD.threads, output: OutputSelector = None,
+                 dump_dir: str | os.PathLike | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
+                 verbose: bool | int = False, restarts: int | str = GD.restarts, budget_s: float | None = GD.budget_s,
+                 **settings: Any) -> None:
         # **settings: the fields of the settings records (train.config.SETTINGS: the loop, the sweep,
         # the accept rule, the portfolio), each default written there once; the signature lists them
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
@@ -143,7 +147,7 @@ class GDSolver(Trainer):
         return [r["radius"] for r in self.history.sweeps]
 
     @classmethod
-    def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = 20,
+    def two_loop(cls, model: nn.Module, task: str = "classification", *, epochs: int = GD.epochs,
                  lrs: Sequence[float] = (0.1, 0.05), **kwargs: Any) -> "GDSolver":
         """The paper's "2-loop GDSolver": at most epochs/2 GD epochs (SGD, patience 2), then a
         sweep on 32 misclassified points (the paper's counting head); twice. The authors' code

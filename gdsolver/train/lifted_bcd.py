@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.blas import blas_threads
 from gdsolver.errors import GdsolverError
 from gdsolver.train.history import History
@@ -111,8 +112,8 @@ class LiftedBCDTrainer(Trainer):
     method = "lifted-bcd"
 
     def __init__(self, model: nn.Module, task: str = "classification", *, gamma: float | Sequence[float] = 0.1,
-                 mu: float = 1e-4, inner_steps: int = 5, epochs: int = 20, seed: int = 0,
-                 threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
+                 mu: float = 1e-4, inner_steps: int = 5, epochs: int = GD.epochs, seed: int = GD.seed,
+                 threads: int | None = GD.threads, dump_dir: str | os.PathLike | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, verbose: bool | int = False) -> None:
         super().__init__(model, task, epochs=epochs, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback, verbose=verbose)

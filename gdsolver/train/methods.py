@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from gdsolver.errors import GdsolverError
-from gdsolver.train.config import SETTINGS, keywords
+from gdsolver.train.config import SETTINGS, GDConfig, keywords
 
 # name -> one-line description
 METHODS: dict[str, str] = {
@@ -27,8 +27,7 @@ METHODS: dict[str, str] = {
 
 # options that only some methods take; others ignore them (the sweep and accept settings come
 # from their config values, so a new setting there reaches every method that sweeps)
-_GD_KEYS = ("lr", "lr_schedule", "epochs", "batch_size", "patience", "momentum", "weight_decay", "seed", "threads",
-            "dump_dir", "callback", "output", "verbose", "restarts", "budget_s")
+_GD_KEYS = (*(k for k in keywords(GDConfig) if k != "optimizer"), "dump_dir", "callback", "output", "verbose")
 _SOLVER_KEYS = tuple(k for cls in SETTINGS for k in keywords(cls))  # GDSolver's settings records
 _BPGRAD_KEYS = ("L", "rho", "momentum", "weight_decay", "epochs", "batch_size", "patience", "seed", "threads",
                 "dump_dir", "callback", "verbose")

@@ -25,6 +25,7 @@ from torch import nn
 from gdsolver.compile.base import max_threads
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
@@ -132,10 +133,11 @@ class Trainer:
 
     method = "trainer"
 
-    def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = 20, batch_size: int = 32,
-                 seed: int = 0, threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False, restarts: int | str = 1, budget_s: float | None = None) -> None:
+    def __init__(self, model: nn.Module, task: str = "classification", *, epochs: int = GD.epochs,
+                 batch_size: int = GD.batch_size, seed: int = GD.seed, threads: int | None = GD.threads,
+                 dump_dir: str | os.PathLike | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
+                 output: Any = None, verbose: bool | int = False, restarts: int | str = GD.restarts,
+                 budget_s: float | None = GD.budget_s) -> None:
         if not isinstance(model, nn.Module):
             raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -511,12 +513,13 @@ class GDTrainer(Trainer):
 
     method = "gd"
 
-    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = "sgd",
-                 lr: float | None = None, lr_schedule: str | None = None, epochs: int = 20, batch_size: int = 32,
-                 patience: int | None = None, momentum: float = 0.0, weight_decay: float = 0.0, seed: int = 0,
-                 threads: int | None = 1, dump_dir: str | os.PathLike | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None, output: Any = None,
-                 verbose: bool | int = False, restarts: int | str = 1, budget_s: float | None = None) -> None:
+    def __init__(self, model: nn.Module, task: str = "classification", *, optimizer: str = GD.optimizer,
+                 lr: float | None = GD.lr, lr_schedule: str | None = GD.lr_schedule, epochs: int = GD.epochs,
+                 batch_size: int = GD.batch_size, patience: int | None = GD.patience, momentum: float = GD.momentum,
+                 weight_decay: float = GD.weight_decay, seed: int = GD.seed, threads: int | None = GD.threads,
+                 dump_dir: str | os.PathLike | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
+                 output: Any = None, verbose: bool | int = False, restarts: int | str = GD.restarts,
+                 budget_s: float | None = GD.budget_s) -> None:
         super().__init__(model, task, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
                          dump_dir=dump_dir, callback=callback, output=output, verbose=verbose, restarts=restarts,
                          budget_s=budget_s)
