@@ -7,14 +7,15 @@ The short forms: `gdsolver.save(inst, path)`, `gdsolver.load(path)`,
 
 from gdsolver._version import __version__
 from gdsolver.compile import SolveResult, get_backend, load_result, save_result, solve
-from gdsolver.errors import (BackendUnavailableError, FormatError, GdsolverError, InstanceError, LicenseLimitError,
-                             OptionError, SolveInterrupted, UnsupportedModelError)
+from gdsolver.errors import (ArgTypeError, BackendUnavailableError, FormatError, GdsolverError, InstanceError,
+                             LicenseLimitError, MissingFileError, OptionError, SolveInterrupted, UnsupportedModelError)
 from gdsolver.ir import MilpInstance, load, lower, save, verify
 
 _TRAIN = ("GDSolver", "GDTrainer", "History", "clone_model")  # re-exported lazily (torch is heavy)
 
 __all__ = [*_TRAIN, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
            "SolveResult", "save_result", "load_result", "GdsolverError", "FormatError", "LicenseLimitError",
+           "ArgTypeError", "MissingFileError",
            "InstanceError", "OptionError", "BackendUnavailableError", "UnsupportedModelError", "SolveInterrupted"]
 
 

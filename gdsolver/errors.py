@@ -1,18 +1,30 @@
 """Error types. Every error a user can cause is a GdsolverError with a one-line message.
 
 Each type is also the builtin exception it behaves like, so callers that catch the
-builtin (``except ValueError``, ``except ImportError``) keep working: an invalid
-instance or option is a ValueError, a missing solver package an ImportError, a model
-a frontend or backend cannot handle a NotImplementedError."""
+builtin (``except ValueError``, ``except TypeError``, ``except FileNotFoundError``) keep
+working: every GdsolverError is a ValueError (a bad value: an unknown task, NaN in X, a
+label out of range, a negative learning rate, a corrupt file), an argument of the wrong type
+an ArgTypeError (also a TypeError), a missing file a MissingFileError (also a
+FileNotFoundError), a missing solver package an ImportError, a model a frontend or backend
+cannot handle a NotImplementedError."""
 
 
-class GdsolverError(Exception):
+class GdsolverError(ValueError):
     """A user-facing error: bad input, unsupported model, solver limit. The CLI prints
     its message on one line and exits with code 2."""
 
 
+class ArgTypeError(GdsolverError, TypeError):
+    """An argument of the wrong type (a string where a number is expected, not an instance
+    where a MilpInstance is): a TypeError, never silently converted."""
+
+
 class FormatError(GdsolverError):
     """A file is missing, truncated, corrupt or of the wrong format/version."""
+
+
+class MissingFileError(FormatError, FileNotFoundError):
+    """A file to read does not exist (a FileNotFoundError as well)."""
 
 
 class LicenseLimitError(GdsolverError):

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from gdsolver.errors import FormatError, GdsolverError
+from gdsolver.errors import FormatError, GdsolverError, MissingFileError
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
@@ -42,7 +42,7 @@ def resolve_input(path: str | os.PathLike, what: str = "file", *, within: str | 
     try:
         real = Path(path).resolve(strict=True)
     except FileNotFoundError:
-        raise FormatError(f"{shown}: file not found") from None
+        raise MissingFileError(f"{shown}: file not found") from None
     except (OSError, RuntimeError) as exc:  # symlink loop, permission, name too long
         raise FormatError(f"{shown}: cannot resolve path ({getattr(exc, 'strerror', None) or exc})") from None
     if within is not None:

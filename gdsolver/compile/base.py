@@ -33,7 +33,7 @@ from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Status, Termination, status_of
 from gdsolver.errors import BackendUnavailableError, OptionError, SolveInterrupted, UnsupportedModelError
 from gdsolver.ir.gdsm import fingerprint
-from gdsolver.ir.instance import MilpInstance
+from gdsolver.ir.instance import MilpInstance, require_instance
 
 T = TypeVar("T")
 
@@ -346,6 +346,7 @@ class Backend(ABC):
         the solver-specific ones, passed verbatim). Raises OptionError, InstanceError,
         BackendUnavailableError, LicenseLimitError, UnsupportedModelError; SolveInterrupted
         (a KeyboardInterrupt carrying the result so far) on Ctrl-C."""
+        require_instance(inst)
         opts = SolveOptions.make(opts, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                                  use_start=use_start, native=options)
         inst.validate()
@@ -359,6 +360,11 @@ class Backend(ABC):
         if run.interrupted or res.interrupted:
             raise SolveInterrupted(res if res.has_solution else None)
         return res
+
+    def check_options(self, native: Mapping[str, Any]) -> None:
+        """OptionError when the solver would refuse one of these native options (an unknown name, a
+        value out of range), checked on a throw-away model before any instance is built. The
+        default checks nothing: a backend without a cheap probe checks them when it solves."""
 
     def check_model(self, inst: MilpInstance) -> None:
         """UnsupportedModelError when `inst` needs a feature this backend lacks."""

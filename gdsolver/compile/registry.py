@@ -16,7 +16,7 @@ from typing import Any
 from gdsolver.compile.base import Backend, Feature, SolveOptions, SolveRun
 from gdsolver.compile.result import SolveResult
 from gdsolver.errors import BackendUnavailableError, LicenseLimitError, OptionError, SolveInterrupted
-from gdsolver.ir.instance import MilpInstance
+from gdsolver.ir.instance import MilpInstance, require_instance
 
 #: every backend as "module:Class", in `auto`'s order of preference
 BACKEND_MODULES = (
@@ -160,6 +160,7 @@ class AutoBackend(Backend):
         raise BackendUnavailableError(f"backend auto: no backend can solve this instance here ({'; '.join(reasons)})")
 
     def solve(self, inst: MilpInstance, opts: SolveOptions | None = None, **kw: Any) -> SolveResult:
+        require_instance(inst)
         native = kw.get("options") or (opts.native if opts is not None else None)
         if native:
             raise OptionError("options: solver options are backend-specific; with backend 'auto' pass none "

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gdsolver.data.locate import ImageData, find_data_dir
-from gdsolver.errors import FormatError
+from gdsolver.errors import FormatError, MissingFileError
 
 RECORD_BYTES = 1 + 3 * 32 * 32
 NUM_CLASSES = 10
@@ -34,7 +34,7 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(images (n, 3, 32, 32) uint8, labels (n,) uint8) of one CIFAR-10 binary batch file."""
     path = Path(path)
     if not path.is_file():
-        raise FormatError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: file not found")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -67,7 +67,7 @@ def load_cifar10_dir(directory: str | os.PathLike) -> ImageData:
                           "(cifar-10-binary.tar.gz, directory cifar-10-batches-bin)")
     missing = [n for n in (*TRAIN_FILES, TEST_FILE) if not (d / n).is_file()]
     if missing:
-        raise FormatError(f"{d / missing[0]}: file not found; a CIFAR-10 binary directory holds "
+        raise MissingFileError(f"{d / missing[0]}: file not found; a CIFAR-10 binary directory holds "
                           f"{', '.join((*TRAIN_FILES, TEST_FILE))}")
     parts = [read_cifar_batch(d / n) for n in TRAIN_FILES]
     Xte, yte = read_cifar_batch(d / TEST_FILE)

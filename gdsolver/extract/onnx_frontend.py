@@ -11,7 +11,7 @@ import onnx
 
 from gdsolver.atomic import atomic_write_bytes
 from gdsolver.extract.hashing import check_external_data
-from gdsolver.errors import FormatError, GdsolverError
+from gdsolver.errors import FormatError, GdsolverError, MissingFileError
 from gdsolver.extract.inputs import as_samples, check_weights
 from gdsolver.extract.layer import FinalLayer
 from gdsolver.extract.network import DenseLayer, Network
@@ -37,7 +37,7 @@ def load_onnx(model_or_path: ModelLike) -> tuple[onnx.ModelProto, str, Path | No
         path = Path(model_or_path)
         label = f"'{path}'"
         if not path.exists():
-            raise FormatError(f"ONNX model file {label} does not exist")
+            raise MissingFileError(f"ONNX model file {label} does not exist")
         check_external_data(path)  # a regular file, external data inside its directory, before onnx reads it
         try:
             model = onnx.load(str(path))

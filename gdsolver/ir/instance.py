@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.errors import InstanceError
+from gdsolver.errors import ArgTypeError, InstanceError
 from gdsolver.ir.csr import Csr
 
 CONTINUOUS, BINARY, INTEGER = 0, 1, 2
@@ -319,3 +319,11 @@ class InstanceBuilder:
             meta=dict(meta or {}), row_groups=row_groups, ind_groups=ind_groups,
         )
         return inst
+
+
+def require_instance(value: Any, name: str = "inst") -> MilpInstance:
+    """`value` if it is a MilpInstance, else ArgTypeError (a TypeError) naming what was given."""
+    if not isinstance(value, MilpInstance):
+        raise ArgTypeError(f"{name}: expected a MilpInstance (gdsolver.load(path) reads one from a .gdsm file), got "
+                           f"{type(value).__name__} {repr(value)[:40]}")
+    return value

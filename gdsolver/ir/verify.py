@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gdsolver.errors import InstanceError
-from gdsolver.ir.instance import CONTINUOUS, MilpInstance
+from gdsolver.ir.instance import CONTINUOUS, MilpInstance, require_instance
 from gdsolver.ir.numerics import bound_scale, constraint_scale, variable_magnitude
 
 
@@ -80,6 +80,7 @@ def verify(inst: MilpInstance, x: np.ndarray, tol: float = 1e-6) -> VerifyReport
     """Worst violation per kind, each relative to its own scale (module docstring).
     Indicators are checked where the binary rounds to the indicator's value
     (integrality is reported separately)."""
+    require_instance(inst)
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (inst.num_vars,):
         raise InstanceError(f"solution has shape {x.shape}, expected ({inst.num_vars},)")
