@@ -8,10 +8,11 @@ routing and run.json's config are derived from the fields here.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from gdsolver.errors import GdsolverError
+from gdsolver.errors import ArgTypeError, GdsolverError
 from gdsolver.pipeline import SOLVE_DEFAULTS, SolveSettings
 
 LAYER_CHOICES = ("final", "all")
@@ -21,7 +22,8 @@ ACCEPT_ON = ("loss", "accuracy")
 def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """An int (numpy integers too) >= 1 (>= 0 with allow_zero); GdsolverError naming `name` otherwise."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
+        raise ArgTypeError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {type(value).__name__} "
+                           f"{value!r}")
     v = int(value.__index__())
     if v < (0 if allow_zero else 1):
         raise GdsolverError(f"{name}: must be an integer >= {0 if allow_zero else 1}, got {value!r}")
@@ -29,11 +31,11 @@ def positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
 
 
 def positive_float(name: str, value: Any) -> float:
-    """A finite float > 0; GdsolverError naming `name` otherwise."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise GdsolverError(f"{name}: must be a number, got {value!r}") from None
+    """A finite float > 0; GdsolverError naming `name` otherwise (ArgTypeError, a TypeError, for a
+    value that is not a number: "0.1" is refused, not converted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgTypeError(f"{name}: must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
     if not (v > 0 and math.isfinite(v)):
         raise GdsolverError(f"{name}: must be a finite number > 0, got {value!r}")
     return v
