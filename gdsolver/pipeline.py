@@ -456,14 +456,17 @@ def replay_loaded(name: Path, inst: MilpInstance, rec: SolveResult, *, backend: 
 
 def _recorded_x_ok(inst: MilpInstance, rec: SolveResult, tol: float, verify) -> bool | None:
     """None when nothing was recorded; else the recorded x satisfies the instance and its
-    objective there is the recorded one (a result is checked, never trusted)."""
-    from gdsolver.compile.replay import objectives_match
-
+    objective there is the recorded one (a result is checked, never trusted). The objective is
+    arithmetic on x, so it is compared at float64 rounding of c.x + c0, not at the replay's `tol`
+    (a tolerance for two solves' answers: --tol 1e-2 would let a record lie by 1%)."""
     if rec.x is None:
         return None
     if len(rec.x) != inst.num_vars or not verify(inst, rec.x).ok:
         return False
-    return rec.objective is None or objectives_match(rec.objective, inst.objective_value(rec.x), max(tol, 1e-9))
+    if rec.objective is None:
+        return False  # a point without its objective recorded is no record of a solve
+    scale = abs(inst.c0) + float(np.abs(inst.c * rec.x).sum())
+    return abs(rec.objective - inst.objective_value(rec.x)) <= 1e-9 * max(1.0, scale)
 
 
 def replay(path: str | os.PathLike, *, backend: str | None = None, tol: float = 1e-6,

@@ -25,6 +25,8 @@ from gdsolver._version import __version__
 from gdsolver.atomic import atomic_write_bytes, atomic_write_text
 from gdsolver.compile.status import Status, Termination
 from gdsolver.errors import FormatError
+from gdsolver.ir import schema
+from gdsolver.ir.schema import check_doc
 from gdsolver.ir.npy import read_npy
 from gdsolver.paths import open_input, read_input
 
@@ -183,6 +185,7 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
         fields[key] = float(v) if float in types else v
     if "instance_file" in fields and re.search(r"[\x00-\x1f\x7f]", fields["instance_file"]):
         raise FormatError(f"{json_path}: field 'instance_file' contains a control character, expected a path")
+    check_doc(doc, _RESULT_SCHEMA, str(json_path), "result")
     objects = {}
     for key in ("options", "closest", "search"):  # free-form objects
         v = doc.get(key)
@@ -191,10 +194,35 @@ def load_result(json_path: str | os.PathLike) -> SolveResult:
             raise FormatError(f"{json_path}: field '{key}' is {v!r:.60}, expected an object")
         objects[key] = dict(v)
     x = _load_x(json_path, doc)
+    _check_status(json_path, doc["status"], x, fields.get("objective"))
     try:
         return SolveResult(status=doc["status"], x=x, **objects, **fields)
     except ValueError as exc:  # e.g. an unknown termination
         raise FormatError(f"{json_path}: {exc}") from None
+
+
+_finite = schema.optional(schema.number())
+# values the readers use (replay re-solves with the recorded options); the rest is free-form
+_OPTIONS = schema.obj({
+    "time_limit": schema.optional(schema.number(0.0, lo_open=True)),
+    "threads": schema.optional(schema.integer(1)),
+    "mip_gap": schema.optional(schema.number(0.0)),
+    "use_start": schema.optional(schema.boolean),
+    "pipeline": schema.optional(schema.obj()),
+})
+_RESULT_SCHEMA = schema.obj({"objective": _finite, "gap": schema.optional(schema.number(0.0)),
+                             "runtime_s": schema.optional(schema.number(0.0)), "options": schema.optional(_OPTIONS)})
+
+
+def _check_status(json_path: Path, status: str, x: np.ndarray | None, objective: float | None) -> None:
+    """What a status says about x: a point has its objective recorded; OPTIMAL and FEASIBLE have
+    a point; INFEASIBLE and UNBOUNDED have none."""
+    if x is not None and objective is None:
+        raise FormatError(f"{json_path}: field 'objective' is None, expected the objective of the recorded x")
+    if status in ("OPTIMAL", "FEASIBLE") and x is None:
+        raise FormatError(f"{json_path}: field 'x_file' is None, expected a solution (status {status} has one)")
+    if status in ("INFEASIBLE", "UNBOUNDED") and x is not None:
+        raise FormatError(f"{json_path}: field 'x_file' names a solution, but status {status} has none")
 
 
 def _load_x(json_path: Path, doc: dict[str, Any]) -> np.ndarray | None:

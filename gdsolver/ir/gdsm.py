@@ -28,8 +28,9 @@ from gdsolver._version import __version__
 from gdsolver.atomic import atomic_write
 from gdsolver.errors import FormatError
 from gdsolver.ir.csr import Csr
-from gdsolver.ir.instance import MilpInstance
+from gdsolver.ir.instance import MilpInstance, require_instance
 from gdsolver.ir.npy import check_size, read_npy
+from gdsolver.ir.schema import check_meta
 from gdsolver.paths import open_input
 
 FORMAT_NAME = "gdsolver-milp"
@@ -100,9 +101,12 @@ def _fingerprint(structure: dict[str, Any], hashes: dict[str, str]) -> str:
 
 def save(inst: MilpInstance, path: str | os.PathLike) -> Path:
     """Write `inst` to `path` (.gdsm) atomically. Returns the path."""
+    require_instance(inst)
     inst.validate()
     path = Path(path)
     arrays = {**_arrays_of(inst), **_data_arrays(inst)}
+    # a file load() would refuse is not written (GDSOLVER_MAX_ARRAY_BYTES raises both limits)
+    check_size(f"{path}: the instance", sum(a.nbytes for a in arrays.values()))
     try:
         json.dumps(inst.meta)
     except (TypeError, ValueError) as exc:
@@ -194,6 +198,8 @@ def load(path: str | os.PathLike) -> MilpInstance:
     hashes = {k: info["sha256"] for k, info in doc["arrays"].items() if not k.startswith(DATA_PREFIX)}
     if doc["fingerprint"] != _fingerprint(_structure(inst), hashes):
         raise FormatError(f"{path}: structure does not match its recorded fingerprint (file edited or corrupted)")
+    # the meta is not covered by the fingerprint: its known fields are checked here, once for every reader
+    check_meta(str(path), inst.meta, blocks=inst.blocks, data=inst.data)
     return inst
 
 
