@@ -8,6 +8,9 @@ scikit-learn's MLPs. Walking back from the chosen graph output:
 
     [ZipMap] <- (Identity | Cast | Reshape | Flatten)* <- [Softmax | LogSoftmax] <- ... <- last layer
 
+(a Cast only to FLOAT or DOUBLE: a Cast to an integer type, float16 or bool changes the scores'
+values, and an output behind one is refused rather than evaluated on the float scores)
+
 and from each layer's input, through Identity / Cast / Reshape / Flatten, to the layer before
 it; the chain starts at the first layer whose input comes from anything else (the prefix).
 With several graph outputs the score output is chosen: outputs behind ArgMax /
@@ -183,8 +186,32 @@ def _bias_vector(c: ConstRef, M: int, node: onnx.NodeProto) -> np.ndarray:
     raise GdsolverError(f"bias '{c.name}' of node {node_label(node)} has shape {arr.shape}; expected ({M},) or (1, {M})")
 
 
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if len(bad):
+        idx = np.unravel_index(bad[0], arr.shape)
+        raise GdsolverError(f"{what} holds {arr[idx]} at index {list(map(int, idx))} ({len(bad)} non-finite "
+                            "entries); a dense layer needs finite weights and biases")
+
+
 # ops a score passes through unchanged in content (shape bookkeeping, dtype) on its way out
 _SHAPE_OPS = ("Identity", "Cast", "Reshape", "Flatten")
+# the Casts that keep every value of a float score: to float32 or float64 (float16 and bfloat16
+# round them; an integer type truncates them; bool keeps only their sign)
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+
+
+def value_changing_cast(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Cast" and _attr(node, "to", onnx.TensorProto.FLOAT) not in _FLOAT_TYPES
+
+
+def _type_name(elem: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem)
+    except ValueError:
+        return f"type {elem}"
+
+
 # ops that turn scores into labels: an output behind them is not a score output
 _LABEL_OPS = ("ArgMax", "ArgMin", "ArrayFeatureExtractor", "TopK")
 _AFFINE_OPS = ("Gemm", "Add", "MatMul")
@@ -208,10 +235,12 @@ class _Graph:
         return name
 
     def skip_shape_ops(self, name: str) -> tuple[str, onnx.NodeProto | None]:
-        """Walk back from tensor `name` through shape-keeping ops; (tensor reached, its producer)."""
+        """Walk back from tensor `name` through value-keeping ops (Identity, Reshape, Flatten, a
+        Cast to float or double); (tensor reached, its producer). A Cast to anything else (INT64,
+        float16, bool) changes the values and ends the walk."""
         node = self.producer(name)
         while node is not None and node.op_type in _SHAPE_OPS and node.input and \
-                self.resolve_const(node.input[0]) not in self.consts:
+                self.resolve_const(node.input[0]) not in self.consts and not value_changing_cast(node):
             name = node.input[0]
             node = self.producer(name)
         return name, node
@@ -226,6 +255,12 @@ class _Graph:
             c_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
             alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
             trans_a, trans_b = int(_attr(node, "transA", 0)), int(_attr(node, "transB", 0))
+            for key, v in (("alpha", alpha), ("beta", beta)):
+                if not np.isfinite(v):
+                    raise GdsolverError(f"node {node_label(node)} has {key}={v}; a dense layer needs a finite {key}")
+            if alpha == 0.0:
+                raise GdsolverError(f"node {node_label(node)} has alpha=0: its output ignores its weights, so they "
+                                    "can be neither swept nor written")
         elif node.op_type == "Add":
             pick = []
             for x, other in zip(node.input, reversed(node.input)):
@@ -256,8 +291,12 @@ class _Graph:
             raise GdsolverError(f"weight '{b_name}' of node {node_label(aff)} has shape {w.array.shape}; expected a "
                                 "2-D matrix")
         B = w.array.astype(np.float64)
+        _check_finite(B, f"weight '{b_name}' of node {node_label(aff)}")
         # PyTorch convention W (M, N): Gemm computes alpha * A @ op(B), MatMul computes H @ B.
-        W = alpha * (B if trans_b else B.T)
+        with np.errstate(over="ignore"):
+            W = alpha * (B if trans_b else B.T)
+        if not np.isfinite(W).all():
+            raise GdsolverError(f"node {node_label(aff)}: alpha={alpha:g} times weight '{b_name}' overflows float64")
         M = W.shape[0]
         c = None
         if c_name is not None:
@@ -266,7 +305,12 @@ class _Graph:
                 raise GdsolverError(f"bias input '{c_name}' of node {node_label(add_node or aff)} is not an "
                                     "initializer or Constant node")
             c = consts[c_name]
-            b = beta * _bias_vector(c, M, add_node or aff)
+            b = _bias_vector(c, M, add_node or aff)
+            _check_finite(b, f"bias '{c_name}' of node {node_label(add_node or aff)}")
+            with np.errstate(over="ignore"):
+                b = beta * b
+            if not np.isfinite(b).all():
+                raise GdsolverError(f"node {node_label(aff)}: beta={beta:g} times bias '{c_name}' overflows float64")
         else:
             b = np.zeros(M, dtype=np.float64)
         return AffineNode(kind, aff, add_node, a_name, w, c, trans_a, trans_b, alpha, beta, relu, W, b)
@@ -290,12 +334,22 @@ def _walk_tail(g: _Graph, out_name: str, strip_softmax: bool) -> tuple[str, str,
     if node is not None and node.op_type == "ZipMap":  # skl2onnx: probabilities as a list of maps
         name = score = node.input[0]
     softmax = None
+    cast = None  # a value-changing Cast on the way: the output is not the scores the chain computes
     while True:
         name, node = g.skip_shape_ops(name)
         if node is None:
             return name, score, softmax, "other: graph input"
         if node.op_type in _LABEL_OPS:
             return name, score, softmax, "label"
+        if value_changing_cast(node):
+            cast = cast or node
+            name = node.input[0]
+            continue
+        if cast is not None and node.op_type in ("Relu", "Softmax", "LogSoftmax", *_AFFINE_OPS):
+            to = _type_name(_attr(cast, "to", 0))
+            return name, score, softmax, (f"cast: node {node_label(cast)} casts the scores to {to}, which changes "
+                                          "their values; only Identity, Reshape, Flatten, Softmax/LogSoftmax over "
+                                          "the classes and casts to FLOAT or DOUBLE are looked through at the output")
         if node.op_type in ("Softmax", "LogSoftmax") and softmax is None:
             if not strip_softmax:
                 raise UnsupportedModelError(f"final node {node_label(node)} cannot be formulated as a MILP; pass "
@@ -337,6 +391,8 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
                                 f"{len(scores)} of them are scores of a dense layer; pass --output NAME "
                                 "(output= in Python) to choose one")
         pre, score, softmax, kind = walks[chosen]
+    if kind.startswith("cast: "):
+        raise UnsupportedModelError(f"ONNX model {label}, graph output '{chosen}': {kind[len('cast: '):]}")
     if kind != "score":
         node = g.producer(pre)
         if node is None:
