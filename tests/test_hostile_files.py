@@ -703,3 +703,160 @@ def test_data_arrays_round_trip_and_are_size_checked(saved, tmp_path):
     for bad in ({"dtype": "object"}, {"shape": [-1, 2]}, {"shape": "2x3"}):
         with pytest.raises(FormatError, match="data/H"):
             load(_rewrite(data, tmp_path / "bad.gdsm", meta=lambda d, b=bad: d["arrays"]["data/H"].update(b)))
+
+
+# ---------------------------------------------------------------------------------
+# issue 28: output tails that change values; Gemm attributes; sizes checked before inflating
+# ---------------------------------------------------------------------------------
+
+
+def _gemm_model(path: Path, *, tail: list | None = None, alpha: float = 1.0, bias=None, out_type=None):
+    """x (N, 4) -> Gemm(3) [-> tail nodes] -> y."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    W = numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "W")
+    b = numpy_helper.from_array(np.zeros(3, np.float32) if bias is None else np.asarray(bias, np.float32), "b")
+    nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["s0"], name="fc", transB=1, alpha=alpha)]
+    name = "s0"
+    for k, (op, attrs) in enumerate(tail or []):
+        nodes.append(helper.make_node(op, [name], [f"s{k + 1}"], name=f"t{k}", **attrs))
+        name = f"s{k + 1}"
+    nodes.append(helper.make_node("Identity", [name], ["y"], name="out"))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", out_type or TensorProto.FLOAT, ["N", 3])], [W, b])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("to,ok", [("INT64", False), ("INT32", False), ("FLOAT16", False), ("BOOL", False),
+                                   ("DOUBLE", True), ("FLOAT", True)])
+def test_output_cast_is_looked_through_only_when_it_keeps_values(tmp_path, to, ok):
+    """logits -> Cast(to=INT64) used to be looked through: compile, apply and evaluate computed on
+    the float logits while the model's real outputs were integers (issue 28)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from gdsolver.extract import from_onnx
+
+    elem = getattr(onnx.TensorProto, to)
+    p = _gemm_model(tmp_path / "m.onnx", tail=[("Cast", {"to": elem})], out_type=elem)
+    X = np.random.default_rng(1).normal(size=(20, 4))
+    if ok:
+        assert from_onnx(p, X).M == 3
+        return
+    with pytest.raises(GdsolverError) as info:
+        from_onnx(p, X)
+    msg = one_line(info.value)
+    assert "'t0' (op Cast)" in msg and to in msg and "changes their values" in msg, msg
+
+
+def test_value_keeping_tails_still_work(tmp_path):
+    """Reshape, Flatten, Identity, a float Cast and a Softmax over the classes stay looked through."""
+    pytest.importorskip("onnxruntime")
+    from gdsolver.extract import from_onnx
+
+    onnx = pytest.importorskip("onnx")
+    p = _gemm_model(tmp_path / "m.onnx", tail=[("Softmax", {"axis": 1}), ("Cast", {"to": onnx.TensorProto.DOUBLE}),
+                                               ("Flatten", {"axis": 1})], out_type=onnx.TensorProto.DOUBLE)
+    layer = from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
+    assert layer.M == 3 and layer.location["softmax_node"] == "t0"
+
+
+@pytest.mark.parametrize("alpha,bias,needle", [(float("inf"), None, "alpha=inf"), (0.0, None, "alpha=0"),
+                                               (1.0, [0.0, float("inf"), 0.0], "bias 'b'"),
+                                               (1.0, [float("nan"), 0.0, 0.0], "holds nan")])
+def test_gemm_with_non_finite_alpha_or_bias_is_named(tmp_path, alpha, bias, needle):
+    """An inf in a Gemm's alpha or bias was reported as "does not reproduce"; alpha=0 compiled
+    into a meaningless instance."""
+    pytest.importorskip("onnxruntime")
+    from gdsolver.extract import from_onnx
+
+    p = _gemm_model(tmp_path / "m.onnx", alpha=alpha, bias=bias)
+    with pytest.raises(GdsolverError) as info:
+        from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
+    msg = one_line(info.value)
+    assert needle in msg and "does not reproduce" not in msg, msg
+
+
+def _npz_bomb(path: Path, shape: tuple[int, ...], names=("X", "y")) -> Path:
+    """An .npz whose members are zeros of `shape` (float64), deflated to almost nothing."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros(shape))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in names:
+            z.writestr(f"{n}.npy", buf.getvalue())
+    return path
+
+
+def test_npz_declared_sizes_are_checked_before_inflating(tmp_path, monkeypatch):
+    """A 1 MB .npz reached 22.7 GB (issue 28): the members' declared sizes are now summed and
+    checked against GDSOLVER_MAX_DATA_BYTES before anything is decompressed."""
+    from gdsolver.data.npz import load_real_arrays
+
+    p = _npz_bomb(tmp_path / "bomb.npz", (1 << 21,))  # 2 x 16 MiB declared, ~30 KB on disk
+    assert p.stat().st_size < 100_000
+    monkeypatch.setenv("GDSOLVER_MAX_DATA_BYTES", str(8 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="declares 32 MiB of array data, more than the 8 MiB allowed") as info:
+            load_real_arrays(p, ("X", "y"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_line(info.value)
+    assert peak < 2 << 20, peak  # nothing near the declared size was allocated
+    monkeypatch.setenv("GDSOLVER_MAX_DATA_BYTES", str(64 << 20))  # the limit can be raised
+    assert load_real_arrays(p, ("X", "y"))["X"].shape == (1 << 21,)
+
+
+def test_npz_member_larger_than_its_header_is_refused(tmp_path):
+    """A header declaring 4 values in front of 4 MB of data: refused from the zip's directory."""
+    from gdsolver.data.npz import load_arrays
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros(4))
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("X.npy", buf.getvalue() + bytes(4 << 20))
+        z.writestr("y.npy", buf.getvalue())
+    with pytest.raises(FormatError, match="array 'X' is stored as") as info:
+        load_arrays(tmp_path / "lie.npz", ("X", "y"))
+    one_line(info.value)
+    np.savez(tmp_path / "zero_d.npz", X=np.array(3.0), y=np.arange(2))
+    assert load_arrays(tmp_path / "zero_d.npz", ("X", "y"))["X"].shape == ()  # 0-d stays 0-d
+
+
+def test_idx_header_declaring_2_31_images_is_refused_at_once(tmp_path):
+    """An idx .gz declaring 2^31 images read 3.3 GB before its error (issue 28): the header's
+    size is checked against the limit before any data is inflated or allocated."""
+    import gzip
+    import struct
+    import time
+
+    from gdsolver.data.idx import read_idx_images
+
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(p, "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 2**31, 28, 28))
+        f.write(bytes(8 << 20))  # zeros: 8 MiB inflated from ~8 KB
+    t = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match=r"declares .* of images \(header dims \(2147483648, 28, 28\)\)") as info:
+            read_idx_images(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_line(info.value)
+    assert peak < 1 << 20 and time.perf_counter() - t < 5, peak
+
+
+def test_save_refuses_an_instance_load_would_refuse(tmp_path, monkeypatch):
+    """compile on a large layer file wrote files no command could load: save checks load's limit."""
+    inst = _instances()["class-paper-relu"]
+    monkeypatch.setenv("GDSOLVER_MAX_ARRAY_BYTES", "1000")
+    with pytest.raises(FormatError, match="GDSOLVER_MAX_ARRAY_BYTES"):
+        save(inst, tmp_path / "big.gdsm")
+    assert not (tmp_path / "big.gdsm").exists()

@@ -29,7 +29,8 @@ from typing import BinaryIO
 import numpy as np
 
 from gdsolver.data.locate import ImageData, find_data_dir
-from gdsolver.errors import FormatError
+from gdsolver.data.npz import check_data_size
+from gdsolver.errors import FormatError, MissingFileError
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
@@ -69,8 +70,10 @@ def read_idx(path: str | os.PathLike, magic: int, what: str = "idx") -> np.ndarr
     """The uint8 array stored in idx file `path`, whose magic number must be `magic`."""
     path = Path(path)
     if not path.is_file():
-        raise FormatError(f"{path}: file not found")
+        raise MissingFileError(f"{path}: file not found")
     try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
         with _open(path) as f:
             head = _read(f, 4)
             if len(head) < 4:
@@ -86,18 +89,41 @@ def read_idx(path: str | os.PathLike, magic: int, what: str = "idx") -> np.ndarr
                                   f"{len(raw_dims) // 4} present")
             dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
             size = math.prod(dims)
-            data = _read(f, size + 1)
+            # the header's claim is checked before anything is allocated or inflated: a raw file
+            # must hold exactly that many bytes, and no file may declare more than the limit
+            if not gz:
+                left = path.stat().st_size - 4 - 4 * ndim
+                if left != size:
+                    raise FormatError(f"{path}: {'truncated data' if left < size else 'file size does not match'}: "
+                                      f"header dims {dims} declare {size} bytes, the file holds {left} after the "
+                                      "header")
+            check_data_size(str(path), size, f"{what} (header dims {dims})")
+            data = np.empty(size, dtype=np.uint8)
+            got = _read_into(f, data)
+            extra = f.read(1)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise FormatError(f"{path}: corrupt gzip data ({exc})") from None
     except OSError as exc:
         raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) < size:
+    if got < size:
         raise FormatError(f"{path}: truncated data: header dims {dims} declare {size} bytes, "
-                          f"file holds {len(data)}")
-    if len(data) > size:
+                          f"file holds {got}")
+    if extra:
         raise FormatError(f"{path}: file size does not match header dims {dims}: data continues after "
                           f"the {size} bytes they declare")
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    return data.reshape(dims)
+
+
+def _read_into(f: BinaryIO, out: np.ndarray) -> int:
+    """Fill `out` (uint8) from f in bounded chunks; the number of bytes read (fewer at end of file)."""
+    view = memoryview(out).cast("B") if out.size else memoryview(b"")
+    got = 0
+    while got < out.size:
+        n = f.readinto(view[got:got + _CHUNK])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
@@ -147,7 +173,7 @@ def load_idx_dir(directory: str | os.PathLike, image_shape: tuple[int, int] | No
     for key, base in IDX_FILES.items():
         p = idx_file(d, base)
         if p is None:
-            raise FormatError(f"{d / base}: file not found (neither raw nor .gz); an MNIST-format directory "
+            raise MissingFileError(f"{d / base}: file not found (neither raw nor .gz); an MNIST-format directory "
                               f"holds {', '.join(IDX_FILES.values())}")
         paths[key] = p
     Xtr, ytr = read_idx_pair(paths["train_images"], paths["train_labels"], image_shape)

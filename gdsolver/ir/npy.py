@@ -83,7 +83,7 @@ def read_npy(fh: BinaryIO, shown: str, *, dtype: str | np.dtype, shape: tuple[in
     nbytes = math.prod(got_shape) * want.itemsize
     check_size(shown, nbytes, limit)
     out = np.empty(got_shape, dtype=want, order="F" if fortran else "C")
-    view = memoryview(out.reshape(-1, order="A")).cast("B") if nbytes else memoryview(b"")
+    view = memoryview(out.reshape(-1, order="A").view(np.uint8)) if nbytes else memoryview(b"")  # any dtype
     pos = 0
     try:
         while pos < nbytes:
@@ -97,4 +97,4 @@ def read_npy(fh: BinaryIO, shown: str, *, dtype: str | np.dtype, shape: tuple[in
         raise
     except Exception as exc:  # zlib / CRC errors surface here when the stream is a zip entry
         raise FormatError(f"{shown}: array data is corrupt ({type(exc).__name__}: {exc})") from None
-    return np.ascontiguousarray(out)
+    return out if out.flags.c_contiguous else np.ascontiguousarray(out).reshape(got_shape)  # keeps a 0-d array 0-d
