@@ -58,7 +58,10 @@ def test_train_csv_and_json_outputs(trained):
 def test_train_dump_has_one_directory_per_method_and_replays(trained):
     p, d = trained
     dump = d / "dump"
-    assert sorted(x.name for x in dump.iterdir()) == ["gdsolver", "sgd"]
+    assert sorted(x.name for x in dump.iterdir() if not x.name.startswith(".")) == ["gdsolver", "run.json", "sgd"]
+    manifest = json.loads((dump / "run.json").read_text())
+    assert manifest["format"] == "gdsolver-dump" and manifest["state"] == "complete"
+    assert manifest["methods"] == ["gdsolver", "sgd"]
     for m in ("gdsolver", "sgd"):
         run_doc = json.loads((dump / m / "run.json").read_text())
         assert run_doc["method"] == m
@@ -197,7 +200,7 @@ def test_gdsolver_gd_phase_optimizer_reaches_the_trainer(tmp_path):
     p = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "adam", "--lr", "0.01", "--epochs", "2",
             "--n-train", "100", "--hidden", "8", "--max-sweeps", "0", "--dump", "d", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    doc = json.loads((tmp_path / "d" / "run.json").read_text())
+    doc = json.loads((tmp_path / "d" / "gdsolver" / "run.json").read_text())
     assert doc["config"]["optimizer"] == "adam", doc["config"]
     split = load_split_for("digits", None, seed=0, n_train=100)
     net = build_model("mlp", (64,), 10, hidden=8, seed=0)

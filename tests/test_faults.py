@@ -357,3 +357,212 @@ def test_version_1_run_json_still_replays(two_runs, tmp_path):
     doc["format_version"] = 1
     (d / "run.json").write_text(json.dumps(doc))
     assert all(r.ok for r in replay(d))
+
+
+# ---------------------------------------------------------------------------------
+# issue 28: no data lost -- dump directories, one dump layout, full disks on export
+# ---------------------------------------------------------------------------------
+
+
+def test_dump_into_a_users_directory_is_refused_naming_the_file(tmp_path):
+    """`train --dump DIR` into a directory holding the user's model.onnx overwrote it, exit 0."""
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "model.onnx").write_bytes(b"my own model")
+    with pytest.raises(GdsolverError, match=r"mine/model.onnx would be overwritten") as info:
+        _train(d)
+    assert "\n" not in str(info.value)
+    assert (d / "model.onnx").read_bytes() == b"my own model"
+    assert sorted(p.name for p in d.iterdir()) == ["model.onnx"]  # nothing else written either
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(GdsolverError, match="not a gdsolver dump directory; it holds notes.txt"):
+        _train(other)
+    _train(tmp_path / "fresh")  # a new or empty directory is fine, and so is an earlier dump
+    _train(tmp_path / "fresh")
+    assert json.loads((tmp_path / "fresh" / "run.json").read_text())["state"] == "complete"
+
+
+def _methods(root: Path, methods: list[str]):
+    from gdsolver.train.runs import run_methods
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    (X, Y), val = _data()
+    from gdsolver.data.datasets import Split
+
+    split = Split("toy", "regression", (X, Y), val, val, {})
+    return run_methods(methods, model, split, dump_dir=root, epochs=1, max_sweeps=1, radius=0.1, solver_points=None,
+                       closest=False, lr=1e-3)
+
+
+def test_one_dump_layout_a_root_never_holds_two_runs(tmp_path):
+    """A single-method run dumped at the root and a multi-method run into subfolders; after both
+    wrote into one directory, `replay DIR` replayed the first run's stale sweeps and said "all 9
+    replays match". Now every run is DIR/<method>/ and DIR/run.json names the latest methods."""
+    root = tmp_path / "d"
+    _methods(root, ["gdsolver"])
+    manifest = json.loads((root / "run.json").read_text())
+    assert manifest["format"] == "gdsolver-dump" and manifest["methods"] == ["gdsolver"]
+    assert (root / "gdsolver" / "sweeps" / "0001.gdsm").is_file() and not (root / "sweeps").exists()
+    first = [r.instance for r in replay(root)]
+    assert first and all(p.parent.parent.name == "gdsolver" for p in first)
+    _methods(root, ["sgd"])  # a second invocation into the same root, other methods
+    assert json.loads((root / "run.json").read_text())["methods"] == ["sgd"]
+    assert not (root / "gdsolver").exists()  # the first invocation's run is gone, not left to be replayed
+    with pytest.raises(FormatError, match="no solver sweeps to replay"):
+        list(replay(root))
+
+
+def test_a_legacy_root_run_is_cleared_and_replay_follows_the_manifest(two_runs, tmp_path):
+    """A root holding a run dumped by an older gdsolver (run.json + sweeps/ at the root) becomes
+    one layout: the old run's files go, the manifest decides what replay sees."""
+    root = _copy(two_runs / "a", tmp_path / "root")
+    assert (root / "sweeps" / "0001.gdsm").is_file()
+    _methods(root, ["gdsolver"])
+    assert not (root / "sweeps").exists() and not (root / "model.state_dict.pt").exists()
+    rows = list(replay(root))
+    assert rows and all(r.ok for r in rows) and all("gdsolver" in r.instance.parts for r in rows)
+    doc = json.loads((root / "run.json").read_text())
+    doc["state"] = "running"  # a killed invocation: refused, not replayed as if complete
+    (root / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="still running or was killed"):
+        list(replay(root))
+
+
+def test_a_run_directory_is_not_a_root_and_a_root_is_not_a_run(two_runs, tmp_path):
+    root = tmp_path / "root"
+    _methods(root, ["sgd"])
+    with pytest.raises(GdsolverError, match="root of a dump of several methods"):
+        _train(root)  # the Python API writes one run: not into a root of several
+
+
+_FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    from gdsolver.cli.main import app
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # what a full disk looks like to a writer: EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    app(sys.argv[1:])
+""")
+
+
+@pytest.mark.parametrize("target,keep", [("x.mps", False), ("x.lp", False), ("x.lp", True)])
+def test_export_on_a_full_disk_keeps_the_old_file(tmp_path, target, keep):
+    """`export -o x.mps` on a full disk replaced the old file with 0 bytes and exited 0 ("wrote
+    x.mps (0 bytes)"); --keep-indicators gave a gurobipy traceback naming a temp file."""
+    from gdsolver.ir import save
+    from instances import hard_instance
+
+    if keep:
+        pytest.importorskip("gurobipy")
+    save(hard_instance(), tmp_path / "i.gdsm")  # its export is far more than 4096 bytes
+    (tmp_path / target).write_text("the old export\n")
+    args = ["export", "i.gdsm", "-o", target] + (["--keep-indicators"] if keep else [])
+    p = subprocess.run([sys.executable, "-c", _FULL_DISK, *args], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {target}: cannot write"), p.stderr
+    assert ".tmp" not in lines[0] and f".{target}." not in lines[0] and "wrote" not in p.stdout
+    assert (tmp_path / target).read_text() == "the old export\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(["i.gdsm", target])  # no temp file left
+    ok = subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=300)
+    assert ok.returncode == 0 and (tmp_path / target).stat().st_size > 4096, ok.stderr
+
+
+def test_export_is_refused_when_the_writer_stops_short(tmp_path, monkeypatch):
+    """A writer that reports success after a short write (C stdio on a full disk) is caught by
+    the completeness check; nothing replaces the old file."""
+    import gdsolver.compile.export as export
+    from gdsolver.ir import save
+    from instances import hard_instance
+
+    inst = hard_instance()
+    (tmp_path / "x.mps").write_text("old\n")
+    real = export._write_highs
+
+    def short(inst, tmp, path):
+        real(inst, tmp, path)
+        with open(tmp, "r+b") as f:
+            f.truncate(100)
+    monkeypatch.setattr(export, "_write_highs", short)
+    with pytest.raises(GdsolverError, match=r"x.mps: cannot write \(the writer stopped after 100 bytes"):
+        export.export_model(inst, tmp_path / "x.mps")
+    assert (tmp_path / "x.mps").read_text() == "old\n"
+    save(inst, tmp_path / "i.gdsm")
+
+
+# ---------------------------------------------------------------------------------
+# issue 28: Ctrl-C stops SCIP (and Gurobi) within 2 s
+# ---------------------------------------------------------------------------------
+
+
+def _scip_stuck_instance():
+    """600 points, 10 classes: SCIP stays inside a step that does not read its interrupt flag for
+    more than 20 s after interruptSolve() (measured before the fix)."""
+    from gdsolver.formulate import classification
+
+    rng = np.random.default_rng(1)
+    T, N, M = 600, 30, 10
+    W, b, H = rng.normal(size=(M, N)), rng.normal(size=M), rng.normal(size=(T, N))
+    return classification(W, b, H, rng.integers(0, M, T), radius=1.0, mode="compact")
+
+
+@pytest.mark.slow  # ~15 s: a SCIP build and a solve interrupted after it starts
+@pytest.mark.parametrize("backend", ["scip", "gurobi"])
+def test_ctrl_c_stops_scip_and_gurobi_promptly(tmp_path, backend):
+    """`gdsolver solve` gets SIGINT 1.5 s into the solve: it exits 130 with the incumbent written
+    as a FEASIBLE result. The seconds from SIGINT to exit are printed (the measurement; asserting
+    a wall time would fail on a loaded machine)."""
+    pytest.importorskip("pyscipopt" if backend == "scip" else "gurobipy")
+    from gdsolver.ir import verify
+    from instances import hard_instance
+    from test_backends import _interrupt
+
+    inst = _scip_stuck_instance() if backend == "scip" else hard_instance()  # Gurobi's pip licence: small
+    p, seconds = _interrupt(tmp_path, inst, backend)
+    print(f"{backend}: exited {seconds:.2f} s after SIGINT")
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and "interrupted" in p.stderr
+    res = load_result(tmp_path / "i.result.json")
+    assert res.status == "FEASIBLE" and res.termination == "interrupted" and verify(inst, res.x).ok
+    assert seconds < 20
+
+
+# ---------------------------------------------------------------------------------
+# issue 8: API errors are builtin types as well
+# ---------------------------------------------------------------------------------
+
+
+def test_api_errors_are_builtin_types(tmp_path):
+    import gdsolver
+    from gdsolver.errors import ArgTypeError, MissingFileError
+
+    with pytest.raises(ValueError):
+        GDSolver(nn.Linear(3, 2), task="banana")
+    with pytest.raises(ValueError):
+        GDSolver(nn.Linear(3, 2), "classification", lr=-1)
+    X = np.zeros((10, 3), np.float32)
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        GDSolver(nn.Linear(3, 2), "classification", epochs=1, max_sweeps=0).fit((X, np.zeros(10, np.int64)))
+    with pytest.raises(ValueError):  # labels beyond the model's 2 outputs
+        GDSolver(nn.Linear(3, 2), "classification", epochs=1, max_sweeps=0).fit(
+            (np.zeros((10, 3), np.float32), np.full(10, 7)))
+    with pytest.raises(FileNotFoundError) as info:
+        gdsolver.load(tmp_path / "nonexistent.gdsm")
+    assert isinstance(info.value, MissingFileError) and isinstance(info.value, gdsolver.GdsolverError)
+    assert "nonexistent.gdsm: file not found" == str(info.value).split("/")[-1] or "file not found" in str(info.value)
+    with pytest.raises(TypeError) as info:
+        gdsolver.solve("not an instance")
+    assert isinstance(info.value, ArgTypeError) and "MilpInstance" in str(info.value)
+    with pytest.raises(TypeError, match="radius: must be a number, got str"):
+        GDSolver(nn.Linear(3, 2), "classification", radius="0.1")
+    with pytest.raises(TypeError):
+        gdsolver.verify("x", np.zeros(3))
+    with pytest.raises(TypeError):
+        gdsolver.save("not an instance", tmp_path / "x.gdsm")
+    with pytest.raises(FileNotFoundError):
+        gdsolver.load_result(tmp_path / "nope.json")

@@ -186,7 +186,7 @@ def test_cli_train_portfolio(tmp_path):
     sweeps = [r for r in rows if r["kind"] == "sweep"]
     assert sorted(r["candidate"] for r in sweeps) == [0, 1] and {r["sweep"] for r in sweeps} == {1}
     assert "sweep 1 candidate 0" in p.stdout and "sweep 1 candidate 1" in p.stdout
-    assert sum(1 for _ in (tmp_path / "d" / "sweeps").glob("0001-c*.gdsm")) >= 2
+    assert sum(1 for _ in (tmp_path / "d" / "gdsolver" / "sweeps").glob("0001-c*.gdsm")) >= 2
     assert_user_error(run("train", "--dataset", "affine", "--portfolio", "0", "--epochs", "1", cwd=tmp_path),
                       "portfolio: must be an integer >= 1")
 
@@ -293,5 +293,5 @@ def test_cli_train_portfolio_ray_equals_local(local_ray, tmp_path):
     assert "ray: a local Ray: 1 node (127.0.0.1)" in ray.stdout
     hist = [json.loads((tmp_path / f).read_text())["results"][0]["history"]["rows"] for f in ("local.json", "ray.json")]
     assert _strip(hist[0]) == _strip(hist[1]) and sum(r["kind"] == "sweep" for r in hist[0]) == 2
-    run_json = json.loads((tmp_path / "dr" / "run.json").read_text())
+    run_json = json.loads((tmp_path / "dr" / "gdsolver" / "run.json").read_text())
     assert run_json["config"]["executor"] == "ray" and run_json["config"]["portfolio"] == 2

@@ -50,13 +50,38 @@ def export_model(inst: MilpInstance, path: str | os.PathLike, *, keep_indicators
         raise GdsolverError(f"{path}: MPS has no indicator constraints; keep_indicators needs an .lp target")
     with atomic_path(path, suffix=suffix) as tmp:  # writers pick the format from the suffix
         if keep_indicators:
-            _write_gurobi(inst, tmp)
+            _write_gurobi(inst, tmp, path)
         else:
-            _write_highs(inst, tmp)
+            _write_highs(inst, tmp, path)
+        check_complete(tmp, path)  # only a whole file is renamed over `path`
     return path
 
 
-def _write_highs(inst: MilpInstance, tmp: str) -> None:
+#: the last line of a complete file of each format (HiGHS and Gurobi both end them so)
+_LAST_LINE = {".mps": b"ENDATA", ".lp": b"END"}
+
+
+def check_complete(tmp: str, path: Path) -> None:
+    """The solver libraries write through C stdio and may not report a failed write (a full disk,
+    a quota): the file on disk must be flushed to stable storage and end with its format's last
+    line, else nothing replaces `path` and the error names `path`."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            tail = os.pread(fd, 64, max(0, size - 64))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise GdsolverError(f"{path}: cannot write ({exc.strerror or exc}); nothing was written there") from None
+    want = _LAST_LINE[path.suffix.lower()]
+    if not tail.rstrip().upper().endswith(want):
+        raise GdsolverError(f"{path}: cannot write (the writer stopped after {size} bytes: disk full or a file size "
+                            f"limit?); nothing was written there")
+
+
+def _write_highs(inst: MilpInstance, tmp: str, path: Path) -> None:
     from gdsolver.compile.highs import build_highs
 
     h, low = build_highs(inst)
@@ -66,18 +91,23 @@ def _write_highs(inst: MilpInstance, tmp: str) -> None:
     h.passModel(lp)
     status = h.writeModel(tmp)
     if str(status) != "HighsStatus.kOk":
-        raise GdsolverError(f"HiGHS could not write {tmp} ({status})")
+        raise GdsolverError(f"{path}: cannot write (HiGHS's writer returned {status}); nothing was written there")
 
 
-def _write_gurobi(inst: MilpInstance, tmp: str) -> None:
+def _write_gurobi(inst: MilpInstance, tmp: str, path: Path) -> None:
     from gdsolver.compile.gurobi import build_gurobi, quiet_env
 
+    gp = __import__("gurobipy")
     env = quiet_env()
     try:
         m, x = build_gurobi(inst, env)
         names = variable_names(inst)
         m.setAttr("VarName", m.getVars(), names)
         m.update()
-        m.write(tmp)
+        try:
+            m.write(tmp)
+        except gp.GurobiError as exc:  # names the temporary file: say which file could not be written
+            why = " ".join(str(exc).replace(f"'{tmp}'", "").replace(tmp, "").split()) or type(exc).__name__
+            raise GdsolverError(f"{path}: cannot write (Gurobi: {why}); nothing was written there") from None
     finally:
         env.dispose()

@@ -25,12 +25,15 @@ from typing import Any
 
 from gdsolver.compile.result import SolveResult, load_result, result_paths
 from gdsolver.errors import FormatError
+from gdsolver.ir import schema
 from gdsolver.ir.gdsm import load
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.paths import open_input, read_input
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "gdsolver-run"
+#: run.json at the root of `gdsolver train --dump DIR`: the manifest naming the method folders
+DUMP_FORMAT = "gdsolver-dump"
 #: a sweep file as train/dump.py writes it: NNNN[-tag].gdsm, .result.json, and its x
 SWEEP_FILE = re.compile(r"^\d{4,}(-[a-z0-9]+)*\.(gdsm|result\.json|x\.npy|result\.x-[0-9a-f]{16}\.npy)$")
 _RUN_JSON_MAX = 256 << 20  # run.json holds the history; generous, but bounded
@@ -82,7 +85,18 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
         raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
         raise FormatError(f"{path}: field 'format' is not {RUN_FORMAT!r}")
+    schema.check_doc(doc, _RUN_SCHEMA, str(path), "run.json")
     return doc
+
+
+_RUN_SCHEMA = schema.obj({
+    "format_version": schema.integer(1, 2), "run_id": schema.string(pattern=re.compile(r"[0-9a-f]{1,64}"),
+                                                                   what="a run id (hex)"),
+    "state": schema.string(("running", "complete", "failed")), "error": schema.optional(schema.string()),
+    "started": schema.optional(schema.string()),
+    "sweep_files": schema.mapping(schema.sha256), "method": schema.optional(schema.string()),
+    "task": schema.optional(schema.string(schema.TASKS)),
+}, required=("format_version",))
 
 
 def check_run(run_dir: Path) -> None:
@@ -128,16 +142,67 @@ def check_run(run_dir: Path) -> None:
                 raise FormatError(f"{sweeps / name}: belongs to run {tag[:12] or '(none)'}, not {run_id[:12]}")
 
 
+_MANIFEST_SCHEMA = schema.obj({
+    "format_version": schema.integer(1, 1), "run_id": schema.string(pattern=re.compile(r"[0-9a-f]{1,64}"),
+                                                                   what="a run id (hex)"),
+    "state": schema.string(("running", "complete", "failed")), "error": schema.optional(schema.string()),
+    "methods": schema.array(schema.string(pattern=re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"),
+                                          what="a method folder name")),
+}, required=("format_version", "run_id", "state", "methods"))
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest at the root of a dump of several methods (train/dump.py DumpRoot), checked;
+    None when root/run.json is not one."""
+    path = root / RUN_FILE
+    try:
+        doc = json.loads(read_input(path, "run.json", max_bytes=_RUN_JSON_MAX))
+    except FormatError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != DUMP_FORMAT:
+        return None
+    schema.check_doc(doc, _MANIFEST_SCHEMA, str(path), "run.json")
+    return doc
+
+
+def _manifest_dirs(root: Path, doc: dict[str, Any]) -> list[Path]:
+    """The sweeps/ folders of the methods the manifest names, each checked as a run (check_run)."""
+    if doc["state"] != "complete":
+        why = {"running": "is still running or was killed before it finished",
+               "failed": f"failed ({doc.get('error') or 'no reason recorded'})"}[doc["state"]]
+        raise FormatError(f"{root}: the training of {', '.join(doc['methods'])} {why}; its dumps are not a "
+                          "complete record")
+    dirs = []
+    for m in doc["methods"]:
+        run_dir = root / m
+        if not (run_dir / RUN_FILE).is_file():
+            raise FormatError(f"{run_dir / RUN_FILE}: method {m!r} is named in {root / RUN_FILE} but its run "
+                              "file is missing")
+        check_run(run_dir)
+        if (run_dir / "sweeps").is_dir():
+            dirs.append(run_dir / "sweeps")
+    return dirs
+
+
 def find_pairs(path: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(instance, result json) pairs under `path`; FormatError when there are none. A training
-    run's sweeps are checked against its run.json first (check_run)."""
+    run's sweeps are checked against its run.json first (check_run); the root of a dump of
+    several methods is read through its manifest (the methods it names, nothing else)."""
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: not found")
-    dirs = _instance_dirs(path) if path.is_dir() else []
-    for d in dirs:
-        if d.name == "sweeps" and (d.parent / RUN_FILE).exists():
-            check_run(d.parent)
+    manifest = read_manifest(path) if path.is_dir() and (path / RUN_FILE).is_file() else None
+    if manifest is not None:
+        dirs = _manifest_dirs(path, manifest)
+        if not dirs:
+            raise FormatError(f"{path}: no solver sweeps to replay (methods {', '.join(manifest['methods'])})")
+    else:
+        dirs = _instance_dirs(path) if path.is_dir() else []
+        for d in dirs:
+            if d.name == "sweeps" and (d.parent / RUN_FILE).exists():
+                check_run(d.parent)
     instances = [i for d in dirs for i in sorted(d.glob("*.gdsm"))] if path.is_dir() else [path]
     pairs = []
     for inst in instances:

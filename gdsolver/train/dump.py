@@ -38,7 +38,7 @@ import torch
 
 from gdsolver._version import __version__, package_version
 from gdsolver.atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from gdsolver.compile.replay import RUN_FILE, RUN_FORMAT, SWEEP_FILE, sweep_manifest
+from gdsolver.compile.replay import DUMP_FORMAT, RUN_FILE, RUN_FORMAT, SWEEP_FILE, sweep_manifest
 from gdsolver.errors import GdsolverError
 
 RUN_VERSION = 2
@@ -78,6 +78,149 @@ def write_sweep(dump_dir: str | os.PathLike, k: int, inst, res, suffix: str = ""
         res.instance_file = inst_path.name
         res.run_id = run_id
         save_result(res, res_path)
+
+
+def dump_kind(d: Path) -> str | None:
+    """What gdsolver dump `d` is: RUN_FORMAT (one training run), DUMP_FORMAT (the root of
+    `gdsolver train --dump`: one folder per method), "" (empty, or only a lock left by a run
+    killed before it wrote anything); None when it is not a gdsolver dump."""
+    entries = {e.name for e in d.iterdir()}
+    if not entries - {LOCK_FILE}:
+        return ""
+    if RUN_FILE not in entries:
+        return None
+    from gdsolver.paths import read_input
+
+    try:
+        doc = json.loads(read_input(d / RUN_FILE, "run.json", max_bytes=1 << 28))
+    except (GdsolverError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    return fmt if fmt in (RUN_FORMAT, DUMP_FORMAT) else None
+
+
+def _foreign(d: Path) -> str:
+    """The file a run would overwrite in `d` (or, when none would be, the first entry that shows
+    `d` is not a dump): the words naming it."""
+    ours = [RUN_FILE, *MODEL_FILES, "sweeps"]
+    for name in ours:
+        if (d / name).exists():
+            what = "is not a gdsolver run file" if name == RUN_FILE else "is not from a gdsolver run"
+            return f"{d / name} would be overwritten ({what})"
+    first = sorted(e.name for e in d.iterdir())[0]
+    return f"it holds {first}"
+
+
+def make_dump_dir(d: Path, want: tuple[str, ...]) -> None:
+    """Create dump directory `d`, or accept it when it is empty or a dump of a kind in `want`;
+    anything else (a user's directory, a file) is refused naming what would be overwritten,
+    before anything is written."""
+    check_dump_dir(d, want)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GdsolverError(f"{d}: cannot create the dump directory ({exc.strerror or exc})") from None
+
+
+def check_dump_dir(d: str | os.PathLike, want: tuple[str, ...] = (DUMP_FORMAT, RUN_FORMAT)) -> None:
+    """make_dump_dir's refusals, without creating anything (for a check before the work)."""
+    d = Path(d)
+    if d.exists() and not d.is_dir():
+        raise GdsolverError(f"{d}: exists and is not a directory; choose another dump directory")
+    if d.is_dir():
+        try:
+            kind = dump_kind(d)
+        except OSError as exc:
+            raise GdsolverError(f"{d}: cannot read the dump directory ({exc.strerror or exc})") from None
+        if kind is None:
+            raise GdsolverError(f"{d}: exists and is not a gdsolver dump directory; {_foreign(d)}; choose a new "
+                                "or empty directory")
+        if kind and kind not in want:
+            what = ("the root of a dump of several methods (one folder per method)" if kind == DUMP_FORMAT
+                    else "one training run's dump")
+            raise GdsolverError(f"{d / RUN_FILE}: would be overwritten: {d} is {what}; choose another directory")
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise GdsolverError(f"{d}: the dump directory is not writable")
+        return
+    parent = next((p for p in d.absolute().parents if p.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise GdsolverError(f"{d}: cannot create the dump directory ({parent} is not a writable directory)")
+
+
+def clear_run_dir(d: Path) -> None:
+    """Remove what a run wrote into `d` (only files named as this module writes them); `d` itself
+    goes when nothing else is left in it."""
+    clear_sweeps(d)
+    with contextlib.suppress(OSError):
+        (d / "sweeps").rmdir()
+    for name in (*MODEL_FILES, RUN_FILE, LOCK_FILE):
+        (d / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        d.rmdir()
+
+
+class DumpRoot:
+    """The root of `gdsolver train --dump DIR` (run_methods): one folder per method, each a run
+    directory (DumpRun), and DIR/run.json, the manifest naming the methods of the latest
+    invocation, which `gdsolver replay DIR` follows. The root is locked while the methods train;
+    method folders of an earlier invocation that this one does not train are removed, and so is
+    a run dumped at the root itself by an older gdsolver, so the root never holds two runs."""
+
+    def __init__(self, root: str | os.PathLike, methods: list[str]) -> None:
+        self.dir = Path(root)
+        self.methods = list(methods)
+        self.lock = DumpRun(self.dir)  # the same lock file and takeover rules as a run directory
+
+    def __enter__(self) -> "DumpRoot":
+        make_dump_dir(self.dir, (DUMP_FORMAT, RUN_FORMAT))
+        legacy = dump_kind(self.dir) == RUN_FORMAT
+        self.lock._lock()
+        try:
+            old = self._old_methods()
+            if legacy:  # an older gdsolver's single-method run at the root
+                clear_sweeps(self.dir)
+                with contextlib.suppress(OSError):
+                    (self.dir / "sweeps").rmdir()
+                for name in MODEL_FILES:
+                    (self.dir / name).unlink(missing_ok=True)
+            for m in old:
+                sub = self.dir / m
+                if m not in self.methods and sub.is_dir() and not sub.is_symlink() and dump_kind(sub) == RUN_FORMAT:
+                    clear_run_dir(sub)
+            self._write("running")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if exc is None:
+                self._write("complete")
+            else:
+                with contextlib.suppress(Exception):
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    self._write("failed", error=f"{type(exc).__name__}: {first}")
+        finally:
+            self.lock.release()
+
+    def method_dir(self, method: str) -> Path:
+        return self.dir / method
+
+    def _old_methods(self) -> list[str]:
+        """Method folders the root's previous manifest names (and, for a root written before
+        manifests, every folder holding a gdsolver run)."""
+        from gdsolver.compile.replay import read_manifest
+
+        doc = read_manifest(self.dir) if (self.dir / RUN_FILE).exists() else None
+        if doc is not None:
+            return [m for m in doc.get("methods", []) if isinstance(m, str)]
+        return [e.name for e in self.dir.iterdir() if e.is_dir()]
+
+    def _write(self, state: str, **extra: Any) -> None:
+        doc = {"format": DUMP_FORMAT, "format_version": 1, "run_id": self.lock.run_id, "state": state,
+               "started": self.lock.started, "methods": self.methods, **extra}
+        atomic_write_text(self.dir / RUN_FILE, json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def _versions() -> dict[str, str]:
@@ -185,12 +328,10 @@ class DumpRun:
 
     # ---- the lock ---------------------------------------------------------------
     def acquire(self) -> None:
-        if self.dir.exists() and not self.dir.is_dir():
-            raise GdsolverError(f"{self.dir}: exists and is not a directory; choose another dump directory")
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GdsolverError(f"{self.dir}: cannot create the dump directory ({exc.strerror or exc})") from None
+        make_dump_dir(self.dir, (RUN_FORMAT,))
+        self._lock()
+
+    def _lock(self) -> None:
         lock = self.dir / LOCK_FILE
         for _ in range(10):  # retry when the lock file was replaced between open and lock
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -125,8 +126,8 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
                 method_opts: dict[str, dict[str, Any]] | None = None, **opts: Any) -> list[RunResult]:
     """Train each method on a deep copy of `model` (same initial weights) and test it.
     `opts` go to every method; `method_opts[method]` override them for one."""
-    from gdsolver.train.methods import check_method_options, make_trainer
-    from gdsolver.train.trainer import clone_model, warm_up
+    from gdsolver.train.methods import check_method_options
+    from gdsolver.train.trainer import warm_up
 
     if not methods:
         raise GdsolverError("method: give at least one method")
@@ -136,10 +137,21 @@ def run_methods(methods: Sequence[str], model, split, *, dump_dir: str | os.Path
     if twice:  # same seed, same result; and with a dump both would write DIR/<method>
         raise GdsolverError(f"method: {', '.join(twice)} given more than once")
     warm_up()  # not inside the first method's wall time
+    from gdsolver.train.dump import DumpRoot
+
+    # a dump is always one folder per method under DIR, and DIR/run.json names them (DumpRoot)
+    with contextlib.nullcontext() if dump_dir is None else DumpRoot(dump_dir, list(methods)) as root:
+        return _run_each(methods, model, split, root, on_start, callback, method_opts, opts)
+
+
+def _run_each(methods, model, split, root, on_start, callback, method_opts, opts) -> list[RunResult]:
+    from gdsolver.train.methods import make_trainer
+    from gdsolver.train.trainer import clone_model
+
     results = []
     for method in methods:
         m = clone_model(model)
-        d = None if dump_dir is None else (Path(dump_dir) if len(methods) == 1 else Path(dump_dir) / method)
+        d = None if root is None else root.method_dir(method)
         cb = None if callback is None else (lambda row, _m=method: callback(_m, row))
         trainer = make_trainer(method, m, split.task, dump_dir=d, callback=cb,
                                **{**opts, **(method_opts or {}).get(method, {})})
