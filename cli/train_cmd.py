@@ -105,8 +105,9 @@ def train(
                                          "L-BFGS 120x slower).")] = 1,
     n_train: Annotated[Optional[int], typer.Option(help="Use the first N training points.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")] = None,
-    dump: Annotated[Optional[Path], typer.Option(help="Write run.json, sweeps/ and the final model here "
-                                                 "(one subdirectory per method when several).")] = None,
+    dump: Annotated[Optional[Path], typer.Option(help="Write each method's run.json, sweeps/ and final model "
+                                                 "into DIR/<method>/ and a manifest naming them into "
+                                                 "DIR/run.json (DIR: new, empty or an earlier dump).")] = None,
     csv: Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")] = None,
     portfolio: Annotated[Optional[int], typer.Option(help="gdsolver: solve K candidate sweeps per sweep (radii r, "
@@ -143,6 +144,15 @@ def train(
         fail(f"--optimizer {optimizer}: applies to -m gdsolver only (the other methods name their optimizer: "
              "sgd, adam-lrs, lbfgs, ...)")
     _check_outputs(dataset, data, csv, json_out, dump)
+    from . import checks
+
+    checks.threads("--threads", threads)  # 1000000 made torch's thread pool crash the process
+    checks.time_limit("--time-limit", time_limit)
+    checks.number("--radius", radius, lo=0.0, lo_open=True)
+    checks.number("--lr", lr, lo=0.0, lo_open=True)
+    checks.number("--val-tolerance", val_tolerance, lo=0.0)
+    if task is not None:
+        checks.mode_for_task(mode, task)
     if ray or ray_address is not None:
         import os
 
@@ -150,6 +160,8 @@ def train(
     ray_opts = dict(executor="ray", ray_address=ray_address) if ray or ray_address is not None else {}
     PortfolioConfig(1 if portfolio is None else portfolio, **ray_opts)  # checked before the data loads
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
+    if "gdsolver" in " ".join(method):  # a head of the other task would make every sweep SKIPPED
+        checks.mode_for_task(mode, split.task)
     net = build_model(model, tuple(split.train[0].shape[1:]), outputs_of(split), hidden=hidden, seed=seed,
                       dataset=dataset)
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
@@ -200,7 +212,7 @@ def train(
 def _replay_hint(dump: Path, results) -> str:
     """How to replay the dumped sweeps: `gdsolver replay DIR` takes a run directory or the
     root of several methods' runs."""
-    dirs = [dump if len(results) == 1 else dump / r.method for r in results]
+    dirs = [dump / r.method for r in results]
     with_sweeps = [d for d in dirs if any((d / "sweeps").glob("*.gdsm"))]
     if not with_sweeps:
         return "no solver sweeps to replay"
@@ -220,6 +232,9 @@ def _check_outputs(dataset: str | None, data: Path | None, csv: Path | None, jso
     if dump is not None:
         if dump.exists() and not dump.is_dir():
             fail(f"{dump}: --dump must be a directory, and this is a file")
+        from gdsolver.train.dump import check_dump_dir
+
+        check_dump_dir(dump)  # new, empty or an earlier dump: a user's directory is refused before training
         for out in (csv, json_out):
             if out is not None and dump.is_dir() and (out.resolve().parent == dump.resolve()
                                                        and out.name in ("run.json", "model.onnx")):
