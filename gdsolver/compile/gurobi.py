@@ -243,6 +243,20 @@ class GurobiBackend(Backend):
             f"({inst.num_rows} rows, {inst.num_indicators} indicators; a range row counts twice) "
             f"(use --backend auto, --fallback BACKEND, or a full licence)")
 
+    def check_options(self, native) -> None:
+        gp = _gurobipy()
+        env = quiet_env()
+        try:
+            m = gp.Model(env=env)
+            for key, value in dict(native).items():
+                try:
+                    m.setParam(key, value)
+                except (gp.GurobiError, TypeError, ValueError) as exc:
+                    raise OptionError(f"Gurobi parameter {key!r}: invalid value {value!r} ({exc})") from None
+            m.dispose()
+        finally:
+            env.dispose()
+
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun) -> SolveResult:
         gp = _gurobipy()
         GRB = gp.GRB

@@ -128,6 +128,11 @@ class HighsBackend(Backend):
         h = new_highs()
         return f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
 
+    def check_options(self, native) -> None:
+        h = new_highs()
+        for key, value in dict(native).items():
+            set_option(h, key, value)
+
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun, polish: bool = True) -> SolveResult:
         join_abandoned()
         try:

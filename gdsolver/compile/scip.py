@@ -15,7 +15,11 @@ becomes two indicators on the same binary; `ind_val = 0` uses the negated binary
 
 Ctrl-C: SCIP's own SIGINT catching is turned off (misc/catchctrlc) and the solve runs
 with the GIL released (optimizeNogil) so that the main thread can call
-interruptSolve()."""
+interruptSolve(). SCIP reads that flag between nodes and presolving rounds, not inside a
+long LP or presolver: measured on a 600-point classification sweep, it had not returned 20 s
+after the call. So an event handler keeps the incumbent as SCIP finds it, and a solve that has
+not returned GRACE_S seconds after Ctrl-C is left to finish by itself (its model kept alive)
+while the call answers with that incumbent, as the HiGHS backend does."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from gdsolver.compile.status import Termination
 from gdsolver.errors import OptionError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import CONTINUOUS, MilpInstance
+from gdsolver.ir.verify import verify
 
 #: every status string pyscipopt's Model.getStatus() returns (SCIP 10), and "terminate"
 #: of newer SCIP versions -> Termination
@@ -205,9 +210,19 @@ class ScipBackend(Backend):
         m = cls.module().Model()
         return f"{m.getMajorVersion()}.{m.getMinorVersion()}.{m.getTechVersion()}"
 
+    def check_options(self, native) -> None:
+        m = _pyscipopt().Model()
+        m.hideOutput()
+        try:
+            for key, value in dict(native).items():
+                set_param(m, key, value)
+        finally:
+            m.freeProb()
+
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun) -> SolveResult:
         params = opts.native_params(time_limit="limits/time", mip_gap="limits/gap")  # no threads: see features
         m, xs = build_scip(inst, params)
+        watch = _watch_incumbent(m, xs) if run.can_interrupt and inst.is_mip else None
         try:
             if opts.use_start and inst.start is not None and inst.is_mip:
                 sol = m.createSol()
@@ -215,8 +230,17 @@ class ScipBackend(Backend):
                     m.setSolVal(sol, v, val)
                 m.addSol(sol)  # checked by SCIP when the solve starts; dropped if infeasible
             t0 = time.perf_counter()
-            run(m.optimizeNogil, functools.partial(_interrupt, m))
+            run(m.optimizeNogil, functools.partial(_interrupt, m), GRACE_S)
             runtime = time.perf_counter() - t0
+            if run.abandoned is not None:  # SCIP is still running: answer with what its event handler saw
+                _abandoned.append((run.abandoned, m, xs, watch))  # the model must outlive its solve
+                x = watch.x if watch is not None else None
+                if x is None and opts.use_start and inst.start is not None and verify(inst, inst.start).ok:
+                    x = inst.start.copy()  # the start is a feasible point we hold in any case
+                return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
+                                       native_status="(no answer yet)", x=x, runtime_s=runtime, interrupted=True,
+                                       note=f"SCIP did not return within {GRACE_S:g} s of Ctrl-C; kept the last "
+                                            "incumbent it reported")
             native = m.getStatus()
             termination = termination_of(native)
             x = None
@@ -229,7 +253,41 @@ class ScipBackend(Backend):
                                    bound=bound if bound is not None and abs(bound) < 1e20 else None, nodes=nodes,
                                    runtime_s=runtime, interrupted=run.interrupted)
         finally:
-            m.freeProb()
+            if run.abandoned is None:
+                m.freeProb()
+
+
+GRACE_S = 1.0  # how long a Ctrl-C'd SCIP may take to return before it is left behind
+_abandoned: list[tuple[Any, ...]] = []  # (thread, model, variables, handler) of solves left running
+
+
+class _Incumbent:
+    """Catches SCIP's BESTSOLFOUND events and keeps the incumbent's values (in the IR's order),
+    so that a solve that does not stop promptly after Ctrl-C can still answer with its best point."""
+
+    def __init__(self) -> None:
+        self.x: np.ndarray | None = None
+
+
+def _watch_incumbent(m, xs) -> _Incumbent:
+    ps = _pyscipopt()
+    watch = _Incumbent()
+
+    class Handler(ps.Eventhdlr):
+        def eventinit(self):
+            self.model.catchEvent(ps.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexit(self):
+            self.model.dropEvent(ps.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexec(self, event):
+            sol = self.model.getBestSol()
+            watch.x = np.fromiter((self.model.getSolVal(sol, v) for v in xs), dtype=np.float64, count=len(xs))
+
+    handler = Handler()
+    m.includeEventhdlr(handler, "gdsolver_incumbent", "keeps the incumbent for Ctrl-C")
+    watch.handler = handler  # type: ignore[attr-defined]  # kept alive with the watch
+    return watch
 
 
 def _interrupt(m) -> None:
