@@ -3,7 +3,9 @@ command modules can import them without a cycle)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -30,8 +32,10 @@ class OneLineErrorsTyper(typer.Typer):
             err_console.print(f"error: {message}".replace("\n", " "), markup=False, soft_wrap=True)
             sys.exit(code)
 
+        saved_level = os.environ.get("GDSOLVER_ORT_LOG_LEVEL")
         try:
-            rv = get_command(self).main(*args, standalone_mode=False, **kwargs)
+            with warnings.catch_warnings():  # the main callback silences library noise (cli.checks)
+                rv = get_command(self).main(*args, standalone_mode=False, **kwargs)
         except clickx.NoArgsIsHelpError as exc:  # `gdsolver` alone: the help, as before
             echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(EXIT_USAGE)
@@ -43,6 +47,11 @@ class OneLineErrorsTyper(typer.Typer):
         except (typer.Abort, KeyboardInterrupt):
             err_console.print("interrupted")
             sys.exit(130)
+        finally:  # an in-process caller (a test, an embedding program) gets its environment back
+            if saved_level is None:
+                os.environ.pop("GDSOLVER_ORT_LOG_LEVEL", None)
+            else:
+                os.environ["GDSOLVER_ORT_LOG_LEVEL"] = saved_level
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

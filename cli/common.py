@@ -15,8 +15,10 @@ from rich.table import Table
 from gdsolver.errors import GdsolverError
 
 # rich wraps at 80 columns when not on a terminal; tables are wider than that
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 1000)
+# (a closed stdout or stderr is None: refused by cli.checks.check_stdout, not a crash here)
+console = Console(highlight=False, width=None if sys.stdout is not None and sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, highlight=False,
+                      width=None if sys.stderr is not None and sys.stderr.isatty() else 1000)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_USAGE = 2
@@ -24,7 +26,8 @@ EXIT_USAGE = 2
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print one line on stderr and exit."""
-    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+    if sys.stderr is not None:  # a closed stderr: the exit code is all that can be said
+        err_console.print(f"error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

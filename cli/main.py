@@ -13,6 +13,7 @@ import typer
 from gdsolver.compile.registry import backend_help, native_options_help
 from gdsolver.pipeline import SOLVE_DEFAULTS
 
+from . import checks
 from .common import console, err_console, fail, fmt, table, user_errors
 
 from .apps import app, bench_app
@@ -41,8 +42,14 @@ def _version_callback(value: bool) -> None:
 def main(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True,
                                                     help="Print the version and exit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show library warnings (numpy) and onnxruntime's "
+                                          "log lines, hidden by default (also GDSOLVER_VERBOSE=1).")] = False,
 ) -> None:
-    pass
+    from .checks import check_stdout, quiet_libraries
+    from .checks import verbose as verbose_env
+
+    check_stdout()
+    quiet_libraries(verbose or verbose_env())
 
 
 def _parse_options(items: list[str]) -> dict:
@@ -132,6 +139,7 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
 
     if keep_correct:
         fail("--keep-correct needs a model source; for a layer file put the points in H and use the Python API")
+    checks.layer_file_size(source, task, mode)  # before anything is read or built
     arrs = load_arrays(source, ("W", "b", "H", "y"))
     act = activation.value if activation else "identity"
     try:
@@ -203,11 +211,14 @@ def solve(
     settings = SolveSettings(backend=backend, search=search, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                              use_start=not no_start, closest=closest, rounds=rounds, round_tol=round_tol,
                              options=_parse_options(option), fallback=fallback)
+    checks.native_options(backend, settings.options)  # every --option KEY against the backend ...
+    checks.options_for_search(settings.options, search, backend)  # ... and the search that will run
     if output is not None and (output.is_dir() or output.suffix != ".json"):
         fail(f"{output}: --output must be a .json file path (x is written beside it)")
     out = output or result_paths(instance)[0]
     check_output(out, inputs=(instance,), what="result")
     inst = load(instance)
+    checks.options_for_search(settings.options, search, backend, inst)
     try:
         with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
             outcome = solve_sweep(inst, settings)
@@ -493,13 +504,15 @@ def _replay_tasks(path: Path, **kw):
 def replay(
     path: Annotated[Path, typer.Argument(help="An instance with its result beside it, or a directory of them.")],
     backend: Annotated[Optional[str], typer.Option(help="Override the recorded backend. " + backend_help(None))] = None,
-    tol: Annotated[float, typer.Option(help="Relative/absolute objective tolerance.")] = 1e-6,
+    tol: Annotated[float, typer.Option(help=f"Relative/absolute objective tolerance, in [0, {checks.MAX_TOL:g}].")] = 1e-6,
     time_limit: Annotated[Optional[float], typer.Option(help="Override the recorded time limit.")] = None,
     ray: RayFlag = False,
     ray_address: RayAddress = None,
 ) -> None:
     """Re-solve recorded instances; print recorded vs replayed; exit 1 if an objective differs (or,
     with --ray, if an instance's task failed). With --ray every instance is a Ray task."""
+    checks.tol("--tol", tol)  # inf, nan or 1e300 would make any recorded objective "match"
+    checks.time_limit("--time-limit", time_limit)
     from gdsolver.pipeline import replay as run_replay
 
     if ray or ray_address is not None:

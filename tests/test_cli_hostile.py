@@ -259,3 +259,136 @@ def test_forward_pass_mismatch_is_reported_like_a_verify_failure(cli, files, mon
     assert p.returncode == 1 and "VERIFY FAILED (highs said OPTIMAL)" in p.stdout
     res = gdsolver.load_result(files / "reg.result.json")
     assert res.status == "ERROR" and "forward-pass" in res.message
+
+
+# ---------------------------------------------------------------------------------
+# issue 28: usage checks up front, the terminal, library noise
+# ---------------------------------------------------------------------------------
+
+
+def _count_instance(files: Path) -> Path:
+    """A classification count head (search auto would choose Benders for it)."""
+    rng = np.random.default_rng(4)
+    W, H = rng.normal(size=(3, 4)), rng.normal(size=(40, 4))
+    inst = gdsolver.formulate.classification(W, np.zeros(3), H, rng.integers(0, 3, 40), radius=0.5, mode="compact")
+    return gdsolver.save(inst, files / "cls.gdsm")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--search", "auto", "--option", "presolve=off"), "search auto would solve this instance with Benders"),
+    (("--search", "benders", "--option", "presolve=off"), "search 'benders'"),
+    (("--search", "auto", "--option", "no_such_option=1"), "HiGHS option 'no_such_option'"),
+    (("--backend", "auto", "--option", "presolve=off"), "with --backend auto pass none"),
+])
+def test_solve_options_checked_against_backend_and_search(cli, files, args, needle):
+    """search auto picked Benders and silently dropped --option KEY=VALUE; unknown keys were accepted."""
+    _count_instance(files)
+    assert_user_error(cli("solve", "cls.gdsm", *args, cwd=files), needle)
+    assert not (files / "cls.result.json").exists()
+
+
+def test_solve_options_used_when_the_search_takes_them(cli, files):
+    _count_instance(files)
+    p = cli("solve", "cls.gdsm", "--search", "mip", "--option", "presolve=off", cwd=files)
+    assert p.returncode == 0, p.stderr
+    assert gdsolver.load_result(files / "cls.result.json").options["presolve"] == "off"
+    p = cli("solve", "reg.gdsm", "--option", "presolve=off", cwd=files)  # an LP: auto solves it with the backend
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--threads", "1000000"), "--threads: 1000000 is out of range"),
+    (("--mode", "l1"), "--mode 'l1': not a classification head"),
+    (("--mode", "compact", "--task", "regression"), "--mode 'compact': not a regression head"),
+    (("--time-limit", "nan"), "--time-limit"),
+    (("--radius", "inf"), "--radius"),
+])
+def test_train_usage_checked_before_training(cli, files, args, needle):
+    """--threads 1000000 crashed train (libgomp); --mode l1 on classification trained with every
+    sweep SKIPPED."""
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3))
+    np.savez(files / "cls.npz", X=X, y=(X[:, 0] > 0.5).astype(np.int64))
+    p = cli("train", "--data", "cls.npz", "-m", "gdsolver", "--epochs", "1", *args, cwd=files)
+    assert_user_error(p, needle)
+    assert "epoch" not in p.stdout
+
+
+def test_api_threads_bounded():
+    from gdsolver.compile.base import max_threads
+    from gdsolver.train import GDSolver
+    import torch
+
+    with pytest.raises(ValueError, match=f"from 1 to {max_threads()}"):
+        GDSolver(torch.nn.Linear(3, 2), "classification", threads=10**6)
+
+
+@pytest.mark.parametrize("redirect", ["closed", "/dev/full"])
+def test_closed_or_full_stdout_is_one_line(files, redirect):
+    """`gdsolver solve x.gdsm >&-` was an AttributeError traceback; `apply ... > /dev/full` wrote
+    the model and then failed. Both are refused before any work, in one line."""
+    import subprocess
+    import sys
+
+    if redirect == "/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    out = subprocess.DEVNULL if redirect == "closed" else open("/dev/full", "w")  # noqa: SIM115
+    try:
+        cmd = [sys.executable, "-c", "import os, sys\n"
+               + ("os.close(1)\n" if redirect == "closed" else "")
+               + "from gdsolver.cli.main import app\napp(sys.argv[1:])", "solve", "reg.gdsm"]
+        p = subprocess.run(cmd, cwd=files, stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        if redirect != "closed":
+            out.close()
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: standard output is"), p.stderr
+    assert not (files / "reg.result.json").exists()  # refused before the solve
+
+
+def test_library_warnings_hidden_unless_verbose(cli, files, monkeypatch):
+    """numpy RuntimeWarnings leaked before error lines; -v shows them."""
+    import warnings
+
+    import gdsolver.ir.numerics as numerics
+
+    real = numerics.check_numerics
+
+    def noisy(inst, *a, **k):
+        warnings.warn("overflow encountered in multiply", RuntimeWarning)
+        return real(inst, *a, **k)
+    monkeypatch.setattr(numerics, "check_numerics", noisy)
+    p = cli("inspect", "reg.gdsm", cwd=files)
+    assert p.returncode == 0 and "RuntimeWarning" not in p.stderr and "overflow" not in p.stderr, p.stderr
+    with warnings.catch_warnings(record=True) as seen:
+        p = cli("-v", "inspect", "reg.gdsm", cwd=files)
+    assert p.returncode == 0
+    assert any("overflow encountered" in str(w.message) for w in seen) or "overflow" in p.stderr
+
+
+def test_onnxruntime_native_log_lines_hidden_unless_verbose(files):
+    """onnxruntime printed its own "[E:onnxruntime:...]" line (on the C stderr) before gdsolver's
+    error; now the error is one line, and -v shows the native log too."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "W"),
+             numpy_helper.from_array(np.zeros(3, np.float32), "b"),
+             numpy_helper.from_array(np.array([7, -1], np.int64), "bad"),
+             numpy_helper.from_array(np.array([-1, 4], np.int64), "shp")]
+    nodes = [helper.make_node("Reshape", ["x", "bad"], ["x2"], name="oops"),  # fails at run time for 20 rows
+             helper.make_node("Reshape", ["x2", "shp"], ["x3"], name="back"),
+             helper.make_node("Gemm", ["x3", "W", "b"], ["y"], name="fc", transB=1)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(files / "rs.onnx"))
+    np.savez(files / "rsd.npz", X=rng.normal(size=(20, 4)).astype(np.float32), y=rng.integers(0, 3, 20))
+    args = ("evaluate", "rs.onnx", "--task", "classification", "--data", "rsd.npz")
+    assert_user_error(run(*args, cwd=files), "onnxruntime failed", "'oops'")
+    loud = run("-v", *args, cwd=files)
+    assert loud.returncode == 2 and "[E:onnxruntime" in loud.stderr

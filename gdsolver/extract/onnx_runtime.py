@@ -6,6 +6,7 @@ the last batch is padded (by repeating its last row) and the padded rows are dro
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,14 @@ import onnx
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.inputs import as_samples
+
+
+def log_severity() -> int:
+    """onnxruntime's log level for our sessions: GDSOLVER_ORT_LOG_LEVEL (0 verbose .. 4 fatal
+    only; the CLI sets 4 unless -v), default 3 (errors only: unused-initializer warnings are
+    noise here). What goes wrong reaches the caller as a GdsolverError either way."""
+    raw = os.environ.get("GDSOLVER_ORT_LOG_LEVEL", "")
+    return int(raw) if raw in ("0", "1", "2", "3", "4") else 3
 
 
 def _first_line(exc: BaseException) -> str:
@@ -35,8 +44,12 @@ class OrtRunner:
             [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
             if tt.HasField("shape") else None)
         self.fixed_batch = self.shape[0] if self.shape else None
+        level = log_severity()
+        ort.set_default_logger_severity(level)  # the process-wide logger (environment, providers)
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # errors only: unused-initializer warnings are noise here
+        opts.log_severity_level = level
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = level
         try:
             self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -70,7 +83,7 @@ class OrtRunner:
             if self.fixed_batch and n < step:
                 xb = np.concatenate([xb, np.repeat(xb[-1:], step - n, axis=0)], axis=0)
             try:
-                res = self.session.run(outputs, {self.input_name: np.ascontiguousarray(xb)})
+                res = self.session.run(outputs, {self.input_name: np.ascontiguousarray(xb)}, self._run_options)
             except Exception as exc:
                 raise GdsolverError(f"onnxruntime failed on ONNX model {self.label} with a batch of shape {xb.shape}: "
                                     f"{_first_line(exc)}") from None
