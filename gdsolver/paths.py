@@ -6,8 +6,8 @@ would hang or read forever), may be required to lie inside a directory (an ONNX 
 external data) and to be no larger than a limit. `open_input` opens without blocking and
 checks the open descriptor itself, so the file checked is the file read.
 
-Writing: an output path may not be a directory, its directory must exist, and it may not
-be one of the same command's inputs (`check_output`)."""
+Writing: an output path may not be a directory, its directory must exist and be writable, and
+it may not be one of the same command's inputs (`check_output`)."""
 
 from __future__ import annotations
 
@@ -112,6 +112,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike 
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise GdsolverError(f"{raw}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):  # a read-only directory or file system: found now, not after the work
+        raise GdsolverError(f"{raw}: directory {parent} is not writable; nothing can be written there")
     if p.exists() and not p.is_file():
         raise GdsolverError(f"{raw}: exists and is {_kind(p.stat().st_mode)}, expected a regular {what} file")
     for src in inputs:

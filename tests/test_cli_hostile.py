@@ -392,3 +392,14 @@ def test_onnxruntime_native_log_lines_hidden_unless_verbose(files):
     assert_user_error(run(*args, cwd=files), "onnxruntime failed", "'oops'")
     loud = run("-v", *args, cwd=files)
     assert loud.returncode == 2 and "[E:onnxruntime" in loud.stderr
+
+
+def test_read_only_output_directory_is_found_before_the_work(cli, files, monkeypatch):
+    """A read-only output directory was found only after the solve (issue 28). (Root ignores
+    permission bits, so the test makes os.access say what a read-only file system says.)"""
+    (files / "ro").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p).name == "ro" else real(p, mode, **kw))
+    for args in (("solve", "reg.gdsm", "-o", "ro/r.json"), ("export", "reg.gdsm", "-o", "ro/x.mps")):
+        assert_user_error(cli(*args, cwd=files), "ro", "is not writable")
+    assert not list((files / "ro").iterdir()) and not (files / "reg.result.json").exists()
