@@ -11,7 +11,10 @@ from typing import Annotated, Optional
 import typer
 
 from gdsolver.compile.registry import backend_help, native_options_help
+from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES
 from gdsolver.pipeline import SOLVE_DEFAULTS
+from gdsolver.train.config import SWEEP_DEFAULTS
+from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_KEEP_CORRECT, DEFAULT_MIP_POINTS
 
 from . import checks
 from .common import console, err_console, fail, fmt, table, user_errors
@@ -74,9 +77,15 @@ def compile_cmd(
                                                 "or a model.onnx with --data/--dataset.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Instance file to write (.gdsm).")],
     task: Annotated[Task, typer.Option(help="Formulation to build.")],
-    radius: Annotated[float, typer.Option(help="Box half-width around the current weights and biases.")] = 0.05,
+    radius: Annotated[Optional[float], typer.Option(
+        help=f"Box half-width around the current weights and biases (default {SWEEP_DEFAULTS.radius:g}, as the "
+             "trainer).")] = None,
     mode: Annotated[Optional[str], typer.Option(
-        help="regression: l1 (default) | paper; classification: paper (default) | compact.")] = None,
+        help=f"The head: the loss being trained by default, as the trainer (regression "
+             f"{DEFAULT_MODE['regression']}, classification {DEFAULT_MODE['classification']}); also "
+             f"regression {', '.join(m for m in REGRESSION_MODES if m != DEFAULT_MODE['regression'])}; "
+             f"classification {', '.join(m for m in CLASSIFICATION_MODES if m != DEFAULT_MODE['classification'])} "
+             "(the paper's counting heads).")] = None,
     activation: Annotated[Optional[Activation], typer.Option(
         help="Output activation (layer files; detected from models). Default identity.")] = None,
     margin: Annotated[Optional[float], typer.Option(
@@ -84,10 +93,14 @@ def compile_cmd(
     data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y (for a model source).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name (for a model source).")] = None,
     points: Annotated[Optional[int], typer.Option(
-        help="Points in the instance: classification picks K misclassified (default 32); regression a "
-             "seeded sample of K (default all).")] = None,
-    keep_correct: Annotated[int, typer.Option(
-        help="Classification: also add K currently-correct points that must stay correct.")] = 0,
+        help="Points in the instance (default as the trainer: a counting head picks 32 misclassified; "
+             f"ce on the last layer a seeded sample of {DEFAULT_DIRECT_POINTS} (solved directly), elsewhere "
+             f"{DEFAULT_CE_POINTS}; regression every point, or {DEFAULT_MIP_POINTS} when "
+             "ReLUs follow the layer).")] = None,
+    keep_correct: Annotated[Optional[int], typer.Option(
+        help=f"Counting heads: a seeded sample of K currently-correct points must stay correct (default "
+             f"{DEFAULT_KEEP_CORRECT}, so that the sweep cannot trade the points it does not see for the ones it "
+             "picks; 0 for none).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
     layer: Annotated[Optional[str], typer.Option(
         help="Model source: the dense layer to sweep, an index into the model's chain of dense layers "
@@ -108,12 +121,15 @@ def compile_cmd(
         inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
                              margin=margin, points=points, keep_correct=keep_correct, seed=seed,
                              layer=-1 if layer is None else layer, output=output_name)
+        if data is not None:  # where `apply` finds the data to check the new model on
+            inst.meta["data"]["path"] = os.path.relpath(data.resolve(), output.resolve().parent)
     else:
         if layer is not None or output_name is not None:
             fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
         if data is not None or dataset is not None:
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
-        inst = _compile_layer_file(source, task.value, radius, mode, activation, margin, keep_correct)
+        inst = _compile_layer_file(source, task.value, SWEEP_DEFAULTS.radius if radius is None else radius, mode,
+                                   activation, margin, keep_correct)
     save(inst, output)
     s = inst.summary()
     where = _layer_text(inst.meta)
@@ -134,21 +150,17 @@ def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None
                         activation: Activation | None, margin: float | None, keep_correct: int):
     from gdsolver.data.npz import load_arrays
     from gdsolver.errors import GdsolverError
-    from gdsolver.formulate import classification, regression
+    from gdsolver.formulate import Dense, sweep_instance
     from gdsolver.ir.gdsm import array_sha256
 
-    if keep_correct:
+    if keep_correct:  # every point of H is in the instance: a counting head counts them all
         fail("--keep-correct needs a model source; for a layer file put the points in H and use the Python API")
     checks.layer_file_size(source, task, mode)  # before anything is read or built
     arrs = load_arrays(source, ("W", "b", "H", "y"))
     act = activation.value if activation else "identity"
     try:
-        if task == "regression":
-            inst = regression(arrs["W"], arrs["b"], arrs["H"], arrs["y"], radius=radius, activation=act,
-                              mode=mode or "l1", margin=0.0 if margin is None else margin)
-        else:
-            inst = classification(arrs["W"], arrs["b"], arrs["H"], arrs["y"], radius=radius, activation=act,
-                                  mode=mode or "paper", margin=1e-3 if margin is None else margin)
+        inst = sweep_instance([Dense(arrs["W"], arrs["b"], act)], 0, arrs["H"], arrs["y"], task=task, radius=radius,
+                              mode=mode, margin=margin)
     except GdsolverError as exc:  # name the file in the message
         raise type(exc)(f"{source}: {exc}") from None
     inst.meta["source"] = {"kind": "layer", "file": source.name,
@@ -312,21 +324,34 @@ def apply(
     output: Annotated[Path, typer.Option("-o", "--output", help="Improved model to write (.onnx).")],
     instance: Annotated[Optional[Path], typer.Option(
         help="The instance (default: the one recorded in the result).")] = None,
-    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; with "
-                                             "--data, also write a model that is worse on the data.")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y: score the model before and after and "
-                                                      "refuse to write a worse one (exit 1).")] = None,
+    force: Annotated[bool, typer.Option(help="Apply a result that is not OPTIMAL/FEASIBLE/TIME_LIMIT-with-x; write "
+                                             "a model that is worse on the data; write without a check when the "
+                                             "data cannot be found.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y to check on (default: the data the "
+                                                      "instance was compiled from, found by its sha256).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set to check on, as --data.")] = None,
     accept_on: Annotated[Optional[str], typer.Option(
-        help="With --data: what must not get worse: 'accuracy' (classification default) or 'loss' "
+        help="What must not get worse on the data: 'accuracy' (classification default) or 'loss' "
              "(cross-entropy; MSE for regression, its default).")] = None,
 ) -> None:
-    """Write a solved sweep's final-layer weights into the model it came from (with --data: only if the new model
-    is not worse on that data)."""
+    """Write a solved sweep's weights into the model it came from, only if the new model is not
+    worse on the data (by default the data the instance was compiled from); exit 1 and write
+    nothing when it is worse, unless --force."""
+    from gdsolver.errors import GdsolverError
     from gdsolver.paths import check_output
-    from gdsolver.train.apply import apply_checked, apply_result_to_onnx
+    from gdsolver.train.apply import (apply_checked, apply_result_to_onnx, compiled_data, instance_path,
+                                      solved_weights)
 
     check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
+    if data is None and dataset is None:
+        meta = solved_weights(result, instance, force)[2].meta  # a result not to apply is refused first
+        try:
+            if isinstance(meta.get("model"), dict):  # else apply says it has no model to write into
+                data, dataset = compiled_data(instance_path(result, instance), meta)
+        except GdsolverError as exc:
+            if not force:
+                raise
+            err_console.print(f"warning: {exc}; writing without a check (--force)", markup=False, soft_wrap=True)
     if data is None and dataset is None:
         if accept_on is not None:
             fail("--accept-on applies with --data or --dataset")

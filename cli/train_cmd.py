@@ -3,14 +3,16 @@ progress bar over epochs and sweeps and a final comparison table."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
 
 from .apps import app
 from .common import console, err_console, fail, table, user_errors
@@ -52,9 +54,7 @@ def _describe(row: dict[str, Any]) -> str:
     return f"epoch {row['epoch']}: loss {loss:.4g}{acc}"
 
 
-@app.command()
-@user_errors
-def train(
+def _train(
     dataset: Annotated[Optional[str], typer.Option(help="Built-in data set: digits, digits-images, diabetes, identity, "
                                                    "affine, polynomial, formula, mnist, fashion-mnist, cifar10.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="A .npz with X, y (optional X_val, y_val, X_test, y_test).")] = None,
@@ -63,46 +63,6 @@ def train(
     task: Annotated[Optional[str], typer.Option(help="classification or regression (default: from the data).")] = None,
     model: Annotated[str, typer.Option(help="Network: auto, mlp, conv, paper.")] = "auto",
     hidden: Annotated[int, typer.Option(help="Hidden width of the mlp.")] = 32,
-    optimizer: Annotated[Optional[str], typer.Option(help="gdsolver: the GD phase's optimizer, sgd (default), adam "
-                                                          "or lbfgs (gdsolver-lbfgs is lbfgs).")] = None,
-    epochs: Annotated[int, typer.Option(help="GD epoch budget.")] = 20,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: sgd 0.05, adam 0.01, lbfgs "
-                                                                "1).")] = None,
-    lr_schedule: Annotated[Optional[str], typer.Option(help="LR schedule for -lrs methods and gdsolver: step, "
-                                                       "plateau, cosine.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Minibatch size.")] = 32,
-    patience: Annotated[Optional[int], typer.Option(help="Early-stopping patience (gdsolver default 2; "
-                                                    "baselines run all epochs unless set).")] = None,
-    max_sweeps: Annotated[Optional[int], typer.Option(help="gdsolver: number of solver sweeps (default 2).")] = None,
-    phase_epochs: Annotated[Optional[int], typer.Option(help="gdsolver: at most this many GD epochs before each "
-                                                        "sweep.")] = None,
-    radius: Annotated[Optional[float], typer.Option(help="Box half-width around the current weights "
-                                                    "(default 0.05).")] = None,
-    points: Annotated[Optional[int], typer.Option(help="Points per sweep (default: 32 misclassified; regression: "
-                                                  "all when the sweep is an LP, else 50).")] = None,
-    restarts: Annotated[Optional[int], typer.Option(help="Initialisations per method, the best on validation "
-                                                    "kept (gdsolver: for its first GD phase).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="gdsolver: sweep head (default: the loss being trained: squared "
-                                                "error or cross-entropy); paper, compact, count+ce, l1.")] = None,
-    layers: Annotated[Optional[str], typer.Option(help="gdsolver: dense layers to sweep: final (default), all, or "
-                                                  "indices / module names separated by commas; each round visits "
-                                                  "them from the input side.")] = None,
-    search: Annotated[Optional[str], typer.Option(help="gdsolver: how a count head's MIP is searched: auto "
-                                                  "(default: presolve + Benders for paper/compact heads on "
-                                                  "HiGHS), mip, presolve, benders.")] = None,
-    keep_correct: Annotated[Optional[int], typer.Option(help="Classification sweeps: this many currently correct "
-                                                        "points must stay correct.")] = None,
-    accept_on: Annotated[Optional[str], typer.Option(help="Accept a sweep if the validation 'loss' (default) or "
-                                                     "'accuracy' (classification) does not worsen beyond "
-                                                     "--val-tolerance.")] = None,
-    val_tolerance: Annotated[Optional[float], typer.Option(help="Allowed worsening: relative for loss (default "
-                                                           "0.01), absolute for accuracy.")] = None,
-    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
-    time_limit: Annotated[float, typer.Option(help="Per-sweep solver time limit (s).")] = 30.0,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the model and the training.")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch and the solver (default 1: the small models "
-                                         "trained here gain nothing from more, and on a busy machine 2 made "
-                                         "L-BFGS 120x slower).")] = 1,
     n_train: Annotated[Optional[int], typer.Option(help="Use the first N training points.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")] = None,
     dump: Annotated[Optional[Path], typer.Option(help="Write each method's run.json, sweeps/ and final model "
@@ -110,9 +70,6 @@ def train(
                                                  "DIR/run.json (DIR: new, empty or an earlier dump).")] = None,
     csv: Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")] = None,
-    portfolio: Annotated[Optional[int], typer.Option(help="gdsolver: solve K candidate sweeps per sweep (radii r, "
-                                                     "2r, r/2, ...; fresh point samples) and try them best "
-                                                     "first (default 1).")] = None,
     ray: Annotated[bool, typer.Option("--ray", rich_help_panel=RAY_PANEL,
                                       help="gdsolver: solve the portfolio's candidates as Ray tasks, in "
                                            "parallel, on a local Ray bound to 127.0.0.1 (or the cluster in "
@@ -123,10 +80,16 @@ def train(
                                                        help="Solve the candidates on the Ray cluster at this "
                                                             "address ('auto': the cluster this machine joined). "
                                                             "Implies --ray.")] = None,
+    settings: Optional[dict[str, Any]] = None,
 ) -> None:
     """Train with GDSolver and/or the GD baselines from the same initial weights, then compare."""
+    from gdsolver.train.config import GD_DEFAULTS, GDConfig, field_names
+
+    settings = dict(settings or {})
+    gd = {k: settings.pop(k) for k in field_names(GDConfig) if k in settings}  # the GD phases' options
+    optimizer, lr, seed, threads = gd.get("optimizer"), gd.get("lr"), gd.get("seed", GD_DEFAULTS.seed), \
+        gd.get("threads", GD_DEFAULTS.threads)
     from gdsolver.atomic import atomic_write_text
-    from gdsolver.train.config import PortfolioConfig
     from gdsolver.train.methods import method_names
     from gdsolver.train.models import build_model
     from gdsolver.train.runs import load_split_for, outputs_of, run_methods
@@ -147,10 +110,8 @@ def train(
     from . import checks
 
     checks.threads("--threads", threads)  # 1000000 made torch's thread pool crash the process
-    checks.time_limit("--time-limit", time_limit)
-    checks.number("--radius", radius, lo=0.0, lo_open=True)
     checks.number("--lr", lr, lo=0.0, lo_open=True)
-    checks.number("--val-tolerance", val_tolerance, lo=0.0)
+    mode = settings.get("mode")
     if task is not None:
         checks.mode_for_task(mode, task)
     if ray or ray_address is not None:
@@ -158,7 +119,7 @@ def train(
 
         ray_address = ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
     ray_opts = dict(executor="ray", ray_address=ray_address) if ray or ray_address is not None else {}
-    PortfolioConfig(1 if portfolio is None else portfolio, **ray_opts)  # checked before the data loads
+    _check_settings(settings, ray_opts)  # the records check every setting before the data loads
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
     if "gdsolver" in " ".join(method):  # a head of the other task would make every sweep SKIPPED
         checks.mode_for_task(mode, split.task)
@@ -166,11 +127,7 @@ def train(
                       dataset=dataset)
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
                   f"{len(split.test[1])} test points; model {_model_text(net)}")
-    opts = dict(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, epochs=epochs, batch_size=batch_size, patience=patience,
-                max_sweeps=max_sweeps, phase_epochs=phase_epochs, radius=radius, solver_points=points, layers=layers,
-                restarts=restarts, mode=mode, search=search,
-                keep_correct=keep_correct, accept_on=accept_on, val_tolerance=val_tolerance,
-                backend=backend, time_limit=time_limit, seed=seed, threads=threads, portfolio=portfolio)
+    opts = dict(gd, restarts=_restarts(gd.get("restarts")), seed=seed, threads=threads, **settings)
     # One Ray for every method (their trainers use the Ray this process started); closed at the end.
     opts.update(ray_opts)
     with executor_for(ray, ray_address), \
@@ -207,6 +164,90 @@ def train(
         atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
     if dump is not None:
         console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
+
+
+def _restarts(value: str | None) -> int | str | None:
+    """--restarts: a count, or 'fill' (with --budget)."""
+    if value is None or value == "fill":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        fail(f"--restarts {value!r}: expected a count (1, 2, ...) or 'fill'")
+
+
+GD_PANEL = "GD phases (every GD method; gdsolver.train.config.GDConfig)"
+SETTINGS_PANEL = "GDSolver settings (the records of gdsolver.train.config; unset: the record's default)"
+#: a setting's option name where it differs from its trainer keyword
+CLI_NAMES = {"solver_points": "points", "budget_s": "budget"}
+
+
+def _setting_options() -> list[inspect.Parameter]:
+    """One option per field of the settings records that has a CLI type: name, type, help and
+    default all from the record, so a new setting is one line there."""
+    from gdsolver.train.config import SETTINGS, GDConfig, help_text, keyword
+
+    params = []
+    for cls in (GDConfig, *SETTINGS):
+        panel = GD_PANEL if cls is GDConfig else SETTINGS_PANEL
+        for f in fields(cls):
+            kind = f.metadata.get("cli_type")
+            if kind is None:
+                continue
+            key = keyword(f.name)
+            flag = CLI_NAMES.get(key, key).replace("_", "-")
+            decls = [f"--{flag}/--no-{flag}"] if kind is bool else [f"--{flag}"]
+            shown = f.default if not isinstance(f.default, str) else repr(f.default)
+            opt = typer.Option(*decls, help=f"{help_text(f)} (default: {shown})", rich_help_panel=panel,
+                               show_default=False)
+            params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[Optional[kind], opt]))
+    return params
+
+
+def _check_settings(settings: dict[str, Any], ray_opts: dict[str, Any]) -> None:
+    """Build the records from the options given, so that a bad value is refused before any work,
+    with the option's name."""
+    from gdsolver.errors import GdsolverError
+    from gdsolver.train.config import GDConfig, PortfolioConfig, field_names, split_settings
+
+    parts = split_settings({k: v for k, v in settings.items() if k not in field_names(GDConfig)}, "gdsolver train")
+    parts[PortfolioConfig].update(ray_opts)
+    for cls, values in parts.items():
+        try:
+            cls(**values)
+        except (GdsolverError, TypeError, ValueError) as exc:
+            text = str(exc)
+            name = text.split(":", 1)[0]
+            flag = CLI_NAMES.get(name, name).replace("_", "-")
+            fail(f"--{flag}:{text.split(':', 1)[1]}" if name in settings or name in CLI_NAMES else text)
+
+
+def _with_setting_options(func):
+    """The `train` command: `func`'s options plus the generated setting options, whose values
+    reach `func` as one dict (`settings`, unset ones left out)."""
+    import typing
+
+    hints = typing.get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(func).parameters.values()
+           if p.name != "settings"]
+    generated = _setting_options()
+    names = {p.name for p in generated}
+
+    @functools.wraps(func)
+    def command(**kw: Any) -> None:
+        settings = {k: kw.pop(k) for k in list(kw) if k in names and kw[k] is not None}
+        for k in names:
+            kw.pop(k, None)
+        func(**kw, settings=settings)
+
+    del command.__wrapped__  # typer reads the signature set here, not func's
+    command.__signature__ = inspect.Signature(own + generated)
+    command.__annotations__ = {p.name: p.annotation for p in own + generated}
+    return command
+
+
+train = app.command("train")(user_errors(_with_setting_options(_train)))
 
 
 def _replay_hint(dump: Path, results) -> str:
