@@ -15,8 +15,8 @@ pytest.importorskip("matplotlib")
 from clirun import assert_user_error, run  # noqa: E402
 
 from gdsolver.bench.equal_time_bench import (ABLATION, GDSOLVER, METHODS, EqualTimeConfig, Workload,  # noqa: E402
-                                             preset_config, run_equal_time_bench, skipped_workloads, summarize,
-                                             total_units)
+                                             preset_config, rewrite_report, run_equal_time_bench, skipped_workloads,
+                                             summarize, total_units)
 
 SLACK_S = 0.1  # fit()'s own work outside the budgeted loop (data checks, loading the best restart)
 
@@ -81,6 +81,15 @@ def test_equal_time_tiny(tmp_path):
     assert "# gdsolver bench equal-time" in md and "## polynomial" in md and "Load average" in md
     assert "GDSolver (time-aware)" in md and "![test loss against the budget](et.png)" in md
     assert doc["png_bytes"] < 200_000
+    assert set(e["methods"][GDSOLVER]["moves_mean"]) >= {"stop"}  # the decisions of the time-aware loop
+
+    # the report again from the saved rows: the same summary, to the file's 7 digits
+    again = rewrite_report(tmp_path / "et.json")
+    assert again["summary_rewritten"] and again["summary"][0]["best_baseline"] == e["best_baseline"]
+    for m, st in again["summary"][0]["methods"].items():
+        assert st["mean"] == pytest.approx(e["methods"][m]["mean"], rel=1e-6) and st["wins"] == e["methods"][m]["wins"]
+    md2 = (tmp_path / "et.md").read_text()
+    assert len(md2.splitlines()) == len(md.splitlines()) and "## polynomial" in md2
 
 
 def _row(w, seed, method, loss, budget=1.0):

@@ -474,6 +474,14 @@ def _ok(r: dict[str, Any] | None) -> bool:
         and math.isfinite(r["test_loss"])
 
 
+def _moves_mean(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """GDSolver under a budget: the mean number of times each move was chosen per run
+    (history.decisions; "stop" is the final choice), None for a trainer that makes none."""
+    ms = [r.get("moves") or {} for r in rows]
+    names = sorted({k for m in ms for k in m})
+    return {k: float(np.mean([m.get(k, 0) for m in ms])) for k in names} if names and ms else None
+
+
 def summarize(rows: list[dict[str, Any]], workloads: list[Workload], cfg: EqualTimeConfig) -> list[dict[str, Any]]:
     out = []
     for wl in workloads:
@@ -507,6 +515,7 @@ def summarize(rows: list[dict[str, Any]], workloads: list[Workload], cfg: EqualT
                          "restarts_mean": _stats([r["restarts"] for r in ran])["mean"],
                          "sweeps_mean": _stats([r["sweeps"] for r in ran])["mean"],
                          "sweeps_accepted_mean": _stats([r["sweeps_accepted"] for r in ran])["mean"],
+                         "moves_mean": _moves_mean(ran),
                          "errors": sum(1 for r in by[m].values() if r.get("error"))}
             base = [(ms[m]["mean"], m) for m in BASELINES if m in ms and math.isfinite(ms[m]["mean"])]
             best = min(base)[1] if base else None
@@ -607,6 +616,13 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
         lines += md_table(["budget", "method", "test loss mean ± std", "median", "test acc", "wins",
                            "wall s mean (max)", "max over budget", "epochs", "restarts", "sweeps kept/run"], body)
         lines += [""]
+        mv = [(e, m, s["moves_mean"]) for e in es for m, s in e["methods"].items() if s.get("moves_mean")]
+        if mv:
+            lines += ["GDSolver's choices under the budget (history.decisions): mean times each move was chosen "
+                      "per run (\"stop\": the budget was spent or nothing fitted).", ""]
+            body = [[_budget_text(e), NAMES.get(m, m), ", ".join(f"{k} ×{v:.3g}" for k, v in x.items())]
+                    for e, m, x in mv]
+            lines += md_table(["budget", "method", "moves chosen (mean per run)"], body) + [""]
     over = [(e["workload"], _budget_text(e), m, s["over_steps_max"]) for e in summ for m, s in e["methods"].items()
             if math.isfinite(s["over_steps_max"]) and s["over_steps_max"] > 1.0]
     lines += ["## Overruns", ""]
@@ -745,4 +761,29 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     atomic_write_text(paths["md"], markdown(doc, png))
     partial.unlink(missing_ok=True)
     doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or png}
+    return doc
+
+
+def rewrite_report(json_path: str | os.PathLike, *, plots: bool = True) -> dict[str, Any]:
+    """Recompute the summary of a saved run from its rows (the measurements are not touched) and
+    write its JSON, markdown and plot again beside it: for a report whose summary code changed
+    after the run."""
+    import json
+
+    path = Path(json_path)
+    doc = json.loads(path.read_text())
+    cfg = EqualTimeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
+    names = {f.name for f in fields(Workload)}
+    wls = [Workload(**{k: (tuple(v) if k == "budgets" else v) for k, v in w.items() if k in names})
+           for w in doc["workloads"]]
+    doc["summary"] = summarize(doc["rows"], wls, cfg)
+    doc["summary_rewritten"] = True
+    png = None
+    if plots and wls:
+        doc["png_bytes"] = plot(doc, path.with_suffix(".png"))
+        png = path.with_suffix(".png").name
+    write_json(path, doc)
+    from gdsolver.atomic import atomic_write_text
+
+    atomic_write_text(path.with_suffix(".md"), markdown(doc, png))
     return doc
