@@ -7,7 +7,9 @@ training code.
    20 epochs; GDSolver = 10 of those epochs, then rounds of sweeps over BOTH layers (the hidden
    layer with its ReLUs encoded exactly, then the output layer), squared-error heads; and the
    baseline a practitioner would use for a model this small, full-batch L-BFGS best of 5
-   restarts, with and without sweeps on top.
+   restarts, with and without sweeps on top. Then the same at equal time (3 s each): Adam
+   continued, L-BFGS restarts filling the time (best on validation), and the time-aware
+   GDSolver on each (budget_s: it spends the seconds on what paid most per second so far).
 2. digits classification (MLP 64-32-10): Adam with the plateau schedule at the rate the data-
    efficiency benchmark tuned on validation (0.03), with and without final-layer sweeps on the
    cross-entropy head, for 4 epochs (a short budget: the sweeps help) and for 10 (Adam has
@@ -26,6 +28,8 @@ from typing import Any
 ADAM_LR = 0.01
 DIGITS_ADAM_LR = 0.03  # adam-lrs's rate for the MLP on all 1117 points, chosen on validation by bench data-efficiency
 SWEEPS = dict(layers="all", radius=1.0, phase_epochs=10, max_sweeps=2, time_limit=10.0)
+BUDGET_S = 3.0  # the equal-time case: seconds per method
+BUDGET_SWEEPS = dict(layers="all", radius=1.0)  # the time-aware GDSolver decides when to sweep
 
 DEMO_CASES: tuple[dict[str, Any], ...] = (
     {"dataset": "polynomial", "model": "paper", "epochs": 20, "methods": {
@@ -33,6 +37,14 @@ DEMO_CASES: tuple[dict[str, Any], ...] = (
         "gdsolver": dict(optimizer="adam", lr=ADAM_LR, lr_schedule="step", patience=None, **SWEEPS),
         "lbfgs": dict(restarts=5),
         "gdsolver-lbfgs": dict(restarts=5, patience=None, **SWEEPS),
+    }},
+    # equal time: each method gets the same seconds (a user pays in seconds, not epochs)
+    {"dataset": "polynomial", "name": f"polynomial-{BUDGET_S:g}-seconds", "model": "paper", "epochs": 10**6,
+     "budget_s": BUDGET_S, "methods": {
+        "adam-lrs": dict(lr=ADAM_LR, lr_schedule="step", budget_s=BUDGET_S),
+        "gdsolver": dict(optimizer="adam", lr=ADAM_LR, lr_schedule="step", budget_s=BUDGET_S, **BUDGET_SWEEPS),
+        "lbfgs": dict(restarts="fill", patience=2, budget_s=BUDGET_S),
+        "gdsolver-lbfgs": dict(budget_s=BUDGET_S, **BUDGET_SWEEPS),
     }},
     *({"dataset": "digits", "name": f"digits-{e}-epochs", "model": "mlp", "epochs": e, "methods": {
         "adam-lrs": dict(lr=DIGITS_ADAM_LR),
@@ -61,8 +73,9 @@ def run_training_demo(on_result: Callable[[str, list], None], *, dump_dir: str |
         methods = case["methods"]
         results = run_methods(list(methods), net, split, dump_dir=root / case.get("name", case["dataset"]),
                               seed=seed, threads=threads, epochs=case["epochs"], method_opts=methods)
+        length = f"{case['budget_s']:g} s each" if "budget_s" in case else f"{case['epochs']} epochs"
         title = (f"{case['dataset']} ({split.task}): {len(split.train[1])} train / {len(split.val[1])} val / "
-                 f"{len(split.test[1])} test points, {case['epochs']} epochs, seed {seed}")
+                 f"{len(split.test[1])} test points, {length}, seed {seed}")
         on_result(title, results)
         out.append((title, results))
     return out
