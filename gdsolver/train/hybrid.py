@@ -407,7 +407,8 @@ class GDSolver(Trainer):
         settings = self.sweep_config.solve_settings(threads=self.threads)
         if self.budget_s is not None:  # a sweep never runs past the budget, and a first try of a layer
             # (its cost unknown) gets at most a quarter of what is left
-            left = max(self.time_left() * (0.25 if self._first_try else 1.0), 0.05)
+            # (the decision after the solve -- write back, forward passes -- costs about an epoch's evaluation)
+            left = max((self.time_left() - self._epoch_cost) * (0.25 if self._first_try else 1.0), 0.05)
             settings = dataclasses.replace(settings, time_limit=min(settings.time_limit or left, left))
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
