@@ -13,7 +13,7 @@ import typer
 from gdsolver.compile.registry import backend_help, native_options_help
 from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES
 from gdsolver.pipeline import SOLVE_DEFAULTS
-from gdsolver.train.config import SWEEP_DEFAULTS
+from gdsolver.train.config import RECIPE
 from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_KEEP_CORRECT, DEFAULT_MIP_POINTS
 
 from . import checks
@@ -78,8 +78,8 @@ def compile_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Instance file to write (.gdsm).")],
     task: Annotated[Task, typer.Option(help="Formulation to build.")],
     radius: Annotated[Optional[float], typer.Option(
-        help=f"Box half-width around the current weights and biases (default {SWEEP_DEFAULTS.radius:g}, as the "
-             "trainer).")] = None,
+        help=f"Box half-width around the current weights and biases (default as the trainer: regression "
+             f"{RECIPE['regression']['radius']:g}, classification {RECIPE['classification']['radius']:g}).")] = None,
     mode: Annotated[Optional[str], typer.Option(
         help=f"The head: the loss being trained by default, as the trainer (regression "
              f"{DEFAULT_MODE['regression']}, classification {DEFAULT_MODE['classification']}); also "
@@ -128,7 +128,7 @@ def compile_cmd(
             fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
         if data is not None or dataset is not None:
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
-        inst = _compile_layer_file(source, task.value, SWEEP_DEFAULTS.radius if radius is None else radius, mode,
+        inst = _compile_layer_file(source, task.value, RECIPE[task.value]["radius"] if radius is None else radius, mode,
                                    activation, margin, keep_correct)
     save(inst, output)
     s = inst.summary()

@@ -57,7 +57,7 @@ def test_gdsolver_sweeps_after_the_best_lbfgs_start():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     tr = gdsolver.GDSolver(model, "regression", optimizer="lbfgs", epochs=2, restarts=2, max_sweeps=1,
-                           radius=0.1, time_limit=20)
+                           radius=0.1, time_limit=20, layers="final")
     hist = tr.fit((X[:150], Y[:150]), (X[150:], Y[150:]))
     assert {r["restart"] for r in hist.epochs} == {0, 1}
     assert len(hist.sweeps) == 1 and hist.sweeps[0]["restart"] is None

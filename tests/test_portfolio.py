@@ -180,7 +180,8 @@ def test_cli_train_portfolio(tmp_path):
     from clirun import assert_user_error, run
 
     p = run("train", "--dataset", "affine", "-m", "gdsolver", "--epochs", "1", "--max-sweeps", "1", "--portfolio",
-            "2", "--time-limit", "20", "--n-train", "100", "--json", "out.json", "--dump", "d", cwd=tmp_path)
+            "2", "--layers", "final", "--time-limit", "20", "--n-train", "100", "--json", "out.json", "--dump", "d",
+            cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     rows = json.loads((tmp_path / "out.json").read_text())["results"][0]["history"]["rows"]
     sweeps = [r for r in rows if r["kind"] == "sweep"]

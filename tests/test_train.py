@@ -244,6 +244,7 @@ def test_regression_sweep_objective_is_the_l1_after_write_back(tmp_path):
     model = reg_arch()
     rec = Recorder(model)
     hist = GDSolver(model, "regression", lr=1e-6, epochs=1, max_sweeps=1, radius=0.1, solver_points=None, mode="l1",
+                    layers="final",
                     dump_dir=tmp_path, callback=rec).fit((X, Y), (X[:50], Y[:50]))
     (i,) = [i for i, r in enumerate(rec.rows) if r["kind"] == "sweep"]
     row = rec.rows[i]

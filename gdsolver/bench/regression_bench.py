@@ -142,8 +142,9 @@ def sweep_options(preset: str, equation: str, cfg: RegressionConfig) -> dict[str
         from gdsolver.data.presets import PAPER_MARGIN, paper_radius
 
         return dict(radius=paper_radius(equation), adapt_radius=False, mode="paper", margin=PAPER_MARGIN,
-                    solver_points=cfg.points)
-    return dict(radius=0.05, adapt_radius=True, mode="l1", solver_points="auto")  # every training point
+                    solver_points=cfg.points, layers="final")
+    # the paper's Table 1 setting (the final layer), at the radius and head gdsolver had before the recipe
+    return dict(radius=0.05, adapt_radius=True, mode="l1", solver_points="auto", layers="final")
 
 
 def total_units(cfg: RegressionConfig) -> int:

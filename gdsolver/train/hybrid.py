@@ -99,7 +99,7 @@ class GDSolver(Trainer):
         self._set_gd_options(optimizer, lr, lr_schedule, patience, momentum, weight_decay)
         parts = split_settings(settings, type(self).__name__)
         self.loop = LoopConfig(**parts[LoopConfig])
-        self.sweep_config = SweepConfig(**parts[SweepConfig])
+        self.sweep_config = SweepConfig(**parts[SweepConfig]).for_task(self.task)
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
         self.accept = AcceptConfig(**parts[AcceptConfig])

@@ -332,7 +332,8 @@ def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: s
     net = network_from_onnx(source, X, output=output)
     if task == "classification":
         y = labels_as_indices(y, net.tail.get("classes"))
-    job = prepare_sweep(net, X, y, task=task, layer=layer, radius=SWEEP_DEFAULTS.radius if radius is None else radius,
+    job = prepare_sweep(net, X, y, task=task, layer=layer,
+                        radius=SWEEP_DEFAULTS.for_task(task).radius if radius is None else radius,
                         mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,
                         keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed)
     inst = job.instance
