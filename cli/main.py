@@ -206,6 +206,9 @@ def solve(
     round_tol: Annotated[float, typer.Option(
         help="... until the surrogate promises less than this (relative) over the true loss.")]
     = SOLVE_DEFAULTS.round_tol,
+    convex: Annotated[str, typer.Option(
+        help="A convex sweep (the last layer, identity output, squared / ce head): direct (scipy, exact; the "
+             "default) or cuts (the tangent-cut rounds on --backend).")] = SOLVE_DEFAULTS.convex,
 ) -> None:
     """Solve an instance the way a trainer's sweep does (gdsolver.pipeline: the search, refinement
     rounds for the squared / cross-entropy heads, ir.verify and the float64 forward-pass check, the
@@ -222,7 +225,7 @@ def solve(
     # everything that can be refused is checked before the instance is loaded and solved
     settings = SolveSettings(backend=backend, search=search, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                              use_start=not no_start, closest=closest, rounds=rounds, round_tol=round_tol,
-                             options=_parse_options(option), fallback=fallback)
+                             options=_parse_options(option), fallback=fallback, convex=convex)
     checks.native_options(backend, settings.options)  # every --option KEY against the backend ...
     checks.options_for_search(settings.options, search, backend)  # ... and the search that will run
     if output is not None and (output.is_dir() or output.suffix != ".json"):
@@ -454,8 +457,7 @@ def inspect(
     groups += [["indicators", k, v["offset"], v["count"]] for k, v in s["indicator_groups"].items()]
     if groups:
         console.print(table("constraint groups", ["kind", "group", "offset", "count"], groups))
-    console.print(table("meta", ["key", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
-                                                  for k, v in s["meta"].items()]))
+    console.print(table("meta", ["key", "value"], [[k, _meta_text(v)] for k, v in s["meta"].items()]))
     if presolve:
         p = s["presolve"]
         rows = [["status", p["status"] + (f" ({p['message']})" if p["message"] else "")]]
@@ -475,6 +477,15 @@ def inspect(
                 rows.append([f"block {name}", ", ".join(parts) + f" of {b['size']}"])
         rows.append(["time (s)", fmt(p["time_s"], 3)])
         console.print(table("presolve (interval reasoning, ir.presolve)", ["", ""], rows))
+
+
+def _meta_text(v, most: int = 12) -> str:
+    """A meta value for the table: long lists (the points) shortened, with their length."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list) and len(v) > most:
+        return json.dumps(v[:most])[:-1] + f", ... ({len(v)} in all)]"
+    return json.dumps(v)
 
 
 def _presolve_summary(inst) -> dict:

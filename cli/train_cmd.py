@@ -120,6 +120,11 @@ def _train(
         ray_address = ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
     ray_opts = dict(executor="ray", ray_address=ray_address) if ray or ray_address is not None else {}
     _check_settings(settings, ray_opts)  # the records check every setting before the data loads
+    from gdsolver.train.methods import method_options
+
+    for m in method:  # a budget no method may silently ignore
+        if gd.get("budget_s") is not None and "budget_s" not in method_options(m):
+            fail(f"--budget: {m} has no time budget (the GD methods and gdsolver take one)")
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
     if "gdsolver" in " ".join(method):  # a head of the other task would make every sweep SKIPPED
         checks.mode_for_task(mode, split.task)

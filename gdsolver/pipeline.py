@@ -53,8 +53,8 @@ class SolveSettings:
     convex: a convex sweep (the last layer, identity output, "squared" or "ce" head) is solved
       "direct"ly to optimality by scipy (gdsolver.compile.convex) and checked like any answer,
       or by the tangent-cut rounds on `backend` ("cuts"; also whenever a backend other than the
-      default or "auto" is named: the user asked for that solver). Measured (README): direct is exact
-      and 10-100x faster; the rounds stop within round_tol.
+      default or "auto" is named: the user asked for that solver). Measured (docs/backends-and-
+      searches.md): direct is exact and 10-100x faster; the rounds stop within round_tol.
     """
 
     backend: str = DEFAULT_BACKEND

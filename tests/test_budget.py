@@ -67,6 +67,8 @@ def test_training_stays_inside_its_budget(poly, make):
     if isinstance(tr, GDSolver):
         assert h.decisions and h.decisions[-1]["move"] is None  # it stopped because the budget was spent
         assert all(d["reason"] for d in h.decisions)
+        # every GD move trains at least an epoch (a move of none was chosen again and again: it spun)
+        assert sum(d["move"] == "gd" for d in h.decisions) <= len(h.epochs) + 1
         moves = {d["move"] for d in h.decisions}
         assert ("sweep" in " ".join(filter(None, moves))) == (not tr.skip_sweeps)
 

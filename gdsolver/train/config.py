@@ -285,7 +285,8 @@ class GDConfig:
     restarts: int | str = setting(1, "Initialisations, the best on validation kept (GDSolver: for its first GD "
                                   "phase); 'fill' with a time budget: as many as the time allows.", str)
     budget_s: float | None = setting(None, "Seconds of wall time: training stops inside it (GDSolver spends it on "
-                                     "the moves that paid most per second: GD, sweeps, restarts).", float)
+                                     "the moves that paid most per second: GD, sweeps, restarts; bpgrad and "
+                                     "lifted-bcd take none).", float)
     seed: int = setting(0, "Seed of the split, the model and the training.", int)
     threads: int | None = setting(1, "CPU threads for torch and the solver (the small models here gain nothing "
                                   "from more; on a busy machine 2 made L-BFGS 120x slower).", int)

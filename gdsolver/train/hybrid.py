@@ -460,7 +460,7 @@ class GDSolver(Trainer):
         else:  # c.before is then the training loss (see _sweep)
             X, y = self.train_data.X, self.train_data.y.numpy()
             points_loss = lambda: sweep_loss(self.task, self._model_outputs(X), y, job.margin, mode)  # noqa: E731
-            what = f"training loss after refitting {last.name}"
+            what = f"training loss after refitting layer {last.name!r}"
         return decide_sweep(job, c.outcome, write=write, restore=restore, points_loss=points_loss,
                             watched=watched, watched_before=watched_before, accept=self.accept,
                             loss_before=c.before, label="validation" if self.val_data is not None else "training",

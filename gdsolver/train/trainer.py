@@ -488,8 +488,10 @@ class Trainer:
             if self.budget_s is not None:
                 self._carried = (opt, sched)
         best, since = math.inf, 0
-        for _ in range(epochs):
-            if not self._affords(self._epoch_cost):
+        for i in range(epochs):
+            # a phase's share of the budget may cut it after any epoch, but not before its first: a
+            # phase of no epoch would be chosen again and again (the time-aware loop spun on it)
+            if not (self._affords(self._epoch_cost) if i else self._epoch_cost <= self.time_left()):
                 break
             t = time.perf_counter()
             lr_now = float(opt.param_groups[0]["lr"])
