@@ -2,7 +2,7 @@
 
 GDSOLVER_TEST_HIDE=pyscipopt[,gurobipy] runs the suite as if those packages were not
 installed: they are hidden in this process and, through a sitecustomize on
-PYTHONPATH, in every Python subprocess the tests start (the CLI tests)."""
+PYTHONPATH, in every Python subprocess the tests start (clirun.run_subprocess and the like)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The CLI end to end, as a user runs it (subprocess), including bad-input exit codes."""
+"""The CLI end to end, as a user runs it, including bad-input exit codes. Commands run in this
+process (clirun.run); --version also through the installed script (test_cli_models runs a
+compile -> solve -> apply chain through it)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 import gdsolver
-from clirun import assert_user_error, run
+from clirun import assert_user_error, run, run_subprocess
 from gdsolver.formulate import correct_mask, forward
 
 
@@ -29,6 +31,13 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert p.returncode == 0
     for cmd in ("compile", "solve", "inspect", "export", "replay", "bench", "demo"):
         assert cmd in p.stdout
+
+
+def test_version_from_the_installed_script(tmp_path: Path) -> None:
+    p = run_subprocess("--version", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"gdsolver {gdsolver.__version__}\n" and p.stderr == ""
+    assert run("--version", cwd=tmp_path).stdout == p.stdout
 
 
 def test_regression_end_to_end(layer_files: Path) -> None:

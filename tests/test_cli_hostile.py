@@ -16,7 +16,7 @@ import pytest
 
 import gdsolver
 import gdsolver.formulate
-from clirun import assert_user_error, run
+from clirun import assert_user_error, run, run_subprocess
 from gdsolver.cli.main import app
 from gdsolver.compile.result import SolveResult
 
@@ -88,8 +88,8 @@ def test_usage_errors_are_one_line(cli, files, args, needle):
 
 
 def test_usage_error_from_the_installed_script(files):
-    assert_user_error(run("solve", cwd=files), "Missing argument 'instance'")
-    p = run(cwd=files)
+    assert_user_error(run_subprocess("solve", cwd=files), "Missing argument 'instance'")
+    p = run_subprocess(cwd=files)
     assert p.returncode == 2 and "Usage" in p.stdout  # no arguments: the help, as before
 
 

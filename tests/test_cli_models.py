@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 import gdsolver  # noqa: E402
 from gdsolver.extract import apply_to_torch, from_onnx, from_torch, onnx_forward  # noqa: E402
 from gdsolver.formulate import correct_mask  # noqa: E402
-from clirun import assert_user_error, run  # noqa: E402
+from clirun import assert_user_error, run, run_subprocess  # noqa: E402
 
 
 def export(model, x_example, path: Path, dynamo: bool) -> None:
@@ -95,6 +95,7 @@ def test_classification_round_trip(tmp_path: Path, digits, dynamo: bool, mode: s
 
 
 def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
+    """compile -> solve -> apply through the installed `gdsolver` script (a new process each)."""
     from gdsolver.data.datasets import load_dataset
 
     X, Y = load_dataset("affine", n=300, seed=1)
@@ -104,15 +105,15 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
     train_briefly(model, X, Y, torch.nn.functional.mse_loss, epochs=2, lr=0.05)
     export(model, torch.from_numpy(X[:1]), tmp_path / "r.onnx", dynamo=False)
     np.savez(tmp_path / "d.npz", X=X, y=Y)
-    p = run("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--points", "40", "--radius", "0.1",
-            "--mode", "l1", "-o", "r.gdsm", cwd=tmp_path)
+    p = run_subprocess("compile", "r.onnx", "--data", "d.npz", "--task", "regression", "--points", "40",
+                       "--radius", "0.1", "--mode", "l1", "-o", "r.gdsm", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     inst = gdsolver.load(tmp_path / "r.gdsm")
     assert inst.meta["activation"] == "relu" and inst.meta["relu_binaries"] > 0
-    assert run("solve", "r.gdsm", "--time-limit", "60", cwd=tmp_path).returncode == 0
+    assert run_subprocess("solve", "r.gdsm", "--time-limit", "60", cwd=tmp_path).returncode == 0
     res = gdsolver.load_result(tmp_path / "r.result.json")
     assert res.status == "OPTIMAL"
-    assert run("apply", "r.onnx", "r.result.json", "-o", "r2.onnx", cwd=tmp_path).returncode == 0
+    assert run_subprocess("apply", "r.onnx", "r.result.json", "-o", "r2.onnx", cwd=tmp_path).returncode == 0
     idx = np.array(inst.meta["points"])
     l1_new = np.abs(onnx_forward(tmp_path / "r2.onnx", X[idx]) - Y[idx]).sum()
     l1_old = np.abs(onnx_forward(tmp_path / "r.onnx", X[idx]) - Y[idx]).sum()

@@ -105,7 +105,7 @@ def _npz(path, **arrays):
     return path.name
 
 
-BAD_NPZ = {  # through the CLI (each run starts a Python with torch: a few seconds)
+BAD_NPZ = {  # through the CLI
     "negative label": (lambda rng: dict(X=rng.normal(size=(40, 4)), y=np.r_[-1, rng.integers(0, 3, 39)]),
                        ("'y'", "class labels", "-1")),
 }

@@ -52,9 +52,21 @@ def _without_ray_env(tmp_path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
 
 
-@pytest.mark.parametrize("args", [["bench", "regression", "--quick", "--ray"],
+def test_ray_option_without_ray_is_one_error_line_in_process(tmp_path, monkeypatch):
+    """The same as below in this process, with `ray` hidden (sys.modules["ray"] = None)."""
+    from clirun import run
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    p = run("bench", "regression", "--quick", "--ray", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert_user_error(p, "--ray", "Ray is not installed", "pip install -c constraints.txt '.[ray]'")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("args", [pytest.param(["bench", "regression", "--quick", "--ray"], marks=pytest.mark.slow),
                                   ["replay", "DIR", "--ray-address", "127.0.0.1:6379"]])
 def test_ray_option_without_ray_is_one_error_line(tmp_path, args):
+    """A new Python with a `ray` that fails to import first on its path (the bench case, which
+    imports torch: -m slow; in this process above)."""
     args = [str(tmp_path) if a == "DIR" else a for a in args]
     p = subprocess.run([sys.executable, "-m", "gdsolver.cli.main", *args, "--out" if args[0] == "bench" else "--tol",
                         str(tmp_path / "out") if args[0] == "bench" else "1e-6"], cwd=tmp_path,

@@ -284,7 +284,7 @@ def test_portfolio_on_ray_equals_local(local_ray, tmp_path):
 
 @pytest.mark.slow  # ~30 s: two CLI runs, one starting its own local Ray
 def test_cli_train_portfolio_ray_equals_local(local_ray, tmp_path):
-    from clirun import run
+    from clirun import run_subprocess as run  # --ray starts its own Ray: not in this process (local_ray's)
 
     args = ["train", "--dataset", "digits", "-m", "gdsolver", "--epochs", "2", "--max-sweeps", "1", "--portfolio", "2",
             "--n-train", "300", "--time-limit", "30"]
