@@ -46,8 +46,10 @@ def digits():
     return (d.data[:600] / 16.0).astype(np.float32), d.target[:600].astype(np.int64)
 
 
-@pytest.mark.parametrize("dynamo", [True, False])
-@pytest.mark.parametrize("mode", ["paper", "compact"])
+@pytest.mark.parametrize("mode,dynamo", [  # each mode and each exporter by default; the other pairs with -m slow
+    pytest.param("paper", True, id="paper-True"), pytest.param("compact", False, id="compact-False"),
+    pytest.param("paper", False, id="paper-False", marks=pytest.mark.slow),
+    pytest.param("compact", True, id="compact-True", marks=pytest.mark.slow)])
 def test_classification_round_trip(tmp_path: Path, digits, dynamo: bool, mode: str) -> None:
     X, y = digits
     torch.manual_seed(0)

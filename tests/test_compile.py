@@ -551,14 +551,16 @@ def test_cli_gurobi_licence_error(tmp_path, gurobi):
     assert load_result(tmp_path / "big.result.json").backend == "highs"
 
 
-def test_cli_bench_backends_quick(tmp_path):
+def _cli_bench_backends_quick(tmp_path, sets: list[str]) -> None:
     from clirun import run
 
-    p = run("bench", "backends", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    p = run("bench", "backends", "--quick", "--out", str(tmp_path), *(a for s in sets for a in ("--set", s)),
+            cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "backends-quick.json").read_text())
     assert doc["backends"][0] == "highs" and set(doc["backends"]) == set(available_backends())
-    assert doc["rows"] and doc["all_agree"] and doc["sets"] == ["digits", "regression", "mnist-head", "digits-hidden"]
+    assert doc["rows"] and doc["all_agree"] and doc["sets"] == (sets or ["digits", "regression", "mnist-head",
+                                                                         "digits-hidden"])
     for r in doc["rows"]:
         assert set(r["results"]) | set(r["skipped"]) == set(doc["backends"])
         for name, res in r["results"].items():
@@ -567,6 +569,17 @@ def test_cli_bench_backends_quick(tmp_path):
                 assert r["ratios"][name] == pytest.approx(res["solve_s"] / r["results"]["highs"]["solve_s"])
     md = (tmp_path / "backends-quick.md").read_text()
     assert all(f"| {n}/highs |" in md for n in doc["backends"][1:])
+
+
+@pytest.mark.slow  # ~12 s; by default the two fast sets run through the CLI, the other two through the API
+def test_cli_bench_backends_quick(tmp_path):
+    _cli_bench_backends_quick(tmp_path, [])
+
+
+def test_cli_bench_backends_quick_fast_sets(tmp_path):
+    """`--set` through the CLI, on the demo-layer sets (test_bench_backends_sweep_sets_quick runs the
+    MNIST-head and digits hidden-layer sets, which train a head or an MLP first)."""
+    _cli_bench_backends_quick(tmp_path, ["digits", "regression"])
 
 
 def test_bench_backends_instance_set_hook(tmp_path):

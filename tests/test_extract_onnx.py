@@ -60,6 +60,12 @@ def make_arch(name: str) -> tuple[nn.Module, tuple[int, ...], nn.Module, nn.Line
 
 ARCHS = ["mlp_id", "mlp_relu", "mlp_softmax", "conv"]
 EXPORTS = [(dyn, dynb) for dyn in (True, False) for dynb in (False, True)]
+# A dynamo export takes seconds: the default run exports each architecture once with dynamo
+# (two with a fixed batch, two with a dynamic one; the exports other tests use), `-m slow` the rest.
+FAST_DYNAMO = {("mlp_id", True), ("mlp_relu", False), ("mlp_softmax", False), ("conv", True)}
+ARCH_EXPORTS = [pytest.param(arch, dyn, dynb, id=f"{arch}-{'dynamo' if dyn else 'ts'}-{'dyn' if dynb else 'fixed'}",
+                             marks=pytest.mark.slow if dyn and (arch, dynb) not in FAST_DYNAMO else ())
+                for arch in ARCHS for dyn, dynb in EXPORTS]
 
 
 def export(model: nn.Module, shape: tuple[int, ...], path: str, *, dynamo: bool, dynamic: bool) -> None:
@@ -97,8 +103,7 @@ def data(shape: tuple[int, ...], T: int = 50, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(T, *shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("dynamo,dynamic", EXPORTS, ids=[f"{'dynamo' if d else 'ts'}-{'dyn' if b else 'fixed'}" for d, b in EXPORTS])
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch,dynamo,dynamic", ARCH_EXPORTS)
 def test_features_and_weights_match_torch(exported, arch, dynamo, dynamic):
     path, model, shape, body, linear = exported(arch, dynamo, dynamic)
     X = data(shape)
@@ -124,8 +129,7 @@ def test_features_and_weights_match_torch(exported, arch, dynamo, dynamic):
     np.testing.assert_allclose(onnx_forward(path, X, batch_size=7), y_ref, atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("dynamo,dynamic", EXPORTS, ids=[f"{'dynamo' if d else 'ts'}-{'dyn' if b else 'fixed'}" for d, b in EXPORTS])
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch,dynamo,dynamic", ARCH_EXPORTS)
 def test_apply_round_trip(exported, tmp_path, arch, dynamo, dynamic):
     path, model, shape, _, _ = exported(arch, dynamo, dynamic)
     X = data(shape, T=20, seed=2)

@@ -217,6 +217,7 @@ def test_regression_grid_on_ray_equals_serial(local_ray, serial_regression, tmp_
     assert "cells run as Ray tasks on 1 node with 2 CPUs" in ma and "Ray tasks" not in mb
 
 
+@pytest.mark.slow  # ~10 s; the regression grid above covers Ray cells by default, test_bench_paper the tuned cells
 def test_tuned_regression_cells_on_ray_equal_serial(local_ray, tmp_path):
     """Every kind of tuned-comparison cell (a rate of the grid, L-BFGS best of K, GDSolver on a
     tuned method whose rate comes from the first round, GDSolver on L-BFGS) gives the same rows

@@ -136,7 +136,8 @@ def test_ce_on_a_confident_network(seed):
         assert np.all(act >= last.row_lo[rows] - 1e-9), "the true cross-entropy violates a tangent cut"
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", [2, 3, pytest.param(0, marks=pytest.mark.slow),
+                                  pytest.param(1, marks=pytest.mark.slow)])  # seeds 0 and 1 take twice as long
 def test_count_ce_keeps_the_count(seed):
     rng = np.random.default_rng(seed)
     layers = [Dense(rng.normal(size=(6, 4)), rng.normal(size=6) * 0.1, "relu"), Dense(rng.normal(size=(3, 6)), np.zeros(3))]
