@@ -146,8 +146,9 @@ def _metric(tmp_path, model: str, data: str, task: str) -> float:
     return got["accuracy"] if task == "classification" else -got["mse"]
 
 
-@pytest.mark.parametrize("kind", ["classifier", "regressor"])
-@pytest.mark.parametrize("points", [None, "32"])
+@pytest.mark.parametrize("kind,points", [("classifier", None), pytest.param("classifier", "32", marks=pytest.mark.slow),
+                                         pytest.param("regressor", None, marks=pytest.mark.slow),
+                                         pytest.param("regressor", "32", marks=pytest.mark.slow)])
 def test_sklearn_model_never_gets_worse_with_the_defaults(tmp_path, kind, points):
     """compile -> solve -> apply with the defaults: the model written is never worse on the
     training data (apply checks the data the instance was compiled from by itself), or nothing
