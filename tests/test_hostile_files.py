@@ -860,3 +860,64 @@ def test_save_refuses_an_instance_load_would_refuse(tmp_path, monkeypatch):
     with pytest.raises(FormatError, match="GDSOLVER_MAX_ARRAY_BYTES"):
         save(inst, tmp_path / "big.gdsm")
     assert not (tmp_path / "big.gdsm").exists()
+
+
+def test_blockwise_builders_give_the_same_instance_bit_for_bit(monkeypatch):
+    """The memory-bounded paths (intervals and row bounds in blocks of rows, label margins written
+    block by block, groups stacked without per-group copies) change no bit of what is built."""
+    import gdsolver.formulate.expr as expr
+    import gdsolver.ir.bounds as bounds
+    from gdsolver.formulate import Dense, sweep_instance
+    from gdsolver.ir.bounds import row_bounds
+
+    rng = np.random.default_rng(3)
+    layers = [Dense(rng.normal(size=(6, 5)), rng.normal(size=6), "relu"),
+              Dense(rng.normal(size=(4, 6)), rng.normal(size=4), "identity")]
+    H = rng.normal(size=(60, 5))
+
+    def build(task, mode):
+        y = rng.integers(0, 4, 60) if task == "classification" else rng.normal(size=(60, 4))
+        inst = sweep_instance(layers, 0, H, y, task=task, radius=0.3, mode=mode)
+        return inst, row_bounds(inst.A, inst.lb, inst.ub)
+
+    cases = [("classification", "compact"), ("classification", "paper"), ("regression", "l1")]
+    state = rng.bit_generator.state
+    whole = [build(*c) for c in cases]
+    rng.bit_generator.state = state
+    monkeypatch.setattr(expr, "_BLOCK", 64)
+    monkeypatch.setattr(bounds, "_BLOCK", 100)
+    blocks = [build(*c) for c in cases]
+    for (a, ra), (b, rb) in zip(whole, blocks):
+        assert fingerprint(a) == fingerprint(b)
+        assert all(np.array_equal(x, y) for x, y in zip(ra, rb))
+
+
+@pytest.mark.slow  # ~30 s: two compiles of a 40 MB layer file in subprocesses
+@pytest.mark.parametrize("task,mode", [("classification", "compact"), ("regression", "l1")])
+def test_compile_peak_memory_is_a_small_multiple_of_the_instance(tmp_path, task, mode):
+    """Peak RSS of `gdsolver compile` on a layer file against the arrays it keeps (issue 28, item 4:
+    a layer file's H inflating to 256 MiB drove compile to 16.6 GB, 65x). Measured with
+    getrusage(RUSAGE_CHILDREN) of the one compile subprocess; the factor is printed."""
+    import resource
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    T, N, M = 5000, 200, 10
+    H = rng.random((T, N))
+    y = rng.integers(0, M, T) if task == "classification" else H @ rng.normal(size=(N, M))
+    np.savez(tmp_path / "layer.npz", W=rng.normal(size=(M, N)) * 0.1, b=np.zeros(M), H=H, y=y)
+    p = subprocess.run([sys.executable, "-c", "import resource, subprocess, sys\n"
+                        "subprocess.run([sys.executable, '-m', 'gdsolver.cli.main', *sys.argv[1:]], check=True)\n"
+                        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+                        "compile", "layer.npz", "--task", task, "--mode", mode, "--radius", "0.05", "-o", "i.gdsm"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    peak = int(p.stdout.strip().splitlines()[-1]) * 1024
+    inst = load(tmp_path / "i.gdsm")
+    kept = sum(a.nbytes for a in (inst.lb, inst.ub, inst.c, inst.vtype, inst.A.indptr, inst.A.indices, inst.A.data,
+                                   inst.row_lo, inst.row_hi, inst.ind_var, inst.ind_val, inst.ind_A.indptr,
+                                   inst.ind_A.indices, inst.ind_A.data, inst.ind_lo, inst.ind_hi))
+    kept += sum(a.nbytes for a in inst.data.values()) + (inst.start.nbytes if inst.start is not None else 0)
+    print(f"{task} {mode}: peak {peak / 2**20:.0f} MiB for {kept / 2**20:.0f} MiB kept: {peak / kept:.2f}x")
+    assert peak <= 4 * kept, (peak, kept)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from gdsolver.errors import GdsolverError
-from gdsolver.formulate.expr import LinExpr, interval, triplets, variables, with_term
+from gdsolver.formulate.expr import LinExpr, interval_of, triplets, variables, with_term
 from gdsolver.ir.instance import BINARY, InstanceBuilder
 
 
@@ -79,7 +79,7 @@ def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, 
     dead = ((lb == 0.0) & (ub == 0.0))
     vals[np.broadcast_to(dead[:, None, :], (T, M, Mp)).reshape(T * M, Mp)] = 0.0
     const = np.broadcast_to(b[None, :], (T, M)).ravel().astype(np.float64)
-    lo, hi = interval(vals, const, *bld.var_bounds(cols))
+    lo, hi = interval_of(vals, const, cols, bld.var_bounds)
     value0 = (h.value0.reshape(T, Mp) @ W.T + b).ravel()
     return LinExpr(cols, vals, const, lo, hi, value0, (T, M))
 

@@ -53,6 +53,25 @@ def interval(vals: np.ndarray, const: np.ndarray, lo_x: np.ndarray, hi_x: np.nda
 Bounds = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # variable ids -> (lb, ub), same shape
 
 
+_BLOCK = 1 << 22  # entries per block of rows in interval_of: bounds its temporaries to ~200 MB
+
+
+def interval_of(vals: np.ndarray, const: np.ndarray, cols: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.ndarray]:
+    """interval() of each row with its variables' bounds from `bounds(cols)`, computed in blocks of
+    rows: the bounds gathered and the products are six arrays the size of `vals`, which made a
+    classification head's build peak at ~7x the instance (one row's result does not depend on
+    the block it is computed in, so the answer is the same bit for bit)."""
+    R, K = vals.shape
+    step = max(1, _BLOCK // max(K, 1))
+    if R <= step:
+        return interval(vals, const, *bounds(cols))
+    lo, hi = np.empty(R), np.empty(R)
+    for s in range(0, R, step):
+        e = min(R, s + step)
+        lo[s:e], hi[s:e] = interval(vals[s:e], const[s:e], *bounds(cols[s:e]))
+    return lo, hi
+
+
 def difference(a: LinExpr, b: LinExpr, bounds: Bounds) -> LinExpr:
     """a - b row by row (same number of rows). Terms over the same variables are merged, so the
     interval of, e.g., o_label - o_j through a fixed layer is W_label - W_j applied once."""
@@ -61,8 +80,32 @@ def difference(a: LinExpr, b: LinExpr, bounds: Bounds) -> LinExpr:
     else:
         cols, vals = np.concatenate([a.cols, b.cols], 1), np.concatenate([a.vals, -b.vals], 1)
     const = a.const - b.const
-    lo, hi = interval(vals, const, *bounds(cols))
+    lo, hi = interval_of(vals, const, cols, bounds)
     return LinExpr(cols, vals, const, lo, hi, a.value0 - b.value0, a.shape)
+
+
+def take_difference(e: LinExpr, ia: np.ndarray, ib: np.ndarray, bounds: Bounds) -> LinExpr:
+    """difference(e.take(ia), e.take(ib), bounds), the same arrays bit for bit, written block by
+    block into the result instead of through two full copies of the selections (a label margin
+    head's o_label - o_j: the copies were most of its build's peak memory)."""
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    R, K = len(ia), e.cols.shape[1]
+    step = max(1, _BLOCK // max(2 * K, 1))
+    blocks = [(s, min(R, s + step)) for s in range(0, R, step)]
+    same = all(np.array_equal(e.cols[ia[s:t]], e.cols[ib[s:t]]) for s, t in blocks)
+    width = K if same else 2 * K
+    cols, vals = np.empty((R, width), np.int64), np.empty((R, width))
+    for s, t in blocks:
+        a, b = ia[s:t], ib[s:t]
+        if same:  # terms over the same variables are merged (see difference)
+            cols[s:t] = e.cols[a]
+            vals[s:t] = e.vals[a] - e.vals[b]
+        else:
+            cols[s:t, :K], cols[s:t, K:] = e.cols[a], e.cols[b]
+            vals[s:t, :K], vals[s:t, K:] = e.vals[a], -e.vals[b]
+    const = e.const[ia] - e.const[ib]
+    lo, hi = interval_of(vals, const, cols, bounds)
+    return LinExpr(cols, vals, const, lo, hi, e.value0[ia] - e.value0[ib], (R,))
 
 
 def variables(ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, value0: np.ndarray) -> LinExpr:
@@ -78,6 +121,8 @@ def triplets(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray
     (features after a ReLU are often zero). Rows come out sorted."""
     K = cols.shape[1]
     flat = vals.ravel()
+    if np.count_nonzero(flat) == flat.size:  # nothing to drop: cols and vals as views, not copies
+        return np.repeat(np.arange(cols.shape[0], dtype=np.int64), K), cols.ravel(), flat
     nz = np.flatnonzero(flat)
     return nz // K, cols.ravel()[nz], flat[nz]
 

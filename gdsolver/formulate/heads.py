@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdsolver.formulate.expr import LinExpr, difference, triplets, with_term
+from gdsolver.formulate.expr import LinExpr, take_difference, triplets, with_term
 from gdsolver.ir.instance import BINARY, InstanceBuilder
 
 
@@ -45,7 +45,8 @@ def label_margins(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray) -> tup
     t, j = (g.ravel() for g in np.meshgrid(np.arange(T), np.arange(M), indexing="ij"))
     other = j != labels[t]
     t, j = t[other], j[other]
-    return difference(out.at(t, labels[t]), out.at(t, j), bld.var_bounds), t, j
+    M = out.shape[1]
+    return take_difference(out, t * M + labels[t], t * M + j, bld.var_bounds), t, j
 
 
 def count(bld: InstanceBuilder, out: LinExpr, labels: np.ndarray, *, margin: float, mode: str,

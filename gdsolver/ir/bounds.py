@@ -19,8 +19,28 @@ if TYPE_CHECKING:
     from gdsolver.ir.instance import MilpInstance
 
 
+_BLOCK = 1 << 22  # entries per block of rows: the gathers and products are six arrays of that size
+
+
 def row_bounds(mat: Csr, lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper interval bound of every row of `mat`; +-inf where unbounded."""
+    """Lower and upper interval bound of every row of `mat`; +-inf where unbounded. Computed in
+    blocks of rows of about _BLOCK entries, so that the temporaries stay small beside the matrix
+    (each row's sum is the same, bit for bit, whatever block it is in)."""
+    if mat.nnz <= _BLOCK:
+        return _row_bounds(mat, lb, ub)
+    low, high = np.empty(mat.nrows), np.empty(mat.nrows)
+    r = 0
+    while r < mat.nrows:
+        e = int(np.searchsorted(mat.indptr, mat.indptr[r] + _BLOCK, side="right")) - 1
+        e = min(max(e, r + 1), mat.nrows)
+        s0, s1 = int(mat.indptr[r]), int(mat.indptr[e])
+        sub = Csr(mat.indptr[r:e + 1] - s0, mat.indices[s0:s1], mat.data[s0:s1], mat.ncols)
+        low[r:e], high[r:e] = _row_bounds(sub, lb, ub)
+        r = e
+    return low, high
+
+
+def _row_bounds(mat: Csr, lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = mat.data
     lo_x, hi_x = lb[mat.indices], ub[mat.indices]
     with np.errstate(invalid="ignore"):  # 0 * inf is nan: a zero coefficient contributes 0

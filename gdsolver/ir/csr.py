@@ -50,6 +50,39 @@ class Csr:
         np.cumsum(counts, out=indptr[1:])
         return Csr(indptr, cols.astype(np.int32), vals, int(ncols))
 
+    @staticmethod
+    def stack_coo(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]], ncols: int) -> "Csr":
+        """vstack([from_coo(rows, cols, vals, nrows, ncols) for each group]), the same arrays, written
+        group by group into the final ones (no per-group matrices and no second copy: a builder's
+        peak memory is its triplets plus the result; one group keeps its vals array, as from_coo)."""
+        if len(groups) == 1:
+            rows, cols, vals, m = groups[0]
+            return Csr.from_coo(rows, cols, vals, m, ncols)
+        if not groups:
+            return Csr.empty(ncols)
+        sizes = []
+        for rows, cols, vals, _ in groups:
+            if not (np.size(rows) == np.size(cols) == np.size(vals)):
+                raise InstanceError("rows, cols and vals must have the same length")
+            sizes.append(int(np.size(vals)))
+        total, nrows = sum(sizes), sum(m for *_, m in groups)
+        indptr = np.zeros(nrows + 1, np.int64)
+        indices, data = np.empty(total, np.int32), np.empty(total, np.float64)
+        pos = roff = 0
+        for (rows, cols, vals, m), size in zip(groups, sizes):
+            rows = np.asarray(rows, dtype=np.int64).ravel()
+            cols, vals = np.asarray(cols).ravel(), np.asarray(vals, dtype=np.float64).ravel()
+            if size and np.any(rows[1:] < rows[:-1]):
+                order = np.argsort(rows, kind="stable")
+                rows, cols, vals = rows[order], cols[order], vals[order]
+            counts = np.bincount(rows, minlength=m) if size else np.zeros(m, np.int64)
+            np.cumsum(counts, out=indptr[roff + 1:roff + m + 1])
+            indptr[roff + 1:roff + m + 1] += pos
+            indices[pos:pos + size] = np.asarray(cols, dtype=np.int64)  # as from_coo: int64, then int32
+            data[pos:pos + size] = vals
+            pos, roff = pos + size, roff + m
+        return Csr(indptr, indices, data, int(ncols))
+
     def row_ids(self) -> np.ndarray:
         """Row index of every stored entry (int64, nnz; computed once per matrix and shared:
         do not write to it)."""
@@ -85,6 +118,8 @@ class Csr:
     def vstack(parts: list["Csr"], ncols: int) -> "Csr":
         if not parts:
             return Csr.empty(ncols)
+        if len(parts) == 1 and parts[0].ncols == ncols:  # one group (a head's indicators): no copy
+            return parts[0]
         offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
         indptr = np.concatenate([np.zeros(1, np.int64)] + [p.indptr[1:] + off for p, off in zip(parts, offsets)])
         indices = np.concatenate([p.indices for p in parts]).astype(np.int32, copy=False)

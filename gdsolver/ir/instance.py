@@ -196,7 +196,7 @@ class MilpInstance:
             "blocks": {k: {"offset": o, "shape": list(s)} for k, (o, s) in self.blocks.items()},
             "row_groups": {k: {"offset": o, "count": c} for k, (o, c) in self.row_groups.items()},
             "indicator_groups": {k: {"offset": o, "count": c} for k, (o, c) in self.ind_groups.items()},
-            "coefficient_range": rng(np.concatenate([self.A.data, self.ind_A.data])),
+            "coefficient_range": _merge(rng(self.A.data), rng(self.ind_A.data)),  # no copy of both
             "objective_range": rng(self.c),
             "bound_range": rng(np.concatenate([self.lb[finite_lb], self.ub[finite_ub]])),
             "rhs_range": rng(np.concatenate([self.row_lo, self.row_hi, self.ind_lo, self.ind_hi])),
@@ -206,6 +206,12 @@ class MilpInstance:
             "has_start": self.start is not None,
             "meta": self.meta,
         }
+
+
+def _merge(*ranges: list[float] | None) -> list[float] | None:
+    """The range covering the given [min, max] ranges (None: an empty one)."""
+    got = [r for r in ranges if r is not None]
+    return [min(r[0] for r in got), max(r[1] for r in got)] if got else None
 
 
 def _label(groups: dict[str, tuple[int, tuple[int, ...]]], i: int, var: bool) -> str:
@@ -287,17 +293,15 @@ class InstanceBuilder:
         n = self._n
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
 
-        row_groups, a_parts, lo_parts, hi_parts, off = {}, [], [], [], 0
+        row_groups, lo_parts, hi_parts, off = {}, [], [], 0
         for name, r, cidx, v, m, lo, hi in self._rows:
             row_groups[name] = (off, m)
-            a_parts.append(Csr.from_coo(r, cidx, v, m, n))
             lo_parts.append(lo)
             hi_parts.append(hi)
             off += m
-        ind_groups, i_parts, ivar, ival, ilo, ihi, off = {}, [], [], [], [], [], 0
+        ind_groups, ivar, ival, ilo, ihi, off = {}, [], [], [], [], 0
         for name, var, val, r, cidx, v, k, lo, hi in self._inds:
             ind_groups[name] = (off, k)
-            i_parts.append(Csr.from_coo(r, cidx, v, k, n))
             ivar.append(var)
             ival.append(val)
             ilo.append(lo)
@@ -312,8 +316,10 @@ class InstanceBuilder:
         inst = MilpInstance(
             blocks=dict(self._blocks),
             lb=cat(self._lb, np.float64), ub=cat(self._ub, np.float64), vtype=cat(self._vtype, np.uint8),
-            A=Csr.vstack(a_parts, n), row_lo=cat(lo_parts, np.float64), row_hi=cat(hi_parts, np.float64),
-            ind_var=cat(ivar, np.int32), ind_val=cat(ival, np.uint8), ind_A=Csr.vstack(i_parts, n),
+            A=Csr.stack_coo([(r, cidx, v, m) for _, r, cidx, v, m, _, _ in self._rows], n),
+            row_lo=cat(lo_parts, np.float64), row_hi=cat(hi_parts, np.float64),
+            ind_var=cat(ivar, np.int32), ind_val=cat(ival, np.uint8),
+            ind_A=Csr.stack_coo([(r, cidx, v, k) for _, _, _, r, cidx, v, k, _, _ in self._inds], n),
             ind_lo=cat(ilo, np.float64), ind_hi=cat(ihi, np.float64),
             c=cat(self._c, np.float64), c0=float(c0), sense=sense, start=start,
             meta=dict(meta or {}), row_groups=row_groups, ind_groups=ind_groups,
