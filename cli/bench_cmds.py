@@ -220,6 +220,8 @@ def bench_equal_time(
                                                       "validation over 3 tuning seeds.")] = None,
     threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
     plots: Annotated[bool, typer.Option(help="Write the PNG plot.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run of the same configuration from its "
+                                         "partial results (<tag>.partial.json under --out).")] = False,
 ) -> None:
     """Equal-time (anytime) comparison (issue 29): at each wall-clock budget, from the same initial
     weights, the tuned GD continued, restarts (best of K on validation, K filling the budget), the
@@ -243,7 +245,8 @@ def bench_equal_time(
     doc = _run_with_bar("equal-time", total_units(cfg),
                         lambda tick: run_equal_time_bench(cfg, out_dir, tag=tag, preset=name, tick=tick,
                                                           command=["gdsolver", *sys.argv[1:]], plots=plots,
-                                                          say=lambda m: console.print(m, markup=False)))
+                                                          say=lambda m: console.print(m, markup=False),
+                                                          resume=resume))
     for e in doc["summary"]:
         vb, va = e.get("vs_best") or {}, e.get("vs_ablation") or {}
         unit = "s" if e["units"] == "s" else "ep"

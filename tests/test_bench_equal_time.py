@@ -159,3 +159,45 @@ def test_cli_quick_regression(tmp_path):
     doc = json.loads((tmp_path / "equal_time_quick.json").read_text())
     assert doc["preset"] == "quick" and len(doc["rows"]) == len(METHODS)
     assert "formula B=0.5 s: GDSolver" in p.stdout
+
+
+def _partial(tmp_path, cfg, rows, name="et"):
+    from dataclasses import asdict
+
+    from gdsolver.bench.equal_time_bench import resolve
+    from gdsolver.bench.plots import write_json
+
+    w = resolve("polynomial", cfg).to_json()
+    path = tmp_path / f"{name}.partial.json"
+    write_json(path, {"config": asdict(cfg), "command": ["first"], "started": "then", "rows": rows,
+                      "workloads": [w], "load_samples": [{"at_s": 1.0, "where": "x", "load": [1.0, 1.0, 1.0]}]})
+    return path
+
+
+def test_load_partial(tmp_path):
+    from gdsolver.bench.equal_time_bench import load_partial
+    from gdsolver.errors import GdsolverError
+
+    cfg = _tiny(seeds=(0, 1))
+    full = [_row("polynomial", 0, m, 0.5, budget=0.3) for m in METHODS]
+    half = [_row("polynomial", 1, m, 0.5, budget=0.3) for m in METHODS[:2]]  # seed 1 was cut short
+    got = load_partial(_partial(tmp_path, cfg, full + half), cfg)
+    assert got["done"] == {"polynomial": [0]} and got["rows"] == full and got["command"] == ["first"]
+    assert got["workloads"]["polynomial"].budgets == (0.3,)
+    with pytest.raises(GdsolverError, match="regression_budgets"):
+        load_partial(_partial(tmp_path, cfg, full), _tiny(seeds=(0, 1), regression_budgets=(0.5,)))
+    with pytest.raises(GdsolverError, match="seeds"):
+        load_partial(_partial(tmp_path, cfg, full), _tiny(seeds=(0, 2)))
+
+
+@pytest.mark.slow
+def test_resume_runs_only_what_is_missing(tmp_path):
+    cfg = _tiny(seeds=(0, 1))
+    first = [_row("polynomial", 0, m, 123.0, budget=0.3) for m in METHODS]  # marked: not measured again
+    _partial(tmp_path, cfg, first)
+    doc = run_equal_time_bench(cfg, tmp_path, tag="et", plots=False, resume=True)
+    assert [r["seed"] for r in doc["rows"]] == [0] * 4 + [1] * 4
+    assert all(r["test_loss"] == 123.0 for r in doc["rows"][:4])
+    assert all(r["error"] is None and r["test_loss"] < 123.0 for r in doc["rows"][4:])
+    assert doc["resumed"]["done"] == {"polynomial": [0]} and not (tmp_path / "et.partial.json").exists()
+    assert "continued an interrupted one" in (tmp_path / "et.md").read_text()

@@ -424,11 +424,16 @@ def run_one(method: str, wl: Workload, split, init, seed: int, budget: float, bu
 
 
 def run_workload(wl: Workload, cfg: EqualTimeConfig, tick: Callable[[str], None],
-                 sample_load: Callable[[str], None]) -> list[dict[str, Any]]:
+                 sample_load: Callable[[str], None], *, done: Sequence[int] = (),
+                 seed_done: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """The timed runs of a workload, seed by seed (seeds in `done` skipped: a resumed run);
+    `seed_done` gets the rows so far after each seed."""
     budgets_s = wl.budget_seconds()
-    rows = []
+    rows: list[dict[str, Any]] = []
     methods = list(cfg.methods)
     for si, seed in enumerate(cfg.seeds):
+        if seed in done:
+            continue
         split, init = setup(wl, cfg, seed)
         sample_load(f"{wl.name} seed {seed}")
         for bi, (b, bs) in enumerate(zip(wl.budgets, budgets_s)):
@@ -439,7 +444,48 @@ def run_workload(wl: Workload, cfg: EqualTimeConfig, tick: Callable[[str], None]
                 r = rows[-1]
                 tick(f"{wl.name} seed {seed} B={b:g}{'' if wl.units == 's' else ' ep'}: {m} "
                      + (f"{r['test_loss']:.4g} in {r['wall_s']:.2f} s" if r.get("error") is None else "failed"))
+        if seed_done is not None:
+            seed_done(rows)
     return rows
+
+
+def _workload_from_json(w: dict[str, Any]) -> Workload:
+    names = {f.name for f in fields(Workload)}
+    return Workload(**{k: (tuple(v) if k == "budgets" else v) for k, v in w.items() if k in names})
+
+
+def load_partial(path: Path, cfg: EqualTimeConfig) -> dict[str, Any]:
+    """What an interrupted run of the same configuration finished: its workloads (settings, tuned
+    rate, epoch-equivalent), the rows of every (workload, seed) it completed, its load samples.
+    Refused (GdsolverError) when that run's seeds, budgets or methods differ from cfg's."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GdsolverError(f"--resume: cannot read {path}: {exc}") from None
+    want = {"seeds": list(cfg.seeds), "methods": list(cfg.methods), "regression_budgets":
+            list(cfg.regression_budgets), "classification_budgets": list(cfg.classification_budgets)}
+    got = old.get("config")
+    if got is not None:
+        bad = [k for k, v in want.items() if [float(x) if "budget" in k else x for x in got.get(k, [])] != v]
+        if bad:
+            raise GdsolverError(f"--resume: {path} is a run with other {', '.join(bad)}")
+    wls = {w["name"]: _workload_from_json(w) for w in old.get("workloads", [])}
+    for w in wls.values():
+        b = cfg.regression_budgets if w.task == "regression" else cfg.classification_budgets
+        if tuple(w.budgets) != tuple(b):
+            raise GdsolverError(f"--resume: {path} ran {w.name} at budgets {list(w.budgets)}, not {list(b)}")
+    rows, done = [], {}
+    for name in wls:
+        for seed in cfg.seeds:
+            rs = [r for r in old.get("rows", []) if r["workload"] == name and r["seed"] == seed]
+            if rs and {(r["budget"], r["method"]) for r in rs} == {(b, m) for b in wls[name].budgets
+                                                                   for m in cfg.methods}:
+                rows += rs
+                done.setdefault(name, []).append(seed)
+    return {"workloads": wls, "rows": rows, "done": done, "load_samples": old.get("load_samples", []),
+            "command": old.get("command"), "started": old.get("started")}
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -569,6 +615,14 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
                   f"{min(one):.2f} to {max(one):.2f}, median {statistics.median(one):.2f}, on "
                   f"{doc['machine']['cores']} cores; `uptime` at the start: `{doc.get('uptime', {}).get('start') or '-'}`, at the end: "
                   f"`{doc.get('uptime', {}).get('end') or '-'}`.", ""]
+    rs = doc.get("resumed")
+    if rs:
+        one = [x["load"][0] for x in rs.get("load_samples") or [] if x.get("load")]
+        lines += ["This run continued an interrupted one (`" + " ".join(rs.get("command") or ["?"]) + "`, started "
+                  f"{rs.get('started') or 'earlier'}): its finished seeds ("
+                  + "; ".join(f"{w} {s}" for w, s in rs["done"].items()) + ") were measured then, with their "
+                  "workloads' tuned rate and epoch-equivalent; the rest now."
+                  + (f" 1-minute load during the earlier part: {min(one):.2f} to {max(one):.2f}." if one else ""), ""]
     for name, why in (doc.get("skipped") or {}).items():
         lines += [f"**Skipped: {name}**: {why}.", ""]
     summ = doc["summary"]
@@ -690,10 +744,13 @@ def _uptime() -> str | None:
 def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
                          tag: str = "equal_time", preset: str = "custom", tick: Callable[[str], None] | None = None,
                          command: Sequence[str] | None = None, plots: bool = True, note: str | None = None,
-                         say: Callable[[str], None] | None = None) -> dict[str, Any]:
+                         say: Callable[[str], None] | None = None, resume: bool = False) -> dict[str, Any]:
     """Run the comparison and write {tag}.json / .md / .png into out_dir; returns the document
     (full precision; the files keep 7 significant digits). `say` gets one-line progress notes
-    (a skipped workload, a measured epoch, a tuned rate)."""
+    (a skipped workload, a measured epoch, a tuned rate). After each (workload, seed) the rows so
+    far are kept in {tag}.partial.json; `resume` continues an interrupted run of the same
+    configuration from it (its workloads keep their tuned rate and epoch-equivalent; the seeds
+    it finished are not run again)."""
     cfg.check()
     tick = tick or (lambda _msg: None)
     say = say or (lambda _msg: None)
@@ -708,15 +765,34 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     def sample_load(where: str) -> None:
         samples.append({"at_s": round(time.perf_counter() - t0, 1), "where": where, "load": load_average()})
 
+    import datetime
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    earlier = None
+    if resume:
+        if not partial.is_file():
+            raise GdsolverError(f"--resume: no interrupted run to continue ({partial} not found)")
+        earlier = load_partial(partial, cfg)
+        say(f"resuming {partial}: " + (", ".join(f"{w} seeds {s}" for w, s in earlier["done"].items())
+                                       or "nothing finished") + " done")
     skipped = skipped_workloads(cfg)
     for name, why in skipped.items():
         say(f"skipping {name}: {why}")
     workloads: list[Workload] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = list(earlier["rows"]) if earlier else []
+
+    def keep(extra: list[dict[str, Any]]) -> None:
+        """The rows so far survive a crash of a long run (the file goes once the report is written)."""
+        write_json(partial, {"config": asdict(cfg), "command": list(command) if command is not None else None,
+                             "started": started, "rows": rows + extra,
+                             "workloads": [w.to_json() for w in workloads], "load_samples": samples})
+
     for name in cfg.workloads:
         if name in skipped:
             continue
-        wl = resolve(name, cfg)
+        before = (earlier or {}).get("workloads", {}).get(name)
+        done = (earlier or {}).get("done", {}).get(name, [])
+        wl = before or resolve(name, cfg)
         try:
             setup(wl, cfg, cfg.seeds[0])  # the data loads (a clear error now, not in the middle)
         except GdsolverError as exc:
@@ -724,33 +800,40 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
             say(f"skipping {name}: {exc}")
             continue
         sample_load(f"{name} start")
-        if name == "mnist":
+        if before is None and name == "mnist":
             if wl.gd["lr"] is None:
                 tune_mnist(wl, cfg, tick)
                 say(f"mnist: rate {wl.gd['lr']:g} chosen on validation (mean val loss "
                     f"{wl.tuning['mean_val_loss']})")
             _finish_mnist(wl, cfg)
         warm_up(wl, cfg)
-        if wl.units == "epochs":
+        if wl.units == "epochs" and before is None:
             measure_epoch(wl, cfg)
             say(f"{name}: one epoch-equivalent of {wl.gd_label} = {wl.epoch_s:.3g} s; budgets "
                 + ", ".join(f"{b:.3g} s" for b in wl.budget_seconds()))
         workloads.append(wl)
         t_wl = time.perf_counter()
-        got = run_workload(wl, cfg, tick, sample_load)
+        got = run_workload(wl, cfg, tick, sample_load, done=done, seed_done=keep)
         rows += got
         wl.split_cache = None
         bad = sum(1 for r in got if r.get("error"))
-        say(f"{name}: {len(got)} runs in {time.perf_counter() - t_wl:.0f} s" + (f", {bad} failed" if bad else ""))
-        # what is done so far survives a crash of a long run (removed when the report is written)
-        write_json(partial, {"rows": rows, "workloads": [w.to_json() for w in workloads], "load_samples": samples})
+        say(f"{name}: {len(got)} runs in {time.perf_counter() - t_wl:.0f} s" + (f", {bad} failed" if bad else "")
+            + (f" (seeds {done} from the interrupted run)" if done else ""))
+        keep([])
     sample_load("end")
+    # rows in the order of the workloads, seeds and budgets (a resumed run appends)
+    order = {n: i for i, n in enumerate(cfg.workloads)}
+    rows.sort(key=lambda r: (order.get(r["workload"], 99), cfg.seeds.index(r["seed"]) if r["seed"] in cfg.seeds
+                             else 99, r["budget"]))
     doc: dict[str, Any] = {"benchmark": "equal-time", "preset": preset, "config": asdict(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
                            "load_average": {"start": load_before, "end": load_average()}, "load_samples": samples,
                            "uptime": {"start": up_before, "end": _uptime()}, "skipped": skipped,
                            "workloads": [w.to_json() for w in workloads], "methods": list(cfg.methods),
                            "summary": summarize(rows, workloads, cfg), "rows": rows}
+    if earlier is not None:
+        doc["resumed"] = {"command": earlier["command"], "started": earlier["started"],
+                          "load_samples": earlier["load_samples"], "done": earlier["done"]}
     png = None
     if plots and workloads:
         doc["png_bytes"] = plot(doc, paths["png"])
@@ -773,9 +856,7 @@ def rewrite_report(json_path: str | os.PathLike, *, plots: bool = True) -> dict[
     path = Path(json_path)
     doc = json.loads(path.read_text())
     cfg = EqualTimeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
-    names = {f.name for f in fields(Workload)}
-    wls = [Workload(**{k: (tuple(v) if k == "budgets" else v) for k, v in w.items() if k in names})
-           for w in doc["workloads"]]
+    wls = [_workload_from_json(w) for w in doc["workloads"]]
     doc["summary"] = summarize(doc["rows"], wls, cfg)
     doc["summary_rewritten"] = True
     png = None
