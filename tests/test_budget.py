@@ -31,6 +31,12 @@ def test_scheduler_tries_each_move_then_follows_the_payoff():
     s.record("restart", 1.0, 2.0)
     s.record("restart", 1.0, 0.0)  # pooled: 2 over 2 s, still paying
     assert s.moves["restart"].rate == pytest.approx(1.0) and s.choose(10, 11) == "restart"
+    s.record("restart", 8.0, 0.0)  # now nothing pays: a fresh draw is still the better bet than GD at a plateau
+    assert s.moves["restart"].rate == pytest.approx(0.2) and s.choose(10, 19) == "restart"
+    s.moves["restart"].total_gain = 0.0
+    assert s.choose(10, 19) == "restart" and "new draw" in s.log[-1]["reason"]
+    s.forget(["sweep a", "sweep b"])  # a kept restart: the sweeps are tried again on the new model
+    assert s.choose(10, 20) == "sweep a" and s.log[-1]["reason"] == "not tried yet"
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ The moves are GD phases, sweeps of each layer, and restarts. Each time a move ru
 time and the drop of the monitored loss (validation, else training) it bought are measured;
 the next move is the one that paid most per second so far, among those whose last cost fits
 in the time left. A move never tried is tried once first (its cost is unknown), in the order
-given; when nothing has paid, GD goes on (what the user would do with the same seconds). Every
-choice is written down with its reason.
+given; when nothing has paid, a restart (a fresh draw) when there is one, else GD goes on. A
+restart that is kept replaces the model, so the sweeps' measurements are forgotten (they are
+tried again on the new model). Every choice is written down with its reason.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+
+RESTART = "restart"  # the move whose payoff is a random draw: pooled over its tries, and the fallback
 
 
 @dataclass
@@ -59,6 +63,13 @@ class Scheduler:
         """A move that becomes possible during the run (e.g. restarts, once GD's cost is known)."""
         self.moves.setdefault(name, Move(name, pooled))
 
+    def forget(self, names: list[str]) -> None:
+        """Measurements that no longer apply (a restart replaced the model): those moves count as
+        never tried again."""
+        for n in names:
+            if n in self.moves:
+                self.moves[n] = Move(n, self.moves[n].pooled)
+
     def record(self, name: str, cost: float, gain: float, step: float | None = None) -> None:
         """Move `name` ran for `cost` seconds and bought `gain`; `step`: the least time it can
         usefully run for (a GD phase can stop after any epoch)."""
@@ -81,6 +92,9 @@ class Scheduler:
         if best.rate > 0:
             return self._note(best.name, elapsed, f"paid {best.rate:.3g} loss/s, the most so far")
         gd = self.moves[self.default]
+        fresh = self.moves.get(RESTART)
+        if fresh is not None and fresh in fits:  # GD at its plateau gains nothing; a fresh start is a new draw
+            return self._note(RESTART, elapsed, "nothing has paid; a fresh start is a new draw")
         if gd in fits:
             return self._note(self.default, elapsed, "nothing has paid; GD goes on")
         return self._note(None, elapsed, "nothing has paid and GD does not fit")

@@ -261,7 +261,8 @@ class GDSolver(Trainer):
                     self._phase_end = None
             elif move == "restart":
                 restarts += 1
-                self._restart_move(restarts)
+                if self._restart_move(restarts):  # a new model: what the sweeps paid on the old one is moot
+                    plan.forget([n for n in plan.moves if n.startswith("sweep ")])
             else:
                 self._first_try = plan.moves[move].tries == 0
                 self._sweep(move.split(" ", 1)[1])
@@ -271,9 +272,9 @@ class GDSolver(Trainer):
     def _watched_loss(self) -> float:
         return self._monitored_loss(self._current_metrics())
 
-    def _restart_move(self, i: int) -> None:
+    def _restart_move(self, i: int) -> bool:
         """A fresh initialisation trained to its plateau; the better of it and the current model
-        (on the monitored loss) is kept."""
+        (on the monitored loss) is kept. True when the fresh one was."""
         saved, before = copy.deepcopy(self.model.state_dict()), self._watched_loss()
         carried = self._carried
         start = len(self.history.rows)
@@ -283,12 +284,15 @@ class GDSolver(Trainer):
         for row in self.history.rows[start:]:
             row["restart"] = i
         after = self._monitored_loss(self._metrics())
-        if not after < before:  # a row that says the model is the earlier one again, with its figures
-            self.model.load_state_dict(saved)
-            self._carried = carried  # and its optimizer goes on where it was
-            self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
-                                        - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
-                                        f"{before:.6g}: the earlier weights are kept", **self._metrics()))
+        if after < before:
+            return True
+        # the earlier model again, with a row that says so and its figures
+        self.model.load_state_dict(saved)
+        self._carried = carried  # and its optimizer goes on where it was
+        self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
+                                    - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
+                                    f"{before:.6g}: the earlier weights are kept", **self._metrics()))
+        return False
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
