@@ -235,8 +235,7 @@ class ScipBackend(Backend):
             if run.abandoned is not None:  # SCIP is still running: answer with what its event handler saw
                 _abandoned.append((run.abandoned, m, xs, watch))  # the model must outlive its solve
                 x = watch.x if watch is not None else None
-                if x is None and opts.use_start and inst.start is not None and verify(inst, inst.start).ok:
-                    x = inst.start.copy()  # the start is a feasible point we hold in any case
+                x = _start_if_feasible(inst, opts) if x is None else x  # the start we hold in any case
                 return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
                                        native_status="(no answer yet)", x=x, runtime_s=runtime, interrupted=True,
                                        note=f"SCIP did not return within {GRACE_S:g} s of Ctrl-C; kept the last "
@@ -247,6 +246,8 @@ class ScipBackend(Backend):
             if m.getNSols() > 0:
                 best = m.getBestSol()
                 x = np.fromiter((m.getSolVal(best, v) for v in xs), dtype=np.float64, count=len(xs))
+            elif run.interrupted:  # stopped before SCIP took any point (it may refuse the start): ours stands
+                x = _start_if_feasible(inst, opts)
             bound = float(m.getDualbound()) if inst.is_mip else None
             nodes = int(m.getNTotalNodes()) if inst.is_mip else None
             return assemble_result(self, inst, opts, termination=termination, native_status=native, x=x,
@@ -257,7 +258,15 @@ class ScipBackend(Backend):
                 m.freeProb()
 
 
-GRACE_S = 1.0  # how long a Ctrl-C'd SCIP may take to return before it is left behind
+def _start_if_feasible(inst: MilpInstance, opts: SolveOptions) -> np.ndarray | None:
+    """The MIP start when it was to be used and satisfies the instance (ir.verify): a feasible
+    point we hold in any case, the answer of a solve interrupted before SCIP had one."""
+    if opts.use_start and inst.start is not None and inst.is_mip and verify(inst, inst.start).ok:
+        return inst.start.copy()
+    return None
+
+
+GRACE_S = 0.5  # how long a Ctrl-C'd SCIP may take to return before it is left behind
 _abandoned: list[tuple[Any, ...]] = []  # (thread, model, variables, handler) of solves left running
 
 
