@@ -615,6 +615,10 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
                   f"{min(one):.2f} to {max(one):.2f}, median {statistics.median(one):.2f}, on "
                   f"{doc['machine']['cores']} cores; `uptime` at the start: `{doc.get('uptime', {}).get('start') or '-'}`, at the end: "
                   f"`{doc.get('uptime', {}).get('end') or '-'}`.", ""]
+    g = doc.get("git")
+    if g:
+        lines += [f"Code: commit {g['head'][:10]}" + (f", with uncommitted changes in {', '.join(g['modified'])}"
+                                                     if g["modified"] else "") + ".", ""]
     rs = doc.get("resumed")
     if rs:
         one = [x["load"][0] for x in rs.get("load_samples") or [] if x.get("load")]
@@ -732,6 +736,22 @@ def plot(doc: dict[str, Any], path) -> int:
     return save_figure(fig, path)
 
 
+def _git_state() -> dict[str, Any] | None:
+    """The commit the run's code came from and the files under gdsolver/ that differed from it
+    (the trainers change under a running bench on a shared tree)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gdsolver"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"head": head or None, "modified": sorted(x[3:] for x in dirty if x.strip())} if head else None
+
+
 def _uptime() -> str | None:
     import subprocess
 
@@ -759,7 +779,7 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     paths = {ext: out / f"{tag}.{ext}" for ext in ("json", "md", "png")}
     partial = out / f"{tag}.partial.json"
     t0 = time.perf_counter()
-    load_before, up_before = load_average(), _uptime()
+    load_before, up_before, git = load_average(), _uptime(), _git_state()
     samples: list[dict[str, Any]] = []
 
     def sample_load(where: str) -> None:
@@ -828,7 +848,7 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
     doc: dict[str, Any] = {"benchmark": "equal-time", "preset": preset, "config": asdict(cfg),
                            **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
                            "load_average": {"start": load_before, "end": load_average()}, "load_samples": samples,
-                           "uptime": {"start": up_before, "end": _uptime()}, "skipped": skipped,
+                           "uptime": {"start": up_before, "end": _uptime()}, "git": git, "skipped": skipped,
                            "workloads": [w.to_json() for w in workloads], "methods": list(cfg.methods),
                            "summary": summarize(rows, workloads, cfg), "rows": rows}
     if earlier is not None:
