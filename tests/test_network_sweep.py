@@ -470,7 +470,7 @@ def _hidden_sweep(refit, val=None, **kw):
 
 def test_hidden_sweep_with_refit_leaves_a_least_squares_final_layer():
     model, X, Y, row, before, after = _hidden_sweep(True, val_tolerance=1.0)
-    assert row["accepted"] and "training loss after refitting 2" in row["reason"]
+    assert row["accepted"] and "training loss after refitting layer '2'" in row["reason"]
     assert not torch.equal(before["0.weight"], after["0.weight"])
     # the final layer is optimal for the training MSE in its box (KKT, by autograd: another
     # route): a weight strictly inside has no gradient, one on a face is pushed outwards
