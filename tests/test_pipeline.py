@@ -182,3 +182,15 @@ def test_apply_refuses_without_its_data_unless_forced(tmp_path):
     assert p.returncode in (0, 1), p.stderr  # checked on the data given
     p = run("apply", "m.onnx", "s.result.json", "-o", "forced.onnx", "--force", cwd=tmp_path)
     assert p.returncode == 0 and (tmp_path / "forced.onnx").exists(), p.stderr
+
+
+def test_apply_refuses_a_result_that_misstates_its_objective(tmp_path):
+    task = _sklearn_case(tmp_path, "classifier")
+    assert run("compile", "m.onnx", "--data", "train.npz", "--task", task, "--points", "64", "-o", "s.gdsm",
+               cwd=tmp_path).returncode == 0
+    assert run("solve", "s.gdsm", cwd=tmp_path).returncode == 0
+    doc = json.loads((tmp_path / "s.result.json").read_text())
+    doc["objective"] = doc["objective"] * 0.5  # a better figure than its x gives
+    (tmp_path / "s.result.json").write_text(json.dumps(doc))
+    p = run("apply", "m.onnx", "s.result.json", "-o", "new.onnx", cwd=tmp_path)
+    assert p.returncode == 2 and "objective" in p.stderr and not (tmp_path / "new.onnx").exists(), p.stderr

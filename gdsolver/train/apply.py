@@ -3,6 +3,7 @@ that belong to another instance or whose instance came from another model."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,10 @@ def solved_weights(result_path: str | os.PathLike, instance: str | os.PathLike |
     rep = verify(inst, res.x)
     if not rep.ok:
         raise GdsolverError(f"{result_path}: the solution does not satisfy instance {inst_path.name}: {rep}")
+    actual = inst.objective_value(res.x)  # a result is checked, never trusted: its figure must be its x's
+    if res.objective is not None and not math.isclose(actual, res.objective, rel_tol=1e-9, abs_tol=1e-9):
+        raise GdsolverError(f"{result_path}: field 'objective' is {res.objective!r} but its x gives {actual!r} on "
+                            f"{inst_path.name}; refusing a result that misstates its answer")
     blocks = inst.unpack(res.x)
     if "w" not in blocks or "b" not in blocks:
         raise GdsolverError(f"{inst_path}: not a final-layer instance (no 'w' and 'b' blocks)")
