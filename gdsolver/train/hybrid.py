@@ -57,6 +57,7 @@ PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a 
 # never tried (a sweep's cost is unknown before it runs) starts only with this share still left
 FIRST_PHASE_SHARE = 0.5
 EXPLORE_SHARE = 0.1
+SWEEP_SHARE = 0.25  # ... and a sweep's time limit is at most this share of the time left
 
 
 class GDSolver(Trainer):
@@ -107,7 +108,6 @@ class GDSolver(Trainer):
             raise GdsolverError(f"accept_on: {self.accept.accept_on!r}, expected 'loss' (regression)")
         self.portfolio_config = PortfolioConfig(**parts[PortfolioConfig])
         self._executor = None
-        self._first_try = False  # under budget_s: the sweep running is its layer's first
         self.max_sweeps = self.loop.max_sweeps
         self.phase_epochs = self.loop.phase_epochs
         self.phase_lrs = None if self.loop.phase_lrs is None else list(self.loop.phase_lrs)
@@ -264,7 +264,6 @@ class GDSolver(Trainer):
                 if self._restart_move(restarts):  # a new model: what the sweeps paid on the old one is moot
                     plan.forget([n for n in plan.moves if n.startswith("sweep ")])
             else:
-                self._first_try = plan.moves[move].tries == 0
                 self._sweep(move.split(" ", 1)[1])
             plan.record(move, time.perf_counter() - t, before - self._watched_loss(),
                         step=self._epoch_cost if move == "gd" else None)
@@ -409,10 +408,11 @@ class GDSolver(Trainer):
         """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
         this process, as a single sweep always ran); then their dumps."""
         settings = self.sweep_config.solve_settings(threads=self.threads)
-        if self.budget_s is not None:  # a sweep never runs past the budget, and a first try of a layer
-            # (its cost unknown) gets at most a quarter of what is left
-            # (the decision after the solve -- write back, forward passes -- costs about an epoch's evaluation)
-            left = max((self.time_left() - self._epoch_cost) * (0.25 if self._first_try else 1.0), 0.05)
+        if self.budget_s is not None:
+            # a sweep gets at most a quarter of what is left (an epoch's cost kept for the decision after
+            # it): the scheduler's other moves keep their chance, and a sweep's cost stays what it measured
+            # (a sweep given all the time left ate the budget on 2 of 10 equal-time seeds)
+            left = max((self.time_left() - self._epoch_cost) * SWEEP_SHARE, 0.05)
             settings = dataclasses.replace(settings, time_limit=min(settings.time_limit or left, left))
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":

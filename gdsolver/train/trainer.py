@@ -55,8 +55,8 @@ _WARM = False
 
 
 def warm_up() -> None:
-    """Pay torch's one-off lazy imports (its compiler stack, seconds, on the first optimizer
-    built in a process) outside any timed region, so that the first method of a comparison
+    """Pay one-off lazy imports (torch's compiler stack, seconds, on the first optimizer built
+    in a process; scipy.optimize for the sweeps) outside any timed region, so that the first method of a comparison
     is not charged for them. Touches no random state."""
     global _WARM
     if _WARM:
@@ -65,6 +65,7 @@ def warm_up() -> None:
     opt = torch.optim.SGD([p], lr=0.0)
     (p * 1.0).sum().backward()
     opt.step()
+    import scipy.optimize  # noqa: F401 - the convex sweeps' solvers: 1-2 s to import, once per process
     _WARM = True
 
 
