@@ -154,6 +154,8 @@ class RayExecutor(Executor):
             raise GdsolverError(f"num_cpus: must be >= 1, got {num_cpus}")
         if max_retries < 0:
             raise GdsolverError(f"max_retries: must be >= 0, got {max_retries}")
+        if address is not None:
+            check_ray_address(address)
         if address is None:
             if "ray" not in sys.modules:  # read when Ray is imported (else see _init)
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1
@@ -266,6 +268,31 @@ class RayExecutor(Executor):
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
         self._owned = False
+
+
+RAY_CONNECT_TIMEOUT_S = 3.0  # a cluster address that does not answer within this is refused
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A Ray cluster address, checked before Ray is asked (it retries an unreachable address for
+    minutes): "auto", or HOST:PORT (optionally ray://HOST:PORT) with a port 1..65535 where
+    something accepts a TCP connection within `timeout` seconds. Only that host is contacted."""
+    import socket
+
+    if address == "auto":
+        return
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise GdsolverError(f"--ray-address {address!r}: expected HOST:PORT with a port 1..65535, or 'auto'")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise GdsolverError(f"--ray-address {address}: nothing answers there within {timeout:g} s ({why}); "
+                            "start the cluster (ray start --head) or check the address") from None
 
 
 def make_executor(kind: str | Executor = "local", address: str | None = None, **kw: Any) -> Executor:
