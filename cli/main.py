@@ -130,6 +130,9 @@ def compile_cmd(
             fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
         inst = _compile_layer_file(source, task.value, RECIPE[task.value]["radius"] if radius is None else radius, mode,
                                    activation, margin, keep_correct)
+    from gdsolver.ir.numerics import check_numerics
+
+    check_numerics(inst)  # an instance every solver would refuse (e.g. --radius 1e300) is not written
     save(inst, output)
     s = inst.summary()
     where = _layer_text(inst.meta)
