@@ -233,7 +233,9 @@ def setup(wl: Workload, cfg: EqualTimeConfig, seed: int):
     from gdsolver.train.runs import load_split_for
 
     if wl.name in REGRESSION_WORKLOADS:
-        return load_split_for(wl.name, None, seed=seed), build_model("paper", (3,), 2, seed=seed)
+        from gdsolver.bench.regression_setup import regression_setup
+
+        return regression_setup(wl.name, seed)
     if wl.name == "digits":
         split = load_split_for("digits", None, seed=seed)
         return split, build_model("mlp", tuple(split.train[0].shape[1:]), 10, hidden=cfg.digits_hidden, seed=seed)

@@ -37,6 +37,7 @@ import numpy as np
 
 from gdsolver.bench.plots import (fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
                                   run_header, run_metadata, save_figure, write_csv, write_outputs)
+from gdsolver.bench.regression_setup import regression_setup, regression_test_data
 from gdsolver.bench.regression_tuned import TunedCell, TunedConfig
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
@@ -153,14 +154,6 @@ def total_units(cfg: RegressionConfig) -> int:
 
 
 # ---------------------------------------------------------------------------------- running
-def _test_data(split):
-    import torch
-
-    from gdsolver.train.tensors import as_tensor_data
-
-    return as_tensor_data(split.test, "regression", name="test", dtype=torch.float32)
-
-
 def run_baseline(method: str, init_model, split, cfg: RegressionConfig, seed: int, *,
                  snapshots: dict[int, Any] | None = None) -> list[dict[str, Any]]:
     """Train `method` for cfg.max_epochs epochs from a copy of `init_model`; one row per epoch
@@ -170,7 +163,7 @@ def run_baseline(method: str, init_model, split, cfg: RegressionConfig, seed: in
     from gdsolver.train.trainer import clone_model
 
     model = clone_model(init_model)
-    test = _test_data(split)
+    test = regression_test_data(split)
     rows: list[dict[str, Any]] = []
     state = {"gd": 0.0, "overhead": 0.0, "trainer": None}
 
@@ -213,7 +206,7 @@ def run_sweep_from(state_dict, init_model, split, cfg: RegressionConfig, seed: i
     h = g.fit(split.train, split.val)
     s = h.sweeps[0]
     build, solve = float(s["build_time_s"] or 0.0), float(s["solver_time_s"] or 0.0)
-    return {"test_mse": g.evaluate(_test_data(split))["loss"], "build_time_s": build, "solve_time_s": solve,
+    return {"test_mse": g.evaluate(regression_test_data(split))["loss"], "build_time_s": build, "solve_time_s": solve,
             "solver_time_s": build + solve, "status": s["status"], "accepted": bool(s["accepted"]),
             "radius": s["radius"], "reason": s["reason"]}
 
@@ -246,19 +239,12 @@ class CellResult:
     starts: dict[int, tuple[Any, float]] | None = None
 
 
-def _setup(equation: str, seed: int):
-    from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
-
-    return load_split_for(equation, None, seed=seed), build_model("paper", (3,), 2, seed=seed)
-
-
 def run_cell(cell: Cell, cfg: RegressionConfig, start: tuple[Any, float] | None = None) -> CellResult:
     """The rows of one cell. A GDSolver cell needs `start`: the SGD cell's (state_dict, GD
     time) after cell.epochs epochs (None: the SGD run failed; the row says so)."""
     base = {"equation": cell.equation, "seed": cell.seed}
     if cell.method != "gdsolver":
-        split, init = _setup(cell.equation, cell.seed)
+        split, init = regression_setup(cell.equation, cell.seed)
         snaps: dict[int, Any] | None = {} if cell.method == GD_METHOD else None
         try:
             got = run_baseline(cell.method, init, split, cfg, cell.seed, snapshots=snaps)
@@ -273,7 +259,7 @@ def run_cell(cell: Cell, cfg: RegressionConfig, start: tuple[Any, float] | None 
     row = {**base, "method": "gdsolver", "preset": cell.preset, "epochs": cell.epochs}
     if start is None:
         return CellResult([{**row, "error": f"no SGD model after epoch {cell.epochs}"}])
-    split, init = _setup(cell.equation, cell.seed)
+    split, init = regression_setup(cell.equation, cell.seed)
     state_dict, gd = start
     try:
         sw = run_sweep_from(state_dict, init, split, cfg, cell.seed, cell.preset, cell.equation)

@@ -247,13 +247,13 @@ def run_gdsolver_cell(cell: TunedCell, cfg, split, init, test) -> list[dict[str,
 
 def run_tuned_cell(cell: TunedCell, cfg) -> list[dict[str, Any]]:
     """The rows of one tuned-comparison cell; a GdsolverError (e.g. a diverged rate) becomes an error row."""
-    from gdsolver.bench.regression_bench import _setup, _test_data
+    from gdsolver.bench.regression_setup import regression_setup, regression_test_data
 
     base = {"equation": cell.equation, "seed": cell.seed, "part": "tuned"}
     name = f"gdsolver[{cell.method}]" if cell.kind == "gdsolver" else cell.method
     try:
-        split, init = _setup(cell.equation, cell.seed)
-        test = _test_data(split)
+        split, init = regression_setup(cell.equation, cell.seed)
+        test = regression_test_data(split)
         run = {"gd": run_gd_cell, "lbfgs": run_lbfgs_cell, "gdsolver": run_gdsolver_cell}[cell.kind]
         return [{**base, **r} for r in run(cell, cfg, split, init, test)]
     except GdsolverError as exc:
