@@ -74,6 +74,7 @@ LARGE_EPOCHS = 10**6  # under budget_s, epochs is only an upper bound
 WITHIN = 0.05  # issue 29's target: GDSolver's mean test loss at most 5% above the best baseline
 TIE_ABS = 1e-6  # differences of mean test loss below this count as ties (both at ~0)
 PAY = {"regression": 0.20, "classification": 0.10}  # sweeps "pay": this relative drop against the ablation
+OVERRAN = 1.25  # a run whose wall time exceeded this multiple of its budget is listed as an overrun
 WIN_TIE_REL = 1e-9  # per-seed wins: losses within this relative difference share the win
 CURVE_POINTS = 40  # validation-loss points kept per run of the largest budget
 WARMUP_POINTS = 256
@@ -559,6 +560,10 @@ def summarize(rows: list[dict[str, Any]], workloads: list[Workload], cfg: EqualT
                          "over_steps_max": max((max(r["over_s"], 0.0) / r["max_step_s"] if r["max_step_s"] else
                                                 (0.0 if r["over_s"] <= 0 else math.inf) for r in ran),
                                                default=math.nan),
+                         # wall time as a multiple of the budget: what a reader compares at "equal time"
+                         "wall_ratio_mean": _stats([r["wall_s"] / r["budget_s"] for r in ran])["mean"],
+                         "wall_ratio_max": max((r["wall_s"] / r["budget_s"] for r in ran), default=math.nan),
+                         "overran": sum(1 for r in ran if r["wall_s"] > OVERRAN * r["budget_s"]),
                          "epochs_mean": _stats([r["epochs"] for r in ran])["mean"],
                          "restarts_mean": _stats([r["restarts"] for r in ran])["mean"],
                          "sweeps_mean": _stats([r["sweeps"] for r in ran])["mean"],
@@ -589,6 +594,12 @@ NAMES = {"gd": "GD continued", "restarts": "restarts (best of K)", "gdsolver": "
 
 def _pct(v: float | None) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{100 * v:+.1f}%"
+
+
+def _ratio(s: dict[str, Any] | None) -> str:
+    if not s or not math.isfinite(s.get("wall_ratio_mean", math.nan)):
+        return "-"
+    return f"{s['wall_ratio_mean']:.2f}, {s['wall_ratio_max']:.2f}"
 
 
 def _budget_text(e: dict[str, Any]) -> str:
@@ -644,10 +655,12 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
                          fmt_num(vb.get("ref_mean")), fmt_num(vb.get("mean")), _pct(vb.get("rel")),
                          f"{vb.get('better', 0)}/{vb.get('n', 0)}", fmt_num(vb.get("mean_diff")),
                          "yes" if e.get("within_5pct") else "no",
+                         _ratio(e["methods"].get(GDSOLVER)),
                          fmt_num(va.get("ref_mean")), _pct(va.get("rel")), f"{va.get('better', 0)}/{va.get('n', 0)}",
                          "yes" if e.get("sweeps_pay") else "no"])
         lines += md_table(["workload", "budget", "best baseline", "its mean", "GDSolver mean", "vs best",
-                           "seeds better", "paired diff", "within 5%", "ablation mean", "vs ablation",
+                           "seeds better", "paired diff", "within 5%", "GDSolver wall / budget (mean, max)",
+                           "ablation mean", "vs ablation",
                            "seeds better", "sweeps pay"], body) + [""]
     for w in doc["workloads"]:
         es = [e for e in summ if e["workload"] == w["name"]]
@@ -690,6 +703,13 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
                "run).", ""] if not over else
               ["Runs that overran their budget by more than their own longest step:", ""]
               + [f"- {w}, {b}, {NAMES.get(m, m)}: {x:.2f} steps" for w, b, m, x in over] + [""])
+    big = [(e["workload"], _budget_text(e), m, s) for e in summ for m, s in e["methods"].items() if s.get("overran")]
+    if big:
+        lines += [f"Runs whose wall time exceeded {OVERRAN:g} x their budget (a step longer than the time left, "
+                  "e.g. a sweep, was started): their figures are not at equal time.", ""]
+        body = [[w, b, NAMES.get(m, m), f"{s['overran']}/{s['n'] + s['errors']}", f"{s['wall_ratio_mean']:.2f}",
+                 f"{s['wall_ratio_max']:.2f}"] for w, b, m, s in big]
+        lines += md_table(["workload", "budget", "method", "runs", "wall / budget, mean", "max"], body) + [""]
     errs = [r for r in doc["rows"] if r.get("error")]
     if errs:
         lines += ["## Runs that failed", ""] + sorted({f"- {r['workload']}, {r['method']}: {r['error']}"
