@@ -113,6 +113,7 @@ def test_example_train_digits(tmp_path):
     assert hybrid < adam, p.stdout  # what the README says: the sweep lowers the test loss after 4 epochs
 
 
+@pytest.mark.slow  # several fresh Pythons with torch: 33 s of CPU (its README snippet is checked by default)
 def test_example_cli_sweep(tmp_path):
     p, cwd = run(command(ROOT / "examples/cli_sweep.sh"), tmp_path)
     assert not any(cwd.iterdir())

@@ -71,7 +71,8 @@ def test_gdsolver_sweeps_after_the_best_lbfgs_start():
 
 def test_cli_lbfgs_method(tmp_path):
     p = run("train", "--dataset", "affine", "-m", "lbfgs", "-m", "gdsolver-lbfgs", "--epochs", "2", "--n-train", "120",
-            "--max-sweeps", "1", "--time-limit", "10", "--json", "o.json", cwd=tmp_path)
+            "--max-sweeps", "1", "--layers", "final", "--radius", "0.05", "--time-limit", "10", "--json", "o.json",
+            cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     import json
 

@@ -163,7 +163,8 @@ def test_candidate_zero_is_the_single_sweep(tmp_path):
     for k in (1, 2):
         torch.manual_seed(0)
         m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
-        h = gdsolver.GDSolver(m, "regression", epochs=1, max_sweeps=1, solver_points=20, layers=[0], portfolio=k,
+        h = gdsolver.GDSolver(m, "regression", epochs=1, max_sweeps=1, solver_points=20, layers=[0], radius=0.05,
+                              portfolio=k,
                               dump_dir=tmp_path / f"k{k}").fit((X[:48], Y[:48]), (X[48:], Y[48:]))
         rows[k] = h.sweeps
         name = "0001.gdsm" if k == 1 else "0001-c0.gdsm"

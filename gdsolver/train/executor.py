@@ -154,14 +154,14 @@ class RayExecutor(Executor):
             raise GdsolverError(f"num_cpus: must be >= 1, got {num_cpus}")
         if max_retries < 0:
             raise GdsolverError(f"max_retries: must be >= 0, got {max_retries}")
-        if address is not None:
-            check_ray_address(address)
         if address is None:
             if "ray" not in sys.modules:  # read when Ray is imported (else see _init)
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1
                 os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a local Ray, without its warning
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports over the network
-        ray = import_ray()
+        ray = import_ray()  # first: "Ray is not installed" says more than an address check
+        if address is not None:
+            check_ray_address(address)
         self._ray = ray
         self.address = address
         self.max_retries = int(max_retries)
