@@ -72,17 +72,22 @@ def sweep_manifest(sweeps: Path) -> dict[str, str]:
     return {f.name: file_sha256(f) for f in sorted(sweeps.iterdir()) if SWEEP_FILE.match(f.name)}
 
 
+def _read_run_json(path: Path) -> Any:
+    """The JSON document in a run.json (a run's or a dump root's manifest), bounded in size."""
+    try:
+        return json.loads(read_input(path, "run.json", max_bytes=_RUN_JSON_MAX))
+    except FormatError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
+
+
 def read_run(run_dir: Path) -> dict[str, Any] | None:
     """run.json of a dump directory, or None when there is none."""
     path = run_dir / RUN_FILE
     if not path.exists():
         return None
-    try:
-        doc = json.loads(read_input(path, "run.json", max_bytes=_RUN_JSON_MAX))
-    except FormatError:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
+    doc = _read_run_json(path)
     if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
         raise FormatError(f"{path}: field 'format' is not {RUN_FORMAT!r}")
     schema.check_doc(doc, _RUN_SCHEMA, str(path), "run.json")
@@ -155,12 +160,7 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     """The manifest at the root of a dump of several methods (train/dump.py DumpRoot), checked;
     None when root/run.json is not one."""
     path = root / RUN_FILE
-    try:
-        doc = json.loads(read_input(path, "run.json", max_bytes=_RUN_JSON_MAX))
-    except FormatError:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise FormatError(f"{path}: not a run file (invalid JSON: {exc})") from None
+    doc = _read_run_json(path)
     if not isinstance(doc, dict) or doc.get("format") != DUMP_FORMAT:
         return None
     schema.check_doc(doc, _MANIFEST_SCHEMA, str(path), "run.json")
