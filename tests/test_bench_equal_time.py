@@ -200,4 +200,4 @@ def test_resume_runs_only_what_is_missing(tmp_path):
     assert all(r["test_loss"] == 123.0 for r in doc["rows"][:4])
     assert all(r["error"] is None and r["test_loss"] < 123.0 for r in doc["rows"][4:])
     assert doc["resumed"]["done"] == {"polynomial": [0]} and not (tmp_path / "et.partial.json").exists()
-    assert "continued an interrupted one" in (tmp_path / "et.md").read_text()
+    assert "continued an earlier one" in (tmp_path / "et.md").read_text()

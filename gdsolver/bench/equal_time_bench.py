@@ -488,7 +488,8 @@ def load_partial(path: Path, cfg: EqualTimeConfig) -> dict[str, Any]:
                 rows += rs
                 done.setdefault(name, []).append(seed)
     return {"workloads": wls, "rows": rows, "done": done, "load_samples": old.get("load_samples", []),
-            "command": old.get("command"), "started": old.get("started")}
+            "command": old.get("command"), "started": old.get("started") or (old.get("machine") or {}).get("date"),
+            "git": old.get("git")}
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -635,8 +636,10 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
     rs = doc.get("resumed")
     if rs:
         one = [x["load"][0] for x in rs.get("load_samples") or [] if x.get("load")]
-        lines += ["This run continued an interrupted one (`" + " ".join(rs.get("command") or ["?"]) + "`, started "
-                  f"{rs.get('started') or 'earlier'}): its finished seeds ("
+        eg = rs.get("git") or {}
+        lines += ["This run continued an earlier one of the same configuration (`" + " ".join(rs.get("command") or ["?"])
+                  + f"`, {rs.get('started') or 'earlier'}"
+                  + (f", code at commit {eg['head'][:10]}" if eg.get("head") else "") + "): its finished seeds ("
                   + "; ".join(f"{w} {s}" for w, s in rs["done"].items()) + ") were measured then, with their "
                   "workloads' tuned rate and epoch-equivalent; the rest now."
                   + (f" 1-minute load during the earlier part: {min(one):.2f} to {max(one):.2f}." if one else ""), ""]
@@ -874,7 +877,7 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
                            "workloads": [w.to_json() for w in workloads], "methods": list(cfg.methods),
                            "summary": summarize(rows, workloads, cfg), "rows": rows}
     if earlier is not None:
-        doc["resumed"] = {"command": earlier["command"], "started": earlier["started"],
+        doc["resumed"] = {"command": earlier["command"], "started": earlier["started"], "git": earlier["git"],
                           "load_samples": earlier["load_samples"], "done": earlier["done"]}
     png = None
     if plots and workloads:
