@@ -863,7 +863,7 @@ def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "ben
         wl.split_cache = None
         bad = sum(1 for r in got if r.get("error"))
         say(f"{name}: {len(got)} runs in {time.perf_counter() - t_wl:.0f} s" + (f", {bad} failed" if bad else "")
-            + (f" (seeds {done} from the interrupted run)" if done else ""))
+            + (f" (seeds {done} from the earlier run)" if done else ""))
         keep([])
     sample_load("end")
     # rows in the order of the workloads, seeds and budgets (a resumed run appends)
