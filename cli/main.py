@@ -12,6 +12,7 @@ import typer
 
 from gdsolver.compile.registry import backend_help, native_options_help
 from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES
+from gdsolver.modeldef import ACTIVATIONS, TASKS
 from gdsolver.pipeline import SOLVE_DEFAULTS
 from gdsolver.train.config import RECIPE
 from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_KEEP_CORRECT, DEFAULT_MIP_POINTS
@@ -23,14 +24,9 @@ from .apps import app, bench_app
 from .ray_opts import RayAddress, RayFlag, executor_for
 
 
-class Task(str, Enum):
-    regression = "regression"
-    classification = "classification"
-
-
-class Activation(str, Enum):
-    identity = "identity"
-    relu = "relu"
+# the choices typer shows, from the one place the names are defined
+Task = Enum("Task", {t: t for t in TASKS}, type=str)
+Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)
 
 
 def _version_callback(value: bool) -> None:

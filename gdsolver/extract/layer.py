@@ -14,8 +14,8 @@ import numpy as np
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.network import SOURCES, Network, softmax
-from gdsolver.formulate.dense import ACTIVATIONS
-from gdsolver.formulate.dense import activate as apply_activation
+from gdsolver.modeldef import ACTIVATIONS
+from gdsolver.modeldef import activate as apply_activation
 
 Activation = Literal["identity", "relu"]
 

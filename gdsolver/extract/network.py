@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gdsolver.errors import GdsolverError
-from gdsolver.formulate.dense import Dense, forward_chain
+from gdsolver.modeldef import Dense, forward_chain
 
 SOURCES = ("torch", "onnx")
 SOFTMAX_OPS = (None, "Softmax", "LogSoftmax")

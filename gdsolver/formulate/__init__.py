@@ -8,7 +8,7 @@ layers encoded exactly (encoders.py) and a head on the outputs (heads.py);
 
 from gdsolver.formulate.claims import ClaimReport, check_claims
 from gdsolver.formulate.classification import classification
-from gdsolver.formulate.dense import ACTIVATIONS, Dense, activate, forward_chain
+from gdsolver.modeldef import ACTIVATIONS, Dense, activate, forward_chain
 from gdsolver.formulate.heads import correct_mask
 from gdsolver.formulate.regression import regression
 from gdsolver.formulate.sweep import (CLASSIFICATION_MODES, REGRESSION_MODES, check_labels, check_targets,

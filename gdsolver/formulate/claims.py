@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdsolver.formulate.dense import Dense, forward_chain
+from gdsolver.modeldef import Dense, forward_chain
 from gdsolver.formulate.heads import correct_mask, cross_entropy
 from gdsolver.ir.instance import MilpInstance
 

@@ -7,7 +7,7 @@ deeper chain.
 
 from __future__ import annotations
 
-from gdsolver.formulate.dense import Dense
+from gdsolver.modeldef import Dense
 from gdsolver.formulate.sweep import sweep_instance
 from gdsolver.ir.instance import MilpInstance
 

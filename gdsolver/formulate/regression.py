@@ -7,7 +7,7 @@ mode "paper": feasibility of |o_tj - y_tj| <= max(|o0_tj - y_tj| - margin, 0).
 
 from __future__ import annotations
 
-from gdsolver.formulate.dense import Dense
+from gdsolver.modeldef import Dense
 from gdsolver.formulate.sweep import sweep_instance
 from gdsolver.ir.instance import MilpInstance
 

@@ -17,11 +17,10 @@ import numpy as np
 from gdsolver._version import __version__
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import heads
-from gdsolver.formulate.dense import Dense, as_finite_array, check_chain, forward_chain
+from gdsolver.modeldef import TASKS, Dense, as_finite_array, check_chain, forward_chain
 from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
 from gdsolver.ir.instance import InstanceBuilder, MilpInstance
 
-TASKS = ("regression", "classification")
 CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
 REGRESSION_MODES = ("l1", "paper", "squared")
 SMOOTH_MODES = ("squared", "ce", "count+ce")  # refined in rounds by gdsolver.formulate.refine

@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 
 from gdsolver.errors import FormatError
+from gdsolver.modeldef import ACTIVATIONS, TASKS
 
 # heads the formulations write (gdsolver.formulate.sweep; tests/test_hostile_meta.py holds them equal)
 CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
 REGRESSION_MODES = ("l1", "paper", "squared")
 SMOOTH_MODES = ("squared", "ce", "count+ce")
 COUNT_MODES = ("paper", "compact", "count+ce")  # classification heads with a c block (points counted)
-TASKS = ("regression", "classification")
-ACTIVATIONS = ("identity", "relu")
 _MAX_INT = 2**53  # beyond this a JSON integer is no count of anything in memory
 HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -13,8 +13,7 @@ import torch
 
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.inputs import as_samples
-
-TASKS = ("classification", "regression")
+from gdsolver.modeldef import TASKS
 
 
 @dataclass
