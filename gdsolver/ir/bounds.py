@@ -9,14 +9,25 @@ In the final-layer formulations every expression is linear in the boxed weights
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gdsolver.ir.csr import Csr
 
-if TYPE_CHECKING:
-    from gdsolver.ir.instance import MilpInstance
+
+class IndicatorRows(Protocol):
+    """What the indicator bounds read of an instance (a MilpInstance is one): the box and the
+    indicator rows. A protocol, not MilpInstance, so that instance.py can import this module."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+    ind_A: Csr
+    ind_lo: np.ndarray
+    ind_hi: np.ndarray
+
+    @property
+    def num_indicators(self) -> int: ...
 
 
 _BLOCK = 1 << 22  # entries per block of rows: the gathers and products are six arrays of that size
@@ -53,12 +64,12 @@ def _row_bounds(mat: Csr, lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, n
     return low, high
 
 
-def indicator_bounds(inst: "MilpInstance") -> tuple[np.ndarray, np.ndarray]:
+def indicator_bounds(inst: IndicatorRows) -> tuple[np.ndarray, np.ndarray]:
     """Interval bounds of every indicator expression ind_A x."""
     return row_bounds(inst.ind_A, inst.lb, inst.ub)
 
 
-def indicator_big_m(inst: "MilpInstance") -> dict[str, Any]:
+def indicator_big_m(inst: IndicatorRows) -> dict[str, Any]:
     """The big-M constants lowering would use: range over finite ones and the count of
     sides that would need an infinite M (those make lowering fail)."""
     if inst.num_indicators == 0:

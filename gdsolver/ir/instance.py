@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gdsolver.errors import ArgTypeError, InstanceError
+from gdsolver.ir.bounds import indicator_big_m
 from gdsolver.ir.csr import Csr
 
 CONTINUOUS, BINARY, INTEGER = 0, 1, 2
@@ -175,8 +176,6 @@ class MilpInstance:
 
     def summary(self) -> dict[str, Any]:
         """Counts, nnz, coefficient ranges and big-M ranges, for `gdsolver inspect`."""
-        from gdsolver.ir.bounds import indicator_big_m
-
         def rng(a: np.ndarray) -> list[float] | None:
             a = np.abs(a[np.isfinite(a) & (a != 0)])
             return [float(a.min()), float(a.max())] if len(a) else None
