@@ -2,7 +2,8 @@
 
 The short forms: `gdsolver.save(inst, path)`, `gdsolver.load(path)`,
 `gdsolver.solve(inst, backend="highs", ...)`, `gdsolver.verify(inst, x)`; training:
-`gdsolver.GDSolver(model, task=...).fit(train, val)` and the `gdsolver.GDTrainer` baselines.
+`gdsolver.GDSolver(model, task=...).fit(train, val)` and the `gdsolver.GDTrainer` baselines;
+one verified sweep of a layer of a torch model: `gdsolver.sweep(model, (X, y), layer=...)`.
 """
 
 from gdsolver._version import __version__
@@ -12,8 +13,9 @@ from gdsolver.errors import (ArgTypeError, BackendUnavailableError, FormatError,
 from gdsolver.ir import MilpInstance, load, lower, save, verify
 
 _TRAIN = ("GDSolver", "GDTrainer", "History", "clone_model")  # re-exported lazily (torch is heavy)
+_ONE_SWEEP = ("sweep", "SweepReport")  # gdsolver.train.one_sweep (gdsolver.train.sweep is a module)
 
-__all__ = [*_TRAIN, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
+__all__ = [*_TRAIN, *_ONE_SWEEP, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
            "SolveResult", "save_result", "load_result", "GdsolverError", "FormatError", "LicenseLimitError",
            "ArgTypeError", "MissingFileError",
            "InstanceError", "OptionError", "BackendUnavailableError", "UnsupportedModelError", "SolveInterrupted"]
@@ -24,4 +26,8 @@ def __getattr__(name: str):
         import gdsolver.train
 
         return getattr(gdsolver.train, name)
+    if name in _ONE_SWEEP:
+        import gdsolver.train.one_sweep
+
+        return getattr(gdsolver.train.one_sweep, name)
     raise AttributeError(f"module 'gdsolver' has no attribute {name!r}")

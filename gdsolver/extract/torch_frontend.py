@@ -290,6 +290,29 @@ def _last_layer(trace: _Trace, y: torch.Tensor, sel: OutputSelector) -> tuple[in
     return None
 
 
+def resolve_output(model: nn.Module, X: Any, output: OutputSelector = None, *, name: str = "X") -> OutputSelector:
+    """The one output rule, shared by network_from_torch, the trainers and gdsolver.sweep: which
+    element of the model's output holds the scores. A tensor output is itself (None); a tuple /
+    dict output: the element `output` names, else the one that comes from a dense layer (when
+    several do, the one whose chain computes the others, e.g. logits beside the embedding they
+    are made from); else a clear error asking for output=."""
+    X = as_samples(X)
+    xs = _to_tensor(X[:SAMPLE_SIZE], model)
+    try:
+        with eval_mode(model), torch.no_grad():
+            raw = _call(model, xs)
+    except GdsolverError as exc:  # name the data (train X, val X) the forward failed on
+        raise GdsolverError(str(exc).replace(" on X of", f" on {name} of", 1)) from None
+    if output is not None or isinstance(raw, torch.Tensor):
+        select_output(raw, output)  # a bad selector is refused now, with the output's shape
+        return output
+    try:
+        return _pick_output(_Trace(model, xs), None)[0]
+    except GdsolverError as exc:
+        raise GdsolverError(f"{exc}; pass output= (an index, a key or a callable) to choose the scores"
+                            if "output=" not in str(exc) else str(exc)) from None
+
+
 def network_from_torch(model: nn.Module, X: Any, *, output: OutputSelector = None) -> Network:
     """The chain of dense layers at the end of a PyTorch model (see the module docstring).
 

@@ -48,7 +48,9 @@ from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, Swe
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
 from gdsolver.pipeline import SweepOutcome, solve_sweep
-from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
+from gdsolver.train.one_sweep import LayerSweep, layer_indices
+from gdsolver.train.one_sweep import solve as solve_one
+from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
 from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -174,7 +176,7 @@ class GDSolver(Trainer):
         self._layers: list[int] = []
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
-                net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self.output)
+                net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
             except GdsolverError as exc:
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
             self._layers = self._resolve_layers(net)
@@ -203,14 +205,7 @@ class GDSolver(Trainer):
     def _resolve_layers(self, net) -> list[str]:
         """The swept layers by name, from the input side (a name survives GD changing what the
         chain looks like, e.g. a BatchNorm that stops being the identity)."""
-        spec = self.sweep_config.layers
-        if spec == "final":
-            ks = [len(net) - 1]
-        elif spec == "all":
-            ks = list(range(len(net)))
-        else:
-            ks = sorted({net.layer_index(s) for s in spec})
-        return [net.layers[k].name for k in ks]
+        return [net.layers[k].name for k in layer_indices(net, self.sweep_config.layers)]
 
     _restart_whole_fit = False  # restarts pick the best first GD phase; the sweeps then run once
 
@@ -320,7 +315,7 @@ class GDSolver(Trainer):
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
         try:
-            net = network_from_torch(self.model, X, output=self.output)
+            net = network_from_torch(self.model, X, output=self._selected)
             k = net.layer_index(name)
             base["layer"] = k
             # the layer's inputs once for all candidates (their time is charged to the first)
@@ -335,13 +330,14 @@ class GDSolver(Trainer):
         # a refit sweep is judged on the training loss after the refit, so every candidate's row
         # starts from the training loss (one value: a rejected candidate restores the weights)
         refit = self._refit_layer(net, k, mode) is not None
+        # the model side of the sweep: the same stages gdsolver.sweep runs (train.one_sweep)
+        ls = self._ls = LayerSweep(self.model, net, X, y.numpy(), task=self.task, outputs=self._model_outputs)
         train_loss = None
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
-                c.job = prepare_sweep(net, X.numpy(), y.numpy(), task=self.task, layer=k, radius=c.radius, mode=mode,
-                                      margin=cfg.margin, points=cfg.points, keep_correct=cfg.keep_correct,
-                                      seed=c.spec.seed, H=H, convex=cfg.convex)
+                c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
+                                   keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
@@ -358,8 +354,7 @@ class GDSolver(Trainer):
                     train_loss = sweep_loss(self.task, self._model_outputs(X), y.numpy(), c.job.margin, mode)
                 c.before = train_loss
             else:
-                c.before = sweep_loss(self.task, self._model_outputs(c.Xp), c.yp, c.job.margin,
-                                      c.job.instance.meta["mode"])
+                c.before = ls.points_loss(c.job)
         self._solve(n, [c for c in cands if c.job is not None])
         if K > 1:
             for c in cands:
@@ -417,7 +412,7 @@ class GDSolver(Trainer):
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
             for c in cands:
-                c.outcome = solve_sweep(c.job.instance, settings)
+                c.outcome = solve_one(c.job, settings, on_progress=self._tick, sweep=n)
         elif cands:
             from gdsolver.train.executor import Task, make_executor
 
@@ -445,8 +440,7 @@ class GDSolver(Trainer):
             return self._watched(metrics), metrics
 
         def write(W: np.ndarray, b: np.ndarray):
-            saved = linear_params(self.model, layer)
-            apply_to_torch(self.model, W, b, layer)
+            saved = self._ls.write(job, W, b)
             if last is None:
                 return saved, None
             saved_last = linear_params(self.model, last)
@@ -454,12 +448,12 @@ class GDSolver(Trainer):
             return saved, saved_last
 
         def restore(saved) -> None:
-            restore_params(self.model, layer, saved[0])
+            self._ls.restore(job, saved[0])
             if saved[1] is not None:
                 restore_params(self.model, last, saved[1])
 
         if last is None:
-            points_loss = lambda: sweep_loss(self.task, self._model_outputs(Xp), yp, job.margin, mode)  # noqa: E731
+            points_loss = lambda: self._ls.points_loss(job)  # noqa: E731
             what = "solver loss on its points"
         else:  # c.before is then the training loss (see _sweep)
             X, y = self.train_data.X, self.train_data.y.numpy()

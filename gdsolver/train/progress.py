@@ -19,6 +19,7 @@ from gdsolver.errors import GdsolverError
 
 VERBOSE_LEVELS = (0, 1, 2)
 BAR_WIDTH = 24
+MIN_REDRAW_S = 0.1  # ticks (batches) redraw the bar at most this often
 
 
 def check_verbose(value: Any) -> int:
@@ -81,6 +82,7 @@ class Progress:
         self.status = ""
         self.t0 = time.perf_counter()
         self._drawn = 0  # width of the bar line on screen
+        self._last_draw = 0.0
 
     def row(self, row: dict[str, Any]) -> None:
         self.done += 1
@@ -97,6 +99,24 @@ class Progress:
         self.status = f"{what}: loss {_num(loss, '.4g')}" + (f" acc {acc:.3f}" if acc is not None else "")
         self._draw()
 
+    def tick(self, event: dict[str, Any]) -> None:
+        """A batch done or a solve still running: the bar's status and clock move (lines mode:
+        nothing; a line per epoch and per sweep is the record). Called from the solve's thread
+        too, so it only redraws."""
+        if not self.bar:
+            return
+        if event.get("event") == "batch":
+            of = f"/{event['batches']}" if event.get("batches") else ""
+            self.status = f"epoch {event['epoch']}: batch {event['batch']}{of}"
+        elif event.get("event") == "solve":
+            limit = f" of {event['time_limit']:g}" if event.get("time_limit") else ""
+            extra = "".join(f", {k} {event[k]:.4g}" for k in ("incumbent", "bound", "gap") if event.get(k) is not None)
+            self.status = f"sweep {event.get('sweep')} ({event.get('layer')}): solving {event['elapsed_s']:.0f}{limit} s" \
+                          f"{extra}"
+        now = time.perf_counter()
+        if now - self._last_draw >= MIN_REDRAW_S:
+            self._draw()
+
     def close(self) -> None:
         if self.bar and self._drawn:
             self.total = self.done  # early stopping ends short of the budget
@@ -110,6 +130,7 @@ class Progress:
                 f"| {time.perf_counter() - self.t0:.1f} s")
         self._write("\r" + line + " " * max(0, self._drawn - len(line)))
         self._drawn = len(line)
+        self._last_draw = time.perf_counter()
 
     def _clear(self) -> None:
         if self._drawn:

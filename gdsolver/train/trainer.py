@@ -24,10 +24,11 @@ from torch import nn
 
 from gdsolver.compile.base import max_threads
 from gdsolver.errors import GdsolverError
-from gdsolver.extract.torch_frontend import eval_mode
+from gdsolver.extract.torch_frontend import eval_mode, resolve_output
 from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
+from gdsolver.train.loaders import check_loader, loader_batch
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
@@ -165,6 +166,10 @@ class Trainer:
         self.history = History(self.method)
         # which element of a tuple / dict model output holds the scores (see extract.select_output)
         self.output = output
+        self._selected: Any = output  # output as resolved by the one output rule when fit starts
+        self._loader: Any = None  # a DataLoader given as the training data
+        # on_progress(event): ticks within a step ({"event": "batch"|"solve", ...}), e.g. for a UI
+        self.on_progress: Callable[[dict[str, Any]], None] | None = None
         self._tail: str | None = None  # "Softmax" / "LogSoftmax" when the model ends in one
         self.train_data: TensorData | None = None
         self.val_data: TensorData | None = None
@@ -203,6 +208,9 @@ class Trainer:
         """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
         from gdsolver.train.dump import dump_run, write_run
 
+        # a DataLoader is used as given: GD epochs iterate it (its batch size, its sampler, its
+        # transforms); the sweeps and the evaluations read it through once (they need every point)
+        self._loader = check_loader(train, "train")
         self.train_data = as_tensor_data(train, self.task, name="train", dtype=self._dtype())
         self.val_data = None if val is None else as_tensor_data(val, self.task, name="val", dtype=self._dtype())
         from gdsolver.train.progress import progress_for
@@ -212,6 +220,8 @@ class Trainer:
                 dump_run(self.dump_dir) as run:
             seed_everything(self.seed)
             self._gen = torch.Generator().manual_seed(self.seed)
+            # the one output rule (extract.torch_frontend.resolve_output): the sweeps' frontend picks alike
+            self._selected = resolve_output(self.model, self.train_data.X[:64], self.output, name="train X")
             self._tail = self._find_tail()
             self._check_model_outputs()
             self.history = History(self.method)
@@ -342,7 +352,7 @@ class Trainer:
         from gdsolver.extract.torch_frontend import network_from_torch
 
         try:
-            return network_from_torch(self.model, self.train_data.X[:64], output=self.output).tail.get("softmax")
+            return network_from_torch(self.model, self.train_data.X[:64], output=self._selected).tail.get("softmax")
         except GdsolverError:
             return None
 
@@ -351,7 +361,7 @@ class Trainer:
         log-probabilities for a Softmax end (cross-entropy of those is the right loss)."""
         from gdsolver.extract.torch_frontend import select_output
 
-        t = select_output(out, self.output)
+        t = select_output(out, self._selected)
         if self._tail == "Softmax":
             t = torch.log(t.clamp_min(torch.finfo(t.dtype).tiny))
         return t
@@ -415,6 +425,14 @@ class Trainer:
         """Validation loss when there is validation data, else training loss."""
         return row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
 
+    def _tick(self, event: dict[str, Any]) -> None:
+        """Progress within a step (a batch done, a solve still running) for the progress display
+        and `on_progress`; unlike rows, ticks are not recorded. May be called from a thread."""
+        if self._progress is not None:
+            self._progress.tick(event)
+        if self.on_progress is not None:
+            self.on_progress(event)
+
     def _emit(self, row: dict[str, Any]) -> None:
         if self._progress is not None:
             self._progress.row(row)
@@ -428,10 +446,23 @@ class Trainer:
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         d = self.train_data
+        if self._loader is not None:  # the user's batches, as their DataLoader makes them
+            for xb, yb in self._loader:
+                yield loader_batch(xb, yb, d)
+            return
         perm = torch.randperm(len(d), generator=self._gen)
         for s in range(0, len(d), self.batch_size):
             idx = perm[s:s + self.batch_size]
             yield d.X[idx], d.y[idx]
+
+    def _n_batches(self) -> int | None:
+        """Batches in one epoch (None when a DataLoader cannot say)."""
+        if self._loader is not None:
+            try:
+                return len(self._loader)
+            except TypeError:
+                return None
+        return -(-len(self.train_data) // self.batch_size)
 
     def _check_finite(self, loss: torch.Tensor, batch: int) -> None:
         if not torch.isfinite(loss):
@@ -455,12 +486,15 @@ class Trainer:
 
             opt.step(closure)
             return time.perf_counter() - t
+        n_batches = self._n_batches()
         for i, (xb, yb) in enumerate(self._batches()):
             opt.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model(xb), yb)
             self._check_finite(loss, i + 1)
             loss.backward()
             opt.step()
+            if self._progress is not None or self.on_progress is not None:  # the bar moves inside an epoch
+                self._tick({"event": "batch", "epoch": self._epoch + 1, "batch": i + 1, "batches": n_batches})
         return time.perf_counter() - t
 
     def _record_epoch(self, gd_time: float, lr: float | None, **extra: Any) -> dict[str, Any]:

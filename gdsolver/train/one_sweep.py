@@ -1,0 +1,276 @@
+"""One solver sweep of one dense layer of a torch model: `gdsolver.sweep(model, data, ...)`, and
+the stages GDSolver's sweeps are made of (the trainer calls the same code).
+
+A sweep is: the model's chain of dense layers (extract.network_from_torch, with the one output
+rule), the instance of the layer's weights boxed around their current values (train.sweep
+prepare_sweep), the one pipeline (gdsolver.pipeline.solve_sweep: solve, rounds, ir.verify, the
+forward-pass check, the closest point), then the answer written into the model and judged by
+forward passes: kept only when the solver's loss on its points strictly improves and the watched
+loss does not worsen (train.sweep.decide_sweep); else the old weights are put back bit for bit.
+
+`LayerSweep` holds the model side of those stages (prepare, the points' loss, write / restore,
+decide) for the trainer and for `sweep`; `solve` runs the pipeline with progress ticks."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gdsolver.errors import GdsolverError
+from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
+                                             network_from_torch, resolve_output, restore_params)
+from gdsolver.pipeline import SolveSettings, SweepOutcome, solve_sweep
+from gdsolver.train.sweep import Decision, SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
+
+TICK_S = 0.5  # how often progress hears from a running solve
+
+
+# ------------------------------------------------------------------ which layers
+_WARNED: set[tuple[Any, ...]] = set()
+
+
+def layer_indices(net, spec: Any, *, what: str = "layers") -> list[int]:
+    """Chain indices of the layers `spec` names: "final", "all", a module name, an index, or a
+    list of those; in the chain's order. An index counts the chain of dense layers a sweep can
+    encode, which need not be the model's nn.Linear modules in order (a BatchNorm after the first
+    Linear starts the chain at the second): each distinct index is explained once by a warning."""
+    if spec in ("final", None):
+        return [len(net) - 1]
+    if spec == "all":
+        return list(range(len(net)))
+    items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    ks = []
+    for s in items:
+        k = net.layer_index(s)
+        bare = isinstance(s, (int, np.integer)) or (isinstance(s, str) and s.lstrip("-").isdigit()
+                                                     and s not in net.names)
+        key = (tuple(net.names), str(s))
+        if bare and key not in _WARNED:
+            _WARNED.add(key)
+            start = f" (it starts at {net.names[0]!r}: {net.prefix['stop']})" if net.prefix.get("stop") else ""
+            warnings.warn(f"{what}: index {s} is dense layer {net.names[k]!r}, number {k} of the chain of dense "
+                          f"layers a sweep can encode, {net.names}{start}; pass the module name to say which",
+                          UserWarning, stacklevel=3)
+        ks.append(k)
+    return sorted(set(ks))
+
+
+# ------------------------------------------------------------------ the model side of a sweep
+class LayerSweep:
+    """The model side of sweeping one network (`net`, found on `model`) on the data (X, y).
+
+    outputs(X) -> float64 (T, M): what the sweeps' heads see, the model's scores (logits; for a
+    Softmax end, log-probabilities: the same margins)."""
+
+    def __init__(self, model: nn.Module, net, X: torch.Tensor, y: np.ndarray, *, task: str,
+                 outputs: Callable[[torch.Tensor], np.ndarray]) -> None:
+        self.model, self.net, self.X, self.y, self.task, self.outputs = model, net, X, np.asarray(y), task, outputs
+
+    def prepare(self, k: int, *, radius: float, mode: str | None = None, margin: float | None = None,
+                points: int | str | None = "auto", keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
+                convex: str = "direct") -> SweepJob:
+        """The instance of sweeping chain layer k (train.sweep.prepare_sweep)."""
+        return prepare_sweep(self.net, self.X.numpy(), self.y, task=self.task, layer=k, radius=radius,
+                             mode=mode or default_mode(self.task), margin=margin, points=points,
+                             keep_correct=keep_correct, seed=seed, H=H, convex=convex)
+
+    def points_loss(self, job: SweepJob) -> float:
+        """The solver's loss on the job's points, by a forward pass of the model as it is now."""
+        idx = job.all_points
+        return sweep_loss(self.task, self.outputs(self.X[torch.as_tensor(idx)]), self.y[idx], job.margin,
+                          job.instance.meta["mode"])
+
+    def write(self, job: SweepJob, W: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Write (W, b) into the swept nn.Linear; returns the old parameters for restore."""
+        layer = self.net.layers[job.layer]
+        saved = linear_params(self.model, layer)
+        apply_to_torch(self.model, W, b, layer)
+        return saved
+
+    def restore(self, job: SweepJob, saved: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+        restore_params(self.model, self.net.layers[job.layer], saved)
+
+
+def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict[str, Any]], None] | None = None,
+          sweep: int | None = None) -> SweepOutcome:
+    """The pipeline on the job's instance (gdsolver.pipeline.solve_sweep). With on_progress, it
+    hears every TICK_S seconds while the solve runs ({"event": "solve", "sweep", "layer",
+    "elapsed_s", "time_limit"}), from a thread: a bar's clock keeps moving during a long solve."""
+    if on_progress is None:
+        return solve_sweep(job.instance, settings)
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def tick() -> None:
+        while not stop.wait(TICK_S):
+            try:
+                on_progress({"event": "solve", "sweep": sweep, "layer": job.layer_name,
+                             "elapsed_s": time.perf_counter() - t0, "time_limit": settings.time_limit})
+            except Exception:  # a display must never break a solve
+                return
+
+    ticker = threading.Thread(target=tick, name="gdsolver-solve-progress", daemon=True)
+    ticker.start()
+    try:
+        return solve_sweep(job.instance, settings)
+    finally:
+        stop.set()
+        ticker.join()
+
+
+# ------------------------------------------------------------------ gdsolver.sweep
+@dataclass
+class SweepReport:
+    """What `gdsolver.sweep` did. loss_* / acc_*: the model's loss (cross-entropy or MSE) and
+    accuracy on the data given (and on val), by forward passes before and after; sweep_loss_*:
+    the solver's own loss on its points. accepted: the answer is in the model (else the old
+    weights are, bit for bit); reason says why. model: the swept model (the one given when
+    inplace, else a copy)."""
+
+    status: str
+    accepted: bool
+    reason: str
+    layer: str
+    layer_index: int
+    head: str
+    radius: float
+    objective: float | None
+    loss_before: float
+    loss_after: float
+    acc_before: float | None
+    acc_after: float | None
+    val_loss_before: float | None
+    val_loss_after: float | None
+    sweep_loss_before: float | None
+    sweep_loss_after: float | None
+    points: int
+    n_vars: int
+    n_cons: int
+    n_binary: int
+    build_time_s: float
+    solver_time_s: float
+    time_s: float
+    instance_path: str | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("model")
+        return d
+
+    def __str__(self) -> str:
+        verdict = "accepted" if self.accepted else "rejected"
+        acc = f", acc {self.acc_before:.4f} -> {self.acc_after:.4f}" if self.acc_before is not None else ""
+        return (f"sweep of {self.layer!r} (radius {self.radius:g}, head {self.head}): {self.status}, {verdict}; "
+                f"loss {self.loss_before:.6g} -> {self.loss_after:.6g}{acc} ({self.time_s:.1f} s): {self.reason}")
+
+
+def _evaluator(model: nn.Module, task: str, output: OutputSelector, data: Any, val: Any):
+    """A Trainer that only evaluates: the data checked against the model, the loss and accuracy
+    as every trainer computes them, the selected output and a Softmax end handled alike."""
+    from gdsolver.train.tensors import as_tensor_data
+    from gdsolver.train.trainer import Trainer
+
+    ev = Trainer(model, task, output=output)
+    dtype = ev._dtype()
+    ev.train_data = as_tensor_data(data, task, name="data", dtype=dtype)
+    ev.val_data = None if val is None else as_tensor_data(val, task, name="val", dtype=dtype)
+    ev._selected = resolve_output(model, ev.train_data.X[:64], output)
+    ev._tail = ev._find_tail()
+    ev._check_model_outputs()
+    return ev
+
+
+def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str = "classification",
+          head: str | None = None, radius: float | None = None, time_limit: float | None = 30.0,
+          inplace: bool = True, val: Any = None, output: OutputSelector = None, backend: str | None = None,
+          points: int | str | None = "auto", margin: float | None = None, keep_correct: int = 0, seed: int = 0,
+          tolerance: float = 0.0, threads: int | None = None, instance_path: str | Path | None = None,
+          on_progress: Callable[[dict[str, Any]], None] | None = None) -> SweepReport:
+    """Sweep one dense layer of a torch model once, verified, and report.
+
+    data: (X, y) arrays / tensors or a DataLoader (read through once); val: the same, optional.
+    layer: "final" (the last dense layer), a module name, or an index of the chain of dense layers
+    (warns what it refers to). head: the sweep's loss (formulate heads; default the loss being
+    trained: "ce" for classification, "squared" for regression). radius: box half-width around
+    the current weights (default the task's recipe: classification 0.05, regression 1).
+    time_limit: seconds for the whole solve. output: which element of a tuple / dict output holds
+    the scores (default: the one output rule, extract.torch_frontend.resolve_output).
+    The answer is kept when the solver's loss on its points strictly improves and the loss on val
+    (else on data) does not rise by more than `tolerance` (relative), nor, with val, the loss on
+    data; else the old weights are put back bit for bit. inplace=False sweeps a copy (report.model).
+    instance_path: also write the solved instance there (.gdsm, for `gdsolver solve` / replay)."""
+    from gdsolver.train.config import AcceptConfig, SweepConfig
+    from gdsolver.train.trainer import torch_threads
+
+    t_start = time.perf_counter()
+    if not isinstance(model, nn.Module):
+        raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if not inplace:
+        model = copy.deepcopy(model)
+    cfg = SweepConfig(radius="auto" if radius is None else radius, mode=head, time_limit=time_limit,
+                      points=points, margin=margin, keep_correct=keep_correct,
+                      **({} if backend is None else {"backend": backend})).for_task(task)
+    accept = AcceptConfig(accept_on="loss", val_tolerance=tolerance, train_tolerance=tolerance if val is not None
+                          else None)
+    with torch_threads(threads):
+        ev = _evaluator(model, task, output, data, val)
+        X, y = ev.train_data.X, ev.train_data.y.numpy()
+        before = ev._metrics()
+        t = time.perf_counter()
+        net = network_from_torch(model, X, output=ev._selected)
+        k = layer_indices(net, layer, what="layer")
+        if len(k) != 1:
+            raise GdsolverError(f"layer: {layer!r} names {len(k)} layers; gdsolver.sweep sweeps one")
+        k = k[0]
+
+        def outputs(Xs: torch.Tensor) -> np.ndarray:
+            with eval_mode(model), torch.no_grad():
+                o = ev._scores(model(Xs))
+            return o.double().reshape(len(Xs), -1).numpy()
+
+        ls = LayerSweep(model, net, X, y, task=task, outputs=outputs)
+        job = ls.prepare(k, radius=cfg.radius, mode=cfg.mode, margin=cfg.margin, points=cfg.points,
+                         keep_correct=cfg.keep_correct, seed=seed, convex=cfg.convex)
+        build = time.perf_counter() - t
+        loss_pts = ls.points_loss(job)
+        outcome = solve(job, cfg.solve_settings(threads=threads), on_progress=on_progress)
+        if instance_path is not None:
+            from gdsolver.ir import save
+
+            instance_path = str(save(outcome.instance or job.instance, instance_path))
+        watched_before = ev._monitored_loss(before)
+        if outcome.usable:
+            def watched() -> tuple[float, dict[str, Any]]:
+                m = ev._metrics()
+                return ev._monitored_loss(m), m
+
+            decision = decide_sweep(job, outcome, write=lambda W, b: ls.write(job, W, b),
+                                    restore=lambda saved: ls.restore(job, saved), points_loss=lambda: ls.points_loss(job),
+                                    watched=watched, watched_before=watched_before, accept=accept,
+                                    loss_before=loss_pts, label="validation" if val is not None else "data",
+                                    train_before=before["train_loss"])
+        else:
+            decision = Decision(False, outcome.reason.lstrip("; ") or f"no usable answer ({outcome.status})", loss_pts,
+                                loss_pts, False, None)
+        after = decision.metrics if decision.accepted else before
+    sizes = job.sizes()
+    return SweepReport(status=outcome.status, accepted=decision.accepted, reason=decision.reason,
+                       layer=job.layer_name, layer_index=k, head=job.instance.meta["mode"], radius=job.radius,
+                       objective=outcome.objective, loss_before=before["train_loss"], loss_after=after["train_loss"],
+                       acc_before=before["train_acc"], acc_after=after["train_acc"],
+                       val_loss_before=before["val_loss"], val_loss_after=after["val_loss"],
+                       sweep_loss_before=loss_pts, sweep_loss_after=decision.loss_after, points=sizes["points"],
+                       n_vars=sizes["n_vars"], n_cons=sizes["n_cons"], n_binary=sizes["n_binary"],
+                       build_time_s=build, solver_time_s=outcome.solver_time_s,
+                       time_s=time.perf_counter() - t_start, instance_path=instance_path, model=model)
