@@ -150,7 +150,7 @@ class History:
         there (the format from the suffix). Returns the matplotlib Figure, which a notebook
         displays. Needs matplotlib (imported here, not with gdsolver)."""
         try:
-            from matplotlib.figure import Figure
+            import matplotlib  # noqa: F401
         except ImportError:
             raise ImportError("History.plot needs matplotlib: .venv/bin/pip install -c constraints.txt "
                               "matplotlib") from None
@@ -159,8 +159,11 @@ class History:
         has_acc = any(r["train_acc"] is not None for _, r in rows)
         twin = False
         if ax is None:
-            # a bare Figure (not pyplot): no global state, no second copy shown in a notebook
-            fig = Figure(figsize=(10 if has_acc else 6, 4), layout="constrained")
+            # a bare Figure (not pyplot): no global state, no second copy shown in a notebook; one
+            # that shows itself as a PNG when it is a cell's value, whatever matplotlib's backend
+            from gdsolver.train.figure import ShownFigure
+
+            fig = ShownFigure(figsize=(10 if has_acc else 6, 4), layout="constrained")
             axes = list(fig.subplots(1, 2)) if has_acc else [fig.subplots(1, 1)]
         else:
             axes = list(ax) if isinstance(ax, (list, tuple)) or getattr(ax, "ndim", 0) else [ax]
@@ -199,6 +202,20 @@ class History:
                 fig.savefig(tmp, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or None)
         return fig
 
+    def _repr_png_(self) -> bytes | None:
+        """The plot as PNG bytes: what a notebook shows when the history is a cell's value
+        (IPython asks for it; matplotlib's backend is not touched). None without rows or
+        matplotlib: the text repr is shown instead."""
+        if not any(r["train_loss"] is not None for r in self.rows):
+            return None
+        try:
+            fig = self.plot()
+        except ImportError:
+            return None
+        from gdsolver.train.figure import png_bytes
+
+        return png_bytes(fig)
+
     def __repr__(self) -> str:
         s = self.summary()
         return (f"History({self.method!r}: {s['epochs']} epochs, {s['sweeps']} sweeps "
@@ -222,3 +239,4 @@ def _plot_positions(rows: list[dict[str, Any]]) -> list[float]:
         xs.extend(e + (k + 1) / (j - i + 1) for k in range(j - i))
         i = j
     return xs
+
