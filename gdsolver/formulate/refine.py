@@ -15,7 +15,8 @@ import numpy as np
 
 from gdsolver.formulate.claims import network_of, outputs
 from gdsolver.formulate.heads import cross_entropy
-from gdsolver.formulate.sweep import SMOOTH_MODES, sweep_instance
+from gdsolver.formulate.head_table import SMOOTH_MODES
+from gdsolver.formulate.sweep import sweep_instance
 from gdsolver.ir.instance import MilpInstance
 
 # meta entries that describe where the instance came from, carried over to every round

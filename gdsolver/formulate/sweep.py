@@ -17,24 +17,13 @@ import numpy as np
 from gdsolver._version import __version__
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import heads
-from gdsolver.modeldef import TASKS, Dense, as_finite_array, check_chain, forward_chain
 from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
+from gdsolver.formulate.expr import LinExpr
+from gdsolver.formulate.head_table import DEFAULT_MARGIN, Head, HeadInput, head_for
+# the heads' names and defaults, also importable from here (the command line reads them here)
+from gdsolver.formulate.head_table import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES, SMOOTH_MODES  # noqa: F401
+from gdsolver.modeldef import TASKS, Dense, as_finite_array, check_chain, forward_chain
 from gdsolver.ir.instance import InstanceBuilder, MilpInstance
-
-CLASSIFICATION_MODES = ("paper", "compact", "ce", "count+ce")
-REGRESSION_MODES = ("l1", "paper", "squared")
-SMOOTH_MODES = ("squared", "ce", "count+ce")  # refined in rounds by gdsolver.formulate.refine
-# first-round tangents of r^2 per entry besides the current residual: evenly spread over the
-# residual's interval over the box, so the first (possibly only, under a time limit) MILP of a
-# hidden-layer sweep already sees the parabola's shape, not one line of it
-SQUARED_GRID = 5
-# the head when none is named, on every entry point (trainer, `gdsolver compile`, this function):
-# the loss being trained. Classification "ce" was measured on digits (README "Sweep heads"): it
-# lowered the test cross-entropy 0.637 -> 0.555 over 5 seeds with every sweep accepted, where the
-# counting heads were rejected by the validation check in 9 of 10 (paper) and 10 of 10 (count+ce)
-DEFAULT_MODE = {"classification": "ce", "regression": "squared"}
-DEFAULT_MARGIN = {"classification": 1e-3, "regression": 0.0}
-
 
 def check_labels(labels, M: int, T: int | None = None, name: str = "labels") -> np.ndarray:
     """Integer class labels in [0, M) as int64 (one per point when T is given);
@@ -105,7 +94,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
 
     H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
     classification, targets (T, M_out) (or (T,) for one output) for regression.
-    mode (the head, see gdsolver.formulate.heads): classification "ce" (default) | "paper" |
+    mode (the head, see gdsolver.formulate.head_table): classification "ce" (default) | "paper" |
     "compact" | "count+ce"; regression "squared" (default) | "l1" | "paper".
     keep_correct: indices of points (classification) that must stay correct.
     fix_bias pins layer k's bias (a layer without one cannot take one).
@@ -115,11 +104,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     start_at: (W, b) of layer k inside the box to start the MIP from (default its current
     weights, the box's centre); the meta's current_* figures are then at that point."""
     layers = check_chain(layers)
-    L = len(layers)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
-        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), "
-                            f"expected 0..{L - 1} (or -{L}..-1)")
-    k = int(k) % L
+    k = _check_layer(k, len(layers))
     if task not in TASKS:
         raise GdsolverError(f"task: {task!r}, expected one of {list(TASKS)}")
     swept = layers[k]
@@ -130,86 +115,29 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     if H.shape[0] == 0:
         raise GdsolverError("H: no data points (T = 0)")
     radius = _check_radius(radius)
-    mode = mode or DEFAULT_MODE[task]
-    modes = CLASSIFICATION_MODES if task == "classification" else REGRESSION_MODES
-    if mode not in modes:
-        raise GdsolverError(f"mode: {mode!r} is not a {task} mode, expected one of {list(modes)}")
+    head = head_for(task, mode)
+    if correct is not None and head.then is not None:
+        head = head.then  # the second stage, given the first stage's decisions
     margin = _check_margin(DEFAULT_MARGIN[task] if margin is None else margin)
-    T, M_out = H.shape[0], layers[-1].M
-    if start_at is not None:
-        Ws, bs = (np.asarray(a, np.float64) for a in start_at)
-        if Ws.shape != swept.W.shape or bs.shape != swept.b.shape:
-            raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {swept.W.shape}, "
-                                f"{swept.b.shape}")
-    else:
-        Ws, bs = swept.W, swept.b
+    Ws, bs = _check_start(start_at, swept)
     o0 = forward_chain(layers, H, start=k, weights={k: (Ws, bs)})
-    if task == "classification":
-        if M_out < 2:
-            raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M_out}")
-        target = check_labels(y, M_out, T)
-        keep = _check_keep(keep_correct, T, heads.correct_mask(o0, target, margin), margin)
-    else:
-        if keep_correct is not None:
-            raise GdsolverError("keep_correct: applies to classification only")
-        target = check_targets(y, T, M_out)
+    target, keep = _check_target(task, y, keep_correct, o0, margin)
 
     bld = InstanceBuilder()
-    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias, start=(Ws, bs))
-    out = swept_dense(bld, H, Ws, bs, w, bb, radius, bias_radius(radius, fix_bias), centre=(swept.W, swept.b))
-    relus = []
-    for j in range(k, L):
-        layer = layers[j]
-        if j > k:
-            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
-        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
-        if layer.activation == "relu":
-            out, counts = relu(bld, out, f"o{j}", f"z{j}")
-            relus.append({"layer": j, **counts})
-    head_meta: dict = {}
-    sense = "max" if task == "classification" else "min"
-    if mode in ("paper", "compact") and task == "classification" or mode == "count+ce" and correct is None:
-        head_meta = heads.count(bld, out, target, margin=margin, mode="compact" if mode == "count+ce" else mode,
-                                keep=keep)
-        if mode == "count+ce":
-            head_meta["stage"] = "count"
-    elif mode == "count+ce":
-        correct = np.asarray(correct, np.float64).ravel()
-        if correct.shape != (T,) or not np.all((correct == 0) | (correct == 1)):
-            raise GdsolverError(f"correct: expected {T} decisions of 0 or 1, got shape {correct.shape}")
-        counts = heads.count(bld, out, target, margin=margin, mode="compact", keep=keep, fixed=correct)
-        anchors = _anchors(anchors, o0, mode)
-        head_meta = {**heads.ce(bld, out, target, anchors), "stage": "ce", "count": counts["fixed_count"],
-                     "current_correct": counts["current_correct"]}
-        sense = "min"
-    elif mode == "ce":
-        anchors = _anchors(anchors, o0, mode)
-        head_meta = heads.ce(bld, out, target, anchors)
-        sense = "min"
-    elif mode == "l1":
-        head_meta = heads.l1(bld, out, target)
-    elif mode == "squared":
-        if anchors is None:  # the current residual, and a grid over each residual's interval over the box
-            lo = out.lo.reshape(T, M_out) - target
-            hi = out.hi.reshape(T, M_out) - target
-            grid = lo[:, :, None] + (hi - lo)[:, :, None] * np.linspace(0.0, 1.0, SQUARED_GRID)
-            anchors = np.concatenate([(o0 - target)[:, :, None], grid], axis=2)
-        anchors = _anchors(anchors, o0 - target, mode)
-        head_meta = heads.squared(bld, out, target, anchors.reshape(T * M_out, -1))
-    else:
-        head_meta = heads.paper_regression(bld, out, target, margin=margin)
-
+    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias)
+    h = HeadInput(bld, out, target, o0, margin, keep, anchors, correct)
+    head_meta, anchors = head.build(h)
     meta = {
         "formulation": task,
-        "mode": mode,
+        "mode": head.mode,
         "activation": layers[-1].activation,
         "radius": radius,
         "margin": margin,
         "box_bias": not fix_bias,
-        "T": int(T),
+        "T": int(H.shape[0]),
         "N": swept.N,
         "M": swept.M,
-        "layer": {"index": k, "count": L, "name": swept.name},
+        "layer": {"index": k, "count": len(layers), "name": swept.name},
         "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
         "relu": relus,
         "relu_binaries": int(sum(r["binaries"] for r in relus)),
@@ -222,31 +150,71 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         err0 = np.abs(o0 - target)
         meta["current_l1"] = float(err0.sum())
         meta["current_mse"] = float((err0 ** 2).mean())
-    inst = bld.build(sense, meta=meta)
-    # what a forward pass needs to re-check the answer (gdsolver.formulate.claims), and to
-    # rebuild the instance with more tangents (gdsolver.formulate.refine)
-    inst.data = {"H": H, "y": target.astype(np.int64) if task == "classification" else target}
-    for j in range(k, L):  # numbered from the swept layer: W0 is its current weights
-        inst.data[f"W{j - k}"] = layers[j].W
-        inst.data[f"b{j - k}"] = layers[j].b
-    if mode in SMOOTH_MODES and anchors is not None:
-        inst.data["anchors"] = np.ascontiguousarray(anchors, np.float64)
-    if correct is not None:
-        inst.data["correct"] = np.asarray(correct, np.float64)
-    if keep_correct is not None and len(keep):
-        inst.data["keep"] = keep.astype(np.int64)
+    inst = bld.build(head.sense, meta=meta)
+    _attach_data(inst, layers, k, H, target, head, anchors, h.correct, keep if keep_correct is not None else None)
     return inst
 
 
-def _anchors(anchors: np.ndarray | None, current: np.ndarray, mode: str) -> np.ndarray:
-    """Tangent points: given ones, else the current outputs (residuals for "squared": (T, M, 1);
-    logits for "ce": (T, 1, M))."""
-    if anchors is None:
-        return current[:, :, None] if mode == "squared" else current[:, None, :]
-    a = as_finite_array("anchors", anchors, 3)
-    T, M = current.shape
-    want = (T, M) if mode == "squared" else (T, None, M)
-    if a.shape[0] != T or (mode == "squared" and a.shape[1] != M) or (mode != "squared" and a.shape[2] != M):
-        raise GdsolverError(f"anchors: shape {a.shape} does not fit {T} points and {M} outputs "
-                            f"(expected {'(T, M, A)' if mode == 'squared' else '(T, A, M)'}; {want})")
-    return a
+def _check_layer(k, L: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
+        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), "
+                            f"expected 0..{L - 1} (or -{L}..-1)")
+    return int(k) % L
+
+
+def _check_start(start_at: tuple[np.ndarray, np.ndarray] | None, swept: Dense) -> tuple[np.ndarray, np.ndarray]:
+    if start_at is None:
+        return swept.W, swept.b
+    Ws, bs = (np.asarray(a, np.float64) for a in start_at)
+    if Ws.shape != swept.W.shape or bs.shape != swept.b.shape:
+        raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {swept.W.shape}, "
+                            f"{swept.b.shape}")
+    return Ws, bs
+
+
+def _check_target(task: str, y, keep_correct, o0: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(class labels or targets, the points to keep correct) checked against the outputs o0."""
+    T, M_out = o0.shape
+    if task == "classification":
+        if M_out < 2:
+            raise GdsolverError(f"W: classification needs at least 2 outputs (classes), got M = {M_out}")
+        target = check_labels(y, M_out, T)
+        return target, _check_keep(keep_correct, T, heads.correct_mask(o0, target, margin), margin)
+    if keep_correct is not None:
+        raise GdsolverError("keep_correct: applies to classification only")
+    return check_targets(y, T, M_out), np.zeros(0, np.int64)
+
+
+def _encode(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, start: tuple[np.ndarray, np.ndarray],
+            radius: float, fix_bias: bool) -> tuple[LinExpr, list[dict]]:
+    """Layer k swept in its box, every later layer fixed: the network's outputs over the box, and
+    the ReLU binaries' counts per layer."""
+    swept = layers[k]
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias, start=start)
+    out = swept_dense(bld, H, *start, w, bb, radius, bias_radius(radius, fix_bias), centre=(swept.W, swept.b))
+    relus = []
+    for j in range(k, len(layers)):
+        layer = layers[j]
+        if j > k:
+            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
+        if layer.activation == "relu":
+            out, counts = relu(bld, out, f"o{j}", f"z{j}")
+            relus.append({"layer": j, **counts})
+    return out, relus
+
+
+def _attach_data(inst: MilpInstance, layers: list[Dense], k: int, H: np.ndarray, target: np.ndarray, head: Head,
+                 anchors: np.ndarray | None, correct: np.ndarray | None, keep: np.ndarray | None) -> None:
+    """What a forward pass needs to re-check the answer (gdsolver.formulate.claims), and to
+    rebuild the instance with more tangents (gdsolver.formulate.refine)."""
+    inst.data = {"H": H, "y": target.astype(np.int64) if head.task == "classification" else target}
+    for j in range(k, len(layers)):  # numbered from the swept layer: W0 is its current weights
+        inst.data[f"W{j - k}"] = layers[j].W
+        inst.data[f"b{j - k}"] = layers[j].b
+    if anchors is not None:
+        inst.data["anchors"] = np.ascontiguousarray(anchors, np.float64)
+    if correct is not None:
+        inst.data["correct"] = np.asarray(correct, np.float64)
+    if keep is not None and len(keep):
+        inst.data["keep"] = keep.astype(np.int64)

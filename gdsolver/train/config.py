@@ -170,7 +170,7 @@ class SweepConfig:
         if self.convex not in CONVEX_METHODS:
             raise GdsolverError(f"convex: {self.convex!r}, expected one of {list(CONVEX_METHODS)}")
         if self.mode is not None:
-            from gdsolver.formulate.sweep import CLASSIFICATION_MODES, REGRESSION_MODES
+            from gdsolver.formulate.head_table import CLASSIFICATION_MODES, REGRESSION_MODES
 
             if self.mode not in (*CLASSIFICATION_MODES, *REGRESSION_MODES):
                 raise GdsolverError(f"mode: {self.mode!r}, expected one of classification "
