@@ -231,14 +231,16 @@ def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutc
         if mode == "squared":
             V, ok, msg = bounded_least_squares(H, np.asarray(y, np.float64).reshape(len(H), M), lo, hi, x0)
         else:
-            V, ok, msg = bounded_softmax_regression(H, y, lo, hi, x0)
+            deadline = None if settings.time_limit is None else t0 + settings.time_limit
+            V, ok, msg = bounded_softmax_regression(H, y, lo, hi, x0, deadline=deadline)
     x = point_at(inst, V[:, :N], V[:, N])
     if x is None or not verify(inst, x).ok or not (claims := check_claims(inst, x)).ok:
         return None
     loss = true_loss(inst, x)
     res = SolveResult("OPTIMAL" if ok else "FEASIBLE", x=x, objective=inst.objective_value(x), runtime_s=0.0,
                       backend="scipy", backend_version=scipy.__version__, message=msg,
-                      instance_fingerprint=fingerprint(inst), termination="optimal" if ok else "other")
+                      instance_fingerprint=fingerprint(inst),
+                      termination="optimal" if ok else "time_limit" if "time limit" in msg else "other")
     res.runtime_s = time.perf_counter() - t0
     res.options = {"pipeline": {**settings.to_json(), "refinements": 0, "true_loss": loss}}
     return SweepOutcome(str(res.status), x, res.objective, f"; solved directly ({msg}), true loss {loss:.6g} on its "
