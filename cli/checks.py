@@ -131,37 +131,6 @@ def auto_chooses_benders(inst, backend: str) -> bool:
     return subsystem_view(pre.instance)[0] is not None
 
 
-# ---------------------------------------------------------------- sizes
-def layer_file_size(source, task: str, mode: str | None) -> None:
-    """Before a layer file's arrays are read or an instance is built: the instance its shapes
-    imply (every one of the T x M outputs is an expression over the N weights and the bias; a
-    counting head compares each label with the M - 1 others, the L1 head bounds each error from
-    both sides) must fit the size a .gdsm may hold (gdsolver.ir.npy.max_array_bytes), else the
-    build would take many times that in memory and write a file no command could load."""
-    from gdsolver.data.npz import npz_headers
-    from gdsolver.formulate.sweep import DEFAULT_MODE
-    from gdsolver.ir.npy import _fmt_bytes, max_array_bytes
-
-    heads = npz_headers(source, ("W", "H"))
-    if set(heads) != {"W", "H"} or len(heads["W"][0]) != 2 or len(heads["H"][0]) != 2:
-        return  # the loader names what is missing or misshapen
-    (M, N), (T, _) = heads["W"][0], heads["H"][0]
-    mode = mode or DEFAULT_MODE[task]
-    if task == "classification" and mode in ("paper", "compact", "count+ce"):
-        nnz = T * max(M - 1, 1) * 2 * (N + 1)  # o_label - o_j >= margin for every other class j
-    elif mode == "l1":
-        nnz = T * M * 2 * (N + 2)  # e >= o - y and e >= y - o
-    else:
-        nnz = T * M * (N + 1)  # each output once, at least
-    need = 12 * nnz  # a float64 coefficient and an int32 column index each
-    limit = max_array_bytes()
-    if need > limit:
-        raise_size = (f"{source}: T={T} points x M={M} outputs x N={N} inputs make an instance of at least "
-                      f"{_fmt_bytes(need)} ({nnz} nonzeros, mode {mode}), more than the {_fmt_bytes(limit)} a .gdsm "
-                      "may hold (set GDSOLVER_MAX_ARRAY_BYTES to raise the limit, or use fewer points)")
-        fail(raise_size)
-
-
 # ---------------------------------------------------------------- the terminal
 def _is_dev_full(fd: int) -> bool:
     try:

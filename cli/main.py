@@ -15,7 +15,8 @@ from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESS
 from gdsolver.modeldef import ACTIVATIONS, TASKS
 from gdsolver.pipeline import SOLVE_DEFAULTS
 from gdsolver.train.config import RECIPE
-from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_KEEP_CORRECT, DEFAULT_MIP_POINTS
+from gdsolver.modelfile.compile import DEFAULT_KEEP_CORRECT
+from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_MIP_POINTS
 
 from . import checks
 from .common import console, err_console, fail, fmt, table, user_errors
@@ -111,24 +112,11 @@ def compile_cmd(
     if output.suffix != ".gdsm":
         fail(f"{output}: output must be a .gdsm file")
     check_output(output, inputs=(source, data), what="instance")
-    if source.suffix.lower() == ".onnx":
-        from gdsolver.train.sweep import compile_model
+    from gdsolver.modelfile.compile import compile_source
 
-        inst = compile_model(source, task=task.value, data=data, dataset=dataset, radius=radius, mode=mode,
-                             margin=margin, points=points, keep_correct=keep_correct, seed=seed,
-                             layer=-1 if layer is None else layer, output=output_name)
-        if data is not None:  # where `apply` finds the data to check the new model on
-            inst.meta["data"]["path"] = os.path.relpath(data.resolve(), output.resolve().parent)
-    else:
-        if layer is not None or output_name is not None:
-            fail(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is one layer")
-        if data is not None or dataset is not None:
-            fail(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
-        inst = _compile_layer_file(source, task.value, RECIPE[task.value]["radius"] if radius is None else radius, mode,
-                                   activation, margin, keep_correct)
-    from gdsolver.ir.numerics import check_numerics
-
-    check_numerics(inst)  # an instance every solver would refuse (e.g. --radius 1e300) is not written
+    inst = compile_source(source, output, task=task.value, data=data, dataset=dataset, layer=layer,
+                          output_name=output_name, activation=activation.value if activation else None,
+                          radius=radius, mode=mode, margin=margin, points=points, keep_correct=keep_correct, seed=seed)
     save(inst, output)
     s = inst.summary()
     where = _layer_text(inst.meta)
@@ -143,28 +131,6 @@ def _layer_text(meta: dict) -> str:
         return ""
     name = f" ({la['name']})" if la.get("name") else ""
     return f"layer {la['index']} of {la.get('count', '?')}{name}, {meta.get('relu_binaries', 0)} ReLU binaries; "
-
-
-def _compile_layer_file(source: Path, task: str, radius: float, mode: str | None,
-                        activation: Activation | None, margin: float | None, keep_correct: int):
-    from gdsolver.data.npz import load_arrays
-    from gdsolver.errors import GdsolverError
-    from gdsolver.formulate import Dense, sweep_instance
-    from gdsolver.ir.gdsm import array_sha256
-
-    if keep_correct:  # every point of H is in the instance: a counting head counts them all
-        fail("--keep-correct needs a model source; for a layer file put the points in H and use the Python API")
-    checks.layer_file_size(source, task, mode)  # before anything is read or built
-    arrs = load_arrays(source, ("W", "b", "H", "y"))
-    act = activation.value if activation else "identity"
-    try:
-        inst = sweep_instance([Dense(arrs["W"], arrs["b"], act)], 0, arrs["H"], arrs["y"], task=task, radius=radius,
-                              mode=mode, margin=margin)
-    except GdsolverError as exc:  # name the file in the message
-        raise type(exc)(f"{source}: {exc}") from None
-    inst.meta["source"] = {"kind": "layer", "file": source.name,
-                           "sha256": {k: array_sha256(v) for k, v in arrs.items()}}
-    return inst
 
 
 # ---------------------------------------------------------------- solve
@@ -341,7 +307,7 @@ def apply(
     nothing when it is worse, unless --force."""
     from gdsolver.errors import GdsolverError
     from gdsolver.paths import check_output
-    from gdsolver.train.apply import (apply_checked, apply_result_to_onnx, compiled_data, instance_path,
+    from gdsolver.modelfile.apply import (apply_checked, apply_result_to_onnx, compiled_data, instance_path,
                                       solved_weights)
 
     check_output(output, inputs=(model, result, instance, data), what="model", suffixes=(".onnx",))
@@ -388,10 +354,8 @@ def evaluate(
 ) -> None:
     """Accuracy (classification) or MSE/MAE (regression) of models on data, side by side."""
     from gdsolver.ir import load
-    from gdsolver.train.evaluate import evaluate_onnx
-    from gdsolver.train.sweep import load_data
-
-    from gdsolver.train.evaluate import check_instance_data
+    from gdsolver.modelfile.data import load_data
+    from gdsolver.modelfile.evaluate import check_instance_data, evaluate_onnx
 
     X, y, prov = load_data(data, dataset)
     meta = load(instance).meta if instance else None

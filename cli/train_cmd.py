@@ -92,7 +92,8 @@ def _train(
     from gdsolver.atomic import atomic_write_text
     from gdsolver.train.methods import method_names
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for, outputs_of, run_methods
+    from gdsolver.modelfile.data import load_split_for, outputs_of
+    from gdsolver.train.runs import run_methods
 
     from .ray_opts import executor_for
 

@@ -34,7 +34,7 @@ def _files(tmp_path, tag):
 def test_regression_tiny(tmp_path):
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     cfg = RegressionConfig(equations=("identity",), seeds=(0,), max_epochs=2, sweep_epochs=(1, 2),
                            methods=("sgd", "adam-lrs"))
@@ -82,7 +82,7 @@ def test_regression_tiny(tmp_path):
 def test_data_efficiency_tiny(tmp_path):
     from gdsolver.train.methods import make_trainer
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     cfg = DataEfficiencyConfig(dataset="digits", models=("conv",), n_values=(100, 200), epochs=(2,), seeds=(0,),
                                methods=("sgd",), threads=1)
@@ -140,7 +140,7 @@ def test_regression_tuned_tiny(tmp_path):
     from gdsolver.bench.regression_tuned import TunedConfig
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
     from gdsolver.train.trainer import GDTrainer
 
     t = TunedConfig(lr_grid=(0.01, 0.1), methods=("sgd", "adam-lrs"), epochs=3, gd_epochs=2, restarts=2, rounds=1,
@@ -225,7 +225,7 @@ def test_data_efficiency_tuned_tiny(tmp_path):
 
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     cfg = DataEfficiencyConfig(dataset="digits", models=("mlp",), n_values=(100, 200), epochs=(2,), seeds=(0, 1),
                                methods=("sgd", "adam-lrs"), lr_grid=(0.01, 0.1), lbfgs_restarts=2, gdsolver_tuned=True,

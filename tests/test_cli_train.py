@@ -144,7 +144,7 @@ def test_train_more_bad_data_is_one_error_line(case, tmp_path):
 def test_bad_npz_is_refused_before_any_model_is_built(case, tmp_path):
     """The same checks in-process (what the CLI calls first): no network of 2**40 outputs."""
     from gdsolver.errors import GdsolverError
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     make, needles = BAD_NPZ_SLOW[case]
     _npz(tmp_path / "bad.npz", **make(np.random.default_rng(0)))
@@ -179,7 +179,8 @@ def test_train_float_labels_as_classification(tmp_path):
 
 def test_run_methods_refuses_a_method_twice(tmp_path):
     from gdsolver.errors import GdsolverError
-    from gdsolver.train.runs import load_split_for, run_methods
+    from gdsolver.modelfile.data import load_split_for
+    from gdsolver.train.runs import run_methods
 
     rng = np.random.default_rng(0)
     _npz(tmp_path / "ok.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40))
@@ -195,7 +196,8 @@ def test_gdsolver_gd_phase_optimizer_reaches_the_trainer(tmp_path):
     make_trainer dropped the option and the GD phase silently ran SGD."""
     from gdsolver.train.hybrid import GDSolver
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for, run_methods
+    from gdsolver.modelfile.data import load_split_for
+    from gdsolver.train.runs import run_methods
 
     p = run("train", "--dataset", "digits", "-m", "gdsolver", "--optimizer", "adam", "--lr", "0.01", "--epochs", "2",
             "--n-train", "100", "--hidden", "8", "--max-sweeps", "0", "--dump", "d", cwd=tmp_path)
@@ -222,7 +224,8 @@ def test_options_given_for_one_method_must_be_its_own(tmp_path):
     shared option set, like the CLI's, still reaches only the methods that take each option)."""
     from gdsolver.errors import GdsolverError
     from gdsolver.train.methods import make_trainer, method_options
-    from gdsolver.train.runs import load_split_for, run_methods
+    from gdsolver.modelfile.data import load_split_for
+    from gdsolver.train.runs import run_methods
 
     rng = np.random.default_rng(0)
     _npz(tmp_path / "ok.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 3, 40))

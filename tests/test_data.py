@@ -119,8 +119,8 @@ def test_paper_presets() -> None:
     assert set(PAPER_RADIUS) <= set(DATASETS)
 
 
-def test_sweep_load_data_still_works() -> None:
-    from gdsolver.train.sweep import load_data
+def test_load_data_of_a_built_in_data_set() -> None:
+    from gdsolver.modelfile.data import load_data
 
     X, y, prov = load_data(None, "polynomial")
     assert X.shape == (1000, 3) and y.shape == (1000, 2) and prov["name"] == "polynomial"

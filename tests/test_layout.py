@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("compile", {"compile"}),
     ("model", {"extract", "formulate"}),
     ("pipeline", {"pipeline"}),
-    ("train", {"train"}),
+    ("train", {"train", "repairs"}),  # users of the pipeline: trainers, model repairs
     ("modelfile", {"modelfile"}),  # compile/apply/evaluate a model file with the trainer's defaults
     ("bench", {"bench"}),
     ("cli", {"cli"}),

@@ -77,7 +77,7 @@ def test_written_back_weights_give_the_bcd_forward():
 
 def test_digits_accuracy():
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     split = load_split_for("digits", None, seed=0)
     net = build_model("mlp", (64,), 10, hidden=32, seed=0)

@@ -139,7 +139,7 @@ def _sklearn_case(tmp_path, kind: str):
 
 
 def _metric(tmp_path, model: str, data: str, task: str) -> float:
-    from gdsolver.train.evaluate import evaluate_onnx
+    from gdsolver.modelfile.evaluate import evaluate_onnx
 
     d = np.load(tmp_path / data)
     got = evaluate_onnx(tmp_path / model, d["X"], d["y"], task)

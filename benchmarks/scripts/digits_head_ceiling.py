@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from gdsolver.train.hybrid import GDSolver
 from gdsolver.train.methods import make_trainer
 from gdsolver.train.models import build_model
-from gdsolver.train.runs import load_split_for
+from gdsolver.modelfile.data import load_split_for
 from gdsolver.train.trainer import clone_model
 
 

@@ -306,7 +306,7 @@ def _setup(dataset: str, model_kind: str, seed: int, n: int, hidden: int, data_d
     import torch
 
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
     from gdsolver.train.tensors import as_tensor_data
 
     split = load_split_for(data_name(dataset, model_kind), None, seed=seed, data_dir=data_dir, n_train=n)
@@ -618,7 +618,7 @@ def _model_text(net) -> str:
 
 def describe_models(cfg: DataEfficiencyConfig) -> dict[str, str]:
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     out = {}
     for model in cfg.models:
@@ -630,7 +630,7 @@ def describe_models(cfg: DataEfficiencyConfig) -> dict[str, str]:
 
 def check_data(cfg: DataEfficiencyConfig) -> int:
     """Load the data set once (a clear error when its files are missing); its number of training points."""
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     split = load_split_for(data_name(cfg.dataset, cfg.models[0]), None, seed=cfg.seeds[0], data_dir=cfg.data_dir)
     n = len(split.train[1])

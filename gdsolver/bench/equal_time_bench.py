@@ -231,7 +231,7 @@ def _mnist_mlp(seed: int):
 def setup(wl: Workload, cfg: EqualTimeConfig, seed: int):
     """(split, initial model) of a workload and seed: the same seed, the same weights."""
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     if wl.name in REGRESSION_WORKLOADS:
         from gdsolver.bench.regression_setup import regression_setup

@@ -10,7 +10,7 @@ from typing import Any
 def regression_setup(equation: str, seed: int) -> tuple[Any, Any]:
     """(split, freshly initialised paper model) for `equation` and `seed`."""
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
 
     return load_split_for(equation, None, seed=seed), build_model("paper", (3,), 2, seed=seed)
 

@@ -167,7 +167,7 @@ def trained_network(model: str, seed: int, *, epochs: int = 3, lr: float = 0.05,
     Network, X_train, y_train)."""
     from gdsolver.extract import network_from_torch
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for
+    from gdsolver.modelfile.data import load_split_for
     from gdsolver.train.trainer import GDTrainer
 
     split = load_split_for("digits-images" if model == "conv" else "digits", None, seed=seed)

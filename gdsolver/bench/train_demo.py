@@ -62,7 +62,8 @@ def run_training_demo(on_result: Callable[[str, list], None], *, dump_dir: str |
                       seed: int = 0, threads: int = 1, quick: bool = False) -> list[tuple[str, list]]:
     """Train each demo case's methods; return [(case title, RunResults)]."""
     from gdsolver.train.models import build_model
-    from gdsolver.train.runs import load_split_for, outputs_of, run_methods
+    from gdsolver.modelfile.data import load_split_for, outputs_of
+    from gdsolver.train.runs import run_methods
 
     out = []
     root = Path(dump_dir) if dump_dir is not None else Path(tempfile.mkdtemp(prefix="gdsolver-demo-"))

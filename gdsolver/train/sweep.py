@@ -13,11 +13,9 @@ The trainer keeps the history, the dumps and the timing around them.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,14 +23,10 @@ import numpy as np
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.formulate.sweep import DEFAULT_MARGIN
-from gdsolver.ir.gdsm import array_sha256
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.pipeline import SweepOutcome
 
 DEFAULT_POINTS = 32  # misclassified points per classification sweep, as in the paper
-# counting heads outside a trainer (`gdsolver compile`, which has no validation check to reject a
-# sweep): this many currently correct points (a seeded sample) must stay correct
-DEFAULT_KEEP_CORRECT = 256
 DEFAULT_CE_POINTS = 256  # a seeded sample of the training points for the "ce" head's LP
 # regression points when the sweep has ReLU binaries. Issue 14 measured 150; issue 19 chose 50 on the
 # validation split (polynomial and formula, L-BFGS best of 5 on seeds 10-17 and Adam on seeds 10-13,
@@ -268,75 +262,3 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
     else:
         reason = f"{what} would worsen {watched_before:.6g} -> {value:.6g} ({tol}){outcome.reason}"
     return Decision(False, reason, loss_before, after, improved, None)
-
-
-def load_data(data: str | os.PathLike | None, dataset: str | None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(X, y, provenance) from a data.npz (arrays X and y) or a built-in data set."""
-    if (data is None) == (dataset is None):
-        raise GdsolverError("give exactly one of --data FILE.npz or --dataset NAME")
-    if data is not None:
-        from gdsolver.data.npz import load_real_arrays
-        from gdsolver.extract.hashing import sha256_file
-
-        arrs = load_real_arrays(data, ("X", "y"))
-        X, y = arrs["X"], arrs["y"]
-        if len(X) != len(y):
-            raise GdsolverError(f"{data}: X has {len(X)} rows but y has {len(y)}")
-        prov = {"kind": "file", "file": Path(data).name, "sha256": sha256_file(data)}
-    else:
-        from gdsolver.data.datasets import load_dataset
-
-        X, y = load_dataset(dataset)
-        prov = {"kind": "dataset", "name": dataset}
-    prov["X_sha256"] = array_sha256(np.ascontiguousarray(X))
-    prov["y_sha256"] = array_sha256(np.ascontiguousarray(y))
-    return X, y, prov
-
-
-def labels_as_indices(y: np.ndarray, classes: list | None) -> np.ndarray:
-    """Class labels as score-column indices: a model that maps columns to labels (skl2onnx's
-    classes) gets y translated; labels already 0..M-1 in the classes' order are kept."""
-    if not classes:
-        return y
-    cls = np.asarray(classes)
-    if cls.dtype.kind in "iu" and np.array_equal(cls, np.arange(len(cls))):
-        return y
-    lookup = {v.item() if hasattr(v, "item") else v: i for i, v in enumerate(cls)}
-    try:
-        return np.array([lookup[v.item() if hasattr(v, "item") else v] for v in np.asarray(y)], dtype=np.int64)
-    except KeyError as exc:
-        raise GdsolverError(f"y: label {exc.args[0]!r} is not one of the model's classes {list(cls)}") from None
-
-
-def resolve_keep_correct(task: str, mode: str | None, keep_correct: int | None) -> int:
-    """keep_correct None ("auto"): DEFAULT_KEEP_CORRECT for a counting head (paper, compact), whose
-    MILP otherwise lets every point it does not pick become wrong; 0 for the losses over points."""
-    if keep_correct is not None:
-        return keep_correct
-    counting = task == "classification" and (mode or default_mode(task)) in ("paper", "compact", "count+ce")
-    return DEFAULT_KEEP_CORRECT if counting else 0
-
-
-def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: str | None = None,
-                  radius: float | None = None, mode: str | None = None, margin: float | None = None,
-                  points: int | None = None, keep_correct: int | None = None, seed: int = 0,
-                  layer: int | str = -1, output: str | None = None) -> MilpInstance:
-    """`gdsolver compile model.onnx --data ...`: the sweep instance of a dense layer of an ONNX
-    model. Unset options take the trainer's defaults (train.config.SweepConfig): the head is the
-    loss being trained, the points "auto"; keep_correct see resolve_keep_correct."""
-    from gdsolver.extract import model_sha256
-    from gdsolver.extract.onnx_frontend import network_from_onnx
-    from gdsolver.train.config import SWEEP_DEFAULTS
-
-    X, y, prov = load_data(data, dataset)
-    net = network_from_onnx(source, X, output=output)
-    if task == "classification":
-        y = labels_as_indices(y, net.tail.get("classes"))
-    job = prepare_sweep(net, X, y, task=task, layer=layer,
-                        radius=SWEEP_DEFAULTS.for_task(task).radius if radius is None else radius,
-                        mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,
-                        keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed)
-    inst = job.instance
-    inst.meta["model"] = {"kind": "onnx", "file": Path(source).name, "sha256": model_sha256(source)}
-    inst.meta["data"] = prov
-    return inst

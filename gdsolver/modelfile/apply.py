@@ -16,6 +16,7 @@ from gdsolver.compile.result import load_result
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.gdsm import fingerprint, load
 from gdsolver.ir.verify import verify
+from gdsolver.train.config import ACCEPT_ON
 
 USABLE = ("OPTIMAL", "FEASIBLE", "TIME_LIMIT")
 
@@ -115,10 +116,6 @@ def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLik
             "layer": (location or {}).get("affine_node") or "final", "wrote": str(out)}
 
 
-
-ACCEPT_ON = ("loss", "accuracy")
-
-
 @dataclass
 class CheckedApply:
     """What `apply --data` found: the metrics before and after on the data, what the check
@@ -150,8 +147,8 @@ def apply_checked(model: str | os.PathLike, result_path: str | os.PathLike, out:
     watches the cross-entropy / MSE). Both models are scored by onnxruntime on the same data;
     the new one is written to a temporary file beside `out` first, so a refused model never
     appears under `out`. `force` writes it anyway."""
-    from gdsolver.train.evaluate import check_instance_data, evaluate_onnx
-    from gdsolver.train.sweep import load_data
+    from gdsolver.modelfile.data import load_data
+    from gdsolver.modelfile.evaluate import check_instance_data, evaluate_onnx
 
     model, out = Path(model), Path(out)
     X, y, prov = load_data(data, dataset)

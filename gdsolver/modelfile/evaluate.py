@@ -64,7 +64,7 @@ def check_instance_data(meta: dict, data_prov: dict) -> None:
 def evaluate_onnx(model: str | os.PathLike, X: Any, y: np.ndarray, task: str, meta: dict | None = None,
                   output: str | None = None) -> dict:
     from gdsolver.extract import from_onnx
-    from gdsolver.train.sweep import labels_as_indices
+    from gdsolver.modelfile.data import labels_as_indices
 
     layer = from_onnx(model, X, output=output)
     if task == "classification":
