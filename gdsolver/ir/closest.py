@@ -40,74 +40,25 @@ def closest_instance(inst: MilpInstance, x: np.ndarray, *, blocks: tuple[str, ..
     on as plain rows, and the original objective no worse than at x (up to a relative
     slack). `x` must be a solution of `inst`. The first inst.num_vars entries of the LP's
     solution are a solution of `inst`; its objective is the L1 distance moved."""
-    ref = inst.start if reference is None else np.asarray(reference, dtype=np.float64)
-    if ref is None:
-        raise GdsolverError("closest_instance: the instance has no start and no reference was given")
-    x = np.asarray(x, dtype=np.float64)
-    n = inst.num_vars
-    if x.shape != (n,) or ref.shape != (n,):
-        raise GdsolverError(f"closest_instance: x and reference must have shape ({n},)")
-    missing = [b for b in blocks if b not in inst.blocks]
-    if missing:
-        raise GdsolverError(f"closest_instance: instance has no block(s) {missing}")
-    idx = np.concatenate([np.arange(inst.blocks[b][0], inst.blocks[b][0] + int(np.prod(inst.blocks[b][1])))
-                          for b in blocks]).astype(np.int64)
-    k = len(idx)
+    ref, idx = _moved(inst, x, reference, blocks)
+    n, k = inst.num_vars, len(idx)
     integer = inst.vtype != CONTINUOUS
-    if np.any(integer[idx]):
-        raise GdsolverError(f"closest_instance: block(s) {list(blocks)} hold integer variables; only continuous "
-                            "variables can be moved")
-    xf = x.copy()
-    xf[integer] = np.round(x[integer])
+    xf = np.asarray(x, dtype=np.float64).copy()
+    xf[integer] = np.round(xf[integer])
     pinned = (inst.lb == inst.ub) & ~integer
     xf[pinned] = inst.lb[pinned]
     lb, ub = inst.lb.copy(), inst.ub.copy()
     lb[integer] = ub[integer] = xf[integer]
-
-    # every constraint the LP keeps, over the original variables: the rows, the indicators
-    # that the fixed binaries switch on, and the objective bound
-    on = np.flatnonzero(np.round(xf[inst.ind_var]) == inst.ind_val) if inst.num_indicators else \
-        np.zeros(0, np.int64)
-    at_x = float(inst.c @ xf)
-    slack = objective_slack * max(1.0, abs(at_x))
-    obj_lo, obj_hi = (-np.inf, at_x + slack) if inst.sense == "min" else (at_x - slack, np.inf)
-    obj_nz = np.flatnonzero(inst.c)
-    obj_row = Csr.from_coo(np.zeros(len(obj_nz), np.int64), obj_nz, inst.c[obj_nz], 1, n)
-    R = Csr.vstack([inst.A, inst.ind_A.take_rows(on), obj_row], n)
-    lo = np.concatenate([inst.row_lo, inst.ind_lo[on], [obj_lo]])
-    hi = np.concatenate([inst.row_hi, inst.ind_hi[on], [obj_hi]])
-    source = np.repeat(np.arange(3), [inst.num_rows, len(on), 1])  # rows, indicators, objective
+    R, lo, hi, source, on, at_x = _kept_rows(inst, xf, objective_slack)
 
     # substitute: fixed variables are constants, a moved one is ref + p - q
     role = np.full(n, _OTHER, np.int8)
     role[integer | (lb == ub)] = _FIXED
     role[idx] = _MOVED
-    pos = np.full(n, -1, np.int64)
-    pos[idx] = np.arange(k)
     base = np.where(role == _FIXED, xf, 0.0)
     base[idx] = ref[idx]
-    rid, col, val = R.row_ids(), R.indices.astype(np.int64), R.data
-    const = R.row_sum(val * base[col])
-    r = role[col]
-    live = np.bincount(rid[r != _FIXED], minlength=R.nrows) > 0  # rows over fixed variables alone are constants
-    other, moved = r == _OTHER, r == _MOVED
-    rows = np.concatenate([rid[other], rid[moved], rid[moved]])
-    cols = np.concatenate([col[other], n + pos[col[moved]], n + k + pos[col[moved]]])
-    vals = np.concatenate([val[other], val[moved], -val[moved]])
-    keep = np.flatnonzero(live)
-    new_row = np.full(R.nrows, -1, np.int64)
-    new_row[keep] = np.arange(len(keep))
-    sel = live[rows]
+    A, row_lo, row_hi, keep = _substituted(R, lo, hi, role, base, idx, ref)
     m = len(keep)
-    # link rows x_i - p_i + q_i = ref_i
-    link_rows = m + np.repeat(np.arange(k), 3)
-    link_cols = np.stack([idx, n + np.arange(k), n + k + np.arange(k)], 1).ravel()
-    link_vals = np.tile([1.0, -1.0, 1.0], k)
-    A = Csr.from_coo(np.concatenate([new_row[rows[sel]], link_rows]), np.concatenate([cols[sel], link_cols]),
-                     np.concatenate([vals[sel], link_vals]), m + k, n + 2 * k)
-    with np.errstate(invalid="ignore"):  # inf - const stays inf
-        row_lo = np.concatenate([(lo - const)[keep], ref[idx]])
-        row_hi = np.concatenate([(hi - const)[keep], ref[idx]])
 
     up, down = np.maximum(xf[idx] - ref[idx], 0.0), np.maximum(ref[idx] - xf[idx], 0.0)
     counts = np.bincount(source[keep], minlength=3)
@@ -129,3 +80,75 @@ def closest_instance(inst: MilpInstance, x: np.ndarray, *, blocks: tuple[str, ..
         start=np.concatenate([xf, up, down]), meta=meta,
         row_groups={g: v for g, v in groups.items() if v[1]}, ind_groups={},
     )
+
+
+def _moved(inst: MilpInstance, x: np.ndarray, reference: np.ndarray | None,
+           blocks: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(the reference point, the variable ids of `blocks`), checked."""
+    ref = inst.start if reference is None else np.asarray(reference, dtype=np.float64)
+    if ref is None:
+        raise GdsolverError("closest_instance: the instance has no start and no reference was given")
+    n = inst.num_vars
+    if np.shape(x) != (n,) or ref.shape != (n,):
+        raise GdsolverError(f"closest_instance: x and reference must have shape ({n},)")
+    missing = [b for b in blocks if b not in inst.blocks]
+    if missing:
+        raise GdsolverError(f"closest_instance: instance has no block(s) {missing}")
+    idx = np.concatenate([np.arange(inst.blocks[b][0], inst.blocks[b][0] + int(np.prod(inst.blocks[b][1])))
+                          for b in blocks]).astype(np.int64)
+    if np.any(inst.vtype[idx] != CONTINUOUS):
+        raise GdsolverError(f"closest_instance: block(s) {list(blocks)} hold integer variables; only continuous "
+                            "variables can be moved")
+    return ref, idx
+
+
+def _kept_rows(inst: MilpInstance, xf: np.ndarray,
+               objective_slack: float) -> tuple[Csr, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Every constraint the LP keeps, over the original variables: the rows, the indicators
+    that the fixed binaries in xf switch on, and the objective bound. (rows, lo, hi, the kind
+    of each row (0 row, 1 indicator, 2 objective), the indicators on, the objective at xf)."""
+    n = inst.num_vars
+    on = np.flatnonzero(np.round(xf[inst.ind_var]) == inst.ind_val) if inst.num_indicators else \
+        np.zeros(0, np.int64)
+    at_x = float(inst.c @ xf)
+    slack = objective_slack * max(1.0, abs(at_x))
+    obj_lo, obj_hi = (-np.inf, at_x + slack) if inst.sense == "min" else (at_x - slack, np.inf)
+    obj_nz = np.flatnonzero(inst.c)
+    obj_row = Csr.from_coo(np.zeros(len(obj_nz), np.int64), obj_nz, inst.c[obj_nz], 1, n)
+    R = Csr.vstack([inst.A, inst.ind_A.take_rows(on), obj_row], n)
+    lo = np.concatenate([inst.row_lo, inst.ind_lo[on], [obj_lo]])
+    hi = np.concatenate([inst.row_hi, inst.ind_hi[on], [obj_hi]])
+    source = np.repeat(np.arange(3), [inst.num_rows, len(on), 1])
+    return R, lo, hi, source, on, at_x
+
+
+def _substituted(R: Csr, lo: np.ndarray, hi: np.ndarray, role: np.ndarray, base: np.ndarray, idx: np.ndarray,
+                 ref: np.ndarray) -> tuple[Csr, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows R with the fixed variables as constants (base) and each moved variable x_i
+    (idx) as ref_i + p_i - q_i, rows over fixed variables alone dropped, and the link rows
+    x_i - p_i + q_i = ref_i appended: (A, row_lo, row_hi, the rows of R kept)."""
+    n, k = len(role), len(idx)
+    pos = np.full(n, -1, np.int64)
+    pos[idx] = np.arange(k)
+    rid, col, val = R.row_ids(), R.indices.astype(np.int64), R.data
+    const = R.row_sum(val * base[col])
+    r = role[col]
+    live = np.bincount(rid[r != _FIXED], minlength=R.nrows) > 0  # rows over fixed variables alone are constants
+    other, moved = r == _OTHER, r == _MOVED
+    rows = np.concatenate([rid[other], rid[moved], rid[moved]])
+    cols = np.concatenate([col[other], n + pos[col[moved]], n + k + pos[col[moved]]])
+    vals = np.concatenate([val[other], val[moved], -val[moved]])
+    keep = np.flatnonzero(live)
+    new_row = np.full(R.nrows, -1, np.int64)
+    new_row[keep] = np.arange(len(keep))
+    sel = live[rows]
+    m = len(keep)
+    link_rows = m + np.repeat(np.arange(k), 3)
+    link_cols = np.stack([idx, n + np.arange(k), n + k + np.arange(k)], 1).ravel()
+    link_vals = np.tile([1.0, -1.0, 1.0], k)
+    A = Csr.from_coo(np.concatenate([new_row[rows[sel]], link_rows]), np.concatenate([cols[sel], link_cols]),
+                     np.concatenate([vals[sel], link_vals]), m + k, n + 2 * k)
+    with np.errstate(invalid="ignore"):  # inf - const stays inf
+        row_lo = np.concatenate([(lo - const)[keep], ref[idx]])
+        row_hi = np.concatenate([(hi - const)[keep], ref[idx]])
+    return A, row_lo, row_hi, keep

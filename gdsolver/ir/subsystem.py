@@ -184,44 +184,9 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7, *, max_rows: int = PAIR_SC
     mid = (sub.col_lb + sub.col_ub) / 2
     rho = (sub.col_ub - sub.col_lb) / 2
     q = rhs - mat.matvec(mid)  # what each row needs from the box's half-widths
-    rows, cols, vals = mat.row_ids(), mat.indices.astype(np.int64), mat.data  # no zeros: sum_duplicates
-    reach_e = np.abs(vals) * rho[cols]  # each entry's share of its row's reach sum rho |a|
-    cap = mat.row_sum(reach_e)
-    # contested[i, j]: the part of row i's reach in columns where row j's coefficient has the
-    # opposite sign (float32: a screen, with slack below). Only columns holding both signs count.
-    pos_cols = np.zeros(mat.ncols, bool)
-    neg_cols = np.zeros(mat.ncols, bool)
-    pos_cols[cols[vals > 0]] = True
-    neg_cols[cols[vals < 0]] = True
-    both = np.flatnonzero(pos_cols & neg_cols)
-    if float(R) * R * len(both) > max_work:
+    contested, cap = _contested(mat, rho, max_work, chunk_entries)
+    if contested is None:
         return None
-    contested = np.zeros((R, R), np.float32)
-    if len(both):
-        local = np.full(mat.ncols, -1, np.int64)
-        local[both] = np.arange(len(both))
-        sel = local[cols] >= 0
-        r_s, c_s, v_s, w_s = rows[sel], local[cols[sel]], vals[sel], reach_e[sel].astype(np.float32)
-        order = np.argsort(c_s, kind="stable")
-        r_s, c_s, v_s, w_s = r_s[order], c_s[order], v_s[order], w_s[order]
-        width = max(1, chunk_entries // R)
-        bounds = np.searchsorted(c_s, np.arange(0, len(both) + width, width))
-        with blas_threads(1):  # small products: extra BLAS threads only spin on a busy machine
-            for lo_col, (e0, e1) in zip(range(0, len(both), width), zip(bounds[:-1], bounds[1:])):
-                if e0 == e1:
-                    continue
-                B = min(width, len(both) - lo_col)
-                rr, cc, vv, ww = r_s[e0:e1], c_s[e0:e1] - lo_col, v_s[e0:e1], w_s[e0:e1]
-                pos_reach = np.zeros((R, B), np.float32)
-                neg_reach = np.zeros((R, B), np.float32)
-                pos = np.zeros((R, B), np.float32)
-                neg = np.zeros((R, B), np.float32)
-                p, n_ = vv > 0, vv < 0
-                pos_reach[rr[p], cc[p]] = ww[p]
-                neg_reach[rr[n_], cc[n_]] = ww[n_]
-                pos[rr[p], cc[p]] = 1.0
-                neg[rr[n_], cc[n_]] = 1.0
-                contested += pos_reach @ neg.T + neg_reach @ pos.T
     # certainly compatible: both hold with the contested columns at the box's centre, or one
     # holds with them given to the other (each row alone can hold: presolve checked)
     slack = 1e-3 * cap[:, None] + 1e-9
@@ -236,30 +201,80 @@ def pair_conflicts(sub: Subsystem, tol: float = 1e-7, *, max_rows: int = PAIR_SC
     i1, i2 = i1[diff], i2[diff]
     if len(i1) > max_candidates:
         return None
-    found = np.zeros(len(i1), bool)
-    ptr, idx, dat = mat.indptr, mat.indices, mat.data
-    for p in range(len(i1)):  # one sort per candidate pair, over their columns only
-        a, b = i1[p], i2[p]
-        ca, va = idx[ptr[a]:ptr[a + 1]], dat[ptr[a]:ptr[a + 1]]
-        cb, vb = idx[ptr[b]:ptr[b + 1]], dat[ptr[b]:ptr[b + 1]]
-        cols_ab = np.union1d(ca, cb)
-        a1 = np.zeros(len(cols_ab))
-        a2 = np.zeros(len(cols_ab))
-        a1[np.searchsorted(cols_ab, ca)] = va
-        a2[np.searchsorted(cols_ab, cb)] = vb
-        r = rho[cols_ab]
-        opp_c = a1 * a2 < 0
-        # slope of sum r |l a1 + (1 - l) a2| at l = 0+, and its jumps at the breakpoints
-        g0 = np.sum(r[~opp_c] * (np.abs(a1[~opp_c]) - np.abs(a2[~opp_c]))) - np.sum(
-            r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c])))
-        lam = a2[opp_c] / (a2[opp_c] - a1[opp_c])
-        jump = 2 * r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c]))
-        order = np.argsort(lam)
-        slope = (q[a] - q[b]) - (g0 + np.concatenate([[0.0], np.cumsum(jump[order])]))  # f's slope after each
-        k = int(np.argmax(slope <= 0)) if np.any(slope <= 0) else len(order)
-        best = 0.0 if k == 0 else (1.0 if k == len(order) else float(lam[order][k - 1]))
-        val = best * q[a] + (1 - best) * q[b] - np.sum(r * np.abs(best * a1 + (1 - best) * a2))
-        found[p] = val > tol * (1.0 + abs(q[a]) + abs(q[b]))
+    found = np.array([_pair_infeasible(mat, a, b, q, rho, tol) for a, b in zip(i1, i2)], bool)
     pairs = np.stack([key[i1[found]], key[i2[found]]], 1)
     pairs.sort(axis=1)
     return np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), np.int64)
+
+
+def _contested(mat: Csr, rho: np.ndarray, max_work: float,
+               chunk_entries: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """(contested, cap): contested[i, j] is the part of row i's reach in columns where row j's
+    coefficient has the opposite sign (float32: a screen, with slack in the caller); cap[i] is
+    row i's whole reach sum rho |a|. Only columns holding both signs count. contested is None
+    when the products would take more than max_work multiply-adds."""
+    R = mat.nrows
+    rows, cols, vals = mat.row_ids(), mat.indices.astype(np.int64), mat.data  # no zeros: sum_duplicates
+    reach_e = np.abs(vals) * rho[cols]  # each entry's share of its row's reach sum rho |a|
+    cap = mat.row_sum(reach_e)
+    pos_cols = np.zeros(mat.ncols, bool)
+    neg_cols = np.zeros(mat.ncols, bool)
+    pos_cols[cols[vals > 0]] = True
+    neg_cols[cols[vals < 0]] = True
+    both = np.flatnonzero(pos_cols & neg_cols)
+    if float(R) * R * len(both) > max_work:
+        return None, cap
+    contested = np.zeros((R, R), np.float32)
+    if not len(both):
+        return contested, cap
+    local = np.full(mat.ncols, -1, np.int64)
+    local[both] = np.arange(len(both))
+    sel = local[cols] >= 0
+    r_s, c_s, v_s, w_s = rows[sel], local[cols[sel]], vals[sel], reach_e[sel].astype(np.float32)
+    order = np.argsort(c_s, kind="stable")
+    r_s, c_s, v_s, w_s = r_s[order], c_s[order], v_s[order], w_s[order]
+    width = max(1, chunk_entries // R)  # columns per block: the rows x columns matrix is never built
+    bounds = np.searchsorted(c_s, np.arange(0, len(both) + width, width))
+    with blas_threads(1):  # small products: extra BLAS threads only spin on a busy machine
+        for lo_col, (e0, e1) in zip(range(0, len(both), width), zip(bounds[:-1], bounds[1:])):
+            if e0 == e1:
+                continue
+            B = min(width, len(both) - lo_col)
+            rr, cc, vv, ww = r_s[e0:e1], c_s[e0:e1] - lo_col, v_s[e0:e1], w_s[e0:e1]
+            pos_reach = np.zeros((R, B), np.float32)
+            neg_reach = np.zeros((R, B), np.float32)
+            pos = np.zeros((R, B), np.float32)
+            neg = np.zeros((R, B), np.float32)
+            p, n_ = vv > 0, vv < 0
+            pos_reach[rr[p], cc[p]] = ww[p]
+            neg_reach[rr[n_], cc[n_]] = ww[n_]
+            pos[rr[p], cc[p]] = 1.0
+            neg[rr[n_], cc[n_]] = 1.0
+            contested += pos_reach @ neg.T + neg_reach @ pos.T
+    return contested, cap
+
+
+def _pair_infeasible(mat: Csr, a: int, b: int, q: np.ndarray, rho: np.ndarray, tol: float) -> bool:
+    """Rows a and b of mat cannot hold together in the box (the exact Farkas test of
+    pair_conflicts): one sort over their columns only."""
+    ptr, idx, dat = mat.indptr, mat.indices, mat.data
+    ca, va = idx[ptr[a]:ptr[a + 1]], dat[ptr[a]:ptr[a + 1]]
+    cb, vb = idx[ptr[b]:ptr[b + 1]], dat[ptr[b]:ptr[b + 1]]
+    cols_ab = np.union1d(ca, cb)
+    a1 = np.zeros(len(cols_ab))
+    a2 = np.zeros(len(cols_ab))
+    a1[np.searchsorted(cols_ab, ca)] = va
+    a2[np.searchsorted(cols_ab, cb)] = vb
+    r = rho[cols_ab]
+    opp_c = a1 * a2 < 0
+    # slope of sum r |l a1 + (1 - l) a2| at l = 0+, and its jumps at the breakpoints
+    g0 = np.sum(r[~opp_c] * (np.abs(a1[~opp_c]) - np.abs(a2[~opp_c]))) - np.sum(
+        r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c])))
+    lam = a2[opp_c] / (a2[opp_c] - a1[opp_c])
+    jump = 2 * r[opp_c] * (np.abs(a1[opp_c]) + np.abs(a2[opp_c]))
+    order = np.argsort(lam)
+    slope = (q[a] - q[b]) - (g0 + np.concatenate([[0.0], np.cumsum(jump[order])]))  # f's slope after each
+    k = int(np.argmax(slope <= 0)) if np.any(slope <= 0) else len(order)
+    best = 0.0 if k == 0 else (1.0 if k == len(order) else float(lam[order][k - 1]))
+    val = best * q[a] + (1 - best) * q[b] - np.sum(r * np.abs(best * a1 + (1 - best) * a2))
+    return bool(val > tol * (1.0 + abs(q[a]) + abs(q[b])))
