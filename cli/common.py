@@ -61,13 +61,50 @@ def fmt(v: Any, digits: int = 6) -> str:
     return str(v)
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+def _table(title: str | None, columns: list[str], rows: list[list[str]]) -> Table:
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(fmt(v) for v in r))
+        t.add_row(*r)
     return t
+
+
+class FitTable:
+    """A table that fits the width it is printed in (80 columns on a narrow terminal): when its
+    columns do not fit side by side, they are printed as several tables, each starting with the
+    first column (the row's name), rather than wrapped mid-word."""
+
+    GAP = 3  # what rich puts between two columns without an edge (padding and the rule)
+
+    def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+        self.title, self.columns = title, list(columns)
+        self.rows = [[fmt(v) for v in r] for r in rows]
+
+    def groups(self, width: int) -> list[list[int]]:
+        """Column indices of each table: as many as fit `width`, the first column in each."""
+        w = [max([len(c)] + [len(r[i]) for r in self.rows]) for i, c in enumerate(self.columns)]
+        groups: list[list[int]] = []
+        cur = [0]
+        used = w[0]
+        for i in range(1, len(w)):
+            if used + self.GAP + w[i] > width and len(cur) > 1:
+                groups.append(cur)
+                cur, used = [0], w[0]
+            cur.append(i)
+            used += self.GAP + w[i]
+        groups.append(cur)
+        return groups
+
+    def __rich_console__(self, console: Console, options: Any):
+        groups = self.groups(options.max_width)
+        for n, g in enumerate(groups):
+            title = self.title if n == 0 else None
+            yield _table(title, [self.columns[i] for i in g], [[r[i] for i in g] for r in self.rows])
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> FitTable:
+    return FitTable(title, columns, rows)
 
 
 def isatty() -> bool:

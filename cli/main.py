@@ -24,10 +24,7 @@ from .common import console, err_console, fail, fmt, table, user_errors
 from .apps import app, bench_app
 from .ray_opts import RayAddress, RayFlag, executor_for
 
-
-# the choices typer shows, from the one place the names are defined
-Task = Enum("Task", {t: t for t in TASKS}, type=str)
-Activation = Enum("Activation", {a: a for a in ACTIVATIONS}, type=str)
+from .options import Task
 
 
 def _version_callback(value: bool) -> None:
@@ -64,73 +61,6 @@ def _parse_options(items: list[str]) -> dict:
         except ValueError:
             out[key] = raw
     return out
-
-
-# ---------------------------------------------------------------- compile
-@app.command("compile")
-@user_errors
-def compile_cmd(
-    source: Annotated[Path, typer.Argument(help="LAYER.npz with arrays W (M,N), b (M,), H (T,N), y; "
-                                                "or a model.onnx with --data/--dataset.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Instance file to write (.gdsm).")],
-    task: Annotated[Task, typer.Option(help="Formulation to build.")],
-    radius: Annotated[Optional[float], typer.Option(
-        help=f"Box half-width around the current weights and biases (default as the trainer: regression "
-             f"{RECIPE['regression']['radius']:g}, classification {RECIPE['classification']['radius']:g}).")] = None,
-    mode: Annotated[Optional[str], typer.Option(
-        help=f"The head: the loss being trained by default, as the trainer (regression "
-             f"{DEFAULT_MODE['regression']}, classification {DEFAULT_MODE['classification']}); also "
-             f"regression {', '.join(m for m in REGRESSION_MODES if m != DEFAULT_MODE['regression'])}; "
-             f"classification {', '.join(m for m in CLASSIFICATION_MODES if m != DEFAULT_MODE['classification'])} "
-             "(the paper's counting heads).")] = None,
-    activation: Annotated[Optional[Activation], typer.Option(
-        help="Output activation (layer files; detected from models). Default identity.")] = None,
-    margin: Annotated[Optional[float], typer.Option(
-        help="Margin for strict inequalities (default 1e-3 classification, 0 regression).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="data.npz with X and y (for a model source).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set name (for a model source).")] = None,
-    points: Annotated[Optional[int], typer.Option(
-        help="Points in the instance (default as the trainer: a counting head picks 32 misclassified; "
-             f"ce on the last layer a seeded sample of {DEFAULT_DIRECT_POINTS} (solved directly), elsewhere "
-             f"{DEFAULT_CE_POINTS}; regression every point, or {DEFAULT_MIP_POINTS} when "
-             "ReLUs follow the layer).")] = None,
-    keep_correct: Annotated[Optional[int], typer.Option(
-        help=f"Counting heads: a seeded sample of K currently-correct points must stay correct (default "
-             f"{DEFAULT_KEEP_CORRECT}, so that the sweep cannot trade the points it does not see for the ones it "
-             "picks; 0 for none).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for point selection.")] = 0,
-    layer: Annotated[Optional[str], typer.Option(
-        help="Model source: the dense layer to sweep, an index into the model's chain of dense layers "
-             "(0 = first, -1 = last, the default) or a node name; the layers after it are encoded exactly.")] = None,
-    output_name: Annotated[Optional[str], typer.Option("--output-name", help="Model source with several graph outputs: "
-                                                       "the one holding the scores (default: the only score output).")] = None,
-) -> None:
-    """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
-    from gdsolver.ir import save
-    from gdsolver.paths import check_output
-
-    if output.suffix != ".gdsm":
-        fail(f"{output}: output must be a .gdsm file")
-    check_output(output, inputs=(source, data), what="instance")
-    from gdsolver.modelfile.compile import compile_source
-
-    inst = compile_source(source, output, task=task.value, data=data, dataset=dataset, layer=layer,
-                          output_name=output_name, activation=activation.value if activation else None,
-                          radius=radius, mode=mode, margin=margin, points=points, keep_correct=keep_correct, seed=seed)
-    save(inst, output)
-    s = inst.summary()
-    where = _layer_text(inst.meta)
-    console.print(f"wrote {output}: {where}{s['variables']} variables ({s['binary']} binary), {s['rows']} rows, "
-                  f"{s['indicators']} indicators, {s['nnz'] + s['indicator_nnz']} nonzeros")
-
-
-def _layer_text(meta: dict) -> str:
-    """'layer 0 of 2 (name), 150 ReLU binaries; ' for instances that record their layer."""
-    la = meta.get("layer") or {}
-    if not isinstance(la.get("index"), int):
-        return ""
-    name = f" ({la['name']})" if la.get("name") else ""
-    return f"layer {la['index']} of {la.get('count', '?')}{name}, {meta.get('relu_binaries', 0)} ReLU binaries; "
 
 
 # ---------------------------------------------------------------- solve
@@ -473,9 +403,12 @@ def export(
     instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="OUT.mps or OUT.lp")],
     keep_indicators: Annotated[bool, typer.Option(
-        help="LP only: keep indicator constraints (written by gurobipy) instead of lowering to big-M.")] = False,
+        help="LP only: keep indicator constraints (written by gurobipy) instead of lowering to big-M. Gurobi "
+             "and SCIP read that LP to the same optimum; HiGHS cannot (its LP reader has no indicators): "
+             "for HiGHS export without this option (the big-M MPS or LP).")] = False,
 ) -> None:
-    """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default)."""
+    """Export an instance to MPS or LP for other solvers (indicators lowered to big-M by default:
+    every solver reads that; --keep-indicators: Gurobi and SCIP, not HiGHS)."""
     from gdsolver.compile.export import export_model
     from gdsolver.ir import load
     from gdsolver.paths import check_output
@@ -636,6 +569,7 @@ def demo(
 
 
 # Commands defined in their own modules register themselves on `app` / `bench_app`.
+from . import compile_cmd  # noqa: E402,F401
 from . import train_cmd  # noqa: E402,F401
 from . import bench_cmds  # noqa: E402,F401
 from . import backends_cmd  # noqa: E402,F401

@@ -136,18 +136,39 @@ def _train(
     opts = dict(gd, restarts=_restarts(gd.get("restarts")), seed=seed, threads=threads, **settings)
     # One Ray for every method (their trainers use the Ray this process started); closed at the end.
     opts.update(ray_opts)
+    # a bar on a terminal; elsewhere (`gdsolver train | cat`, a log file) a line per epoch and per sweep
+    bar = console.is_terminal and err_console.is_terminal
     with executor_for(ray, ray_address), \
             Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      TextColumn("{task.fields[status]}"), console=err_console, transient=False,
-                     disable=not err_console.is_terminal) as progress:
+                     disable=not bar) as progress:
         bars: dict[str, Any] = {}
+        done: dict[str, int] = {}
+        epochs: dict[str, int] = {}
 
         def on_start(name: str, trainer) -> None:
             total = trainer.epochs + getattr(trainer, "max_sweeps", 0) * getattr(trainer, "portfolio", 1)
-            bars[name] = progress.add_task(name, total=total, status="")
+            bars[name], done[name], epochs[name] = progress.add_task(name, total=total, status=""), 0, trainer.epochs
+            if bar:  # the bar moves inside an epoch and while a sweep solves
+                trainer.on_progress = functools.partial(on_tick, name)
+            else:
+                console.print(f"{name}: training", markup=False, soft_wrap=True)
+
+        def on_tick(name: str, event: dict[str, Any]) -> None:
+            if event["event"] == "batch" and event.get("batches"):
+                progress.update(bars[name], completed=done[name] + event["batch"] / event["batches"],
+                                status=f"epoch {event['epoch']}: batch {event['batch']}/{event['batches']}")
+            elif event["event"] == "solve":
+                progress.update(bars[name], status=f"sweep {event['sweep']} ({event['layer']}): solving "
+                                                   f"{event['elapsed_s']:.0f} s")
 
         def on_row(name: str, row: dict[str, Any]) -> None:
-            progress.update(bars[name], advance=1, status=_describe(row))
+            done[name] += 1
+            progress.update(bars[name], completed=done[name], status=_describe(row))
+            if not bar:
+                from gdsolver.train.progress import describe
+
+                console.print(describe(name, row, epochs[name]), markup=False, soft_wrap=True)
 
         results = run_methods(method, net, split, dump_dir=dump, on_start=on_start, callback=on_row, **opts)
         for name in bars:  # early stopping leaves bars short of their budget

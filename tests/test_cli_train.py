@@ -30,8 +30,16 @@ def test_train_prints_the_summary_table(trained):
     for needle in ("digits: classification, 200 train", "method", "sweeps (accepted)", "test acc", "gdsolver",
                    "sgd", "gdsolver sweep 1", "gdsolver replay dump"):
         assert needle in out, needle
-    table_rows = [ln for ln in out.splitlines() if ln.startswith(("gdsolver ", "sgd "))]
+    table_rows = [ln for ln in out.splitlines() if ln.startswith(("gdsolver ", "sgd ")) and "│" in ln]
     assert len(table_rows) == 2
+    # stdout is not a terminal here: a line per epoch and per sweep as they happen, before the table
+    lines = out.splitlines()
+    first_table = lines.index(table_rows[0])
+    assert [ln.split(":")[0] for ln in lines[:first_table] if ln.startswith("gdsolver epoch")] == \
+        ["gdsolver epoch 1/2", "gdsolver epoch 2/2"]
+    assert any(ln.startswith("gdsolver sweep 1 after epoch") for ln in lines[:first_table])
+    assert [ln.split(":")[0] for ln in lines[:first_table] if ln.startswith("sgd epoch")] == \
+        ["sgd epoch 1/2", "sgd epoch 2/2"]
 
 
 def test_train_csv_and_json_outputs(trained):
