@@ -39,6 +39,27 @@ def test_scheduler_tries_each_move_then_follows_the_payoff():
     assert s.choose(10, 20) == "sweep a" and s.log[-1]["reason"] == "not tried yet"
 
 
+def test_restart_valued_by_the_next_draw():
+    """A restart's rate is the expected drop of one more draw: the gap between the two best
+    starts over the number of starts, per mean restart cost; an unlucky kept-nothing history does
+    not zero it, and GD at its plateau loses to it."""
+    s = Scheduler(["gd"], default="gd")
+    s.record("gd", 1.0, 0.01)  # GD's last phase: 0.01 / s
+    s.add("restart", pooled=True)
+    s.draw("restart", 5.0)  # the first run's loss
+    assert s.choose(10, 1) == "restart"  # untried
+    s.record("restart", 0.5, 0.0)  # not kept
+    s.draw("restart", 7.0)
+    # draws 5, 7: (7 - 5) / 2 per 0.5 s = 2 / s, although no restart was kept
+    assert s.moves["restart"].rate == pytest.approx(2.0)
+    assert s.choose(10, 2) == "restart"
+    s.record("restart", 0.5, 4.9)
+    s.draw("restart", 0.1)  # a record: draws 0.1, 5, 7 -> (5 - 0.1) / 3 per 0.5 s
+    assert s.moves["restart"].rate == pytest.approx(4.9 / 3 / 0.5)
+    s.forget(["restart"])  # forgetting keeps the draws (they describe the restarts, not the model)
+    assert s.moves["restart"].draws == [5.0, 7.0, 0.1]
+
+
 @pytest.fixture(scope="module")
 def poly():
     from gdsolver.data.datasets import load_split
@@ -96,3 +117,27 @@ def test_restarts_fill_keeps_the_best_initialisation(poly):
     finals = {i: [r for r in h.rows if r["restart"] == i][-1]["val_loss"] for i in runs}
     assert h.chosen_restart == min(finals, key=finals.get)
     assert tr.evaluate(poly.val)["loss"] == pytest.approx(finals[h.chosen_restart], rel=1e-5)
+
+
+def test_a_sweep_keeps_inside_its_share_of_the_budget():
+    """Under budget_s a sweep's whole cost (extraction, build, solve, checks) is bounded by its
+    share of the time left: here the exact cross-entropy solve of the head needs longer than the
+    share, so it is cut at the deadline (FEASIBLE / time_limit, or not started: TIME_LIMIT) and
+    the run ends near its budget, not a solve's length past it."""
+    from gdsolver.train.hybrid import MIN_SWEEP_S, SWEEP_SHARE
+    from gdsolver.train.models import build_model
+    from gdsolver.data.datasets import load_split
+
+    split = load_split("digits", seed=0)
+    model = build_model("mlp", tuple(split.train[0].shape[1:]), 10, hidden=32, seed=0)
+    budget = 0.8
+    tr = GDSolver(model, "classification", optimizer="adam", lr=0.03, epochs=10**6, radius=5.0, points=1117,
+                  budget_s=budget, seed=0)
+    h = tr.fit(split.train, split.val)
+    sweeps = [r for r in h.rows if r["kind"] == "sweep"]
+    assert sweeps, "no sweep was tried"
+    for r in sweeps:
+        spent = (r["build_time_s"] or 0) + (r["solver_time_s"] or 0)
+        # its share of at most the whole budget, plus the checks after the deadline
+        assert spent <= SWEEP_SHARE * budget + MIN_SWEEP_S + 0.5, r
+    assert max(r["elapsed_s"] for r in h.rows) <= budget + 1.0

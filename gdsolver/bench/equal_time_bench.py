@@ -12,7 +12,7 @@ minibatches):
   most 20 L-BFGS steps for the regression model (`bench regression`'s L-BFGS best-of-K), then
   the next starts;
 - "gdsolver": the time-aware GDSolver (`GDSolver(..., budget_s=B)`) with its defaults except the
-  GD phase, which is the same tuned GD;
+  GD phase, which is the same tuned GD, each phase and restart capped like one of the restarts;
 - "gdsolver-no-sweeps": its ablation, the same run with `skip_sweeps=True`.
 
 Workloads and their tuned GD (never tuned on the test split, never on one seed):
@@ -289,8 +289,8 @@ def make_trainer(method: str, wl: Workload, model, seed: int, budget_s: float, c
         gd = wl.gd
         extra = {"skip_sweeps": True} if method == ABLATION else {}
         return GDSolver(model, wl.task, optimizer=gd["optimizer"], lr=gd["lr"], lr_schedule=gd["lr_schedule"],
-                        batch_size=gd["batch_size"], epochs=LARGE_EPOCHS, seed=seed, threads=cfg.threads,
-                        budget_s=budget_s, **extra)
+                        batch_size=gd["batch_size"], epochs=wl.restart_epochs or LARGE_EPOCHS, seed=seed,
+                        threads=cfg.threads, budget_s=budget_s, **extra)
     raise GdsolverError(f"method: {method!r}, expected one of {list(METHODS)}")
 
 

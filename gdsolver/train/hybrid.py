@@ -60,6 +60,7 @@ PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a 
 FIRST_PHASE_SHARE = 0.5
 EXPLORE_SHARE = 0.1
 SWEEP_SHARE = 0.25  # ... and a sweep's time limit is at most this share of the time left
+MIN_SWEEP_S = 0.05  # ... and no solve is started with less than this
 
 
 class GDSolver(Trainer):
@@ -173,6 +174,7 @@ class GDSolver(Trainer):
     def _fit_rounds(self) -> None:
         self._round = 0
         self._sweep_no = 0
+        self._sweep_deadline: float | None = None
         self._layers: list[int] = []
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
@@ -242,6 +244,7 @@ class GDSolver(Trainer):
         restarts = 0
         if first_cost <= self.budget_s / 4 or self.restarts == "fill":
             plan.add("restart", pooled=True)
+            plan.draw("restart", self._watched_loss())  # the first start is the first draw
         while not self._reached_goal():
             move = plan.choose(self.time_left(), time.perf_counter() - self._t0, EXPLORE_SHARE * self.budget_s)
             if move is None:
@@ -256,7 +259,9 @@ class GDSolver(Trainer):
                     self._phase_end = None
             elif move == "restart":
                 restarts += 1
-                if self._restart_move(restarts):  # a new model: what the sweeps paid on the old one is moot
+                kept, drawn = self._restart_move(restarts)
+                plan.draw("restart", drawn)
+                if kept:  # a new model: what the sweeps paid on the old one is moot
                     plan.forget([n for n in plan.moves if n.startswith("sweep ")])
             else:
                 self._sweep(move.split(" ", 1)[1])
@@ -266,9 +271,9 @@ class GDSolver(Trainer):
     def _watched_loss(self) -> float:
         return self._monitored_loss(self._current_metrics())
 
-    def _restart_move(self, i: int) -> bool:
+    def _restart_move(self, i: int) -> tuple[bool, float]:
         """A fresh initialisation trained to its plateau; the better of it and the current model
-        (on the monitored loss) is kept. True when the fresh one was."""
+        (on the monitored loss) is kept. (whether the fresh one was, its monitored loss)."""
         saved, before = copy.deepcopy(self.model.state_dict()), self._watched_loss()
         carried = self._carried
         start = len(self.history.rows)
@@ -279,14 +284,14 @@ class GDSolver(Trainer):
             row["restart"] = i
         after = self._monitored_loss(self._metrics())
         if after < before:
-            return True
+            return True, after
         # the earlier model again, with a row that says so and its figures
         self.model.load_state_dict(saved)
         self._carried = carried  # and its optimizer goes on where it was
         self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
                                     - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
                                     f"{before:.6g}: the earlier weights are kept", **self._metrics()))
-        return False
+        return False, after
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -314,6 +319,10 @@ class GDSolver(Trainer):
         base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
+        # under budget_s the whole sweep (extraction, build, solve, checks, the decision) ends by
+        # this time: at most a share of what is left, an epoch's cost kept back (_solve)
+        self._sweep_deadline = (None if self.budget_s is None else
+                                t + max((self.time_left() - self._epoch_cost) * SWEEP_SHARE, MIN_SWEEP_S))
         try:
             net = network_from_torch(self.model, X, output=self._selected)
             k = net.layer_index(name)
@@ -403,11 +412,17 @@ class GDSolver(Trainer):
         """Run stage of every prepared candidate, with the executor (portfolio=1 and "local": in
         this process, as a single sweep always ran); then their dumps."""
         settings = self.sweep_config.solve_settings(threads=self.threads)
-        if self.budget_s is not None:
-            # a sweep gets at most a quarter of what is left (an epoch's cost kept for the decision after
-            # it): the scheduler's other moves keep their chance, and a sweep's cost stays what it measured
-            # (a sweep given all the time left ate the budget on 2 of 10 equal-time seeds)
-            left = max((self.time_left() - self._epoch_cost) * SWEEP_SHARE, 0.05)
+        if self._sweep_deadline is not None:
+            # a sweep gets at most a quarter of what is left: the scheduler's other moves keep their
+            # chance, and a sweep's cost stays what it measured (a sweep given all the time left ate the
+            # budget on 2 of 10 equal-time seeds). Its build is spent already; its decision (the metrics
+            # once more) is kept in hand, so the solve gets what remains of the share
+            left = self._sweep_deadline - time.perf_counter() - self._metrics_cost * len(cands)
+            if left < MIN_SWEEP_S:
+                for c in cands:
+                    c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: its build took the sweep's share "
+                                             f"of the budget ({c.build_time_s:.3g} s)", 0.0, False)
+                return
             settings = dataclasses.replace(settings, time_limit=min(settings.time_limit or left, left))
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":

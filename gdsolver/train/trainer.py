@@ -184,6 +184,7 @@ class Trainer:
         # next (GD continued, as the user's alternative would be); a restart starts them afresh
         self._carried = None
         self._phase_end: float | None = None  # perf_counter time a GD phase under budget_s must end by
+        self._metrics_cost = 0.0  # seconds of the last evaluation of the metrics
 
     @property
     def verbose(self) -> int:
@@ -417,8 +418,10 @@ class Trainer:
         return total / len(d), acc
 
     def _metrics(self) -> dict[str, Any]:
+        t = time.perf_counter()
         tl, ta = self._evaluate(self.train_data)
         vl, va = self._evaluate(self.val_data) if self.val_data is not None else (None, None)
+        self._metrics_cost = time.perf_counter() - t  # what judging a step costs (a sweep keeps it in hand)
         return {"train_loss": tl, "train_acc": ta, "val_loss": vl, "val_acc": va}
 
     def _monitored_loss(self, row: dict[str, Any]) -> float:
