@@ -158,9 +158,10 @@ def _train(
             if event["event"] == "batch" and event.get("batches"):
                 progress.update(bars[name], completed=done[name] + event["batch"] / event["batches"],
                                 status=f"epoch {event['epoch']}: batch {event['batch']}/{event['batches']}")
-            elif event["event"] == "solve":
+            elif event["event"] == "solve":  # with HiGHS's MIP figures once its callbacks report them
+                figures = "".join(f", {k} {event[k]:.4g}" for k in ("incumbent", "bound", "gap") if k in event)
                 progress.update(bars[name], status=f"sweep {event['sweep']} ({event['layer']}): solving "
-                                                   f"{event['elapsed_s']:.0f} s")
+                                                   f"{event['elapsed_s']:.0f} s{figures}")
 
         def on_row(name: str, row: dict[str, Any]) -> None:
             done[name] += 1

@@ -253,6 +253,21 @@ def test_progress_moves_inside_an_epoch_and_during_a_solve(monkeypatch):
     assert [e["elapsed_s"] for e in solves] == sorted(e["elapsed_s"] for e in solves)
 
 
+def test_highs_reports_its_mip_figures_while_it_runs():
+    """What the solve ticks carry (compile.progress, fed by HiGHS's MIP interrupt callback): the
+    last figures seen are the answer's objective and bound."""
+    from gdsolver.compile import progress, solve
+    from instances import small_instances
+
+    inst = small_instances()["class-compact-relu"]
+    progress.reset()
+    res = solve(inst, "highs", mip_gap=0.0)
+    seen = progress.latest()
+    assert res.status == "OPTIMAL"
+    assert seen["incumbent"] == pytest.approx(res.objective) and seen["bound"] == pytest.approx(res.bound)
+    assert seen["gap"] == pytest.approx(0.0, abs=1e-9) and seen["nodes"] >= 0
+
+
 def test_verbose_lines_off_a_terminal(monkeypatch, capsys):
     X, y = blobs()
     GDSolver(TwoOut("dict"), epochs=2, max_sweeps=1, time_limit=20, verbose=2).fit((X, y))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.compile import progress
 from gdsolver.compile.base import Backend, Feature, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination
@@ -231,6 +232,13 @@ class _Watch:
             self._note(event.data_out)
             event.interrupt()
 
+    def on_mip_interrupt(self, event) -> None:
+        """The MIP's figures for a progress display (compile.progress), then the stop flag."""
+        out = event.data_out
+        progress.report(incumbent=float(out.mip_primal_bound), bound=float(out.mip_dual_bound),
+                        gap=float(out.mip_gap), nodes=int(out.mip_node_count))
+        self.on_interrupt(event)
+
     def on_solution(self, event) -> None:
         self.x = np.array(event.data_out.mip_solution, dtype=np.float64)
         self._note(event.data_out)
@@ -243,7 +251,8 @@ def run_highs(h, run: SolveRun, grace: float | None = None) -> _Watch:
     if not run.can_interrupt:  # no Ctrl-C can reach this thread: spare the callbacks' cost
         h.run()
         return watch
-    subs = [(cb, watch.on_interrupt) for cb in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt)]
+    subs = [(cb, watch.on_interrupt) for cb in (h.cbSimplexInterrupt, h.cbIpmInterrupt)]
+    subs.append((h.cbMipInterrupt, watch.on_mip_interrupt))
     subs.append((h.cbMipImprovingSolution, watch.on_solution))
     for cb, fn in subs:
         cb.subscribe(fn)

@@ -105,17 +105,23 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
           sweep: int | None = None) -> SweepOutcome:
     """The pipeline on the job's instance (gdsolver.pipeline.solve_sweep). With on_progress, it
     hears every TICK_S seconds while the solve runs ({"event": "solve", "sweep", "layer",
-    "elapsed_s", "time_limit"}), from a thread: a bar's clock keeps moving during a long solve."""
+    "elapsed_s", "time_limit"}, plus "incumbent", "bound", "gap", "nodes" once the backend's
+    callbacks report them: HiGHS's MIP), from a thread: a bar keeps moving during a long solve."""
+    from gdsolver.compile import progress
+
     if on_progress is None:
         return solve_sweep(job.instance, settings)
     stop = threading.Event()
     t0 = time.perf_counter()
+    progress.reset()
 
     def tick() -> None:
         while not stop.wait(TICK_S):
             try:
+                figures = {k: v for k, v in progress.latest().items() if k != "at"}
                 on_progress({"event": "solve", "sweep": sweep, "layer": job.layer_name,
-                             "elapsed_s": time.perf_counter() - t0, "time_limit": settings.time_limit})
+                             "elapsed_s": time.perf_counter() - t0, "time_limit": settings.time_limit,
+                             **figures})
             except Exception:  # a display must never break a solve
                 return
 
