@@ -49,170 +49,6 @@ def main(
     quiet_libraries(verbose or verbose_env())
 
 
-def _parse_options(items: list[str]) -> dict:
-    """KEY=VALUE solver options; values parsed as JSON when possible (numbers, bools)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"--option {item!r}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
-
-
-# ---------------------------------------------------------------- solve
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-EXIT_SOLVER_ERROR = 1
-
-
-@app.command()
-@user_errors
-def solve(
-    instance: Annotated[Path, typer.Argument(help="Instance file (.gdsm).")],
-    backend: Annotated[str, typer.Option(help=backend_help())] = SOLVE_DEFAULTS.backend,
-    time_limit: Annotated[Optional[float], typer.Option(
-        help="Time limit in seconds for the whole sweep (every round and the closest point).")] = None,
-    threads: Annotated[Optional[int], typer.Option(
-        help="Solver threads (at most 4 x the CPU cores; default: the solver's).")] = None,
-    mip_gap: Annotated[Optional[float], typer.Option(help="Relative MIP gap to stop at.")] = None,
-    no_start: Annotated[bool, typer.Option("--no-start", help="Do not pass the current weights as MIP start.")] = False,
-    option: Annotated[list[str], typer.Option("--option", help=native_options_help())] = [],
-    fallback: Annotated[Optional[str], typer.Option(
-        help="Solve with this backend when --backend's package is missing or its licence is too small for the "
-             "instance.")] = None,
-    search: Annotated[str, typer.Option(
-        help="auto (default): benders for count objectives of the maximum-feasible-subsystem shape "
-             "(classification sweeps with the paper or compact head), else mip | mip: the instance as it is | "
-             "presolve: interval presolve + greedy incumbent + MIP | benders: presolve + combinatorial "
-             "Benders (its LPs and master on HiGHS).")] = SOLVE_DEFAULTS.search,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output",
-                                                    help="Result JSON (default: INSTANCE.result.json).")] = None,
-    closest: Annotated[bool, typer.Option(
-        "--closest/--no-closest",
-        help="After a solution: keep its integer decisions and objective and move the weights as little as "
-             "possible from the current ones (an LP; what the trainer does). The result's x is that point; "
-             "the result records both.")] = SOLVE_DEFAULTS.closest,
-    rounds: Annotated[int, typer.Option(
-        help="Squared / cross-entropy heads: at most this many rounds of tangent cuts after the first solve.")]
-    = SOLVE_DEFAULTS.rounds,
-    round_tol: Annotated[float, typer.Option(
-        help="... until the surrogate promises less than this (relative) over the true loss.")]
-    = SOLVE_DEFAULTS.round_tol,
-    convex: Annotated[str, typer.Option(
-        help="A convex sweep (the last layer, identity output, squared / ce head): direct (scipy, exact; the "
-             "default) or cuts (the tangent-cut rounds on --backend).")] = SOLVE_DEFAULTS.convex,
-) -> None:
-    """Solve an instance the way a trainer's sweep does (gdsolver.pipeline: the search, refinement
-    rounds for the squared / cross-entropy heads, ir.verify and the float64 forward-pass check, the
-    closest point); print status, objective, bound, gap and time; write the result JSON and x.
-    Exit 1 when the solver reports ERROR (nothing written), or when the answer fails ir.verify or
-    the float64 forward-pass check of its claims (recorded as ERROR, "VERIFY FAILED"); on Ctrl-C
-    the best point found so far is written as a FEASIBLE result and the exit code is 130."""
-    from gdsolver.compile import result_paths
-    from gdsolver.errors import SolveInterrupted
-    from gdsolver.ir import load
-    from gdsolver.paths import check_output
-    from gdsolver.pipeline import SolveSettings, solve_sweep
-
-    # everything that can be refused is checked before the instance is loaded and solved
-    settings = SolveSettings(backend=backend, search=search, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
-                             use_start=not no_start, closest=closest, rounds=rounds, round_tol=round_tol,
-                             options=_parse_options(option), fallback=fallback, convex=convex)
-    checks.native_options(backend, settings.options)  # every --option KEY against the backend ...
-    checks.options_for_search(settings.options, search, backend)  # ... and the search that will run
-    if output is not None and (output.is_dir() or output.suffix != ".json"):
-        fail(f"{output}: --output must be a .json file path (x is written beside it)")
-    out = output or result_paths(instance)[0]
-    check_output(out, inputs=(instance,), what="result")
-    inst = load(instance)
-    checks.options_for_search(settings.options, search, backend, inst)
-    try:
-        with console.status(f"solving {instance.name} with {backend} (search {search})...", spinner="dots"):
-            outcome = solve_sweep(inst, settings)
-    except SolveInterrupted as exc:
-        _interrupted(exc.result, instance, inst, out)
-    if outcome.error is not None:  # licence limit, missing backend: a user error, nothing written
-        raise outcome.error
-    res = outcome.result
-    if res.status == "ERROR":  # nothing to keep; an earlier result at `out` stays as it was
-        _print_result(instance, inst, res, None)
-        fail(f"the solver reported ERROR: {res.message} (nothing written)", code=EXIT_SOLVER_ERROR)
-    shown = None
-    failed = not outcome.usable and res.x is not None
-    if failed:  # never hand on an answer that does not satisfy the instance or whose claim is false
-        shown = f"VERIFY FAILED ({res.backend} said {res.status})"
-        res.message = f"VERIFY FAILED: the {res.status} answer {outcome.reason.replace('solution ', '', 1)}; " \
-                      f"{res.message}"
-        res.status = "ERROR"
-    _print_result(instance, inst, res, _write_result(res, instance, out), shown_status=shown,
-                  extra=_search_rows(res, outcome))
-    if failed:
-        raise typer.Exit(EXIT_SOLVER_ERROR)
-
-
-def _interrupted(res, instance: Path, inst, out: Path) -> None:
-    """Ctrl-C: write what the solver had (whole, atomically) or nothing; exit 130."""
-    if res is None:
-        err_console.print("interrupted: no feasible point was found; nothing written")
-    else:
-        json_path = _write_result(res, instance, out)
-        _print_result(instance, inst, res, json_path)
-        err_console.print(f"interrupted: the best point found so far is written as a {res.status} result to "
-                          f"{json_path}", markup=False)
-    raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def _write_result(res, instance: Path, out: Path) -> Path:
-    from gdsolver.compile import save_result
-
-    res.instance_file = os.path.relpath(instance.resolve(), Path(out).resolve().parent)
-    return save_result(res, out)[0]
-
-
-def _search_rows(res, outcome) -> list[list]:
-    """What the pipeline adds to the result table: the search that ran, presolve's counts, when
-    the first incumbent came, the refinement rounds of a smooth head."""
-    rows = []
-    info = res.search or {}
-    if info.get("search"):
-        rows.append(["search", info["search"]])
-    cnt = (info.get("presolve") or {}).get("counts") or {}
-    if cnt.get("points"):
-        rows.append(["presolve", f"{cnt['out']} points out, {cnt['in']} in, {cnt['free']} left of {cnt['points']}"])
-    if info.get("first_incumbent_s") is not None:
-        rows.append(["first incumbent (s)", info["first_incumbent_s"]])
-    if outcome.true_loss is not None:
-        rows.append(["refinement rounds", outcome.rounds])
-        rows.append(["true loss (forward pass)", outcome.true_loss])
-    return rows
-
-
-def _print_result(instance: Path, inst, res, json_path: Path | None, shown_status: str | None = None,
-                  extra: list[list] | None = None) -> None:
-    from gdsolver.ir import verify
-
-    rep = verify(inst, res.x) if res.x is not None else None
-    rows = [["status", shown_status or res.status], ["objective", res.objective], ["bound", res.bound], ["gap", res.gap],
-            ["time (s)", res.runtime_s], ["nodes", res.nodes],
-            ["current objective", inst.meta.get("current_objective")],
-            ["verify", str(rep) if rep else "-"], ["backend", f"{res.backend} {res.backend_version}"],
-            *(extra or []), ["message", res.message], ["result", str(json_path) if json_path else "-"]]
-    if res.closest:
-        rows.insert(1, ["closest point", _closest_text(res.closest)])
-    console.print(table(None, ["", str(instance)], rows))
-
-
-def _closest_text(info: dict) -> str:
-    if not info.get("applied"):
-        return f"not used (x is the solver's): {info.get('reason')}"
-    return (f"moved the weights {fmt(info['moved_l1'], 4)} (L1) instead of the solver's {fmt(info['mip_moved_l1'], 4)}; "
-            f"objective {fmt(info['objective'])} (solver's {fmt(info['mip_objective'])}); LP {info['lp_status']} in "
-            f"{fmt(info['lp_runtime_s'], 3)} s")
-
-
 # ---------------------------------------------------------------- apply
 @app.command()
 @user_errors
@@ -570,9 +406,11 @@ def demo(
 
 # Commands defined in their own modules register themselves on `app` / `bench_app`.
 from . import compile_cmd  # noqa: E402,F401
+from . import solve_cmd  # noqa: E402,F401
 from . import train_cmd  # noqa: E402,F401
 from . import bench_cmds  # noqa: E402,F401
 from . import backends_cmd  # noqa: E402,F401
+from . import repair_cmd  # noqa: E402,F401
 
 if __name__ == "__main__":
     app()

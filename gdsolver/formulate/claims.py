@@ -87,6 +87,8 @@ def check_claims(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     if not can_check(inst):
         return ClaimReport(True, float("nan"), float("nan"), "instance carries no network data (written before "
                                                              "gdsolver 0.2); forward check skipped")
+    if inst.meta.get("formulation") == "repair":  # its own claims: every point labelled, the change's norm
+        return check_repair(inst, x)
     o = outputs(inst, x)
     y = inst.data["y"]
     claimed = inst.objective_value(x)
@@ -118,3 +120,42 @@ def check_claims(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     # e >= |o - y| lets an unproven answer claim more error than it has, never less
     ok = fwd <= claimed + REL_TOL * scale
     return ClaimReport(ok, claimed, fwd, f"L1 {fwd:.10g} by the forward pass, {claimed:.10g} claimed")
+
+
+# ------------------------------------------------------------------ repair (gdsolver.formulate.repair)
+def label_gaps(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """o_t,label - max_{j != label} o_t,j per point (> 0: classified as the label)."""
+    T = o.shape[0]
+    others = o.copy()
+    others[np.arange(T), labels] = -np.inf
+    return o[np.arange(T), labels] - others.max(axis=1)
+
+
+def change_norms(dW: np.ndarray, db: np.ndarray) -> dict[str, float]:
+    """Norms of a change of a layer (its weights and bias together)."""
+    d = np.concatenate([np.ravel(dW), np.ravel(db)])
+    return {"l1": float(np.abs(d).sum()), "linf": float(np.abs(d).max(initial=0.0)),
+            "l2": float(np.sqrt((d ** 2).sum())), "changed": int(np.count_nonzero(d)), "entries": int(d.size)}
+
+
+def check_repair(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
+    """Forward-pass check of a repair answer: with the swept layer's weights from x, every point
+    has its label by at least half its margin in float64, and the objective is not below the
+    change's norm (a variable above |dW| can overstate the norm, never understate it)."""
+    layers, _ = network_of(inst)
+    blocks = inst.unpack(x)
+    o = forward_chain(layers, inst.data["H"], 0, {0: (blocks["w"], blocks["b"])})
+    gaps = label_gaps(o, inst.data["y"])
+    bad = np.flatnonzero(gaps < inst.data["margins"] / 2)
+    F = int(inst.meta["fix_points"])
+    norms = change_norms(blocks["w"] - layers[0].W, blocks["b"] - layers[0].b)
+    fwd = norms[inst.meta["norm"]]
+    claimed = inst.objective_value(x)
+    if len(bad):
+        first = int(bad[0])
+        where = f"fix point {first}" if first < F else f"keep point {first - F}"
+        return ClaimReport(False, claimed, fwd, f"{len(bad)} point(s) do not have their label by half the margin in a "
+                                                f"float64 forward pass (first: {where}, gap {gaps[first]:.3g})")
+    ok = fwd <= claimed + REL_TOL * max(1.0, abs(claimed))
+    return ClaimReport(ok, claimed, fwd, f"every point has its label; {inst.meta['norm']} change {fwd:.6g} by the "
+                                         f"forward pass, {claimed:.6g} claimed")

@@ -1,0 +1,157 @@
+"""The repair search on a chain of dense layers (numpy arrays in, new weights of one layer out).
+
+One repair MILP (gdsolver.formulate.repair) solved by the one sweep pipeline (solve_sweep:
+the solve, ir.verify, the float64 forward-pass check of its claims), with two things around it:
+
+- keep points enter lazily (constraint generation): the first MILP holds the fix points only;
+  the answer is run forward on every keep point, and those that lose their label (or come
+  within their required gap) are added, until none does. Every MILP is a relaxation of the
+  full one, so its optimum is a lower bound, and the last one's optimum satisfies every keep
+  row: it is the full problem's optimum. Most keep points are far from their decision
+  boundary, so the MILPs stay a fraction of the size.
+- the box: with no ReLU after the layer the MILP is an LP and the box is wide; with ReLUs the
+  box decides the big-M constants and the binaries, so it starts narrow and widens (x4) while
+  the repair is infeasible in it (when the radius is not given).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gdsolver.formulate.repair import (DEFAULT_MARGIN, change_norms, keep_margins, label_gaps, proved_global,
+                                       repair_instance)
+from gdsolver.ir.instance import MilpInstance
+from gdsolver.modeldef import Dense, forward_chain
+from gdsolver.pipeline import SolveSettings, solve_sweep
+
+WIDE_BOX = 10.0  # radius of an LP repair, in units of the layer's largest weight (at least 1)
+NARROW_BOX = 0.05  # first radius of a repair with ReLUs after the layer, same units
+WIDEN = 4.0
+MAX_WIDENINGS = 4  # narrow box x 4^4 = 12.8 x the largest weight
+ADD_NEAR = 1.0  # keep points whose gap is below ADD_NEAR x their required gap join the MILP
+
+
+@dataclass
+class RepairSolution:
+    """What the search found. status: "repaired" (W, b satisfy every point in a float64 forward
+    pass), "infeasible" (proved: no change of the layer within the box does it), or "no repair"
+    (the time limit or the solver stopped first; `reason` says which)."""
+
+    status: str
+    W: np.ndarray | None = None
+    b: np.ndarray | None = None
+    solver_status: str = ""
+    objective: float | None = None
+    bound: float | None = None
+    minimal: bool = False  # the last MILP was solved to optimality
+    global_minimal: bool = False  # ... and no change of the layer outside the box is smaller
+    radius: float = 0.0
+    norm: str = "l1"
+    margin: float = DEFAULT_MARGIN
+    keep_rounds: int = 0
+    keep_in_milp: int = 0
+    solver_time_s: float = 0.0
+    time_s: float = 0.0
+    reason: str = ""
+    change: dict[str, float] = field(default_factory=dict)
+    instance: MilpInstance | None = None  # the last MILP
+    binaries: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "solver_status": self.solver_status, "objective": self.objective,
+                "bound": self.bound, "minimal": self.minimal, "global_minimal": self.global_minimal,
+                "radius": self.radius, "norm": self.norm, "margin": self.margin, "keep_rounds": self.keep_rounds,
+                "keep_in_milp": self.keep_in_milp, "relu_binaries": self.binaries,
+                "solver_time_s": self.solver_time_s, "time_s": self.time_s, "reason": self.reason,
+                "change": self.change}
+
+
+def has_relu_after(layers: list[Dense], k: int) -> bool:
+    return any(la.activation == "relu" for la in layers[k:])
+
+
+def default_radius(layers: list[Dense], k: int) -> float:
+    """The box when none is given: wide for an LP, narrow (then widened) with ReLUs after."""
+    scale = max(1e-3, float(np.abs(layers[k].W).max()), float(np.abs(layers[k].b).max(initial=0.0)))
+    return NARROW_BOX * scale if has_relu_after(layers, k) else WIDE_BOX * max(scale, 1.0)
+
+
+def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
+                 y_keep: np.ndarray, *, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float | None = None,
+                 time_limit: float | None = None, backend: str = "highs", threads: int | None = None,
+                 lazy_keep: bool = True, patterns: str = "free",
+                 progress: Callable[[str], None] | None = None) -> RepairSolution:
+    """Search for the minimal change of layer k (module docstring). y_keep: the labels the keep
+    points must keep (their predictions, for "keep what it predicts")."""
+    t0 = time.perf_counter()
+    k = int(k) % len(layers)
+    auto = radius is None
+    r = default_radius(layers, k) if auto else float(radius)
+    widenings = MAX_WIDENINGS if auto and has_relu_after(layers, k) else 0
+    y_keep = np.asarray(y_keep, np.int64)
+    K = len(H_keep)
+    kmarg = keep_margins(label_gaps(forward_chain(layers, H_keep, start=k), y_keep), margin) if K else np.zeros(0)
+    active = np.zeros(K, bool) if lazy_keep else np.ones(K, bool)
+    sol = RepairSolution("no repair", radius=r, norm=norm, margin=margin)
+    solver_time = 0.0
+    while True:
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0.05:
+            sol.reason = "time limit reached" + (" (before a repair was found)" if sol.W is None else "")
+            break
+        inst = repair_instance(layers, k, H_fix, y_fix, H_keep[active], y_keep[active], norm=norm, margin=margin,
+                               radius=r, patterns=patterns)
+        settings = SolveSettings(backend=backend, search="mip", time_limit=left, threads=threads, closest=False,
+                                 use_start=False)
+        out = solve_sweep(inst, settings)
+        solver_time += out.solver_time_s
+        if progress is not None:
+            progress(f"radius {r:.4g}, {int(active.sum())} keep points, {inst.meta['relu_binaries']} binaries: "
+                     f"{out.status} in {out.solver_time_s:.2f} s")
+        sol.instance, sol.solver_status, sol.keep_in_milp = inst, out.status, int(active.sum())
+        sol.binaries = int(inst.meta["relu_binaries"])
+        if out.error is not None:
+            raise out.error
+        if out.status == "INFEASIBLE":
+            if widenings > 0:
+                widenings -= 1
+                r *= WIDEN
+                sol.radius = r
+                continue
+            sol.status, sol.W, sol.b = "infeasible", None, None
+            sol.reason = f"no change of layer {k} within |dW| <= {r:.4g} classifies every fix point as its label " \
+                         f"by the margin {margin:g}" + (" while keeping the keep points" if active.any() else "")
+            break
+        if not out.usable or out.x is None:
+            sol.reason = out.reason or f"the solver stopped with status {out.status}"
+            break
+        blocks = inst.unpack(out.x)
+        W, b = blocks["w"].copy(), blocks["b"].copy()
+        res = out.result
+        sol.W, sol.b, sol.objective = W, b, float(out.objective)
+        sol.bound = None if res is None or res.bound is None else float(res.bound)
+        sol.minimal = out.status == "OPTIMAL"
+        sol.global_minimal = sol.minimal and proved_global(inst, sol.objective)
+        if K:
+            gaps = label_gaps(forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep)
+            near = (gaps < ADD_NEAR * kmarg) & ~active
+            if near.any():
+                active |= near
+                sol.keep_rounds += 1
+                sol.status, sol.minimal, sol.global_minimal = "no repair", False, False
+                continue
+        sol.status = "repaired"
+        sol.reason = ""
+        break
+    if sol.W is not None:
+        sol.change = change_norms(sol.W - layers[k].W, sol.b - layers[k].b)
+        if sol.status != "repaired":  # an answer that misses keep points is not a repair
+            sol.W = sol.b = None
+    sol.solver_time_s = solver_time
+    sol.time_s = time.perf_counter() - t0
+    return sol
