@@ -3,14 +3,7 @@ incumbent, and combinatorial Benders (a master over the keys alone, cut by infea
 subsets read off Farkas rays and shrunk by deletion filtering).
 
 The input is an `ir.subsystem.Subsystem` (keys switching on row groups over continuous
-variables). One HiGHS LP holds every group's rows; a group is switched off by freeing its
-rows' bounds, so consecutive solves differ only in bounds and HiGHS's dual simplex starts
-from the previous basis. Each group has an elastic column e_k >= 0 (the group's rows may be
-violated by e_k at a cost gain_k e_k); a group is "hard" when its column is fixed at 0.
-With every switched-on group hard the LP is a pure feasibility question, which the dual
-simplex (zero costs: every basis is dual feasible) settles fast when the answer is no, and
-its Farkas ray then names an infeasible subset, usually a handful of groups. The elastic LP
-(groups soft) ranks keys by violation for the greedy; its duals also prove conflicts.
+variables); the LP over key subsets, warm-started and elastic, is compile.mfs_lp.SubsystemLP.
 
 Where the work goes (measured on the MNIST-head sweeps, 18,760 columns, 30-150 rows): the
 LPs, at 0.1-0.3 ms per simplex iteration plus 2-4 ms per HiGHS run whatever it does (the
@@ -29,233 +22,23 @@ of 6-13 points instead of 3-4 let the master propose many more sets).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gdsolver.compile.base import SolveRun
-from gdsolver.compile.highs import build_highs, new_highs, run_highs
+from gdsolver.compile.highs import build_highs
+# SubsystemLP and release_threads are also imported from here by the searches' callers
+from gdsolver.compile.mfs_lp import FEAS_TOL, _NO_LIMIT, Interrupted, SubsystemLP, _run, release_threads  # noqa: F401
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.csr import Csr
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.ir.subsystem import Subsystem, pair_conflicts, restrict
 
-FEAS_TOL = 1e-7  # total weighted violation below which a subset counts as feasible
-_NO_LIMIT = 2**31 - 1  # HiGHS's default simplex_iteration_limit
 EXTEND = "trials"  # extend a cut-down master choice: "trials" key by key, "elastic" one elastic LP, "none"
 MASTER_FIRST = True  # stop each master MIP at its first solution (else solve it to optimality)
-SCALE_STRATEGY = 0  # HiGHS simplex_scale_strategy for the LPs (0: none; see SubsystemLP)
 FILTER_ITERATIONS = 100  # simplex iterations for one deletion-filter test (see minimal_infeasible)
 TRIAL_ITERATIONS = 1000  # a greedy trial not settled in this many simplex iterations is skipped
-
-
-def _box_middle(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
-    """A point of the box [lb, ub]: its middle where both bounds are finite, else the finite
-    bound, else 0."""
-    with np.errstate(invalid="ignore"):
-        mid = np.where(np.isfinite(lb) & np.isfinite(ub), 0.5 * (lb + ub),
-                       np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0)))
-    return np.clip(mid, lb, ub)
-
-
-class Interrupted(Exception):
-    """Ctrl-C stopped one of the search's HiGHS runs (through compile.base.SolveRun)."""
-
-
-def _run(h, run: SolveRun | None) -> None:
-    """h.run(); with a SolveRun (for the master MIP, whose runs can be long) Ctrl-C stops HiGHS
-    and raises Interrupted. The LPs run plainly (a SolveRun's thread and callbacks cost 20-30%
-    per LP, measured) and are short: Ctrl-C arrives as KeyboardInterrupt right after one."""
-    if run is None:
-        h.run()
-        return
-    run_highs(h, run)
-    if run.interrupted:
-        raise Interrupted()
-
-
-def release_threads() -> None:
-    """Stop HiGHS's worker threads after a search, as the HiGHS backend does after every solve:
-    they busy-wait (and slowed the next torch epochs 25x on 2 cores), and left running at exit
-    after a Ctrl-C they abort the process."""
-    import highspy
-
-    highspy.Highs.resetGlobalScheduler(True)
-
-
-class SubsystemLP:
-    """The warm-started LP over a Subsystem's continuous variables and elastic columns."""
-
-    def __init__(self, sub: Subsystem, run: SolveRun | None = None) -> None:
-        import highspy
-
-        self.sub = sub
-        self.run = run
-        self._kOptimal = highspy.HighsModelStatus.kOptimal
-        self._kInfeasible = highspy.HighsModelStatus.kInfeasible
-        self._kIterationLimit = highspy.HighsModelStatus.kIterationLimit
-        self._mass: np.ndarray | None = None
-        # the LP holds only the variables some row uses (a sweep's head has weights no kept
-        # point's features touch: 18% of the columns on the MNIST head, and every HiGHS run
-        # and simplex iteration pays per column); the others stay at their box's middle
-        # (the current weights, for a sweep)
-        used = np.zeros(len(sub.cols), bool)
-        used[sub.rows.indices] = True
-        used[sub.base.indices] = True
-        self._used = np.flatnonzero(used)
-        self._fill = _box_middle(sub.col_lb, sub.col_ub)
-        if len(self._used) < len(sub.cols):  # renumber the used columns (every entry is in one)
-            new = np.cumsum(used) - 1
-            sub = replace(sub, cols=sub.cols[used], col_lb=sub.col_lb[used], col_ub=sub.col_ub[used],
-                          rows=Csr(sub.rows.indptr, new[sub.rows.indices], sub.rows.data, len(self._used)),
-                          base=Csr(sub.base.indptr, new[sub.base.indices], sub.base.data, len(self._used)))
-        K, nc = sub.num_keys, len(sub.cols)
-        lo, hi, grp = sub.rows_lo, sub.rows_hi, sub.group
-        # split every key row into one-sided rows, each with its group's elastic column
-        lo_rows = np.flatnonzero(np.isfinite(lo))
-        hi_rows = np.flatnonzero(np.isfinite(hi))
-        split = np.concatenate([lo_rows, hi_rows])
-        sides = np.concatenate([np.ones(len(lo_rows)), -np.ones(len(hi_rows))])  # elastic sign
-        R = sub.rows.take_rows(split)
-        self.row_group = grp[split]
-        self.row_lo = np.concatenate([lo[lo_rows], np.full(len(hi_rows), -np.inf)])
-        self.row_hi = np.concatenate([np.full(len(lo_rows), np.inf), hi[hi_rows]])
-        R = Csr(R.indptr, R.indices, R.data, nc + K).with_extra_column_entries(nc + self.row_group, sides)
-        base = Csr(sub.base.indptr, sub.base.indices, sub.base.data, nc + K)
-        A = Csr.vstack([base, R], nc + K)
-        self.nb = base.nrows
-        self.nc, self.K = nc, K
-        self.weight = np.maximum(sub.gain, 1e-3)
-        cost = np.concatenate([np.zeros(nc), self.weight])
-        col_lb = np.concatenate([sub.col_lb, np.zeros(K)])
-        col_ub = np.concatenate([sub.col_ub, np.zeros(K)])  # every group off: e_k = 0
-        rlo = np.concatenate([sub.base_lo, np.full(len(split), -np.inf)])
-        rhi = np.concatenate([sub.base_hi, np.full(len(split), np.inf)])
-        h = new_highs()
-        # dual simplex (1), unscaled: HiGHS's scaling of these rows (features of one magnitude,
-        # elastic columns of 1) took the first elastic LP 100-1800 iterations by seed, 57-105 without
-        for key, value in (("presolve", "off"), ("solver", "simplex"), ("simplex_strategy", 1),
-                           ("simplex_scale_strategy", SCALE_STRATEGY)):
-            h.setOptionValue(key, value)
-        status = h.passModel(nc + K, A.nrows, A.nnz, 2, 1, 0.0, cost, col_lb, col_ub, rlo, rhi,
-                             A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32), A.data,
-                             np.zeros(nc + K, np.int32))
-        if status != highspy.HighsStatus.kOk:
-            raise GdsolverError(f"HiGHS rejected the subsystem LP (passModel returned {status})")
-        self.h = h
-        self.on = np.zeros(K, bool)
-        self.hard = np.zeros(K, bool)
-        # rows of each group, for switching (CSR-like)
-        order = np.argsort(self.row_group, kind="stable")
-        self._grp_rows = order + self.nb
-        self._grp_ptr = np.searchsorted(self.row_group[order], np.arange(K + 1))
-        self.solves = 0
-        self.iterations = 0  # simplex iterations, summed over solves
-        self.lp_time = 0.0
-        self.last: tuple[float, np.ndarray | None, np.ndarray | None] | None = None  # result for the current state
-        # a basis of the pure feasibility LP at a feasible key set (the greedy's last): a
-        # question about a set near it starts there rather than at the last Farkas ray
-        self.feasible_basis = None
-
-    def _rows_of(self, keys: np.ndarray) -> np.ndarray:
-        if len(keys) == 0:
-            return np.zeros(0, np.int64)
-        starts, ends = self._grp_ptr[keys], self._grp_ptr[keys + 1]
-        lengths = ends - starts
-        idx = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return self._grp_rows[idx]
-
-    def set(self, on: np.ndarray, hard: np.ndarray | None = None) -> None:
-        """Switch groups: `on` (K,) bool; `hard` groups get no elastic slack."""
-        on = np.asarray(on, bool)
-        hard = np.zeros(self.K, bool) if hard is None else np.asarray(hard, bool) & on
-        changed = np.flatnonzero((on != self.on) | (hard != self.hard))
-        if len(changed) == 0:
-            return
-        rows = self._rows_of(changed[on[changed] != self.on[changed]])
-        if len(rows):
-            j = rows - self.nb
-            act = on[self.row_group[j]]
-            self.h.changeRowsBounds(len(rows), rows.astype(np.int32), np.where(act, self.row_lo[j], -np.inf),
-                                    np.where(act, self.row_hi[j], np.inf))
-        cols = (self.nc + changed).astype(np.int32)
-        ub = np.where(on[changed] & ~hard[changed], np.inf, 0.0)
-        self.h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), ub)
-        self.on, self.hard = on.copy(), hard.copy()
-        self.last = None
-
-    def solve(self, iteration_limit: int | None = None) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-        """(weighted violation, continuous values, elastic values); inf (and None) when even
-        the hard rows cannot hold; nan (and None) when `iteration_limit` simplex iterations
-        did not settle it. After an answer > 0, `conflict_mass()` tells which groups prove it."""
-        if self.last is not None:
-            return self.last
-        t0 = time.perf_counter()
-        if iteration_limit is not None:
-            self.h.setOptionValue("simplex_iteration_limit", int(iteration_limit))
-        try:
-            _run(self.h, self.run)
-        finally:
-            if iteration_limit is not None:
-                self.h.setOptionValue("simplex_iteration_limit", _NO_LIMIT)
-        self.solves += 1
-        ms = self.h.getModelStatus()
-        limited = iteration_limit is not None and ms == self._kIterationLimit
-        if ms != self._kOptimal and ms != self._kInfeasible and not limited:
-            # numerical trouble: a cold start usually clears it
-            self.h.clearSolver()
-            _run(self.h, self.run)
-            ms = self.h.getModelStatus()
-        self.lp_time += time.perf_counter() - t0
-        self.iterations += int(self.h.getInfo().simplex_iteration_count)
-        self._mass = None
-        if limited:
-            self.last = (np.nan, None, None)
-        elif ms != self._kOptimal:
-            self.last = (np.inf, None, None)
-        else:
-            v = np.asarray(self.h.getSolution().col_value)
-            y = self._fill.copy()
-            y[self._used] = v[: self.nc]
-            self.last = (float(self.h.getInfo().objective_function_value), y, v[self.nc:])
-        return self.last
-
-    def conflict_mass(self) -> np.ndarray | None:
-        """After a solve that found the switched-on groups infeasible: the weight of every
-        group in the proof (K,), zero for groups the proof does not use; None if there is no
-        proof to read. The proof is the Farkas ray when the hard rows alone are infeasible
-        (the pure feasibility LP: its dual simplex stops at the first ray, which uses few
-        rows), else the elastic LP's duals; either way the groups with weight are, with the
-        box and the base rows, infeasible by themselves."""
-        if self._mass is not None:
-            return self._mass
-        v = self.last[0] if self.last else np.nan
-        if v == np.inf:
-            _, has_ray, ray = self.h.getDualRay()
-            if not has_ray:
-                return None
-            dual = np.abs(np.asarray(ray)[self.nb:])
-        elif v > FEAS_TOL:
-            dual = np.abs(np.asarray(self.h.getSolution().row_dual)[self.nb:])
-        else:
-            return None
-        mass = np.bincount(self.row_group, weights=dual, minlength=self.K) * self.on
-        self._mass = mass
-        return mass
-
-    def dual_support(self) -> np.ndarray:
-        """Groups whose rows hold a nonzero dual at the last optimum (bool (K,))."""
-        dual = np.asarray(self.h.getSolution().row_dual)[self.nb:]
-        scale = max(float(np.abs(dual).max(initial=0.0)), 1e-300)
-        hit = np.abs(dual) > 1e-9 * scale
-        out = np.zeros(self.K, bool)
-        out[self.row_group[hit]] = True
-        return out & self.on
-
-    def feasible(self, on: np.ndarray) -> bool:
-        self.set(on)
-        v, _, _ = self.solve()
-        return v <= FEAS_TOL
 
 
 @dataclass
@@ -662,29 +445,12 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
     lp = sub if isinstance(sub, SubsystemLP) else SubsystemLP(sub)
     state["lp"] = lp
     s = lp.sub
-    K, gain = s.num_keys, s.gain
+    gain = s.gain
     allowed = s.key_ub > 0.5
     base = base | (s.key_lb > 0.5)
     step = 1.0 if np.all(gain == np.round(gain)) else 1e-6
     bound = float(gain[allowed].sum())
-    free_cuts: list[np.ndarray] = []  # infeasible sets the LPs proved on the way (the greedy's failed trials)
-    # the elastic LP alone often settles it (every allowed key fits): no pairs needed then
-    chosen, y, order = elastic_round(lp, base, allowed, free_cuts)
-    if y is None:
-        raise GdsolverError("benders: the starting key set is infeasible")
-    # the order in which extensions try keys: those the first LP satisfied, then least violated first
-    rank = np.full(K, K, np.int64)
-    rank[np.flatnonzero(chosen)] = -1
-    rank[order] = np.arange(len(order))
-    if float(gain @ chosen) < bound - 1e-9:
-        pairs, exact = known_pairs(s, pairs)
-        conflicts = Conflicts(K, pairs, exact=exact)
-        for cut in free_cuts:
-            conflicts.add_set(cut)
-        chosen, y = one_by_one(lp, chosen, y, order, conflicts, deadline, free_cuts)
-    else:
-        pairs = np.zeros((0, 2), np.int64)
-        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+    chosen, y, rank, pairs, conflicts, free_cuts = _first_incumbent(lp, base, allowed, bound, pairs, deadline)
     best = float(gain @ chosen)
     state.update(chosen=chosen, y=y, best=best, bound=bound)
     trace.events.append((time.perf_counter() - t0, "incumbent", best))
@@ -718,50 +484,94 @@ def _benders_loop(sub, base, state, *, time_limit, threads, t0, trace, pairs, ga
             break
         bound = min(bound, value)
         trace.events.append((time.perf_counter() - t0, "bound", bound))
-        # cut the master's choice down to a feasible set, one minimal conflict at a time
         work = cand.copy()
-        new_cuts = []
-        while _conflict(lp, work, None, lp.feasible_basis)[0] is not None:
-            if time.perf_counter() > deadline:
-                break
-            violated = lp.conflict_mass()
-            violated = np.zeros(K) if violated is None else violated
-            conflict = minimal_infeasible(lp, work, deadline, conflicts, trace=trace)
-            members = np.flatnonzero(conflict)
-            new_cuts.append(members)
-            trace.cuts += 1
-            trace.cut_sizes.append(len(members))
-            if len(members) == 2:
-                conflicts.add_pair(int(members[0]), int(members[1]))
-            else:
-                conflicts.add_set(members)
-            free = np.flatnonzero(conflict & ~base)
-            if len(free) == 0:
-                raise GdsolverError("benders: the starting key set is infeasible")
-            # drop the cheapest member, the most violated one among equals: it is likely in more conflicts
-            order = np.lexsort((-violated[free], gain[free]))
-            work[free[order[0]]] = False
-        else:
-            conflicts.add_feasible(work)
-            # extend only when the keys not already ruled out by a known pair could beat the best
-            open_ = allowed & ~work & ~conflicts.blocked(work)
-            if gain @ work + gain[open_].sum() <= best + 1e-9:
-                ext, y_ext = work, None
-            else:
-                free_cuts = []
-                y_work = lp.last[1]  # the pure feasibility LP's point for work
-                if EXTEND == "none":
-                    ext, y_ext = work, y_work
-                elif EXTEND == "trials":  # key by key from work's basis, in the first LP's order (no new elastic LP)
-                    rest = np.flatnonzero(open_)
-                    ext, y_ext = one_by_one(lp, work, y_work, rest[np.argsort(rank[rest], kind="stable")], conflicts,
-                                            deadline, free_cuts)
-                else:
-                    ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline, first_only=True, cuts=free_cuts)
-                new_cuts += free_cuts
-                trace.free_cuts += len(free_cuts)
+        new_cuts, settled = _cut_down(lp, work, base, conflicts, deadline, trace)
+        if settled:
+            ext, y_ext, more = _extend(lp, work, allowed, conflicts, rank, best, deadline, trace)
+            new_cuts += more
             if y_ext is not None and gain @ ext > best + 1e-9:
                 chosen, y, best = ext, y_ext, float(gain @ ext)
                 state.update(chosen=chosen, y=y, best=best)
                 trace.events.append((time.perf_counter() - t0, "incumbent", best))
         master.add_cuts(new_cuts)
+
+
+def _first_incumbent(lp: SubsystemLP, base: np.ndarray, allowed: np.ndarray, bound: float,
+                     pairs: np.ndarray | None, deadline: float):
+    """The search's start: an elastic round, then keys one by one when it did not take every
+    allowed key. (chosen, y, the order extensions try keys in, the pair conflicts, the known
+    Conflicts, the infeasible sets the LPs proved on the way)."""
+    s = lp.sub
+    K, gain = s.num_keys, s.gain
+    free_cuts: list[np.ndarray] = []  # infeasible sets the LPs proved on the way (the greedy's failed trials)
+    # the elastic LP alone often settles it (every allowed key fits): no pairs needed then
+    chosen, y, order = elastic_round(lp, base, allowed, free_cuts)
+    if y is None:
+        raise GdsolverError("benders: the starting key set is infeasible")
+    # the order in which extensions try keys: those the first LP satisfied, then least violated first
+    rank = np.full(K, K, np.int64)
+    rank[np.flatnonzero(chosen)] = -1
+    rank[order] = np.arange(len(order))
+    if float(gain @ chosen) < bound - 1e-9:
+        pairs, exact = known_pairs(s, pairs)
+        conflicts = Conflicts(K, pairs, exact=exact)
+        for cut in free_cuts:
+            conflicts.add_set(cut)
+        chosen, y = one_by_one(lp, chosen, y, order, conflicts, deadline, free_cuts)
+    else:
+        pairs = np.zeros((0, 2), np.int64)
+        conflicts = Conflicts(K, pairs, exact=single_row_keys(s))
+    return chosen, y, rank, pairs, conflicts, free_cuts
+
+
+def _cut_down(lp: SubsystemLP, work: np.ndarray, base: np.ndarray, conflicts: Conflicts, deadline: float,
+              trace: SearchTrace) -> tuple[list[np.ndarray], bool]:
+    """Cut the master's choice `work` (in place) down to a feasible set, one minimal conflict
+    at a time: (the cuts found, whether work is feasible now; not when the deadline came)."""
+    gain = lp.sub.gain
+    new_cuts = []
+    while _conflict(lp, work, None, lp.feasible_basis)[0] is not None:
+        if time.perf_counter() > deadline:
+            return new_cuts, False
+        violated = lp.conflict_mass()
+        violated = np.zeros(lp.sub.num_keys) if violated is None else violated
+        conflict = minimal_infeasible(lp, work, deadline, conflicts, trace=trace)
+        members = np.flatnonzero(conflict)
+        new_cuts.append(members)
+        trace.cuts += 1
+        trace.cut_sizes.append(len(members))
+        if len(members) == 2:
+            conflicts.add_pair(int(members[0]), int(members[1]))
+        else:
+            conflicts.add_set(members)
+        free = np.flatnonzero(conflict & ~base)
+        if len(free) == 0:
+            raise GdsolverError("benders: the starting key set is infeasible")
+        # drop the cheapest member, the most violated one among equals: it is likely in more conflicts
+        order = np.lexsort((-violated[free], gain[free]))
+        work[free[order[0]]] = False
+    return new_cuts, True
+
+
+def _extend(lp: SubsystemLP, work: np.ndarray, allowed: np.ndarray, conflicts: Conflicts, rank: np.ndarray,
+            best: float, deadline: float, trace: SearchTrace) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """The feasible set `work` extended by keys (EXTEND says how): (keys, their point or None
+    when no extension could beat `best`, the infeasible sets proved on the way)."""
+    gain = lp.sub.gain
+    conflicts.add_feasible(work)
+    # extend only when the keys not already ruled out by a known pair could beat the best
+    open_ = allowed & ~work & ~conflicts.blocked(work)
+    if gain @ work + gain[open_].sum() <= best + 1e-9:
+        return work, None, []
+    free_cuts: list[np.ndarray] = []
+    y_work = lp.last[1]  # the pure feasibility LP's point for work
+    if EXTEND == "none":
+        ext, y_ext = work, y_work
+    elif EXTEND == "trials":  # key by key from work's basis, in the first LP's order (no new elastic LP)
+        rest = np.flatnonzero(open_)
+        ext, y_ext = one_by_one(lp, work, y_work, rest[np.argsort(rank[rest], kind="stable")], conflicts,
+                                deadline, free_cuts)
+    else:
+        ext, y_ext = greedy(lp, work, allowed, conflicts, deadline=deadline, first_only=True, cuts=free_cuts)
+    trace.free_cuts += len(free_cuts)
+    return ext, y_ext, free_cuts
