@@ -70,6 +70,23 @@ def test_tuple_and_dict_outputs_are_read_alike_by_frontend_and_trainers(form):
     assert hist.sweeps[0]["status"] not in ("SKIPPED", "ERROR"), hist.sweeps[0]["reason"]
 
 
+@pytest.mark.parametrize("form", ["logits-first", "emb-first"])
+def test_the_onnx_frontend_of_the_cli_picks_alike(form, tmp_path):
+    """The same model exported to ONNX (what the CLI reads): the same output is chosen."""
+    from gdsolver.extract.onnx_frontend import network_from_onnx, onnx_forward
+
+    X, y = blobs()
+    model = TwoOut(form).eval()
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.from_numpy(X[:1]),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["a", "b"], dynamic_axes={"x": {0: "batch"}})
+    net = network_from_onnx(path, X)
+    assert net.layers[-1].location["graph_output"] == "ab"[SELECTOR[form]]
+    with torch.no_grad():
+        logits = PICK[form](model(torch.from_numpy(X))).double().numpy()
+    np.testing.assert_allclose(onnx_forward(path, X), logits, rtol=1e-5, atol=1e-5)
+
+
 def test_output_override_and_a_clear_error_when_nothing_tells():
     X, y = blobs()
     with pytest.raises(GdsolverError, match="no key 'scores'"):

@@ -382,10 +382,16 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
     else:
         walks = {o: _walk_tail(g, o, strip_softmax) for o in outs}
         scores = [o for o in outs if walks[o][3] == "score"]
+        # the one output rule (as extract.torch_frontend.resolve_output): among several score
+        # outputs, the one whose chain of dense layers computes all the others (logits beside the
+        # embedding they are made from)
+        outer = _outermost(g, scores, walks) if len(scores) > 1 else []
         if len(scores) == 1:
             chosen = scores[0]
         elif len(outs) == 1:
             chosen = outs[0]
+        elif len(outer) == 1:
+            chosen = outer[0]
         else:
             raise GdsolverError(f"ONNX model {label} has {len(outs)} graph outputs ({outs}) and "
                                 f"{len(scores)} of them are scores of a dense layer; pass --output NAME "
@@ -423,6 +429,27 @@ def analyse(model: onnx.ModelProto, *, strip_softmax: bool = True, output: str |
         layers.insert(0, prev)
     return Chain(layers, ins[0].name, chosen, score, pre, softmax, softmax_axis, _classes(g, chosen, outs, score),
                  stop)
+
+
+def _chain_weights(g: _Graph, pre: str) -> list[str]:
+    """Weight names of the dense layers producing tensor `pre`, from the last one back (the walk
+    of `analyse`, without its checks)."""
+    last = g.layer_ending_at(pre)
+    names: list[str] = []
+    while last is not None and last.w.name not in names:
+        names.append(last.w.name)
+        if last.trans_a != 0:
+            break
+        last = g.layer_ending_at(g.skip_shape_ops(last.data_input)[0])
+    return names
+
+
+def _outermost(g: _Graph, scores: list[str], walks: dict[str, tuple]) -> list[str]:
+    """The score outputs whose chain contains the last dense layer of every other score output."""
+    chains = {o: _chain_weights(g, walks[o][0]) for o in scores}
+    if not all(chains.values()):
+        return []
+    return [o for o in scores if all(chains[p][0] in chains[o] for p in scores)]
 
 
 def _classes(g: _Graph, chosen: str, outs: list[str], score: str) -> list | None:
