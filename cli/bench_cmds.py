@@ -1,5 +1,6 @@
-"""`gdsolver bench regression` and `gdsolver bench data-efficiency`: the paper's two
-experiments, with progress bars; results (CSV, JSON, markdown, PNG) under --out."""
+"""`gdsolver bench ...`: the benchmarks (gdsolver.bench), with progress bars where they run a
+grid; results (CSV, JSON, markdown, PNG) under --out. The options they share are spelled once,
+in cli/options.py."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from gdsolver.compile.registry import DEFAULT_BACKEND, backend_help
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 from .apps import bench_app
 from .common import console, err_console, fail, user_errors
+from .options import RESULTS_DIR, Backend, OutDir, PerSolveLimit, Plots, RunThreads, Seeds
 from .ray_opts import RayAddress, RayFlag, executor_for
-
-OUT_HELP = "Results directory."
-
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -48,13 +47,67 @@ def _wrote(doc: dict[str, Any]) -> None:
     console.print("wrote " + ", ".join(doc["paths"].values()), markup=False)
 
 
+@bench_app.command("compile")
+@user_errors
+def bench_compile(
+    out_dir: OutDir = RESULTS_DIR,
+    quick: Annotated[bool, typer.Option(help="Small sizes only (seconds).")] = False,
+) -> None:
+    """Bulk (numpy -> passModel) vs per-element (highspy modelling API) instance building."""
+    from gdsolver.bench.compile_bench import run_compile_bench
+
+    run_compile_bench(out_dir, quick=quick, echo=console.print)
+
+
+@bench_app.command("formulations")
+@user_errors
+def bench_formulations(
+    out_dir: OutDir = RESULTS_DIR,
+    quick: Annotated[bool, typer.Option(help="One small case only.")] = False,
+    time_limit: PerSolveLimit = 120.0,
+    radius: Annotated[float, typer.Option(help="Box half-width.")] = 0.01,
+) -> None:
+    """Classification sweeps: paper vs compact formulation, same points, same run."""
+    from gdsolver.bench.formulation_bench import run_formulation_bench
+
+    run_formulation_bench(out_dir, quick=quick, echo=console.print, time_limit=time_limit, radius=radius)
+
+
+@bench_app.command("numerics")
+@user_errors
+def bench_numerics(
+    out_dir: OutDir = RESULTS_DIR,
+    quick: Annotated[bool, typer.Option(help="Six scales, one seed (about a minute).")] = False,
+) -> None:
+    """Feature scales 1e-12..1e12: which the solvers answer correctly, and what the numerics check refuses."""
+    from gdsolver.bench.numerics_bench import run_numerics_bench
+
+    run_numerics_bench(out_dir, quick=quick, echo=console.print)
+
+
+@bench_app.command("closest")
+@user_errors
+def bench_closest(
+    out_dir: OutDir = RESULTS_DIR,
+    quick: Annotated[bool, typer.Option(help="One random instance (paper mode) and the resnet-like model.")] = False,
+    threads: Annotated[int, typer.Option(help="Solver threads.")] = 1,
+    time_limit: PerSolveLimit = 120.0,
+    resnet: Annotated[bool, typer.Option(help="Also sweep a small resnet-like torch model (needs torch).")] = True,
+) -> None:
+    """Closest-point LP vs the MIP it follows on a 512 x 10 head; current vs first LP form."""
+    from gdsolver.bench.closest_bench import run_closest_bench
+
+    run_closest_bench(out_dir, quick=quick, echo=console.print, threads=threads, time_limit=time_limit,
+                      resnet=resnet)
+
+
 @bench_app.command("regression")
 @user_errors
 def bench_regression(
     quick: Annotated[bool, typer.Option(help="Quick preset (3 seeds, sweeps at e = 1, 2, 5, 10, 15, 20): a few "
                                         "minutes on 2 cores. Default: the full preset (10 seeds, e = 1..20).")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
+    out_dir: OutDir = RESULTS_DIR,
+    seeds: Seeds = None,
     equation: Annotated[Optional[list[str]], typer.Option("--equation", "-q", help="Equation; repeat for several "
                                                           "(default: identity, affine, polynomial, formula).")] = None,
     method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Baseline; repeat for several "
@@ -62,10 +115,10 @@ def bench_regression(
                                                         "always run, it is GDSolver's GD part).")] = None,
     preset: Annotated[Optional[list[str]], typer.Option("--radius-preset", help="Sweep preset: paper, default "
                                                         "(repeat; default both).")] = None,
-    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
+    backend: Backend = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30.")] = None,
-    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
-    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    threads: RunThreads = 1,
+    plots: Plots = True,
     tuned: Annotated[bool, typer.Option(help="Also run the tuned-baselines comparison (rates chosen on validation, "
                                         "L-BFGS, GDSolver on tuned optimizers; issues 15 and 19).")] = True,
     gdsolver_seeds: Annotated[Optional[int], typer.Option(help="Seeds (0..N-1) of the tuned comparison's GDSolver "
@@ -133,8 +186,8 @@ def bench_data_efficiency(
                                          "GDSOLVER_DATA, or apt-get install dataset-fashion-mnist).")] = "digits",
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the Fashion-MNIST idx files.")] = None,
     quick: Annotated[bool, typer.Option(help="Quick preset (fewer n, e and seeds): a few minutes on 2 cores.")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
+    out_dir: OutDir = RESULTS_DIR,
+    seeds: Seeds = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", help="conv and/or mlp (repeat; default both).")] = None,
     n: Annotated[Optional[list[int]], typer.Option("--n", help="Training-set sizes (repeat), overriding the "
                                                    "preset.")] = None,
@@ -146,11 +199,11 @@ def bench_data_efficiency(
                                                     "(default: best baseline mean - 0.05).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the untuned baselines (default 0.05; the 2-loop "
                                                 "GDSolver always uses 0.1 then 0.05).")] = None,
-    backend: Annotated[str, typer.Option(help=backend_help())] = DEFAULT_BACKEND,
+    backend: Backend = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30 "
                                                         "(digits), 10 (fashion-mnist).")] = None,
-    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
-    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    threads: RunThreads = 1,
+    plots: Plots = True,
     tuned: Annotated[bool, typer.Option(help="Tune the GD baselines' rates on validation, add L-BFGS best of K and "
                                         "GDSolver at the tuned SGD rate, where the preset does (digits).")] = True,
     ray: RayFlag = False,
@@ -203,8 +256,8 @@ def bench_equal_time(
     quick: Annotated[bool, typer.Option(help="Quick preset: 3 seeds, budgets 1 and 3 s (regression), 1 and 2 "
                                         "epoch-equivalents (classification).")] = False,
     full: Annotated[bool, typer.Option(help="Full preset: the default one plus a 30 s regression budget.")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset (10).")] = None,
+    out_dir: OutDir = RESULTS_DIR,
+    seeds: Seeds = None,
     workload: Annotated[Optional[list[str]], typer.Option("--workload", "-w", help="polynomial, formula, digits, "
                                                           "mnist (repeat; default all).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the real MNIST idx files (e.g. "
@@ -218,8 +271,8 @@ def bench_equal_time(
                                                         "gdsolver-no-sweeps (repeat; default all).")] = None,
     mnist_lr: Annotated[Optional[float], typer.Option(help="MNIST Adam rate; default: tuned in the run on "
                                                       "validation over 3 tuning seeds.")] = None,
-    threads: Annotated[int, typer.Option(help="Torch and solver threads per run.")] = 1,
-    plots: Annotated[bool, typer.Option(help="Write the PNG plot.")] = True,
+    threads: RunThreads = 1,
+    plots: Plots = True,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run of the same configuration from its "
                                          "partial results (<tag>.partial.json under --out).")] = False,
 ) -> None:
@@ -264,8 +317,8 @@ def bench_sweeps(
                                         "sweep; under a minute). Default: the full preset (3 seeds; MNIST-head "
                                         "rows at radii 0.05, 0.002, 0.0005 and 128 points at 0.002; digits MLP "
                                         "and conv sweeps).")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help=OUT_HELP)] = Path("benchmarks/results"),
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1), overriding the preset.")] = None,
+    out_dir: OutDir = RESULTS_DIR,
+    seeds: Seeds = None,
     mode: Annotated[Optional[str], typer.Option(help="Classification formulation: paper (default) or compact.")] = None,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-run time limit (s); default 120 (quick 30).")] = None,
     threads: Annotated[int, typer.Option(help="Solver threads per run.")] = 1,

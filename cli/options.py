@@ -24,12 +24,3 @@ Plots = Annotated[bool, typer.Option(help="Write the PNG plots.")]
 Backend = Annotated[str, typer.Option(help=backend_help())]
 PerSolveLimit = Annotated[float, typer.Option(help="Per-solve time limit (s).")]
 
-
-def quick(text: str) -> type:
-    """--quick with the preset it selects said in its help."""
-    return Annotated[bool, typer.Option(help=text)]
-
-
-def methods(text: str) -> type:
-    """--method / -m, repeated, with the methods it takes said in its help."""
-    return Annotated[Optional[list[str]], typer.Option("--method", "-m", help=text)]
