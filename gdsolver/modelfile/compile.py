@@ -8,22 +8,23 @@ import os
 from pathlib import Path
 
 from gdsolver.errors import GdsolverError
+from gdsolver.formulate.head_table import HEADS, head_for
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.modelfile.data import labels_as_indices, load_data
 from gdsolver.train.sweep import default_mode, prepare_sweep
 
 # counting heads outside a trainer (`gdsolver compile`, which has no validation check to reject a
-# sweep): this many currently correct points (a seeded sample) must stay correct
-DEFAULT_KEEP_CORRECT = 256
+# sweep): this many currently correct points (a seeded sample) must stay correct (the heads' table)
+DEFAULT_KEEP_CORRECT = HEADS["classification", "paper"].points.keep_correct
 
 
 def resolve_keep_correct(task: str, mode: str | None, keep_correct: int | None) -> int:
-    """keep_correct None ("auto"): DEFAULT_KEEP_CORRECT for a counting head (paper, compact), whose
-    MILP otherwise lets every point it does not pick become wrong; 0 for the losses over points."""
+    """keep_correct None ("auto"): the head's row of the table; DEFAULT_KEEP_CORRECT for a
+    counting head (paper, compact, count+ce), whose MILP otherwise lets every point it does not
+    pick become wrong; 0 for the losses over points."""
     if keep_correct is not None:
         return keep_correct
-    counting = task == "classification" and (mode or default_mode(task)) in ("paper", "compact", "count+ce")
-    return DEFAULT_KEEP_CORRECT if counting else 0
+    return head_for(task, mode).points.keep_correct
 
 
 def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: str | None = None,

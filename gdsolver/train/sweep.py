@@ -22,20 +22,15 @@ import numpy as np
 
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
-from gdsolver.formulate.sweep import DEFAULT_MARGIN
+from gdsolver.formulate.head_table import DEFAULT_MARGIN, HEADS, head_for
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.pipeline import SweepOutcome
 
-DEFAULT_POINTS = 32  # misclassified points per classification sweep, as in the paper
-DEFAULT_CE_POINTS = 256  # a seeded sample of the training points for the "ce" head's LP
-# regression points when the sweep has ReLU binaries. Issue 14 measured 150; issue 19 chose 50 on the
-# validation split (polynomial and formula, L-BFGS best of 5 on seeds 10-17 and Adam on seeds 10-13,
-# hidden sweeps judged after the final-layer refit): with 50 the hidden layer's MIP is solved to
-# optimality, several tangent rounds included, within the 10 s budget on a loaded 2-core machine,
-# where 150 points hit the time limit in the first round with an answer worse than the start
-DEFAULT_MIP_POINTS = 50
-# "ce" points when the sweep is solved directly (pipeline convex="direct"); more than the data: all
-DEFAULT_DIRECT_POINTS = 4096
+# the "auto" points by name (the help texts quote them); the heads' table holds them and says why
+DEFAULT_POINTS = HEADS["classification", "paper"].points.lp  # misclassified points of a counting head (the paper's)
+DEFAULT_CE_POINTS = HEADS["classification", "ce"].points.lp  # a seeded sample for the "ce" head's LP
+DEFAULT_MIP_POINTS = HEADS["regression", "squared"].points.mip  # regression points with ReLU binaries
+DEFAULT_DIRECT_POINTS = HEADS["classification", "ce"].points.direct  # "ce" solved directly: all, up to this
 
 
 def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | None, keep_correct: int,
@@ -52,7 +47,8 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
         raise GdsolverError(f"points: must be >= 1, got {points}")
     if keep_correct < 0:
         raise GdsolverError(f"keep_correct: must be >= 0, got {keep_correct}")
-    if task == "regression" or mode == "ce":
+    head = head_for(task, mode)
+    if not head.points.misclassified:
         if keep_correct:
             raise GdsolverError("keep_correct applies to the counting heads only")
         if points is None or points >= T:
@@ -63,7 +59,7 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
     if len(wrong) == 0:
         raise GdsolverError(f"no misclassified points among the {T} given (margin {margin}): nothing for a sweep "
                             "to improve")
-    k = min(points or DEFAULT_POINTS, len(wrong))
+    k = min(points or head.points.lp, len(wrong))
     pick = np.sort(rng.choice(wrong, size=k, replace=False))
     keep = np.sort(rng.choice(right, size=min(keep_correct, len(right)), replace=False)) if keep_correct else \
         np.zeros(0, np.int64)
@@ -71,20 +67,17 @@ def select_points(task: str, o0: np.ndarray, y: np.ndarray, *, points: int | Non
 
 
 def default_points(task: str, network, k: int, mode: str | None = None, convex: str = "direct") -> int | None:
-    """"auto" points: 32 misclassified for the counting heads (the paper's choice); for a loss over
-    every point, a seeded sample: regression every point when the sweep is an LP (nothing from
-    layer k on is a ReLU), else 50 (one ReLU binary per point and unit); "ce" 256 (its tangent
-    rounds are LPs with a row per point per round), 32 with ReLU binaries, and up to
-    DEFAULT_DIRECT_POINTS when the pipeline solves it directly (the last layer, identity output:
-    scipy's cost grows with the points linearly, and a small sample over-fits)."""
-    if task == "classification" and mode != "ce":
-        return DEFAULT_POINTS
+    """"auto" points, from the head's row of the table (gdsolver.formulate.head_table): 32
+    misclassified for the counting heads (the paper's choice); for a loss over every point, a
+    seeded sample: regression every point when the sweep is an LP (nothing from layer k on is a
+    ReLU), else 50 (one ReLU binary per point and unit); "ce" 256 (its tangent rounds are LPs
+    with a row per point per round), 32 with ReLU binaries, and up to 4096 when the pipeline
+    solves it directly (the last layer, identity output)."""
+    points = head_for(task, mode).points
     lp = all(la.activation == "identity" for la in network.layers[k:])
-    if mode == "ce":
-        if lp and convex == "direct" and k == len(network.layers) - 1:
-            return DEFAULT_DIRECT_POINTS
-        return DEFAULT_CE_POINTS if lp else DEFAULT_POINTS
-    return None if lp else DEFAULT_MIP_POINTS
+    if points.direct is not None and lp and convex == "direct" and k == len(network.layers) - 1:
+        return points.direct
+    return points.lp if lp else points.mip
 
 
 @dataclass
@@ -118,10 +111,11 @@ class SweepJob:
 def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str = -1, radius: float,
                   mode: str | None = None, margin: float | None = None, points: int | str | None = "auto",
                   keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                  convex: str = "direct") -> SweepJob:
+                  convex: str = "direct", units=None) -> SweepJob:
     """The job of sweeping dense layer `layer` of `network` (gdsolver.extract.Network) on (X, y).
 
-    H (inputs of that layer for every point of X) may be passed when already computed."""
+    H (inputs of that layer for every point of X) may be passed when already computed.
+    units: a block sweep of a hidden layer, only these units free (formulate.sweep_instance)."""
     t0 = time.perf_counter()
     if task not in ("regression", "classification"):
         raise GdsolverError(f"task: {task!r}, expected 'regression' or 'classification'")
@@ -142,7 +136,8 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
     idx = np.concatenate([pick, keep])
     fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
     inst = sweep_instance(network.layers, k, H[idx], y[idx], task=task, radius=radius, mode=mode, margin=margin,
-                          keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias)
+                          keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias,
+                          units=units)
     la = network.layers[k]
     inst.meta.update(
         task=task,
@@ -233,8 +228,9 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
     loss_label names what points_loss measures (a refit sweep: the training loss after the refit).
     train_before: the loss on every training point before; with accept.train_tolerance set, the
     answer (fitted on a sample of them) is kept only if that loss does not rise beyond it."""
-    blocks = (outcome.instance or job.instance).unpack(outcome.x)
-    saved = write(blocks["w"], blocks["b"])
+    from gdsolver.formulate.claims import swept_weights
+
+    saved = write(*swept_weights(outcome.instance or job.instance, outcome.x))  # a block's units in the layer
     after = points_loss()
     value, metrics = watched()
     improved = after < loss_before - IMPROVE_RTOL * max(1.0, abs(loss_before))
