@@ -1,30 +1,16 @@
-"""`gdsolver` command line: compile, solve, inspect, export, replay, bench, demo."""
+"""`gdsolver` command line: the app's callback (--version, --verbose) and the command modules,
+one per command group, each registering its commands on `app` / `bench_app` (cli/apps.py):
+compile_cmd, solve_cmd, model_cmds (apply, evaluate), inspect_cmd (inspect, export), replay_cmd,
+demo_cmd, train_cmd, bench_cmds, backends_cmd, repair_cmd."""
 
 from __future__ import annotations
 
-import json
-import os
-from enum import Enum
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from gdsolver.compile.registry import backend_help, native_options_help
-from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES
-from gdsolver.modeldef import ACTIVATIONS, TASKS
-from gdsolver.pipeline import SOLVE_DEFAULTS
-from gdsolver.train.config import RECIPE
-from gdsolver.modelfile.compile import DEFAULT_KEEP_CORRECT
-from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_MIP_POINTS
-
-from . import checks
-from .common import console, err_console, fail, fmt, table, user_errors
-
-from .apps import app, bench_app
-from .ray_opts import RayAddress, RayFlag, executor_for
-
-from .options import Task
+from .apps import app
+from .common import console
 
 
 def _version_callback(value: bool) -> None:
@@ -49,7 +35,7 @@ def main(
     quiet_libraries(verbose or verbose_env())
 
 
-# Commands defined in their own modules register themselves on `app` / `bench_app`.
+# importing a command module registers its commands (the order is the order of `gdsolver --help`)
 from . import compile_cmd  # noqa: E402,F401
 from . import solve_cmd  # noqa: E402,F401
 from . import model_cmds  # noqa: E402,F401
