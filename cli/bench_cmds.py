@@ -346,3 +346,34 @@ def bench_sweeps(
                       f"in {s['presolve_in']:.1f}; proven plain {s['mip_proven']}/{s['seeds']}, benders "
                       f"{s['benders_proven']}/{s['seeds']}" + (f"; speedup {sp:.1f}x" if sp else ""), markup=False)
     _wrote(doc)
+
+
+@bench_app.command("repair")
+@user_errors
+def bench_repair(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Directory with the MNIST idx files.")],
+    out_dir: OutDir = RESULTS_DIR,
+    sizes: Annotated[str, typer.Option(help="Fix-set sizes, comma-separated.")] = "10,50,100",
+    layer: Annotated[Optional[list[str]], typer.Option("--layer", help="final and/or hidden (default both).")]
+    = None,
+    epochs: Annotated[int, typer.Option(help="Adam epochs of the MLP before the repairs.")] = 3,
+    keep: Annotated[int, typer.Option(help="Keep points (correct training points).")] = 1000,
+    time_limit: Annotated[float, typer.Option(help="Seconds per repair.")] = 600.0,
+    seed: Annotated[int, typer.Option(help="Seed of the training and the point choice.")] = 0,
+) -> None:
+    """Certified repair on MNIST (fix sets of misclassified test points, keep 1,000 correct training
+    points; final and hidden layer) beside Adam fine-tuning: efficacy, drawdown, generalisation,
+    time, memory -> OUT/repair.{json,md}."""
+    from gdsolver.bench.repair_bench import LAYERS, run_repair_bench
+
+    try:
+        ns = tuple(int(s) for s in sizes.split(","))
+    except ValueError:
+        fail(f"--sizes: expected comma-separated integers, got {sizes!r}")
+    layers = tuple(layer or ("final", "hidden"))
+    bad = [x for x in layers if x not in LAYERS]
+    if bad or any(n < 1 for n in ns) or epochs < 1 or keep < 1:
+        fail(f"--layer {bad} / --sizes / --epochs / --keep: expected layers among {list(LAYERS)} and counts >= 1")
+    doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
+                           time_limit=time_limit, progress=lambda m: err_console.print(m, markup=False))
+    _wrote(doc)

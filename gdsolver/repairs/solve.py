@@ -75,10 +75,10 @@ def has_relu_after(layers: list[Dense], k: int) -> bool:
     return any(la.activation == "relu" for la in layers[k:])
 
 
-def default_radius(layers: list[Dense], k: int) -> float:
-    """The box when none is given: wide for an LP, narrow (then widened) with ReLUs after."""
+def default_radius(layers: list[Dense], k: int, binaries: bool) -> float:
+    """The box when none is given: wide for an LP, narrow (then widened) with ReLU binaries."""
     scale = max(1e-3, float(np.abs(layers[k].W).max()), float(np.abs(layers[k].b).max(initial=0.0)))
-    return NARROW_BOX * scale if has_relu_after(layers, k) else WIDE_BOX * max(scale, 1.0)
+    return NARROW_BOX * scale if binaries else WIDE_BOX * max(scale, 1.0)
 
 
 def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
@@ -91,8 +91,9 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
     t0 = time.perf_counter()
     k = int(k) % len(layers)
     auto = radius is None
-    r = default_radius(layers, k) if auto else float(radius)
-    widenings = MAX_WIDENINGS if auto and has_relu_after(layers, k) else 0
+    binaries = has_relu_after(layers, k) and patterns != "all"  # pinned phases leave an LP: no big-M to keep small
+    r = default_radius(layers, k, binaries) if auto else float(radius)
+    widenings = MAX_WIDENINGS if auto and binaries else 0
     y_keep = np.asarray(y_keep, np.int64)
     K = len(H_keep)
     kmarg = keep_margins(label_gaps(forward_chain(layers, H_keep, start=k), y_keep), margin) if K else np.zeros(0)
