@@ -3,7 +3,8 @@
 The short forms: `gdsolver.save(inst, path)`, `gdsolver.load(path)`,
 `gdsolver.solve(inst, backend="highs", ...)`, `gdsolver.verify(inst, x)`; training:
 `gdsolver.GDSolver(model, task=...).fit(train, val)` and the `gdsolver.GDTrainer` baselines;
-one verified sweep of a layer of a torch model: `gdsolver.sweep(model, (X, y), layer=...)`.
+one verified sweep of a layer of a torch model: `gdsolver.sweep(model, (X, y), layer=...)`;
+a certified repair of a torch model's known mistakes: `gdsolver.repair(model, fix=(X, y), keep=X)`.
 """
 
 from gdsolver._version import __version__
@@ -14,8 +15,9 @@ from gdsolver.ir import MilpInstance, load, lower, save, verify
 
 _TRAIN = ("GDSolver", "GDTrainer", "History", "clone_model")  # re-exported lazily (torch is heavy)
 _ONE_SWEEP = ("sweep", "SweepReport")  # gdsolver.train.one_sweep (gdsolver.train.sweep is a module)
+_REPAIR = ("repair", "RepairReport")  # gdsolver.repairs
 
-__all__ = [*_TRAIN, *_ONE_SWEEP, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
+__all__ = [*_TRAIN, *_ONE_SWEEP, *_REPAIR, "__version__", "MilpInstance", "save", "load", "lower", "verify", "solve", "get_backend",
            "SolveResult", "save_result", "load_result", "GdsolverError", "FormatError", "LicenseLimitError",
            "ArgTypeError", "MissingFileError",
            "InstanceError", "OptionError", "BackendUnavailableError", "UnsupportedModelError", "SolveInterrupted"]
@@ -30,4 +32,8 @@ def __getattr__(name: str):
         import gdsolver.train.one_sweep
 
         return getattr(gdsolver.train.one_sweep, name)
+    if name in _REPAIR:
+        import gdsolver.repairs
+
+        return getattr(gdsolver.repairs, name)
     raise AttributeError(f"module 'gdsolver' has no attribute {name!r}")
