@@ -270,19 +270,23 @@ def test_progress_moves_inside_an_epoch_and_during_a_solve(monkeypatch):
     assert [e["elapsed_s"] for e in solves] == sorted(e["elapsed_s"] for e in solves)
 
 
-def test_highs_reports_its_mip_figures_while_it_runs():
-    """What the solve ticks carry (compile.progress, fed by HiGHS's MIP interrupt callback): the
-    last figures seen are the answer's objective and bound."""
-    from gdsolver.compile import progress, solve
+@pytest.mark.parametrize("backend", ["highs", "gurobi", "scip"])
+def test_backends_report_their_mip_figures_while_they_run(backend):
+    """What the solve ticks carry (compile.progress, fed by the backends' callbacks: HiGHS's MIP
+    interrupt, Gurobi's MIP callback, SCIP's new-incumbent event): the last incumbent seen is the
+    answer's objective, and the bound seen is no tighter than the final one."""
+    from gdsolver.compile import available_backends, progress, solve
     from instances import small_instances
 
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not available here")
     inst = small_instances()["class-compact-relu"]
     progress.reset()
-    res = solve(inst, "highs", mip_gap=0.0)
+    res = solve(inst, backend, mip_gap=0.0)
     seen = progress.latest()
     assert res.status == "OPTIMAL"
-    assert seen["incumbent"] == pytest.approx(res.objective) and seen["bound"] == pytest.approx(res.bound)
-    assert seen["gap"] == pytest.approx(0.0, abs=1e-9) and seen["nodes"] >= 0
+    assert seen["incumbent"] == pytest.approx(res.objective)
+    assert abs(seen["bound"] - res.objective) >= abs(res.bound - res.objective) - 1e-6 and seen["nodes"] >= 0
 
 
 def test_verbose_lines_off_a_terminal(monkeypatch, capsys):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.compile import progress
 from gdsolver.compile.base import Backend, Feature, LicenceStatus, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination
@@ -266,13 +267,15 @@ class GurobiBackend(Backend):
             if opts.use_start and inst.start is not None and inst.is_mip:
                 x.Start = inst.start
             t0 = time.perf_counter()
+            # a MIP reports incumbent, bound, gap and nodes to a progress display (compile.progress)
+            optimize = functools.partial(m.optimize, _report_progress) if inst.is_mip else m.optimize
             try:
-                run(m.optimize, m.terminate)
+                run(optimize, m.terminate)
                 if m.Status == GRB.INF_OR_UNBD and not run.interrupted:
                     # presolve's dual reductions may not tell which; without them Gurobi does
                     m.setParam("DualReductions", 0)
                     m.reset()
-                    run(m.optimize, m.terminate)
+                    run(optimize, m.terminate)
             except gp.GurobiError as exc:
                 if getattr(exc, "errno", None) == _SIZE_LIMIT_ERROR:
                     raise self.licence_error(inst) from None
@@ -286,3 +289,18 @@ class GurobiBackend(Backend):
                                    bound=bound, nodes=nodes, runtime_s=runtime, interrupted=run.interrupted)
         finally:
             env.dispose()
+
+
+def _report_progress(model, where: int) -> None:
+    """Gurobi's MIP callback: its figures for a progress display (compile.progress)."""
+    GRB = _gurobipy().GRB
+    cb = GRB.Callback
+    if where == cb.MIP:  # periodic
+        best, bound, nodes = model.cbGet(cb.MIP_OBJBST), model.cbGet(cb.MIP_OBJBND), model.cbGet(cb.MIP_NODCNT)
+    elif where == cb.MIPSOL:  # a new incumbent (the last one may come after the last periodic call)
+        best, bound, nodes = model.cbGet(cb.MIPSOL_OBJ), model.cbGet(cb.MIPSOL_OBJBND), model.cbGet(cb.MIPSOL_NODCNT)
+    else:
+        return
+    has, bounded = abs(best) < GRB.INFINITY, abs(bound) < GRB.INFINITY
+    gap = abs(best - bound) / max(abs(best), 1e-10) if has and bounded else None
+    progress.report(incumbent=best if has else None, bound=bound if bounded else None, gap=gap, nodes=int(nodes))

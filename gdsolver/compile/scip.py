@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.compile import progress
 from gdsolver.compile.base import Backend, Feature, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination
@@ -292,6 +293,9 @@ def _watch_incumbent(m, xs) -> _Incumbent:
         def eventexec(self, event):
             sol = self.model.getBestSol()
             watch.x = np.fromiter((self.model.getSolVal(sol, v) for v in xs), dtype=np.float64, count=len(xs))
+            # a progress display's figures (compile.progress), at each new incumbent
+            progress.report(incumbent=float(self.model.getSolObjVal(sol)), bound=float(self.model.getDualbound()),
+                            gap=float(self.model.getGap()), nodes=int(self.model.getNNodes()))
 
     handler = Handler()
     m.includeEventhdlr(handler, "gdsolver_incumbent", "keeps the incumbent for Ctrl-C")
