@@ -43,9 +43,11 @@ def test_restart_valued_by_the_next_draw():
     """A restart's rate is the expected drop of one more draw: the gap between the two best
     starts over the number of starts, per mean restart cost; an unlucky kept-nothing history does
     not zero it, and GD at its plateau loses to it."""
-    s = Scheduler(["gd"], default="gd")
+    s = Scheduler(["gd", "sweep a"], default="gd")
     s.record("gd", 1.0, 0.01)  # GD's last phase: 0.01 / s
-    s.add("restart", pooled=True)
+    s.add("restart", pooled=True, first=True)  # tried before the untried sweep
+    assert list(s.moves) == ["restart", "gd", "sweep a"]
+    s.record("sweep a", 1.0, 0.0)
     s.draw("restart", 5.0)  # the first run's loss
     assert s.choose(10, 1) == "restart"  # untried
     s.record("restart", 0.5, 0.0)  # not kept

@@ -5,8 +5,9 @@ time and the drop of the monitored loss (validation, else training) it bought ar
 the next move is the one that paid most per second so far, among those whose last cost fits
 in the time left. A move never tried is tried once first (its cost is unknown), in the order
 given; when nothing has paid, a restart (a fresh draw) when there is one, else GD goes on. A
-restart that is kept replaces the model, so the sweeps' measurements are forgotten (they are
-tried again on the new model). Every choice is written down with its reason.
+restart that is kept replaces the model, so the measurements of the sweeps that paid are
+forgotten (they are tried again on the new model; one that paid nothing is not re-explored).
+Every choice is written down with its reason.
 
 A restart's payoff is not what the last one bought but what the next draw is expected to buy:
 with the monitored losses d(1) <= d(2) <= ... of the k starts so far (the first run's included),
@@ -72,9 +73,11 @@ class Scheduler:
             raise ValueError(f"default move {self.default!r} is not one of {self.names}")
         self.moves = {n: Move(n) for n in self.names}
 
-    def add(self, name: str, *, pooled: bool = False) -> None:
-        """A move that becomes possible during the run (e.g. restarts, once GD's cost is known)."""
-        self.moves.setdefault(name, Move(name, pooled))
+    def add(self, name: str, *, pooled: bool = False, first: bool = False) -> None:
+        """A move that becomes possible during the run (e.g. restarts, once GD's cost is known);
+        `first`: tried before the other untried moves."""
+        if name not in self.moves:
+            self.moves = {name: Move(name, pooled), **self.moves} if first else {**self.moves, name: Move(name, pooled)}
 
     def draw(self, name: str, loss: float) -> None:
         """The monitored loss a start reached (the first run's, each restart's, kept or not)."""

@@ -48,7 +48,7 @@ from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, Swe
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
 from gdsolver.pipeline import SweepOutcome, solve_sweep
-from gdsolver.train.one_sweep import LayerSweep, layer_indices
+from gdsolver.train.one_sweep import LayerSweep, block_units, layer_indices
 from gdsolver.train.one_sweep import solve as solve_one
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
 from gdsolver.train.trainer import Trainer
@@ -174,7 +174,9 @@ class GDSolver(Trainer):
     def _fit_rounds(self) -> None:
         self._round = 0
         self._sweep_no = 0
+        self._block_at: dict[str, int] = {}  # block sweeps: the first unit of each layer's next block
         self._sweep_deadline: float | None = None
+        self._explore_cap: float | None = None  # under budget_s, a sweep's first try: its time at most this
         self._layers: list[int] = []
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
@@ -224,7 +226,7 @@ class GDSolver(Trainer):
         """budget_s: the first GD phase (to its plateau), then, while time is left, the move that
         has paid most per second (gdsolver.train.budget): another GD phase, a sweep of a layer,
         or a restart (a fresh initialisation trained to its plateau, kept if better on the
-        monitored loss; a move only when the first phase took at most a quarter of the budget).
+        monitored loss; a move when another start as long as the first fits in the time left).
         max_sweeps does not apply (the budget decides); `epochs` bounds each GD phase."""
         from gdsolver.train.budget import Scheduler
 
@@ -242,8 +244,9 @@ class GDSolver(Trainer):
         plan.record("gd", time.perf_counter() - t, before - self._watched_loss(), step=self._epoch_cost)
         first_cost = time.perf_counter() - t
         restarts = 0
-        if first_cost <= self.budget_s / 4 or self.restarts == "fill":
-            plan.add("restart", pooled=True)
+        if first_cost <= self.time_left() or self.restarts == "fill":  # another start fits
+            # tried before the sweeps: its cost is about the first phase's, known and often small
+            plan.add("restart", pooled=True, first=True)
             plan.draw("restart", self._watched_loss())  # the first start is the first draw
         while not self._reached_goal():
             move = plan.choose(self.time_left(), time.perf_counter() - self._t0, EXPLORE_SHARE * self.budget_s)
@@ -261,9 +264,13 @@ class GDSolver(Trainer):
                 restarts += 1
                 kept, drawn = self._restart_move(restarts)
                 plan.draw("restart", drawn)
-                if kept:  # a new model: what the sweeps paid on the old one is moot
-                    plan.forget([n for n in plan.moves if n.startswith("sweep ")])
+                if kept:  # a new model: the sweeps that paid on the old one are tried on it afresh; one that
+                    # paid nothing is not explored again (re-exploring each after every kept restart cost
+                    # the regression runs more than the sweeps ever paid)
+                    plan.forget([n for n, m in plan.moves.items() if n.startswith("sweep ") and m.gain > 0])
             else:
+                # a first try is a probe: at most EXPLORE_SHARE of the budget
+                self._explore_cap = EXPLORE_SHARE * self.budget_s if plan.moves[move].tries == 0 else None
                 self._sweep(move.split(" ", 1)[1])
             plan.record(move, time.perf_counter() - t, before - self._watched_loss(),
                         step=self._epoch_cost if move == "gd" else None)
@@ -321,8 +328,10 @@ class GDSolver(Trainer):
         t = time.perf_counter()
         # under budget_s the whole sweep (extraction, build, solve, checks, the decision) ends by
         # this time: at most a share of what is left, an epoch's cost kept back (_solve)
-        self._sweep_deadline = (None if self.budget_s is None else
-                                t + max((self.time_left() - self._epoch_cost) * SWEEP_SHARE, MIN_SWEEP_S))
+        share = (self.time_left() - self._epoch_cost) * SWEEP_SHARE
+        if self._explore_cap is not None:
+            share = min(share, self._explore_cap)
+        self._sweep_deadline = None if self.budget_s is None else t + max(share, MIN_SWEEP_S)
         try:
             net = network_from_torch(self.model, X, output=self._selected)
             k = net.layer_index(name)
@@ -342,11 +351,15 @@ class GDSolver(Trainer):
         # the model side of the sweep: the same stages gdsolver.sweep runs (train.one_sweep)
         ls = self._ls = LayerSweep(self.model, net, X, y.numpy(), task=self.task, outputs=self._model_outputs)
         train_loss = None
+        units = block_units(self._block_at.get(name, 0), cfg.block, net, k)  # moves over the layer per sweep
+        if units is not None:
+            self._block_at[name] = int(units[-1] + 1) % net.layers[k].M
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
                 c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
-                                   keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex)
+                                   keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
+                                   units=units)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
