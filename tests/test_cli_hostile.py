@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -16,37 +15,16 @@ import pytest
 
 import gdsolver
 import gdsolver.formulate
-from clirun import assert_user_error, run, run_subprocess
-from gdsolver.cli.main import app
+from clirun import Ran, assert_user_error, run, run_subprocess
 from gdsolver.compile.result import SolveResult
 
 
-class Ran:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
 @pytest.fixture
-def cli(capsys, monkeypatch):
-    """cli(*args, cwd=...) -> Ran, with a 60 s alarm: a hang fails the test instead of the suite."""
+def cli():
+    """cli(*args, cwd=...) -> clirun.Ran: the command in this process (clirun.run), with a 60 s
+    alarm so that a hang fails the test instead of the suite."""
     def invoke(*args: str, cwd: Path) -> Ran:
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-
-        def timeout(*_):
-            raise TimeoutError(f"gdsolver {' '.join(args)} hung")
-        old = signal.signal(signal.SIGALRM, timeout)
-        signal.alarm(60)
-        try:
-            app(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, old)
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
+        return run(*args, cwd=cwd, timeout=60)
     return invoke
 
 

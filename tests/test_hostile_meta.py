@@ -9,12 +9,8 @@ Property-based cases use hypothesis: a few examples by default, many under -m sl
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import shutil
-import signal
 import zipfile
 from pathlib import Path
 
@@ -26,7 +22,7 @@ from hypothesis import strategies as st
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from gdsolver.cli.main import app  # noqa: E402
+from clirun import run  # noqa: E402
 from gdsolver.errors import FormatError  # noqa: E402
 from gdsolver.ir import load  # noqa: E402
 
@@ -35,29 +31,12 @@ SLOW = settings(max_examples=150, deadline=None, suppress_health_check=list(Heal
 
 
 def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
-    """Run the CLI in this process (the installed script's entry point): (exit code, stdout,
-    stderr). An exception escaping it is a traceback a user would have seen: it fails the test.
-    A 60 s alarm turns a hang into a failure."""
-    out, err = io.StringIO(), io.StringIO()
-    old = os.getcwd()
-
-    def hung(*_):
-        raise TimeoutError(f"gdsolver {' '.join(args)} hung")
-    prev = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(60)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                app(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        os.chdir(old)
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, prev)
-    return code, out.getvalue(), err.getvalue()
+    """Run the CLI in this process (clirun.run, the installed script's entry point): (exit code,
+    stdout, stderr). An exception escaping it is a traceback a user would have seen: it fails the
+    test. A 60 s alarm turns a hang into a failure."""
+    p = run(*args, cwd=cwd, timeout=60)
+    assert "Traceback" not in p.stderr, (args, p.stderr)
+    return p.returncode, p.stdout, p.stderr
 
 
 def one_error_line(code: int, err: str, *needles: str) -> str:
