@@ -132,8 +132,8 @@ def test_a_sweep_keeps_inside_its_share_of_the_budget():
 
     split = load_split("digits", seed=0)
     model = build_model("mlp", tuple(split.train[0].shape[1:]), 10, hidden=32, seed=0)
-    budget = 0.8
-    tr = GDSolver(model, "classification", optimizer="adam", lr=0.03, epochs=10**6, radius=5.0, points=1117,
+    budget = 3.0  # short GD phases (epochs bounds each): the restart and the sweep are both tried
+    tr = GDSolver(model, "classification", optimizer="adam", lr=0.03, epochs=2, radius=5.0, points=1117,
                   budget_s=budget, seed=0)
     h = tr.fit(split.train, split.val)
     sweeps = [r for r in h.rows if r["kind"] == "sweep"]
