@@ -121,8 +121,10 @@ def test_a_dataloader_is_used_as_given():
     ds = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
     model = TwoOut("logits-first")
     seen = _counting(model)
-    GDTrainer(model, epochs=2).fit(torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True))
+    trainer = GDTrainer(model, epochs=2)
+    trainer.fit(torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True))
     assert seen == [64, 64, 64, 8] * 2  # its batch size, not the trainer's 32
+    assert trainer.config()["batch_size"] == 64  # and run.json says so
     # its sampler: only the points it samples, drop_last honoured
     model = TwoOut("logits-first")
     seen = _counting(model)
@@ -287,6 +289,30 @@ def test_backends_report_their_mip_figures_while_they_run(backend):
     assert res.status == "OPTIMAL"
     assert seen["incumbent"] == pytest.approx(res.objective)
     assert abs(seen["bound"] - res.objective) >= abs(res.bound - res.objective) - 1e-6 and seen["nodes"] >= 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_bar_moves_inside_an_epoch_and_while_solving(monkeypatch):
+    """verbose=2 on a terminal: the one-line bar is redrawn with each batch and while the sweep
+    solves (its seconds and, from HiGHS's callbacks, its figures), not only at epoch ends."""
+    from gdsolver.train import progress
+
+    monkeypatch.setattr(one_sweep, "TICK_S", 0.001)
+    monkeypatch.setattr(progress, "MIN_REDRAW_S", 0.0)
+    screen = _Terminal()
+    monkeypatch.setattr("sys.stdout", screen)
+    X, y = blobs(200)
+    t = GDSolver(WithNorm(), epochs=1, max_sweeps=1, layers=["mid"], solver_points=8, time_limit=20,
+                 batch_size=50, verbose=2)
+    t.fit((X, y))
+    frames = screen.getvalue().split("\r")
+    assert {i for i in (1, 2, 3, 4) if any(f"epoch 1: batch {i}/4" in f for f in frames)} == {1, 2, 3, 4}
+    assert any("sweep 1 (mid): solving" in f for f in frames)
+    assert "gdsolver sweep 1 after epoch 1" in screen.getvalue()  # the verdict stays on screen
 
 
 def test_verbose_lines_off_a_terminal(monkeypatch, capsys):

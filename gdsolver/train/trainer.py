@@ -202,8 +202,11 @@ class Trainer:
     def config(self) -> dict[str, Any]:
         """The constructor settings, JSON-able (for run.json)."""
         skip = {"model", "callback", "history", "train_data", "val_data", "test_data", "output"}
-        return {k: v for k, v in vars(self).items()
-                if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, list, type(None)))}
+        cfg = {k: v for k, v in vars(self).items()
+               if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, list, type(None)))}
+        if self._loader is not None:  # GD used the loader's batches, not batch_size
+            cfg.update(batch_size=self._loader.batch_size, data="DataLoader")
+        return cfg
 
     def fit(self, train: Any, val: Any = None) -> History:
         """Train on `train` ((X, y) or a DataLoader), watching `val` for plateaus; return the history."""
