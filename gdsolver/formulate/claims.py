@@ -49,14 +49,24 @@ def network_of(inst: MilpInstance) -> tuple[list[Dense], int]:
     return layers, k
 
 
+def swept_weights(inst: MilpInstance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The swept layer's whole (W, b) at the point x: its blocks "w", "b", which a block sweep
+    (meta "units") has for its units only, put into the current weights of the others."""
+    blocks = inst.unpack(x)
+    units = (getattr(inst, "meta", None) or {}).get("units")
+    if units is None:
+        return blocks["w"], blocks["b"]
+    W, b = np.array(inst.data["W0"], np.float64), np.array(inst.data["b0"], np.float64)
+    u = np.asarray(units, np.int64)
+    W[u], b[u] = blocks["w"], blocks["b"]
+    return W, b
+
+
 def outputs(inst: MilpInstance, x: np.ndarray | None = None) -> np.ndarray:
     """Network outputs (T, M) on the instance's points with the swept layer's weights from x
     (the current weights when x is None)."""
     layers, _ = network_of(inst)
-    weights = None
-    if x is not None:
-        blocks = inst.unpack(x)
-        weights = {0: (blocks["w"], blocks["b"])}
+    weights = None if x is None else {0: swept_weights(inst, x)}
     return forward_chain(layers, inst.data["H"], 0, weights)
 
 

@@ -65,8 +65,11 @@ def swept_dense(bld: InstanceBuilder, H: np.ndarray, W: np.ndarray, b: np.ndarra
                    mid + spread, value0, (T, M))
 
 
-def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, name: str) -> LinExpr:
-    """a[t, j] = W[j] . h[t] + b[j] with W, b data; h is made of variables first if it is not."""
+def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, name: str,
+                offset: np.ndarray | None = None) -> LinExpr:
+    """a[t, j] = W[j] . h[t] + b[j] (+ offset[t, j]) with W, b data; h is made of variables first if
+    it is not. offset (T, M): a per-point constant, the part of the previous layer held fixed (a
+    block sweep's fixed units: their outputs are data, not variables)."""
     if h.cols.shape[1] != 1 or np.any(h.vals != 1.0) or np.any(h.const != 0.0):
         h = materialize(bld, h, f"{name}_in")
     T, Mp = h.shape
@@ -79,8 +82,11 @@ def fixed_dense(bld: InstanceBuilder, h: LinExpr, W: np.ndarray, b: np.ndarray, 
     dead = ((lb == 0.0) & (ub == 0.0))
     vals[np.broadcast_to(dead[:, None, :], (T, M, Mp)).reshape(T * M, Mp)] = 0.0
     const = np.broadcast_to(b[None, :], (T, M)).ravel().astype(np.float64)
-    lo, hi = interval_of(vals, const, cols, bld.var_bounds)
     value0 = (h.value0.reshape(T, Mp) @ W.T + b).ravel()
+    if offset is not None:
+        off = np.asarray(offset, np.float64).reshape(T * M)
+        const, value0 = const + off, value0 + off
+    lo, hi = interval_of(vals, const, cols, bld.var_bounds)
     return LinExpr(cols, vals, const, lo, hi, value0, (T, M))
 
 

@@ -89,7 +89,8 @@ def _check_keep(keep_correct, T: int, correct0: np.ndarray, margin: float) -> np
 def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: float, mode: str | None = None,
                    margin: float | None = None, keep_correct=None, fix_bias: bool = False,
                    anchors: np.ndarray | None = None, correct: np.ndarray | None = None,
-                   start_at: tuple[np.ndarray, np.ndarray] | None = None) -> MilpInstance:
+                   start_at: tuple[np.ndarray, np.ndarray] | None = None,
+                   units: Sequence[int] | np.ndarray | None = None) -> MilpInstance:
     """The MILP of a sweep of layer k (0-based; negative counts from the end) of `layers`.
 
     H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
@@ -102,7 +103,12 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     (T, A, M) for "ce"; default the current outputs. correct ("count+ce"): the 0/1 decisions
     of a count answer; without it the instance is the count stage, with it the ce stage.
     start_at: (W, b) of layer k inside the box to start the MIP from (default its current
-    weights, the box's centre); the meta's current_* figures are then at that point."""
+    weights, the box's centre); the meta's current_* figures are then at that point.
+    units: a block sweep of a hidden layer: only these units (indices into layer k's outputs) are
+    free, their incoming weights and biases boxed; every other unit keeps its weights, so its
+    outputs are data (no columns, rows or binaries). The answer's blocks "w", "b" (and start_at)
+    then have the block's shape (len(units), N), (len(units),); meta["units"] lists the units
+    (claims.swept_weights puts them into the full layer). None or every unit: the full sweep."""
     layers = check_chain(layers)
     k = _check_layer(k, len(layers))
     if task not in TASKS:
@@ -115,16 +121,17 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     if H.shape[0] == 0:
         raise GdsolverError("H: no data points (T = 0)")
     radius = _check_radius(radius)
+    units = _check_units(units, swept.M, k, len(layers))
     head = head_for(task, mode)
     if correct is not None and head.then is not None:
         head = head.then  # the second stage, given the first stage's decisions
     margin = _check_margin(DEFAULT_MARGIN[task] if margin is None else margin)
-    Ws, bs = _check_start(start_at, swept)
-    o0 = forward_chain(layers, H, start=k, weights={k: (Ws, bs)})
+    Ws, bs = _check_start(start_at, swept, units)
+    o0 = forward_chain(layers, H, start=k, weights={k: _full(swept, Ws, bs, units)})
     target, keep = _check_target(task, y, keep_correct, o0, margin)
 
     bld = InstanceBuilder()
-    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias)
+    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias, units)
     h = HeadInput(bld, out, target, o0, margin, keep, anchors, correct)
     head_meta, anchors = head.build(h)
     meta = {
@@ -141,6 +148,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
         "relu": relus,
         "relu_binaries": int(sum(r["binaries"] for r in relus)),
+        **({} if units is None else {"units": [int(u) for u in units]}),
         "gdsolver_version": __version__,
         **head_meta,
     }
@@ -162,13 +170,43 @@ def _check_layer(k, L: int) -> int:
     return int(k) % L
 
 
-def _check_start(start_at: tuple[np.ndarray, np.ndarray] | None, swept: Dense) -> tuple[np.ndarray, np.ndarray]:
+def _check_units(units, M: int, k: int, L: int) -> np.ndarray | None:
+    """The block's units as sorted int64 indices into layer k's M outputs; None for every unit."""
+    if units is None:
+        return None
+    arr = np.asarray(units)
+    if arr.ndim != 1 or len(arr) == 0 or arr.dtype.kind not in "iu":
+        raise GdsolverError(f"units: expected a non-empty 1-D list of unit indices, got {units!r}")
+    u = np.unique(arr.astype(np.int64))
+    if len(u) != len(arr) or u[0] < 0 or u[-1] >= M:
+        raise GdsolverError(f"units: expected distinct indices in 0..{M - 1} (layer {k} has {M} units), got "
+                            f"{arr.tolist() if len(arr) <= 8 else arr[:8].tolist() + ['...']}")
+    if len(u) == M:
+        return None
+    if k == L - 1:
+        raise GdsolverError(f"units: a block of units applies to a hidden layer; layer {k} is the last (its "
+                            "sweep is already small: no ReLU binaries of its own)")
+    return u
+
+
+def _full(swept: Dense, Ws: np.ndarray, bs: np.ndarray, units: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The whole layer's weights with the block's rows (Ws, bs) in place (units None: they are)."""
+    if units is None:
+        return Ws, bs
+    W, b = swept.W.copy(), swept.b.copy()
+    W[units], b[units] = Ws, bs
+    return W, b
+
+
+def _check_start(start_at: tuple[np.ndarray, np.ndarray] | None, swept: Dense,
+                 units: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    W0, b0 = (swept.W, swept.b) if units is None else (swept.W[units], swept.b[units])
     if start_at is None:
-        return swept.W, swept.b
+        return W0, b0
     Ws, bs = (np.asarray(a, np.float64) for a in start_at)
-    if Ws.shape != swept.W.shape or bs.shape != swept.b.shape:
-        raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {swept.W.shape}, "
-                            f"{swept.b.shape}")
+    if Ws.shape != W0.shape or bs.shape != b0.shape:
+        raise GdsolverError(f"start_at: weights of shape {Ws.shape}, {bs.shape}, expected {W0.shape}, "
+                            f"{b0.shape}" + ("" if units is None else f" (a block of {len(units)} units)"))
     return Ws, bs
 
 
@@ -186,16 +224,25 @@ def _check_target(task: str, y, keep_correct, o0: np.ndarray, margin: float) -> 
 
 
 def _encode(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, start: tuple[np.ndarray, np.ndarray],
-            radius: float, fix_bias: bool) -> tuple[LinExpr, list[dict]]:
+            radius: float, fix_bias: bool, units: np.ndarray | None = None) -> tuple[LinExpr, list[dict]]:
     """Layer k swept in its box, every later layer fixed: the network's outputs over the box, and
-    the ReLU binaries' counts per layer."""
+    the ReLU binaries' counts per layer. With units (a block), only those units of layer k are
+    encoded; the others' outputs are data, added to layer k + 1 as a per-point constant."""
     swept = layers[k]
-    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias, start=start)
-    out = swept_dense(bld, H, *start, w, bb, radius, bias_radius(radius, fix_bias), centre=(swept.W, swept.b))
+    W0, b0 = (swept.W, swept.b) if units is None else (swept.W[units], swept.b[units])
+    w, bb = weight_box(bld, W0, b0, radius, fix_bias, start=start)
+    out = swept_dense(bld, H, *start, w, bb, radius, bias_radius(radius, fix_bias), centre=(W0, b0))
+    offset = None
+    if units is not None:  # the fixed units' outputs, through layer k + 1's weights
+        fixed = np.setdiff1d(np.arange(swept.M), units)
+        o_fixed = forward_chain([Dense(swept.W[fixed], swept.b[fixed], swept.activation)], H)
+        offset = o_fixed @ layers[k + 1].W[:, fixed].T
     relus = []
     for j in range(k, len(layers)):
         layer = layers[j]
-        if j > k:
+        if j == k + 1 and units is not None:
+            out = fixed_dense(bld, out, layer.W[:, units], layer.b, f"a{j}", offset=offset)
+        elif j > k:
             out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
         check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
         if layer.activation == "relu":

@@ -104,6 +104,11 @@ class SweepConfig:
       fixed in the hidden layer's MIP, cannot have yet. The answer is then kept when the training
       loss after the refit is lower (instead of the solver's loss on its points, which assumes the
       old output weights) and the validation loss rule holds; a rejection restores both layers.
+    block: a hidden-layer sweep frees only this many units of the swept layer (their incoming
+      weights and bias, boxed); every other unit keeps its weights, so its outputs are data and
+      its ReLUs add no binaries. The block moves over the layer from one sweep of it to the next
+      (units 0..B-1, then B..2B-1, ..., wrapping). None: every unit. The last layer is always
+      swept whole (it has no ReLU binaries of its own).
     search: how a count head's MIP is searched (gdsolver.compile.search): "auto" (default:
       interval presolve + combinatorial Benders where the instance has the
       maximum-feasible-subsystem shape and the backend is HiGHS, else the plain MIP), "mip",
@@ -139,6 +144,9 @@ class SweepConfig:
                           "direct (scipy, exact) or cuts (tangent rounds on the backend).", str)
     refit: bool = setting(True, "Regression: judge a hidden layer's sweep after refitting the output layer by "
                           "least squares.", bool)
+    block: int | None = setting(None, "Hidden-layer sweeps: free only this many units of the layer (their "
+                                "incoming weights), the rest fixed; the block moves over the layer from sweep "
+                                "to sweep (default: every unit).", int)
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -150,6 +158,8 @@ class SweepConfig:
         if self.points not in (None, "auto"):
             set_("points", positive_int("solver_points", self.points))
         set_("keep_correct", positive_int("keep_correct", self.keep_correct, allow_zero=True))
+        if self.block is not None:
+            set_("block", positive_int("block", self.block))
         if self.margin is not None:
             m = float(self.margin)
             if not (m >= 0 and math.isfinite(m)):

@@ -65,6 +65,16 @@ def layer_indices(net, spec: Any, *, what: str = "layers") -> list[int]:
     return sorted(set(ks))
 
 
+def block_units(at: int, block: int | None, net, k: int) -> np.ndarray | None:
+    """The units of chain layer k a block sweep frees: `block` of them from unit `at` on, wrapping
+    over the layer; None (the whole layer) without a block, for the last layer (no ReLU binaries
+    of its own), or when the block covers the layer."""
+    M = net.layers[k].M
+    if block is None or block >= M or k == len(net.layers) - 1:
+        return None
+    return (at + np.arange(block)) % M
+
+
 # ------------------------------------------------------------------ the model side of a sweep
 class LayerSweep:
     """The model side of sweeping one network (`net`, found on `model`) on the data (X, y).
@@ -78,11 +88,12 @@ class LayerSweep:
 
     def prepare(self, k: int, *, radius: float, mode: str | None = None, margin: float | None = None,
                 points: int | str | None = "auto", keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                convex: str = "direct") -> SweepJob:
-        """The instance of sweeping chain layer k (train.sweep.prepare_sweep)."""
+                convex: str = "direct", units=None) -> SweepJob:
+        """The instance of sweeping chain layer k (train.sweep.prepare_sweep); units: only this
+        block of its units free (a hidden layer)."""
         return prepare_sweep(self.net, self.X.numpy(), self.y, task=self.task, layer=k, radius=radius,
                              mode=mode or default_mode(self.task), margin=margin, points=points,
-                             keep_correct=keep_correct, seed=seed, H=H, convex=convex)
+                             keep_correct=keep_correct, seed=seed, H=H, convex=convex, units=units)
 
     def points_loss(self, job: SweepJob) -> float:
         """The solver's loss on the job's points, by a forward pass of the model as it is now."""

@@ -1,0 +1,216 @@
+"""Block sweeps of a hidden layer (only some of its units free) and bounds tightened before the MIP.
+
+The block instance is checked against the full sweep's instance with every other unit's weights
+pinned (same optimum, solved by HiGHS on both), answers by a float64 forward pass (claims) and
+by torch after the write-back; binaries against interval counts computed here in numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gdsolver.compile import solve
+from gdsolver.errors import GdsolverError
+from gdsolver.formulate import Dense, check_claims, sweep_instance
+from gdsolver.formulate.claims import swept_weights
+from gdsolver.ir import verify
+from gdsolver.modeldef import forward_chain
+
+
+def small_net(seed: int, sizes=(4, 6, 5, 3)) -> list[Dense]:
+    rng = np.random.default_rng(seed)
+    acts = ["relu"] * (len(sizes) - 2) + ["identity"]
+    return [Dense(rng.normal(size=(sizes[j + 1], sizes[j])) / np.sqrt(sizes[j]), rng.normal(size=sizes[j + 1]) * 0.1,
+                  acts[j]) for j in range(len(sizes) - 1)]
+
+
+def pinned_full(layers, k, H, y, units, **kw):
+    """The full sweep of layer k with every unit outside `units` pinned to its current weights."""
+    inst = sweep_instance(layers, k, H, y, **kw)
+    fixed = np.setdiff1d(np.arange(layers[k].M), units)
+    for name in ("w", "b"):
+        off, shape = inst.blocks[name]
+        idx = (np.arange(int(np.prod(shape))).reshape(shape)[fixed]).ravel() + off
+        inst.lb[idx] = inst.ub[idx] = inst.start[idx]
+    return inst
+
+
+CASES = [("classification", "paper", 0), ("classification", "ce", 1), ("regression", "l1", 2),
+         pytest.param("regression", "squared", 3, marks=pytest.mark.slow)]  # 15 s: the pinned full instance
+
+
+@pytest.mark.parametrize("task,mode,seed", CASES)
+def test_block_has_the_optimum_of_the_full_sweep_with_the_rest_pinned(task, mode, seed):
+    layers = small_net(seed)
+    rng = np.random.default_rng(100 + seed)
+    H = rng.normal(size=(10, 4))
+    y = rng.integers(0, 3, 10) if task == "classification" else rng.normal(size=(10, 3))
+    units = [1, 4]
+    kw = dict(task=task, radius=0.3, mode=mode)
+    if mode == "squared":  # the same tangents for both (by default a grid over each residual's interval, which
+        # the pinned full instance computes over the whole box)
+        kw["anchors"] = (forward_chain(layers, H) - y)[:, :, None] + np.array([-1.0, 0.0, 1.0])
+    blk = sweep_instance(layers, 0, H, y, units=units, **kw)
+    full = pinned_full(layers, 0, H, y, units, **kw)
+    assert blk.blocks["w"][1] == (2, 4) and blk.meta["units"] == units
+    assert blk.num_vars < full.num_vars and blk.meta["relu_binaries"] <= full.meta["relu_binaries"]
+    assert verify(blk, blk.start).ok  # the current weights are a point of the block's instance
+    rb, rf = solve(blk, time_limit=60), solve(full, time_limit=60)
+    assert rb.status == rf.status == "OPTIMAL"
+    assert rb.objective == pytest.approx(rf.objective, rel=1e-6, abs=1e-6)
+    assert verify(blk, rb.x).ok and check_claims(blk, rb.x).ok
+    # the block's answer as whole-layer weights: the fixed units exactly as they were, and its
+    # objective recomputed by a forward pass of the whole network (l1: the objective is the error)
+    W, b = swept_weights(blk, rb.x)
+    fixed = np.setdiff1d(np.arange(6), units)
+    assert np.array_equal(W[fixed], layers[0].W[fixed]) and np.array_equal(b[fixed], layers[0].b[fixed])
+    assert np.all(np.abs(W[units] - layers[0].W[units]) <= 0.3 + 1e-9)
+    if mode == "l1":
+        o = forward_chain(layers, H, 0, {0: (W, b)})
+        assert np.abs(o - y).sum() == pytest.approx(rb.objective, rel=1e-6)
+
+
+def test_binaries_only_for_the_blocks_undecided_units():
+    layers = small_net(5, sizes=(5, 8, 7, 3))
+    rng = np.random.default_rng(7)
+    H = rng.normal(size=(12, 5))
+    y = rng.integers(0, 3, 12)
+    units, r = np.array([0, 3, 6]), 0.2
+    inst = sweep_instance(layers, 0, H, y, task="classification", radius=r, mode="ce", units=units)
+    # layer 0: the block's pre-activations are H w + b boxed, exact interval a0 +- r (|H|_1 + 1)
+    W0, b0 = layers[0].W, layers[0].b
+    a0 = H @ W0[units].T + b0[units]
+    spread = r * (np.abs(H).sum(axis=1) + 1.0)[:, None]
+    lo0, hi0 = a0 - spread, a0 + spread
+    want0 = int(np.count_nonzero((lo0 < 0) & (hi0 > 0)))
+    # layer 1: the fixed units' outputs are constants; the block's outputs range over [relu(lo), relu(hi)]
+    fixed = np.setdiff1d(np.arange(8), units)
+    W1, b1 = layers[1].W, layers[1].b
+    const = np.maximum(H @ W0[fixed].T + b0[fixed], 0) @ W1[:, fixed].T + b1
+    olo, ohi = np.maximum(lo0, 0), np.maximum(hi0, 0)
+    Wb = W1[:, units]
+    lo1 = const + np.minimum(olo[:, None, :] * Wb, ohi[:, None, :] * Wb).sum(axis=2)
+    hi1 = const + np.maximum(olo[:, None, :] * Wb, ohi[:, None, :] * Wb).sum(axis=2)
+    want1 = int(np.count_nonzero((lo1 < 0) & (hi1 > 0)))
+    got = {r_["layer"]: r_ for r_ in inst.meta["relu"]}
+    assert got[0]["units"] == 12 * 3 and got[0]["binaries"] == want0
+    assert got[1]["binaries"] == want1
+    assert inst.num_integer == want0 + want1 == inst.meta["relu_binaries"]
+
+
+def test_block_rounds_through_the_pipeline_verify():
+    """A smooth head refined in rounds rebuilds the block's instance (refine passes the units on)."""
+    from gdsolver.pipeline import SolveSettings, solve_sweep
+
+    layers = small_net(11)
+    rng = np.random.default_rng(11)
+    H = rng.normal(size=(8, 4))
+    y = rng.integers(0, 3, 8)
+    inst = sweep_instance(layers, 0, H, y, task="classification", radius=0.2, mode="ce", units=[2, 3, 5])
+    out = solve_sweep(inst, SolveSettings(time_limit=20, rounds=2))
+    assert out.usable and out.x is not None
+    final = out.instance or inst
+    assert final.meta["units"] == [2, 3, 5] and final.blocks["w"][1] == (3, 4)
+    W, b = swept_weights(final, out.x)
+    o = forward_chain(layers, H, 0, {0: (W, b)})
+    from gdsolver.formulate.heads import cross_entropy
+    assert cross_entropy(o, y).sum() <= cross_entropy(forward_chain(layers, H), y).sum() + 1e-9
+    assert np.array_equal(W[[0, 1, 4]], layers[0].W[[0, 1, 4]])
+
+
+@pytest.mark.parametrize("units,match", [([0, 0], "distinct"), ([6], "0..5"), ([], "non-empty"),
+                                         ([0.5], "unit indices")])
+def test_bad_units_are_named(units, match):
+    layers = small_net(0)
+    H = np.ones((3, 4))
+    with pytest.raises(GdsolverError, match=match):
+        sweep_instance(layers, 0, H, [0, 1, 2], task="classification", radius=0.1, units=units)
+
+
+def test_units_of_the_last_layer_are_refused_and_every_unit_is_the_full_sweep():
+    layers = small_net(0)
+    H = np.ones((3, 4))
+    with pytest.raises(GdsolverError, match="hidden layer"):
+        sweep_instance(layers, 2, forward_chain(layers[:2], H), [0, 1, 2], task="classification", radius=0.1,
+                       units=[0])
+    a = sweep_instance(layers, 0, H, [0, 1, 2], task="classification", radius=0.1, units=list(range(6)))
+    b = sweep_instance(layers, 0, H, [0, 1, 2], task="classification", radius=0.1)
+    assert "units" not in a.meta and a.num_vars == b.num_vars and np.array_equal(a.lb, b.lb)
+
+
+torch = pytest.importorskip("torch")
+
+
+def test_write_back_changes_only_the_block():
+    """The model side (LayerSweep, decide_sweep): the answer of a block sweep written into the torch
+    model changes only the block's rows; the model's outputs are a float64 forward pass with the
+    whole-layer weights the answer implies."""
+    from torch import nn
+
+    from gdsolver.extract import network_from_torch
+    from gdsolver.pipeline import SolveSettings, solve_sweep
+    from gdsolver.train.config import AcceptConfig
+    from gdsolver.train.one_sweep import LayerSweep
+    from gdsolver.train.sweep import decide_sweep
+
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    X = torch.from_numpy(rng.normal(size=(40, 5))).double()
+    y = rng.integers(0, 3, 40)
+    model = nn.Sequential(nn.Linear(5, 9), nn.ReLU(), nn.Linear(9, 3)).double()
+    net = network_from_torch(model, X.numpy())
+
+    def outputs(Xs):
+        with torch.no_grad():
+            return model(Xs).double().numpy()
+
+    ls = LayerSweep(model, net, X, y, task="classification", outputs=outputs)
+    units = np.array([1, 4, 7])
+    job = ls.prepare(0, radius=0.3, mode="ce", points=10, seed=0, units=units)
+    assert job.instance.blocks["w"][1] == (3, 5)
+    before = model[0].weight.detach().clone(), model[0].bias.detach().clone()
+    out = solve_sweep(job.instance, SolveSettings(time_limit=30, rounds=1))
+    assert out.usable
+    loss0 = ls.points_loss(job)
+    d = decide_sweep(job, out, write=lambda W, b: ls.write(job, W, b), restore=lambda s: ls.restore(job, s),
+                     points_loss=lambda: ls.points_loss(job), watched=lambda: (0.0, {}), watched_before=1.0,
+                     accept=AcceptConfig(), loss_before=loss0)
+    W, b = model[0].weight.detach(), model[0].bias.detach()
+    rest = np.setdiff1d(np.arange(9), units)
+    assert torch.equal(W[rest], before[0][rest]) and torch.equal(b[rest], before[1][rest])
+    if d.accepted:
+        Wn, bn = swept_weights(out.instance or job.instance, out.x)
+        assert np.array_equal(W.numpy(), Wn) and np.array_equal(b.numpy(), bn)
+        o = forward_chain(net.layers, X.numpy(), 0, {0: (Wn, bn)})
+        assert np.allclose(outputs(X), o, atol=1e-9)
+    else:  # restored bit for bit
+        assert torch.equal(W, before[0]) and torch.equal(b, before[1])
+    assert d.accepted, d.reason  # this case improves (the ce loss on its 10 points)
+
+
+@pytest.mark.slow  # 14 s: two GD phases and two sweeps
+def test_gdsolver_moves_the_block_over_the_layer():
+    """GDSolver with block=3: its two sweeps of layer '0' free units 0-2, then 3-5 (the instances'
+    meta say so); the next would start at unit 6."""
+    from torch import nn
+
+    from gdsolver.train.hybrid import GDSolver
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)).astype(np.float32)
+    y = ((X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1)).astype(np.int64)
+    model = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(10, 3))
+    seen = []
+    t = GDSolver(model, "classification", layers=["0"], block=3, epochs=2, phase_epochs=1, max_sweeps=2,
+                 time_limit=10, seed=0, solver_points=8, radius=0.1)
+    real = t._solve
+
+    def spy(n, cands):
+        seen.extend(c.job.instance.meta.get("units") for c in cands)
+        return real(n, cands)
+
+    t._solve = spy
+    t.fit((X, y))
+    assert seen == [[0, 1, 2], [3, 4, 5]]
+    assert t._block_at["0"] == 6
