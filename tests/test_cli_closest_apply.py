@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import gdsolver  # noqa: E402
-from gdsolver.extract import from_onnx, onnx_forward  # noqa: E402
+from gdsolver.extract import network_from_onnx, onnx_forward  # noqa: E402
 from gdsolver.formulate import correct_mask  # noqa: E402
 from clirun import assert_user_error, run  # noqa: E402
 
@@ -82,8 +82,8 @@ def test_solve_writes_the_closest_point_and_records_both(case):
     p = run("apply", "m.onnx", "s.result.json", "-o", "closest.onnx", cwd=d)
     assert p.returncode == 0, p.stderr
     idx = np.array(inst.meta["points"])
-    layer = from_onnx(d / "closest.onnx", X)
-    o = layer.forward(layer.features(X[idx]))
+    net = network_from_onnx(d / "closest.onnx", X)
+    o = net.forward(net.features(X[idx], -1), -1)
     assert correct_mask(o, y[idx], inst.meta["margin"] / 2).sum() == round(res.objective)
 
 

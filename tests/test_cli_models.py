@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import gdsolver  # noqa: E402
-from gdsolver.extract import apply_to_torch, from_onnx, from_torch, onnx_forward  # noqa: E402
+from gdsolver.extract import apply_to_torch, network_from_onnx, network_from_torch, onnx_forward  # noqa: E402
 from gdsolver.formulate import correct_mask  # noqa: E402
 from clirun import assert_user_error, run, run_subprocess  # noqa: E402
 
@@ -75,8 +75,8 @@ def test_classification_round_trip(tmp_path: Path, digits, dynamo: bool, mode: s
     idx = np.array(inst.meta["points"] + inst.meta["keep_points"])
     margin = inst.meta["margin"]
     # onnxruntime on the improved model: points correct (to float32 rounding of the margin) == objective
-    layer = from_onnx(tmp_path / "better.onnx", X)
-    o = layer.forward(layer.features(X[idx]))
+    net = network_from_onnx(tmp_path / "better.onnx", X)
+    o = net.forward(net.features(X[idx], -1), -1)
     assert correct_mask(o, y[idx], margin / 2).sum() == round(res.objective)
     assert round(res.objective) >= inst.meta["current_correct"]
     assert correct_mask(o[12:], y[idx][12:], margin / 2).all()  # kept points stay correct
@@ -85,7 +85,7 @@ def test_classification_round_trip(tmp_path: Path, digits, dynamo: bool, mode: s
     assert (full.argmax(1) == o.argmax(1)).all()
     # torch after apply_to_torch gives the same count
     new = inst.unpack(res.x)
-    apply_to_torch(model, new["w"], new["b"], from_torch(model, X))
+    apply_to_torch(model, new["w"], new["b"], network_from_torch(model, X).layers[-1])
     with torch.no_grad():
         ot = model(torch.from_numpy(X[idx])).double().numpy()
     assert correct_mask(ot, y[idx], margin / 2).sum() == round(res.objective)
@@ -123,13 +123,13 @@ def test_regression_round_trip_relu_head(tmp_path: Path) -> None:
     assert l1_new <= l1_old + 1e-4
     # torch agrees with onnxruntime after write-back
     new = inst.unpack(res.x)
-    apply_to_torch(model, new["w"], new["b"], from_torch(model, X))
+    apply_to_torch(model, new["w"], new["b"], network_from_torch(model, X).layers[-1])
     with torch.no_grad():
         lt = np.abs(model(torch.from_numpy(X[idx])).numpy() - Y[idx]).sum()
     assert lt == pytest.approx(res.objective, rel=1e-4, abs=1e-4)
     # torch frontend gives the same features as ONNX
-    Ht = from_torch(model, X).features(X)
-    Ho = from_onnx(tmp_path / "r.onnx", X).features(X)
+    Ht = network_from_torch(model, X).features(X, -1)
+    Ho = network_from_onnx(tmp_path / "r.onnx", X).features(X, -1)
     assert np.allclose(Ht, Ho, atol=1e-5)
 
 
@@ -204,9 +204,9 @@ def test_bias_free_final_layer_keeps_no_bias(tmp_path: Path, digits) -> None:
     assert np.all(inst.unpack(res.x)["b"] == 0)
     p = run("apply", "nb.onnx", "nb.result.json", "-o", "nb2.onnx", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    layer = from_onnx(tmp_path / "nb2.onnx", X)
+    net = network_from_onnx(tmp_path / "nb2.onnx", X)
     idx = np.array(inst.meta["points"])
-    assert correct_mask(layer.forward(layer.features(X[idx])), y[idx], 5e-4).sum() == round(res.objective)
+    assert correct_mask(net.forward(net.features(X[idx], -1), -1), y[idx], 5e-4).sum() == round(res.objective)
 
 
 def test_evaluate_refuses_mismatched_data(tmp_path: Path, digits) -> None:

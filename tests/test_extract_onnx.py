@@ -1,4 +1,4 @@
-"""ONNX frontend: body features, weights, write-back, and refusal of unsupported models.
+"""ONNX frontend: a layer's inputs, weights, write-back, and refusal of unsupported models.
 
 Models are exported with both torch exporters (dynamo=True, the default, and the legacy
 TorchScript one), with fixed and dynamic batch sizes; each export is done once per module.
@@ -21,7 +21,7 @@ from torch import nn  # noqa: E402
 from gdsolver.errors import FormatError, GdsolverError  # noqa: E402
 from gdsolver.extract import (  # noqa: E402
     apply_to_onnx,
-    from_onnx,
+    network_from_onnx,
     onnx_forward,
     sha256_file,
     softmax,
@@ -29,6 +29,12 @@ from gdsolver.extract import (  # noqa: E402
 
 ATOL, RTOL = 1e-5, 1e-4
 EXAMPLE_BATCH = 3  # fixed-batch exports accept exactly this many rows: exercises padding
+
+
+def last_layer(model, X, **kw):
+    """The network of an ONNX model and its last dense layer (the one these tests sweep)."""
+    net = network_from_onnx(model, X, **kw)
+    return net, net.layers[-1]
 
 
 class ConvNet(nn.Module):
@@ -107,25 +113,25 @@ def data(shape: tuple[int, ...], T: int = 50, seed: int = 1) -> np.ndarray:
 def test_features_and_weights_match_torch(exported, arch, dynamo, dynamic):
     path, model, shape, body, linear = exported(arch, dynamo, dynamic)
     X = data(shape)
-    layer = from_onnx(path, X)
+    net, layer = last_layer(path, X)
 
     with torch.no_grad():
         H_ref = body(torch.from_numpy(X)).numpy()
         y_ref = model(torch.from_numpy(X)).numpy()
-    H = layer.features(X, batch_size=16)
+    H = net.features(X, -1, batch_size=16)
     assert H.dtype == np.float64 and H.shape == (50, linear.in_features)
     np.testing.assert_allclose(H, H_ref, atol=ATOL, rtol=RTOL)
     np.testing.assert_array_equal(layer.W, linear.weight.detach().numpy().astype(np.float64))
     np.testing.assert_array_equal(layer.b, linear.bias.detach().numpy().astype(np.float64))
 
-    assert layer.source == "onnx"
+    assert net.source == "onnx"
     assert layer.activation == ("relu" if arch == "mlp_relu" else "identity")
     loc = layer.location
-    assert loc["softmax_stripped"] is (arch == "mlp_softmax")
+    assert (net.tail["softmax"] == "Softmax") is (arch == "mlp_softmax")  # looked through
     assert loc["affine_op"] == "Gemm" and loc["transB"] == 1 and loc["has_bias"]
     assert loc["W_initializer"] and loc["b_initializer"] and loc["input_tensor"]
-    # The numpy layer (with the stripped head re-applied) reproduces the full model.
-    np.testing.assert_allclose(layer.forward(H, include_stripped=True), y_ref, atol=ATOL, rtol=RTOL)
+    # The numpy chain (with the tail it looked through re-applied) reproduces the full model.
+    np.testing.assert_allclose(net.forward(H, -1, include_tail=True), y_ref, atol=ATOL, rtol=RTOL)
     np.testing.assert_allclose(onnx_forward(path, X, batch_size=7), y_ref, atol=ATOL, rtol=RTOL)
 
 
@@ -133,7 +139,7 @@ def test_features_and_weights_match_torch(exported, arch, dynamo, dynamic):
 def test_apply_round_trip(exported, tmp_path, arch, dynamo, dynamic):
     path, model, shape, _, _ = exported(arch, dynamo, dynamic)
     X = data(shape, T=20, seed=2)
-    layer = from_onnx(path, X)
+    net, layer = last_layer(path, X)
     before = sha256_file(path)
     rng = np.random.default_rng(3)
     W2 = layer.W + 0.1 * rng.normal(size=layer.W.shape)
@@ -143,11 +149,11 @@ def test_apply_round_trip(exported, tmp_path, arch, dynamo, dynamic):
     apply_to_onnx(path, W2, b2, out, layer=layer)
     assert sha256_file(path) == before  # input never modified
     onnx.checker.check_model(str(out))
-    H = layer.features(X)
-    np.testing.assert_allclose(onnx_forward(out, X), layer.forward(H, W2, b2, include_stripped=True),
+    H = net.features(X, -1)
+    np.testing.assert_allclose(onnx_forward(out, X), net.forward(H, -1, {len(net) - 1: (W2, b2)}, include_tail=True),
                                atol=ATOL, rtol=RTOL)
     # The rewritten model yields the same layer back (float32 storage precision).
-    again = from_onnx(out, X)
+    _, again = last_layer(out, X)
     np.testing.assert_allclose(again.W, W2, atol=1e-6)
     np.testing.assert_allclose(again.b, b2, atol=1e-6)
     assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temp file
@@ -184,18 +190,19 @@ def body_ref(X, inits):
 
 
 def check_roundtrip(m, tmp_path, X, W_true, b_true, act="identity"):
-    """from_onnx recovers (W, b), and apply_to_onnx writes a model computing the numpy forward."""
+    """network_from_onnx recovers the last layer's (W, b), and apply_to_onnx writes a model computing
+    the numpy forward. Returns (network, layer)."""
     p = tmp_path / "m.onnx"
     onnx.save(m, str(p))
-    layer = from_onnx(p, X)
+    net, layer = last_layer(p, X)
     assert layer.activation == act
     np.testing.assert_allclose(layer.W, W_true, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(layer.b, b_true, rtol=1e-6, atol=1e-7)
-    H = layer.features(X)
+    H = net.features(X, -1)
     W2, b2 = layer.W * 1.5 - 0.1, layer.b + np.arange(layer.M) * 0.3
     apply_to_onnx(m, W2, b2, tmp_path / "out.onnx")
     np.testing.assert_allclose(onnx_forward(tmp_path / "out.onnx", X), layer.forward(H, W2, b2), atol=ATOL, rtol=RTOL)
-    return layer
+    return net, layer
 
 
 def test_gemm_transb0_alpha_beta(tmp_path):
@@ -207,9 +214,9 @@ def test_gemm_transb0_alpha_beta(tmp_path):
     nodes.append(helper.make_node("Gemm", ["h", "B", "C"], ["y"], name="head", alpha=0.5, beta=2.0, transB=0))
     m = make_model(nodes, inits, [None, N_IN])
     X = data((N_IN,), T=11)
-    layer = check_roundtrip(m, tmp_path, X, 0.5 * B.T.astype(np.float64), 2.0 * C.reshape(-1).astype(np.float64))
+    net, layer = check_roundtrip(m, tmp_path, X, 0.5 * B.T.astype(np.float64), 2.0 * C.reshape(-1).astype(np.float64))
     assert layer.location["transB"] == 0 and layer.location["alpha"] == 0.5 and layer.location["b_shape"] == [1, M_OUT]
-    np.testing.assert_allclose(layer.features(X), body_ref(X, inits), atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(net.features(X, -1), body_ref(X, inits), atol=ATOL, rtol=RTOL)
     out = onnx.load(str(tmp_path / "out.onnx"))
     C_new = next(numpy_helper.to_array(i) for i in out.graph.initializer if i.name == "C")
     assert C_new.shape == (1, M_OUT) and C_new.dtype == np.float32  # shape and dtype kept
@@ -228,7 +235,7 @@ def test_matmul_add_relu_either_order(tmp_path, bias_first):
               helper.make_node("Relu", ["a1"], ["y"], name="relu1")]
     m = make_model(nodes, inits, [7, N_IN])  # fixed batch 7, T=10 -> padding
     X = data((N_IN,), T=10)
-    layer = check_roundtrip(m, tmp_path, X, B.T.astype(np.float64), c.astype(np.float64), act="relu")
+    net, layer = check_roundtrip(m, tmp_path, X, B.T.astype(np.float64), c.astype(np.float64), act="relu")
     assert layer.location["affine_op"] == "MatMul+Add" and layer.location["add_node"] == "add1"
 
 
@@ -242,7 +249,7 @@ def test_constant_node_weights_and_scalar_bias(tmp_path):
               helper.make_node("Gemm", ["h", "Wc", "Cc"], ["y"], name="head", transB=1)]
     m = make_model(nodes, inits, [None, N_IN])
     X = data((N_IN,), T=9)
-    layer = check_roundtrip(m, tmp_path, X, Wt.astype(np.float64), np.full(M_OUT, 0.25))
+    net, layer = check_roundtrip(m, tmp_path, X, Wt.astype(np.float64), np.full(M_OUT, 0.25))
     assert layer.location["W_kind"] == "Constant" and layer.location["b_shape"] == []
 
 
@@ -257,7 +264,7 @@ def test_identity_wrapped_weights_and_output(tmp_path):
               helper.make_node("Gemm", ["h", "Wi", "c"], ["g"], name="head", transB=1),
               helper.make_node("Identity", ["g"], ["y"], name="idY")]
     m = make_model(nodes, inits, [None, N_IN])
-    layer = check_roundtrip(m, tmp_path, data((N_IN,), T=6), Wt.astype(np.float64), c.astype(np.float64))
+    net, layer = check_roundtrip(m, tmp_path, data((N_IN,), T=6), Wt.astype(np.float64), c.astype(np.float64))
     assert layer.location["W_initializer"] == "W"
 
 
@@ -269,13 +276,13 @@ def test_multiple_outputs_and_weights_on_left_are_refused(tmp_path):
                           initializer=[numpy_helper.from_array(a, n) for n, a in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(GdsolverError, match="2 graph outputs"):
-        from_onnx(m, data((N_IN,), T=3))
+        network_from_onnx(m, data((N_IN,), T=3))
     W = np.ones((N_H, N_IN), np.float32)
     nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="tr", perm=[1, 0]),
              helper.make_node("MatMul", ["W", "xt"], ["y"], name="mm")]
     m = make_model(nodes, {"W": W}, [None, N_IN], out_shape=(N_H, None))
     with pytest.raises(GdsolverError, match=r"'mm' \(op MatMul\) computes W @ H"):
-        from_onnx(m, data((N_IN,), T=3))
+        network_from_onnx(m, data((N_IN,), T=3))
 
 
 def test_gemm_transA(tmp_path):
@@ -287,8 +294,8 @@ def test_gemm_transA(tmp_path):
              helper.make_node("Gemm", ["xt", "W", "c"], ["y"], name="head", transA=1, transB=1)]
     m = make_model(nodes, {"W": Wt, "c": c}, [None, N_IN])
     X = data((N_IN,), T=8)
-    layer = check_roundtrip(m, tmp_path, X, Wt.astype(np.float64), c.astype(np.float64))
-    np.testing.assert_allclose(layer.features(X, batch_size=3), X.astype(np.float64), atol=1e-7)
+    net, layer = check_roundtrip(m, tmp_path, X, Wt.astype(np.float64), c.astype(np.float64))
+    np.testing.assert_allclose(net.features(X, -1, batch_size=3), X.astype(np.float64), atol=1e-7)
     assert layer.location["transA"] == 1
 
 
@@ -299,13 +306,13 @@ def test_linear_without_bias_legacy_exporter_matmul(tmp_path):
     p = tmp_path / "nobias.onnx"
     export(model, (4,), str(p), dynamo=False, dynamic=True)
     X = data((4,), T=12)
-    layer = from_onnx(p, X)
+    net, layer = last_layer(p, X)
     assert layer.location["affine_op"] == "MatMul" and not layer.location["has_bias"]
     np.testing.assert_array_equal(layer.W, model[2].weight.detach().numpy().astype(np.float64))
     np.testing.assert_array_equal(layer.b, np.zeros(3))
     W2 = layer.W + 0.5
     apply_to_onnx(p, W2, np.zeros(3), tmp_path / "out.onnx")
-    np.testing.assert_allclose(onnx_forward(tmp_path / "out.onnx", X), layer.forward(layer.features(X), W2, layer.b),
+    np.testing.assert_allclose(onnx_forward(tmp_path / "out.onnx", X), layer.forward(net.features(X, -1), W2, layer.b),
                                atol=ATOL, rtol=RTOL)
     with pytest.raises(GdsolverError, match="no bias"):
         apply_to_onnx(p, W2, np.ones(3), tmp_path / "out2.onnx")
@@ -322,7 +329,7 @@ def test_shared_initializer_is_refused(tmp_path):
     m = make_model(nodes, {"S": S}, [None, N_IN])
     p = tmp_path / "shared.onnx"
     onnx.save(m, str(p))
-    layer = from_onnx(p, data((N_IN,), T=5))
+    net, layer = last_layer(p, data((N_IN,), T=5))
     np.testing.assert_allclose(layer.W, S.T.astype(np.float64))
     with pytest.raises(GdsolverError, match=r"'S'.*shared.*g0"):
         apply_to_onnx(p, layer.W * 2, layer.b, tmp_path / "out.onnx")
@@ -334,7 +341,7 @@ def test_conv_final_model_is_refused(tmp_path):
     p = tmp_path / "conv.onnx"
     export(nn.Sequential(nn.Conv2d(1, 2, 3)).eval(), (1, 8, 8), str(p), dynamo=False, dynamic=False)
     with pytest.raises(GdsolverError, match=r"op Conv"):
-        from_onnx(p, data((1, 8, 8), T=4))
+        network_from_onnx(p, data((1, 8, 8), T=4))
 
 
 @pytest.mark.parametrize("dynamo", [True, False])
@@ -343,13 +350,13 @@ def test_sigmoid_head_is_refused(tmp_path, dynamo):
     p = tmp_path / "sig.onnx"
     export(nn.Sequential(nn.Linear(4, 3), nn.Sigmoid()).eval(), (4,), str(p), dynamo=dynamo, dynamic=True)
     with pytest.raises(GdsolverError, match=r"op Sigmoid"):
-        from_onnx(p, data((4,), T=4))
+        network_from_onnx(p, data((4,), T=4))
 
 
 def test_softmax_kept_when_not_stripping(exported):
     path, *_ = exported("mlp_softmax", False, True)
     with pytest.raises(GdsolverError, match=r"op Softmax.*strip_softmax"):
-        from_onnx(path, data((6,)), strip_softmax=False)
+        network_from_onnx(path, data((6,)), strip_softmax=False)
 
 
 def test_truncated_file(exported, tmp_path):
@@ -359,19 +366,19 @@ def test_truncated_file(exported, tmp_path):
         bad = tmp_path / f"cut{cut}.onnx"
         bad.write_bytes(raw[:cut])
         with pytest.raises(FormatError, match=rf"{bad.name}"):
-            from_onnx(bad, data((6,)))
+            network_from_onnx(bad, data((6,)))
     with pytest.raises(FormatError, match="does not exist"):
-        from_onnx(tmp_path / "missing.onnx", data((6,)))
+        network_from_onnx(tmp_path / "missing.onnx", data((6,)))
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_wrong_shaped_X(exported, dynamic):
     path, _, _, _, _ = exported("conv", False, dynamic)
     with pytest.raises(GdsolverError, match=r"input 'x'.*\(1, 8, 8\).*\(5, 1, 8, 9\)"):
-        from_onnx(path, data((1, 8, 9), T=5))
-    layer = from_onnx(path, data((1, 8, 8), T=5))
+        network_from_onnx(path, data((1, 8, 9), T=5))
+    net, layer = last_layer(path, data((1, 8, 8), T=5))
     with pytest.raises(GdsolverError, match=r"input 'x'.*\(5, 64\)"):
-        layer.features(data((64,), T=5))
+        net.features(data((64,), T=5), -1)
 
 
 def test_nan_in_X(exported):
@@ -379,16 +386,16 @@ def test_nan_in_X(exported):
     X = data((6,))
     X[3, 2] = np.nan
     with pytest.raises(GdsolverError, match=r"NaN.*sample 3"):
-        from_onnx(path, X)
-    layer = from_onnx(path, data((6,)))
+        network_from_onnx(path, X)
+    net, layer = last_layer(path, data((6,)))
     X[3, 2] = np.inf
     with pytest.raises(GdsolverError, match="NaN or inf"):
-        layer.features(X)
+        net.features(X, -1)
 
 
 def test_apply_validation(exported, tmp_path):
     path, *_ = exported("mlp_relu", True, False)
-    layer = from_onnx(path, data((6,)))
+    net, layer = last_layer(path, data((6,)))
     with pytest.raises(GdsolverError, match=r"W has shape \(3, 7\), expected \(3, 8\)"):
         apply_to_onnx(path, np.zeros((3, 7)), layer.b, tmp_path / "o.onnx")
     W = layer.W.copy()
@@ -409,7 +416,7 @@ def test_in_memory_model_not_modified(exported, tmp_path):
     path, *_ = exported("mlp_id", True, True)
     m = onnx.load(str(path))
     before = m.SerializeToString()
-    layer = from_onnx(m, data((6,)))
+    net, layer = last_layer(m, data((6,)))
     apply_to_onnx(m, layer.W + 1, layer.b, tmp_path / "o.onnx")
     assert m.SerializeToString() == before
     assert layer.location["model_path"] is None
@@ -421,10 +428,10 @@ def test_log_softmax_head(tmp_path):
     p = tmp_path / "lsm.onnx"
     export(model, (4,), str(p), dynamo=True, dynamic=True)
     X = data((4,), T=9)
-    layer = from_onnx(p, X)
-    assert layer.location["softmax_op"] == "LogSoftmax" and layer.location["softmax_axis"] == 1
-    H = layer.features(X)
-    np.testing.assert_allclose(layer.forward(H, include_stripped=True), onnx_forward(p, X), atol=ATOL, rtol=RTOL)
+    net, layer = last_layer(p, X)
+    assert net.tail["softmax"] == "LogSoftmax" and net.tail["softmax_axis"] == 1
+    H = net.features(X, -1)
+    np.testing.assert_allclose(net.forward(H, -1, include_tail=True), onnx_forward(p, X), atol=ATOL, rtol=RTOL)
     np.testing.assert_allclose(softmax(layer.forward(H)), np.exp(onnx_forward(p, X)), atol=ATOL, rtol=RTOL)
 
 
@@ -439,13 +446,13 @@ def test_external_data_model(tmp_path):
     ext = tmp_path / "ext.onnx.data"
     assert ext.exists() and ext.stat().st_size > 0
     X = data((32,), T=10)
-    layer = from_onnx(p, X)
+    net, layer = last_layer(p, X)
     np.testing.assert_array_equal(layer.W, model[2].weight.detach().numpy().astype(np.float64))
     with pytest.raises(GdsolverError, match="does not exist"):
         apply_to_onnx(p, layer.W * 0.5, layer.b, tmp_path / "missing_dir" / "o.onnx")
     out = tmp_path / "o.onnx"
     apply_to_onnx(p, layer.W * 0.5, layer.b, out)  # self-contained output
-    np.testing.assert_allclose(onnx_forward(out, X), layer.forward(layer.features(X), layer.W * 0.5, layer.b),
+    np.testing.assert_allclose(onnx_forward(out, X), layer.forward(net.features(X, -1), layer.W * 0.5, layer.b),
                                atol=ATOL, rtol=RTOL)
     h_model, h_file = model_sha256(p), sha256_file(p)
     assert h_model != h_file

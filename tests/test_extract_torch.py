@@ -1,4 +1,4 @@
-"""PyTorch frontend: finding the final Linear by execution, features H, write-back, hashing."""
+"""PyTorch frontend: finding the last Linear by execution, its inputs H, write-back, hashing."""
 
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from gdsolver.errors import GdsolverError  # noqa: E402
-from gdsolver.extract import FinalLayer, apply_to_torch, from_torch, model_sha256, sha256_file  # noqa: E402
+from gdsolver.extract import DenseLayer, apply_to_torch, model_sha256, network_from_torch, sha256_file  # noqa: E402
 
 ATOL, RTOL = 1e-5, 1e-4
+
+
+def last_layer(model, X, **kw):
+    """The network of a model and its last dense layer (the one these tests sweep)."""
+    net = network_from_torch(model, X, **kw)
+    return net, net.layers[-1]
 
 
 def data(*shape: int, T: int = 40, seed: int = 0) -> np.ndarray:
@@ -58,12 +64,12 @@ def seq(*tail: nn.Module) -> nn.Sequential:
 def test_sequential(tail, act):
     model = seq(*tail)
     X = data(5)
-    layer = from_torch(model, X)
-    assert isinstance(layer, FinalLayer) and layer.source == "torch" and layer.activation == act
+    net, layer = last_layer(model, X)
+    assert isinstance(layer, DenseLayer) and net.source == "torch" and layer.activation == act
     assert layer.location["module"] == "2" and layer.location["has_bias"]
     np.testing.assert_array_equal(layer.W, model[2].weight.detach().double().numpy())
     np.testing.assert_array_equal(layer.b, model[2].bias.detach().double().numpy())
-    H = layer.features(X, batch_size=7)
+    H = net.features(X, -1, batch_size=7)
     with torch.no_grad():
         H_ref = model[:2](torch.from_numpy(X)).double().numpy()
         y_ref = model.eval()(torch.from_numpy(X)).numpy()
@@ -77,21 +83,21 @@ def test_nested_module_found_by_execution(relu):
     torch.manual_seed(1)
     model = Net(relu)
     X = data(5)
-    layer = from_torch(model, X)
+    net, layer = last_layer(model, X)
     assert layer.location["module"] == "head.fc"
     assert layer.activation == ("relu" if relu else "identity")
     with torch.no_grad():
-        np.testing.assert_allclose(layer.features(X), model.body(torch.from_numpy(X)).numpy(), atol=ATOL, rtol=RTOL)
+        np.testing.assert_allclose(net.features(X, -1), model.body(torch.from_numpy(X)).numpy(), atol=ATOL, rtol=RTOL)
 
 
 def test_conv_image_model():
     torch.manual_seed(2)
     model = ConvNet()
     X = data(1, 8, 8, T=20)
-    layer = from_torch(model, X)
+    net, layer = last_layer(model, X)
     assert layer.location["module"] == "fc" and layer.W.shape == (4, 108)
     with torch.no_grad():
-        np.testing.assert_allclose(layer.features(X, 6), model.body(torch.from_numpy(X)).numpy(), atol=ATOL, rtol=RTOL)
+        np.testing.assert_allclose(net.features(X, -1, 6), model.body(torch.from_numpy(X)).numpy(), atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -100,7 +106,7 @@ def test_all_positive_outputs_are_not_ambiguous(relu):
     model = seq(nn.ReLU()) if relu else seq()
     with torch.no_grad():
         model[2].bias.fill_(100.0)
-    layer = from_torch(model, data(5))
+    _, layer = last_layer(model, data(5))
     assert layer.activation == ("relu" if relu else "identity")
 
 
@@ -114,14 +120,14 @@ def _shifted_bn() -> nn.BatchNorm1d:
                                        ((_shifted_bn(),), "'2'")])
 def test_unsupported_heads(tail, name):
     with pytest.raises(GdsolverError, match=rf"nn.Linear {name}"):
-        from_torch(seq(*tail), data(5))
+        network_from_torch(seq(*tail), data(5))
 
 
 def test_no_linear_and_non_module():
     with pytest.raises(GdsolverError, match="no nn.Linear"):
-        from_torch(nn.Sequential(nn.Conv2d(1, 2, 3)), data(1, 8, 8))
+        network_from_torch(nn.Sequential(nn.Conv2d(1, 2, 3)), data(1, 8, 8))
     with pytest.raises(GdsolverError, match="torch.nn.Module"):
-        from_torch(lambda x: x, data(5))
+        network_from_torch(lambda x: x, data(5))
 
 
 def test_bad_X():
@@ -129,26 +135,26 @@ def test_bad_X():
     X = data(5)
     X[4, 1] = np.nan
     with pytest.raises(GdsolverError, match=r"NaN.*sample 4"):
-        from_torch(model, X)
+        network_from_torch(model, X)
     with pytest.raises(GdsolverError, match=r"forward failed on X of shape \(40, 6\)"):
-        from_torch(model, data(6))
+        network_from_torch(model, data(6))
     with pytest.raises(GdsolverError, match="at least one sample"):
-        from_torch(model, np.zeros((0, 5), np.float32))
+        network_from_torch(model, np.zeros((0, 5), np.float32))
 
 
 def test_training_flags_restored():
     model = seq(nn.Dropout(0.9))
     model.train()
     model[1].eval()  # a deliberately mixed state must survive
-    layer = from_torch(model, data(5))  # dropout active would fail the output check
-    layer.features(data(5))
+    net = network_from_torch(model, data(5))  # dropout active would fail the output check
+    net.features(data(5), -1)
     assert model.training and model[3].training and not model[1].training
 
 
 def test_apply_to_torch_round_trip():
     model = seq(nn.ReLU())
     X = data(5)
-    layer = from_torch(model, X)
+    net, layer = last_layer(model, X)
     before = model_sha256(model)
     rng = np.random.default_rng(1)
     W2 = layer.W + rng.normal(size=layer.W.shape)
@@ -158,7 +164,7 @@ def test_apply_to_torch_round_trip():
     assert model_sha256(model) != before
     with torch.no_grad():
         y = model(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(y, layer.forward(layer.features(X), W2, b2), atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(y, layer.forward(net.features(X, -1), W2, b2), atol=ATOL, rtol=RTOL)
     # Without a layer nothing is guessed when the model has more than one Linear.
     with pytest.raises(GdsolverError, match="2 nn.Linear modules; pass layer="):
         apply_to_torch(model, layer.W, layer.b)
@@ -168,7 +174,7 @@ def test_apply_to_torch_round_trip():
 
 def test_apply_to_torch_float64_model():
     model = seq().double()
-    layer = from_torch(model, data(5))
+    _, layer = last_layer(model, data(5))
     apply_to_torch(model, layer.W * 2, layer.b, layer)
     assert model[2].weight.dtype == torch.float64
     np.testing.assert_array_equal(model[2].weight.detach().numpy(), layer.W * 2)
@@ -176,7 +182,7 @@ def test_apply_to_torch_float64_model():
 
 def test_apply_to_torch_validation():
     model = seq()
-    layer = from_torch(model, data(5))
+    _, layer = last_layer(model, data(5))
     with pytest.raises(GdsolverError, match=r"W has shape \(8, 3\), expected \(3, 8\)"):
         apply_to_torch(model, layer.W.T, layer.b, layer)
     with pytest.raises(GdsolverError, match=r"b has shape"):
@@ -186,16 +192,16 @@ def test_apply_to_torch_validation():
     with pytest.raises(GdsolverError, match="W contains NaN or inf"):
         apply_to_torch(model, W, layer.b, layer)
     with pytest.raises(GdsolverError, match="no submodule 'head.fc'"):
-        apply_to_torch(model, layer.W, layer.b, FinalLayer(layer.W, layer.b, "identity", "torch", {"module": "head.fc"}))
-    with pytest.raises(GdsolverError, match="extracted from onnx"):
-        apply_to_torch(model, layer.W, layer.b, FinalLayer(layer.W, layer.b, "identity", "onnx", {}))
+        apply_to_torch(model, layer.W, layer.b, DenseLayer(layer.W, layer.b, location={"module": "head.fc"}))
+    with pytest.raises(GdsolverError, match="not extracted from a torch model"):  # an ONNX layer's location
+        apply_to_torch(model, layer.W, layer.b, DenseLayer(layer.W, layer.b, location={"affine_node": "fc"}))
     np.testing.assert_array_equal(model[2].weight.detach().double().numpy(), layer.W)  # untouched
 
 
 def test_linear_without_bias():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2, bias=False))
-    layer = from_torch(model, data(5))
+    _, layer = last_layer(model, data(5))
     assert layer.location["has_bias"] is False
     np.testing.assert_array_equal(layer.b, np.zeros(2))
     with pytest.raises(GdsolverError, match="no bias"):
@@ -204,13 +210,16 @@ def test_linear_without_bias():
     np.testing.assert_allclose(model[2].weight.detach().double().numpy(), layer.W + 1, rtol=1e-6)
 
 
-def test_features_requires_body():
-    layer = FinalLayer(np.ones((2, 3)), np.zeros(2), "relu", "torch")
-    with pytest.raises(GdsolverError, match="no body"):
-        layer.features(np.ones((4, 3)))
+def test_features_requires_a_model():
+    from gdsolver.extract import Network
+
+    layer = DenseLayer(np.ones((2, 3)), np.zeros(2), "relu")
+    net = Network([layer], "torch")
+    with pytest.raises(GdsolverError, match="no model attached"):
+        net.features(np.ones((4, 3)))
     np.testing.assert_array_equal(layer.forward(-np.ones((4, 3))), np.zeros((4, 2)))
     with pytest.raises(GdsolverError, match="activation"):
-        FinalLayer(np.ones((2, 3)), np.zeros(2), "tanh", "torch")
+        DenseLayer(np.ones((2, 3)), np.zeros(2), "tanh")
 
 
 def test_hashing(tmp_path):
@@ -230,5 +239,5 @@ def test_hashing(tmp_path):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, gdsolver.extract as e; assert 'torch' not in sys.modules and 'onnx' not in sys.modules; e.FinalLayer"
+    code = "import sys, gdsolver.extract as e; assert 'torch' not in sys.modules and 'onnx' not in sys.modules; e.Network, e.DenseLayer"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -739,16 +739,16 @@ def test_output_cast_is_looked_through_only_when_it_keeps_values(tmp_path, to, o
     the float logits while the model's real outputs were integers (issue 28)."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from gdsolver.extract import from_onnx
+    from gdsolver.extract import network_from_onnx
 
     elem = getattr(onnx.TensorProto, to)
     p = _gemm_model(tmp_path / "m.onnx", tail=[("Cast", {"to": elem})], out_type=elem)
     X = np.random.default_rng(1).normal(size=(20, 4))
     if ok:
-        assert from_onnx(p, X).M == 3
+        assert network_from_onnx(p, X).layers[-1].M == 3
         return
     with pytest.raises(GdsolverError) as info:
-        from_onnx(p, X)
+        network_from_onnx(p, X)
     msg = one_line(info.value)
     assert "'t0' (op Cast)" in msg and to in msg and "changes their values" in msg, msg
 
@@ -756,13 +756,13 @@ def test_output_cast_is_looked_through_only_when_it_keeps_values(tmp_path, to, o
 def test_value_keeping_tails_still_work(tmp_path):
     """Reshape, Flatten, Identity, a float Cast and a Softmax over the classes stay looked through."""
     pytest.importorskip("onnxruntime")
-    from gdsolver.extract import from_onnx
+    from gdsolver.extract import network_from_onnx
 
     onnx = pytest.importorskip("onnx")
     p = _gemm_model(tmp_path / "m.onnx", tail=[("Softmax", {"axis": 1}), ("Cast", {"to": onnx.TensorProto.DOUBLE}),
                                                ("Flatten", {"axis": 1})], out_type=onnx.TensorProto.DOUBLE)
-    layer = from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
-    assert layer.M == 3 and layer.location["softmax_node"] == "t0"
+    net = network_from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
+    assert net.layers[-1].M == 3 and net.tail["softmax_node"] == "t0"
 
 
 @pytest.mark.parametrize("alpha,bias,needle", [(float("inf"), None, "alpha=inf"), (0.0, None, "alpha=0"),
@@ -772,11 +772,11 @@ def test_gemm_with_non_finite_alpha_or_bias_is_named(tmp_path, alpha, bias, need
     """An inf in a Gemm's alpha or bias was reported as "does not reproduce"; alpha=0 compiled
     into a meaningless instance."""
     pytest.importorskip("onnxruntime")
-    from gdsolver.extract import from_onnx
+    from gdsolver.extract import network_from_onnx
 
     p = _gemm_model(tmp_path / "m.onnx", alpha=alpha, bias=bias)
     with pytest.raises(GdsolverError) as info:
-        from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
+        network_from_onnx(p, np.random.default_rng(1).normal(size=(20, 4)))
     msg = one_line(info.value)
     assert needle in msg and "does not reproduce" not in msg, msg
 

@@ -4,8 +4,8 @@ resnet18-sized head (512 features x 10 classes, 32 misclassified points, radius 
 Features are nonnegative like post-ReLU pooled activations. Two sources: random data of
 that shape given to `formulate.classification` (several seeds, both modes), and a small
 resnet-like torch model (residual blocks with BatchNorm, 512 channels, global average
-pool, a forward returning a tuple) swept through `from_torch` + `build_sweep` as the
-trainer does. For every instance, the MIP is solved, then the closest-point LP in two
+pool, a forward returning a tuple) swept through `network_from_torch` + `prepare_sweep`
+as the trainer does. For every instance, the MIP is solved, then the closest-point LP in two
 forms in the same run: the current one (gdsolver.ir.closest) and the earlier one kept
 here as the baseline (integers typed but fixed, indicators lowered to big-M, one
 deviation variable and two rows per weight). Both must reach the same L1 distance."""
@@ -84,8 +84,8 @@ def resnet_like_head(seed: int, mode: str) -> MilpInstance:
     import torch
     from torch import nn
 
-    from gdsolver.extract.torch_frontend import from_torch
-    from gdsolver.train.sweep import build_sweep
+    from gdsolver.extract.torch_frontend import network_from_torch
+    from gdsolver.train.sweep import prepare_sweep
 
     class Block(nn.Module):
         def __init__(self, c_in: int, c_out: int) -> None:
@@ -113,21 +113,13 @@ def resnet_like_head(seed: int, mode: str) -> MilpInstance:
             f = self.pool(self.layer2(self.layer1(self.stem(x)))).flatten(1)
             return self.fc(f), f  # logits and features, as many vision models return
 
-    class Logits(nn.Module):  # the first element of the tuple (until from_torch selects outputs itself)
-        def __init__(self, net: nn.Module) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return self.net(x)[0]
-
     torch.manual_seed(seed)
     net = ResNetLike().eval()
     X = torch.randn(256, 3, 8, 8)
     y = np.random.default_rng(seed).integers(0, N_CLASSES, 256)
-    layer = from_torch(Logits(net), X)
-    return build_sweep(layer, X.numpy(), y, task="classification", radius=RADIUS, mode=mode, points=N_POINTS,
-                       seed=seed)
+    network = network_from_torch(net, X, output=0)  # the logits, the first element of the tuple
+    return prepare_sweep(network, X.numpy(), y, task="classification", radius=RADIUS, mode=mode, points=N_POINTS,
+                         seed=seed).instance
 
 
 def _closest(inst: MilpInstance, x: np.ndarray, build: Callable, threads: int, time_limit: float) -> dict:

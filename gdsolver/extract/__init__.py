@@ -1,5 +1,6 @@
-"""PyTorch / ONNX frontends: split a network into body | final affine layer, compute the
-features H feeding that layer, and write new final-layer weights back.
+"""PyTorch / ONNX frontends: a model as a Network (fixed prefix -> chain of dense layers ->
+output tail; network.py), the inputs H of any of its dense layers, and new weights of a layer
+written back (apply_to_torch / apply_to_onnx).
 
 torch, onnx and onnxruntime are imported only when a frontend function is first used, so
 `import gdsolver.extract` stays cheap for users of the IR/solver layers.
@@ -11,7 +12,6 @@ import importlib
 from typing import Any
 
 from gdsolver.extract.hashing import model_sha256, sha256_file
-from gdsolver.extract.layer import FinalLayer, apply_activation
 from gdsolver.extract.network import DenseLayer, Network, softmax
 
 # public name -> submodule that defines it (loaded on first access)
@@ -19,15 +19,13 @@ _LAZY = {
     "network_from_torch": "torch_frontend",
     "select_output": "torch_frontend",
     "network_from_onnx": "onnx_frontend",
-    "from_torch": "torch_frontend",
     "apply_to_torch": "torch_frontend",
-    "from_onnx": "onnx_frontend",
     "apply_to_onnx": "onnx_frontend",
     "onnx_forward": "onnx_frontend",
     "load_onnx": "onnx_frontend",
 }
 
-__all__ = ["Network", "DenseLayer", "FinalLayer", "apply_activation", "softmax", "sha256_file", "model_sha256", *_LAZY]
+__all__ = ["Network", "DenseLayer", "softmax", "sha256_file", "model_sha256", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

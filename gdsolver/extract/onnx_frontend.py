@@ -1,4 +1,4 @@
-"""ONNX frontend: load a model, split it into body | final affine layer, write weights back."""
+"""ONNX frontend: load a model, read it as a Network (its chain of dense layers), write weights back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from gdsolver.atomic import atomic_write_bytes
 from gdsolver.extract.hashing import check_external_data
 from gdsolver.errors import FormatError, GdsolverError, MissingFileError
 from gdsolver.extract.inputs import as_samples, check_weights
-from gdsolver.extract.layer import FinalLayer
 from gdsolver.extract.network import DenseLayer, Network
 from gdsolver.extract.onnx_graph import AffineNode, Chain, analyse, body_model, data_inputs, node_label, write_weights
 from gdsolver.extract.onnx_runtime import OrtRunner, _first_line
@@ -22,7 +21,7 @@ ModelLike = Union[str, os.PathLike, onnx.ModelProto]
 
 # Samples used to verify the extracted layer against the model itself.
 SAMPLE_SIZE = 256
-# Keys of FinalLayer.location that must agree with the model apply_to_onnx writes into.
+# Keys of a layer's location that must agree with the model apply_to_onnx writes into.
 _IDENTITY_KEYS = ("affine_op", "affine_node", "add_node", "input_tensor", "W_initializer", "b_initializer",
                   "transA", "transB", "alpha", "beta")
 
@@ -124,16 +123,6 @@ def network_from_onnx(path_or_model: ModelLike, X: Any, *, output: str | None = 
                    _features_fn=features)
 
 
-def from_onnx(path_or_model: ModelLike, X: Any, *, strip_softmax: bool = True, output: str | None = None) -> FinalLayer:
-    """The final dense layer of an ONNX model (the last layer of network_from_onnx), a
-    Softmax/LogSoftmax tail stripped (recorded in the location)."""
-    net = network_from_onnx(path_or_model, X, output=output, strip_softmax=strip_softmax)
-    layer = FinalLayer.from_network(net)
-    tail = net.tail
-    layer.location.update(softmax_node=tail.get("softmax_node"), softmax_axis=tail.get("softmax_axis"))
-    return layer
-
-
 def onnx_forward(model_or_path: ModelLike, X: Any, batch_size: int = 1024, *, output: str | None = None) -> np.ndarray:
     """The model's scores on X via onnxruntime, as float64: the chosen output (default: the
     only output, or the only score output), or the tensor a ZipMap output is made from."""
@@ -157,10 +146,10 @@ def _atomic_write(data: bytes, out_path: Path) -> None:
 
 
 def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.PathLike,
-                  layer: FinalLayer | DenseLayer | dict | int | str | None = None, *, output: str | None = None) -> None:
+                  layer: DenseLayer | dict | int | str | None = None, *, output: str | None = None) -> None:
     """Write a copy of the model with one dense layer's weights replaced by W (M, N), b (M,).
 
-    layer: the FinalLayer / DenseLayer the weights were solved for (or its location dict, as a
+    layer: the DenseLayer (of network_from_onnx) the weights were solved for (or its location dict, as a
     sweep instance records it), a chain index or a node name; default the last layer of the chain producing `output`. Only initializers change,
     so every graph output keeps working. The input file (or ModelProto) is never modified;
     out_path is written atomically and must differ from the input file. Initializers shared
@@ -169,7 +158,7 @@ def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.P
     out_path = Path(out_path)
     if in_path is not None and out_path.exists() and os.path.samefile(in_path, out_path):
         raise GdsolverError(f"out_path '{out_path}' is the input model; write to a different file")
-    loc = layer if isinstance(layer, dict) else layer.location if isinstance(layer, (FinalLayer, DenseLayer)) else {}
+    loc = layer if isinstance(layer, dict) else layer.location if isinstance(layer, DenseLayer) else {}
     if output is None and loc.get("graph_output"):
         output = loc["graph_output"]
         outs = [o.name for o in model.graph.output]
@@ -191,14 +180,14 @@ def apply_to_onnx(model_or_path: ModelLike, W: Any, b: Any, out_path: str | os.P
     _atomic_write(data, out_path)
 
 
-def _resolve_layer(chain: Chain, layer: FinalLayer | DenseLayer | dict | int | str | None, label: str) -> AffineNode:
+def _resolve_layer(chain: Chain, layer: DenseLayer | dict | int | str | None, label: str) -> AffineNode:
     L = len(chain.layers)
     if layer is None:
         return chain.layers[-1]
-    if isinstance(layer, (FinalLayer, DenseLayer, dict)):
-        if isinstance(layer, FinalLayer) and layer.source != "onnx":
-            raise GdsolverError(f"layer was extracted from {layer.source}, not from an ONNX model")
+    if isinstance(layer, (DenseLayer, dict)):
         loc = layer if isinstance(layer, dict) else layer.location
+        if "affine_node" not in loc:
+            raise GdsolverError("layer was not extracted from an ONNX model: its location names no node")
         matches = [la for la in chain.layers if la.location()["affine_node"] == loc.get("affine_node")
                    and la.w.name == loc.get("W_initializer")]
         if not matches:

@@ -27,7 +27,6 @@ from torch import nn
 
 from gdsolver.errors import GdsolverError, UnsupportedModelError
 from gdsolver.extract.inputs import as_samples, check_weights
-from gdsolver.extract.layer import FinalLayer
 from gdsolver.extract.network import DenseLayer, Network
 
 # Number of samples used to identify and verify the chain.
@@ -415,12 +414,6 @@ def _features_fn(model: nn.Module, modules: list[str]) -> Callable[[Any, int, in
     return features
 
 
-def from_torch(model: nn.Module, X: Any, *, output: OutputSelector = None) -> FinalLayer:
-    """The final dense layer of a PyTorch model (the last layer of network_from_torch)."""
-    net = network_from_torch(model, X, output=output)
-    return FinalLayer.from_network(net)
-
-
 def _resolve_linear(model: nn.Module, layer: Any) -> tuple[str, nn.Linear]:
     if layer is None:
         linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -428,16 +421,16 @@ def _resolve_linear(model: nn.Module, layer: Any) -> tuple[str, nn.Linear]:
             return linears[0]
         if not linears:
             raise GdsolverError(f"model {type(model).__name__} has no nn.Linear module to write weights into")
-        raise GdsolverError(f"model has {len(linears)} nn.Linear modules; pass layer= (from from_torch or "
+        raise GdsolverError(f"model has {len(linears)} nn.Linear modules; pass layer= (a layer of "
                             "network_from_torch, or a module name) so the weights go into the layer that was swept")
-    if isinstance(layer, (FinalLayer, DenseLayer)):
-        if isinstance(layer, FinalLayer) and layer.source != "torch":
-            raise GdsolverError(f"layer was extracted from {layer.source}, not from a torch model")
+    if isinstance(layer, DenseLayer):
         name = layer.location.get("module")
+        if name is None:
+            raise GdsolverError("layer was not extracted from a torch model: its location names no module")
     elif isinstance(layer, str):
         name = layer
     else:
-        raise GdsolverError(f"layer: expected a FinalLayer, DenseLayer or module name, got {type(layer).__name__}")
+        raise GdsolverError(f"layer: expected a DenseLayer or a module name, got {type(layer).__name__}")
     try:
         linear = model.get_submodule(name)
     except (AttributeError, TypeError):
@@ -447,10 +440,10 @@ def _resolve_linear(model: nn.Module, layer: Any) -> tuple[str, nn.Linear]:
     return name, linear
 
 
-def apply_to_torch(model: nn.Module, W: Any, b: Any, layer: FinalLayer | DenseLayer | str | None = None) -> None:
+def apply_to_torch(model: nn.Module, W: Any, b: Any, layer: DenseLayer | str | None = None) -> None:
     """Write W (M, N) and b (M,) into an nn.Linear of the model in place (dtype/device kept).
 
-    layer: the FinalLayer / DenseLayer the weights were solved for (or its module name).
+    layer: the DenseLayer (of network_from_torch) the weights were solved for, or its module name.
     Without it, the model must have exactly one nn.Linear: registration order does not say
     which layer runs last, so it is never guessed."""
     if not isinstance(model, nn.Module):
@@ -472,13 +465,13 @@ def apply_to_torch(model: nn.Module, W: Any, b: Any, layer: FinalLayer | DenseLa
             linear.bias.copy_(b_new)
 
 
-def linear_params(model: nn.Module, layer: FinalLayer | DenseLayer | str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def linear_params(model: nn.Module, layer: DenseLayer | str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Copies of the weight and bias of the nn.Linear a layer names (to restore them exactly)."""
     _, linear = _resolve_linear(model, layer)
     return linear.weight.detach().clone(), None if linear.bias is None else linear.bias.detach().clone()
 
 
-def restore_params(model: nn.Module, layer: FinalLayer | DenseLayer | str,
+def restore_params(model: nn.Module, layer: DenseLayer | str,
                    saved: tuple[torch.Tensor, torch.Tensor | None]) -> None:
     """Put back what linear_params saved, bit for bit."""
     _, linear = _resolve_linear(model, layer)

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 
 from gdsolver.errors import GdsolverError
+from gdsolver.extract.network import Network
 from gdsolver.formulate import check_labels, correct_mask
 from gdsolver.formulate.sweep import DEFAULT_MARGIN
 
 
-def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict[str, Any]:
-    H = layer.features(X)
-    o = layer.forward(H)
+def layer_metrics(net: Network, X: Any, y: np.ndarray, task: str, meta: dict | None = None) -> dict[str, Any]:
+    """Metrics of the network's last dense layer's outputs on (X, y), and on the instance's points
+    (meta's points and keep_points) when meta is given."""
+    H = net.features(X, -1)
+    o = net.forward(H, -1)
     out: dict[str, Any] = {"points": int(len(H))}
     if meta:  # the instance's points: the selected ones, then those kept correct (none in regression)
         idx = np.asarray(meta.get("points", []) + meta.get("keep_points", []), dtype=np.int64)
@@ -29,9 +32,9 @@ def layer_metrics(layer, X: Any, y: np.ndarray, task: str, meta: dict | None = N
         if len(idx) and idx.max() >= len(H):
             raise GdsolverError(f"instance: refers to point {int(idx.max())} but the data has {len(H)} points")
     if task == "classification":
-        y = check_labels(y, layer.M, name="y")
+        y = check_labels(y, net.layers[-1].M, name="y")
         out["accuracy"] = float((o.argmax(1) == y).mean())
-        # the final layer's outputs are the logits (a Softmax head is stripped by from_onnx)
+        # the last layer's outputs are the logits (the chain looks through a Softmax tail)
         z = o - o.max(axis=1, keepdims=True)
         out["cross-entropy"] = float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]).mean())
         if meta:
@@ -63,10 +66,10 @@ def check_instance_data(meta: dict, data_prov: dict) -> None:
 
 def evaluate_onnx(model: str | os.PathLike, X: Any, y: np.ndarray, task: str, meta: dict | None = None,
                   output: str | None = None) -> dict:
-    from gdsolver.extract import from_onnx
+    from gdsolver.extract.onnx_frontend import network_from_onnx
     from gdsolver.modelfile.data import labels_as_indices
 
-    layer = from_onnx(model, X, output=output)
+    net = network_from_onnx(model, X, output=output)
     if task == "classification":
-        y = labels_as_indices(y, layer.location.get("classes"))
-    return layer_metrics(layer, X, y, task, meta)
+        y = labels_as_indices(y, net.tail.get("classes"))
+    return layer_metrics(net, X, y, task, meta)
