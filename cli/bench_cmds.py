@@ -182,9 +182,10 @@ def bench_regression(
 @bench_app.command("data-efficiency")
 @user_errors
 def bench_data_efficiency(
-    dataset: Annotated[str, typer.Option(help="digits (bundled) or fashion-mnist (idx files: --data-dir, "
+    dataset: Annotated[str, typer.Option(help="digits (bundled), mnist or fashion-mnist (idx files: --data-dir, "
                                          "GDSOLVER_DATA, or apt-get install dataset-fashion-mnist).")] = "digits",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the Fashion-MNIST idx files.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of the MNIST / Fashion-MNIST idx files "
+                                                     "(e.g. ../shared/data/mnist).")] = None,
     quick: Annotated[bool, typer.Option(help="Quick preset (fewer n, e and seeds): a few minutes on 2 cores.")] = False,
     out_dir: OutDir = RESULTS_DIR,
     seeds: Seeds = None,
@@ -201,7 +202,7 @@ def bench_data_efficiency(
                                                 "GDSolver always uses 0.1 then 0.05).")] = None,
     backend: Backend = DEFAULT_BACKEND,
     time_limit: Annotated[Optional[float], typer.Option(help="Per-sweep solver time limit (s); default 30 "
-                                                        "(digits), 10 (fashion-mnist).")] = None,
+                                                        "(digits), 10 (mnist, fashion-mnist).")] = None,
     threads: RunThreads = 1,
     plots: Plots = True,
     tuned: Annotated[bool, typer.Option(help="Tune the GD baselines' rates on validation, add L-BFGS best of K and "
