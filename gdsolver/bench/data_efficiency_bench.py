@@ -50,7 +50,7 @@ from gdsolver.errors import GdsolverError
 if TYPE_CHECKING:
     from gdsolver.train.executor import Executor
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
+DATASETS = ("digits", "fashion-mnist")
 MODELS = ("conv", "mlp")
 TWO_LOOP = "gdsolver-2loop"
 NO_SWEEP = "2loop-no-sweep"  # control: the 2-loop's GD schedule (lr 0.1 then 0.05, patience 2) without its sweeps
@@ -149,7 +149,6 @@ QUICK = {
                                    lbfgs_restarts=3, gdsolver_tuned=True),
     "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,),
                                           time_limit=10.0),
-    "mnist": DataEfficiencyConfig(dataset="mnist", n_values=(500, 2000), epochs=(2, 4), seeds=(0,), time_limit=10.0),
 }
 FULL = {
     # 558: exactly half the training points, where the issue-15 target is judged
@@ -158,9 +157,6 @@ FULL = {
     # the conv's sweeps on Fashion-MNIST (Linear(1875, 10): 18,760 weights) run into the time limit
     "fashion-mnist": DataEfficiencyConfig(dataset="fashion-mnist", n_values=(500, 1000, 2000, 5000, 10000),
                                           epochs=(2, 4), seeds=(0, 1), time_limit=10.0),
-    # the paper's MNIST experiment on the real files: the same grid as Fashion-MNIST
-    "mnist": DataEfficiencyConfig(dataset="mnist", n_values=(500, 1000, 2000, 5000, 10000), epochs=(2, 4),
-                                  seeds=(0, 1), time_limit=10.0),
 }
 
 

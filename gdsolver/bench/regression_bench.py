@@ -84,13 +84,9 @@ class RegressionConfig:
     table1: bool = True  # False: only the tuned comparison runs (no Table 1 cells)
 
     def baselines(self) -> list[str]:
-        from gdsolver.train.methods import METHODS
+        from gdsolver.train.methods import check_baselines
 
-        names = list(self.methods) if self.methods is not None else [m for m in METHODS if not m.startswith("gdsolver")]
-        for m in names:
-            if m not in METHODS or m.startswith("gdsolver"):
-                raise GdsolverError(f"method: {m!r} is not a baseline; expected one of "
-                                    f"{[k for k in METHODS if not k.startswith('gdsolver')]}")
+        names = check_baselines(self.methods)
         if GD_METHOD not in names:  # GDSolver's GD part is the SGD run
             names.insert(0, GD_METHOD)
         return names

@@ -12,8 +12,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gdsolver.train.methods import gd_baseline_names
+
 LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1)
-TUNED_METHODS = ("sgd", "sgd-lrs", "adam", "adam-lrs")  # the paper's GD baselines, each tuned
+TUNED_METHODS = tuple(gd_baseline_names())  # the paper's GD baselines (sgd, sgd-lrs, adam, adam-lrs), each tuned
 
 
 def lbfgs_name(restarts: int) -> str:
