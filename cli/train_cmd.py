@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gdsolver.train.methods import method_names
 
 from .apps import app
 from .common import console, err_console, fail, table, user_errors
@@ -54,81 +55,53 @@ def _describe(row: dict[str, Any]) -> str:
     return f"epoch {row['epoch']}: loss {loss:.4g}{acc}"
 
 
-def _train(
-    dataset: Annotated[Optional[str], typer.Option(help="Built-in data set: digits, digits-images, diabetes, identity, "
-                                                   "affine, polynomial, formula, mnist, fashion-mnist, cifar10.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="A .npz with X, y (optional X_val, y_val, X_test, y_test).")] = None,
-    method: Annotated[list[str], typer.Option("--method", "-m", help="Method; repeat to compare: gdsolver, "
-                                              "gdsolver-2loop, sgd, sgd-lrs, adam, adam-lrs, bpgrad, lifted-bcd.")] = ["gdsolver"],
-    task: Annotated[Optional[str], typer.Option(help="classification or regression (default: from the data).")] = None,
-    model: Annotated[str, typer.Option(help="Network: auto, mlp, conv, paper.")] = "auto",
-    hidden: Annotated[int, typer.Option(help="Hidden width of the mlp.")] = 32,
-    n_train: Annotated[Optional[int], typer.Option(help="Use the first N training points.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")] = None,
-    dump: Annotated[Optional[Path], typer.Option(help="Write each method's run.json, sweeps/ and final model "
-                                                 "into DIR/<method>/ and a manifest naming them into "
-                                                 "DIR/run.json (DIR: new, empty or an earlier dump).")] = None,
-    csv: Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")] = None,
-    ray: Annotated[bool, typer.Option("--ray", rich_help_panel=RAY_PANEL,
-                                      help="gdsolver: solve the portfolio's candidates as Ray tasks, in "
-                                           "parallel, on a local Ray bound to 127.0.0.1 (or the cluster in "
-                                           "RAY_ADDRESS). Needs the extra: pip install -c constraints.txt "
-                                           "'.\\[ray]'.")] = False,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", metavar="HOST:PORT",
-                                                       rich_help_panel=RAY_PANEL,
-                                                       help="Solve the candidates on the Ray cluster at this "
-                                                            "address ('auto': the cluster this machine joined). "
-                                                            "Implies --ray.")] = None,
-    settings: Optional[dict[str, Any]] = None,
-) -> None:
+# the command's own options (the settings records add theirs: _setting_options)
+Dataset = Annotated[Optional[str], typer.Option(help="Built-in data set: digits, digits-images, diabetes, identity, "
+                                                "affine, polynomial, formula, mnist, fashion-mnist, cifar10.")]
+Data = Annotated[Optional[Path], typer.Option(help="A .npz with X, y (optional X_val, y_val, X_test, y_test).")]
+Methods = Annotated[list[str], typer.Option("--method", "-m", help=f"Method; repeat to compare: "
+                                            f"{', '.join(method_names())}.")]
+TaskName = Annotated[Optional[str], typer.Option("--task", help="classification or regression (default: from the "
+                                                 "data).")]
+ModelKind = Annotated[str, typer.Option("--model", help="Network: auto, mlp, conv, paper.")]
+Hidden = Annotated[int, typer.Option(help="Hidden width of the mlp.")]
+NTrain = Annotated[Optional[int], typer.Option(help="Use the first N training points.")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")]
+Dump = Annotated[Optional[Path], typer.Option(help="Write each method's run.json, sweeps/ and final model into "
+                                              "DIR/<method>/ and a manifest naming them into DIR/run.json (DIR: "
+                                              "new, empty or an earlier dump).")]
+Csv = Annotated[Optional[Path], typer.Option(help="Write the summary table as CSV.")]
+JsonOut = Annotated[Optional[Path], typer.Option("--json", help="Write summaries and histories as JSON.")]
+TrainRay = Annotated[bool, typer.Option("--ray", rich_help_panel=RAY_PANEL,
+                                   help="gdsolver: solve the portfolio's candidates as Ray tasks, in parallel, on a "
+                                        "local Ray bound to 127.0.0.1 (or the cluster in RAY_ADDRESS). Needs the "
+                                        "extra: pip install -c constraints.txt '.\\[ray]'.")]
+TrainRayAddress = Annotated[Optional[str], typer.Option("--ray-address", metavar="HOST:PORT", rich_help_panel=RAY_PANEL,
+                                                   help="Solve the candidates on the Ray cluster at this address "
+                                                        "('auto': the cluster this machine joined). Implies --ray.")]
+
+
+def _train(dataset: Dataset = None, data: Data = None, method: Methods = ["gdsolver"], task: TaskName = None,
+           model: ModelKind = "auto", hidden: Hidden = 32, n_train: NTrain = None, data_dir: DataDir = None,
+           dump: Dump = None, csv: Csv = None, json_out: JsonOut = None, ray: TrainRay = False,
+           ray_address: TrainRayAddress = None, settings: Optional[dict[str, Any]] = None) -> None:
     """Train with GDSolver and/or the GD baselines from the same initial weights, then compare."""
+    from gdsolver.modelfile.data import load_split_for, outputs_of
     from gdsolver.train.config import GD_DEFAULTS, GDConfig, field_names
+    from gdsolver.train.methods import method as method_record
+    from gdsolver.train.models import build_model
+
+    from . import checks
+    from .ray_opts import executor_for
 
     settings = dict(settings or {})
     gd = {k: settings.pop(k) for k in field_names(GDConfig) if k in settings}  # the GD phases' options
-    optimizer, lr, seed, threads = gd.get("optimizer"), gd.get("lr"), gd.get("seed", GD_DEFAULTS.seed), \
-        gd.get("threads", GD_DEFAULTS.threads)
-    from gdsolver.atomic import atomic_write_text
-    from gdsolver.train.methods import method_names
-    from gdsolver.train.models import build_model
-    from gdsolver.modelfile.data import load_split_for, outputs_of
-    from gdsolver.train.runs import run_methods
-
-    from .ray_opts import executor_for
-
-    for m in method:
-        if m not in method_names():
-            fail(f"--method {m!r}: expected one of {method_names()}")
-    from gdsolver.train.trainer import OPTIMIZERS
-
-    if optimizer is not None and optimizer not in OPTIMIZERS:
-        fail(f"--optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-    if optimizer is not None and "gdsolver" not in method:  # the baselines' optimizer is in their name
-        fail(f"--optimizer {optimizer}: applies to -m gdsolver only (the other methods name their optimizer: "
-             "sgd, adam-lrs, lbfgs, ...)")
-    _check_outputs(dataset, data, csv, json_out, dump)
-    from . import checks
-
-    checks.threads("--threads", threads)  # 1000000 made torch's thread pool crash the process
-    checks.number("--lr", lr, lo=0.0, lo_open=True)
-    mode = settings.get("mode")
-    if task is not None:
-        checks.mode_for_task(mode, task)
-    if ray or ray_address is not None:
-        import os
-
-        ray_address = ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
-    ray_opts = dict(executor="ray", ray_address=ray_address) if ray or ray_address is not None else {}
-    _check_settings(settings, ray_opts)  # the records check every setting before the data loads
-    from gdsolver.train.methods import method_options
-
-    for m in method:  # a budget no method may silently ignore
-        if gd.get("budget_s") is not None and "budget_s" not in method_options(m):
-            fail(f"--budget: {m} has no time budget (the GD methods and gdsolver take one)")
+    seed, threads = gd.get("seed", GD_DEFAULTS.seed), gd.get("threads", GD_DEFAULTS.threads)
+    ray_opts = _check_options(method, task, gd, settings, ray, ray_address,
+                              outputs=(dataset, data, csv, json_out, dump))
     split = load_split_for(dataset, data, seed=seed, data_dir=data_dir, task=task, n_train=n_train)
-    if "gdsolver" in " ".join(method):  # a head of the other task would make every sweep SKIPPED
-        checks.mode_for_task(mode, split.task)
+    if any(method_record(m).sweeps for m in method):  # a head of the other task would make every sweep SKIPPED
+        checks.mode_for_task(settings.get("mode"), split.task)
     net = build_model(model, tuple(split.train[0].shape[1:]), outputs_of(split), hidden=hidden, seed=seed,
                       dataset=dataset)
     console.print(f"{split.name}: {split.task}, {len(split.train[1])} train / {len(split.val[1])} val / "
@@ -136,12 +109,61 @@ def _train(
     opts = dict(gd, restarts=_restarts(gd.get("restarts")), seed=seed, threads=threads, **settings)
     # One Ray for every method (their trainers use the Ray this process started); closed at the end.
     opts.update(ray_opts)
-    # a bar on a terminal; elsewhere (`gdsolver train | cat`, a log file) a line per epoch and per sweep
+    with executor_for(ray, ray_opts.get("ray_address")):
+        results = _run_with_progress(method, net, split, dump, opts)
+    console.print(table(f"{split.name}: {split.task}, seed {seed}", SUMMARY_COLUMNS, summary_rows(results)))
+    print_sweeps(results)
+    _write_tables(results, split, seed, opts, csv, json_out)
+    if dump is not None:
+        console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
+
+
+def _check_options(method: list[str], task: str | None, gd: dict[str, Any], settings: dict[str, Any], ray: bool,
+                   ray_address: str | None, outputs: tuple) -> dict[str, Any]:
+    """Every option checked before the data loads (outputs: _check_outputs' arguments); the
+    trainers' Ray options (none without --ray)."""
+    from gdsolver.train.methods import method_names, method_options
+    from gdsolver.train.trainer import OPTIMIZERS
+
+    from . import checks
+
+    for m in method:
+        if m not in method_names():
+            fail(f"--method {m!r}: expected one of {method_names()}")
+    optimizer = gd.get("optimizer")
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        fail(f"--optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+    if optimizer is not None and "gdsolver" not in method:  # the baselines' optimizer is in their name
+        fail(f"--optimizer {optimizer}: applies to -m gdsolver only (the other methods name their optimizer: "
+             "sgd, adam-lrs, lbfgs, ...)")
+    _check_outputs(*outputs)
+    checks.threads("--threads", gd.get("threads"))  # 1000000 made torch's thread pool crash the process
+    checks.number("--lr", gd.get("lr"), lo=0.0, lo_open=True)
+    if task is not None:
+        checks.mode_for_task(settings.get("mode"), task)
+    ray_opts = {}
+    if ray or ray_address is not None:
+        import os
+
+        ray_address = ray_address if ray_address is not None else (os.environ.get("RAY_ADDRESS") or None)
+        ray_opts = dict(executor="ray", ray_address=ray_address)
+    _check_settings(settings, ray_opts)  # the records check every setting before the data loads
+    for m in method:  # a budget no method may silently ignore
+        if gd.get("budget_s") is not None and "budget_s" not in method_options(m):
+            fail(f"--budget: {m} has no time budget (the GD methods and gdsolver take one)")
+    return ray_opts
+
+
+def _run_with_progress(method: list[str], net, split, dump: Path | None, opts: dict[str, Any]) -> list:
+    """run_methods with a bar per method on a terminal; elsewhere (`gdsolver train | cat`, a log
+    file) a line per epoch and per sweep as they happen."""
+    from gdsolver.train.progress import describe
+    from gdsolver.train.runs import run_methods
+
     bar = console.is_terminal and err_console.is_terminal
-    with executor_for(ray, ray_address), \
-            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                     TextColumn("{task.fields[status]}"), console=err_console, transient=False,
-                     disable=not bar) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=err_console, transient=False,
+                  disable=not bar) as progress:
         bars: dict[str, Any] = {}
         done: dict[str, int] = {}
         epochs: dict[str, int] = {}
@@ -167,18 +189,21 @@ def _train(
             done[name] += 1
             progress.update(bars[name], completed=done[name], status=_describe(row))
             if not bar:
-                from gdsolver.train.progress import describe
-
                 console.print(describe(name, row, epochs[name]), markup=False, soft_wrap=True)
 
         results = run_methods(method, net, split, dump_dir=dump, on_start=on_start, callback=on_row, **opts)
         for name in bars:  # early stopping leaves bars short of their budget
             progress.update(bars[name], completed=progress.tasks[bars[name]].total)
-    console.print(table(f"{split.name}: {split.task}, seed {seed}", SUMMARY_COLUMNS, summary_rows(results)))
-    print_sweeps(results)
+    return results
+
+
+def _write_tables(results, split, seed: int, opts: dict[str, Any], csv: Path | None, json_out: Path | None) -> None:
+    """--csv: the summary rows; --json: the summaries with each method's history (atomic writes)."""
+    from gdsolver.atomic import atomic_write_text
+
     if csv is not None:
-        import io
         import csv as csvmod
+        import io
 
         buf = io.StringIO()
         w = csvmod.DictWriter(buf, fieldnames=list(results[0].row()), lineterminator="\n")
@@ -190,8 +215,6 @@ def _train(
         doc = {"dataset": split.name, "info": split.info, "seed": seed, "options": opts,
                "results": [{**r.row(), "history": r.history.to_json_dict()} for r in results]}
         atomic_write_text(json_out, json.dumps(doc, indent=1, default=str) + "\n")
-    if dump is not None:
-        console.print(f"run written to {dump}/ ({_replay_hint(dump, results)})", markup=False, soft_wrap=True)
 
 
 def _restarts(value: str | None) -> int | str | None:

@@ -50,7 +50,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "gdsolver/bench/equal_time_bench.py:run_equal_time_bench": "bench: to share one runner",
     "gdsolver/bench/data_efficiency_bench.py:markdown": "bench: to share one report mechanism",
     "gdsolver/train/one_sweep.py:sweep": "the one-call sweep (gdsolver.sweep): not split yet",
-    "cli/train_cmd.py:_train": "being split",
 }
 # module-name cycles that are known and being broken -> why
 CYCLES: dict[frozenset[str], str] = {}
