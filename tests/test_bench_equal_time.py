@@ -14,9 +14,10 @@ pytest.importorskip("matplotlib")
 
 from clirun import assert_user_error, run  # noqa: E402
 
-from gdsolver.bench.equal_time_bench import (ABLATION, GDSOLVER, METHODS, EqualTimeConfig, Workload,  # noqa: E402
-                                             preset_config, rewrite_report, run_equal_time_bench, skipped_workloads,
-                                             summarize, total_units)
+from gdsolver.bench.equal_time_bench import rewrite_report, run_equal_time_bench  # noqa: E402
+from gdsolver.bench.equal_time_report import ABLATION, GDSOLVER, summarize  # noqa: E402
+from gdsolver.bench.equal_time_workloads import (METHODS, EqualTimeConfig, Workload, preset_config,  # noqa: E402
+                                                 skipped_workloads, total_units)
 
 SLACK_S = 0.1  # fit()'s own work outside the budgeted loop (data checks, loading the best restart)
 
@@ -164,7 +165,7 @@ def test_cli_quick_regression(tmp_path):
 def _partial(tmp_path, cfg, rows, name="et"):
     from dataclasses import asdict
 
-    from gdsolver.bench.equal_time_bench import resolve
+    from gdsolver.bench.equal_time_workloads import resolve
     from gdsolver.bench.plots import write_json
 
     w = resolve("polynomial", cfg).to_json()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from pathlib import Path
+from typing import Any
 
 from gdsolver._version import package_version
 
@@ -32,3 +34,29 @@ def machine_info() -> dict:
         "gdsolver": package_version("gdsolver"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def git_state() -> dict[str, Any] | None:
+    """The commit a run's code came from and the files under gdsolver/ that differed from it
+    (the trainers change under a running bench on a shared tree); None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gdsolver"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"head": head or None, "modified": sorted(x[3:] for x in dirty if x.strip())} if head else None
+
+
+def uptime() -> str | None:
+    """`uptime`'s line (load and users at a glance), None where there is no such command."""
+    import subprocess
+
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
