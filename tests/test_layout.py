@@ -39,15 +39,12 @@ MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
 # path (relative to the repository) -> why it may stay longer than MAX_FILE_LINES
 LONG_FILES: dict[str, str] = {
-    "gdsolver/bench/equal_time_bench.py": "bench: to share the grid -> cells -> runner -> report mechanism",
     "gdsolver/bench/data_efficiency_bench.py": "bench: to share the grid -> cells -> runner -> report mechanism",
 }
 # "path:function" -> why it may stay longer than MAX_FUNCTION_LINES
 LONG_FUNCTIONS: dict[str, str] = {
     "gdsolver/ir/presolve.py:_build": "MILP search internals: presolve's reduced-instance assembly",
     "gdsolver/train/hybrid.py:_sweep": "trainer: being split by the engineers editing hybrid.py",
-    "gdsolver/bench/equal_time_bench.py:markdown": "bench: to share one report mechanism",
-    "gdsolver/bench/equal_time_bench.py:run_equal_time_bench": "bench: to share one runner",
     "gdsolver/bench/data_efficiency_bench.py:markdown": "bench: to share one report mechanism",
     "gdsolver/train/one_sweep.py:sweep": "the one-call sweep (gdsolver.sweep): not split yet",
 }
