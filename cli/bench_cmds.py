@@ -120,7 +120,7 @@ def bench_regression(
     threads: RunThreads = 1,
     plots: Plots = True,
     tuned: Annotated[bool, typer.Option(help="Also run the tuned-baselines comparison (rates chosen on validation, "
-                                        "L-BFGS, GDSolver on tuned optimizers; issues 15 and 19).")] = True,
+                                        "L-BFGS, GDSolver on tuned optimizers).")] = True,
     gdsolver_seeds: Annotated[Optional[int], typer.Option(help="Seeds (0..N-1) of the tuned comparison's GDSolver "
                                                           "rows, the slowest part (default: every seed).")] = None,
     tuned_row: Annotated[Optional[list[str]], typer.Option("--tuned-row", help="Run only the tuned comparison, "
@@ -277,7 +277,7 @@ def bench_equal_time(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run of the same configuration from its "
                                          "partial results (<tag>.partial.json under --out).")] = False,
 ) -> None:
-    """Equal-time (anytime) comparison (issue 29): at each wall-clock budget, from the same initial
+    """Equal-time (anytime) comparison: at each wall-clock budget, from the same initial
     weights, the tuned GD continued, restarts (best of K on validation, K filling the budget), the
     time-aware GDSolver and its no-sweeps ablation; test loss statistics, wins, paired differences
     and every run's wall time. Runs one after another (times are the point)."""
