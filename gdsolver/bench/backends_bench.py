@@ -34,7 +34,7 @@ import numpy as np
 
 from gdsolver.bench.demo import digits_case, regression_case
 from gdsolver.bench.machine import machine_info
-from gdsolver.bench.plots import executor_text
+from gdsolver.bench.plots import executor_text, md_table
 from gdsolver.compile import DEFAULT_BACKEND, available_backends, get_backend, solve
 from gdsolver.compile.registry import check_backend_name
 from gdsolver.errors import GdsolverError, LicenseLimitError
@@ -376,17 +376,14 @@ def markdown(result: dict) -> str:
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
              f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
-             f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", "",
-             "| case | mode | act | n | r | seed | vars | rows | ind | " + " | ".join(names) + " | "
-             + " | ".join(f"{n}/{base}" for n in others) + " | objective | agree |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (len(names) + len(others)) + "---:|---|"]
+             f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", ""]
+    body = []
     for r in result["rows"]:
-        key = f"| {r['case']} | {r.get('mode', '-')} | {r.get('activation', '-')} | {r.get('points', '-')} | " \
-              f"{r.get('radius', '-')} | {r.get('seed', '-')} |"
+        key = [r["case"], r.get("mode", "-"), r.get("activation", "-"), r.get("points", "-"), r.get("radius", "-"),
+               r.get("seed", "-")]
         if "error" in r:  # the case's task failed
-            lines.append(key + f" - | - | - | failed: {r['error']} |")
+            body.append(key + ["-", "-", "-", f"failed: {r['error']}"])
             continue
-        head = key + f" {r['variables']} | {r['rows']} | {r['indicators']} |"
         cells = [_cell(r["results"].get(n), r["skipped"].get(n)) for n in names]
         bounds = r.get("ratio_bounds", {})
         ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else
@@ -394,7 +391,10 @@ def markdown(result: dict) -> str:
         objs = [v["objective"] for v in r["results"].values() if v["status"] == "OPTIMAL"]
         obj = f"{objs[0]:.6g}" if objs else "-"
         agree = {True: "yes", False: "NO", None: "-"}[r["agree"]]
-        lines.append(head + " " + " | ".join(cells + ratios) + f" | {obj} | {agree} |")
+        body.append(key + [r["variables"], r["rows"], r["indicators"], *cells, *ratios, obj, agree])
+    lines += md_table(["case", "mode", "act", "n", "r", "seed", "vars", "rows", "ind", *names,
+                       *(f"{n}/{base}" for n in others), "objective", "agree"], body,
+                      "lll" + "r" * (6 + len(names) + len(others) + 1) + "l")
     lines += ["", "A cell that stopped at the time limit shows its status, objective and bound; its ratio is then a "
                   f"bound (≥: only {base} finished, ≤: only the other did) and stays out of the means. Objective: the "
                   "proven optimum; agree: every proven optimum equal and no other point or bound contradicting it "

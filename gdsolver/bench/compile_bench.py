@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.plots import md_table
 from gdsolver.compile.highs import build_highs, new_highs
 from gdsolver.formulate import regression
 
@@ -271,29 +272,29 @@ def _markdown(result: dict) -> str:
         f"Timing: {result['timing']}.", "",
         f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, Python {m['python']}, numpy {m['numpy']}, "
         f"highspy {m['highspy']}; {m['date']}", "",
-        "| T | nnz | bulk (s) | bulk M nnz/s | per-element (s) | per-element M nnz/s | speedup | SCIP build (s) | "
-        "SCIP M nnz/s | SCIP / bulk |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    body = []
     for r in result["rows"]:
-        pe = (f"{r['per_element_s']:.3f} | {r['per_element_nnz_per_s'] / 1e6:.3f} | {r['speedup']:.0f}x"
-              if "speedup" in r else "- | - | -")
-        sc = (f"{r['scip_s']:.3f} | {r['scip_nnz_per_s'] / 1e6:.2f} | {r['scip_over_bulk']:.0f}x" if "scip_s" in r
-              else "- | - | -")
-        lines.append(f"| {r['T']} | {r['nnz']} | {r['bulk_s']:.4f} | {r['bulk_nnz_per_s'] / 1e6:.2f} | {pe} | {sc} |")
+        pe = ([f"{r['per_element_s']:.3f}", f"{r['per_element_nnz_per_s'] / 1e6:.3f}", f"{r['speedup']:.0f}x"]
+              if "speedup" in r else ["-"] * 3)
+        sc = ([f"{r['scip_s']:.3f}", f"{r['scip_nnz_per_s'] / 1e6:.2f}", f"{r['scip_over_bulk']:.0f}x"]
+              if "scip_s" in r else ["-"] * 3)
+        body.append([r["T"], r["nnz"], f"{r['bulk_s']:.4f}", f"{r['bulk_nnz_per_s'] / 1e6:.2f}", *pe, *sc])
+    lines += md_table(["T", "nnz", "bulk (s)", "bulk M nnz/s", "per-element (s)", "per-element M nnz/s", "speedup",
+                       "SCIP build (s)", "SCIP M nnz/s", "SCIP / bulk"], body, "r" * 10)
     routes = result.get("scip_row_routes", {"seconds": {}})
     if routes["seconds"]:
         lines += ["", f"SCIP (pyscipopt has no sparse-matrix call): loading the rows of the T = {routes['T']} instance "
-                      f"({routes['nnz']} nonzeros) into a model whose variables exist, same run:", "",
-                  "| route | seconds | ns per nonzero |", "|---|---:|---:|"]
-        lines += [f"| {k} | {v:.3f} | {v / routes['nnz'] * 1e9:.0f} |" for k, v in routes["seconds"].items()]
+                      f"({routes['nnz']} nonzeros) into a model whose variables exist, same run:", ""]
+        lines += md_table(["route", "seconds", "ns per nonzero"],
+                          [[k, f"{v:.3f}", f"{v / routes['nnz'] * 1e9:.0f}"] for k, v in routes["seconds"].items()])
     lines += ["", "## Hidden-layer sweeps", "",
               "sweep_instance (formulate the swept layer, the ReLUs and the layers after it, the head) against one "
               "CSR build of the same nonzeros, same run: scipy.sparse.csr_matrix((data, (row, col))) (target <= 10x), "
-              "and the floor, Csr.from_coo on triplets already sorted by row (bincount + cumsum).", "",
-              "| case | nnz | variables | binaries | build (s) | scipy CSR build (s) | ratio | presorted floor (s) | ratio |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result.get("hidden_layer_rows", []):
-        lines.append(f"| {r['case']} | {r['nnz']} | {r['variables']} | {r['binaries']} | {r['build_s']:.4f} | "
-                     f"{r['csr_s']:.5f} | {r['ratio']:.1f}x | {r['sorted_floor_s']:.5f} | {r['ratio_floor']:.0f}x |")
+              "and the floor, Csr.from_coo on triplets already sorted by row (bincount + cumsum).", ""]
+    lines += md_table(["case", "nnz", "variables", "binaries", "build (s)", "scipy CSR build (s)", "ratio",
+                       "presorted floor (s)", "ratio"],
+                      [[r["case"], r["nnz"], r["variables"], r["binaries"], f"{r['build_s']:.4f}", f"{r['csr_s']:.5f}",
+                        f"{r['ratio']:.1f}x", f"{r['sorted_floor_s']:.5f}", f"{r['ratio_floor']:.0f}x"]
+                       for r in result.get("hidden_layer_rows", [])])
     return "\n".join(lines) + "\n"

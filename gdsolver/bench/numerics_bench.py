@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.plots import md_table
 from gdsolver.compile import get_backend
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
@@ -133,12 +134,11 @@ def markdown(result: dict) -> str:
              f"{m['date']}", "",
              "Per case and feature scale (all seeds): the check's verdict, and per backend the answers that were "
              "wrong yet verified (W), wrong but caught by verify or a clean error such as HiGHS refusing coefficients "
-             "below 1e-9 (c), right (r).", "",
-             "| case | features x | verdict | " + " | ".join(bes) + " |",
-             "|---|---:|---|" + "---|" * len(bes)]
+             "below 1e-9 (c), right (r).", ""]
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in result["rows"]:
         groups.setdefault((r["case"], r["k"]), []).append(r)
+    body = []
     for (case, k), rs in groups.items():
         verdicts = sorted({r["verdict"] for r in rs})
         cells = []
@@ -146,6 +146,7 @@ def markdown(result: dict) -> str:
             w = sum(r[be]["wrong_passed"] for r in rs)
             c = sum((not r[be]["right"]) and not r[be]["wrong_passed"] for r in rs)
             cells.append(f"{len(rs) - w - c}r" + (f" {c}c" if c else "") + (f" **{w}W**" if w else ""))
-        lines.append(f"| {case} | 1e{k:+d} | {', '.join(verdicts)} | " + " | ".join(cells) + " |")
+        body.append([case, f"1e{k:+d}", ", ".join(verdicts), *cells])
+    lines += md_table(["case", "features x", "verdict", *bes], body, "lrl" + "l" * len(bes))
     lines += ["", "Totals (instances x backends):"] + [f"- {k}: {v}" for k, v in sorted(result["tally"].items())]
     return "\n".join(lines)

@@ -27,6 +27,7 @@ import numpy as np
 
 from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.plots import md_table
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.verify import verify
@@ -269,31 +270,31 @@ def markdown(doc: dict[str, Any]) -> str:
              f"at end {load['end'][0]:.1f}" + (" (the machine was shared: compare the two columns of a row, "
                                                "measured one after the other, as ratios)" if max(
                  load["start"][0], load["end"][0]) > 1.5 else "") + ".", "",
-             "## Summary (per instance kind; means over seeds)", "",
-             "| instance | points | radius | seeds | presolve out / in | plain proven | plain proof | "
-             "Benders proven | Benders proof (mean / max) | speedup (geomean) | objective |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "## Summary (per instance kind; means over seeds)", ""]
+    body = []
     for s in doc["summary"]:
         sp = _f(s["speedup_geomean"], 1) + "x" if s["speedup_geomean"] else (
             f">= {_f(s['speedup_at_least_min'], 1)}x" if s["speedup_at_least_min"] else "-")
-        lines.append(f"| {s['instance']} | {s['points']} | {s['radius']:g} | {s['seeds']} | "
-                     f"{s['presolve_out']:.1f} / {s['presolve_in']:.1f} | {s['mip_proven']}/{s['seeds']} | "
-                     f"{_f(s['mip_proof_s_mean'])} | {s['benders_proven']}/{s['seeds']} | "
-                     f"{_f(s['benders_proof_s_mean'])} / {_f(s['benders_proof_s_max'])} | {sp} | "
-                     f"{s['objective_mean']:.1f} |")
-    lines += ["", "## Every run", "",
-              "| instance | seed | pts | radius | out / in | plain: first inc. | plain: proof | plain: objective | "
-              "Benders: first inc. | Benders: proof | Benders: objective | speedup | Gurobi plain: proof | "
-              "Gurobi: objective |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        body.append([s["instance"], s["points"], f"{s['radius']:g}", s["seeds"],
+                     f"{s['presolve_out']:.1f} / {s['presolve_in']:.1f}", f"{s['mip_proven']}/{s['seeds']}",
+                     _f(s["mip_proof_s_mean"]), f"{s['benders_proven']}/{s['seeds']}",
+                     f"{_f(s['benders_proof_s_mean'])} / {_f(s['benders_proof_s_max'])}", sp,
+                     f"{s['objective_mean']:.1f}"])
+    lines += md_table(["instance", "points", "radius", "seeds", "presolve out / in", "plain proven", "plain proof",
+                       "Benders proven", "Benders proof (mean / max)", "speedup (geomean)", "objective"], body)
+    lines += ["", "## Every run", ""]
+    body = []
     for r in doc["rows"]:
         a, b, g = r["mip"], r["benders"], r.get("gurobi_mip")
         sp = f"{r['speedup']:.1f}x" if "speedup" in r else (f">= {r['speedup_at_least']:.1f}x"
                                                            if "speedup_at_least" in r else "-")
-        lines.append(f"| {r['instance']} | {r['seed']} | {r['points']} | {r['radius']:g} | "
-                     f"{r['presolve']['out']} / {r['presolve']['in']} | {_f(a['first_incumbent_s'])} | "
-                     f"{_f(a['proof_s'])} | {_cell(a)} | {_f(b['first_incumbent_s'])} | {_f(b['proof_s'])} | "
-                     f"{_cell(b)} | {sp} | {_f((g or {}).get('proof_s'))} | {_cell(g)} |")
+        body.append([r["instance"], r["seed"], r["points"], f"{r['radius']:g}",
+                     f"{r['presolve']['out']} / {r['presolve']['in']}", _f(a["first_incumbent_s"]), _f(a["proof_s"]),
+                     _cell(a), _f(b["first_incumbent_s"]), _f(b["proof_s"]), _cell(b), sp,
+                     _f((g or {}).get("proof_s")), _cell(g)])
+    lines += md_table(["instance", "seed", "pts", "radius", "out / in", "plain: first inc.", "plain: proof",
+                       "plain: objective", "Benders: first inc.", "Benders: proof", "Benders: objective", "speedup",
+                       "Gurobi plain: proof", "Gurobi: objective"], body)
     lines += ["", "Objective cells: points correct with the margin; (opt) when proven optimal, else the bound "
               "(\"<= B\") at the time limit. Gurobi runs only where its licence takes the instance "
               "(the pip licence: 2000 variables and 2000 constraints)."]
