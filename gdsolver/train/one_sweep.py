@@ -266,21 +266,8 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
             from gdsolver.ir import save
 
             instance_path = str(save(outcome.instance or job.instance, instance_path))
-        watched_before = ev._monitored_loss(before)
-        if outcome.usable:
-            def watched() -> tuple[float, dict[str, Any]]:
-                m = ev._metrics()
-                return ev._monitored_loss(m), m
-
-            decision = decide_sweep(job, outcome, write=lambda W, b: ls.write(job, W, b),
-                                    restore=lambda saved: ls.restore(job, saved), points_loss=lambda: ls.points_loss(job),
-                                    watched=watched, watched_before=watched_before, accept=accept,
-                                    loss_before=loss_pts, label="validation" if val is not None else "data",
-                                    train_before=before["train_loss"])
-        else:
-            decision = Decision(False, outcome.reason.lstrip("; ") or f"no usable answer ({outcome.status})", loss_pts,
-                                loss_pts, False, None)
-        after = decision.metrics if decision.accepted else before
+        decision = _decide(ev, ls, job, outcome, accept, before, loss_pts, val is not None)
+    after = decision.metrics if decision.accepted else before
     sizes = job.sizes()
     return SweepReport(status=outcome.status, accepted=decision.accepted, reason=decision.reason,
                        layer=job.layer_name, layer_index=k, head=job.instance.meta["mode"], radius=job.radius,
@@ -291,3 +278,22 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
                        n_vars=sizes["n_vars"], n_cons=sizes["n_cons"], n_binary=sizes["n_binary"],
                        build_time_s=build, solver_time_s=outcome.solver_time_s,
                        time_s=time.perf_counter() - t_start, instance_path=instance_path, model=model)
+
+
+def _decide(ev, ls: LayerSweep, job: SweepJob, outcome: SweepOutcome, accept, before: dict[str, Any],
+            loss_pts: float, has_val: bool) -> Decision:
+    """gdsolver.sweep's decision: a usable answer is written and kept or restored by decide_sweep,
+    watching the loss on val (else on the data) as the evaluator `ev` computes it."""
+    if not outcome.usable:
+        return Decision(False, outcome.reason.lstrip("; ") or f"no usable answer ({outcome.status})", loss_pts,
+                        loss_pts, False, None)
+
+    def watched() -> tuple[float, dict[str, Any]]:
+        m = ev._metrics()
+        return ev._monitored_loss(m), m
+
+    return decide_sweep(job, outcome, write=lambda W, b: ls.write(job, W, b),
+                        restore=lambda saved: ls.restore(job, saved), points_loss=lambda: ls.points_loss(job),
+                        watched=watched, watched_before=ev._monitored_loss(before), accept=accept,
+                        loss_before=loss_pts, label="validation" if has_val else "data",
+                        train_before=before["train_loss"])
