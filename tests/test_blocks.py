@@ -214,3 +214,81 @@ def test_gdsolver_moves_the_block_over_the_layer():
     t.fit((X, y))
     assert seen == [[0, 1, 2], [3, 4, 5]]
     assert t._block_at["0"] == 6
+
+
+# ------------------------------------------------------------------ LP bounds before the MIP
+def deep_net(seed: int) -> list[Dense]:
+    return small_net(seed, sizes=(6, 10, 10, 10, 3))
+
+
+def relu_pre(layers, H, k, W, b):
+    """Pre-activations of every layer from k on with layer k's weights (W, b): {j: (T, M_j)}."""
+    out, h = {}, H
+    for j in range(k, len(layers)):
+        Wj, bj = (W, b) if j == k else (layers[j].W, layers[j].b)
+        a = h @ Wj.T + bj
+        out[j] = a
+        h = np.maximum(a, 0) if layers[j].activation == "relu" else a
+    return out
+
+
+def test_lp_bounds_hold_at_random_points_of_the_box_and_never_cut_the_start():
+    from gdsolver.formulate.tighten import bounds_of
+
+    layers = deep_net(0)
+    rng = np.random.default_rng(0)
+    H, y, r = rng.normal(size=(12, 6)), rng.integers(0, 3, 12), 0.1
+    plain = sweep_instance(layers, 0, H, y, task="classification", radius=r, mode="ce")
+    tight = sweep_instance(layers, 0, H, y, task="classification", radius=r, mode="ce", tighten=60)
+    rep = tight.meta["tighten"]
+    assert rep["complete"] and rep["decided"] > 0
+    assert tight.num_integer == plain.num_integer - rep["decided"]  # each decided unit lost its binary
+    assert verify(tight, tight.start).ok  # the current weights are not cut off
+    bounds = bounds_of(tight.data)
+    assert set(bounds) == {2}  # layers 0 and 1 are exact by intervals; layer 2 is the first tightened
+    lo, hi = bounds[2]
+    # the bounds hold wherever the weights are in the box: corners and inner points
+    for s in range(200):
+        d = rng.uniform(-r, r, size=(10, 7)) if s % 2 else rng.choice([-r, r], size=(10, 7))
+        W, b = layers[0].W + d[:, :6], layers[0].b + d[:, 6]
+        a = relu_pre(layers, H, 0, W, b)[2]
+        assert np.all(a >= lo - 1e-9) and np.all(a <= hi + 1e-9)
+        if s < 5:  # and as a start: the tightened instance holds that point
+            at = sweep_instance(layers, 0, H, y, task="classification", radius=r, mode="ce", start_at=(W, b),
+                                bounds={2: (lo, hi)})
+            assert verify(at, at.start).ok
+    # strictly tighter than the intervals somewhere, and never looser
+    assert np.all(lo >= plain_interval(plain, 2)[0] - 1e-12) and np.any(hi < plain_interval(plain, 2)[1] - 1e-9)
+
+
+def plain_interval(inst, j):
+    """Layer j's pre-activation interval in the untightened instance, by interval arithmetic in numpy
+    from the bounds of layer j - 1's outputs (variables o{j-1})."""
+    off, shape = inst.blocks[f"o{j - 1}"]
+    n = int(np.prod(shape))
+    olo, ohi = inst.lb[off:off + n].reshape(shape), inst.ub[off:off + n].reshape(shape)
+    W = inst.data[f"W{j}"]
+    bj = inst.data[f"b{j}"]
+    lo = bj + np.minimum(olo[:, None, :] * W, ohi[:, None, :] * W).sum(axis=2)
+    hi = bj + np.maximum(olo[:, None, :] * W, ohi[:, None, :] * W).sum(axis=2)
+    return lo, hi
+
+
+def test_lp_bounds_keep_the_optimum():
+    """Binaries the LP decides change nothing but the count: the same optimum (HiGHS on both), and
+    the tightened instance's rounds rebuild with the same bounds (refine reads them back)."""
+    layers = small_net(4, sizes=(5, 6, 6, 6, 2))
+    rng = np.random.default_rng(4)
+    H, y = rng.normal(size=(5, 5)), rng.normal(size=(5, 2))
+    kw = dict(task="regression", radius=0.1, mode="l1", units=[0, 2, 4])  # a block, tightened too
+    plain = sweep_instance(layers, 0, H, y, **kw)
+    tight = sweep_instance(layers, 0, H, y, tighten=60, **kw)
+    assert tight.num_integer < plain.num_integer
+    rp, rt = solve(plain, time_limit=60), solve(tight, time_limit=60)
+    assert rp.status == rt.status == "OPTIMAL"
+    assert rt.objective == pytest.approx(rp.objective, rel=1e-6, abs=1e-6)
+    assert verify(tight, rt.x).ok and check_claims(tight, rt.x).ok
+    from gdsolver.formulate.tighten import bounds_of
+    blocks = tight.unpack(rt.x)
+    again = sweep_instance(layers, 0, H, y, start_at=(blocks["w"], blocks["b"]), bounds=bounds_of(tight.data), **kw)
+    assert again.blocks == tight.blocks and verify(tight, again.start).ok

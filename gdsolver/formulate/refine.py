@@ -17,6 +17,7 @@ from gdsolver.formulate.claims import network_of, outputs
 from gdsolver.formulate.heads import cross_entropy
 from gdsolver.formulate.head_table import SMOOTH_MODES
 from gdsolver.formulate.sweep import sweep_instance
+from gdsolver.formulate.tighten import bounds_of
 from gdsolver.ir.instance import MilpInstance
 
 # meta entries that describe where the instance came from, carried over to every round
@@ -80,7 +81,8 @@ def refine(inst: MilpInstance, x: np.ndarray, *, centre: np.ndarray | None = Non
     keep = data.get("keep")
     nxt = sweep_instance(layers, 0, data["H"], data["y"], task=meta["formulation"], radius=meta["radius"],
                          mode=mode, margin=meta["margin"], keep_correct=keep, fix_bias=not meta.get("box_bias", True),
-                         anchors=anchors, correct=correct, start_at=(at["w"], at["b"]), units=meta.get("units"))
+                         anchors=anchors, correct=correct, start_at=(at["w"], at["b"]), units=meta.get("units"),
+                         bounds=bounds_of(data))
     nxt.meta.update({key: meta[key] for key in _PROVENANCE if key in meta})
     nxt.meta["network"] = meta["network"]
     nxt.meta["round"] = int(meta.get("round", 0)) + 1
@@ -106,7 +108,8 @@ def point_at(inst: MilpInstance, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     again = sweep_instance(layers, 0, data["H"], data["y"], task=meta["formulation"], radius=meta["radius"],
                            mode=meta["mode"], margin=meta["margin"], keep_correct=data.get("keep"),
                            fix_bias=not meta.get("box_bias", True), anchors=data.get("anchors"),
-                           correct=data.get("correct"), start_at=(w, b), units=meta.get("units"))
+                           correct=data.get("correct"), start_at=(w, b), units=meta.get("units"),
+                           bounds=bounds_of(data))
     if again.start is not None and "e" in again.blocks and not needs_stage_two(inst):  # e at the true loss
         again.start = _start_with_exact_e(again, outputs(again, again.start), meta["mode"])
     return again.start

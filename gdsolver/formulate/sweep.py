@@ -90,7 +90,8 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
                    margin: float | None = None, keep_correct=None, fix_bias: bool = False,
                    anchors: np.ndarray | None = None, correct: np.ndarray | None = None,
                    start_at: tuple[np.ndarray, np.ndarray] | None = None,
-                   units: Sequence[int] | np.ndarray | None = None) -> MilpInstance:
+                   units: Sequence[int] | np.ndarray | None = None, tighten: float | None = None,
+                   bounds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> MilpInstance:
     """The MILP of a sweep of layer k (0-based; negative counts from the end) of `layers`.
 
     H (T, N_k): inputs of layer k for the sweep's points. y: class labels (T,) for
@@ -108,7 +109,11 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     free, their incoming weights and biases boxed; every other unit keeps its weights, so its
     outputs are data (no columns, rows or binaries). The answer's blocks "w", "b" (and start_at)
     then have the block's shape (len(units), N), (len(units),); meta["units"] lists the units
-    (claims.swept_weights puts them into the full layer). None or every unit: the full sweep."""
+    (claims.swept_weights puts them into the full layer). None or every unit: the full sweep.
+    tighten: seconds for LP bounds of the pre-activations of the ReLU layers from k + 2 on
+    (gdsolver.formulate.tighten; fewer binaries), kept with the instance's data so that its
+    rounds are rebuilt alike; meta["tighten"] reports them. bounds: such bounds, given (by chain
+    layer index, each (lo, hi) of shape (T, M_j)), e.g. read back from an instance."""
     layers = check_chain(layers)
     k = _check_layer(k, len(layers))
     if task not in TASKS:
@@ -130,8 +135,13 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     o0 = forward_chain(layers, H, start=k, weights={k: _full(swept, Ws, bs, units)})
     target, keep = _check_target(task, y, keep_correct, o0, margin)
 
+    tight = None
+    if tighten is not None:
+        from gdsolver.formulate.tighten import lp_bounds
+
+        bounds, tight = lp_bounds(layers, k, H, (Ws, bs), radius, fix_bias, units, time_limit=tighten)
     bld = InstanceBuilder()
-    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias, units)
+    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias, units, bounds=bounds)
     h = HeadInput(bld, out, target, o0, margin, keep, anchors, correct)
     head_meta, anchors = head.build(h)
     meta = {
@@ -149,6 +159,7 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         "relu": relus,
         "relu_binaries": int(sum(r["binaries"] for r in relus)),
         **({} if units is None else {"units": [int(u) for u in units]}),
+        **({} if tight is None else {"tighten": tight}),
         "gdsolver_version": __version__,
         **head_meta,
     }
@@ -160,6 +171,10 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         meta["current_mse"] = float((err0 ** 2).mean())
     inst = bld.build(head.sense, meta=meta)
     _attach_data(inst, layers, k, H, target, head, anchors, h.correct, keep if keep_correct is not None else None)
+    if bounds:
+        from gdsolver.formulate.tighten import bounds_data
+
+        inst.data.update(bounds_data(bounds, k))
     return inst
 
 
@@ -224,7 +239,8 @@ def _check_target(task: str, y, keep_correct, o0: np.ndarray, margin: float) -> 
 
 
 def _encode(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, start: tuple[np.ndarray, np.ndarray],
-            radius: float, fix_bias: bool, units: np.ndarray | None = None) -> tuple[LinExpr, list[dict]]:
+            radius: float, fix_bias: bool, units: np.ndarray | None = None,
+            bounds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[LinExpr, list[dict]]:
     """Layer k swept in its box, every later layer fixed: the network's outputs over the box, and
     the ReLU binaries' counts per layer. With units (a block), only those units of layer k are
     encoded; the others' outputs are data, added to layer k + 1 as a per-point constant."""
@@ -244,6 +260,9 @@ def _encode(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, st
             out = fixed_dense(bld, out, layer.W[:, units], layer.b, f"a{j}", offset=offset)
         elif j > k:
             out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        if bounds and j in bounds:  # tightened bounds (LP): they hold over the box, so intersect
+            out.lo = np.maximum(out.lo, np.ravel(bounds[j][0]))
+            out.hi = np.minimum(out.hi, np.ravel(bounds[j][1]))
         check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
         if layer.activation == "relu":
             out, counts = relu(bld, out, f"o{j}", f"z{j}")
