@@ -74,3 +74,30 @@ def test_pipeline_time_limit_on_a_direct_sweep():
     assert out.status == "FEASIBLE" and out.result.termination == "time_limit"
     assert verify(inst, out.x).ok
     assert true_loss(inst, out.x) <= true_loss(inst, inst.start) * (1 + 1e-12)
+
+
+def test_sampled_features_give_the_same_instance():
+    """A head over a seeded sample computes the layer's inputs of the sampled points only: the
+    instance equals the one built from every point's inputs (up to the float32 forward pass's
+    rounding, which depends on the batch)."""
+    import torch
+    from torch import nn
+
+    from gdsolver.extract import network_from_torch
+    from gdsolver.train.sweep import prepare_sweep
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    X = torch.randn(400, 6)
+    y = np.random.default_rng(0).integers(0, 3, 400)
+    net = network_from_torch(model, X)
+    for mode, points in (("ce", 64), ("ce", 1000)):
+        a = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.1, mode=mode, points=points)
+        b = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.1, mode=mode, points=points,
+                          H=net.features(X.numpy(), 1))
+        assert list(a.points) == list(b.points) and a.instance.meta["data_points"] == 400
+        ia, ib = a.instance, b.instance
+        for name in ("lb", "ub", "c", "row_lo", "row_hi", "start"):
+            np.testing.assert_allclose(getattr(ia, name), getattr(ib, name), rtol=1e-6, atol=1e-7)
+        assert np.array_equal(ia.A.indptr, ib.A.indptr) and np.array_equal(ia.A.indices, ib.A.indices)
+        np.testing.assert_allclose(ia.A.data, ib.A.data, rtol=1e-6, atol=1e-7)

@@ -121,21 +121,31 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         raise GdsolverError(f"task: {task!r}, expected 'regression' or 'classification'")
     mode = mode or default_mode(task)
     k = network.layer_index(layer)
-    H = network.features(X, k) if H is None else np.asarray(H, np.float64)
     y = np.asarray(y)
-    if len(y) != len(H):
-        raise GdsolverError(f"y: {len(y)} targets for {len(H)} inputs in X")
+    n_inputs = len(X) if H is None else len(H)
+    if n_inputs != len(y):
+        raise GdsolverError(f"y: {len(y)} targets for {n_inputs} inputs in X")
     if task == "classification":
         y = check_labels(y, network.layers[-1].M, name="y")
     margin = DEFAULT_MARGIN[task] if margin is None else float(margin)
     if points == "auto":
         points = default_points(task, network, k, mode, convex)
-    o0 = network.forward(H, start=k)
-    pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed,
-                               mode=mode)
-    idx = np.concatenate([pick, keep])
+    if H is None and not head_for(task, mode).points.misclassified:
+        # a loss over a seeded sample: the layer's inputs of the sampled points only (the features of
+        # all 55,000 MNIST points through 784-256-128 were most of a head sweep's build)
+        pick, keep = select_points(task, None, y, points=points, keep_correct=keep_correct, margin=margin,
+                                   seed=seed, mode=mode)
+        idx = np.concatenate([pick, keep])
+        Hi = network.features(X[idx] if len(idx) < len(y) else X, k)
+    else:
+        H = network.features(X, k) if H is None else np.asarray(H, np.float64)
+        o0 = network.forward(H, start=k)
+        pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed,
+                                   mode=mode)
+        idx = np.concatenate([pick, keep])
+        Hi = H[idx]
     fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
-    inst = sweep_instance(network.layers, k, H[idx], y[idx], task=task, radius=radius, mode=mode, margin=margin,
+    inst = sweep_instance(network.layers, k, Hi, y[idx], task=task, radius=radius, mode=mode, margin=margin,
                           keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias,
                           units=units)
     la = network.layers[k]
@@ -143,7 +153,7 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         task=task,
         points=[int(i) for i in pick],
         keep_points=[int(i) for i in keep],
-        data_points=int(len(H)),
+        data_points=int(len(y)),
         seed=seed,
     )
     # JSON-able by contract: where the swept layer lives, to write the answer back
