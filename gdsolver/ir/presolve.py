@@ -516,30 +516,14 @@ class _Presolver:
         for name, (off_, cnt) in _regroup(inst.ind_groups, on_sel).items():
             label = name if name not in taken else f"ind:{name}"
             row_groups[label] = (_group_end(row_groups), cnt)
-        A = Csr.vstack([A1, A2], n_red)
-        row_lo, row_hi = np.concatenate([lo1, lo2]), np.concatenate([hi1, hi2])
-        # rows left without any variable must hold as constants (checked), then go
-        empty = np.diff(A.indptr) == 0
-        if empty.any():
-            bad = empty & ((row_lo > 1e-9 * (1 + np.abs(row_lo))) | (row_hi < -1e-9 * (1 + np.abs(row_hi))))
-            if bad.any():
-                raise _Infeasible("a constraint left without variables does not hold")
-            nonempty = np.flatnonzero(~empty)
-            A = A.take_rows(nonempty)
-            row_lo, row_hi = row_lo[nonempty], row_hi[nonempty]
-            row_groups = _regroup(row_groups, nonempty)
+        A, row_lo, row_hi, row_groups = _without_empty_rows(
+            Csr.vstack([A1, A2], n_red), np.concatenate([lo1, lo2]), np.concatenate([hi1, hi2]), row_groups)
         ind_sel = np.flatnonzero(ind_keep)
         B, ilo, ihi = reduce_rows(self.ind_A, ind_sel, inst.ind_lo, inst.ind_hi)
         ind_var = new_index[self.ind_var[ind_sel]]
         if np.any(ind_var < 0):
             raise AssertionError("an indicator kept on a fixed binary")
-        blocks: dict[str, tuple[int, tuple[int, ...]]] = {}
-        off_ = 0
-        for name, (o, shape) in inst.blocks.items():
-            cnt = int(np.count_nonzero(keep[o:o + math.prod(shape)]))
-            if cnt:
-                blocks[name] = (off_, shape if cnt == math.prod(shape) else (cnt,))
-                off_ += cnt
+        blocks = _kept_blocks(inst.blocks, keep)
         c0 = inst.c0 + float(self.c[fixed] @ self.lb[fixed])
         # the original's start, if it still satisfies the reduced instance
         reduced = MilpInstance(
@@ -554,6 +538,32 @@ class _Presolver:
                 reduced = replace(reduced, start=s)
         reduced.meta["presolved_from_variables"] = n
         return reduced, pmap
+
+
+def _without_empty_rows(A: Csr, row_lo: np.ndarray, row_hi: np.ndarray, row_groups: dict[str, tuple[int, int]]
+                        ) -> tuple[Csr, np.ndarray, np.ndarray, dict[str, tuple[int, int]]]:
+    """Rows left without any variable must hold as constants (checked: _Infeasible), then go."""
+    empty = np.diff(A.indptr) == 0
+    if not empty.any():
+        return A, row_lo, row_hi, row_groups
+    bad = empty & ((row_lo > 1e-9 * (1 + np.abs(row_lo))) | (row_hi < -1e-9 * (1 + np.abs(row_hi))))
+    if bad.any():
+        raise _Infeasible("a constraint left without variables does not hold")
+    nonempty = np.flatnonzero(~empty)
+    return A.take_rows(nonempty), row_lo[nonempty], row_hi[nonempty], _regroup(row_groups, nonempty)
+
+
+def _kept_blocks(blocks: dict[str, tuple[int, tuple[int, ...]]],
+                 keep: np.ndarray) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """The blocks over the kept variables: a block keeps its shape when whole, else becomes flat."""
+    out: dict[str, tuple[int, tuple[int, ...]]] = {}
+    off = 0
+    for name, (o, shape) in blocks.items():
+        cnt = int(np.count_nonzero(keep[o:o + math.prod(shape)]))
+        if cnt:
+            out[name] = (off, shape if cnt == math.prod(shape) else (cnt,))
+            off += cnt
+    return out
 
 
 def _group_end(groups: dict[str, tuple[int, int]]) -> int:
