@@ -54,7 +54,8 @@ def test_verbose_prints_one_line_per_history_row(sweep_run):
         else:
             verdict = "accepted" if row["accepted"] else "rejected"
             assert line.startswith(f"gdsolver sweep {row['sweep']} after epoch {row['epoch']}, "
-                                   f"radius {row['radius']:g}: {row['status']}, {verdict}: {row['reason']}")
+                                   f"radius {row['radius']:g}, layer {row['layer_name']!r}: {row['status']}, "
+                                   f"{verdict}: {row['reason']}")
         # the figures printed are the history's
         assert f"train loss {row['train_loss']:.4g} acc {row['train_acc']:.3f}" in line
         assert f"val loss {row['val_loss']:.4g} acc {row['val_acc']:.3f}" in line

@@ -17,6 +17,7 @@ import gdsolver
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import network_from_torch, resolve_output
 from gdsolver.train import GDSolver, GDTrainer, History
+from gdsolver.extract import layer_spec
 from gdsolver.train import one_sweep
 
 
@@ -85,6 +86,16 @@ def test_the_onnx_frontend_of_the_cli_picks_alike(form, tmp_path):
     with torch.no_grad():
         logits = PICK[form](model(torch.from_numpy(X))).double().numpy()
     np.testing.assert_allclose(onnx_forward(path, X), logits, rtol=1e-5, atol=1e-5)
+    # `gdsolver compile --layer`: a node name, or an index that says which node it is
+    from gdsolver.modelfile.compile import compile_model
+
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    inst = compile_model(path, task="classification", data=tmp_path / "d.npz", layer="/fc1/Gemm")
+    assert inst.meta["layer"]["name"] == "/fc1/Gemm"
+    layer_spec._WARNED.clear()
+    with pytest.warns(UserWarning, match=r"--layer: index 0 is dense layer '/fc1/Gemm'"):
+        inst = compile_model(path, task="classification", data=tmp_path / "d.npz", layer="0")
+    assert inst.meta["layer"]["name"] == "/fc1/Gemm"
 
 
 def test_output_override_and_a_clear_error_when_nothing_tells():
@@ -169,7 +180,7 @@ def test_layers_by_module_name_and_an_index_explained_once():
     hist = GDSolver(WithNorm(), epochs=1, layers=["mid"], **small).fit((X, y))
     assert [r["layer_name"] for r in hist.sweeps] == ["mid"]
     assert hist.sweeps[0]["status"] not in ("SKIPPED", "ERROR"), hist.sweeps[0]["reason"]
-    one_sweep._WARNED.clear()
+    layer_spec._WARNED.clear()
     with pytest.warns(UserWarning, match=r"index 0 is dense layer 'mid'.*starts at 'mid'"):
         hist = GDSolver(WithNorm(), epochs=1, layers=[0], skip_sweeps=True, **small).fit((X, y))
     with warnings.catch_warnings():

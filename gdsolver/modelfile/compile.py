@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from gdsolver.errors import GdsolverError
+from gdsolver.extract.layer_spec import layer_indices
 from gdsolver.formulate.head_table import HEADS, head_for
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.modelfile.data import labels_as_indices, load_data
@@ -42,6 +43,8 @@ def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: s
     net = network_from_onnx(source, X, output=output)
     if task == "classification":
         y = labels_as_indices(y, net.tail.get("classes"))
+    if layer != -1:  # a name, or an index, which warns once which node it is (extract.layer_spec)
+        layer = layer_indices(net, [layer], what="--layer")[0]
     job = prepare_sweep(net, X, y, task=task, layer=layer,
                         radius=SWEEP_DEFAULTS.for_task(task).radius if radius is None else radius,
                         mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,42 +26,13 @@ import torch
 from torch import nn
 
 from gdsolver.errors import GdsolverError
+from gdsolver.extract.layer_spec import layer_indices  # noqa: F401 - the trainer's import of it
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
                                              network_from_torch, resolve_output, restore_params)
 from gdsolver.pipeline import SolveSettings, SweepOutcome, solve_sweep
 from gdsolver.train.sweep import Decision, SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
 
 TICK_S = 0.5  # how often progress hears from a running solve
-
-
-# ------------------------------------------------------------------ which layers
-_WARNED: set[tuple[Any, ...]] = set()
-
-
-def layer_indices(net, spec: Any, *, what: str = "layers") -> list[int]:
-    """Chain indices of the layers `spec` names: "final", "all", a module name, an index, or a
-    list of those; in the chain's order. An index counts the chain of dense layers a sweep can
-    encode, which need not be the model's nn.Linear modules in order (a BatchNorm after the first
-    Linear starts the chain at the second): each distinct index is explained once by a warning."""
-    if spec in ("final", None):
-        return [len(net) - 1]
-    if spec == "all":
-        return list(range(len(net)))
-    items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
-    ks = []
-    for s in items:
-        k = net.layer_index(s)
-        bare = isinstance(s, (int, np.integer)) or (isinstance(s, str) and s.lstrip("-").isdigit()
-                                                     and s not in net.names)
-        key = (tuple(net.names), str(s))
-        if bare and key not in _WARNED:
-            _WARNED.add(key)
-            start = f" (it starts at {net.names[0]!r}: {net.prefix['stop']})" if net.prefix.get("stop") else ""
-            warnings.warn(f"{what}: index {s} is dense layer {net.names[k]!r}, number {k} of the chain of dense "
-                          f"layers a sweep can encode, {net.names}{start}; pass the module name to say which",
-                          UserWarning, stacklevel=3)
-        ks.append(k)
-    return sorted(set(ks))
 
 
 def block_units(at: int, block: int | None, net, k: int) -> np.ndarray | None:

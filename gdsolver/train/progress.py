@@ -62,6 +62,8 @@ def describe(method: str, row: dict[str, Any], epochs: int | None = None) -> str
 
         verdict = verdict_of(row)
         radius = f", radius {row['radius']:g}" if row.get("radius") is not None else ""
+        if row.get("layer_name") is not None:  # which module: an index in layers= need not say it
+            radius += f", layer {row['layer_name']!r}"
         reason = f": {row['reason']}" if row.get("reason") else ""
         cand = f" candidate {row['candidate']}" if row.get("candidate") is not None else ""
         return (f"{method} sweep {row['sweep']}{cand} after epoch {row['epoch']}{radius}: {row.get('status') or '-'}, "
