@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gdsolver.bench.demo import digits_case, regression_case
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import executor_text, md_table
 from gdsolver.compile import DEFAULT_BACKEND, available_backends, get_backend, solve
 from gdsolver.compile.registry import check_backend_name
@@ -375,8 +375,7 @@ def markdown(result: dict) -> str:
              f"Time limit {result['time_limit_s']:g} s, threads {thr}, relative gap {result['mip_gap']:g}. Cells: "
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}; {m['date']}"
-             f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", ""]
+             machine_line(m, "python") + f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", ""]
     body = []
     for r in result["rows"]:
         key = [r["case"], r.get("mode", "-"), r.get("activation", "-"), r.get("points", "-"), r.get("radius", "-"),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gdsolver.atomic import atomic_write_text
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, forward
 from gdsolver.ir.closest import closest_instance
@@ -188,7 +188,7 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
              f"{threads} thread(s). Wall times include building the LP; ratios are against the MIP solved in the "
              "same run. 'baseline' is the LP as first written (big-M rows, typed fixed integers, two rows per "
              "weight); both LPs reach the same L1 distance (checked).", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}, highspy {m['highspy']}; {m['date']}; "
+             machine_line(m, "python", "highspy") + "; "
              f"1-minute load average at start {load_start if load_start is None else round(load_start, 1)}" +
              (" (above the core count: measured under load, compare the ratios only)."
               if load_start is not None and load_start > (m["cores"] or 1) else "."), "",

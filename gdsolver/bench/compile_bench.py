@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import md_table
 from gdsolver.compile.highs import build_highs, new_highs
 from gdsolver.formulate import regression
@@ -270,8 +270,7 @@ def _markdown(result: dict) -> str:
         f"Instance: {result['instance']}; M = {M_OUT} outputs, N = {N_FEAT} features, T points, nnz = 2 T M (N + 2).",
         "Baseline (same run): the same LP built element by element with highspy's modelling API.",
         f"Timing: {result['timing']}.", "",
-        f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, Python {m['python']}, numpy {m['numpy']}, "
-        f"highspy {m['highspy']}; {m['date']}", "",
+        machine_line(m, "python", "numpy", "highspy", platform=True), "",
     ]
     body = []
     for r in result["rows"]:

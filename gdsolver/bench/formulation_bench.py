@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gdsolver.bench.demo import digits_case
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, correct_mask, forward
 
@@ -57,7 +57,7 @@ def run_formulation_bench(out_dir: str | Path = "benchmarks/results", quick: boo
     m = result["machine"]
     lines = ["# gdsolver bench formulations", "",
              f"Instances: {result['instances']}; HiGHS, time limit {time_limit:g} s. Same points for both modes.", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}, highspy {m['highspy']}; {m['date']}", "",
+             machine_line(m, "python", "highspy"), "",
              "| K | act | seed | paper bin | compact bin | paper (s) | compact (s) | compact/paper | objective |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

@@ -36,6 +36,14 @@ def machine_info() -> dict:
     }
 
 
+def machine_line(m: dict[str, Any], *packages: str, platform: bool = False) -> str:
+    """The line a bench report starts its conditions with, from a machine_info() record:
+    'Machine: <cpu> (<cores> cores)[, <platform>], <package> <version>, ...; <date>'."""
+    parts = [f"{m['cpu']} ({m['cores']} cores)", *([m["platform"]] if platform else []),
+             *(f"{'Python' if p == 'python' else p} {m[p]}" for p in packages)]
+    return "Machine: " + ", ".join(parts) + f"; {m['date']}"
+
+
 def git_state() -> dict[str, Any] | None:
     """The commit a run's code came from and the files under gdsolver/ that differed from it
     (the trainers change under a running bench on a shared tree); None outside a git checkout."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import md_table
 from gdsolver.compile import get_backend
 from gdsolver.errors import GdsolverError
@@ -130,8 +130,7 @@ def markdown(result: dict) -> str:
              f"Limits: significant coefficients within one constraint span <= {result['max_coefficient_range']:g}; "
              f"indicator thresholds "
              f">= {result['resolution']:g} x their expression's magnitude. Backends: {', '.join(bes)}.", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), highspy {m['highspy']}, gurobipy {m['gurobipy']}; "
-             f"{m['date']}", "",
+             machine_line(m, "highspy", "gurobipy"), "",
              "Per case and feature scale (all seeds): the check's verdict, and per backend the answers that were "
              "wrong yet verified (W), wrong but caught by verify or a clean error such as HiGHS refusing coefficients "
              "below 1e-9 (c), right (r).", ""]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gdsolver.atomic import atomic_write_text
-from gdsolver.bench.machine import machine_info
+from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import md_table
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.instance import MilpInstance
@@ -265,8 +265,7 @@ def markdown(doc: dict[str, Any]) -> str:
              "greedy incumbent from warm-started LPs, pair conflicts, combinatorial Benders cuts). Times in "
              "seconds from the call; \"first inc.\" is the first incumbent better than the current weights, "
              "\"proof\" the time to a proven optimum (- when not proven in the limit).", "",
-             f"Machine: {m['cpu']} ({m['cores']} cores), Python {m['python']}, highspy {m['highspy']}, "
-             f"gurobipy {m['gurobipy']}; {m['date']}. Load average (1 min) at start {load['start'][0]:.1f}, "
+             machine_line(m, "python", "highspy", "gurobipy") + f". Load average (1 min) at start {load['start'][0]:.1f}, "
              f"at end {load['end'][0]:.1f}" + (" (the machine was shared: compare the two columns of a row, "
                                                "measured one after the other, as ratios)" if max(
                  load["start"][0], load["end"][0]) > 1.5 else "") + ".", "",
