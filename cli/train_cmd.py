@@ -39,7 +39,8 @@ def print_sweeps(results) -> None:
     for r in results:
         for s in r.history.sweeps:
             cand = f" candidate {s['candidate']}" if s.get("candidate") is not None else ""
-            console.print(f"  {r.method} sweep {s['sweep']}{cand} (epoch {s['epoch']}, radius {s['radius']:g}): "
+            console.print(f"  {r.method} sweep {s['sweep']}{cand} (epoch {s['epoch']}, radius {s['radius']:g}"
+                          f"{'' if s.get('layer_name') is None else ', layer ' + repr(s['layer_name'])}): "
                           f"{s['status']}, {verdict(s)}: {s['reason']}",
                           markup=False, soft_wrap=True)
 
