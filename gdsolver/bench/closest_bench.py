@@ -23,6 +23,7 @@ import numpy as np
 
 from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import machine_info, machine_line
+from gdsolver.bench.plots import md_table
 from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, forward
 from gdsolver.ir.closest import closest_instance
@@ -135,6 +136,31 @@ def _closest(inst: MilpInstance, x: np.ndarray, build: Callable, threads: int, t
             "indicators": ci.num_indicators, "integer": ci.num_integer}
 
 
+def markdown(result: dict) -> str:
+    """The report of a run's result document."""
+    m, rows, load_start = result["machine"], result["rows"], result["load_average_at_start"]
+    lines = ["# gdsolver bench closest", "",
+             f"The closest-point LP after a classification sweep's MIP; {result['instances']}; HiGHS, "
+             f"{result['threads']} thread(s). Wall times include building the LP; ratios are against the MIP solved in "
+             "the same run. 'baseline' is the LP as first written (big-M rows, typed fixed integers, two rows per "
+             "weight); both LPs reach the same L1 distance (checked).", "",
+             machine_line(m, "python", "highspy") + "; "
+             f"1-minute load average at start {load_start if load_start is None else round(load_start, 1)}" +
+             (" (above the core count: measured under load, compare the ratios only)."
+              if load_start is not None and load_start > (m["cores"] or 1) else "."), ""]
+    lines += md_table(["source", "seed", "mode", "MIP (s)", "closest LP (s)", "LP/MIP", "baseline LP (s)",
+                       "baseline/MIP", "speedup", "LP rows (baseline)", "L1 moved"],
+                      [[r["source"], r["seed"], r["mode"], f"{r['mip']['wall_s']:.3f}", f"{r['closest']['wall_s']:.3f}",
+                        f"{r['closest_over_mip']:.2f}", f"{r['baseline']['wall_s']:.3f}",
+                        f"{r['baseline_over_mip']:.2f}", f"{r['speedup']:.1f}",
+                        f"{r['closest']['rows']} ({r['baseline']['rows']} + {r['baseline']['indicators']} indicators)",
+                        f"{r['closest']['distance']:.4g}"] for r in rows], "lrlrrrrrrlr")
+    if rows:
+        lines += ["", f"Geometric means: closest LP / MIP {result['geomean_closest_over_mip']:.2f}, baseline / MIP "
+                      f"{result['geomean_baseline_over_mip']:.2f}, speedup {result['geomean_speedup']:.1f}x."]
+    return "\n".join(lines) + "\n"
+
+
 def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
                       threads: int = 1, time_limit: float = 120.0, resnet: bool = True) -> dict:
     out_dir = Path(out_dir)
@@ -182,29 +208,7 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
               "geomean_speedup": geo("speedup")}
     tag = "closest-quick" if quick else "closest"
     atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
-    m = result["machine"]
-    lines = ["# gdsolver bench closest", "",
-             f"The closest-point LP after a classification sweep's MIP; {result['instances']}; HiGHS, "
-             f"{threads} thread(s). Wall times include building the LP; ratios are against the MIP solved in the "
-             "same run. 'baseline' is the LP as first written (big-M rows, typed fixed integers, two rows per "
-             "weight); both LPs reach the same L1 distance (checked).", "",
-             machine_line(m, "python", "highspy") + "; "
-             f"1-minute load average at start {load_start if load_start is None else round(load_start, 1)}" +
-             (" (above the core count: measured under load, compare the ratios only)."
-              if load_start is not None and load_start > (m["cores"] or 1) else "."), "",
-             "| source | seed | mode | MIP (s) | closest LP (s) | LP/MIP | baseline LP (s) | baseline/MIP | speedup "
-             "| LP rows (baseline) | L1 moved |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for r in rows:
-        lines.append(f"| {r['source']} | {r['seed']} | {r['mode']} | {r['mip']['wall_s']:.3f} | "
-                     f"{r['closest']['wall_s']:.3f} | {r['closest_over_mip']:.2f} | {r['baseline']['wall_s']:.3f} | "
-                     f"{r['baseline_over_mip']:.2f} | {r['speedup']:.1f} | {r['closest']['rows']} "
-                     f"({r['baseline']['rows']} + {r['baseline']['indicators']} indicators) | "
-                     f"{r['closest']['distance']:.4g} |")
-    if rows:
-        lines += ["", f"Geometric means: closest LP / MIP {result['geomean_closest_over_mip']:.2f}, baseline / MIP "
-                      f"{result['geomean_baseline_over_mip']:.2f}, speedup {result['geomean_speedup']:.1f}x."]
-    atomic_write_text(out_dir / f"{tag}.md", "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / f"{tag}.md", markdown(result))
     if rows:
         echo(f"geometric means: closest LP / MIP {result['geomean_closest_over_mip']:.2f}, baseline LP / MIP "
              f"{result['geomean_baseline_over_mip']:.2f}, speedup {result['geomean_speedup']:.1f}x")

@@ -13,10 +13,27 @@ from pathlib import Path
 
 import numpy as np
 
+from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.demo import digits_case
 from gdsolver.bench.machine import machine_info, machine_line
+from gdsolver.bench.plots import md_table
 from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, correct_mask, forward
+
+
+def markdown(result: dict) -> str:
+    """The report of a run's result document."""
+    lines = ["# gdsolver bench formulations", "",
+             f"Instances: {result['instances']}; HiGHS, time limit {result['time_limit_s']:g} s. Same points for both "
+             "modes.", "", machine_line(result["machine"], "python", "highspy"), ""]
+    lines += md_table(["K", "act", "seed", "paper bin", "compact bin", "paper (s)", "compact (s)", "compact/paper",
+                       "objective"],
+                      [[r["points"], r["activation"], r["seed"], r["paper"]["binaries"], r["compact"]["binaries"],
+                        f"{r['paper']['time_s']:.3f}", f"{r['compact']['time_s']:.3f}",
+                        f"{r['time_ratio_compact_over_paper']:.2f}", r["compact"]["objective"]]
+                       for r in result["rows"]], "rlrrrrrrr")
+    lines += ["", f"Geometric mean of compact/paper time: {result['geomean_ratio_compact_over_paper']:.2f}"]
+    return "\n".join(lines) + "\n"
 
 
 def run_formulation_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
@@ -53,19 +70,8 @@ def run_formulation_bench(out_dir: str | Path = "benchmarks/results", quick: boo
               "backend": DEFAULT_BACKEND, "time_limit_s": time_limit, "machine": machine_info(), "rows": rows,
               "geomean_ratio_compact_over_paper": float(np.exp(np.mean(np.log(ratios))))}
     tag = "formulations-quick" if quick else "formulations"
-    (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
-    m = result["machine"]
-    lines = ["# gdsolver bench formulations", "",
-             f"Instances: {result['instances']}; HiGHS, time limit {time_limit:g} s. Same points for both modes.", "",
-             machine_line(m, "python", "highspy"), "",
-             "| K | act | seed | paper bin | compact bin | paper (s) | compact (s) | compact/paper | objective |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['points']} | {r['activation']} | {r['seed']} | {r['paper']['binaries']} | "
-                     f"{r['compact']['binaries']} | {r['paper']['time_s']:.3f} | {r['compact']['time_s']:.3f} | "
-                     f"{r['time_ratio_compact_over_paper']:.2f} | {r['compact']['objective']} |")
-    lines += ["", f"Geometric mean of compact/paper time: {result['geomean_ratio_compact_over_paper']:.2f}"]
-    (out_dir / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{tag}.md", markdown(result))
     echo(f"geometric mean compact/paper time ratio: {result['geomean_ratio_compact_over_paper']:.2f}")
     echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
     return result
