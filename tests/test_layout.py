@@ -43,13 +43,9 @@ LONG_FILES: dict[str, str] = {
 # "path:function" -> why it may stay longer than MAX_FUNCTION_LINES
 LONG_FUNCTIONS: dict[str, str] = {
     "gdsolver/train/hybrid.py:_sweep": "trainer: being split by the engineers editing hybrid.py",
-    "gdsolver/formulate/sweep.py:sweep_instance": "back over 80 with the units= and tighten= options; to split",
 }
 # module-name cycles that are known and being broken -> why
 CYCLES: dict[frozenset[str], str] = {
-    frozenset({"gdsolver.formulate.sweep", "gdsolver.formulate.tighten"}):
-        "tighten builds its LP with sweep's private _encode and sweep calls tighten's lp_bounds (both lazily); "
-        "new: _encode belongs below both",
 }
 
 REPO = Path(gdsolver.__file__).resolve().parent.parent

@@ -24,6 +24,7 @@ import numpy as np
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate.expr import LinExpr, interval_of, triplets, variables, with_term
 from gdsolver.ir.instance import BINARY, InstanceBuilder
+from gdsolver.modeldef import Dense, forward_chain
 
 
 def weight_box(bld: InstanceBuilder, W: np.ndarray, b: np.ndarray, radius: float,
@@ -146,3 +147,36 @@ def check_finite(e: LinExpr, what: str) -> None:
         t, j = np.unravel_index(r, e.shape) if len(e.shape) == 2 else (r, 0)
         raise GdsolverError(f"{what}: unit {int(j)} has an infinite interval bound [{e.lo[r]}, {e.hi[r]}] over the "
                             f"weight box (point {int(t)}); scale the data or the weights down")
+
+
+def encode_chain(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray,
+                 start: tuple[np.ndarray, np.ndarray], radius: float, fix_bias: bool, units: np.ndarray | None = None,
+                 bounds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[LinExpr, list[dict]]:
+    """Layer k of `layers` swept in its box (its weights at `start`), every later layer fixed: the
+    network's outputs over the box, and the ReLU binaries' counts per layer. With units (a block),
+    only those units of layer k are encoded; the others' outputs are data, added to layer k + 1 as
+    a per-point constant. bounds: tightened pre-activation bounds by layer (formulate.tighten)."""
+    swept = layers[k]
+    W0, b0 = (swept.W, swept.b) if units is None else (swept.W[units], swept.b[units])
+    w, bb = weight_box(bld, W0, b0, radius, fix_bias, start=start)
+    out = swept_dense(bld, H, *start, w, bb, radius, bias_radius(radius, fix_bias), centre=(W0, b0))
+    offset = None
+    if units is not None:  # the fixed units' outputs, through layer k + 1's weights
+        fixed = np.setdiff1d(np.arange(swept.M), units)
+        o_fixed = forward_chain([Dense(swept.W[fixed], swept.b[fixed], swept.activation)], H)
+        offset = o_fixed @ layers[k + 1].W[:, fixed].T
+    relus = []
+    for j in range(k, len(layers)):
+        layer = layers[j]
+        if j == k + 1 and units is not None:
+            out = fixed_dense(bld, out, layer.W[:, units], layer.b, f"a{j}", offset=offset)
+        elif j > k:
+            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        if bounds and j in bounds:  # tightened bounds (LP): they hold over the box, so intersect
+            out.lo = np.maximum(out.lo, np.ravel(bounds[j][0]))
+            out.hi = np.minimum(out.hi, np.ravel(bounds[j][1]))
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
+        if layer.activation == "relu":
+            out, counts = relu(bld, out, f"o{j}", f"z{j}")
+            relus.append({"layer": j, **counts})
+    return out, relus

@@ -17,9 +17,9 @@ import numpy as np
 from gdsolver._version import __version__
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import heads
-from gdsolver.formulate.encoders import bias_radius, check_finite, fixed_dense, relu, swept_dense, weight_box
-from gdsolver.formulate.expr import LinExpr
+from gdsolver.formulate.encoders import encode_chain
 from gdsolver.formulate.head_table import DEFAULT_MARGIN, Head, HeadInput, head_for
+from gdsolver.formulate.tighten import bounds_data, lp_bounds
 # the heads' names and defaults, also importable from here (the command line reads them here)
 from gdsolver.formulate.head_table import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES, SMOOTH_MODES  # noqa: F401
 from gdsolver.modeldef import TASKS, Dense, as_finite_array, check_chain, forward_chain
@@ -136,12 +136,10 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
     target, keep = _check_target(task, y, keep_correct, o0, margin)
 
     tight = None
-    if tighten is not None:
-        from gdsolver.formulate.tighten import lp_bounds
-
+    if tighten is not None:  # LP bounds of the later layers (fewer binaries)
         bounds, tight = lp_bounds(layers, k, H, (Ws, bs), radius, fix_bias, units, time_limit=tighten)
     bld = InstanceBuilder()
-    out, relus = _encode(bld, layers, k, H, (Ws, bs), radius, fix_bias, units, bounds=bounds)
+    out, relus = encode_chain(bld, layers, k, H, (Ws, bs), radius, fix_bias, units, bounds=bounds)
     h = HeadInput(bld, out, target, o0, margin, keep, anchors, correct)
     head_meta, anchors = head.build(h)
     meta = {
@@ -158,24 +156,23 @@ def sweep_instance(layers: Sequence[Dense], k: int, H, y, *, task: str, radius: 
         "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
         "relu": relus,
         "relu_binaries": int(sum(r["binaries"] for r in relus)),
-        **({} if units is None else {"units": [int(u) for u in units]}),
-        **({} if tight is None else {"tighten": tight}),
+        **({} if units is None else {"units": [int(u) for u in units]}), **({} if tight is None else {"tighten": tight}),
         "gdsolver_version": __version__,
         **head_meta,
     }
-    if task == "classification":
-        meta["keep_correct"] = [int(i) for i in keep]
-    else:
-        err0 = np.abs(o0 - target)
-        meta["current_l1"] = float(err0.sum())
-        meta["current_mse"] = float((err0 ** 2).mean())
+    meta.update(_current(task, keep, o0, target))
     inst = bld.build(head.sense, meta=meta)
     _attach_data(inst, layers, k, H, target, head, anchors, h.correct, keep if keep_correct is not None else None)
-    if bounds:
-        from gdsolver.formulate.tighten import bounds_data
-
-        inst.data.update(bounds_data(bounds, k))
+    inst.data.update(bounds_data(bounds, k) if bounds else {})  # read back by refine's rebuilds
     return inst
+
+
+def _current(task: str, keep: np.ndarray, o0: np.ndarray, target: np.ndarray) -> dict:
+    """The meta's figures at the start: the points kept correct, or the current errors."""
+    if task == "classification":
+        return {"keep_correct": [int(i) for i in keep]}
+    err0 = np.abs(o0 - target)
+    return {"current_l1": float(err0.sum()), "current_mse": float((err0 ** 2).mean())}
 
 
 def _check_layer(k, L: int) -> int:
@@ -236,38 +233,6 @@ def _check_target(task: str, y, keep_correct, o0: np.ndarray, margin: float) -> 
     if keep_correct is not None:
         raise GdsolverError("keep_correct: applies to classification only")
     return check_targets(y, T, M_out), np.zeros(0, np.int64)
-
-
-def _encode(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, start: tuple[np.ndarray, np.ndarray],
-            radius: float, fix_bias: bool, units: np.ndarray | None = None,
-            bounds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[LinExpr, list[dict]]:
-    """Layer k swept in its box, every later layer fixed: the network's outputs over the box, and
-    the ReLU binaries' counts per layer. With units (a block), only those units of layer k are
-    encoded; the others' outputs are data, added to layer k + 1 as a per-point constant."""
-    swept = layers[k]
-    W0, b0 = (swept.W, swept.b) if units is None else (swept.W[units], swept.b[units])
-    w, bb = weight_box(bld, W0, b0, radius, fix_bias, start=start)
-    out = swept_dense(bld, H, *start, w, bb, radius, bias_radius(radius, fix_bias), centre=(W0, b0))
-    offset = None
-    if units is not None:  # the fixed units' outputs, through layer k + 1's weights
-        fixed = np.setdiff1d(np.arange(swept.M), units)
-        o_fixed = forward_chain([Dense(swept.W[fixed], swept.b[fixed], swept.activation)], H)
-        offset = o_fixed @ layers[k + 1].W[:, fixed].T
-    relus = []
-    for j in range(k, len(layers)):
-        layer = layers[j]
-        if j == k + 1 and units is not None:
-            out = fixed_dense(bld, out, layer.W[:, units], layer.b, f"a{j}", offset=offset)
-        elif j > k:
-            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
-        if bounds and j in bounds:  # tightened bounds (LP): they hold over the box, so intersect
-            out.lo = np.maximum(out.lo, np.ravel(bounds[j][0]))
-            out.hi = np.minimum(out.hi, np.ravel(bounds[j][1]))
-        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
-        if layer.activation == "relu":
-            out, counts = relu(bld, out, f"o{j}", f"z{j}")
-            relus.append({"layer": j, **counts})
-    return out, relus
 
 
 def _attach_data(inst: MilpInstance, layers: list[Dense], k: int, H: np.ndarray, target: np.ndarray, head: Head,

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gdsolver.formulate.encoders import encode_chain
 from gdsolver.ir.instance import CONTINUOUS, InstanceBuilder
 from gdsolver.modeldef import Dense
 
@@ -36,7 +37,6 @@ def lp_bounds(layers: Sequence[Dense], k: int, H: np.ndarray, start: tuple[np.nd
     the LPs decide), binaries_before / binaries_after for those layers, time_s, complete (every
     candidate was tried within time_limit seconds)."""
     from gdsolver.compile.highs import build_highs
-    from gdsolver.formulate.sweep import _encode
 
     t0 = time.perf_counter()
     deadline = t0 + float(time_limit)
@@ -55,7 +55,7 @@ def lp_bounds(layers: Sequence[Dense], k: int, H: np.ndarray, start: tuple[np.nd
                 break
             bld = InstanceBuilder()
             prior = {i: (b[0][t:t + 1], b[1][t:t + 1]) for i, b in bounds.items()}
-            a, _ = _encode(bld, sub, k, H[t:t + 1], start, radius, fix_bias, units, bounds=prior)
+            a, _ = encode_chain(bld, sub, k, H[t:t + 1], start, radius, fix_bias, units, bounds=prior)
             lo[t], hi[t] = a.lo, a.hi
             todo = np.flatnonzero((a.lo < 0) & (a.hi > 0))
             rep["candidates"] += len(todo)
