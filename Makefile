@@ -20,11 +20,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/gdsolver demo
 
+# Two pytest-xdist workers (the machine has two cores); tests are sent to them by group
+# (tests/conftest.py: a module's tests together, the local-Ray tests together).
+# `make test PYTEST_WORKERS=0` runs them in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_XDIST)
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(PYTEST_XDIST)
 
 bench: setup
 	$(VENV)/bin/gdsolver bench compile

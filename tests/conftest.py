@@ -13,6 +13,15 @@ import tempfile
 
 import pytest
 
+# Under pytest-xdist (`make test` runs two workers on the two cores): one BLAS/OpenMP thread per
+# worker. torch and OpenBLAS otherwise start a thread per core in each worker, and their threads
+# spin while waiting, so two workers would run four busy threads on two cores. Set before numpy
+# and torch are first imported (the test modules import them); explicit limits in the code still
+# apply (torch.set_num_threads, threadpoolctl), and a subprocess inherits the setting.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 _HIDE = [n for n in os.environ.get("GDSOLVER_TEST_HIDE", "").split(",") if n]
 if _HIDE:
     for _name in _HIDE:
@@ -61,3 +70,21 @@ RAY_TEST_TOKEN = __import__("secrets").token_hex(32)
 @pytest.fixture(scope="session")
 def ray_token() -> str:
     return RAY_TEST_TOKEN
+
+
+# Tests that start a local Ray (its fixtures `local_ray`, `ray_env`) run in one xdist group: one
+# worker runs them one after another, so two local Rays never share the two cores (each asks
+# for 2 CPUs). Every other test is grouped by its module, so a module-scoped fixture (a trained
+# model, a compiled instance) is built once, on one worker. Used with `--dist loadgroup`
+# (Makefile); without xdist the marks do nothing.
+_RAY_FIXTURES = {"local_ray", "ray_env"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = "ray" if fixtures & _RAY_FIXTURES else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -350,9 +350,12 @@ def _interrupt(tmp_path: Path, inst, backend: str) -> tuple[subprocess.Completed
     return subprocess.CompletedProcess(p.args, p.returncode, out, "".join(err_lines)), seconds
 
 
-# In the default run after the 118 tests before them (only then, reproducibly: alone, with the suite collected,
-# or under two CPU hogs they pass), HiGHS was "still solving 20 s after SIGINT" and the in-process
-# Gurobi interrupt kept a core busy; not found yet, so the Ctrl-C tests run in the slow set.
+# In the slow set. In the default run after the 118 tests before them, HiGHS was once reproducibly
+# "still solving 20 s after SIGINT"; not seen since (the tests passed in the default run under
+# two xdist workers at load 12, and Ctrl-C took 2-3 s at load 13 over 6 tries), cause not found.
+# SCIP's child process sometimes dies of SIGSEGV (exit -11) after writing its interrupted result
+# (2 of 3 runs of [scip] at load 13), probably a SCIP left running past its grace (compile/scip.py
+# GRACE_S) while the interpreter exits. Until both are understood they do not gate the default run.
 @pytest.mark.slow
 def test_sigint_keeps_the_incumbent(tmp_path, backend):
     """Ctrl-C stops the solve within seconds; the best point so far is written as a
@@ -376,20 +379,35 @@ def test_sigint_without_incumbent_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupt_in_process(backend):
+def test_interrupt_in_process(backend, monkeypatch):
     """The API: SolveInterrupted is a KeyboardInterrupt carrying the FEASIBLE result."""
     import threading
 
+    from gdsolver.compile import base
+
     inst = hard_instance()
-    timer = threading.Timer(1.5, lambda: signal.raise_signal(signal.SIGINT))
-    timer.start()
-    t = time.perf_counter()
+    sent: list[float] = []
+
+    def ctrl_c() -> None:
+        sent.append(time.perf_counter())
+        signal.raise_signal(signal.SIGINT)
+
+    # Ctrl-C 1.5 s after the solver starts (SolveRun), not after the call: under load, building
+    # the model took longer than that, and a Ctrl-C before the solve is a plain KeyboardInterrupt
+    timer = threading.Timer(1.5, ctrl_c)
+    call = base.SolveRun.__call__
+
+    def started(self, *a, **k):
+        if timer.ident is None:
+            timer.start()
+        return call(self, *a, **k)
+    monkeypatch.setattr(base.SolveRun, "__call__", started)
     try:
         with pytest.raises(SolveInterrupted) as err:
             _solve(inst, backend)
     finally:
         timer.cancel()
-    assert time.perf_counter() - t < 15
+    assert sent and time.perf_counter() - sent[0] < 12
     res = err.value.result
     assert isinstance(err.value, KeyboardInterrupt) and res is not None
     assert res.status == "FEASIBLE" and res.interrupted and verify(inst, res.x).ok
