@@ -292,3 +292,22 @@ def test_lp_bounds_keep_the_optimum():
     blocks = tight.unpack(rt.x)
     again = sweep_instance(layers, 0, H, y, start_at=(blocks["w"], blocks["b"]), bounds=bounds_of(tight.data), **kw)
     assert again.blocks == tight.blocks and verify(tight, again.start).ok
+
+
+def test_a_block_instance_reads_back_and_checks(tmp_path):
+    """Saved and loaded (.gdsm: the meta's units checked against the blocks' shapes), the block's
+    instance and an answer to it check alike; a units list that does not fit is refused by name."""
+    from gdsolver.errors import FormatError
+    from gdsolver.ir import load, save
+
+    layers = small_net(2)
+    rng = np.random.default_rng(2)
+    H, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    inst = sweep_instance(layers, 0, H, y, task="classification", radius=0.2, mode="paper", units=[0, 5])
+    back = load(save(inst, tmp_path / "blk.gdsm"))
+    assert back.meta["units"] == [0, 5] and back.blocks == inst.blocks
+    res = solve(back, time_limit=30)
+    assert verify(back, res.x).ok and check_claims(back, res.x).ok
+    inst.meta["units"] = [0, 0]
+    with pytest.raises(FormatError, match="units"):
+        load(save(inst, tmp_path / "bad.gdsm"))

@@ -287,6 +287,17 @@ def _cross(meta: dict[str, Any], blocks: Mapping[str, tuple[int, tuple[int, ...]
                 raise Bad("mode", mode, f"a head without refinement rounds, or the data array {key!r} they need")
 
 
+def _block_units(units: Any, M0: int) -> int:
+    """The rows of the swept blocks: every unit, or the distinct units a block sweep lists."""
+    if units is None:
+        return M0
+    if not isinstance(units, list) or not units or not all(is_int(u) and 0 <= u < M0 for u in units) \
+            or len(set(units)) != len(units):
+        raise Bad("units", units if len(str(units)) < 60 else f"{str(units)[:60]}...",
+                  f"a non-empty list of distinct unit indices in 0..{M0 - 1} (network[0].shape)")
+    return len(units)
+
+
 def _cross_network(meta: dict[str, Any], net: list, blocks: Mapping[str, tuple[int, tuple[int, ...]]],
                    data: Mapping[str, np.ndarray], T: int | None) -> None:
     for j in range(1, len(net)):
@@ -296,7 +307,8 @@ def _cross_network(meta: dict[str, Any], net: list, blocks: Mapping[str, tuple[i
     if not net:
         raise Bad("network", net, "at least one layer (the swept one)")
     M0, N0 = net[0]["shape"]
-    for name, want in (("w", (M0, N0)), ("b", (M0,))):
+    B = _block_units(meta.get("units"), M0)  # a block sweep: the w, b blocks hold its units only
+    for name, want in (("w", (B, N0)), ("b", (B,))):
         if name in blocks and tuple(blocks[name][1]) != want:
             raise Bad("network[0].shape", net[0]["shape"], f"the shape of block {name!r} "
                                                            f"{list(blocks[name][1])}")
