@@ -361,6 +361,7 @@ def bench_repair(
     keep: Annotated[int, typer.Option(help="Keep points (correct training points).")] = 1000,
     time_limit: Annotated[float, typer.Option(help="Seconds per repair.")] = 600.0,
     seed: Annotated[int, typer.Option(help="Seed of the training and the point choice.")] = 0,
+    norm: Annotated[Optional[list[str]], typer.Option("--norm", help="l1 and/or linf (default l1).")] = None,
 ) -> None:
     """Certified repair on MNIST (fix sets of misclassified test points, keep 1,000 correct training
     points; final and hidden layer) beside Adam fine-tuning: efficacy, drawdown, generalisation,
@@ -373,8 +374,9 @@ def bench_repair(
         fail(f"--sizes: expected comma-separated integers, got {sizes!r}")
     layers = tuple(layer or ("final", "hidden"))
     bad = [x for x in layers if x not in LAYERS]
-    if bad or any(n < 1 for n in ns) or epochs < 1 or keep < 1:
+    if bad or any(n < 1 for n in ns) or epochs < 1 or keep < 1 or not set(norm or ()) <= {"l1", "linf"}:
         fail(f"--layer {bad} / --sizes / --epochs / --keep: expected layers among {list(LAYERS)} and counts >= 1")
     doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
-                           time_limit=time_limit, progress=lambda m: err_console.print(m, markup=False))
+                           time_limit=time_limit, norms=tuple(norm or ("l1",)),
+                           progress=lambda m: err_console.print(m, markup=False))
     _wrote(doc)

@@ -90,7 +90,7 @@ def _measure(fn):
 
 def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "benchmarks/results", *,
                      sizes: tuple[int, ...] = SIZES, layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0,
-                     epochs: int = 3, keep: int = KEEP, time_limit: float = 600.0, norm: str = "l1",
+                     epochs: int = 3, keep: int = KEEP, time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",),
                      progress=None) -> dict[str, Any]:
     """Run the bench (module docstring); write repair.json and repair.md under out_dir."""
     import torch
@@ -133,13 +133,13 @@ def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "
                     "generalisation": float((p[other_wrong] == yte[other_wrong]).mean()) if len(other_wrong) else None,
                     "time_s": secs, "peak_mib": mem, **extra}
 
-        for layer in layers:
-            say(f"repair {n} fix points, {layer} layer")
+        for layer, norm in ((la, no) for la in layers for no in norms):
+            say(f"repair {n} fix points, {layer} layer, {norm}")
             m = copy.deepcopy(model)
             rep, secs, mem = _measure(lambda: repair(m, (Xte[fix], yte[fix]), X_keep, layer=LAYERS[layer], norm=norm,
                                                      time_limit=time_limit, patterns="all"))
             s = rep.solution
-            extra = {"status": rep.status, "certified": rep.certified, "proof": rep.proof,
+            extra = {"norm": norm, "status": rep.status, "certified": rep.certified, "proof": rep.proof,
                      "change_l1": rep.change.get("l1"), "change_linf": rep.change.get("linf"),
                      "keep_in_milp": s.keep_in_milp, "keep_rounds": s.keep_rounds, "solver_time_s": s.solver_time_s,
                      "radius": s.radius, "conflict": None if rep.conflict is None else rep.conflict.to_json()}
@@ -148,7 +148,7 @@ def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "
         say(f"Adam fine-tune on {n} fix points")
         (ft, steps), secs, mem = _measure(lambda: _finetune(model, Xte[fix], yte[fix]))
         rows.append(score(ft, "adam-finetune", "all", secs, mem, {"steps": steps, "certified": False}))
-    doc = {**run_metadata(sys.argv), "bench": "repair", "seed": seed, "epochs": epochs, "norm": norm,
+    doc = {**run_metadata(sys.argv), "bench": "repair", "seed": seed, "epochs": epochs, "norms": list(norms),
            "model": "MLP 784-256-128-10 (ReLU), Adam lr 1e-3, batch 128", "train_s": train_s,
            "test_accuracy": acc0, "test_wrong": int(len(wrong)), "rows": rows,
            "load_average": {"start": la_start, "end": load_average()},
@@ -174,18 +174,19 @@ def markdown(doc: dict[str, Any]) -> list[str]:
              f"{doc['model']}, {doc['epochs']} epochs (seed {doc['seed']}, {doc['train_s']:.0f} s): test accuracy "
              f"{100 * doc['test_accuracy']:.2f}% ({doc['test_wrong']} test points wrong). Fix sets: the first N of those "
              f"(seeded order); keep: {doc['rows'][0]['keep']} training points the model gets right. Repair: "
-             f"{doc['norm']} change, ReLU phases pinned at the hidden layer (an LP); the model is run in float32 and "
+             f"{'/'.join(doc['norms'])} change, ReLU phases pinned at the hidden layer (an LP); the model is run in float32 and "
              "float64 on every fix and keep point (`certified`). Drawdown: test accuracy outside the fix set, before "
              "minus after (percentage points); generalisation: accuracy on the other wrong test points (0% before).",
              "", *run_header(doc)]
-    cols = ["method", "layer", "fix", "status", "efficacy", "keep kept", "drawdown (pts)", "generalisation",
-            "change l1", "time (s)", "peak MiB"]
+    cols = ["method", "layer", "norm", "fix", "status", "efficacy", "keep kept", "drawdown (pts)", "generalisation",
+            "change l1", "change linf", "time (s)", "peak MiB"]
     body = []
     for r in doc["rows"]:
-        body.append([r["method"], r["layer"], r["fix"], r.get("status", f"{r.get('steps')} steps"),
+        body.append([r["method"], r["layer"], r.get("norm", "-"), r["fix"], r.get("status", f"{r.get('steps')} steps"),
                      _pct(r["efficacy"]), f"{r['keep_kept']}/{r['keep']}", f"{100 * r['drawdown']:.2f}",
                      _pct(r["generalisation"]),
-                     "-" if r.get("change_l1") is None else f"{r['change_l1']:.3g}", f"{r['time_s']:.1f}",
+                     "-" if r.get("change_l1") is None else f"{r['change_l1']:.3g}",
+                     "-" if r.get("change_linf") is None else f"{r['change_linf']:.3g}", f"{r['time_s']:.1f}",
                      f"{r['peak_mib']:.0f}"])
     lines += md_table(cols, body)
     lines += ["", f"Process max RSS {doc['max_rss_mib']:.0f} MiB (training included)."]
