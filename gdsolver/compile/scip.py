@@ -24,6 +24,7 @@ while the call answers with that incumbent, as the HiGHS backend does."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import tempfile
@@ -235,6 +236,7 @@ class ScipBackend(Backend):
             runtime = time.perf_counter() - t0
             if run.abandoned is not None:  # SCIP is still running: answer with what its event handler saw
                 _abandoned.append((run.abandoned, m, xs, watch))  # the model must outlive its solve
+                _keep_past_exit(m)
                 x = watch.x if watch is not None else None
                 x = _start_if_feasible(inst, opts) if x is None else x  # the start we hold in any case
                 return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
@@ -269,6 +271,14 @@ def _start_if_feasible(inst: MilpInstance, opts: SolveOptions) -> np.ndarray | N
 
 GRACE_S = 0.5  # how long a Ctrl-C'd SCIP may take to return before it is left behind
 _abandoned: list[tuple[Any, ...]] = []  # (thread, model, variables, handler) of solves left running
+
+
+def _keep_past_exit(m) -> None:
+    """One reference to `m` that is never released. When the interpreter exits with a SCIP solve
+    still running (gdsolver solve after Ctrl-C), clearing `_abandoned` freed the model under the
+    running solve, and SCIP's call of our event handler's eventexit crashed the process (SIGSEGV,
+    exit -11, in 2 of 5 runs). A model left behind is not freed at all; the process ends it."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(m))
 
 
 class _Incumbent:
