@@ -55,6 +55,9 @@ def compile_cmd(
              "(0 = first, -1 = last, the default) or a node name; the layers after it are encoded exactly.")] = None,
     output_name: Annotated[Optional[str], typer.Option("--output-name", help="Model source with several graph outputs: "
                                                        "the one holding the scores (default: the only score output).")] = None,
+    units: Annotated[Optional[str], typer.Option(
+        help="Model source, a hidden layer: free only these of its units (A:B for units A to B-1, or indices "
+             "separated by commas); the others keep their weights, their ReLUs add no binaries.")] = None,
 ) -> None:
     """Build a sweep MILP instance from a layer file, or from a model plus data (any dense layer), and save it."""
     from gdsolver.ir import save
@@ -67,7 +70,8 @@ def compile_cmd(
 
     inst = compile_source(source, output, task=task.value, data=data, dataset=dataset, layer=layer,
                           output_name=output_name, activation=activation.value if activation else None,
-                          radius=radius, mode=mode, margin=margin, points=points, keep_correct=keep_correct, seed=seed)
+                          radius=radius, mode=mode, margin=margin, points=points, keep_correct=keep_correct, seed=seed,
+                          **({} if units is None else {"units": units}))
     save(inst, output)
     s = inst.summary()
     where = _layer_text(inst.meta)

@@ -311,3 +311,30 @@ def test_a_block_instance_reads_back_and_checks(tmp_path):
     inst.meta["units"] = [0, 0]
     with pytest.raises(FormatError, match="units"):
         load(save(inst, tmp_path / "bad.gdsm"))
+
+
+def test_compile_units_on_the_command_line(tmp_path):
+    """gdsolver compile model.onnx --layer 0 --units 2:5: the block's instance (its units in the meta,
+    its blocks 3 rows), which solves and checks; a bad --units is one error line, exit code 2."""
+    from torch import nn
+
+    from clirun import assert_user_error, run
+    from gdsolver.ir import load
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5)
+    model = nn.Sequential(nn.Linear(4, 7), nn.ReLU(), nn.Linear(7, 3)).eval()
+    torch.onnx.export(model, (torch.from_numpy(X[:2]),), str(tmp_path / "m.onnx"), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    base = ["compile", "m.onnx", "--data", "d.npz", "--task", "classification", "--layer", "0", "--points", "6"]
+    p = run(*base, "--units", "2:5", "-o", "b.gdsm", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    inst = load(tmp_path / "b.gdsm")
+    assert inst.meta["units"] == [2, 3, 4] and inst.blocks["w"][1] == (3, 4)
+    res = solve(inst, time_limit=30)
+    assert verify(inst, res.x).ok and check_claims(inst, res.x).ok
+    assert_user_error(run(*base, "--units", "5:2", "-o", "c.gdsm", cwd=tmp_path), "--units", "A:B")
+    assert_user_error(run(*base, "--units", "0,9", "-o", "c.gdsm", cwd=tmp_path), "units", "0..6")

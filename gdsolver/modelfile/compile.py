@@ -31,10 +31,11 @@ def resolve_keep_correct(task: str, mode: str | None, keep_correct: int | None) 
 def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: str | None = None,
                   radius: float | None = None, mode: str | None = None, margin: float | None = None,
                   points: int | None = None, keep_correct: int | None = None, seed: int = 0,
-                  layer: int | str = -1, output: str | None = None) -> MilpInstance:
+                  layer: int | str = -1, output: str | None = None, units: str | None = None) -> MilpInstance:
     """`gdsolver compile model.onnx --data ...`: the sweep instance of a dense layer of an ONNX
     model. Unset options take the trainer's defaults (train.config.SweepConfig): the head is the
-    loss being trained, the points "auto"; keep_correct see resolve_keep_correct."""
+    loss being trained, the points "auto"; keep_correct see resolve_keep_correct. units: a block
+    sweep of a hidden layer, "A:B" (units A..B-1) or "i,j,..." (parse_units)."""
     from gdsolver.extract import model_sha256
     from gdsolver.extract.onnx_frontend import network_from_onnx
     from gdsolver.train.config import SWEEP_DEFAULTS
@@ -48,11 +49,26 @@ def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: s
     job = prepare_sweep(net, X, y, task=task, layer=layer,
                         radius=SWEEP_DEFAULTS.for_task(task).radius if radius is None else radius,
                         mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,
-                        keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed)
+                        keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed,
+                        units=None if units is None else parse_units(units))
     inst = job.instance
     inst.meta["model"] = {"kind": "onnx", "file": Path(source).name, "sha256": model_sha256(source)}
     inst.meta["data"] = prov
     return inst
+
+
+def parse_units(text: str) -> list[int]:
+    """--units: "A:B" (units A to B - 1) or a comma-separated list of unit indices."""
+    try:
+        if ":" in text:
+            a, b = (int(v) for v in text.split(":"))
+            if b <= a:
+                raise ValueError
+            return list(range(a, b))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise GdsolverError(f"--units: {text!r}, expected A:B (units A to B-1, A < B) or indices separated by "
+                            "commas, e.g. 0:8 or 3,7,11") from None
 
 
 def check_layer_file_size(source: str | os.PathLike, task: str, mode: str | None) -> None:
@@ -127,9 +143,9 @@ def compile_source(source: str | os.PathLike, output: str | os.PathLike, *, task
         if data is not None:  # where `apply` finds the data to check the new model on
             inst.meta["data"]["path"] = os.path.relpath(Path(data).resolve(), output.resolve().parent)
     else:
-        if layer is not None or output_name is not None:
-            raise GdsolverError(f"{source}: --layer/--output-name apply to a model source (.onnx); a layer file is "
-                                "one layer")
+        if layer is not None or output_name is not None or opts.get("units") is not None:
+            raise GdsolverError(f"{source}: --layer/--output-name/--units apply to a model source (.onnx); a layer "
+                                "file is one layer")
         if data is not None or dataset is not None:
             raise GdsolverError(f"{source}: --data/--dataset apply to a model source (.onnx), not to a layer file")
         # every point of H is in a layer file's instance: points and seed have nothing to choose
