@@ -326,12 +326,15 @@ class GDSolver(Trainer):
         base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
-        # under budget_s the whole sweep (extraction, build, solve, checks, the decision) ends by
-        # this time: at most a share of what is left, an epoch's cost kept back (_solve)
-        share = (self.time_left() - self._epoch_cost) * SWEEP_SHARE
-        if self._explore_cap is not None:
-            share = min(share, self._explore_cap)
-        self._sweep_deadline = None if self.budget_s is None else t + max(share, MIN_SWEEP_S)
+        # the whole sweep (extraction, build, solve, checks, the decision) ends by this time: its
+        # time_limit, and under budget_s at most a share of what is left, an epoch's cost kept back
+        caps = [self.sweep_config.time_limit]  # "everything included": the solve gets what the build leaves
+        if self.budget_s is not None:
+            caps.append((self.time_left() - self._epoch_cost) * SWEEP_SHARE)
+            if self._explore_cap is not None:
+                caps.append(self._explore_cap)
+        caps = [c for c in caps if c is not None]
+        self._sweep_deadline = t + max(min(caps), MIN_SWEEP_S) if caps else None
         try:
             net = network_from_torch(self.model, X, output=self._selected)
             k = net.layer_index(name)
@@ -369,8 +372,6 @@ class GDSolver(Trainer):
             if twin is not None:  # the points could not differ (e.g. every point): nothing new to solve
                 c.job, c.skipped = None, f"same points and radius as candidate {twin.spec.label}: not solved again"
                 continue
-            idx = torch.as_tensor(c.job.all_points)
-            c.Xp, c.yp = X[idx], y[idx].numpy()
             if refit:
                 if train_loss is None:
                     train_loss = sweep_loss(self.task, self._model_outputs(X), y.numpy(), c.job.margin, mode)
@@ -426,17 +427,17 @@ class GDSolver(Trainer):
         this process, as a single sweep always ran); then their dumps."""
         settings = self.sweep_config.solve_settings(threads=self.threads)
         if self._sweep_deadline is not None:
-            # a sweep gets at most a quarter of what is left: the scheduler's other moves keep their
-            # chance, and a sweep's cost stays what it measured (a sweep given all the time left ate the
-            # budget on 2 of 10 equal-time seeds). Its build is spent already; its decision (the metrics
-            # once more) is kept in hand, so the solve gets what remains of the share
+            # under a budget a sweep gets at most a quarter of what is left: the scheduler's other moves
+            # keep their chance, and a sweep's cost stays what it measured (a sweep given all the time left
+            # ate the budget on 2 of 10 equal-time seeds). Its build is spent already; its decision (the
+            # metrics once more) is kept in hand, so the solve gets what remains
             left = self._sweep_deadline - time.perf_counter() - self._metrics_cost * len(cands)
             if left < MIN_SWEEP_S:
                 for c in cands:
-                    c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: its build took the sweep's share "
-                                             f"of the budget ({c.build_time_s:.3g} s)", 0.0, False)
+                    c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: time limit (its build took "
+                                             f"{c.build_time_s:.3g} s of the sweep's time)", 0.0, False)
                 return
-            settings = dataclasses.replace(settings, time_limit=min(settings.time_limit or left, left))
+            settings = dataclasses.replace(settings, time_limit=left)
         pc = self.portfolio_config
         if pc.portfolio == 1 and pc.executor == "local":
             for c in cands:
@@ -459,7 +460,7 @@ class GDSolver(Trainer):
     def _decide(self, c: "_Cand", layer, watched_before: float, net):
         """Write candidate c's answer into the model and keep it or restore the old weights. A
         hidden-layer sweep with `refit` (see SweepConfig) also refits the last layer first."""
-        job, Xp, yp = c.job, c.Xp, c.yp
+        job = c.job
         mode = job.instance.meta["mode"]
         last = self._refit_layer(net, job.layer, mode)
 
@@ -569,8 +570,6 @@ class _Cand:
     job: SweepJob | None = None
     skipped: str = ""  # why it could not be prepared
     build_time_s: float = 0.0
-    Xp: torch.Tensor | None = None  # its points
-    yp: np.ndarray | None = None
     before: float | None = None  # the solver's loss on its points, by a forward pass of the model
     outcome: SweepOutcome | None = None
     gain: float | None = None  # portfolio: what orders the candidates

@@ -14,6 +14,7 @@ decide) for the trainer and for `sweep`; `solve` runs the pipeline with progress
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from gdsolver.pipeline import SolveSettings, SweepOutcome, solve_sweep
 from gdsolver.train.sweep import Decision, SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
 
 TICK_S = 0.5  # how often progress hears from a running solve
+MIN_SOLVE_S = 0.05  # a solve whose sweep's limit is spent before it still gets this much
 
 
 def block_units(at: int, block: int | None, net, k: int) -> np.ndarray | None:
@@ -191,7 +193,8 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
     (warns what it refers to). head: the sweep's loss (formulate heads; default the loss being
     trained: "ce" for classification, "squared" for regression). radius: box half-width around
     the current weights (default the task's recipe: classification 0.05, regression 1).
-    time_limit: seconds for the whole solve. output: which element of a tuple / dict output holds
+    time_limit: seconds for the whole sweep (extraction, build, solve, checks, the decision: the
+    solve gets what the rest leaves). output: which element of a tuple / dict output holds
     the scores (default: the one output rule, extract.torch_frontend.resolve_output).
     The answer is kept when the solver's loss on its points strictly improves and the loss on val
     (else on data) does not rise by more than `tolerance` (relative), nor, with val, the loss on
@@ -213,7 +216,9 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
     with torch_threads(threads):
         ev = _evaluator(model, task, output, data, val)
         X, y = ev.train_data.X, ev.train_data.y.numpy()
+        t = time.perf_counter()
         before = ev._metrics()
+        judging = time.perf_counter() - t  # the decision evaluates once more: kept in hand
         t = time.perf_counter()
         net = network_from_torch(model, X, output=ev._selected)
         k = layer_indices(net, layer, what="layer")
@@ -231,7 +236,11 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
                          keep_correct=cfg.keep_correct, seed=seed, convex=cfg.convex)
         build = time.perf_counter() - t
         loss_pts = ls.points_loss(job)
-        outcome = solve(job, cfg.solve_settings(threads=threads), on_progress=on_progress)
+        settings = cfg.solve_settings(threads=threads)
+        if time_limit is not None:  # everything before and after the solve counts against the limit
+            left = time_limit - (time.perf_counter() - t_start) - judging
+            settings = dataclasses.replace(settings, time_limit=max(left, MIN_SOLVE_S))
+        outcome = solve(job, settings, on_progress=on_progress)
         if instance_path is not None:
             from gdsolver.ir import save
 
