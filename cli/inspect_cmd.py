@@ -44,6 +44,7 @@ def inspect(
         ["rhs range", _rng(s["rhs_range"])], ["big-M range", _rng(s["big_m_range"])],
         ["infinite big-M", s["big_m_infinite"]], ["unbounded vars", s["unbounded_vars"]],
         ["MIP start", "yes" if s["has_start"] else "no"],
+        ["peak memory (estimate)", _memory_text(s["memory"])],
         ["numerics", "ok (significant coefficients span " + fmt(s["numerics"]["significant_coefficient_range"], 3)
          + (f"; {s['numerics']['negligible_coefficients']} negligible" if s["numerics"]["negligible_coefficients"]
             else "") + ")" if s["numerics"]["solvable"] else "solve refuses it: " + s["numerics"]["reason"]],
@@ -74,6 +75,15 @@ def inspect(
                 rows.append([f"block {name}", ", ".join(parts) + f" of {b['size']}"])
         rows.append(["time (s)", fmt(p["time_s"], 3)])
         console.print(table("presolve (interval reasoning, ir.presolve)", ["", ""], rows))
+
+
+def _memory_text(m: dict | None) -> str:
+    """The solve's estimated peak (gdsolver.compile.memory) and how far the fit can be off."""
+    if m is None:
+        return "-"
+    med, worst = m["rel_err"]
+    return (f"HiGHS ~{m['solve_mb']:.0f} MB solving, besides the instance's {m['instance_mb']:.0f} MB "
+            f"(fit on {m['instances']} sweeps: median error {100 * med:.0f}%, worst {100 * worst:.0f}%)")
 
 
 def _meta_text(v, most: int = 12) -> str:

@@ -39,4 +39,12 @@ def instance_report(inst: MilpInstance, presolve: bool = True) -> dict[str, Any]
     if presolve:
         s["presolve"] = presolve_report(inst)
     s["numerics"] = numerics_report(inst)
+    s["memory"] = memory_report(inst)
     return s
+
+
+def memory_report(inst: MilpInstance) -> dict[str, Any] | None:
+    """HiGHS's estimated peak memory solving the instance, from its sizes (compile.memory)."""
+    from gdsolver.compile.memory import estimate_peak_mb
+
+    return estimate_peak_mb(inst, "highs")
