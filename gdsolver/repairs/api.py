@@ -205,7 +205,7 @@ def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, nor
                                 "torch float64": predictor(double)}, X_fix, y_fix, X_keep, y_keep)
     report.change = change_norms(W_as - net.layers[k].W, b_as - net.layers[k].b)
     report.W, report.b = W_as, b_as
-    report.proof = proof_text(sol.minimal, sol.global_minimal, norm, sol.radius, patterns, sol.bound)
+    report.proof = proof_text(sol.minimal, sol.global_minimal, norm, sol.radius, sol.pinned, sol.bound)
     report.status = "certified" if all_pass(report.checks) else "not certified"
     if report.certified or force:
         if inplace:
@@ -265,7 +265,7 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
             Wn, bn = back.layers[k].W, back.layers[k].b
             report.change = change_norms(Wn - net.layers[k].W, bn - net.layers[k].b)
             report.W, report.b = Wn, bn
-            report.proof = proof_text(sol.minimal, sol.global_minimal, norm, sol.radius, patterns, sol.bound)
+            report.proof = proof_text(sol.minimal, sol.global_minimal, norm, sol.radius, sol.pinned, sol.bound)
             report.status = "certified" if all_pass(report.checks) else "not certified"
             if not (report.certified or force):
                 raise _NotWritten

@@ -65,12 +65,12 @@ def all_pass(checks: dict[str, dict[str, Any]]) -> bool:
     return bool(checks) and all(c["failed_count"] == 0 for r in checks.values() for c in r.values())
 
 
-def proof_text(minimal: bool, global_minimal: bool, norm: str, radius: float, patterns: str,
+def proof_text(minimal: bool, global_minimal: bool, norm: str, radius: float, pinned: bool,
                bound: float | None) -> str:
     """The solver's claim about minimality, in words."""
     if global_minimal:
         return f"minimal: no smaller {norm} change of this layer does it"
-    if minimal and patterns != "free":
+    if minimal and pinned:
         return f"minimal among the {norm} changes that keep the pinned points' ReLU phases"
     if minimal:
         return f"minimal among the {norm} changes within |dW| <= {radius:.4g}"

@@ -61,6 +61,7 @@ class RepairSolution:
     change: dict[str, float] = field(default_factory=dict)
     instance: MilpInstance | None = None  # the last MILP
     binaries: int = 0
+    pinned: bool = False  # ReLU phases after the layer were pinned (the minimality is among such changes)
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "solver_status": self.solver_status, "objective": self.objective,
@@ -137,7 +138,9 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
         sol.W, sol.b, sol.objective = W, b, float(out.objective)
         sol.bound = None if res is None or res.bound is None else float(res.bound)
         sol.minimal = out.status == "OPTIMAL"
-        sol.global_minimal = sol.minimal and proved_global(inst, sol.objective)
+        linf = float(max(np.abs(W - layers[k].W).max(), np.abs(b - layers[k].b).max()))
+        sol.global_minimal = sol.minimal and proved_global(inst, sol.objective, linf)
+        sol.pinned = inst.meta.get("patterns") != "free" and bool(inst.meta["relu"])
         if K:
             gaps = label_gaps(forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep)
             near = (gaps < ADD_NEAR * kmarg) & ~active
