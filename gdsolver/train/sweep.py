@@ -139,7 +139,8 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         Hi = network.features(X[idx] if len(idx) < len(y) else X, k)
     else:
         H = network.features(X, k) if H is None else np.asarray(H, np.float64)
-        o0 = network.forward(H, start=k)
+        # only a pick among the misclassified points needs every point's outputs
+        o0 = network.forward(H, start=k) if head_for(task, mode).points.misclassified else None
         pick, keep = select_points(task, o0, y, points=points, keep_correct=keep_correct, margin=margin, seed=seed,
                                    mode=mode)
         idx = np.concatenate([pick, keep])
