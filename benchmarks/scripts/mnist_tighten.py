@@ -1,0 +1,101 @@
+"""LP bound tightening (gdsolver.formulate.tighten) on real MNIST sweeps of layer 0.
+
+For each MLP (784-256-128-10, the issue's, and a deeper 784-256-128-64-10), Adam (lr 1e-3, batch
+128) for --epochs epochs, then the "ce" sweep instance of layer 0 with a block of --block units on
+--points seeded points at --radius, built without and with tightening (--cap seconds): ReLU
+binaries per layer, LPs solved, units decided, time.
+
+    .venv/bin/python benchmarks/scripts/mnist_tighten.py --out benchmarks/results/mnist_tighten.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gdsolver.bench.machine import machine_info
+from gdsolver.data import load_split
+from gdsolver.extract import network_from_torch
+from gdsolver.formulate import sweep_instance
+
+ARCHS = {"784-256-128-10": (256, 128), "784-256-128-64-10": (256, 128, 64)}
+
+
+def train(split, hidden, epochs: int, seed: int, cache: Path) -> nn.Sequential:
+    sizes = (784, *hidden)
+    mods: list[nn.Module] = [nn.Flatten()]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        mods += [nn.Linear(a, b), nn.ReLU()]
+    torch.manual_seed(seed)
+    model = nn.Sequential(*mods, nn.Linear(sizes[-1], 10))
+    path = cache / f"mnist_mlp_{'-'.join(map(str, sizes))}_e{epochs}_s{seed}.pt"
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model
+    X = torch.as_tensor(split.train[0]).float().reshape(len(split.train[0]), -1)
+    y = torch.as_tensor(split.train[1]).long()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=g)
+        for i in range(0, len(X), 128):
+            idx = perm[i:i + 128]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
+            opt.step()
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block", type=int, default=8)
+    ap.add_argument("--points", type=int, default=32)
+    ap.add_argument("--radii", default="0.005,0.001")
+    ap.add_argument("--cap", type=float, default=60.0)
+    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    split = load_split("mnist", data_dir=a.data, seed=a.seed)
+    X = split.train[0].reshape(len(split.train[0]), -1).astype(np.float64)
+    y = split.train[1]
+    rng = np.random.default_rng(a.seed)
+    pick = np.sort(rng.choice(len(X), a.points, replace=False))
+    rows = []
+    for arch, hidden in ARCHS.items():
+        model = train(split, hidden, a.epochs, a.seed, Path(a.cache)).double()
+        net = network_from_torch(model, X[:64])
+        H = X[pick]
+        for r in (float(v) for v in a.radii.split(",")):
+            units = np.arange(a.block)
+            t = time.perf_counter()
+            plain = sweep_instance(net.layers, 0, H, y[pick], task="classification", radius=r, mode="ce", units=units)
+            t_plain = time.perf_counter() - t
+            t = time.perf_counter()
+            tight = sweep_instance(net.layers, 0, H, y[pick], task="classification", radius=r, mode="ce", units=units,
+                                   tighten=a.cap)
+            t_tight = time.perf_counter() - t
+            row = {"arch": arch, "radius": r, "block": a.block, "points": a.points,
+                   "binaries_plain": {x["layer"]: x["binaries"] for x in plain.meta["relu"]},
+                   "binaries_tight": {x["layer"]: x["binaries"] for x in tight.meta["relu"]},
+                   "tighten": tight.meta.get("tighten"), "build_plain_s": t_plain, "build_tight_s": t_tight}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    Path(a.out).write_text(json.dumps({"machine": machine_info(), "load_at_end": os.getloadavg(), "epochs": a.epochs,
+                                       "seed": a.seed, "cap_s": a.cap, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
