@@ -20,11 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/gdsolver demo
 
-# Two pytest-xdist workers (the machine has two cores); tests are sent to them by group
-# (tests/conftest.py: a module's tests together, the local-Ray tests together).
-# `make test PYTEST_WORKERS=0` runs them in one process.
+# Two pytest-xdist workers (the machine has two cores); tests are sent to them by module, the
+# local-Ray modules together (tests/conftest.py). `make test PYTEST_WORKERS=0`: one process.
 PYTEST_WORKERS ?= 2
-PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_XDIST)

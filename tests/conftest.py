@@ -72,19 +72,24 @@ def ray_token() -> str:
     return RAY_TEST_TOKEN
 
 
-# Tests that start a local Ray (its fixtures `local_ray`, `ray_env`) run in one xdist group: one
-# worker runs them one after another, so two local Rays never share the two cores (each asks
-# for 2 CPUs). Every other test is grouped by its module, so a module-scoped fixture (a trained
-# model, a compiled instance) is built once, on one worker. Used with `--dist loadgroup`
-# (Makefile); without xdist the marks do nothing.
-_RAY_FIXTURES = {"local_ray", "ray_env"}
+# How `make test` shares the tests between its two pytest-xdist workers (`--dist loadscope`): by
+# module, so a module-scoped fixture (a trained model, a compiled instance) is built once, on one
+# worker; and the two modules that start a local Ray as one unit, so one worker runs them one
+# after the other and two local Rays (2 CPUs each) never share the two cores. (xdist's own
+# `xdist_group` marks do nothing under pytest 9.2: xdist 3.8 writes the group into item._nodeid,
+# which pytest 9.2 no longer reads, so this is done in the scheduler.)
+LOCAL_RAY_MODULES = {"test_ray.py", "test_portfolio.py"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        fixtures = set(getattr(item, "fixturenames", ()))
-        group = "ray" if fixtures & _RAY_FIXTURES else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None  # xdist's own scheduler for any other --dist
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "local Ray" if module.rsplit("/", 1)[-1] in LOCAL_RAY_MODULES else module
+
+    return ModuleScheduling(config, log)
