@@ -313,6 +313,7 @@ def test_a_block_instance_reads_back_and_checks(tmp_path):
         load(save(inst, tmp_path / "bad.gdsm"))
 
 
+@pytest.mark.slow  # an ONNX export, compile, solve and apply through the CLI
 def test_compile_units_on_the_command_line(tmp_path):
     """gdsolver compile model.onnx --layer 0 --units 2:5: the block's instance (its units in the meta,
     its blocks 3 rows), which solves and checks; a bad --units is one error line, exit code 2."""
@@ -336,5 +337,19 @@ def test_compile_units_on_the_command_line(tmp_path):
     assert inst.meta["units"] == [2, 3, 4] and inst.blocks["w"][1] == (3, 4)
     res = solve(inst, time_limit=30)
     assert verify(inst, res.x).ok and check_claims(inst, res.x).ok
+    # solved and applied by the CLI: the written model (read back by onnxruntime) has the block's
+    # rows from the answer and every other row as it was
+    from gdsolver.compile import load_result
+    from gdsolver.extract import network_from_onnx
+
+    assert run("solve", "b.gdsm", "--time-limit", "30", cwd=tmp_path).returncode == 0
+    got = load_result(tmp_path / "b.result.json")
+    p = run("apply", "m.onnx", "b.result.json", "-o", "new.onnx", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    W_new = network_from_onnx(tmp_path / "new.onnx", X).layers[0].W
+    W_old = model[0].weight.detach().double().numpy()
+    blk = inst.unpack(got.x)["w"]
+    assert np.allclose(W_new[2:5], blk, atol=1e-6)
+    assert np.array_equal(W_new[[0, 1, 5, 6]], W_old[[0, 1, 5, 6]])
     assert_user_error(run(*base, "--units", "5:2", "-o", "c.gdsm", cwd=tmp_path), "--units", "A:B")
     assert_user_error(run(*base, "--units", "0,9", "-o", "c.gdsm", cwd=tmp_path), "units", "0..6")

@@ -87,7 +87,9 @@ def solved_weights(result_path: str | os.PathLike, instance: str | os.PathLike |
     blocks = inst.unpack(res.x)
     if "w" not in blocks or "b" not in blocks:
         raise GdsolverError(f"{inst_path}: not a final-layer instance (no 'w' and 'b' blocks)")
-    return blocks["w"], blocks["b"], inst, res
+    from gdsolver.formulate.claims import swept_weights
+
+    return (*swept_weights(inst, res.x), inst, res)  # a block sweep's units put into the whole layer
 
 
 def apply_result_to_onnx(model: str | os.PathLike, result_path: str | os.PathLike, out: str | os.PathLike,
