@@ -298,3 +298,13 @@ def test_instance_start_is_the_current_weights():
     off, cnt = inst.row_groups["keep_margin"]
     act = inst.A.matvec(x)[off:off + cnt]
     assert np.all(act >= inst.row_lo[off:off + cnt] - 1e-9)  # no keep row fails at the start
+
+
+def test_layer_without_bias_keeps_none():
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3, bias=False)).eval()
+    X_fix, y_fix, X_keep, y_keep = points(model, n_fix=2, seed=9)
+    rep = repair(model, (X_fix, y_fix), (X_keep, y_keep))
+    assert rep.status == "certified", rep.lines()
+    assert model[2].bias is None and not np.any(rep.b)
+    np.testing.assert_array_equal(logits(model, X_fix, torch.float64).argmax(1), y_fix)

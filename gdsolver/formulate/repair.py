@@ -89,7 +89,7 @@ def pin_phases(bld: InstanceBuilder, a: LinExpr, pinned: np.ndarray, name: str) 
 
 def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, y_keep=None, *,
                     norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float,
-                    patterns: str = "free") -> MilpInstance:
+                    patterns: str = "free", fix_bias: bool = False) -> MilpInstance:
     """The repair MILP of layer k (0-based, negative from the end) of `layers` (module docstring).
 
     H_fix (F, N_k) / H_keep (K, N_k): inputs of layer k at the fix and keep points; y_fix (F,)
@@ -97,7 +97,8 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     under the current weights). patterns: "free" encodes every ReLU after the change exactly
     (a binary per undecided unit); "keep" pins the keep points' ReLUs to their current phases
     (rows, no binaries: a restriction, so the answer is minimal among the changes that keep
-    those phases); "all" pins the fix points' too (an LP: APRNN's activation-pattern view)."""
+    those phases); "all" pins the fix points' too (an LP: APRNN's activation-pattern view).
+    fix_bias pins the bias (a layer without one cannot take one)."""
     layers = check_chain(layers)
     L = len(layers)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
@@ -130,7 +131,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
         raise GdsolverError(f"patterns: {patterns!r}, expected one of {list(PATTERNS)}")
     pinned = np.arange(F + K) >= (F if patterns == "keep" else 0)
     bld = InstanceBuilder()
-    w, bb = weight_box(bld, swept.W, swept.b, radius)
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
     ids = np.concatenate([w.ravel(), bb.ravel()])
     ref = np.concatenate([swept.W.ravel(), swept.b.ravel()])
     if norm == "l1":

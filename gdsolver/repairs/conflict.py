@@ -88,7 +88,8 @@ def find_conflict(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndar
 
     def build(sel: np.ndarray, keep: bool = True, r: float = radius) -> MilpInstance:
         return repair_instance(layers, k, H_fix[sel], y_fix[sel], H_keep if keep else None,
-                               y_keep if keep else None, norm=norm, margin=margin, radius=r, patterns=patterns)
+                               y_keep if keep else None, norm=norm, margin=margin, radius=r, patterns=patterns,
+                               fix_bias=not getattr(layers[k], "has_bias", True))
 
     def left() -> float | None:
         return None if deadline == np.inf else max(0.05, deadline - time.perf_counter())

@@ -107,7 +107,7 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
             sol.reason = "time limit reached" + (" (before a repair was found)" if sol.W is None else "")
             break
         inst = repair_instance(layers, k, H_fix, y_fix, H_keep[active], y_keep[active], norm=norm, margin=margin,
-                               radius=r, patterns=patterns)
+                               radius=r, patterns=patterns, fix_bias=not getattr(layers[k], "has_bias", True))
         settings = SolveSettings(backend=backend, search="mip", time_limit=left, threads=threads, closest=False,
                                  use_start=False)
         out = solve_sweep(inst, settings)
