@@ -25,7 +25,6 @@ its dumps (`sweeps/NNNN-cJ*.gdsm`); portfolio=1 is the single sweep above.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import os
 import time
@@ -51,23 +50,17 @@ from gdsolver.pipeline import SweepOutcome, solve_sweep
 from gdsolver.train.one_sweep import LayerSweep, block_units, layer_indices
 from gdsolver.train.one_sweep import solve as solve_one
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
+from gdsolver.train.time_aware import TimeAware
 from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a new best (the authors' value)
-# budget_s: the first GD phase ends at its plateau or after this share of the budget; a move
-# never tried (a sweep's cost is unknown before it runs) starts only with this share still left
-FIRST_PHASE_SHARE = 0.5
-EXPLORE_SHARE = 0.1
-# ... and a sweep's first try (a probe) gets at most this share of the budget: on the equal-time
-# bench (regression and digits, 10 seeds) no sweep paid for its time, and probes at 0.1 of the
-# budget cost GDSolver 5-32% against its ablation on the regression equations
-PROBE_SHARE = 0.05
+# budget_s (see train.time_aware): a sweep's time limit is at most this share of the time left
 SWEEP_SHARE = 0.25  # ... and a sweep's time limit is at most this share of the time left
 MIN_SWEEP_S = 0.05  # ... and no solve is started with less than this
 
 
-class GDSolver(Trainer):
+class GDSolver(TimeAware, Trainer):
     """Hybrid GD + MILP training.
 
     optimizer: the GD phase's optimizer, "sgd", "adam" or "lbfgs" (full-batch L-BFGS; one epoch
@@ -225,86 +218,8 @@ class GDSolver(Trainer):
         else:
             self._gd_phase(epochs, lr)
 
-    # ------------------------------------------------------------------ under a time budget
-    def _fit_budget(self) -> None:
-        """budget_s: the first GD phase (to its plateau), then, while time is left, the move that
-        has paid most per second (gdsolver.train.budget): another GD phase, a sweep of a layer,
-        or a restart (a fresh initialisation trained to its plateau, kept if better on the
-        monitored loss; a move when two more starts as long as the first fit in the time left).
-        max_sweeps does not apply (the budget decides); `epochs` bounds each GD phase."""
-        from gdsolver.train.budget import Scheduler
-
-        # untried sweeps are tried from the output side: the last layer's is the cheapest (often convex)
-        names = ["gd"] if self.skip_sweeps else ["gd", *(f"sweep {n}" for n in reversed(self._layers))]
-        plan = Scheduler(names, default="gd")
-        self.history.decisions = plan.log
-        t = time.perf_counter()
-        before = self._monitored_loss(self._metrics())
-        self._phase_end = t + FIRST_PHASE_SHARE * self.time_left()  # the other moves get their chance
-        try:
-            self._run_gd(self.epochs)
-        finally:
-            self._phase_end = None
-        plan.record("gd", time.perf_counter() - t, before - self._watched_loss(), step=self._epoch_cost)
-        first_cost = time.perf_counter() - t
-        restarts = 0
-        # offered when two more starts fit: exploring one must leave time to use what it found (a restart
-        # that took the rest of a digits budget left a model worse than GD going on)
-        if 2 * first_cost <= self.time_left() or self.restarts == "fill":
-            # tried before the sweeps: its cost is about the first phase's, known and often small
-            plan.add("restart", pooled=True, first=True)
-            plan.draw("restart", self._watched_loss())  # the first start is the first draw
-        while not self._reached_goal():
-            move = plan.choose(self.time_left(), time.perf_counter() - self._t0, EXPLORE_SHARE * self.budget_s)
-            if move is None:
-                break
-            t, before = time.perf_counter(), self._watched_loss()
-            if move == "gd":  # to its plateau or a quarter of the time left, then the moves are weighed again
-                self._phase += 1
-                self._phase_end = t + FIRST_PHASE_SHARE / 2 * self.time_left()
-                try:
-                    self._run_gd(self.epochs if self.phase_epochs is None else self.phase_epochs)
-                finally:
-                    self._phase_end = None
-            elif move == "restart":
-                restarts += 1
-                kept, drawn = self._restart_move(restarts)
-                plan.draw("restart", drawn)
-                if kept:  # a new model: the sweeps that paid on the old one are tried on it afresh; one that
-                    # paid nothing is not explored again (re-exploring each after every kept restart cost
-                    # the regression runs more than the sweeps ever paid)
-                    plan.forget([n for n, m in plan.moves.items() if n.startswith("sweep ") and m.gain > 0])
-            else:
-                # a first try is a probe: at most PROBE_SHARE of the budget
-                self._explore_cap = PROBE_SHARE * self.budget_s if plan.moves[move].tries == 0 else None
-                self._sweep(move.split(" ", 1)[1])
-            plan.record(move, time.perf_counter() - t, before - self._watched_loss(),
-                        step=self._epoch_cost if move == "gd" else None)
-
     def _watched_loss(self) -> float:
         return self._monitored_loss(self._current_metrics())
-
-    def _restart_move(self, i: int) -> tuple[bool, float]:
-        """A fresh initialisation trained to its plateau; the better of it and the current model
-        (on the monitored loss) is kept. (whether the fresh one was, its monitored loss)."""
-        saved, before = copy.deepcopy(self.model.state_dict()), self._watched_loss()
-        carried = self._carried
-        start = len(self.history.rows)
-        self.reinitialise(i)
-        self._phase += 1
-        self._gd_phase(self.epochs, self.lr)
-        for row in self.history.rows[start:]:
-            row["restart"] = i
-        after = self._monitored_loss(self._metrics())
-        if after < before:
-            return True, after
-        # the earlier model again, with a row that says so and its figures
-        self.model.load_state_dict(saved)
-        self._carried = carried  # and its optimizer goes on where it was
-        self._emit(self.history.add("epoch", phase=self._phase, epoch=self._epoch, elapsed_s=time.perf_counter()
-                                    - self._t0, reason=f"restart {i} ({after:.6g}) not better than "
-                                    f"{before:.6g}: the earlier weights are kept", **self._metrics()))
-        return False, after
 
     def _reached_goal(self) -> bool:
         if self.desired_loss is None or not self.history.rows:
@@ -332,15 +247,7 @@ class GDSolver(Trainer):
         base: dict[str, Any] = dict(phase=self._phase, epoch=self._epoch, sweep=n, layer_name=name)
         X, y = self.train_data.X, self.train_data.y
         t = time.perf_counter()
-        # the whole sweep (extraction, build, solve, checks, the decision) ends by this time: its
-        # time_limit, and under budget_s at most a share of what is left, an epoch's cost kept back
-        caps = [self.sweep_config.time_limit]  # "everything included": the solve gets what the build leaves
-        if self.budget_s is not None:
-            caps.append((self.time_left() - self._epoch_cost) * SWEEP_SHARE)
-            if self._explore_cap is not None:
-                caps.append(self._explore_cap)
-        caps = [c for c in caps if c is not None]
-        self._sweep_deadline = t + max(min(caps), MIN_SWEEP_S) if caps else None
+        self._sweep_deadline = self._deadline(t)
         try:
             net = network_from_torch(self.model, X, output=self._selected)
             k = net.layer_index(name)
@@ -359,10 +266,35 @@ class GDSolver(Trainer):
         refit = self._refit_layer(net, k, mode) is not None
         # the model side of the sweep: the same stages gdsolver.sweep runs (train.one_sweep)
         ls = self._ls = LayerSweep(self.model, net, X, y.numpy(), task=self.task, outputs=self._model_outputs)
-        train_loss = None
         units = block_units(self._block_at.get(name, 0), cfg.block, net, k)  # moves over the layer per sweep
         if units is not None:
             self._block_at[name] = int(units[-1] + 1) % net.layers[k].M
+        self._prepare(cands, ls, k, mode, H, units, shared, refit)
+        self._solve(n, [c for c in cands if c.job is not None])
+        if K > 1:
+            for c in cands:
+                if c.outcome is not None:
+                    c.gain = gain(self.task, c.job, c.outcome)
+        return self._judge(cands, base, net, k, name)
+
+    def _deadline(self, t: float) -> float | None:
+        """When a sweep started at t must be done, everything included (extraction, build, solve,
+        checks, the decision): its time_limit, and under budget_s at most a share of what is left
+        (an epoch's cost kept back) or, for a first try, a probe's share of the budget."""
+        caps = [self.sweep_config.time_limit]
+        if self.budget_s is not None:
+            caps.append((self.time_left() - self._epoch_cost) * SWEEP_SHARE)
+            if self._explore_cap is not None:
+                caps.append(self._explore_cap)
+        caps = [c for c in caps if c is not None]
+        return t + max(min(caps), MIN_SWEEP_S) if caps else None
+
+    def _prepare(self, cands: list["_Cand"], ls: LayerSweep, k: int, mode: str, H: np.ndarray | None,
+                 units: np.ndarray | None, shared: float, refit: bool) -> None:
+        """Each candidate's instance and its loss before (a refit sweep: the training loss); the
+        extraction's time `shared` is charged to the first."""
+        cfg, X, y = self.sweep_config, self.train_data.X, self.train_data.y
+        train_loss = None
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
@@ -384,11 +316,10 @@ class GDSolver(Trainer):
                 c.before = train_loss
             else:
                 c.before = ls.points_loss(c.job)
-        self._solve(n, [c for c in cands if c.job is not None])
-        if K > 1:
-            for c in cands:
-                if c.outcome is not None:
-                    c.gain = gain(self.task, c.job, c.outcome)
+
+    def _judge(self, cands: list["_Cand"], base: dict[str, Any], net, k: int, name: str) -> bool:
+        """Decide the candidates in the order of their gains (the first accepted one is kept, the
+        rest are not tried); a history row each; the layer's box adapted when none was kept."""
         layer = net.layers[k]
         watched_before: float | None = None  # the weights before the sweep (a rejection restores them)
         accepted: _Cand | None = None
