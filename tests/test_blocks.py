@@ -353,3 +353,20 @@ def test_compile_units_on_the_command_line(tmp_path):
     assert np.array_equal(W_new[[0, 1, 5, 6]], W_old[[0, 1, 5, 6]])
     assert_user_error(run(*base, "--units", "5:2", "-o", "c.gdsm", cwd=tmp_path), "--units", "A:B")
     assert_user_error(run(*base, "--units", "0,9", "-o", "c.gdsm", cwd=tmp_path), "units", "0..6")
+
+
+def test_lp_bounds_cut_by_their_cap_fall_back_to_intervals(tmp_path):
+    """A cap too short for every LP: the points left keep their interval bounds (finite), the
+    instance says it is incomplete, saves, reads back and holds its start."""
+    from gdsolver.ir import load, save
+
+    layers = deep_net(0)
+    rng = np.random.default_rng(0)
+    H, y = rng.normal(size=(12, 6)), rng.integers(0, 3, 12)
+    plain = sweep_instance(layers, 0, H, y, task="classification", radius=0.1, mode="ce")
+    cut = sweep_instance(layers, 0, H, y, task="classification", radius=0.1, mode="ce", tighten=1e-9)
+    assert not cut.meta["tighten"]["complete"] and cut.meta["tighten"]["lp_solves"] == 0
+    assert np.array_equal(cut.data["lp_lo2"], plain_interval(plain, 2)[0])  # the intervals themselves
+    assert cut.num_integer == plain.num_integer
+    back = load(save(cut, tmp_path / "cut.gdsm"))
+    assert verify(back, back.start).ok

@@ -49,10 +49,12 @@ def lp_bounds(layers: Sequence[Dense], k: int, H: np.ndarray, start: tuple[np.nd
         M = layers[j].M
         lo, hi = np.full((T, M), -np.inf), np.full((T, M), np.inf)
         sub = [*layers[:j], Dense(layers[j].W, layers[j].b, "identity", layers[j].name)]
+        done = 0
         for t in range(T):
             if time.perf_counter() >= deadline:
                 rep["complete"] = False
                 break
+            done = t + 1
             bld = InstanceBuilder()
             prior = {i: (b[0][t:t + 1], b[1][t:t + 1]) for i, b in bounds.items()}
             a, _ = encode_chain(bld, sub, k, H[t:t + 1], start, radius, fix_bias, units, bounds=prior)
@@ -80,6 +82,11 @@ def lp_bounds(layers: Sequence[Dense], k: int, H: np.ndarray, start: tuple[np.nd
                 lo[t, u] = max(lo[t, u], a.const[u] + vmin - pad)
                 hi[t, u] = min(hi[t, u], a.const[u] + vmax + pad)
                 rep["decided"] += bool(hi[t, u] <= 0.0 or lo[t, u] >= 0.0)
+        if done < T:  # the points the cap left: their interval bounds, in one build (finite, storable)
+            rest = slice(done, T)
+            a, _ = encode_chain(InstanceBuilder(), sub, k, H[rest], start, radius, fix_bias, units,
+                                bounds={i: (b[0][rest], b[1][rest]) for i, b in bounds.items()})
+            lo[rest], hi[rest] = a.lo.reshape(T - done, M), a.hi.reshape(T - done, M)
         bounds[j] = (lo, hi)
     rep["time_s"] = time.perf_counter() - t0
     return bounds, rep
