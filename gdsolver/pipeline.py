@@ -227,11 +227,12 @@ def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutc
 
     lo, hi, x0 = wb(inst.lb), wb(inst.ub), wb(inst.start)
     import scipy.optimize  # noqa: F401 - loads scipy's own BLAS before the limit is set, so that it applies to it
+    deadline = None if settings.time_limit is None else t0 + settings.time_limit
     with blas_threads(1):  # small products: BLAS threads only contend (16 ms instead of 2 per L-BFGS-B step)
         if mode == "squared":
-            V, ok, msg = bounded_least_squares(H, np.asarray(y, np.float64).reshape(len(H), M), lo, hi, x0)
+            V, ok, msg = bounded_least_squares(H, np.asarray(y, np.float64).reshape(len(H), M), lo, hi, x0,
+                                               deadline=deadline)
         else:
-            deadline = None if settings.time_limit is None else t0 + settings.time_limit
             V, ok, msg = bounded_softmax_regression(H, y, lo, hi, x0, deadline=deadline)
     x = point_at(inst, V[:, :N], V[:, N])
     if x is None or not verify(inst, x).ok or not (claims := check_claims(inst, x)).ok:

@@ -121,6 +121,7 @@ def test_restarts_fill_keeps_the_best_initialisation(poly):
     assert tr.evaluate(poly.val)["loss"] == pytest.approx(finals[h.chosen_restart], rel=1e-5)
 
 
+@pytest.mark.slow  # 8 s, and its wall-clock bounds want a machine that is not overloaded
 def test_a_sweep_keeps_inside_its_share_of_the_budget():
     """Under budget_s a sweep's whole cost (extraction, build, solve, checks) is bounded by its
     share of the time left: here the exact cross-entropy solve of the head needs longer than the

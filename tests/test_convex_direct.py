@@ -101,3 +101,22 @@ def test_sampled_features_give_the_same_instance():
             np.testing.assert_allclose(getattr(ia, name), getattr(ib, name), rtol=1e-6, atol=1e-7)
         assert np.array_equal(ia.A.indptr, ib.A.indptr) and np.array_equal(ia.A.indices, ib.A.indices)
         np.testing.assert_allclose(ia.A.data, ib.A.data, rtol=1e-6, atol=1e-7)
+
+
+def test_least_squares_deadline_keeps_the_unsolved_outputs():
+    """Past the deadline the outputs not started keep their weights: the loss never rises, the
+    outputs solved are each optimal (their problems are separate)."""
+    from gdsolver.compile.convex import bounded_least_squares
+
+    rng = np.random.default_rng(0)
+    F, Y = rng.normal(size=(200, 5)), rng.normal(size=(200, 3))
+    x0 = rng.normal(size=(3, 6))
+    lo, hi = x0 - 0.5, x0 + 0.5
+    full, ok, _ = bounded_least_squares(F, Y, lo, hi, x0)
+    cut, ok_cut, msg = bounded_least_squares(F, Y, lo, hi, x0, deadline=time.perf_counter())
+    assert ok and not ok_cut and "time limit" in msg
+    np.testing.assert_allclose(cut[0], full[0])  # the first output is always solved
+    np.testing.assert_array_equal(cut[1:], x0[1:])
+    A = np.hstack([F, np.ones((200, 1))])
+    sse = lambda V: float(((A @ V.T - Y) ** 2).sum())  # noqa: E731
+    assert sse(full) <= sse(cut) <= sse(x0)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.demo import digits_case, regression_case
 from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import executor_text, md_table
@@ -312,8 +313,8 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
               **summarize(rows, names, base)}
     geomean = result["geomean_ratio"]
     tag = "backends-quick" if quick else "backends"
-    (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / f"{tag}.md").write_text(markdown(result) + "\n")
+    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{tag}.md", markdown(result) + "\n")
     for n, g in geomean.items():
         echo(f"geometric mean {n}/{base} solve-time ratio: {g:.2f}" if g else f"{n}: no ratio")
     echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import md_table
 from gdsolver.compile.highs import build_highs, new_highs
@@ -200,8 +201,8 @@ def run_compile_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
               "machine": machine_info(), "rows": rows, "hidden_layer_rows": hidden,
               "scip_row_routes": {"T": routes_T, "nnz": 2 * routes_T * M_OUT * (N_FEAT + 2), "seconds": routes}}
     tag = "compile-quick" if quick else "compile"
-    (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / f"{tag}.md").write_text(_markdown(result))
+    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{tag}.md", _markdown(result))
     echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
     return result
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import machine_info, machine_line
 from gdsolver.bench.plots import md_table
 from gdsolver.compile import get_backend
@@ -117,8 +118,8 @@ def run_numerics_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tag = "numerics-quick" if quick else "numerics"
-    (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    (out_dir / f"{tag}.md").write_text(markdown(result) + "\n")
+    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=1, default=str) + "\n")
+    atomic_write_text(out_dir / f"{tag}.md", markdown(result) + "\n")
     echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
     return result
 

@@ -203,7 +203,10 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
     from gdsolver.train.config import AcceptConfig, SweepConfig
     from gdsolver.train.trainer import torch_threads
 
+    from gdsolver.train.tensors import check_task
+
     t_start = time.perf_counter()
+    task = check_task(task)
     if not isinstance(model, nn.Module):
         raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if not inplace:
