@@ -370,3 +370,53 @@ def test_lp_bounds_cut_by_their_cap_fall_back_to_intervals(tmp_path):
     assert cut.num_integer == plain.num_integer
     back = load(save(cut, tmp_path / "cut.gdsm"))
     assert verify(back, back.start).ok
+
+
+@pytest.mark.parametrize("case", ["shape", "unpaired", "crossed"])
+def test_hostile_lp_bounds_are_named(tmp_path, case):
+    """A .gdsm whose LP-bound arrays do not fit its network is refused on load, naming the array
+    (was a broadcast ValueError / KeyError traceback in `gdsolver solve`)."""
+    import io
+    import json
+    import zipfile
+
+    from gdsolver.ir import load, save
+    from gdsolver.ir.gdsm import FormatError
+
+    layers = deep_net(0)
+    rng = np.random.default_rng(0)
+    H, y = rng.normal(size=(12, 6)), rng.integers(0, 3, 12)
+    inst = sweep_instance(layers, 0, H, y, task="classification", radius=0.1, mode="ce", tighten=1e-9)
+    path = save(inst, tmp_path / "t.gdsm")
+    src = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    names = [n for n in src.namelist() if "lp_lo2" in n or "lp_hi2" in n]
+    lo_name = next(n for n in names if "lp_lo2" in n)
+    hi_name = next(n for n in names if "lp_hi2" in n)
+    lo, hi = (np.load(io.BytesIO(src.read(n))) for n in (lo_name, hi_name))
+    arrays = {"shape": {lo_name: np.zeros((2, 2))}, "unpaired": {hi_name: None},
+              "crossed": {lo_name: hi + 1.0}}[case]
+
+    def npy(a):
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, a, allow_pickle=False)
+        return buf.getvalue()
+
+    from gdsolver.ir.gdsm import array_sha256  # the format's own checksum: the file is consistent but wrong
+
+    doc = json.loads(src.read("meta.json"))
+    bad = tmp_path / "bad.gdsm"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            key = name[:-4]
+            if name in arrays:
+                if arrays[name] is None:
+                    doc["arrays"].pop(key)
+                    continue
+                a = arrays[name]
+                doc["arrays"][key].update(sha256=array_sha256(a), dtype=str(a.dtype), shape=list(a.shape))
+                dst.writestr(name, npy(a))
+            elif name != "meta.json":
+                dst.writestr(name, src.read(name))
+        dst.writestr("meta.json", json.dumps(doc))
+    with pytest.raises((FormatError, GdsolverError), match="lp_"):
+        load(bad)

@@ -298,6 +298,24 @@ def _block_units(units: Any, M0: int) -> int:
     return len(units)
 
 
+def _cross_lp_bounds(net: list, data: Mapping[str, np.ndarray], rows: int) -> None:
+    """The tightened pre-activation bounds a sweep may carry (formulate.tighten.bounds_data):
+    lp_lo<j> / lp_hi<j> in pairs, for a layer j >= 2 of the network, each (T, M of layer j),
+    lo <= hi."""
+    for key in sorted(k for k in data if k.startswith(("lp_lo", "lp_hi"))):
+        j = key[5:]
+        if not j.isdigit() or not 2 <= int(j) < len(net):
+            raise Bad(f"data.{key}", key, f"lp_lo<j> / lp_hi<j> for a layer j of the network from 2 to {len(net) - 1}")
+        pair = ("lp_hi" if key.startswith("lp_lo") else "lp_lo") + j
+        if pair not in data:
+            raise Bad(f"data.{key}", "without " + pair, f"the pair {key} and {pair}")
+        want = (rows, net[int(j)]["shape"][0])
+        if data[key].shape != want:
+            raise Bad(f"data.{key}", list(data[key].shape), f"shape {list(want)} (points x units of layer {j})")
+        if key.startswith("lp_lo") and np.any(data[key] > data[pair]):
+            raise Bad(f"data.{key}", "above " + pair, f"lower bounds <= the upper bounds of {pair}")
+
+
 def _cross_network(meta: dict[str, Any], net: list, blocks: Mapping[str, tuple[int, tuple[int, ...]]],
                    data: Mapping[str, np.ndarray], T: int | None) -> None:
     for j in range(1, len(net)):
@@ -328,6 +346,7 @@ def _cross_network(meta: dict[str, Any], net: list, blocks: Mapping[str, tuple[i
             if arr not in data or data[arr].shape != want:
                 got = list(data[arr].shape) if arr in data else "missing"
                 raise Bad(f"network[{j}].shape", la["shape"], f"the shape of data array {arr!r} ({got})")
+    _cross_lp_bounds(net, data, rows)
     y = data.get("y")
     M_out = net[-1]["shape"][0]
     if y is not None and (y.shape[0] != rows or y.ndim > 2 or (y.ndim == 2 and y.shape[1] != M_out)):
