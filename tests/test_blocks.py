@@ -35,7 +35,8 @@ def pinned_full(layers, k, H, y, units, **kw):
     return inst
 
 
-CASES = [("classification", "paper", 0), ("classification", "ce", 1), ("regression", "l1", 2),
+CASES = [("classification", "paper", 0), ("classification", "ce", 1),
+         pytest.param("regression", "l1", 2, marks=pytest.mark.slow),  # 4-8 s: its MIP under load
          pytest.param("regression", "squared", 3, marks=pytest.mark.slow)]  # 15 s: the pinned full instance
 
 
