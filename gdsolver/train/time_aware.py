@@ -50,7 +50,11 @@ class TimeAware:
             plan.add("restart", pooled=True, first=True)
             plan.draw("restart", self._watched_loss())  # the first start is the first draw
         while not self._reached_goal():
-            move = plan.choose(self.time_left(), time.perf_counter() - self._t0, EXPLORE_SHARE * self.budget_s)
+            # an untried move needs a tenth of the budget left, and at least what a sweep costs before its
+            # deadline can stop it (extraction, build: about an evaluation) and after (the decision's): a probe
+            # started with 0.03 s left took 0.3 s on a 0.29 s digits budget
+            explore = max(EXPLORE_SHARE * self.budget_s, 2 * self._metrics_cost)
+            move = plan.choose(self.time_left(), time.perf_counter() - self._t0, explore)
             if move is None:
                 break
             t, before = time.perf_counter(), self._watched_loss()
