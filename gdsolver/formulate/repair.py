@@ -140,17 +140,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     else:
         out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, radius)
         _linf(bld, ids, ref, radius)
-    relus = []
-    for j in range(k, L):
-        layer = layers[j]
-        if j > k:
-            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
-        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
-        if layer.activation == "relu":
-            if patterns != "free":
-                out = pin_phases(bld, out, pinned, f"pin{j}")
-            out, counts = relu(bld, out, f"o{j}", f"z{j}")
-            relus.append({"layer": j, **counts})
+    out, relus = _encode_from(bld, out, layers, k, pinned if patterns != "free" else None)
     diff, t, _ = heads.label_margins(bld, out, labels)
     per = M_out - 1  # rows per point, point-major
     for name, sel in (("fix_margin", np.arange(F * per)), ("keep_margin", np.arange(F * per, (F + K) * per))):
@@ -171,6 +161,25 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
         inst.data[f"W{j - k}"] = layers[j].W
         inst.data[f"b{j - k}"] = layers[j].b
     return inst
+
+
+def _encode_from(bld: InstanceBuilder, out: LinExpr, layers: list[Dense], k: int,
+                 pinned: np.ndarray | None) -> tuple[LinExpr, list[dict]]:
+    """Layer k's activation and every later layer, exactly (encoders.py); the ReLU units of the
+    `pinned` points (None: none) kept in their current phases. Returns the outputs and the
+    ReLU counts per layer."""
+    relus = []
+    for j in range(k, len(layers)):
+        layer = layers[j]
+        if j > k:
+            out = fixed_dense(bld, out, layer.W, layer.b, f"a{j}")
+        check_finite(out, f"layer {j}" + (f" ({layer.name})" if layer.name else ""))
+        if layer.activation == "relu":
+            if pinned is not None:
+                out = pin_phases(bld, out, pinned, f"pin{j}")
+            out, counts = relu(bld, out, f"o{j}", f"z{j}")
+            relus.append({"layer": j, **counts})
+    return out, relus
 
 
 def _moves(bld: InstanceBuilder, ids: np.ndarray, ref: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
