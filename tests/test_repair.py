@@ -308,3 +308,24 @@ def test_layer_without_bias_keeps_none():
     assert rep.status == "certified", rep.lines()
     assert model[2].bias is None and not np.any(rep.b)
     np.testing.assert_array_equal(logits(model, X_fix, torch.float64).argmax(1), y_fix)
+
+
+def test_no_global_claim_when_relus_follow_an_interior_answer():
+    """With ReLUs after the layer, an answer inside the box is minimal inside the box only: here a
+    change of l1 0.1301 outside the 0.1 box repairs both points (checked by a forward pass) while
+    the box's optimum costs 0.18, so the report must not claim minimality over every change."""
+    from gdsolver.formulate.repair import label_gaps
+
+    W0 = np.array([[0, 0, 0], [0, 5, -5], [0, -5, 5]], float)
+    b0 = np.array([-1.3, 0, 0])
+    W1 = np.array([[0, 0, 0], [1000, 1, 1]], float)
+    b1 = np.array([0, -5.89])
+    layers = [Dense(W0, b0, "relu"), Dense(W1, b1, "identity")]
+    X, y = np.array([[10, 1, 0], [10, 0, 1]], float), np.array([1, 1])
+    none = (np.zeros((0, 3)), np.zeros(0, int))
+    sol = solve_repair(layers, 0, X, y, *none, norm="l1", radius=0.1, patterns="free")
+    assert sol.objective > 0.1301 and not sol.global_minimal
+    W = W0.copy()
+    W[0, 0] += 0.1301  # the cheaper change outside the box
+    gaps = label_gaps(forward_chain([Dense(W, b0, "relu"), layers[1]], X), y)
+    assert np.all(gaps > 0.01)

@@ -13,7 +13,9 @@ rows, a binary per ReLU whose sign the box leaves open), and
 
 Whether the answer is minimal over *every* change of the layer, not only over the box: a
 cheaper change d has |d|_inf <= |d|_1 < the answer's norm, so it lies in the box whenever the
-answer's norm is at most r (always, for linf: t <= r by the box). `proved_global` says so.
+answer's norm is at most r (always, for linf: t <= r by the box); with no ReLU after the layer,
+also when the answer is inside the box (an LP over an affine map is convex everywhere).
+`proved_global` says so.
 
 Points are laid out fix first, then keep; the instance carries the inputs H, the labels, the
 per-point margins and the weights from the swept layer on (`inst.data`), so `claims.check_repair`
@@ -227,12 +229,16 @@ def _linf(bld: InstanceBuilder, ids: np.ndarray, ref: np.ndarray, radius: float)
 
 def proved_global(inst: MilpInstance, objective: float, linf: float | None = None) -> bool:
     """An optimum of the instance is minimal over every change of the layer (module docstring):
-    linf; an l1 norm within the radius; or an LP (convex: no ReLU binary) whose answer touches no
-    side of the box (`linf`: the answer's largest move), so the box's rows are inactive."""
+    linf; an l1 norm within the radius; or, with no ReLU after the layer (the problem is then an
+    LP over an affine map: convex everywhere), an answer that touches no side of the box (`linf`:
+    its largest move), so the box's rows are inactive. With ReLUs after it, an LP whose box
+    merely fixes their signs is convex inside the box only: a cheaper change outside it may flip
+    a ReLU (a 3-3-2 case: 0.18 in the box, 0.1301 outside), so the interior rule does not apply."""
     if inst.meta.get("patterns", "free") != "free" and inst.meta["relu"]:
         return False  # minimal among the changes that keep the pinned phases only
     r = float(inst.meta["radius"]) * (1 - 1e-9)
-    return inst.meta["norm"] == "linf" or objective <= r or (inst.num_integer == 0 and linf is not None and linf < r)
+    interior = (not inst.meta["relu"] and inst.num_integer == 0 and linf is not None and linf < r)
+    return inst.meta["norm"] == "linf" or objective <= r or interior
 
 
 def fix_subsystem(inst: MilpInstance) -> Subsystem:
