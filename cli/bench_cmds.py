@@ -4,6 +4,7 @@ in cli/options.py."""
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -374,8 +375,18 @@ def bench_repair(
         fail(f"--sizes: expected comma-separated integers, got {sizes!r}")
     layers = tuple(layer or ("final", "hidden"))
     bad = [x for x in layers if x not in LAYERS]
-    if bad or any(n < 1 for n in ns) or epochs < 1 or keep < 1 or not set(norm or ()) <= {"l1", "linf"}:
-        fail(f"--layer {bad} / --sizes / --epochs / --keep: expected layers among {list(LAYERS)} and counts >= 1")
+    if bad:
+        fail(f"--layer: {bad[0]!r}, expected one of {list(LAYERS)}")
+    if any(n < 1 for n in ns):
+        fail(f"--sizes: {sizes!r}, expected counts >= 1")
+    for name, value in (("--epochs", epochs), ("--keep", keep)):
+        if value < 1:
+            fail(f"{name}: {value}, expected a count >= 1")
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        fail(f"--time-limit: {time_limit}, expected a finite number of seconds > 0")
+    wrong = [x for x in norm or () if x not in ("l1", "linf")]
+    if wrong:
+        fail(f"--norm: {wrong[0]!r}, expected l1 or linf")
     doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
                            time_limit=time_limit, norms=tuple(norm or ("l1",)),
                            progress=lambda m: err_console.print(m, markup=False))

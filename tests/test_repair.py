@@ -329,3 +329,13 @@ def test_no_global_claim_when_relus_follow_an_interior_answer():
     W[0, 0] += 0.1301  # the cheaper change outside the box
     gaps = label_gaps(forward_chain([Dense(W, b0, "relu"), layers[1]], X), y)
     assert np.all(gaps > 0.01)
+
+
+@pytest.mark.parametrize("args, field", [(["--time-limit", "-1"], "--time-limit"), (["--norm", "l2"], "--norm"),
+                                         (["--layer", "x"], "--layer"), (["--sizes", "0"], "--sizes"),
+                                         (["--keep", "0"], "--keep")])
+def test_bench_repair_options_are_checked_one_by_one(tmp_path, args, field):
+    """Each bad option of bench repair is named on its own, before any data is read or model
+    trained (the directory need not hold MNIST)."""
+    assert_user_error(run("bench", "repair", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), *args,
+                          cwd=tmp_path), field)

@@ -189,5 +189,7 @@ def markdown(doc: dict[str, Any]) -> list[str]:
                      "-" if r.get("change_linf") is None else f"{r['change_linf']:.3g}", f"{r['time_s']:.1f}",
                      f"{r['peak_mib']:.0f}"])
     lines += md_table(cols, body)
-    lines += ["", f"Process max RSS {doc['max_rss_mib']:.0f} MiB (training included)."]
+    lines += ["", "peak MiB: tracemalloc's peak of numpy and Python allocations during the method; torch's "
+              "allocator and the solver's C++ memory are not in it (so Adam fine-tuning shows about 0). "
+              f"Process max RSS {doc['max_rss_mib']:.0f} MiB (training included)."]
     return lines

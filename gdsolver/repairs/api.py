@@ -30,6 +30,7 @@ from gdsolver.repairs.conflict import Conflict, duplicate_conflict, find_conflic
 from gdsolver.repairs.solve import RepairSolution, solve_repair
 
 CONFLICT_TIME_S = 60.0  # the conflict search's own limit when the repair has none
+MIN_CONFLICT_S = 0.05  # ... and the least it gets when the repair's limit is spent
 
 
 @dataclass
@@ -136,7 +137,8 @@ def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin,
         held = sol.instance.meta["keep_points"] if sol.instance is not None else 0
         # the keep points the infeasible MILP held: the lazy search adds the ones the answers broke
         kept = _kept_in_milp(sol, H_keep, y_keep, held)
-        left = CONFLICT_TIME_S if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
+        # only what the repair's limit leaves (a floor of 1 s ran 2 s past a 2 s limit)
+        left = CONFLICT_TIME_S if time_limit is None else max(MIN_CONFLICT_S, time_limit - (time.perf_counter() - t0))
         conflict = find_conflict(net.layers, k, H_fix, y_fix, kept[0], kept[1], norm=norm, margin=margin,
                                  radius=sol.radius, patterns=patterns, backend=backend, time_limit=left)
     elif sol.status == "no repair":
@@ -282,9 +284,10 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
                 "data": _data_hashes(X_fix, y_fix, X_keep, y_keep, data_files),
                 "result_sha256": array_sha256(Wn, bn),
             }
-            write_certificate(cert, doc)
     except _NotWritten:
         return report
+    # after the model's rename: a certificate never stands beside a model it does not describe
+    write_certificate(cert, doc)
     report.written, report.certificate = str(out), str(cert)
     return report
 
