@@ -421,3 +421,28 @@ def test_hostile_lp_bounds_are_named(tmp_path, case):
         dst.writestr("meta.json", json.dumps(doc))
     with pytest.raises((FormatError, GdsolverError), match="lp_"):
         load(bad)
+
+
+def test_gdsolver_tightens_when_asked(tmp_path):
+    """SweepConfig.tighten reaches the sweep's instance (GDSolver(tighten=...)): its dump carries
+    the LP-bounds report and the bounds, and the instance still holds its start."""
+    import torch
+    from torch import nn
+
+    from gdsolver.ir import load
+    from gdsolver.train import GDSolver
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(),
+                          nn.Linear(5, 3))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    GDSolver(model, "classification", epochs=1, max_sweeps=1, layers=[0], radius=0.05, points=8, tighten=5.0,
+             time_limit=20, dump_dir=tmp_path).fit((X, y))
+    dumps = sorted(p for p in tmp_path.rglob("*.gdsm") if "closest" not in p.name and "-r" not in p.name)
+    assert dumps, list(tmp_path.rglob("*"))
+    inst = load(dumps[0])
+    assert "tighten" in inst.meta and inst.meta["tighten"]["candidates"] >= 0
+    assert any(k.startswith("lp_lo") for k in inst.data)
+    assert verify(inst, inst.start).ok

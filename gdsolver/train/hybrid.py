@@ -300,7 +300,7 @@ class GDSolver(TimeAware, Trainer):
             try:  # e.g. no misclassified point left: nothing to do
                 c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
                                    keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
-                                   units=units)
+                                   units=units, tighten=cfg.tighten)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)

@@ -60,12 +60,13 @@ class LayerSweep:
 
     def prepare(self, k: int, *, radius: float, mode: str | None = None, margin: float | None = None,
                 points: int | str | None = "auto", keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                convex: str = "direct", units=None) -> SweepJob:
+                convex: str = "direct", units=None, tighten: float | None = None) -> SweepJob:
         """The instance of sweeping chain layer k (train.sweep.prepare_sweep); units: only this
-        block of its units free (a hidden layer)."""
+        block of its units free (a hidden layer); tighten: seconds of LP bounds before the MIP."""
         return prepare_sweep(self.net, self.X.numpy(), self.y, task=self.task, layer=k, radius=radius,
                              mode=mode or default_mode(self.task), margin=margin, points=points,
-                             keep_correct=keep_correct, seed=seed, H=H, convex=convex, units=units)
+                             keep_correct=keep_correct, seed=seed, H=H, convex=convex, units=units,
+                             tighten=tighten)
 
     def points_loss(self, job: SweepJob) -> float:
         """The solver's loss on the job's points, by a forward pass of the model as it is now."""

@@ -111,7 +111,7 @@ class SweepJob:
 def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str = -1, radius: float,
                   mode: str | None = None, margin: float | None = None, points: int | str | None = "auto",
                   keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                  convex: str = "direct", units=None) -> SweepJob:
+                  convex: str = "direct", units=None, tighten: float | None = None) -> SweepJob:
     """The job of sweeping dense layer `layer` of `network` (gdsolver.extract.Network) on (X, y).
 
     H (inputs of that layer for every point of X) may be passed when already computed.
@@ -148,7 +148,7 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
     fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
     inst = sweep_instance(network.layers, k, Hi, y[idx], task=task, radius=radius, mode=mode, margin=margin,
                           keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias,
-                          units=units)
+                          units=units, tighten=tighten)
     la = network.layers[k]
     inst.meta.update(
         task=task,
