@@ -212,9 +212,10 @@ def test_gdsolver_moves_the_block_over_the_layer():
         return real(n, cands)
 
     t._solve = spy
-    t.fit((X, y))
+    h = t.fit((X, y))
     assert seen == [[0, 1, 2], [3, 4, 5]]
     assert t._block_at["0"] == 6
+    assert [r.get("units") for r in h.sweeps if r["status"] != "SKIPPED"] == [[0, 1, 2], [3, 4, 5]]  # the history
 
 
 # ------------------------------------------------------------------ LP bounds before the MIP

@@ -22,6 +22,7 @@ COLUMNS = (
     "candidate",       # portfolio sweeps: the candidate's number within its sweep (0-based; None without)
     "layer",           # index of the swept dense layer in the network's chain (sweep rows)
     "layer_name",      # its torch module path / ONNX node name
+    "units",           # a block sweep: the swept layer's units that were free (None: every unit)
     "lr",              # learning rate used in the epoch (or BPGrad's last step size)
     "train_loss", "train_acc", "val_loss", "val_acc",
     "gd_time_s",       # wall time of this epoch's GD steps

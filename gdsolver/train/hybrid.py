@@ -332,6 +332,8 @@ class GDSolver(TimeAware, Trainer):
                                    build_time_s=c.build_time_s)
                 continue
             out = c.outcome
+            if "units" in c.job.instance.meta:  # a block sweep: which units were free
+                row["units"] = list(c.job.instance.meta["units"])
             row.update(c.job.sizes(), build_time_s=c.build_time_s, status=out.status, objective=out.objective,
                        solver_time_s=out.solver_time_s, sweep_loss_before=c.before)
             if not out.usable:
