@@ -1,0 +1,82 @@
+"""The bench runner (gdsolver.bench.runner): a toy bench of three cells, one raising and one
+skipped, run into tmp_path; and the ported benches render their saved results unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gdsolver.bench.plots import md_table
+from gdsolver.bench.runner import Bench, Skip, render, run_bench
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def _square(cell: dict) -> list[dict]:
+    if cell["x"] == 2:
+        raise ValueError("no square for two")
+    if cell["x"] == 4:
+        raise Skip("nothing to measure")
+    return [{**cell, "square": cell["x"] ** 2}, {**cell, "square": -cell["x"] ** 2}]
+
+
+def _report(doc: dict) -> list[str]:
+    return md_table(["x", "square"], [[r["x"], r["square"]] for r in doc["rows"]]) + ["", f"sum {doc['sum']}"]
+
+
+def _toy(**kw) -> Bench:
+    return Bench("toy", [{"x": 1}, {"x": 2}, {"x": 3}, {"x": 4}], _square, _report,
+                 meta={"setting": "s"}, summarize=lambda doc: {"sum": sum(r["square"] for r in doc["rows"])}, **kw)
+
+
+def test_toy_bench_rows_errors_and_files(tmp_path):
+    said, ticks = [], []
+    doc = run_bench(_toy(csv_columns=["x", "square", "error"]), tmp_path, "toy", echo=said.append,
+                    tick=ticks.append, command=["gdsolver", "bench", "toy"])
+    # two rows per good cell, one error row for the raising cell, none for the skipped one
+    assert [(r["x"], r.get("square"), "error" in r) for r in doc["rows"]] == [
+        (1, 1, False), (1, -1, False), (2, None, True), (3, 9, False), (3, -9, False)]
+    assert doc["rows"][2]["error"] == "ValueError: no square for two"
+    assert all(r["cell_wall_s"] >= 0 for r in doc["rows"])
+    assert doc["sum"] == 0  # summarize saw the good rows only (1 - 1 + 9 - 9)
+    assert doc["run"]["failed"] == 1 and doc["run"]["cells"] == 4
+    assert doc["run"]["skipped"] == [{"x": 4, "reason": "nothing to measure"}]
+    assert ticks == ["x=1", "x=2", "x=3", "x=4"]
+    assert any("failed: ValueError" in s for s in said) and any("skipped" in s for s in said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.csv", "toy.json", "toy.md"]
+    saved = json.loads((tmp_path / "toy.json").read_text())
+    assert saved["rows"][2]["error"] == doc["rows"][2]["error"] and saved["setting"] == "s"
+    assert list(saved)[:3] == ["benchmark", "setting", "machine"]
+    md = (tmp_path / "toy.md").read_text()
+    assert md == render(_toy(), saved)  # the report is a function of the saved document
+    lines = md.splitlines()
+    assert lines[0] == "# gdsolver bench toy"
+    assert lines[2].startswith("Machine: ") and saved["machine"]["cpu"] in lines[2]
+    assert "| 3 | 9 |" in lines and "| 2 |" not in md  # the failed cell is not in the table ...
+    assert "- x=2: ValueError: no square for two" in lines and "- x=4: nothing to measure" in lines  # ... but here
+    run_line = next(s for s in lines if s.startswith("Run: "))
+    assert "`gdsolver bench toy`" in run_line and "4 cells, 1 failed" in run_line
+    csv = (tmp_path / "toy.csv").read_text().splitlines()
+    assert csv[0] == "x,square,error" and csv[3] == "2,,ValueError: no square for two"
+
+
+def test_toy_bench_plot_is_written(tmp_path):
+    def plot(doc: dict, path: Path) -> int:
+        path.write_bytes(b"png")
+        return 3
+
+    doc = run_bench(_toy(plot=plot), tmp_path, "toy", echo=lambda *_: None)
+    assert (tmp_path / "toy.png").read_bytes() == b"png" and doc["png_bytes"] == 3
+    assert set(doc["paths"]) == {"json", "md", "png"}
+
+
+@pytest.mark.parametrize("module,tag", [("numerics_bench", "numerics"), ("formulation_bench", "formulations"),
+                                        ("closest_bench", "closest")])
+def test_ported_benches_render_their_saved_results_unchanged(module, tag):
+    import importlib
+
+    mod = importlib.import_module(f"gdsolver.bench.{module}")
+    doc = json.loads((RESULTS / f"{tag}.json").read_text())
+    assert render(Bench(tag, [], None, mod.report, header=False), doc) == (RESULTS / f"{tag}.md").read_text()
