@@ -13,17 +13,16 @@ deviation variable and two rows per weight). Both must reach the same L1 distanc
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from gdsolver.atomic import atomic_write_text
-from gdsolver.bench.machine import machine_info, machine_line
-from gdsolver.bench.plots import md_table
+from gdsolver.bench.machine import machine_line
+from gdsolver.bench.plots import load_average, md_table
+from gdsolver.bench.runner import Bench, Skip, run_bench
 from gdsolver.compile import DEFAULT_BACKEND, solve
 from gdsolver.formulate import classification, forward
 from gdsolver.ir.closest import closest_instance
@@ -136,8 +135,8 @@ def _closest(inst: MilpInstance, x: np.ndarray, build: Callable, threads: int, t
             "indicators": ci.num_indicators, "integer": ci.num_integer}
 
 
-def markdown(result: dict) -> str:
-    """The report of a run's result document."""
+def report(result: dict) -> list[str]:
+    """The report of a run's result document, as lines."""
     m, rows, load_start = result["machine"], result["rows"], result["load_average_at_start"]
     lines = ["# gdsolver bench closest", "",
              f"The closest-point LP after a classification sweep's MIP; {result['instances']}; HiGHS, "
@@ -158,36 +157,36 @@ def markdown(result: dict) -> str:
     if rows:
         lines += ["", f"Geometric means: closest LP / MIP {result['geomean_closest_over_mip']:.2f}, baseline / MIP "
                       f"{result['geomean_baseline_over_mip']:.2f}, speedup {result['geomean_speedup']:.1f}x."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
-                      threads: int = 1, time_limit: float = 120.0, resnet: bool = True) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cases: list[tuple[str, int, str, Callable]] = []
-    seeds = (0,) if quick else (0, 1, 2)
+def markdown(result: dict) -> str:
+    """The report of a run's result document (without the runner's footer)."""
+    return "\n".join(report(result)) + "\n"
+
+
+HEADS: dict[str, Callable[[int, str], MilpInstance]] = {"random": random_head, "resnet-like": resnet_like_head}
+
+
+def closest_bench(quick: bool = False, threads: int = 1, time_limit: float = 120.0, resnet: bool = True) -> Bench:
+    """The cells (source, seed, mode) and how one is measured: the MIP, then both closest-point LPs
+    from its answer."""
     modes = ("paper",) if quick else ("paper", "compact")
-    for mode in modes:
-        for seed in seeds:
-            cases.append(("random", seed, mode, random_head))
-    if resnet:
-        for mode in modes:
-            cases.append(("resnet-like", 0, mode, resnet_like_head))
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    rows = []
-    for source, seed, mode, make in cases:
-        inst = make(seed, mode)
+    cells = [{"source": "random", "seed": seed, "mode": mode} for mode in modes
+             for seed in ((0,) if quick else (0, 1, 2))]
+    cells += [{"source": "resnet-like", "seed": 0, "mode": mode} for mode in modes] if resnet else []
+
+    def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
+        inst = HEADS[cell["source"]](cell["seed"], cell["mode"])
         t = time.perf_counter()
         mip = solve(inst, threads=threads, time_limit=time_limit)
         mip_wall = time.perf_counter() - t
-        row = {"source": source, "seed": seed, "mode": mode, "mip": {
+        if mip.x is None:
+            raise Skip(f"MIP {mip.status}, no point to move")
+        row = {**cell, "mip": {
             "status": mip.status, "objective": mip.objective, "solve_s": mip.runtime_s, "wall_s": mip_wall,
             "vars": inst.num_vars, "rows": inst.num_rows, "indicators": inst.num_indicators,
             "integer": inst.num_integer}}
-        if mip.x is None:
-            echo(f"{source} seed {seed} {mode}: MIP {mip.status}, no point to move; skipped")
-            continue
         row["closest"] = _closest(inst, mip.x, closest_instance, threads, time_limit)
         row["baseline"] = _closest(inst, mip.x, baseline_closest_instance, threads, time_limit)
         a, b = row["closest"]["distance"], row["baseline"]["distance"]
@@ -195,22 +194,34 @@ def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = 
         row["closest_over_mip"] = row["closest"]["wall_s"] / max(mip_wall, 1e-9)
         row["baseline_over_mip"] = row["baseline"]["wall_s"] / max(mip_wall, 1e-9)
         row["speedup"] = row["baseline"]["wall_s"] / max(row["closest"]["wall_s"], 1e-9)
-        rows.append(row)
-        echo(f"{source:<11} seed {seed} {mode:<7} MIP {mip.status} {mip.objective:g} in {mip_wall:.2f} s; "
-             f"closest LP {row['closest']['wall_s']:.2f} s ({row['closest_over_mip']:.2f} x MIP), "
-             f"baseline {row['baseline']['wall_s']:.2f} s ({row['baseline_over_mip']:.2f} x MIP); "
-             f"L1 moved {a:.4g} vs {b:.4g}; verifies {row['closest']['verifies']}")
-    geo = lambda key: float(np.exp(np.mean(np.log([r[key] for r in rows])))) if rows else None  # noqa: E731
-    result = {"benchmark": "closest", "instances": f"{N_FEATURES} features x {N_CLASSES} classes, {N_POINTS} "
-              f"misclassified points, radius {RADIUS:g}", "backend": DEFAULT_BACKEND, "threads": threads,
-              "time_limit_s": time_limit, "machine": machine_info(), "load_average_at_start": load_start, "rows": rows,
-              "geomean_closest_over_mip": geo("closest_over_mip"), "geomean_baseline_over_mip": geo("baseline_over_mip"),
-              "geomean_speedup": geo("speedup")}
-    tag = "closest-quick" if quick else "closest"
-    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out_dir / f"{tag}.md", markdown(result))
-    if rows:
+        return row
+
+    def describe(r: dict[str, Any]) -> str:
+        return (f"{r['source']:<11} seed {r['seed']} {r['mode']:<7} MIP {r['mip']['status']} {r['mip']['objective']:g} "
+                f"in {r['mip']['wall_s']:.2f} s; closest LP {r['closest']['wall_s']:.2f} s "
+                f"({r['closest_over_mip']:.2f} x MIP), baseline {r['baseline']['wall_s']:.2f} s "
+                f"({r['baseline_over_mip']:.2f} x MIP); L1 moved {r['closest']['distance']:.4g} vs "
+                f"{r['baseline']['distance']:.4g}; verifies {r['closest']['verifies']}")
+
+    def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+        rows = doc["rows"]
+        geo = lambda key: float(np.exp(np.mean(np.log([r[key] for r in rows])))) if rows else None  # noqa: E731
+        return {"geomean_closest_over_mip": geo("closest_over_mip"),
+                "geomean_baseline_over_mip": geo("baseline_over_mip"), "geomean_speedup": geo("speedup")}
+
+    la = load_average()
+    meta = {"instances": f"{N_FEATURES} features x {N_CLASSES} classes, {N_POINTS} misclassified points, radius "
+            f"{RADIUS:g}", "backend": DEFAULT_BACKEND, "threads": threads, "time_limit_s": time_limit,
+            "load_average_at_start": la[0] if la else None}
+    return Bench("closest", cells, run_cell, report, meta=meta, summarize=summarize, describe=describe, header=False)
+
+
+def run_closest_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
+                      threads: int = 1, time_limit: float = 120.0, resnet: bool = True,
+                      tick: Callable | None = None) -> dict:
+    result = run_bench(closest_bench(quick, threads, time_limit, resnet), out_dir,
+                       "closest-quick" if quick else "closest", echo=echo, tick=tick)
+    if result["geomean_speedup"] is not None:
         echo(f"geometric means: closest LP / MIP {result['geomean_closest_over_mip']:.2f}, baseline LP / MIP "
              f"{result['geomean_baseline_over_mip']:.2f}, speedup {result['geomean_speedup']:.1f}x")
-    echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
     return result

@@ -14,16 +14,15 @@ refuse as few others as it can."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gdsolver.atomic import atomic_write_text
-from gdsolver.bench.machine import machine_info, machine_line
+from gdsolver.bench.machine import machine_line
 from gdsolver.bench.plots import md_table
+from gdsolver.bench.runner import Bench, run_bench
 from gdsolver.compile import get_backend
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import classification, correct_mask, forward, regression
@@ -65,66 +64,76 @@ def _judge(inst: MilpInstance, data: dict[str, Any], res) -> dict[str, Any]:
     return out
 
 
-def run_numerics_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False,
-                       echo: Callable = print) -> dict:
+def _judge_row(inst: MilpInstance, data: dict[str, Any], row: dict[str, Any], backends: list[str]) -> None:
+    """Every backend's answer for one instance into `row`, then the cross-check: with two OPTIMAL
+    answers, the one further than the MIP gap from the better is wrong."""
+    for be in backends:
+        try:
+            row[be] = _judge(inst, data, get_backend(be).solve(inst, time_limit=30))
+        except GdsolverError as exc:
+            row[be] = {"status": "raised", "error": str(exc), "verifies": None, "right": False}
+    opt = [be for be in backends if row[be]["status"] == "OPTIMAL" and row[be]["objective"] is not None]
+    if len(opt) == 2:
+        objs = [row[be]["objective"] for be in opt]
+        best = max(objs) if inst.sense == "max" else min(objs)
+        for be in opt:
+            if abs(row[be]["objective"] - best) > 1e-4 * max(abs(best), 1e-12):
+                row[be].update(right=False, suboptimal=True)
+    for be in backends:
+        r = row[be]
+        r["wrong_passed"] = bool(not r["right"] and r["verifies"] is not False and r["status"] != "raised")
+
+
+def numerics_bench(quick: bool = False) -> Bench:
+    """The cells (case, feature scale 10^k, seed) and how one is measured: the check's verdict and
+    every usable backend's answer, judged."""
     from gdsolver.compile.registry import DEFAULT_BACKEND, available_backends
 
     # the default backend and every other one usable here (a second opinion on the same numbers)
     backends = [DEFAULT_BACKEND] + [b for b in available_backends() if b != DEFAULT_BACKEND]
     ks = (-9, -6, 0, 6, 9, 12) if quick else (-12, -10, -9, -8, -7, -6, -4, -2, 0, 2, 4, 6, 7, 8, 9, 10, 12)
-    seeds = (0,) if quick else (0, 1, 2)
-    rows = []
-    for case in CASES:
-        for k in ks:
-            for seed in seeds:
-                inst, data = instance(case, k, seed)
-                num = numerics(inst)
-                try:
-                    check_numerics(inst)
-                    verdict = "accepted"
-                except GdsolverError as exc:
-                    verdict = "refused: " + ("coefficient range" if "a span of" in str(exc) else "margin")
-                row = {"case": case, "k": k, "seed": seed, "verdict": verdict,
-                       "coefficient_range": list(inst.summary()["coefficient_range"] or []),
-                       "significant_range": num.range_ratio, "threshold_ratio": num.threshold_ratio}
-                for be in backends:
-                    try:
-                        row[be] = _judge(inst, data, get_backend(be).solve(inst, time_limit=30))
-                    except GdsolverError as exc:
-                        row[be] = {"status": "raised", "error": str(exc), "verifies": None, "right": False}
-                opt = [be for be in backends if row[be]["status"] == "OPTIMAL" and row[be]["objective"] is not None]
-                if len(opt) == 2:
-                    objs = [row[be]["objective"] for be in opt]
-                    best = max(objs) if inst.sense == "max" else min(objs)
-                    for be in opt:
-                        if abs(row[be]["objective"] - best) > 1e-4 * max(abs(best), 1e-12):
-                            row[be].update(right=False, suboptimal=True)
-                for be in backends:
-                    r = row[be]
-                    r["wrong_passed"] = bool(not r["right"] and r["verifies"] is not False and r["status"] != "raised")
-                rows.append(row)
-                echo(f"{case:<24} k={k:+d} seed={seed} {verdict:<28} " + "  ".join(
-                    f"{be}: {row[be]['status']}{' WRONG-PASSED' if row[be]['wrong_passed'] else ''}"
-                    for be in backends))
-    tally: dict[str, int] = {}
-    for row in rows:
-        for be in backends:
-            key = ("accepted" if row["verdict"] == "accepted" else "refused") + (
-                ", wrong answer that verifies" if row[be]["wrong_passed"] else ", right or caught by verify")
-            tally[key] = tally.get(key, 0) + 1
-    result = {"benchmark": "numerics", "machine": machine_info(), "backends": backends,
-              "max_coefficient_range": MAX_COEFFICIENT_RANGE, "resolution": RESOLUTION, "margin": MARGIN,
-              "rows": rows, "tally": tally}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tag = "numerics-quick" if quick else "numerics"
-    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=1, default=str) + "\n")
-    atomic_write_text(out_dir / f"{tag}.md", markdown(result) + "\n")
-    echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
-    return result
+    cells = [{"case": case, "k": k, "seed": seed} for case in CASES for k in ks
+             for seed in ((0,) if quick else (0, 1, 2))]
+
+    def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
+        inst, data = instance(cell["case"], cell["k"], cell["seed"])
+        num = numerics(inst)
+        try:
+            check_numerics(inst)
+            verdict = "accepted"
+        except GdsolverError as exc:
+            verdict = "refused: " + ("coefficient range" if "a span of" in str(exc) else "margin")
+        row = {**cell, "verdict": verdict, "coefficient_range": list(inst.summary()["coefficient_range"] or []),
+               "significant_range": num.range_ratio, "threshold_ratio": num.threshold_ratio}
+        _judge_row(inst, data, row, backends)
+        return row
+
+    def describe(row: dict[str, Any]) -> str:
+        return f"{row['case']:<24} k={row['k']:+d} seed={row['seed']} {row['verdict']:<28} " + "  ".join(
+            f"{be}: {row[be]['status']}{' WRONG-PASSED' if row[be]['wrong_passed'] else ''}" for be in backends)
+
+    def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+        tally: dict[str, int] = {}
+        for row in doc["rows"]:
+            for be in backends:
+                key = ("accepted" if row["verdict"] == "accepted" else "refused") + (
+                    ", wrong answer that verifies" if row[be]["wrong_passed"] else ", right or caught by verify")
+                tally[key] = tally.get(key, 0) + 1
+        return {"tally": tally}
+
+    meta = {"backends": backends, "max_coefficient_range": MAX_COEFFICIENT_RANGE, "resolution": RESOLUTION,
+            "margin": MARGIN}
+    return Bench("numerics", cells, run_cell, report, meta=meta, summarize=summarize, describe=describe,
+                 header=False)
 
 
-def markdown(result: dict) -> str:
+def run_numerics_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False,
+                       echo: Callable = print, tick: Callable | None = None) -> dict:
+    return run_bench(numerics_bench(quick), out_dir, "numerics-quick" if quick else "numerics", echo=echo, tick=tick)
+
+
+def report(result: dict) -> list[str]:
+    """The report of a run's result document, as lines."""
     m = result["machine"]
     bes = result["backends"]
     lines = ["# gdsolver bench numerics", "", (__doc__ or "").split("\n\n", 1)[1].strip(), "",
@@ -149,4 +158,9 @@ def markdown(result: dict) -> str:
         body.append([case, f"1e{k:+d}", ", ".join(verdicts), *cells])
     lines += md_table(["case", "features x", "verdict", *bes], body, "lrl" + "l" * len(bes))
     lines += ["", "Totals (instances x backends):"] + [f"- {k}: {v}" for k, v in sorted(result["tally"].items())]
-    return "\n".join(lines)
+    return lines
+
+
+def markdown(result: dict) -> str:
+    """The report of a run's result document (without the runner's footer)."""
+    return "\n".join(report(result)) + "\n"
