@@ -92,4 +92,11 @@ def pytest_xdist_make_scheduler(config, log):
             module = nodeid.split("::", 1)[0]
             return "local Ray" if module.rsplit("/", 1)[-1] in LOCAL_RAY_MODULES else module
 
+        def _assign_work_unit(self, node) -> None:
+            # the Ray unit first: much of its time is Ray starting and waiting, which the other
+            # worker's tests fill (last, it ran alone for its 150 s at the end of the run)
+            if "local Ray" in self.workqueue:
+                self.workqueue.move_to_end("local Ray", last=False)
+            super()._assign_work_unit(node)
+
     return ModuleScheduling(config, log)
