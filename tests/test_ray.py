@@ -371,7 +371,12 @@ def test_two_node_cluster_runs_a_bench_cell_and_a_replay(ray_env, tmp_path):
     port = _free_port("127.0.0.2")
     # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1: a worker node refuses to start without it (the module's
     # local Ray set it to 0 in this process)
-    env = {**os.environ, **RAY_ENV, "RAY_AUTH_TOKEN": ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    from gdsolver.train.executor import no_cloud_probes
+
+    with no_cloud_probes():  # the nodes' dashboard processes ask no cloud metadata address (executor.py)
+        proxies = {k: os.environ[k] for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                                              "NO_PROXY")}
+    env = {**os.environ, **RAY_ENV, **proxies, "RAY_AUTH_TOKEN": ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
     common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
     logs = [open(tmp_path / "head.log", "w"), open(tmp_path / "worker.log", "w")]
     nodes: list[subprocess.Popen] = []
@@ -427,3 +432,26 @@ def test_two_node_cluster_runs_a_bench_cell_and_a_replay(ray_env, tmp_path):
         time.sleep(0.2)
     shutil.rmtree(temp, ignore_errors=True)
     assert tree and not left, f"processes of the stopped nodes still running: {[_cmdline(p) for p in left]}"
+
+
+def test_cloud_probes_go_to_loopback():
+    """Ray's dashboard process asks the cloud metadata addresses at start whatever the usage-stats
+    setting; under no_cloud_probes its `requests` go to a closed loopback port and fail at once
+    (no packet to 169.254.169.254, no DNS lookup of metadata.google.internal), and the
+    environment is put back afterwards."""
+    import requests
+
+    from gdsolver.train.executor import no_cloud_probes
+
+    before = dict(os.environ)
+    with no_cloud_probes():
+        assert requests.utils.get_environ_proxies("http://169.254.169.254/latest/meta-data/")["http"] == \
+            "http://127.0.0.1:9"
+        assert requests.utils.get_environ_proxies("http://metadata.google.internal/computeMetadata/v1")["http"] == \
+            "http://127.0.0.1:9"
+        assert not requests.utils.get_environ_proxies("http://127.0.0.1:8265/api")  # loopback goes direct
+        t = time.monotonic()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get("http://169.254.169.254/latest/meta-data/", timeout=1)
+        assert time.monotonic() - t < 1.0  # refused at once, not a timeout
+    assert dict(os.environ) == before

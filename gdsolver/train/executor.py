@@ -22,6 +22,7 @@ same way)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -137,6 +138,33 @@ def _call(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any
     return fn(*args, **kwargs)
 
 
+# What a local Ray's processes may reach over HTTP: nothing but loopback. Ray 2.60 starts its
+# dashboard process even with include_dashboard=False, with one module (UsageStatsHead) whose
+# start asks the cloud metadata addresses (169.254.169.254, metadata.google.internal) which
+# cloud it runs on, whatever RAY_USAGE_STATS_ENABLED says. Its `requests` calls honour the proxy
+# variables: pointed at a closed loopback port, the probes fail at once and stay on the machine.
+_NO_CLOUD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens
+_LOOPBACK = "localhost,127.0.0.0/8,::1"
+
+
+@contextlib.contextmanager
+def no_cloud_probes() -> Iterator[None]:
+    """The proxy variables set for the processes a local ray.init starts (they inherit the
+    environment when they are spawned), then put back as they were for this process."""
+    keys = {"http_proxy": _NO_CLOUD_PROXY, "HTTP_PROXY": _NO_CLOUD_PROXY, "https_proxy": _NO_CLOUD_PROXY,
+            "HTTPS_PROXY": _NO_CLOUD_PROXY, "no_proxy": _LOOPBACK, "NO_PROXY": _LOOPBACK}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class RayExecutor(Executor):
     """Runs the tasks as Ray tasks: on a local Ray started here (`address=None`; `num_cpus`
     defaults to every core) or on the cluster at `address` ("HOST:PORT", or "auto": the
@@ -185,8 +213,9 @@ class RayExecutor(Executor):
                     # Ray was imported before we could set the variable: without this a local
                     # Ray binds the machine's interface address instead of 127.0.0.1.
                     ray_constants.ENABLE_RAY_CLUSTER = False
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                         **({"_temp_dir": temp_dir} if temp_dir else {}), **kw)
+                with no_cloud_probes():
+                    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                             **({"_temp_dir": temp_dir} if temp_dir else {}), **kw)
             else:
                 ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
