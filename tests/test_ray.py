@@ -128,6 +128,35 @@ def _strip(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
+def _same_rows(a: list[dict], b: list[dict]) -> bool:
+    """Rows equal but for timing; a pair where either side's reason says a time limit cut a stage
+    (e.g. the closest-point LP, capped at its search's time, under the load of a parallel test
+    run) is compared without its reason and with its figures to 1e-5 relative."""
+    a, b = _strip(a), _strip(b)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        cut = any("TIME_LIMIT" in str(r.get("reason")) or "time limit" in str(r.get("reason")) for r in (x, y))
+        if not cut:
+            if x != y:
+                return False
+            continue
+        if set(x) != set(y):
+            return False
+        for k in x:
+            if k == "reason":
+                continue
+            try:  # CSV cells are strings
+                u, v = float(x[k]), float(y[k])
+            except (TypeError, ValueError):
+                if x[k] != y[k]:
+                    return False
+                continue
+            if abs(u - v) > 1e-5 * max(abs(u), abs(v), 1e-12):
+                return False
+    return True
+
+
 def _csv(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return _strip(list(csv.DictReader(fh)))
@@ -201,9 +230,9 @@ def test_regression_grid_on_ray_equals_serial(local_ray, serial_regression, tmp_
     doc = run_regression_bench(REG, tmp_path, tag="reg", command=["test"], plots=False, executor=ex,
                                tick=ticks.append)
     assert len(ticks) == len(grid(REG)) == 12  # progress: one event per cell
-    assert len(doc["rows"]) == 20 and _strip(doc["rows"]) == _strip(ser["rows"])
+    assert len(doc["rows"]) == 20 and _same_rows(doc["rows"], ser["rows"])
     assert not doc["errors"]
-    assert _csv(tmp_path / "reg.csv") == _csv(ser_dir / "reg.csv")
+    assert _same_rows(_csv(tmp_path / "reg.csv"), _csv(ser_dir / "reg.csv"))
     a, b = (json.loads(p.read_text()) for p in (tmp_path / "reg.json", ser_dir / "reg.json"))
     assert a["executor"]["executor"] == "ray" and b["executor"] == {"executor": "local"}
     assert _strip(a["aggregate"]) == _strip(b["aggregate"]) and a["config"] == b["config"]
@@ -236,7 +265,7 @@ def test_tuned_regression_cells_on_ray_equal_serial(local_ray, tmp_path):
     assert len(ticks) == len(grid(cfg)) == 2 * (2 + 2 + 2 + 2)  # per seed: 2 paper cells, 2 rates, 2 L-BFGS, 2 GDSolver
     assert len(ser["tuned_rows"]) == 2 * (2 * 2 + 2 + 2) and not ser["errors"]
     assert _strip(par["tuned_rows"]) == _strip(ser["tuned_rows"])
-    assert _csv(tmp_path / "r" / "reg_tuned.csv") == _csv(tmp_path / "s" / "reg_tuned.csv")
+    assert _same_rows(_csv(tmp_path / "r" / "reg_tuned.csv"), _csv(tmp_path / "s" / "reg_tuned.csv"))
     a, b = (json.loads(p.read_text()) for p in (tmp_path / "r" / "reg.json", tmp_path / "s" / "reg.json"))
     assert a["tuned"]["chosen"] == b["tuned"]["chosen"]
     assert _strip(a["tuned"]["effects"]) == _strip(b["tuned"]["effects"])
@@ -250,9 +279,9 @@ def test_data_efficiency_grid_on_ray_equals_serial(local_ray, tmp_path):
                                gdsolver_tuned=True)
     ser = run_data_efficiency_bench(cfg, tmp_path / "s", tag="de", command=["test"], plots=False)
     par = run_data_efficiency_bench(cfg, tmp_path / "r", tag="de", command=["test"], plots=False, executor=ex)
-    assert _strip(par["rows"]) == _strip(ser["rows"]) and len(ser["rows"]) == 6  # 2 rates, best of 2, 2loop x2, gds
+    assert _same_rows(par["rows"], ser["rows"]) and len(ser["rows"]) == 6  # 2 rates, best of 2, 2loop x2, gds
     assert not any(r.get("error") for r in ser["rows"])
-    assert _csv(tmp_path / "r" / "de.csv") == _csv(tmp_path / "s" / "de.csv")
+    assert _same_rows(_csv(tmp_path / "r" / "de.csv"), _csv(tmp_path / "s" / "de.csv"))
     assert par["smallest_n"] == ser["smallest_n"] and par["targets"] == ser["targets"]
 
 
@@ -280,7 +309,7 @@ def test_killed_worker_is_retried_and_the_grid_completes(local_ray, serial_regre
         th.join()
     assert killed, "no worker was seen running a cell"
     assert not any(r.get("error") for r in rows), [r for r in rows if r.get("error")]
-    assert _strip(rows) == _strip(ser["rows"]), f"killed {killed}"
+    assert _same_rows(rows, ser["rows"]), f"killed {killed}"
 
 
 class _Sabotage(Executor):
@@ -313,7 +342,7 @@ def test_cell_that_keeps_failing_is_reported_and_the_others_complete(local_ray, 
     good = [r for r in doc["rows"] if not r.get("error")]
     sabotaged = (1, "gdsolver", "paper", 3)
     expect = [r for r in ser["rows"] if (r["seed"], r["method"], r["preset"], r["epochs"]) != sabotaged]
-    assert _strip(good) == _strip(expect)
+    assert _same_rows(good, expect)
     md = (tmp_path / "reg.md").read_text()
     assert "## Runs that failed" in md and "gdsolver: task failed: the worker running it died" in md
     failed_csv = [r for r in _csv(tmp_path / "reg.csv") if r["error"]]
