@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from gdsolver.formulate.repair import DEFAULT_MARGIN, NORMS, PATTERNS
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 from . import checks
 from .apps import app
@@ -53,7 +54,7 @@ def repair_cmd(
         help="ReLUs after the layer: all (every point keeps its activation phases: an LP) | keep (the keep "
              "points do; fix points' ReLUs exact) | free (all exact: a MILP, minimal over every change).")] = "all",
     time_limit: Annotated[Optional[float], typer.Option(help="Seconds for the search.")] = None,
-    backend: Annotated[str, typer.Option(help="Solver backend.")] = "highs",
+    backend: Annotated[str, typer.Option(help="Solver backend.")] = DEFAULT_BACKEND,
     threads: Annotated[Optional[int], typer.Option(help="Solver threads.")] = None,
     force: Annotated[bool, typer.Option(help="Write the repaired model even when it fails the certificate.")]
     = False,

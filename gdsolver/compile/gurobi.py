@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile import progress
+import gdsolver.compile.progress as progress
 from gdsolver.compile.base import Backend, Feature, LicenceStatus, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.ir.instance import BINARY, MilpInstance
 
 FEATURES = ("cols", "rows", "nnz", "binaries")
@@ -26,7 +27,7 @@ HIGHS_FIT: dict[str, Any] = {"intercept_mb": 42.64, "mb_per": {"cols": 4.322e-4,
                                                                 "binaries": 5.580e-4},
                              "loo_rel_err_median": 0.077, "loo_rel_err_max": 0.461, "instances": 24}
 
-FITS = {"highs": HIGHS_FIT}
+FITS = {DEFAULT_BACKEND: HIGHS_FIT}  # the default backend is HiGHS
 
 
 def instance_sizes(inst: MilpInstance) -> dict[str, int]:
@@ -45,7 +46,7 @@ def instance_mb(inst: MilpInstance) -> float:
     return float(sum(a.nbytes for a in arrays)) / 2 ** 20
 
 
-def estimate_peak_mb(inst: MilpInstance, backend: str = "highs") -> dict[str, Any] | None:
+def estimate_peak_mb(inst: MilpInstance, backend: str = DEFAULT_BACKEND) -> dict[str, Any] | None:
     """{"solve_mb": the backend's estimated peak above the loaded instance, "instance_mb", "backend",
     "rel_err": the fit's median and worst leave-one-out relative error}, or None for a backend
     without a fit (only HiGHS is measured)."""

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gdsolver.compile import progress
+import gdsolver.compile.progress as progress
 from gdsolver.compile.base import Backend, Feature, SolveOptions, SolveRun, assemble_result
 from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination

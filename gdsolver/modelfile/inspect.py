@@ -8,6 +8,7 @@ from typing import Any
 
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.instance import MilpInstance
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 
 def presolve_report(inst: MilpInstance) -> dict[str, Any]:
@@ -47,4 +48,4 @@ def memory_report(inst: MilpInstance) -> dict[str, Any] | None:
     """HiGHS's estimated peak memory solving the instance, from its sizes (compile.memory)."""
     from gdsolver.compile.memory import estimate_peak_mb
 
-    return estimate_peak_mb(inst, "highs")
+    return estimate_peak_mb(inst, DEFAULT_BACKEND)

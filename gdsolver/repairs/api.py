@@ -28,6 +28,7 @@ from gdsolver.repairs.certificate import (all_pass, array_sha256, certificate_pa
                                           write_certificate)
 from gdsolver.repairs.conflict import Conflict, duplicate_conflict, find_conflict
 from gdsolver.repairs.solve import RepairSolution, solve_repair
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 CONFLICT_TIME_S = 60.0  # the conflict search's own limit when the repair has none
 MIN_CONFLICT_S = 0.05  # ... and the least it gets when the repair's limit is spent
@@ -162,7 +163,7 @@ def _layer_info(net, k: int) -> dict[str, Any]:
 # ------------------------------------------------------------------ torch
 def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, norm: str = "l1",
            margin: float = DEFAULT_MARGIN, radius: float | None = None, patterns: str = "all",
-           time_limit: float | None = None, backend: str = "highs", threads: int | None = None, output: Any = None,
+           time_limit: float | None = None, backend: str = DEFAULT_BACKEND, threads: int | None = None, output: Any = None,
            inplace: bool = True, force: bool = False) -> RepairReport:
     """Repair one dense layer of a torch model with the smallest change (l1 or linf) that makes
     every fix point (X, y) classified as y by `margin` and every keep point keep its prediction
@@ -225,7 +226,7 @@ def _status(sol: RepairSolution) -> str:
 # ------------------------------------------------------------------ ONNX
 def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, out: str | os.PathLike,
                 layer: int | str = -1, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float | None = None,
-                patterns: str = "all", time_limit: float | None = None, backend: str = "highs",
+                patterns: str = "all", time_limit: float | None = None, backend: str = DEFAULT_BACKEND,
                 threads: int | None = None, force: bool = False,
                 data_files: dict[str, str | os.PathLike] | None = None) -> RepairReport:
     """repair() for an ONNX file: the repaired model is written to `out` (atomically) with its

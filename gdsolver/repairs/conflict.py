@@ -24,6 +24,7 @@ from gdsolver.formulate.repair import fix_subsystem, repair_instance
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.subsystem import restrict
 from gdsolver.modeldef import Dense
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 LARGER_BOX = 100.0  # the box the suggestion tries: this many times the repair's radius
 
@@ -80,7 +81,7 @@ def _feasible(inst: MilpInstance, backend: str, time_limit: float | None) -> boo
 
 def find_conflict(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
                   y_keep: np.ndarray, *, norm: str, margin: float, radius: float, patterns: str = "free",
-                  backend: str = "highs", time_limit: float | None = 60.0) -> Conflict:
+                  backend: str = DEFAULT_BACKEND, time_limit: float | None = 60.0) -> Conflict:
     """A minimal infeasible set of fix points (module docstring); H_keep/y_keep: the keep points
     the infeasible MILP held."""
     t0 = time.perf_counter()

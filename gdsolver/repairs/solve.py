@@ -28,6 +28,7 @@ from gdsolver.formulate.repair import (DEFAULT_MARGIN, change_norms, keep_margin
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.modeldef import Dense, forward_chain
 from gdsolver.pipeline import SolveSettings, solve_sweep
+from gdsolver.compile.registry import DEFAULT_BACKEND
 
 WIDE_BOX = 10.0  # radius of an LP repair, in units of the layer's largest weight (at least 1)
 NARROW_BOX = 0.05  # first radius of a repair with ReLUs after the layer, same units
@@ -84,7 +85,7 @@ def default_radius(layers: list[Dense], k: int, binaries: bool) -> float:
 
 def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
                  y_keep: np.ndarray, *, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float | None = None,
-                 time_limit: float | None = None, backend: str = "highs", threads: int | None = None,
+                 time_limit: float | None = None, backend: str = DEFAULT_BACKEND, threads: int | None = None,
                  lazy_keep: bool = True, patterns: str = "free",
                  progress: Callable[[str], None] | None = None) -> RepairSolution:
     """Search for the minimal change of layer k (module docstring). y_keep: the labels the keep
