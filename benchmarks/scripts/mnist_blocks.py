@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.repair_bench import adam_epochs
 from gdsolver.data import load_split
 from gdsolver.extract import network_from_torch
 from gdsolver.formulate.claims import swept_weights
@@ -46,17 +47,7 @@ def trained(split, epochs: int, seed: int, cache: Path) -> nn.Sequential:
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model
-    X, y = (torch.as_tensor(a) for a in split.train)
-    X = X.float().reshape(len(X), -1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(X), generator=g)
-        for i in range(0, len(X), 128):
-            idx = perm[i:i + 128]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(X[idx]), y[idx].long()).backward()
-            opt.step()
+    adam_epochs(model, *split.train, epochs=epochs, seed=seed)
     cache.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return model

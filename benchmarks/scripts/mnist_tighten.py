@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gdsolver.bench.machine import machine_info
+from gdsolver.bench.repair_bench import adam_epochs
 from gdsolver.data import load_split
 from gdsolver.extract import network_from_torch
 from gdsolver.formulate import sweep_instance
@@ -39,17 +40,7 @@ def train(split, hidden, epochs: int, seed: int, cache: Path) -> nn.Sequential:
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model
-    X = torch.as_tensor(split.train[0]).float().reshape(len(split.train[0]), -1)
-    y = torch.as_tensor(split.train[1]).long()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(X), generator=g)
-        for i in range(0, len(X), 128):
-            idx = perm[i:i + 128]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
-            opt.step()
+    adam_epochs(model, *split.train, epochs=epochs, seed=seed)
     cache.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return model
