@@ -287,7 +287,8 @@ class GDSolver(TimeAware, Trainer):
             if self._explore_cap is not None:
                 caps.append(self._explore_cap)
         caps = [c for c in caps if c is not None]
-        return t + max(min(caps), MIN_SWEEP_S) if caps else None
+        self._sweep_time = max(min(caps), MIN_SWEEP_S) if caps else None  # for the history's reason
+        return t + self._sweep_time if caps else None
 
     def _prepare(self, cands: list["_Cand"], ls: LayerSweep, k: int, mode: str, H: np.ndarray | None,
                  units: np.ndarray | None, shared: float, refit: bool) -> None:
@@ -373,8 +374,10 @@ class GDSolver(TimeAware, Trainer):
             left = self._sweep_deadline - time.perf_counter() - self._metrics_cost * len(cands)
             if left < MIN_SWEEP_S:
                 for c in cands:
-                    c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: time limit (its build took "
-                                             f"{c.build_time_s:.3g} s of the sweep's time)", 0.0, False)
+                    c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: time limit (the sweep had "
+                                             f"{self._sweep_time:.3g} s: its build took {c.build_time_s:.3g} s and "
+                                             f"judging it needs {self._metrics_cost:.3g} s; no solve starts with "
+                                             f"less than {MIN_SWEEP_S:g} s)", 0.0, False)
                 return
             settings = dataclasses.replace(settings, time_limit=left)
         pc = self.portfolio_config
