@@ -87,7 +87,8 @@ def bounded_softmax_regression(F: np.ndarray, y: np.ndarray, lo: np.ndarray, hi:
         return loss, (g.T @ A).ravel()
 
     start = np.clip(x0, lo, hi)
-    scale = max(1.0, f(start)[0])
+    f_start = f(start)[0]
+    scale = max(1.0, f_start)
     timed_out = False
 
     def stop_at_deadline(_: object) -> None:
@@ -99,7 +100,7 @@ def bounded_softmax_regression(F: np.ndarray, y: np.ndarray, lo: np.ndarray, hi:
     r = minimize(f, start, jac=True, method="L-BFGS-B", bounds=np.column_stack([lo, hi]), callback=stop_at_deadline,
                  options={"maxiter": CE_MAXITER, "ftol": CE_FTOL, "gtol": CE_PGTOL * scale, "maxcor": 20})
     v = np.clip(r.x, lo, hi)
-    if f(v)[0] > f(start)[0]:  # never worse than where it started (the current weights are feasible)
+    if f(v)[0] > f_start:  # never worse than where it started (the current weights are feasible)
         v = start
     V = np.clip((v / S).reshape(M, N + 1), *box)
     if timed_out:
