@@ -400,12 +400,9 @@ def test_two_node_cluster_runs_a_bench_cell_and_a_replay(ray_env, tmp_path):
     port = _free_port("127.0.0.2")
     # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1: a worker node refuses to start without it (the module's
     # local Ray set it to 0 in this process)
-    from gdsolver.train.executor import no_cloud_probes
+    from gdsolver.train.executor import NO_CLOUD_PROBE_ENV  # the nodes' dashboards ask no cloud metadata address
 
-    with no_cloud_probes():  # the nodes' dashboard processes ask no cloud metadata address (executor.py)
-        proxies = {k: os.environ[k] for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
-                                              "NO_PROXY")}
-    env = {**os.environ, **RAY_ENV, **proxies, "RAY_AUTH_TOKEN": ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    env = {**os.environ, **RAY_ENV, **NO_CLOUD_PROBE_ENV, "RAY_AUTH_TOKEN": ray_env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
     common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
     logs = [open(tmp_path / "head.log", "w"), open(tmp_path / "worker.log", "w")]
     nodes: list[subprocess.Popen] = []

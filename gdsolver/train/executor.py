@@ -145,16 +145,16 @@ def _call(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any
 # variables: pointed at a closed loopback port, the probes fail at once and stay on the machine.
 _NO_CLOUD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens
 _LOOPBACK = "localhost,127.0.0.0/8,::1"
+NO_CLOUD_PROBE_ENV = {"http_proxy": _NO_CLOUD_PROXY, "HTTP_PROXY": _NO_CLOUD_PROXY, "https_proxy": _NO_CLOUD_PROXY,
+                      "HTTPS_PROXY": _NO_CLOUD_PROXY, "no_proxy": _LOOPBACK, "NO_PROXY": _LOOPBACK}
 
 
 @contextlib.contextmanager
 def no_cloud_probes() -> Iterator[None]:
     """The proxy variables set for the processes a local ray.init starts (they inherit the
     environment when they are spawned), then put back as they were for this process."""
-    keys = {"http_proxy": _NO_CLOUD_PROXY, "HTTP_PROXY": _NO_CLOUD_PROXY, "https_proxy": _NO_CLOUD_PROXY,
-            "HTTPS_PROXY": _NO_CLOUD_PROXY, "no_proxy": _LOOPBACK, "NO_PROXY": _LOOPBACK}
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
+    saved = {k: os.environ.get(k) for k in NO_CLOUD_PROBE_ENV}
+    os.environ.update(NO_CLOUD_PROBE_ENV)
     try:
         yield
     finally:
