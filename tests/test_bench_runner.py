@@ -80,3 +80,52 @@ def test_ported_benches_render_their_saved_results_unchanged(module, tag):
     mod = importlib.import_module(f"gdsolver.bench.{module}")
     doc = json.loads((RESULTS / f"{tag}.json").read_text())
     assert render(Bench(tag, [], None, mod.report, header=False), doc) == (RESULTS / f"{tag}.md").read_text()
+
+
+def _strip_times(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("cell_wall_s", "load_1min")} for r in rows]
+
+
+def test_executor_runs_the_cells_as_tasks(tmp_path):
+    """Through a LocalExecutor the rows are those of the plain loop; through an executor that
+    finishes the tasks last first and loses one (a worker that died), the rows still come back in
+    cell order, the lost cell is an error row, progress lines come in finishing order, each task
+    asks for the bench's CPUs, and the footer says how the cells ran."""
+    from gdsolver.train.executor import Executor, LocalExecutor, Outcome
+
+    plain = run_bench(_toy(), tmp_path / "plain", "toy", echo=lambda *_: None)
+    local = run_bench(_toy(), tmp_path / "local", "toy", echo=lambda *_: None, executor=LocalExecutor())
+    assert _strip_times(local["rows"]) == _strip_times(plain["rows"]) and local["sum"] == plain["sum"] == 0
+    assert local["run"]["executor"] == {"executor": "local"} and "executor" not in plain["run"]
+    assert local["run"]["skipped"] == plain["run"]["skipped"] == [{"x": 4, "reason": "nothing to measure"}]
+
+    class LastFirst(Executor):
+        kind = "ray"  # describes itself as a cluster, for the footer
+        cpus: list[float] = []
+
+        def run(self, tasks, on_done=None):
+            tasks = list(tasks)
+            out = [None] * len(tasks)
+            for i in reversed(range(len(tasks))):
+                t = tasks[i]
+                self.cpus.append(t.cpus)
+                out[i] = (Outcome(i, t.label, error="WorkerCrashedError: node lost") if t.args[1]["x"] == 3
+                          else Outcome(i, t.label, value=t.fn(*t.args, **t.kwargs)))
+                on_done(out[i])
+            return out
+
+        def describe(self):
+            return {"executor": "ray", "nodes": 2, "cpus": 4.0, "ray": "2.60.0", "address": "127.0.0.2:6379"}
+
+    said, ticks = [], []
+    ex = LastFirst()
+    doc = run_bench(_toy(cpus=2.0), tmp_path / "ray", "toy", echo=said.append, tick=ticks.append, executor=ex)
+    assert [(r["x"], r.get("square"), r.get("error")) for r in doc["rows"]] == [
+        (1, 1, None), (1, -1, None), (2, None, "ValueError: no square for two"),
+        (3, None, "task failed: WorkerCrashedError: node lost")]
+    assert ex.cpus == [2.0] * 4 and ticks == ["x=4", "x=3", "x=2", "x=1"]
+    assert said[0] == "[1/4] x=4: skipped (nothing to measure)" and said[1].startswith("[2/4] x=3: failed: task")
+    assert doc["run"]["failed"] == 2 and doc["sum"] == 0
+    md = (tmp_path / "ray" / "toy.md").read_text()
+    assert "cells run as Ray tasks on 2 nodes with 4 CPUs (Ray 2.60.0, address 127.0.0.2:6379)" in md
+    assert "- x=3: task failed: WorkerCrashedError: node lost" in md.splitlines()

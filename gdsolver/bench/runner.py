@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.machine import git_state, machine_info, machine_line
-from gdsolver.bench.plots import clean, load_average, out_paths, versions, write_csv, write_json
+from gdsolver.bench.plots import clean, executor_text, load_average, out_paths, versions, write_csv, write_json
+
+if TYPE_CHECKING:
+    from gdsolver.train.executor import Executor
 
 Row = dict[str, Any]
 
@@ -49,6 +52,7 @@ class Bench:
     header: bool = True
     csv_columns: Sequence[str] | None = None
     plot: Callable[[dict[str, Any], Path], int] | None = None  # (doc, png path) -> bytes written
+    cpus: float = 1.0  # CPUs one cell keeps busy (what a Ray executor schedules by)
 
 
 def ok_rows(doc: dict[str, Any]) -> list[Row]:
@@ -56,42 +60,71 @@ def ok_rows(doc: dict[str, Any]) -> list[Row]:
     return [r for r in doc["rows"] if "error" not in r]
 
 
-def _run_cells(bench: Bench, echo: Callable, tick: Callable[[str], None] | None) -> tuple[list[Row], list[dict]]:
-    rows: list[Row] = []
-    skipped: list[dict[str, Any]] = []
-    for i, cell in enumerate(bench.cells):
-        label = bench.label(cell)
-        la = load_average()
-        t0 = time.perf_counter()
-        try:
-            out = bench.run_cell(cell)
-            new = [out] if isinstance(out, dict) else list(out)
-        except Skip as exc:
-            skipped.append({**cell, "reason": str(exc)})
-            echo(f"[{i + 1}/{len(bench.cells)}] {label}: skipped ({exc})")
-            new = []
-        except Exception as exc:  # noqa: BLE001 - a failed cell is a result; the run goes on
-            new = [{**cell, "error": f"{type(exc).__name__}: {exc}"}]
-        wall = time.perf_counter() - t0
+def timed_cell(run_cell: Callable[[dict[str, Any]], Row | list[Row]], cell: dict[str, Any]) -> dict[str, Any]:
+    """One cell run and timed in whichever process runs it (an executor's task runs this): its
+    rows, or the Skip reason, or the error a raising cell gave; its wall time and the 1-minute
+    load as it started."""
+    la = load_average()
+    t0 = time.perf_counter()
+    got: dict[str, Any] = {"rows": [], "skip": None, "error": None}
+    try:
+        out = run_cell(cell)
+        got["rows"] = [out] if isinstance(out, dict) else list(out)
+    except Skip as exc:
+        got["skip"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a failed cell is a result; the run goes on
+        got["error"] = f"{type(exc).__name__}: {exc}"
+    return {**got, "wall": time.perf_counter() - t0, "load": la[0] if la else None}
+
+
+def _run_cells(bench: Bench, echo: Callable, tick: Callable[[str], None] | None,
+               executor: Executor | None = None) -> tuple[list[Row], list[dict]]:
+    """Every cell's rows in cell order; with an executor the cells run as its tasks and the
+    progress lines come in the order they finish."""
+    n = len(bench.cells)
+    done: list[list[Row]] = [[] for _ in bench.cells]
+    skipped: dict[int, dict[str, Any]] = {}
+    count = 0
+
+    def finish(i: int, got: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        cell, label = bench.cells[i], bench.label(bench.cells[i])
+        new = [{**cell, "error": got["error"]}] if got["error"] else got["rows"]
+        if got["skip"] is not None:
+            skipped[i] = {**cell, "reason": got["skip"]}
+            echo(f"[{count}/{n}] {label}: skipped ({got['skip']})")
         for r in new:
-            r.update(cell_wall_s=wall, load_1min=la[0] if la else None)
+            r.update(cell_wall_s=got["wall"], load_1min=got["load"])
             if "error" in r:
-                echo(f"[{i + 1}/{len(bench.cells)}] {label}: failed: {r['error']}")
+                echo(f"[{count}/{n}] {label}: failed: {r['error']}")
             else:
-                echo(f"[{i + 1}/{len(bench.cells)}] " + (bench.describe(r) if bench.describe else
-                                                          f"{label} in {wall:.2f} s"))
-        rows += new
+                echo(f"[{count}/{n}] " + (bench.describe(r) if bench.describe else f"{label} in {got['wall']:.2f} s"))
+        done[i] = new
         if tick is not None:
             tick(label)
-    return rows, skipped
+
+    if executor is None:
+        for i, cell in enumerate(bench.cells):
+            finish(i, timed_cell(bench.run_cell, cell))
+    else:
+        from gdsolver.train.executor import Task
+
+        tasks = [Task(timed_cell, (bench.run_cell, c), label=bench.label(c), cpus=bench.cpus) for c in bench.cells]
+        executor.run(tasks, lambda o: finish(o.index, o.value if o.ok else {  # the task itself failed (worker died)
+            "rows": [], "skip": None, "error": f"task failed: {o.error}", "wall": o.seconds, "load": None}))
+    return [r for rows in done for r in rows], [skipped[i] for i in sorted(skipped)]
 
 
 def run_bench(bench: Bench, out_dir: str | Path, tag: str, *, echo: Callable = print,
-              tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None) -> dict[str, Any]:
+              tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
+              executor: Executor | None = None) -> dict[str, Any]:
     """Run every cell of `bench` and write {tag}.json and {tag}.md (and .csv / .png) under
-    `out_dir`; returns the result document (its "paths" the files written)."""
+    `out_dir`; returns the result document (its "paths" the files written). `executor`
+    (gdsolver.train.executor) runs the cells as its tasks (then `bench.run_cell` must pickle: a
+    module-level function or a functools.partial of one); default: one after another here."""
     start = {"load": load_average(), "t": time.perf_counter()}
-    rows, skipped = _run_cells(bench, echo, tick)
+    rows, skipped = _run_cells(bench, echo, tick, executor)
     loads = sorted(r["load_1min"] for r in rows if r.get("load_1min") is not None)
     doc: dict[str, Any] = {"benchmark": bench.name, **bench.meta, "machine": machine_info(), "rows": rows}
     if bench.summarize is not None:
@@ -104,6 +137,8 @@ def run_bench(bench: Bench, out_dir: str | Path, tag: str, *, echo: Callable = p
                                    "cells_min_median_max": [loads[0], loads[len(loads) // 2], loads[-1]]
                                    if loads else None},
                   "cells": len(bench.cells), "failed": sum("error" in r for r in rows), "skipped": skipped}
+    if executor is not None:
+        doc["run"]["executor"] = executor.describe()
     paths = out_paths(out_dir, tag)
     written = {}
     if bench.csv_columns is not None:
@@ -137,7 +172,7 @@ def run_footer(doc: dict[str, Any], label: Callable[[dict[str, Any]], str] = cel
         return []
     la = run["load_average"]
     text = (f"Run: `{' '.join(run['command'])}`; {run['cells']} cells, {run['failed']} failed; wall time "
-            f"{run['wall_s']:.0f} s")
+            f"{run['wall_s']:.0f} s{executor_text(run.get('executor'))}")
     if la.get("start") and la.get("end"):
         text += (f"; load average (1, 5, 15 min) {', '.join(f'{x:.2f}' for x in la['start'])} at the start, "
                  f"{', '.join(f'{x:.2f}' for x in la['end'])} at the end")
