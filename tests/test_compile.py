@@ -626,7 +626,7 @@ def test_bench_backends_sweep_sets_quick(tmp_path):
     assert prints() == first and len(set(first)) == len(first)
 
     doc = bb.run_backends_bench(tmp_path, quick=True, echo=lambda *a: None, sets=sets)
-    assert [r["case"] for r in doc["rows"]] == [d["case"] for d in descs] and doc["failed"] == 0
+    assert [r["case"] for r in doc["rows"]] == [d["case"] for d in descs] and doc["run"]["failed"] == 0
     for r in doc["rows"]:
         assert set(r["results"]) | set(r["skipped"]) == set(doc["backends"]), r["case"]
         assert all(v["status"] == "OPTIMAL" and v["verifies"] for v in r["results"].values()), r

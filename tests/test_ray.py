@@ -357,13 +357,15 @@ def test_backends_bench_on_ray_equals_serial(local_ray, gurobi, tmp_path):
     ser = run_backends_bench(tmp_path / "s", quick=True, echo=lambda *_: None)
     par = run_backends_bench(tmp_path / "r", quick=True, echo=lambda *_: None, executor=ex)
 
-    def key(row):  # everything but the timings (per backend, under "results"), their ratios and the load
+    def key(row):  # everything but the timings (per backend, under "results"; the cell's), their ratios and the load
         strip = lambda d: {k: v for k, v in d.items() if k not in ("solve_s", "wall_s")}  # noqa: E731
         return {k: ({n: strip(r) for n, r in v.items()} if k == "results" else v)
-                for k, v in row.items() if "ratio" not in k and k != "load_1min"}
+                for k, v in row.items() if "ratio" not in k and k not in ("load_1min", "cell_wall_s")}
 
     assert [key(r) for r in par["rows"]] == [key(r) for r in ser["rows"]] and len(ser["rows"]) == 9
-    assert par["all_agree"] and par["failed"] == 0
+    assert par["all_agree"] and par["run"]["failed"] == 0
+    assert par["run"]["executor"]["executor"] == "ray"
+    assert "cells run as Ray tasks" in (tmp_path / "r" / "backends-quick.md").read_text()
 
 
 # ------------------------------------------------------------------------------ two-node cluster

@@ -22,8 +22,6 @@ objectives of a row must agree (checked, reported per row)."""
 from __future__ import annotations
 
 import functools
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.atomic import atomic_write_text
 from gdsolver.bench.demo import digits_case, regression_case
-from gdsolver.bench.machine import machine_info, machine_line
+from gdsolver.bench.machine import machine_line
 from gdsolver.bench.plots import executor_text, md_table
+from gdsolver.bench.runner import Bench, run_bench
 from gdsolver.compile import DEFAULT_BACKEND, available_backends, get_backend, solve
 from gdsolver.compile.registry import check_backend_name
 from gdsolver.errors import GdsolverError, LicenseLimitError
@@ -218,11 +216,6 @@ def _ratios(res: dict[str, dict[str, Any]], base: str) -> tuple[dict[str, float]
     return ratios, bounds
 
 
-def _load() -> float | None:
-    """The 1-minute load average (None where the OS has none)."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def _geomean(xs: list[float]) -> float | None:
     return float(np.exp(np.mean(np.log(xs)))) if xs else None
 
@@ -238,7 +231,7 @@ def run_case(desc: dict[str, Any], names: list[str], time_limit: float, threads:
     inst = build_case(desc)
     row: dict[str, Any] = {**desc, "variables": inst.num_vars, "rows": inst.num_rows,
                            "indicators": inst.num_indicators, "integers": inst.num_integer, "results": {},
-                           "skipped": {}, "sense": inst.sense, "load_1min": _load()}
+                           "skipped": {}, "sense": inst.sense}
     for name in names:
         ok, why = get_backend(name).accepts(inst)
         if not ok:
@@ -260,23 +253,15 @@ def _label(desc: dict[str, Any]) -> str:
     return " ".join(str(desc.get(k, "-")) for k in ("case", "mode", "activation", "points", "radius", "seed"))
 
 
-def _echo_row(echo: Callable, row: dict[str, Any]) -> None:
-    if "error" in row:
-        echo(f"{_label(row):<40} failed: {row['error']}")
-        return
-    echo(f"{_label(row):<40} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
-         + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
+def _describe(row: dict[str, Any]) -> str:
+    return (f"{_label(row):<40} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+            + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
 
 
-def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
-                       time_limit: float = 60.0, threads: int | None = None, mip_gap: float = 1e-6,
-                       backends: list[str] | None = None, sets: list[str] | None = None,
-                       executor: Executor | None = None) -> dict:
-    """`executor` (gdsolver.train.executor) runs the cases, one task each; default: one after
-    another here. Parallel cases share the machine's cores, so solve times are only comparable
-    within a run made the same way."""
-    from gdsolver.train.executor import LocalExecutor, Task
-
+def backends_bench(quick: bool = False, time_limit: float = 60.0, threads: int | None = None, mip_gap: float = 1e-6,
+                   backends: list[str] | None = None, sets: list[str] | None = None) -> Bench:
+    """The cells (one per instance description of the chosen sets) and how one is measured
+    (`run_case`: every backend on it; a partial of it, so the cells can run as Ray tasks)."""
     names = list(backends) if backends else list(available_backends())
     for name in names:
         check_backend_name(name, allow_auto=False)
@@ -288,36 +273,28 @@ def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool =
     unknown = [s for s in sets if s not in INSTANCE_SETS]
     if unknown:
         raise GdsolverError(f"--set: unknown instance set(s) {unknown}, expected some of {list(INSTANCE_SETS)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    executor = executor or LocalExecutor()
-    specs = [d for s in sets for d in INSTANCE_SETS[s].cases(quick)]
-    load_start = _load()
-    outs = executor.run([Task(run_case, (d, names, time_limit, threads, mip_gap), label=_label(d), cpus=threads or 1)
-                         for d in specs],
-                        lambda o: _echo_row(echo, o.value if o.ok else {**specs[o.index], "error": o.error}))
-    rows = [o.value if o.ok else {**d, "error": f"task failed: {o.error}", "results": {}, "skipped": {},
-                                  "ratios": {}, "agree": None} for d, o in zip(specs, outs)]
-    base = DEFAULT_BACKEND
-    loads = sorted(r["load_1min"] for r in rows if r.get("load_1min") is not None)
-    load = {"start": load_start, "end": _load(),
-            "rows_min": loads[0] if loads else None, "rows_median": loads[len(loads) // 2] if loads else None,
-            "rows_max": loads[-1] if loads else None}
-    result = {"benchmark": "backends", "machine": machine_info(), "load_average_1min": load,
-              "executor": executor.describe(),
-              "time_limit_s": time_limit, "threads": threads,
-              "mip_gap": mip_gap, "backends": names, "baseline": base, "sets": sets,
-              "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
-              "versions": {n: get_backend(n).version() for n in names},
-              "licences": {n: get_backend(n).licence().state for n in names}, "rows": rows,
-              **summarize(rows, names, base)}
-    geomean = result["geomean_ratio"]
-    tag = "backends-quick" if quick else "backends"
-    atomic_write_text(out_dir / f"{tag}.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out_dir / f"{tag}.md", markdown(result) + "\n")
-    for n, g in geomean.items():
-        echo(f"geometric mean {n}/{base} solve-time ratio: {g:.2f}" if g else f"{n}: no ratio")
-    echo(f"wrote {out_dir / (tag + '.json')} and {out_dir / (tag + '.md')}")
+    meta = {"time_limit_s": time_limit, "threads": threads, "mip_gap": mip_gap, "backends": names,
+            "baseline": DEFAULT_BACKEND, "sets": sets,
+            "notes": {s: INSTANCE_SETS[s].note for s in sets if INSTANCE_SETS[s].note},
+            "versions": {n: get_backend(n).version() for n in names},
+            "licences": {n: get_backend(n).licence().state for n in names}}
+    return Bench("backends", [d for s in sets for d in INSTANCE_SETS[s].cases(quick)],
+                 functools.partial(run_case, names=names, time_limit=time_limit, threads=threads, mip_gap=mip_gap),
+                 report, meta=meta, summarize=lambda doc: summarize(doc["rows"], names, DEFAULT_BACKEND),
+                 describe=_describe, label=_label, header=False, cpus=threads or 1)
+
+
+def run_backends_bench(out_dir: str | Path = "benchmarks/results", quick: bool = False, echo: Callable = print,
+                       time_limit: float = 60.0, threads: int | None = None, mip_gap: float = 1e-6,
+                       backends: list[str] | None = None, sets: list[str] | None = None,
+                       executor: Executor | None = None) -> dict:
+    """`executor` (gdsolver.train.executor) runs the cases, one task each; default: one after
+    another here. Parallel cases share the machine's cores, so solve times are only comparable
+    within a run made the same way."""
+    bench = backends_bench(quick, time_limit, threads, mip_gap, backends, sets)
+    result = run_bench(bench, out_dir, "backends-quick" if quick else "backends", echo=echo, executor=executor)
+    for n, g in result["geomean_ratio"].items():
+        echo(f"geometric mean {n}/{DEFAULT_BACKEND} solve-time ratio: {g:.2f}" if g else f"{n}: no ratio")
     return result
 
 
@@ -337,8 +314,7 @@ def summarize(rows: list[dict[str, Any]], names: list[str], base: str) -> dict[s
             "total_rows": len(common),
             "all_agree": all(r["agree"] is not False for r in rows),
             "disagreements": sum(r["agree"] is False for r in rows),
-            "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values()),
-            "failed": sum("error" in r for r in rows)}
+            "not_verified": sum(v["verifies"] is False for r in rows for v in r["results"].values())}
 
 
 def _cell(r: dict[str, Any] | None, skipped: str | None) -> str:
@@ -363,7 +339,8 @@ def _load_text(load: dict | None, cores: int | None) -> str:
     return text + "."
 
 
-def markdown(result: dict) -> str:
+def report(result: dict) -> list[str]:
+    """The report of a run's result document (its rows: the cases that ran), as lines."""
     m = result["machine"]
     names, base = result["backends"], result["baseline"]
     others = [n for n in names if n != base]
@@ -376,14 +353,13 @@ def markdown(result: dict) -> str:
              f"Time limit {result['time_limit_s']:g} s, threads {thr}, relative gap {result['mip_gap']:g}. Cells: "
              "\"solve / wall\" seconds (solve = the solver's run; wall adds building the model); ratios = solve time "
              f"over {base}'s, same run.", "",
-             machine_line(m, "python") + f"{executor_text(result.get('executor'))}.{_load_text(result.get('load_average_1min'), m['cores'])}", ""]
+             # results from before the runner say here how the cells ran and the load; the runner's footer does now
+             machine_line(m, "python") + f"{executor_text(result.get('executor'))}."
+             + _load_text(result.get("load_average_1min"), m["cores"]), ""]
     body = []
     for r in result["rows"]:
         key = [r["case"], r.get("mode", "-"), r.get("activation", "-"), r.get("points", "-"), r.get("radius", "-"),
                r.get("seed", "-")]
-        if "error" in r:  # the case's task failed
-            body.append(key + ["-", "-", "-", f"failed: {r['error']}"])
-            continue
         cells = [_cell(r["results"].get(n), r["skipped"].get(n)) for n in names]
         bounds = r.get("ratio_bounds", {})
         ratios = [f"{r['ratios'][n]:.2f}" if n in r["ratios"] else
@@ -416,5 +392,5 @@ def markdown(result: dict) -> str:
     lines += ["", f"Objectives agree on every row where several backends proved optimality (to {AGREE_RTOL:g} "
                   f"relative): {'yes' if result['all_agree'] else 'NO (' + str(result['disagreements']) + ' rows)'}. "
                   f"Points failing ir.verify: {result['not_verified']}."]
-    return "\n".join(lines)
+    return lines
 
