@@ -73,7 +73,8 @@ def test_toy_bench_plot_is_written(tmp_path):
 
 
 @pytest.mark.parametrize("module,tag", [("numerics_bench", "numerics"), ("formulation_bench", "formulations"),
-                                        ("closest_bench", "closest"), ("backends_bench", "backends")])
+                                        ("closest_bench", "closest"), ("backends_bench", "backends"),
+                                        ("compile_bench", "compile")])
 def test_ported_benches_render_their_saved_results_unchanged(module, tag):
     import importlib
 

@@ -223,8 +223,19 @@ def test_bench_compile_quick(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "res" / "compile-quick.json").read_text())
     assert doc["machine"]["cores"] >= 1
-    assert all(r["nnz"] == 2 * r["T"] * r["M"] * (r["N"] + 2) for r in doc["rows"])
-    assert all("speedup" in r for r in doc["rows"])
+    sizes = [r for r in doc["rows"] if r["kind"] == "size"]
+    assert [r["T"] for r in sizes] == [10, 50] and doc["run"]["failed"] == 0
+    assert all(r["nnz"] == 2 * r["T"] * r["M"] * (r["N"] + 2) for r in sizes)
+    assert all("speedup" in r for r in sizes)
+    import importlib.util
+
+    scip = importlib.util.find_spec("pyscipopt") is not None  # else the routes cell is skipped, with the reason
+    assert [r["kind"] for r in doc["rows"]] == ["size", "size", *(["scip-routes"] if scip else []), "hidden", "hidden"]
+    assert doc["run"]["skipped"] == ([] if scip else [{"kind": "scip-routes", "T": 50,
+                                                       "reason": "pyscipopt is not installed"}])
+    md = (tmp_path / "res" / "compile-quick.md").read_text()  # each kind of cell in its own table
+    assert all(f"| {r['T']} | {r['nnz']} |" in md for r in sizes) and "Run: `" in md
+    assert all(f"| {r['case']} | {r['nnz']} | {r['variables']} |" in md for r in doc["rows"] if r["kind"] == "hidden")
 
 
 def test_bench_formulations_quick(tmp_path: Path) -> None:
