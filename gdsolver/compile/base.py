@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -154,28 +155,72 @@ class LicenceStatus:
         return self.state != "none"
 
 
-# ------------------------------------------------------------------ Ctrl-C
-class SolveRun:
-    """Runs the solver's blocking call so that Ctrl-C stops it promptly and keeps the
-    incumbent. Python only delivers SIGINT to the main thread, and only between
-    bytecodes, so on the main thread the call runs in a worker thread while the main
-    thread waits; the first Ctrl-C calls `stop` (the solver's own interrupt: a
-    callback flag, terminate(), interruptSolve()) and waits for the solver to return
-    with what it has (at most `grace` seconds when given: then the call is left
-    running in `abandoned` and None is returned); a second Ctrl-C gives up waiting.
-    Off the main thread (no Ctrl-C can arrive there) the call runs directly."""
+# ------------------------------------------------------------------ Ctrl-C and the watchdog
+# A solver stopped by the watchdog gets this share of its time limit (at least WATCHDOG_MIN_GRACE_S)
+# to return with its incumbent before it is left behind: the solve then ends within 1.05x its limit.
+WATCHDOG_GRACE = 0.05
+WATCHDOG_MIN_GRACE_S = 0.1
+POLL_S = 0.05  # how often the waiting thread looks at the clock (and lets Ctrl-C in)
 
-    def __init__(self) -> None:
+
+def clock() -> float:
+    """The watchdog's clock: wall time (monotonic), not the solver's own clock, which a loaded
+    machine let HiGHS overrun by 70%. A module function so that a test can move it on."""
+    return time.monotonic()
+
+
+class SolveRun:
+    """Runs the solver's blocking call so that Ctrl-C or the wall-clock watchdog stops it
+    promptly and keeps the incumbent.
+
+    Ctrl-C: Python only delivers SIGINT to the main thread, and only between bytecodes, so on the
+    main thread the call runs in a worker thread while the main thread waits; the first Ctrl-C
+    calls `stop` (the solver's own interrupt: a callback flag, terminate(), interruptSolve()) and
+    waits for the solver to return with what it has (at most `grace` seconds when given: then the
+    call is left running in `abandoned` and None is returned); a second Ctrl-C gives up waiting.
+
+    Watchdog: with a time limit, the waiting thread (on any thread) calls the same `stop` when
+    `clock()` passes the deadline, which counts from this object's creation (the whole solve:
+    build, start, run), and sets `timed_out`. The solver then gets `watchdog_grace` seconds (or
+    the call's `grace`, if smaller) to return before it is left behind; a call made after the
+    deadline (a polish LP) is stopped at the deadline plus that grace and waited for. Without a
+    limit, off the main thread, the call runs directly."""
+
+    def __init__(self, time_limit: float | None = None) -> None:
         self.interrupted = False
+        self.timed_out = False
         self.abandoned: threading.Thread | None = None
+        self.time_limit = time_limit
+        self.started = clock()
+        self.deadline = None if time_limit is None else self.started + time_limit
+        self.watchdog_grace = None if time_limit is None else max(WATCHDOG_MIN_GRACE_S, WATCHDOG_GRACE * time_limit)
 
     @property
     def can_interrupt(self) -> bool:
         """Ctrl-C can reach this solve (it runs on the main thread)."""
         return threading.current_thread() is threading.main_thread()
 
+    @property
+    def can_stop(self) -> bool:
+        """Something may stop this solve before the solver ends it (Ctrl-C or the watchdog): the
+        backend should subscribe its interrupt callbacks and keep the incumbent as it goes."""
+        return self.can_interrupt or self.deadline is not None
+
+    @property
+    def stopped(self) -> bool:
+        """Ctrl-C or the watchdog stopped a call."""
+        return self.interrupted or self.timed_out
+
+    def left(self) -> float | None:
+        """Seconds to the deadline (0 when past), None without a limit: the solver's own limit."""
+        return None if self.deadline is None else max(self.deadline - clock(), 0.0)
+
+    def watchdog_note(self) -> str:
+        return (f"the wall-clock watchdog stopped the solve at its time limit ({self.time_limit:g} s, "
+                "build included)") if self.timed_out else ""
+
     def __call__(self, run: Callable[[], T], stop: Callable[[], None], grace: float | None = None) -> T | None:
-        if not self.can_interrupt:
+        if not self.can_stop:
             return run()
         box: dict[str, Any] = {}
         done = threading.Event()
@@ -188,20 +233,30 @@ class SolveRun:
             finally:
                 done.set()
 
+        end = None
+        if self.deadline is not None:
+            end = self.deadline + (self.watchdog_grace if self.timed_out else 0.0)
+        stopped_at: float | None = None  # when stop() was first called during this call
         worker = threading.Thread(target=target, name="gdsolver-solve", daemon=True)
         worker.start()
         while not done.is_set():
             try:
-                if self.interrupted and grace is not None:
-                    if not done.wait(grace):
+                if stopped_at is not None:
+                    wait = grace if self.interrupted else None if grace is None else min(grace, self.watchdog_grace)
+                    if wait is not None and clock() - stopped_at >= wait:
                         self.abandoned = worker  # the solver did not stop in time; it ends by itself later
                         return None
+                    if not done.wait(POLL_S):
+                        stop()  # again: a stop sent before the solver's loop began can be lost (Gurobi's terminate)
                 else:
-                    done.wait(0.05)
+                    done.wait(POLL_S if end is None else min(POLL_S, max(end - clock(), 0.0)))
+                    if end is not None and not done.is_set() and clock() >= end:
+                        self.timed_out, stopped_at = True, clock()
+                        stop()
             except KeyboardInterrupt:
                 if self.interrupted:
                     raise  # second Ctrl-C: stop waiting (the daemon thread dies with the process)
-                self.interrupted = True
+                self.interrupted, stopped_at = True, clock()
                 stop()
         worker.join()
         if "error" in box:
@@ -233,13 +288,17 @@ _LIMIT_WORDS = {
 def assemble_result(backend: Backend, inst: MilpInstance, opts: SolveOptions, *, termination: Termination,
                     native_status: str, x: np.ndarray | None, bound: float | None = None,
                     nodes: int | None = None, runtime_s: float = 0.0, interrupted: bool = False,
-                    note: str = "") -> SolveResult:
+                    note: str = "", run: SolveRun | None = None) -> SolveResult:
     """The one way a SolveResult is made from a solver's outcome: status from the
     termination and the point, objective recomputed from x, bound and gap for MIPs
     (for an LP the optimum is its own bound), and a message that names the native
-    status and says in words what happened."""
+    status and says in words what happened. `run`: the solve's SolveRun; when its watchdog
+    stopped the solver (and no Ctrl-C did), the solve ended at its time limit, and says so."""
     if interrupted and not termination.is_final:
         termination = Termination.INTERRUPTED
+    elif run is not None and run.timed_out and not interrupted and not termination.is_final:
+        termination = Termination.TIME_LIMIT  # the solver saw an interrupt; the cause was the limit
+        note = "; ".join(filter(None, [run.watchdog_note(), note]))
     if x is not None:
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (inst.num_vars,) or not np.all(np.isfinite(x)):
@@ -355,7 +414,7 @@ class Backend(ABC):
         check_numerics(inst)  # numbers the solvers cannot honour are refused, not solved wrongly
         self.check_model(inst)
         self.module()
-        run = SolveRun()
+        run = SolveRun(opts.time_limit)  # the watchdog's clock starts here: the build counts
         res = self._solve(inst, opts, run)
         if run.interrupted or res.interrupted:
             raise SolveInterrupted(res if res.has_solution else None)

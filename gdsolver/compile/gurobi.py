@@ -6,7 +6,8 @@ linear + 1000 indicator constraints solve, 1000 + 1001 fail; nonzeros are not
 limited). Beyond that Gurobi fails at optimize() with error 10010, which becomes a
 LicenseLimitError naming the sizes (`solve(..., fallback=...)` or `auto` then use
 another backend). `licence_info()` finds out, once per process, which licence is
-present. Ctrl-C: model.terminate() from the main thread."""
+present. Ctrl-C: model.terminate() from the main thread; the wall-clock watchdog
+(compile.base.SolveRun) calls the same terminate() at the time limit."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from gdsolver.compile.result import SolveResult
 from gdsolver.compile.status import Termination
 from gdsolver.errors import GdsolverError, LicenseLimitError, OptionError
 from gdsolver.ir.instance import BINARY, CONTINUOUS, MilpInstance
+from gdsolver.ir.verify import verify
 
 RESTRICTED_LIMIT = 2000  # variables; and linear + general constraints
 _SIZE_LIMIT_ERROR = 10010
@@ -264,6 +266,9 @@ class GurobiBackend(Backend):
         env = quiet_env()
         try:
             m, x = build_gurobi(inst, env, gurobi_params(opts))
+            left = run.left()
+            if left is not None:  # Gurobi's clock starts at optimize(): give it what the build left
+                m.setParam("TimeLimit", max(left, 1e-3))
             if opts.use_start and inst.start is not None and inst.is_mip:
                 x.Start = inst.start
             t0 = time.perf_counter()
@@ -271,7 +276,7 @@ class GurobiBackend(Backend):
             optimize = functools.partial(m.optimize, _report_progress) if inst.is_mip else m.optimize
             try:
                 run(optimize, m.terminate)
-                if m.Status == GRB.INF_OR_UNBD and not run.interrupted:
+                if m.Status == GRB.INF_OR_UNBD and not run.stopped:
                     # presolve's dual reductions may not tell which; without them Gurobi does
                     m.setParam("DualReductions", 0)
                     m.reset()
@@ -283,10 +288,14 @@ class GurobiBackend(Backend):
             runtime = time.perf_counter() - t0
             name = status_name(m.Status)
             xv = np.asarray(x.X, dtype=np.float64) if m.SolCount > 0 else None
+            if xv is None and run.stopped and opts.use_start and inst.start is not None and inst.is_mip \
+                    and verify(inst, inst.start).ok:
+                xv = inst.start.copy()  # stopped before Gurobi took the start: a feasible point we hold
             bound = float(m.ObjBound) if inst.is_mip else None
             nodes = int(m.NodeCount) if inst.is_mip else None
             return assemble_result(self, inst, opts, termination=termination_of(name), native_status=name, x=xv,
-                                   bound=bound, nodes=nodes, runtime_s=runtime, interrupted=run.interrupted)
+                                   bound=bound, nodes=nodes, runtime_s=runtime, interrupted=run.interrupted,
+                                   run=run)
         finally:
             env.dispose()
 

@@ -9,7 +9,13 @@ Ctrl-C reaches HiGHS through its interrupt callbacks (simplex, IPM, MIP), which 
 improving-solution callback is kept as it goes, and a run that has not returned
 GRACE_S seconds after Ctrl-C is left to finish by itself (it stops at its next
 check) while the solve answers with that incumbent; the next HiGHS solve first waits
-for it, since HiGHS's thread pool is global."""
+for it, since HiGHS's thread pool is global.
+
+A time limit is held by the same route: the wall-clock watchdog (compile.base.SolveRun) sets the
+stop flag at the limit, counted from the start of the solve (the build included), and HiGHS's own
+time_limit is set to what the build left. Measured under load 12 on 2 cores, HiGHS's own limit
+alone ran 70% over; a run that does not return within the watchdog's grace is left behind as
+after Ctrl-C, and the next solve waits for it only as long as its own limit allows."""
 
 from __future__ import annotations
 
@@ -135,7 +141,12 @@ class HighsBackend(Backend):
             set_option(h, key, value)
 
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun, polish: bool = True) -> SolveResult:
-        join_abandoned()
+        if not join_abandoned(run.left()):  # a run left behind by an earlier stop still holds the thread pool
+            x = inst.start.copy() if opts.use_start and inst.start is not None and verify(inst, inst.start).ok \
+                else None
+            return assemble_result(self, inst, opts, termination=Termination.TIME_LIMIT, native_status="(not run)",
+                                   x=x, note="an earlier HiGHS run, stopped by a limit or Ctrl-C, had not returned "
+                                             "by this solve's time limit")
         try:
             return self._solve_inner(inst, opts, run, polish)
         finally:
@@ -150,14 +161,15 @@ class HighsBackend(Backend):
         hopts = opts.native_params(time_limit="time_limit", threads="threads", mip_gap="mip_rel_gap")
         h, low, runtime, x, watch = self._run(inst, hopts, opts.threads, opts.use_start, run)
         if run.abandoned is not None:  # HiGHS is still running: answer with what its callbacks saw
+            why = "Ctrl-C" if run.interrupted else "the watchdog's stop"
             return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
                                    native_status="(no answer yet)", x=watch.x, bound=watch.bound,
-                                   nodes=watch.nodes, runtime_s=runtime, interrupted=True,
-                                   note=f"HiGHS did not return within {GRACE_S:g} s of Ctrl-C; kept the last "
+                                   nodes=watch.nodes, runtime_s=runtime, interrupted=run.interrupted, run=run,
+                                   note=f"HiGHS did not return in time after {why}; kept the last "
                                         "incumbent it reported (not polished)")
         note, unproven = "", False
         info = h.getInfo()
-        if (x is not None and opts.use_start and inst.is_mip and not run.interrupted
+        if (x is not None and opts.use_start and inst.is_mip and not run.stopped
                 and not _same(inst.objective_value(x), info.objective_function_value)):
             # seen with HiGHS 1.16: after setSolution, getSolution() can return the start while
             # the reported objective is that of a better incumbent. Re-solve without the start.
@@ -170,7 +182,7 @@ class HighsBackend(Backend):
         ms = h.getModelStatus()
         termination = termination_of(ms)
         native = h.modelStatusToString(ms)
-        if termination == Termination.INFEASIBLE_OR_UNBOUNDED and not run.interrupted:
+        if termination == Termination.INFEASIBLE_OR_UNBOUNDED and not run.stopped:
             termination, native = self._infeasible_or_unbounded(inst, hopts, run)
         if termination == Termination.OPTIMAL and unproven:
             termination = Termination.UNKNOWN  # a point we can use, but not proven to be the optimum
@@ -181,12 +193,15 @@ class HighsBackend(Backend):
         bound = float(info.mip_dual_bound) if inst.is_mip else None
         nodes = int(info.mip_node_count) if inst.is_mip else None
         return assemble_result(self, inst, opts, termination=termination, native_status=native, x=x, bound=bound,
-                               nodes=nodes, runtime_s=runtime, interrupted=run.interrupted, note=note)
+                               nodes=nodes, runtime_s=runtime, interrupted=run.interrupted, note=note, run=run)
 
     def _run(self, inst: MilpInstance, hopts: dict[str, Any], threads: int | None, use_start: bool, run: SolveRun):
         """Build, optionally pass the MIP start, run. Returns (highs, lowered, seconds, x or
         None, what the callbacks saw)."""
         h, low = build_highs(inst, hopts)
+        left = run.left()
+        if left is not None:  # HiGHS's own clock starts at run(): give it what the build left of the limit
+            set_option(h, "time_limit", max(left, 1e-3))
         if threads is not None and _last_threads[0] != threads:
             h.resetGlobalScheduler(True)  # the thread count only takes effect on a fresh scheduler
             _last_threads[0] = threads
@@ -195,12 +210,15 @@ class HighsBackend(Backend):
         t0 = time.perf_counter()
         watch = run_highs(h, run, grace=GRACE_S)
         runtime = time.perf_counter() - t0
+        held = use_start and inst.start is not None and inst.is_mip  # a feasible point we hold in any case
         if run.abandoned is not None:
-            if watch.x is None and use_start and inst.start is not None and verify(inst, inst.start).ok:
-                watch.x = inst.start.copy()  # the start is a feasible point we hold in any case
+            if watch.x is None and held and verify(inst, inst.start).ok:
+                watch.x = inst.start.copy()
             return h, low, runtime, watch.x, watch
         has_x = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_x else None
+        if x is None and run.stopped and held and verify(inst, inst.start).ok:
+            x = inst.start.copy()  # stopped before HiGHS took the start
         return h, low, runtime, x, watch
 
     def _infeasible_or_unbounded(self, inst: MilpInstance, hopts: dict[str, Any],
@@ -248,7 +266,7 @@ def run_highs(h, run: SolveRun, grace: float | None = None) -> _Watch:
     """h.run() so that Ctrl-C stops it: the stop flag is read by HiGHS's interrupt
     callbacks, which ask HiGHS to return with what it has."""
     watch = _Watch()
-    if not run.can_interrupt:  # no Ctrl-C can reach this thread: spare the callbacks' cost
+    if not run.can_stop:  # no Ctrl-C nor watchdog can stop this run: spare the callbacks' cost
         h.run()
         return watch
     subs = [(cb, watch.on_interrupt) for cb in (h.cbSimplexInterrupt, h.cbIpmInterrupt)]
@@ -265,13 +283,18 @@ def run_highs(h, run: SolveRun, grace: float | None = None) -> _Watch:
     return watch
 
 
-def join_abandoned() -> None:
-    """Wait for HiGHS runs left behind after Ctrl-C (they stop at HiGHS's next check),
-    then give the next solve a fresh thread pool."""
+def join_abandoned(timeout: float | None = None) -> bool:
+    """Wait (at most `timeout` seconds) for HiGHS runs left behind after a stop (they stop at
+    HiGHS's next check), then give the next solve a fresh thread pool. False: one still runs."""
     if _abandoned:
+        end = None if timeout is None else time.monotonic() + timeout
         while _abandoned:
-            _abandoned.pop().join()
+            _abandoned[-1].join(None if end is None else max(end - time.monotonic(), 0.0))
+            if _abandoned[-1].is_alive():
+                return False
+            _abandoned.pop()
         _highspy().Highs.resetGlobalScheduler(True)
+    return True
 
 
 def _same(a: float, b: float) -> bool:

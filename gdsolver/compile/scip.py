@@ -19,7 +19,9 @@ interruptSolve(). SCIP reads that flag between nodes and presolving rounds, not 
 long LP or presolver: measured on a 600-point classification sweep, it had not returned 20 s
 after the call. So an event handler keeps the incumbent as SCIP finds it, and a solve that has
 not returned GRACE_S seconds after Ctrl-C is left to finish by itself (its model kept alive)
-while the call answers with that incumbent, as the HiGHS backend does."""
+while the call answers with that incumbent, as the HiGHS backend does. The wall-clock watchdog
+(compile.base.SolveRun) stops a solve at its time limit by the same interruptSolve(), the build
+included (limits/time gets what the Python-speed build left)."""
 
 from __future__ import annotations
 
@@ -224,7 +226,10 @@ class ScipBackend(Backend):
     def _solve(self, inst: MilpInstance, opts: SolveOptions, run: SolveRun) -> SolveResult:
         params = opts.native_params(time_limit="limits/time", mip_gap="limits/gap")  # no threads: see features
         m, xs = build_scip(inst, params)
-        watch = _watch_incumbent(m, xs) if run.can_interrupt and inst.is_mip else None
+        left = run.left()
+        if left is not None:  # SCIP's clock starts at its solve: give it what the (Python-speed) build left
+            set_param(m, "limits/time", max(left, 1e-3))
+        watch = _watch_incumbent(m, xs) if run.can_stop and inst.is_mip else None
         try:
             if opts.use_start and inst.start is not None and inst.is_mip:
                 sol = m.createSol()
@@ -239,9 +244,11 @@ class ScipBackend(Backend):
                 _keep_past_exit(m)
                 x = watch.x if watch is not None else None
                 x = _start_if_feasible(inst, opts) if x is None else x  # the start we hold in any case
+                why = "Ctrl-C" if run.interrupted else "the watchdog's stop"
                 return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
-                                       native_status="(no answer yet)", x=x, runtime_s=runtime, interrupted=True,
-                                       note=f"SCIP did not return within {GRACE_S:g} s of Ctrl-C; kept the last "
+                                       native_status="(no answer yet)", x=x, runtime_s=runtime,
+                                       interrupted=run.interrupted, run=run,
+                                       note=f"SCIP did not return in time after {why}; kept the last "
                                             "incumbent it reported")
             native = m.getStatus()
             termination = termination_of(native)
@@ -249,13 +256,14 @@ class ScipBackend(Backend):
             if m.getNSols() > 0:
                 best = m.getBestSol()
                 x = np.fromiter((m.getSolVal(best, v) for v in xs), dtype=np.float64, count=len(xs))
-            elif run.interrupted:  # stopped before SCIP took any point (it may refuse the start): ours stands
+            if x is None and (run.stopped or termination == Termination.TIME_LIMIT):
+                # stopped before SCIP took any point (it may refuse or not yet have read the start): ours stands
                 x = _start_if_feasible(inst, opts)
             bound = float(m.getDualbound()) if inst.is_mip else None
             nodes = int(m.getNTotalNodes()) if inst.is_mip else None
             return assemble_result(self, inst, opts, termination=termination, native_status=native, x=x,
                                    bound=bound if bound is not None and abs(bound) < 1e20 else None, nodes=nodes,
-                                   runtime_s=runtime, interrupted=run.interrupted)
+                                   runtime_s=runtime, interrupted=run.interrupted, run=run)
         finally:
             if run.abandoned is None:
                 m.freeProb()

@@ -1,0 +1,131 @@
+"""The wall-clock watchdog (compile.base.SolveRun): a solve with a time limit is stopped by the
+clock, not only by the solver's own, and answers TIME_LIMIT / FEASIBLE with its best point (the
+MIP start at least); the pipeline steps after it respect the same limit.
+
+No test here times anything: the watchdog's clock (base.clock) is moved on by the test, so that
+the limit passes at a known moment while the solver's own limit (60 s) cannot have; that the
+watchdog, and not the solver, stopped the solve is read from the result. Wall-time figures under
+load are in benchmarks/results/mnist_limits.md."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from gdsolver.compile import available_backends, solve
+from gdsolver.compile import base
+from gdsolver.errors import LicenseLimitError
+from gdsolver.ir import verify
+from instances import hard_instance, market_split
+
+BACKENDS = available_backends()
+WATCHDOG = "the wall-clock watchdog stopped the solve"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def limit_passes_when_solver_starts(monkeypatch):
+    """From the moment the solver's blocking call starts (SolveRun.__call__), the watchdog's clock
+    reads 1000 s later: the limit has passed for the watchdog, not for the solver's own clock."""
+    real, shift = base.clock, [0.0]
+    monkeypatch.setattr(base, "clock", lambda: real() + shift[0])
+    call = base.SolveRun.__call__
+
+    def started(self, *a, **k):
+        shift[0] = 1000.0
+        return call(self, *a, **k)
+
+    monkeypatch.setattr(base.SolveRun, "__call__", started)
+    return shift
+
+
+def _solve(inst, backend, **kw):
+    try:
+        return solve(inst, backend, **kw)
+    except LicenseLimitError as exc:
+        pytest.skip(f"needs more than the available licence: {exc}")
+
+
+def _check_stopped_by_watchdog(inst, res, limit: float) -> None:
+    assert res.termination == "time_limit" and res.status == "FEASIBLE", (res.status, res.termination, res.message)
+    assert WATCHDOG in res.message and f"({limit:g} s, build included)" in res.message
+    assert verify(inst, res.x).ok
+    # at least the MIP start: a count head's objective (correct points) is never below the start's
+    assert res.objective >= inst.objective_value(inst.start) - 1e-9
+
+
+def test_watchdog_stops_a_solve_the_solver_would_not(backend, limit_passes_when_solver_starts):
+    """hard_instance takes any backend far more than 60 s; the solver's own limit is 60 s, so only
+    the watchdog can have stopped it, and the result says so."""
+    inst = hard_instance()
+    res = _solve(inst, backend, time_limit=60)
+    _check_stopped_by_watchdog(inst, res, 60)
+
+
+def test_watchdog_off_the_main_thread(backend, limit_passes_when_solver_starts):
+    """Ctrl-C cannot reach a worker thread (a Ray task, a portfolio member), the watchdog can."""
+    inst = hard_instance()
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["res"] = _solve(inst, backend, time_limit=60)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            box["err"] = exc
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if "err" in box:
+        raise box["err"]
+    _check_stopped_by_watchdog(inst, box["res"], 60)
+
+
+def test_no_watchdog_without_a_limit_or_before_it(backend):
+    """A solve that ends by itself is not marked: the watchdog's words appear only when it fired."""
+    inst, xs = market_split(m=3, with_start=True)
+    res = _solve(inst, backend, time_limit=600)
+    assert res.status == "OPTIMAL" and WATCHDOG not in res.message and verify(inst, res.x).ok
+
+
+def test_watchdog_keeps_the_start_when_stopped_before_any_point(limit_passes_when_solver_starts):
+    """market_split: no backend finds a point in seconds without help; stopped at once with a MIP
+    start, HiGHS answers with the start (FEASIBLE), not with nothing."""
+    inst, xs = market_split(with_start=True)
+    res = _solve(inst, "highs", time_limit=60)
+    assert res.status == "FEASIBLE" and res.termination == "time_limit" and WATCHDOG in res.message
+    assert np.array_equal(res.x, inst.start) or res.objective <= inst.objective_value(inst.start) + 1e-9
+    assert verify(inst, res.x).ok
+
+
+def test_a_highs_run_that_ignores_the_stop_is_left_behind(limit_passes_when_solver_starts, monkeypatch):
+    """If HiGHS does not return after the watchdog's stop (it does not poll inside sub-MIPs), the
+    solve answers with the incumbent it held after the watchdog's grace (here 2 s, HiGHS's
+    GRACE_S: min(GRACE_S, 5% of 60 s)), and the run left behind is joined by the next HiGHS solve."""
+    from gdsolver.compile import highs
+
+    deaf = threading.Event()
+    deaf.set()
+    orig = highs._Watch.on_interrupt
+
+    def on_interrupt(self, event):  # ignores the stop while `deaf` is set
+        if not deaf.is_set():
+            orig(self, event)
+
+    monkeypatch.setattr(highs._Watch, "on_interrupt", on_interrupt)
+    inst = hard_instance()
+    try:
+        res = _solve(inst, "highs", time_limit=60)
+        assert highs._abandoned, "the run was not left behind"
+        assert "did not return in time after the watchdog's stop" in res.message
+        _check_stopped_by_watchdog(inst, res, 60)
+    finally:
+        deaf.clear()  # the run left behind now obeys its stop flag at HiGHS's next check
+        assert highs.join_abandoned(30.0)
+    assert not highs._abandoned
