@@ -74,7 +74,7 @@ def test_toy_bench_plot_is_written(tmp_path):
 
 @pytest.mark.parametrize("module,tag", [("numerics_bench", "numerics"), ("formulation_bench", "formulations"),
                                         ("closest_bench", "closest"), ("backends_bench", "backends"),
-                                        ("compile_bench", "compile")])
+                                        ("compile_bench", "compile"), ("sweeps_bench", "sweeps")])
 def test_ported_benches_render_their_saved_results_unchanged(module, tag):
     import importlib
 

@@ -26,6 +26,7 @@ def test_sweeps_quick(tmp_path):
     md = (tmp_path / "sweeps_quick.md").read_text()
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
     assert doc["machine"]["cores"] and doc["config"]["time_limit"] == QUICK.time_limit
+    assert doc["run"]["failed"] == 0 and f"; {len(doc['rows'])} cells, 0 failed;" in md  # the runner's footer
     rows = doc["rows"]
     assert len(rows) == len(QUICK.seeds) * (len(QUICK.head_rows) + len(QUICK.trained_rows) + len(QUICK.wide_rows))
     for r in rows:

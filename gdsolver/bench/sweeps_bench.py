@@ -11,23 +11,23 @@ For each instance and seed: what presolve decides (points out / in), and for the
 to proof, status, objective and bound. Gurobi's plain MIP is added where its licence takes
 the instance. Both runs of a row are measured in the same process one after the other;
 compare them as ratios. Every answer is checked with ir.verify on the original instance,
-and proven optima of the two must agree (else the benchmark fails)."""
+and proven optima of the two must agree (else the row is a failed cell: listed in the report,
+and the command exits 1)."""
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gdsolver.atomic import atomic_write_text
-from gdsolver.bench.machine import machine_info, machine_line
+from gdsolver.bench.machine import machine_line
 from gdsolver.bench.plots import md_table
+from gdsolver.bench.runner import Bench, run_bench
 from gdsolver.errors import GdsolverError
 from gdsolver.ir.instance import MilpInstance
 from gdsolver.ir.verify import verify
@@ -65,35 +65,36 @@ def preset_config(name: str) -> SweepsBenchConfig:
     return replace(QUICK if name == "quick" else FULL)
 
 
-def instances(cfg: SweepsBenchConfig) -> list[tuple[dict[str, Any], Callable[[], MilpInstance]]]:
-    """(description, builder) per benchmark instance, in order."""
-    from gdsolver.bench.sweep_instances import head_case, mnist_head_sweep, trained_sweep, wide_head_sweep
-
-    out: list[tuple[dict[str, Any], Callable[[], MilpInstance]]] = []
-    cases: dict[int, Any] = {}
-
-    def head(seed: int):
-        if seed not in cases:
-            cases.clear()  # one trained head in memory at a time
-            cases[seed] = head_case(seed, image=cfg.image)
-        return cases[seed]
-
-    for seed in cfg.seeds:
-        for points, radius in cfg.head_rows:
-            desc = {"instance": "mnist-head" if cfg.image == 28 else f"mnist-head-{cfg.image}px", "seed": seed,
-                    "points": points, "radius": radius}
-            out.append((desc, lambda s=seed, p=points, r=radius: mnist_head_sweep(
-                s, r, points=p, mode=cfg.mode, case=head(s))))
-    for model, radius in cfg.trained_rows:
-        for seed in cfg.seeds:
-            desc = {"instance": f"digits-{model}", "seed": seed, "points": 32, "radius": radius}
-            out.append((desc, lambda m=model, s=seed, r=radius: trained_sweep(
-                m, s, r, points=32, mode=cfg.mode, epochs=cfg.epochs)))
-    for classes, radius in cfg.wide_rows:
-        for seed in cfg.seeds:
-            desc = {"instance": f"wide-head-{classes}", "seed": seed, "points": 32, "radius": radius}
-            out.append((desc, lambda c=classes, s=seed, r=radius: wide_head_sweep(s, r, classes=c, mode=cfg.mode)))
+def cells(cfg: SweepsBenchConfig) -> list[dict[str, Any]]:
+    """The description of every benchmark instance, in order (`build` makes the instance)."""
+    head = "mnist-head" if cfg.image == 28 else f"mnist-head-{cfg.image}px"
+    out = [{"instance": head, "seed": seed, "points": points, "radius": radius}
+           for seed in cfg.seeds for points, radius in cfg.head_rows]
+    out += [{"instance": f"digits-{model}", "seed": seed, "points": 32, "radius": radius}
+            for model, radius in cfg.trained_rows for seed in cfg.seeds]
+    out += [{"instance": f"wide-head-{classes}", "seed": seed, "points": 32, "radius": radius}
+            for classes, radius in cfg.wide_rows for seed in cfg.seeds]
     return out
+
+
+@functools.lru_cache(maxsize=1)  # the cells are listed seed by seed: one trained head in memory at a time
+def _head(seed: int, image: int) -> Any:
+    from gdsolver.bench.sweep_instances import head_case
+
+    return head_case(seed, image=image)
+
+
+def build(desc: dict[str, Any], cfg: SweepsBenchConfig) -> MilpInstance:
+    """The (seeded) instance a description stands for."""
+    from gdsolver.bench.sweep_instances import mnist_head_sweep, trained_sweep, wide_head_sweep
+
+    kind, seed, radius = desc["instance"], desc["seed"], desc["radius"]
+    if kind.startswith("mnist-head"):
+        return mnist_head_sweep(seed, radius, points=desc["points"], mode=cfg.mode, case=_head(seed, cfg.image))
+    if kind.startswith("digits-"):
+        return trained_sweep(kind[len("digits-"):], seed, radius, points=desc["points"], mode=cfg.mode,
+                             epochs=cfg.epochs)
+    return wide_head_sweep(seed, radius, classes=int(kind[len("wide-head-"):]), mode=cfg.mode)
 
 
 def traced_highs_mip(inst: MilpInstance, time_limit: float, threads: int | None) -> dict[str, Any]:
@@ -176,12 +177,13 @@ def _gurobi_row(inst: MilpInstance, cfg: SweepsBenchConfig) -> dict[str, Any] | 
             "verified": bool(res.x is not None and verify(inst, res.x).ok)}
 
 
-def run_instance(desc: dict[str, Any], build: Callable[[], MilpInstance], cfg: SweepsBenchConfig) -> dict[str, Any]:
+def run_instance(desc: dict[str, Any], cfg: SweepsBenchConfig) -> dict[str, Any]:
+    """One cell: the instance's presolve, plain MIP, Benders search (and Gurobi's plain MIP)."""
     from gdsolver.compile.search import count_fixings
     from gdsolver.ir.presolve import presolve
 
     t = time.perf_counter()
-    inst = build()
+    inst = build(desc, cfg)
     row: dict[str, Any] = {**desc, "mode": cfg.mode, "build_s": time.perf_counter() - t,
                            "variables": inst.num_vars, "binaries": inst.num_integer,
                            "current": inst.meta.get("current_correct")}
@@ -255,9 +257,10 @@ def _cell(d: dict[str, Any] | None) -> str:
     return f"{obj} ({tag})"
 
 
-def markdown(doc: dict[str, Any]) -> str:
+def report(doc: dict[str, Any]) -> list[str]:
+    """The report of a run's result document (its rows: the instances that ran), as lines."""
     cfg, m = doc["config"], doc["machine"]
-    load = doc["load_average"]
+    load = doc.get("load_average") or doc["run"]["load_average"]  # (results from before the runner kept it here)
     lines = ["# gdsolver bench sweeps", "",
              f"Classification sweeps ({cfg['mode']} formulation, margin 1e-3), HiGHS, time limit "
              f"{cfg['time_limit']:g} s per run, {cfg['threads']} thread(s). Plain MIP: the instance as it is, "
@@ -297,31 +300,31 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "Objective cells: points correct with the margin; (opt) when proven optimal, else the bound "
               "(\"<= B\") at the time limit. Gurobi runs only where its licence takes the instance "
               "(the pip licence: 2000 variables and 2000 constraints)."]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _label(desc: dict[str, Any]) -> str:
+    return f"{desc['instance']} seed {desc['seed']} {desc['points']} pts r={desc['radius']:g}"
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return (f"{_label(row)}: plain {row['mip']['status']} {_f(row['mip']['runtime_s'])} s, "
+            f"benders {row['benders']['status']} {_f(row['benders']['runtime_s'])} s")
+
+
+def sweeps_bench(cfg: SweepsBenchConfig) -> Bench:
+    """The cells (one per instance description) and how one is measured (`run_instance`)."""
+    cfg = cfg.check()
+    return Bench("sweeps", cells(cfg), functools.partial(run_instance, cfg=cfg), report, meta={"config": asdict(cfg)},
+                 summarize=lambda doc: {"summary": summarise(doc["rows"])}, describe=_describe, label=_label,
+                 header=False, cpus=cfg.threads)
 
 
 def run_sweeps_bench(cfg: SweepsBenchConfig, out_dir: str | os.PathLike = "benchmarks/results", *, tag: str = "sweeps",
-                     tick: Callable[[str], None] | None = None, command: list[str] | None = None) -> dict[str, Any]:
-    cfg = cfg.check()
-    tick = tick or (lambda _msg: None)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()
-    rows = []
-    for desc, build in instances(cfg):
-        row = run_instance(desc, build, cfg)
-        rows.append(row)
-        tick(f"{desc['instance']} seed {desc['seed']} r={desc['radius']:g}: plain {row['mip']['status']} "
-             f"{_f(row['mip']['runtime_s'])} s, benders {row['benders']['status']} {_f(row['benders']['runtime_s'])} s")
-    doc = {"benchmark": "sweeps", "config": asdict(cfg), "command": command, "machine": machine_info(),
-           "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
-           "rows": rows, "summary": summarise(rows)}
-    paths = {"json": str(out_dir / f"{tag}.json"), "md": str(out_dir / f"{tag}.md")}
-    atomic_write_text(paths["json"], json.dumps(doc, indent=2) + "\n")
-    atomic_write_text(paths["md"], markdown(doc))
-    doc["paths"] = paths
-    return doc
+                     tick: Callable[[str], None] | None = None, command: list[str] | None = None,
+                     echo: Callable = print) -> dict[str, Any]:
+    return run_bench(sweeps_bench(cfg), out_dir, tag, echo=echo, tick=tick, command=command)
 
 
 def total_units(cfg: SweepsBenchConfig) -> int:
-    return len(cfg.seeds) * (len(cfg.head_rows) + len(cfg.trained_rows) + len(cfg.wide_rows))
+    return len(cells(cfg))
