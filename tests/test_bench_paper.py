@@ -51,7 +51,7 @@ def test_regression_tiny(tmp_path):
             assert math.isfinite(float(r[k])) and float(r[k]) >= 0, (k, r)
     assert all(r["status"] for r in rows if r["method"] == "gdsolver")
     saved = json.loads((tmp_path / "reg.json").read_text())
-    assert saved["machine"]["cores"] and saved["versions"]["torch"] and saved["command"] == ["test"]
+    assert saved["machine"]["cores"] and saved["run"]["versions"]["torch"] and saved["run"]["command"] == ["test"]
     assert saved["config"]["seeds"] == [0]
     assert [t["preset"] for t in saved["table1"]] == ["paper", "default"]
     for t in saved["table1"]:
@@ -290,7 +290,7 @@ def test_tuned_rows_restrict_the_comparison_and_skip_table1(tmp_path):
     cfg = RegressionConfig(equations=("identity",), seeds=(0, 1), table1=False,
                            tuned=with_rows(t, ["gdsolver[lbfgs-best2]"]))
     cells = grid(cfg)
-    assert {(c.kind, c.method) for c in cells} == {("lbfgs", "lbfgs"), ("lbfgs", "lbfgs-best2"),
-                                                   ("gdsolver", "lbfgs-best2")}
+    assert {(c["part"], c["method"]) for c in cells} == {("tuned", "lbfgs"), ("tuned", "lbfgs-best2"),
+                                                         ("tuned", "gdsolver[lbfgs-best2]")}
     assert len(cells) == 6
 

@@ -135,3 +135,45 @@ def test_a_bench_that_lists_its_failed_runs_sees_them_and_names_its_files(tmp_pa
     assert "failed here: [2]" in md and "png toy.png" in md and "Failed cells:" not in md
     assert doc["paths"]["more"].endswith("toy_more.txt") and json.loads((tmp_path / "toy.json").read_text())["more"]
     assert md == render(bench, json.loads((tmp_path / "toy.json").read_text()))
+
+
+# ------------------------------------------------------------------ the training grids on the runner
+RESULTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize("module,tag", [("data_efficiency_bench", "data_efficiency_quick"),
+                                        ("equal_time_bench", "equal_time"), ("equal_time_bench", "equal_time_loaded")])
+def test_training_grids_render_their_saved_results_unchanged(module, tag):
+    """The committed results written before the runner render byte for byte as committed (the
+    others under benchmarks/results were written by older report code: their text has changed)."""
+    import importlib
+
+    pytest.importorskip("torch")
+    mod = importlib.import_module(f"gdsolver.bench.{module}")
+    doc = json.loads((RESULTS / f"{tag}.json").read_text())
+    doc["png"] = f"{tag}.png"  # a document from before the runner does not name its plot
+    bench = Bench(doc["benchmark"], [], None, mod.report, header=False, report_failed=True)
+    assert render(bench, doc) == (RESULTS / f"{tag}.md").read_text()
+
+
+@pytest.mark.slow  # ~10 s: two tiny regression grids
+def test_regression_resumed_reuses_both_stages(tmp_path):
+    pytest.importorskip("torch")
+    from gdsolver.bench.regression_bench import RegressionConfig, run_regression_bench
+
+    def cfg(seeds=(0,)):
+        return RegressionConfig(equations=("identity",), seeds=seeds, max_epochs=2, sweep_epochs=(1, 2),
+                                methods=("sgd",), presets=("paper",))
+
+    quiet = dict(command=["test"], plots=False, echo=lambda *_: None)
+    first = run_regression_bench(cfg(), tmp_path, tag="reg", **quiet)
+    again = run_regression_bench(cfg(), tmp_path, tag="reg", resume=True, **quiet)
+    # both stages (the SGD cell, then the sweeps that start from its model) reused: the rows, their
+    # cell times included, are the first run's as its JSON kept them
+    saved = [r for r in json.loads((tmp_path / "reg.json").read_text())["rows"]]
+    assert again["run"]["resumed"]["cells"] == again["run"]["cells"] == 3
+    assert [r["cell_wall_s"] for r in again["rows"]] == pytest.approx([r["cell_wall_s"] for r in first["rows"]],
+                                                                        rel=1e-6)
+    assert [r["test_mse"] for r in saved] == pytest.approx([r["test_mse"] for r in first["rows"]], rel=1e-6)
+    with pytest.raises(GdsolverError, match="other config"):
+        run_regression_bench(cfg(seeds=(0, 1)), tmp_path, tag="reg", resume=True, **quiet)

@@ -31,10 +31,11 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from gdsolver.bench.data_efficiency_bench import DataEfficiencyConfig, run_data_efficiency_bench  # noqa: E402
-from gdsolver.bench.regression_bench import RegressionConfig, grid, run_grid, run_regression_bench  # noqa: E402
+from gdsolver.bench.regression_bench import RegressionConfig, cell_label, grid, run_regression_bench  # noqa: E402
 from gdsolver.train.executor import Executor, LocalExecutor, RayExecutor, Task  # noqa: E402
 
-TIMING = {"gd_time_s", "solver_time_s", "build_time_s", "solve_time_s", "time_s", "time_s_std"}
+TIMING = {"gd_time_s", "solver_time_s", "build_time_s", "solve_time_s", "time_s", "time_s_std", "cell_wall_s",
+          "load_1min"}
 REG = RegressionConfig(equations=("identity",), seeds=(0, 1), max_epochs=3, sweep_epochs=(1, 3),
                        methods=("sgd", "adam"))
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -234,7 +235,7 @@ def test_regression_grid_on_ray_equals_serial(local_ray, serial_regression, tmp_
     assert not doc["errors"]
     assert _same_rows(_csv(tmp_path / "reg.csv"), _csv(ser_dir / "reg.csv"))
     a, b = (json.loads(p.read_text()) for p in (tmp_path / "reg.json", ser_dir / "reg.json"))
-    assert a["executor"]["executor"] == "ray" and b["executor"] == {"executor": "local"}
+    assert a["run"]["executor"]["executor"] == "ray" and "executor" not in b["run"]
     assert _strip(a["aggregate"]) == _strip(b["aggregate"]) and a["config"] == b["config"]
     assert a["sweeps"] == b["sweeps"]
     for ta, tb in zip(a["table1"], b["table1"]):
@@ -285,7 +286,7 @@ def test_data_efficiency_grid_on_ray_equals_serial(local_ray, tmp_path):
     assert par["smallest_n"] == ser["smallest_n"] and par["targets"] == ser["targets"]
 
 
-def test_killed_worker_is_retried_and_the_grid_completes(local_ray, serial_regression):
+def test_killed_worker_is_retried_and_the_grid_completes(local_ray, serial_regression, tmp_path):
     ex, _ = local_ray
     _, ser = serial_regression
     root, killed, stop = os.getpid(), [], threading.Event()
@@ -303,7 +304,8 @@ def test_killed_worker_is_retried_and_the_grid_completes(local_ray, serial_regre
     th = threading.Thread(target=killer, daemon=True)
     th.start()
     try:
-        rows = run_grid(REG, ex)
+        rows = run_regression_bench(REG, tmp_path, tag="reg", command=["test"], plots=False, executor=ex,
+                                    echo=lambda *_: None)["rows"]
     finally:
         stop.set()
         th.join()
@@ -333,7 +335,7 @@ class _Sabotage(Executor):
 def test_cell_that_keeps_failing_is_reported_and_the_others_complete(local_ray, serial_regression, tmp_path):
     _, ser = serial_regression
     target = "identity seed 1: gdsolver[paper] e=3"
-    assert target in [c.label for c in grid(REG)]
+    assert target in [cell_label(c) for c in grid(REG)]
     ex = _Sabotage(RayExecutor(max_retries=1), target)  # shares the module's Ray (already initialised)
     doc = run_regression_bench(REG, tmp_path, tag="reg", command=["test"], plots=False, executor=ex)
     bad = [r for r in doc["rows"] if r.get("error")]

@@ -36,11 +36,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gdsolver.bench.data_efficiency_report import (NO_SWEEP, TWO_LOOP, aggregate, half_data, markdown, plot,
                                                    smallest_n, targets)
-from gdsolver.bench.plots import load_average, out_paths, run_metadata, write_outputs
+from gdsolver.bench.runner import Bench, run_bench
 from gdsolver.bench.tuning import LR_GRID, choose_lr
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
@@ -293,6 +294,15 @@ class Cell:
         return f"{self.model} n={self.n} seed {self.seed}: {self.method}" + (f" e={self.epochs}" if self.epochs else "") \
             + (f" lr={self.lr:g}" if self.lr is not None else "")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The bench's cell: the fields its rows carry (no epochs for a baseline, lr only when tuned)."""
+        return {"model": self.model, "seed": self.seed, "n": self.n, "method": self.method,
+                **({"epochs": self.epochs} if self.epochs else {}), **({"lr": self.lr} if self.lr is not None else {})}
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    return Cell(**cell).label
+
 
 @functools.lru_cache(maxsize=4)
 def _setup(dataset: str, model_kind: str, seed: int, n: int, hidden: int, data_dir: str | None):
@@ -309,8 +319,9 @@ def _setup(dataset: str, model_kind: str, seed: int, n: int, hidden: int, data_d
     return split, init, as_tensor_data(split.test, "classification", name="test", dtype=torch.float32)
 
 
-def run_cell(cell: Cell, cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
+def run_cell(cfg: DataEfficiencyConfig, c: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of one cell (an error row per epoch budget when it fails with a GdsolverError)."""
+    cell = Cell(**c)
     base = {"dataset": cfg.dataset, "model": cell.model, "seed": cell.seed, "n": cell.n}
     budgets = [cell.epochs] if cell.epochs else list(cfg.epochs)
     try:
@@ -329,7 +340,7 @@ def run_cell(cell: Cell, cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
                 for e in budgets]
 
 
-def grid(cfg: DataEfficiencyConfig) -> list[Cell]:
+def _grid(cfg: DataEfficiencyConfig) -> list[Cell]:
     """Every cell, in the order of the results: per (model, seed, n) the baselines, then the
     control and the 2-loop GDSolver per epoch budget."""
     out = []
@@ -348,6 +359,11 @@ def grid(cfg: DataEfficiencyConfig) -> list[Cell]:
                 for name in cfg.gdsolver_rows():  # its rate is filled in once the grid of rates has run
                     out += [Cell(model, seed, n, name, e) for e in cfg.epochs]
     return out
+
+
+def grid(cfg: DataEfficiencyConfig) -> list[dict[str, Any]]:
+    """Every cell (GDSolver on a tuned GD phase without its rate, chosen once the rate grid has run)."""
+    return [c.as_dict() for c in _grid(cfg)]
 
 
 def choose_rates(rows: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[tuple, float | None]:
@@ -374,37 +390,14 @@ def mark_chosen(rows: list[dict[str, Any]], cfg: DataEfficiencyConfig) -> dict[t
     return chosen
 
 
-def run_grid(cfg: DataEfficiencyConfig, executor: Executor | None = None,
-             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Every cell's rows, in grid order, each cell a task of `executor` (default: one after
-    another here). A task that failed (e.g. a worker that kept dying) gives error rows."""
-    from gdsolver.train.executor import LocalExecutor, Task
-
-    executor = executor or LocalExecutor()
-    tick = tick or (lambda _msg: None)
-    cells = grid(cfg)
-    first = [c for c in cells if c.method not in GDS_ROWS]
-    second = [c for c in cells if c.method in GDS_ROWS]
-
-    def run(batch: list[Cell]) -> list[dict[str, Any]]:
-        outs = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in batch],
-                            lambda o: tick(o.label if o.ok else f"{o.label}: failed"))
-        rows: list[dict[str, Any]] = []
-        for c, o in zip(batch, outs):
-            if o.ok:
-                rows += o.value
-            else:
-                budgets = [c.epochs] if c.epochs else list(cfg.epochs)
-                rows += [{"dataset": cfg.dataset, "model": c.model, "seed": c.seed, "n": c.n, "method": c.method,
-                          "lr": c.lr, "epochs": e, "val_loss": None, "error": f"task failed: {o.error}"}
-                         for e in budgets]
-        return rows
-
-    rows = run(first)
-    if second:
-        chosen = choose_rates(rows, cfg)
-        rows += run([replace(c, lr=chosen.get((c.model, GDS_ROWS[c.method], c.n, c.epochs))) for c in second])
-    return rows
+def second_stage(cfg: DataEfficiencyConfig, doc: dict[str, Any]) -> Bench | None:
+    """GDSolver on each tuned GD phase (GDS_ROWS) at the rate the first stage's grid chose."""
+    second = [c for c in _grid(cfg) if c.method in GDS_ROWS]
+    if not second:
+        return None
+    chosen = choose_rates(doc["rows"], cfg)
+    cells = [replace(c, lr=chosen.get((c.model, GDS_ROWS[c.method], c.n, c.epochs))).as_dict() for c in second]
+    return Bench("data-efficiency", cells, partial(run_cell, cfg), report, label=cell_label, cpus=cfg.threads)
 
 
 def _model_text(net) -> str:
@@ -443,31 +436,52 @@ def check_data(cfg: DataEfficiencyConfig) -> int:
     return n
 
 
-def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
-                              tag: str = "data_efficiency", preset: str = "custom",
-                              tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
-                              plots: bool = True, note: str | None = None,
-                              executor: Executor | None = None) -> dict[str, Any]:
-    """Run the study and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON
-    document. `executor` (gdsolver.train.executor) runs the cells; default: one after another here."""
-    from gdsolver.train.executor import LocalExecutor
+def report(doc: dict[str, Any]) -> list[str]:
+    """The report of a result document, as lines (a document from before the runner names no plot;
+    give it doc["png"])."""
+    cfg = DataEfficiencyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
+    md = markdown(doc, cfg, doc.get("png"))
+    return md.split("\n")[:-1] if md.endswith("\n") else md.split("\n")
 
-    cfg.check()
-    check_data(cfg)
-    paths = out_paths(out_dir, tag)
-    t0 = time.perf_counter()
-    load_before = load_average()
-    rows = run_grid(cfg, executor, tick)
+
+def summarize(cfg: DataEfficiencyConfig, doc: dict[str, Any]) -> dict[str, Any]:
+    """The chosen rates (each tuned row marked), the means over the seeds, the targets and the
+    smallest n reaching them, from every row."""
+    rows = doc["rows"]
+    for r in rows:  # a cell that failed outside its trainers (e.g. its worker died) is one error row
+        r.setdefault("dataset", cfg.dataset)
+        r.setdefault("epochs", max(cfg.epochs))
     chosen = mark_chosen(rows, cfg)
     agg = aggregate(rows)
     tgt = targets(agg, cfg)
-    doc: dict[str, Any] = {"benchmark": "data-efficiency", "dataset": cfg.dataset, "preset": preset,
-                           "config": asdict(cfg), "methods": cfg.all_methods(), "models": describe_models(cfg),
-                           **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
-                           "executor": (executor or LocalExecutor()).describe(), "targets": tgt, "aggregate": agg,
-                           "smallest_n": smallest_n(agg, cfg, tgt), "half_data": half_data(agg, cfg),
-                           "chosen_lrs": {"/".join(map(str, k)): v for k, v in chosen.items()},
-                           "load_average": {"start": load_before, "end": load_average()}, "rows": rows}
-    write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
-                  markdown=lambda d, png: markdown(d, cfg, png))
-    return doc  # full precision; the files have 7 significant digits
+    return {"targets": tgt, "aggregate": agg, "smallest_n": smallest_n(agg, cfg, tgt),
+            "half_data": half_data(agg, cfg), "chosen_lrs": {"/".join(map(str, k)): v for k, v in chosen.items()}}
+
+
+def data_efficiency_bench(cfg: DataEfficiencyConfig, preset: str = "custom", plots: bool = True,
+                          note: str | None = None) -> Bench:
+    """The study as a bench: every cell but GDSolver on a tuned GD phase, then second_stage's."""
+    cfg.check()
+    check_data(cfg)
+    meta = {"dataset": cfg.dataset, "preset": preset, "config": asdict(cfg), "methods": cfg.all_methods(),
+            "models": describe_models(cfg), "note": note}
+    first = [c.as_dict() for c in _grid(cfg) if c.method not in GDS_ROWS]
+    return Bench("data-efficiency", first, partial(run_cell, cfg), report, meta=meta, summarize=partial(summarize, cfg),
+                 label=cell_label, header=False, csv_columns=CSV_COLUMNS, plot=partial(_plot, cfg) if plots else None,
+                 cpus=cfg.threads, report_failed=True, next_stage=partial(second_stage, cfg))
+
+
+def _plot(cfg: DataEfficiencyConfig, doc: dict[str, Any], path) -> int:
+    return plot(doc, cfg, path)
+
+
+def run_data_efficiency_bench(cfg: DataEfficiencyConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
+                              tag: str = "data_efficiency", preset: str = "custom",
+                              tick: Callable[[str], None] | None = None, command: Sequence[str] | None = None,
+                              plots: bool = True, note: str | None = None, executor: Executor | None = None,
+                              echo: Callable = print, resume: bool = False) -> dict[str, Any]:
+    """Run the study and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON
+    document. `executor` (gdsolver.train.executor) runs the cells; default: one after another here.
+    `resume`: reuse the rows of an earlier run of the same settings (bench.runner)."""
+    return run_bench(data_efficiency_bench(cfg, preset, plots, note), out_dir, tag, echo=echo, tick=tick,
+                     command=command, executor=executor, resume=resume)  # full precision; the files have 7 digits

@@ -47,9 +47,17 @@ def executor_text(info: dict[str, Any] | None) -> str:
             f"(Ray {info.get('ray')}, address {info.get('address')})")
 
 
+def run_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """A result document with its run's versions, command, wall time, load average and executor at
+    the top level, where documents written before bench/runner.py keep them (it keeps them in "run")."""
+    run = doc.get("run") or {}
+    return {**doc, **{k: run[k] for k in ("versions", "command", "wall_s", "load_average", "executor") if k in run}}
+
+
 def run_header(doc: dict[str, Any]) -> list[str]:
     """The lines every grid report starts with after its description: machine and versions, the
     command and its wall time (and Ray), the load average at the start and end, the run's note."""
+    doc = run_fields(doc)
     m = doc["machine"]
     lines = [f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; Python {m['python']}, "
              + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + f"; {m['date']}.", "",

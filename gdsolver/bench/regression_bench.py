@@ -30,15 +30,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdsolver.bench.plots import (fmt_num, fmt_pm, load_average, md_table, mean_std, out_paths, pyplot,
-                                  run_header, run_metadata, save_figure, write_csv, write_outputs)
+from gdsolver.bench.plots import (fmt_num, fmt_pm, md_table, mean_std, out_paths, pyplot, run_header, save_figure,
+                                  write_csv)
 from gdsolver.bench.regression_setup import regression_setup, regression_test_data
-from gdsolver.bench.regression_tuned import TunedCell, TunedConfig
+from gdsolver.bench.regression_tuned import TunedConfig
+from gdsolver.bench.runner import Bench, run_bench
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 
@@ -207,135 +209,92 @@ def run_sweep_from(state_dict, init_model, split, cfg: RegressionConfig, seed: i
             "radius": s["radius"], "reason": s["reason"]}
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One cell of the grid: one method's run for one (equation, seed). A baseline cell trains
-    `method` for cfg.max_epochs epochs (one row per epoch); a GDSolver cell (method
-    "gdsolver") runs one sweep with radius preset `preset` from the SGD model after `epochs`
-    epochs (one row). A cell is a pure, seeded function of its fields and the config, so cells
-    can run in any order, in any process (`gdsolver bench regression --ray`)."""
-
-    equation: str
-    seed: int
-    method: str
-    preset: str = ""
-    epochs: int = 0
-
-    @property
-    def label(self) -> str:
-        if self.method == "gdsolver":
-            return f"{self.equation} seed {self.seed}: gdsolver[{self.preset}] e={self.epochs}"
-        return f"{self.equation} seed {self.seed}: {self.method}"
+# ---------------------------------------------------------------------------------- cells
+# A cell is a dict its rows carry (so a resumed run finds them): part "table1" -- a baseline's run
+# for one (equation, seed), one row per epoch, or one GDSolver sweep (method "gdsolver", preset,
+# epochs) from the SGD model after `epochs` epochs -- or part "tuned" (gdsolver.bench.
+# regression_tuned). A cell is a pure, seeded function of its fields and the config, so cells can
+# run in any order, in any process (`gdsolver bench regression --ray`).
+def cell_label(cell: dict[str, Any]) -> str:
+    head = f"{cell['equation']} seed {cell['seed']}: "
+    if cell["part"] == "table1" and cell["method"] == "gdsolver":
+        return head + f"gdsolver[{cell['preset']}] e={cell['epochs']}"
+    return head + cell["method"] + (f" lr={cell['lr']:g}" if cell.get("lr") is not None else "")
 
 
-@dataclass
-class CellResult:
-    rows: list[dict[str, Any]]
-    # the SGD cell only: epoch -> (state_dict after that epoch, cumulative GD time), for the sweeps
-    starts: dict[int, tuple[Any, float]] | None = None
-
-
-def run_cell(cell: Cell, cfg: RegressionConfig, start: tuple[Any, float] | None = None) -> CellResult:
-    """The rows of one cell. A GDSolver cell needs `start`: the SGD cell's (state_dict, GD
-    time) after cell.epochs epochs (None: the SGD run failed; the row says so)."""
-    base = {"equation": cell.equation, "seed": cell.seed}
-    if cell.method != "gdsolver":
-        split, init = regression_setup(cell.equation, cell.seed)
-        snaps: dict[int, Any] | None = {} if cell.method == GD_METHOD else None
-        try:
-            got = run_baseline(cell.method, init, split, cfg, cell.seed, snapshots=snaps)
-        except GdsolverError as exc:
-            return CellResult([{**base, "method": cell.method, "preset": "", "epochs": cfg.max_epochs,
-                                "test_mse": None, "error": str(exc)}])
-        starts = None
-        if snaps is not None:
-            gd = {r["epochs"]: r["gd_time_s"] for r in got}
-            starts = {e: (snaps[e], gd[e]) for e in cfg.sweep_epochs if e in snaps}
-        return CellResult([{**base, **r} for r in got], starts)
-    row = {**base, "method": "gdsolver", "preset": cell.preset, "epochs": cell.epochs}
-    if start is None:
-        return CellResult([{**row, "error": f"no SGD model after epoch {cell.epochs}"}])
-    split, init = regression_setup(cell.equation, cell.seed)
-    state_dict, gd = start
-    try:
-        sw = run_sweep_from(state_dict, init, split, cfg, cell.seed, cell.preset, cell.equation)
-    except GdsolverError as exc:
-        return CellResult([{**row, "error": str(exc)}])
-    return CellResult([{**row, **sw, "gd_time_s": gd, "time_s": gd + sw["solver_time_s"]}])
-
-
-def grid(cfg: RegressionConfig) -> list[Cell | TunedCell]:
-    """Every cell, in the order of the results: per (equation, seed) the baselines, then the
-    sweeps; then the tuned comparison's cells (GDSolver on a tuned GD method gets its rate once
-    the rate grid has run)."""
-    out: list[Cell | TunedCell] = []
+def table1_cells(cfg: RegressionConfig, sweeps: bool) -> list[dict[str, Any]]:
+    """The baselines' cells (sweeps False) or the sweeps' (True), per (equation, seed)."""
+    out: list[dict[str, Any]] = []
     for eq in cfg.equations if cfg.table1 else ():
         for seed in cfg.seeds:
-            out += [Cell(eq, seed, m) for m in cfg.baselines()]
-            out += [Cell(eq, seed, "gdsolver", p, e) for p in cfg.presets for e in cfg.sweep_epochs]
-    if cfg.tuned is not None:
-        from gdsolver.bench.regression_tuned import tuned_cells
-
-        first, second = tuned_cells(cfg)
-        out += first + second
+            base = {"part": "table1", "equation": eq, "seed": seed}
+            out += ([{**base, "method": "gdsolver", "preset": p, "epochs": e} for p in cfg.presets
+                     for e in cfg.sweep_epochs] if sweeps else [{**base, "method": m} for m in cfg.baselines()])
     return out
 
 
-def run_grid(cfg: RegressionConfig, executor: Executor | None = None,
-             tick: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Every cell's rows, in grid order. Two rounds of tasks: the baselines (the SGD cells
-    give the sweeps their starting models; the rate grid gives the tuned rates), then the
-    sweeps and GDSolver on the tuned methods. A task that failed (its error text, e.g. a
-    worker that kept dying) becomes an error row of its cell. The tuned comparison's rows
-    carry part="tuned"."""
-    from gdsolver.bench.regression_tuned import choose_rates, fill_lrs, run_tuned_cell, tuned_cells
-    from gdsolver.train.executor import LocalExecutor, Task
+def grid(cfg: RegressionConfig) -> list[dict[str, Any]]:
+    """Every cell (the tuned GDSolver rows on a GD method without their rate, chosen once the rate
+    grid has run): the first stage's, then the second's."""
+    from gdsolver.bench.regression_tuned import tuned_cells
 
-    executor = executor or LocalExecutor()
-    tick = tick or (lambda _msg: None)
-    cells = [c for c in grid(cfg) if isinstance(c, Cell)]
-    t_first, t_second = tuned_cells(cfg) if cfg.tuned is not None else ([], [])
+    first, second = tuned_cells(cfg) if cfg.tuned is not None else ([], [])
+    return table1_cells(cfg, False) + first + table1_cells(cfg, True) + second
 
-    def tuned_rows(cell: TunedCell, o) -> list[dict[str, Any]]:
-        if o.ok:
-            return o.value
-        name = f"gdsolver[{cell.method}]" if cell.kind == "gdsolver" else cell.method
-        return [{"equation": cell.equation, "seed": cell.seed, "part": "tuned", "method": name, "lr": cell.lr,
-                 "epochs": cfg.tuned.epochs, "test_mse": None, "val_mse": None, "error": f"task failed: {o.error}"}]
 
-    def on_done(o) -> None:
-        tick(o.label if o.ok else f"{o.label}: failed")
+def run_sweep_cell(cell: dict[str, Any], cfg: RegressionConfig, gd_time: float | None) -> dict[str, Any]:
+    """One GDSolver sweep from the SGD model after cell["epochs"] epochs: that SGD run again (seeded,
+    the same weights bit for bit); its GD time is the SGD cell's (`gd_time`, None: that cell failed)."""
+    e, seed, eq = cell["epochs"], cell["seed"], cell["equation"]
+    if gd_time is None:
+        return {**cell, "error": f"no SGD model after epoch {e}"}
+    split, init = regression_setup(eq, seed)
+    snaps: dict[int, Any] = {}
+    try:
+        run_baseline(GD_METHOD, init, split, replace(cfg, max_epochs=e), seed, snapshots=snaps)
+        sw = run_sweep_from(snaps[e], init, split, cfg, seed, cell["preset"], eq)
+    except GdsolverError as exc:
+        return {**cell, "error": str(exc)}
+    return {**cell, **sw, "gd_time_s": gd_time, "time_s": gd_time + sw["solver_time_s"]}
 
-    def rows_of(cell: Cell, o) -> list[dict[str, Any]]:
-        if o.ok:
-            return o.value.rows
-        return [{"equation": cell.equation, "seed": cell.seed, "method": cell.method, "preset": cell.preset,
-                 "epochs": cell.epochs or cfg.max_epochs, "error": f"task failed: {o.error}"}]
 
-    first = [c for c in cells if c.method != "gdsolver"]
-    second = [c for c in cells if c.method == "gdsolver"]
-    got = executor.run([Task(run_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in first]
-                       + [Task(run_tuned_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in t_first], on_done)
-    outs = dict(zip(first, got[:len(first)]))
-    trows: list[dict[str, Any]] = []
-    for c, o in zip(t_first, got[len(first):]):
-        trows += tuned_rows(c, o)
-    t_second = fill_lrs(t_second, choose_rates(trows, cfg)) if t_second else []
-    starts: dict[tuple[str, int], dict[int, tuple[Any, float]]] = {}
-    for c, o in outs.items():
-        if c.method == GD_METHOD and o.ok and o.value.starts:
-            starts[(c.equation, c.seed)] = o.value.starts
-    tasks = [Task(run_cell, (c, cfg, starts.get((c.equation, c.seed), {}).get(c.epochs)), label=c.label,
-                  cpus=cfg.threads) for c in second]
-    tasks += [Task(run_tuned_cell, (c, cfg), label=c.label, cpus=cfg.threads) for c in t_second]
-    got = executor.run(tasks, on_done)
-    outs.update(zip(second, got[:len(second)]))
-    for c, o in zip(t_second, got[len(second):]):
-        trows += tuned_rows(c, o)
-    rows: list[dict[str, Any]] = []
-    for c in cells:
-        rows += rows_of(c, outs[c])
-    return rows + trows
+def run_cell(cfg: RegressionConfig, gd_times: dict[str, float], cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one cell; `gd_times` ("equation/seed/epochs" -> the SGD cell's GD time) for the
+    sweeps. A GdsolverError (e.g. a diverged run) is an error row of the cell."""
+    if cell["part"] == "tuned":
+        from gdsolver.bench.regression_tuned import run_tuned_cell
+
+        return run_tuned_cell(cell, cfg)
+    if cell["method"] == "gdsolver":
+        return [run_sweep_cell(cell, cfg, gd_times.get(f"{cell['equation']}/{cell['seed']}/{cell['epochs']}"))]
+    split, init = regression_setup(cell["equation"], cell["seed"])
+    try:
+        got = run_baseline(cell["method"], init, split, cfg, cell["seed"])
+    except GdsolverError as exc:
+        return [{**cell, "preset": "", "epochs": cfg.max_epochs, "test_mse": None, "error": str(exc)}]
+    return [{**cell, **r} for r in got]
+
+
+def second_stage(cfg: RegressionConfig, doc: dict[str, Any]) -> Bench | None:
+    """The cells that need the first stage's rows: the sweeps (from the SGD runs) and GDSolver on
+    the tuned GD methods (at the rate the grid chose)."""
+    from gdsolver.bench.regression_tuned import choose_rates, tuned_cells
+
+    rows = doc["rows"]
+    gd = {f"{r['equation']}/{r['seed']}/{r['epochs']}": r["gd_time_s"] for r in rows
+          if r["part"] == "table1" and r["method"] == GD_METHOD}
+    cells = table1_cells(cfg, True)
+    if cfg.tuned is not None:
+        cells += tuned_cells(cfg, choose_rates([r for r in rows if r["part"] == "tuned"], cfg))[1]
+    return Bench("regression", cells, partial(run_cell, cfg, gd), report, label=cell_label, cpus=cfg.threads) \
+        if cells else None
+
+
+def grid_order(rows: list[dict[str, Any]], cfg: RegressionConfig) -> list[dict[str, Any]]:
+    """Table 1's rows as the grid lists them: per (equation, seed) the baselines, then the sweeps."""
+    eqs, seeds = {e: i for i, e in enumerate(cfg.equations)}, {s: i for i, s in enumerate(cfg.seeds)}
+    t1 = [r for r in rows if r.get("part") != "tuned"]
+    return sorted(t1, key=lambda r: (eqs.get(r["equation"], 99), seeds.get(r["seed"], 99), r["method"] == "gdsolver"))
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -501,56 +460,97 @@ def plot(doc: dict[str, Any], cfg: RegressionConfig, path: Path) -> int:
     return save_figure(fig, path)
 
 
-def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmarks/results", *, tag: str = "regression",
-                         preset: str = "custom", tick: Callable[[str], None] | None = None,
-                         command: Sequence[str] | None = None, plots: bool = True,
-                         note: str | None = None, executor: Executor | None = None) -> dict[str, Any]:
-    """Run the experiment and write {tag}.csv / .json / .md / .png into out_dir; returns the JSON
-    document. `executor` (gdsolver.train.executor) runs the cells; default: one after another here."""
-    from gdsolver.train.executor import LocalExecutor
+def config_from_json(c: dict[str, Any]) -> RegressionConfig:
+    """The RegressionConfig a result document's "config" records."""
+    c = {k: tuple(v) if isinstance(v, list) else v for k, v in c.items()}
+    if c.get("tuned"):
+        c["tuned"] = TunedConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in c["tuned"].items()})
+    return RegressionConfig(**c)
 
-    cfg.check()
-    paths = out_paths(out_dir, tag)
-    t0 = time.perf_counter()
-    load_before = load_average()
-    rows = run_grid(cfg, executor, tick)
-    trows = [r for r in rows if r.get("part") == "tuned"]
-    rows = [r for r in rows if r.get("part") != "tuned"]
+
+def report(doc: dict[str, Any]) -> list[str]:
+    """The report of a result document, as lines (a document from before the runner names no plot;
+    give it doc["png"])."""
+    md = markdown(doc, config_from_json(doc["config"]), doc.get("png"))
+    return md.split("\n")[:-1] if md.endswith("\n") else md.split("\n")
+
+
+def summarize(cfg: RegressionConfig, doc: dict[str, Any]) -> dict[str, Any]:
+    """Table 1 (means over the seeds per method and epochs, the sweeps, the failed runs) and the
+    tuned comparison's summary, from every row."""
+    rows = grid_order(doc["rows"], cfg)
+    trows = [r for r in doc["rows"] if r.get("part") == "tuned"]
+    for r in rows:  # a cell that failed outside its trainers (e.g. its worker died) is one error row
+        r.setdefault("preset", "")
+        r.setdefault("epochs", cfg.max_epochs)
     agg = aggregate(rows)
-    doc: dict[str, Any] = {"benchmark": "regression", "preset": preset, "config": asdict(cfg),
-                           "baselines": cfg.baselines(), **run_metadata(command),
-                           "wall_s": time.perf_counter() - t0, "note": note,
-                           "load_average": {"start": load_before, "end": load_average()},
-                           "executor": (executor or LocalExecutor()).describe(),
-                           "sweep_presets": {p: {eq: sweep_options(p, eq, cfg) for eq in cfg.equations}
-                                             for p in cfg.presets},
-                           "paper": {"table1": PAPER_TABLE1, "times": PAPER_TIMES,
-                                     "mse_reduction": PAPER_MSE_REDUCTION, "time_saving": PAPER_TIME_SAVING}}
-    doc["aggregate"] = agg
-    doc["table1"] = [table1(agg, cfg, p) for p in cfg.presets]
-    doc["sweeps"] = [{k: r.get(k) for k in ("equation", "seed", "preset", "epochs", "status", "accepted", "radius",
-                                            "reason", "error")} for r in rows if r["method"] == "gdsolver"]
-    doc["errors"] = [r for r in rows + trows if r.get("error")]
+    out: dict[str, Any] = {
+        "aggregate": agg, "table1": [table1(agg, cfg, p) for p in cfg.presets],
+        "sweeps": [{k: r.get(k) for k in ("equation", "seed", "preset", "epochs", "status", "accepted", "radius",
+                                          "reason", "error")} for r in rows if r["method"] == "gdsolver"],
+        "errors": [r for r in rows + trows if r.get("error")]}
     if cfg.tuned is not None:
         from gdsolver.bench import regression_tuned as rt
 
         chosen = rt.choose_rates(trows, cfg)
-        doc["tuned"] = {**rt.summarize(trows, cfg, chosen), "chosen": {f"{e}/{m}": v for (e, m), v in chosen.items()},
+        out["tuned"] = {**rt.summarize(trows, cfg, chosen), "chosen": {f"{e}/{m}": v for (e, m), v in chosen.items()},
                         "rate_scores": rt.rate_scores(trows, cfg), "tuning_cost_s": rt.tuning_cost(trows, cfg)}
-        tpaths = out_paths(out_dir, f"{tag}_tuned")
+    return out
+
+
+def write_files(cfg: RegressionConfig, tag: str, plots: bool, doc: dict[str, Any],
+                paths: dict[str, Path]) -> dict[str, Path]:
+    """{tag}.csv (Table 1's rows) and the tuned comparison's {tag}_tuned.csv / .json / .png."""
+    write_csv(paths["csv"], grid_order(doc["rows"], cfg), CSV_COLUMNS)
+    written = {"csv": paths["csv"]}
+    if cfg.tuned is not None:
+        from gdsolver.bench import regression_tuned as rt
+
+        trows = [r for r in doc["rows"] if r.get("part") == "tuned"]
+        tpaths = out_paths(paths["json"].parent, f"{tag}_tuned")
         write_csv(tpaths["csv"], trows, rt.TUNED_CSV_COLUMNS)
         doc["tuned"]["csv"] = tpaths["csv"].name
         if plots:
             doc["tuned"]["png_bytes"] = rt.plot(doc, trows, cfg, tpaths["png"])
             doc["tuned"]["png"] = tpaths["png"].name
-    write_outputs(doc, rows, CSV_COLUMNS, paths, plot=(lambda d, path: plot(d, cfg, path)) if plots else None,
-                  markdown=lambda d, png: markdown(d, cfg, png))
-    if cfg.tuned is not None:
         rt.write_tuned_json(doc, tpaths["json"])
-        doc["paths"]["tuned_json"] = str(tpaths["json"])
-        doc["paths"]["tuned_csv"] = str(tpaths["csv"])
-        if plots:
-            doc["paths"]["tuned_png"] = str(tpaths["png"])
-    doc["rows"] = rows  # full precision (the CSV has 7 significant digits); not in the JSON file
-    doc["tuned_rows"] = trows
+        written |= {"tuned_json": tpaths["json"], "tuned_csv": tpaths["csv"]} | (
+            {"tuned_png": tpaths["png"]} if plots else {})
+    return written
+
+
+def regression_bench(cfg: RegressionConfig, tag: str = "regression", preset: str = "custom", plots: bool = True,
+                     note: str | None = None) -> Bench:
+    """The experiment as a bench: the first stage's cells (the baselines, the rate grid, L-BFGS and
+    GDSolver on it), then second_stage's."""
+    from gdsolver.bench.regression_tuned import tuned_cells
+
+    cfg.check()
+    meta = {"preset": preset, "config": asdict(cfg), "baselines": cfg.baselines(), "note": note,
+            "sweep_presets": {p: {eq: sweep_options(p, eq, cfg) for eq in cfg.equations} for p in cfg.presets},
+            "paper": {"table1": PAPER_TABLE1, "times": PAPER_TIMES, "mse_reduction": PAPER_MSE_REDUCTION,
+                      "time_saving": PAPER_TIME_SAVING}}
+    first = table1_cells(cfg, False) + (tuned_cells(cfg)[0] if cfg.tuned is not None else [])
+    return Bench("regression", first, partial(run_cell, cfg, {}), report, meta=meta, summarize=partial(summarize, cfg),
+                 label=cell_label, header=False, plot=partial(_plot, cfg) if plots else None, cpus=cfg.threads,
+                 report_failed=True, next_stage=partial(second_stage, cfg), files=partial(write_files, cfg, tag, plots))
+
+
+def _plot(cfg: RegressionConfig, doc: dict[str, Any], path: Path) -> int:
+    return plot(doc, cfg, path)
+
+
+def run_regression_bench(cfg: RegressionConfig, out_dir: str | Path = "benchmarks/results", *, tag: str = "regression",
+                         preset: str = "custom", tick: Callable[[str], None] | None = None,
+                         command: Sequence[str] | None = None, plots: bool = True, note: str | None = None,
+                         executor: Executor | None = None, echo: Callable = print,
+                         resume: bool = False) -> dict[str, Any]:
+    """Run the experiment and write {tag}.csv / .json / .md / .png (and {tag}_tuned.*) into
+    out_dir; returns the document, its "rows" Table 1's and "tuned_rows" the tuned comparison's.
+    `executor` (gdsolver.train.executor) runs the cells; default: one after another here.
+    `resume`: reuse the rows of an earlier run of the same settings (bench.runner)."""
+    doc = run_bench(regression_bench(cfg, tag, preset, plots, note), out_dir, tag, echo=echo, tick=tick,
+                    command=command, executor=executor, resume=resume)
+    doc["tuned_rows"] = [r for r in doc["rows"] if r.get("part") == "tuned"]
+    doc["rows"] = grid_order(doc["rows"], cfg)
     return doc

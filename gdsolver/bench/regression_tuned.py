@@ -116,9 +116,8 @@ def with_rows(t: TunedConfig, rows: list[str]) -> TunedConfig:
 
 @dataclass(frozen=True)
 class TunedCell:
-    """One tuned-comparison task: kind "gd" (method at rate lr), "lbfgs" (method "lbfgs" or
-    "lbfgs-bestK") or "gdsolver" (the GD phase of baseline `method` at rate lr, then sweeps).
-    A pure, seeded function of its fields and the config (picklable, for --ray)."""
+    """A tuned-comparison cell's run: kind "gd" (method at rate lr), "lbfgs" (method "lbfgs" or
+    "lbfgs-bestK") or "gdsolver" (the GD phase of baseline `method` at rate lr, then sweeps)."""
 
     equation: str
     seed: int
@@ -126,29 +125,36 @@ class TunedCell:
     method: str
     lr: float | None = None
 
-    @property
-    def label(self) -> str:
-        name = f"gdsolver[{self.method}]" if self.kind == "gdsolver" else self.method
-        return f"{self.equation} seed {self.seed}: {name}" + (f" lr={self.lr:g}" if self.lr is not None else "")
+    @classmethod
+    def of(cls, cell: dict[str, Any]) -> "TunedCell":
+        """From a cell of the bench (its method the row's name: "sgd", "lbfgs-best5", "gdsolver[adam-lrs]")."""
+        m = cell["method"]
+        if m.startswith("gdsolver[") and m.endswith("]"):
+            return cls(cell["equation"], cell["seed"], "gdsolver", m[len("gdsolver["):-1], cell.get("lr"))
+        return cls(cell["equation"], cell["seed"], "lbfgs" if m.startswith("lbfgs") else "gd", m, cell.get("lr"))
 
 
-def tuned_cells(cfg) -> tuple[list[TunedCell], list[TunedCell]]:
-    """(first round, second round) of tasks: the rate grid and L-BFGS (and GDSolver on L-BFGS,
-    which needs no tuned rate); then GDSolver on the tuned GD methods (rate filled in later)."""
+def tuned_cells(cfg, chosen: dict[tuple[str, str], float | None] | None = None
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(first stage, second stage) cells: the rate grid and L-BFGS (and GDSolver on L-BFGS, which
+    needs no tuned rate); then GDSolver on the tuned GD methods at the rates `chosen` over the
+    first stage ((equation, method) -> rate; None: not yet chosen). A cell's keys are its rows'."""
     t: TunedConfig = cfg.tuned
-    first, second = [], []
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
     g_seeds = set(cfg.seeds if t.gdsolver_seeds is None else t.gdsolver_seeds)
     for eq in cfg.equations:
         for seed in cfg.seeds:
-            first += [TunedCell(eq, seed, "gd", m, lr) for m in t.methods for lr in t.lr_grid]
-            first += [TunedCell(eq, seed, "lbfgs", n) for n in dict.fromkeys(["lbfgs", t.lbfgs_best])]
+            base = {"part": "tuned", "equation": eq, "seed": seed}
+            first += [{**base, "method": m, "lr": lr} for m in t.methods for lr in t.lr_grid]
+            first += [{**base, "method": n} for n in dict.fromkeys(["lbfgs", t.lbfgs_best])]
             if seed not in g_seeds:
                 continue
             for on in t.on:
                 if on == "lbfgs-best":
-                    first.append(TunedCell(eq, seed, "gdsolver", t.lbfgs_best))
+                    first.append({**base, "method": f"gdsolver[{t.lbfgs_best}]"})
                 else:
-                    second.append(TunedCell(eq, seed, "gdsolver", on))
+                    second.append({**base, "method": f"gdsolver[{on}]", "lr": (chosen or {}).get((eq, on))})
     return first, second
 
 
@@ -245,10 +251,11 @@ def run_gdsolver_cell(cell: TunedCell, cfg, split, init, test) -> list[dict[str,
              "round_test_mse": per_round}]
 
 
-def run_tuned_cell(cell: TunedCell, cfg) -> list[dict[str, Any]]:
+def run_tuned_cell(c: dict[str, Any], cfg) -> list[dict[str, Any]]:
     """The rows of one tuned-comparison cell; a GdsolverError (e.g. a diverged rate) becomes an error row."""
     from gdsolver.bench.regression_setup import regression_setup, regression_test_data
 
+    cell = TunedCell.of(c)
     base = {"equation": cell.equation, "seed": cell.seed, "part": "tuned"}
     name = f"gdsolver[{cell.method}]" if cell.kind == "gdsolver" else cell.method
     try:
@@ -259,10 +266,6 @@ def run_tuned_cell(cell: TunedCell, cfg) -> list[dict[str, Any]]:
     except GdsolverError as exc:
         return [{**base, "method": name, "lr": cell.lr, "epochs": cfg.tuned.epochs, "test_mse": None,
                  "val_mse": None, "error": str(exc)}]
-
-
-def fill_lrs(cells: list[TunedCell], chosen: dict[tuple[str, str], float | None]) -> list[TunedCell]:
-    return [replace(c, lr=chosen.get((c.equation, c.method))) for c in cells]
 
 
 def _rate_runs(rows: list[dict[str, Any]], cfg, equation: str, method: str) -> list[dict[str, Any]]:
@@ -523,8 +526,9 @@ def plot(doc: dict[str, Any], rows: list[dict[str, Any]], cfg, path) -> int:
 def write_tuned_json(doc: dict[str, Any], path) -> None:
     """The tuned comparison's summary with the run's machine, versions, command and load (small
     enough to commit beside the full run's JSON)."""
-    from gdsolver.bench.plots import write_json
+    from gdsolver.bench.plots import run_fields, write_json
 
     keys = ("benchmark", "preset", "machine", "versions", "command", "wall_s", "load_average", "executor")
+    doc = run_fields(doc)
     write_json(path, {**{k: doc.get(k) for k in keys}, "config": doc["config"]["tuned"],
                       "seeds": doc["config"]["seeds"], "equations": doc["config"]["equations"], "tuned": doc["tuned"]})

@@ -110,12 +110,14 @@ def _run_cells(bench: Bench, echo: Callable, tick: Callable[[str], None] | None,
         if got["skip"] is not None:
             skipped[i] = {**cell, "reason": got["skip"]}
             echo(f"[{count}/{n}] {label}: skipped ({got['skip']})")
+        said = False  # one line for a cell's good rows (a baseline's cell gives a row per epoch)
         for r in new:
             r.update(cell_wall_s=got["wall"], load_1min=got["load"])
             if r.get("error") is not None:
                 echo(f"[{count}/{n}] {label}: failed: {r['error']}")
-            else:
+            elif bench.describe or not said:
                 echo(f"[{count}/{n}] " + (bench.describe(r) if bench.describe else f"{label} in {got['wall']:.2f} s"))
+                said = True
         done[i] = new
         if tick is not None:
             tick(label)
