@@ -30,6 +30,7 @@ from gdsolver.ir.gdsm import fingerprint
 from gdsolver.ir.instance import MilpInstance
 
 if TYPE_CHECKING:
+    from gdsolver.compile.convex import ConvexSweep
     from gdsolver.compile.replay import ReplayRow
 
 
@@ -37,6 +38,10 @@ CONVEX_METHODS = ("direct", "cuts")
 # the closest-point LP's time limit: the search's own time, or this at least (a ResNet-18 head's LP
 # ran 76 s after a 19 s Benders proof)
 CLOSEST_FLOOR_S = 0.5
+# a solve inside the pipeline gets this share of the time left: its backend may return up to 5% after
+# its limit (the watchdog's grace, compile.base), and the checks after it (ir.verify, the forward pass,
+# the true loss: 0.5 s on a 784-256 MNIST block sweep) must still end within the pipeline's limit
+SOLVE_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ class SweepOutcome:
     usable: x passed ir.verify and the forward-pass check; else `reason` says why not.
     files: (suffix, instance, result) of every solve that ran, to dump: the rounds ("-rN")
       and the closest-point LP ("-closest").
+    weights: a convex sweep solved from its arrays (solve_convex): the layer's (W, b); then x,
+      instance and files are empty (nothing was built) and true_loss is the loss to reproduce.
     """
 
     status: str
@@ -142,6 +149,7 @@ class SweepOutcome:
     true_loss: float | None = None
     result: SolveResult | None = None
     error: GdsolverError | None = None
+    weights: tuple[np.ndarray, np.ndarray] | None = None  # solve_convex: the layer's (W, b), no instance
 
 
 def solve_sweep(inst: MilpInstance, settings: SolveSettings = SOLVE_DEFAULTS) -> SweepOutcome:
@@ -153,9 +161,7 @@ def solve_sweep(inst: MilpInstance, settings: SolveSettings = SOLVE_DEFAULTS) ->
     from gdsolver.formulate.refine import is_smooth
 
     t0 = time.perf_counter()
-    # a solver named (or its native options, a fallback): that solver solves, as asked
-    if settings.convex == "direct" and settings.backend in (DEFAULT_BACKEND, AUTO) and not settings.options \
-            and settings.fallback is None:
+    if direct_allowed(settings):
         done = _direct(inst, settings, t0)
         if done is not None:
             return done
@@ -175,8 +181,8 @@ def solve_sweep(inst: MilpInstance, settings: SolveSettings = SOLVE_DEFAULTS) ->
             res = replace(res, closest={"applied": False, "reason": "time limit spent"})
         else:
             # the closest point is a refinement: it gets no more time than the search it follows
-            lp_limit = max(res.runtime_s, CLOSEST_FLOOR_S) if left is None else min(left, max(res.runtime_s,
-                                                                                              CLOSEST_FLOOR_S))
+            lp_limit = max(res.runtime_s, CLOSEST_FLOOR_S) if left is None else min(left * SOLVE_SHARE, max(
+                res.runtime_s, CLOSEST_FLOOR_S))
             try:
                 res = _closest(final, res, rounds.files, replace(settings, time_limit=lp_limit))
             except SolveInterrupted:
@@ -199,17 +205,18 @@ def solve_sweep(inst: MilpInstance, settings: SolveSettings = SOLVE_DEFAULTS) ->
                         rounds.files, final, rounds.n, None if np.isnan(loss) else loss, result)
 
 
-def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutcome | None:
-    """A convex sweep solved by scipy (gdsolver.compile.convex), or None when the instance is not
-    one (not the last layer with an identity output and a squared / ce head) or the answer does
-    not check out (then the rounds solve it)."""
-    import scipy
+def direct_allowed(settings: SolveSettings) -> bool:
+    """A convex sweep is solved directly unless a solver is named (or its native options, a
+    fallback): then that solver solves, as asked."""
+    return settings.convex == "direct" and settings.backend in (DEFAULT_BACKEND, AUTO) and not settings.options \
+        and settings.fallback is None
 
-    from gdsolver.compile.convex import bounded_least_squares, bounded_softmax_regression
-    from gdsolver.formulate import check_claims
+
+def convex_of(inst: MilpInstance) -> "ConvexSweep | None":
+    """The arrays of a convex sweep instance (not the last layer with an identity output and a
+    squared / ce head, or no start: None)."""
+    from gdsolver.compile.convex import ConvexSweep
     from gdsolver.formulate.claims import can_check, network_of
-    from gdsolver.formulate.refine import point_at, true_loss
-    from gdsolver.ir.verify import verify
 
     mode = inst.meta.get("mode")
     if mode not in ("squared", "ce") or inst.is_mip or inst.start is None or not can_check(inst) \
@@ -218,22 +225,60 @@ def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutc
     layers, _ = network_of(inst)
     if len(layers) != 1 or layers[0].activation != "identity":
         return None
-    H, y = inst.data["H"], inst.data["y"]
     M, N = layers[0].M, layers[0].N
 
     def wb(v: np.ndarray) -> np.ndarray:
         blocks = inst.unpack(v)
         return np.hstack([blocks["w"].reshape(M, N), blocks["b"].reshape(M, 1)])
 
-    lo, hi, x0 = wb(inst.lb), wb(inst.ub), wb(inst.start)
+    return ConvexSweep(mode, inst.data["H"], inst.data["y"], wb(inst.lb), wb(inst.ub), wb(inst.start))
+
+
+def _convex_answer(problem: "ConvexSweep", settings: SolveSettings, t0: float) -> tuple[np.ndarray, bool, str]:
     import scipy.optimize  # noqa: F401 - loads scipy's own BLAS before the limit is set, so that it applies to it
+
     deadline = None if settings.time_limit is None else t0 + settings.time_limit
     with blas_threads(1):  # small products: BLAS threads only contend (16 ms instead of 2 per L-BFGS-B step)
-        if mode == "squared":
-            V, ok, msg = bounded_least_squares(H, np.asarray(y, np.float64).reshape(len(H), M), lo, hi, x0,
-                                               deadline=deadline)
-        else:
-            V, ok, msg = bounded_softmax_regression(H, y, lo, hi, x0, deadline=deadline)
+        return problem.solve(deadline=deadline)
+
+
+def solve_convex(problem: "ConvexSweep", settings: SolveSettings = SOLVE_DEFAULTS) -> SweepOutcome | None:
+    """A convex sweep solved from its arrays alone (no instance is built: the answer is the
+    layer's [W | b], `weights`). Checked here: finite, inside the box, its loss not above the
+    start's; the caller's forward pass of the model must reproduce `true_loss`
+    (train.sweep.decide_sweep). None when the answer does not check out (then build the instance
+    and solve it the one way)."""
+    import scipy
+
+    t0 = time.perf_counter()
+    V, ok, msg = _convex_answer(problem, settings, t0)
+    loss, start = problem.loss(V), problem.loss(np.clip(problem.x0, problem.lo, problem.hi))
+    if not (np.isfinite(V).all() and np.all(V >= problem.lo) and np.all(V <= problem.hi) and np.isfinite(loss)
+            and loss <= start):
+        return None
+    status = "OPTIMAL" if ok else "FEASIBLE"
+    res = SolveResult(status, x=None, objective=loss, runtime_s=time.perf_counter() - t0, backend="scipy",
+                      backend_version=scipy.__version__, message=msg,
+                      termination="optimal" if ok else "time_limit" if "time limit" in msg else "other")
+    return SweepOutcome(status, None, loss, f"; solved directly from its arrays ({msg}), loss {loss:.6g} on its "
+                        "points", res.runtime_s, True, msg, "", [], None, 0, loss, res,
+                        weights=(V[:, :-1], V[:, -1]))
+
+
+def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutcome | None:
+    """A convex sweep instance solved by scipy (gdsolver.compile.convex), or None when the
+    instance is not one (convex_of) or the answer does not check out (then the rounds solve it)."""
+    import scipy
+
+    from gdsolver.formulate import check_claims
+    from gdsolver.formulate.refine import point_at, true_loss
+    from gdsolver.ir.verify import verify
+
+    problem = convex_of(inst)
+    if problem is None:
+        return None
+    V, ok, msg = _convex_answer(problem, settings, t0)
+    N = problem.shape[1]
     x = point_at(inst, V[:, :N], V[:, N])
     if x is None or not verify(inst, x).ok or not (claims := check_claims(inst, x)).ok:
         return None
@@ -290,7 +335,8 @@ class _Rounds:
                 return
             try:
                 res = run_search(inst, search=s.search, backend=s.backend,
-                                 time_limit=None if left is None else max(left, 0.01), threads=s.threads,
+                                 time_limit=None if left is None else max(left * SOLVE_SHARE, 0.01),
+                                 threads=s.threads,
                                  mip_gap=s.mip_gap, use_start=s.use_start, options=s.options or None,
                                  fallback=s.fallback)
             except GdsolverError as exc:  # licence limit, backend missing, ...: recorded, the caller goes on
@@ -339,6 +385,11 @@ class _Rounds:
                              f"on its points" + ("" if converged else " (round limit before convergence)"))
                 return
             trust = min(trust, float(inst.meta.get("radius", trust)))
+            left = _left(s.time_limit, self.t0)
+            if left is not None and left <= 0.01:  # the next round's build alone took 0.7 s on MNIST: not built
+                self.note = f"; stopped refining after {self.n + 1} round(s): time limit"
+                self.cut_short = True
+                return
             inst, self.n = refine(inst, res.x, centre=self.best[1].x, trust=trust), self.n + 1
 
     def _elapsed(self) -> float:

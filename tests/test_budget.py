@@ -127,7 +127,7 @@ def test_a_sweep_keeps_inside_its_share_of_the_budget():
     share of the time left: here the exact cross-entropy solve of the head needs longer than the
     share, so it is cut at the deadline (FEASIBLE / time_limit, or not started: TIME_LIMIT) and
     the run ends near its budget, not a solve's length past it."""
-    from gdsolver.train.hybrid import MIN_SWEEP_S, SWEEP_SHARE
+    from gdsolver.train.hybrid import MIN_SOLVE_S, SWEEP_SHARE
     from gdsolver.train.models import build_model
     from gdsolver.data.datasets import load_split
 
@@ -142,5 +142,5 @@ def test_a_sweep_keeps_inside_its_share_of_the_budget():
     for r in sweeps:
         spent = (r["build_time_s"] or 0) + (r["solver_time_s"] or 0)
         # its share of at most the whole budget, plus the checks after the deadline
-        assert spent <= SWEEP_SHARE * budget + MIN_SWEEP_S + 0.5, r
+        assert spent <= SWEEP_SHARE * budget + MIN_SOLVE_S + 0.5, r
     assert max(r["elapsed_s"] for r in h.rows) <= budget + 1.0

@@ -120,3 +120,99 @@ def test_least_squares_deadline_keeps_the_unsolved_outputs():
     A = np.hstack([F, np.ones((200, 1))])
     sse = lambda V: float(((A @ V.T - Y) ** 2).sum())  # noqa: E731
     assert sse(full) <= sse(cut) <= sse(x0)
+
+
+def _net_and_data(task: str, seed: int = 0, bias: bool = True):
+    import torch
+    from torch import nn
+
+    from gdsolver.extract import network_from_torch
+
+    torch.manual_seed(seed)
+    M = 3 if task == "classification" else 2
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, M, bias=bias))
+    X = torch.randn(300, 6)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 300) if task == "classification" else rng.normal(size=(300, M))
+    return model, X, y, network_from_torch(model, X)
+
+
+@pytest.mark.parametrize("task,mode,bias", [("classification", "ce", True), ("classification", "ce", False),
+                                            ("regression", "squared", True)])
+def test_lazy_convex_sweep_matches_the_instance_path(task, mode, bias):
+    """A convex sweep prepared lazily builds nothing and is solved from its arrays; the weights
+    equal those of the instance path (ir.verify and the forward-pass check on the instance), the
+    box holds (a missing bias stays pinned), and the loss it claims is the instance's true loss."""
+    from gdsolver.formulate.claims import swept_weights
+    from gdsolver.pipeline import solve_convex
+    from gdsolver.train.sweep import prepare_sweep
+
+    model, X, y, net = _net_and_data(task, bias=bias)
+    kw = dict(task=task, layer=1, radius=0.2, mode=mode, points=None)
+    lazy = prepare_sweep(net, X.numpy(), y, lazy=True, **kw)
+    full = prepare_sweep(net, X.numpy(), y, **kw)
+    assert lazy.built is None and lazy.convex is not None and lazy.sizes()["n_cons"] == 0
+    got = solve_convex(lazy.convex)
+    assert lazy.built is None and got.weights is not None and got.x is None  # still nothing built
+    ref = solve_sweep(full.instance)
+    assert ref.usable and verify(full.instance, ref.x).ok
+    W_ref, b_ref = swept_weights(full.instance, ref.x)
+    W, b = got.weights
+    np.testing.assert_allclose(W, W_ref, atol=1e-6)
+    np.testing.assert_allclose(b, b_ref, atol=1e-6)
+    la = net.layers[1]
+    assert np.all(np.abs(W - la.W) <= 0.2 + 1e-12)
+    assert np.all(np.abs(b - la.b) <= (0.2 if bias else 0.0) + 1e-12)
+    assert got.true_loss == pytest.approx(true_loss(full.instance, ref.x), rel=1e-7)
+    assert lazy.instance.num_vars == full.instance.num_vars  # built on demand, the same instance
+    assert lazy.sizes() == full.sizes()
+
+
+def test_a_claim_the_forward_pass_does_not_reproduce_is_rejected():
+    """Nothing but the model's forward pass checks an answer solved from arrays: a wrong claimed
+    loss makes the decision put the old weights back, bit for bit."""
+    import dataclasses
+
+    import torch
+
+    from gdsolver.pipeline import solve_convex
+    from gdsolver.train.config import AcceptConfig
+    from gdsolver.train.one_sweep import LayerSweep
+    from gdsolver.train.sweep import decide_sweep, sweep_loss
+
+    model, X, y, net = _net_and_data("classification")
+
+    def outputs(Xs):
+        with torch.no_grad():
+            return model(Xs).double().numpy()
+
+    ls = LayerSweep(model, net, X, y, task="classification", outputs=outputs)
+    job = ls.prepare(1, radius=0.2, points=None, lazy=True)
+    before = [p.detach().clone() for p in model.parameters()]
+    out = solve_convex(job.convex)
+    loss0 = ls.points_loss(job)
+    kw = dict(write=lambda W, b: ls.write(job, W, b), restore=lambda s: ls.restore(job, s),
+              points_loss=lambda: ls.points_loss(job), watched=lambda: (0.0, {}), watched_before=1.0,
+              accept=AcceptConfig(accept_on="loss"), loss_before=loss0)
+    bad = decide_sweep(job, dataclasses.replace(out, true_loss=out.true_loss * 1.01 + 1.0), **kw)
+    assert not bad.accepted and "forward pass gives" in bad.reason
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    good = decide_sweep(job, out, **kw)
+    assert good.accepted and sweep_loss("classification", outputs(X), y, 0.0, "ce") < loss0
+
+
+def test_sweep_with_an_instance_path_builds_and_saves_the_instance(tmp_path):
+    """gdsolver.sweep solves a convex head from its arrays unless the instance is asked for: then
+    it is built, solved the instance way and saved, and the saved answer verifies."""
+    import gdsolver
+    from gdsolver.ir import load
+
+    model, X, y, _ = _net_and_data("classification")
+    path = tmp_path / "s.gdsm"
+    rep = gdsolver.sweep(model, (X, y), layer="2", inplace=False, instance_path=path)
+    assert rep.n_cons > 0 and path.exists() and "solved directly (" in rep.reason
+    inst = load(path)
+    assert inst.meta["mode"] == "ce" and inst.num_rows == rep.n_cons
+    lazy = gdsolver.sweep(model, (X, y), layer="2", inplace=False)
+    assert lazy.n_cons == 0 and "from its arrays" in lazy.reason
+    assert lazy.loss_after == pytest.approx(rep.loss_after, rel=1e-5)

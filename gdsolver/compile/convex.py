@@ -106,3 +106,39 @@ def bounded_softmax_regression(F: np.ndarray, y: np.ndarray, lo: np.ndarray, hi:
     if timed_out:
         return V, False, f"L-BFGS-B: time limit reached after {r.nit} iterations; best point so far"
     return V, bool(r.success), f"L-BFGS-B: {r.message} ({r.nit} iterations)"
+
+
+class ConvexSweep:
+    """A convex sweep as arrays, solved without an instance: the last layer (identity output)
+    under the "squared" or "ce" head, its [W | b] in a box.
+
+    H (T, N) the layer's inputs at the sweep's points; y: labels (T,) for "ce", targets (T, M)
+    for "squared"; lo, hi, x0 (M, N + 1): the box and the current [W | b] (a pinned bias has
+    lo == hi). loss(V) is the head's loss at [W | b] = V, in float64: what the answer is judged
+    by, and what a forward pass of the model must reproduce."""
+
+    def __init__(self, mode: str, H: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 x0: np.ndarray) -> None:
+        if mode not in ("squared", "ce"):
+            raise ValueError(f"mode: {mode!r}, expected 'squared' or 'ce'")
+        self.mode, self.H = mode, np.asarray(H, np.float64)
+        self.y = np.asarray(y, np.int64) if mode == "ce" else np.asarray(y, np.float64).reshape(len(self.H), -1)
+        self.lo, self.hi, self.x0 = (np.asarray(a, np.float64) for a in (lo, hi, x0))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N): outputs and inputs of the swept layer."""
+        return self.x0.shape[0], self.x0.shape[1] - 1
+
+    def loss(self, V: np.ndarray) -> float:
+        o = self.H @ V[:, :-1].T + V[:, -1]
+        if self.mode == "squared":
+            return float(((o - self.y) ** 2).sum())
+        z = o - o.max(axis=1, keepdims=True)
+        return float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), self.y]).sum())
+
+    def solve(self, deadline: float | None = None) -> tuple[np.ndarray, bool, str]:
+        """([W | b], converged, message) by bounded least squares or L-BFGS-B (above)."""
+        if self.mode == "squared":
+            return bounded_least_squares(self.H, self.y, self.lo, self.hi, self.x0, deadline=deadline)
+        return bounded_softmax_regression(self.H, self.y, self.lo, self.hi, self.x0, deadline=deadline)

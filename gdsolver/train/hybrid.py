@@ -47,7 +47,7 @@ from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, Swe
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
 from gdsolver.pipeline import SweepOutcome, solve_sweep
-from gdsolver.train.one_sweep import LayerSweep, block_units, layer_indices
+from gdsolver.train.one_sweep import MIN_SOLVE_S, LayerSweep, block_units, layer_indices, solve_floor
 from gdsolver.train.one_sweep import solve as solve_one
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
 from gdsolver.train.time_aware import TimeAware
@@ -57,7 +57,6 @@ RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a new best (the authors' value)
 # budget_s (see train.time_aware): a sweep's time limit is at most this share of the time left
 SWEEP_SHARE = 0.25  # ... and a sweep's time limit is at most this share of the time left
-MIN_SWEEP_S = 0.05  # ... and no solve is started with less than this
 
 
 class GDSolver(TimeAware, Trainer):
@@ -287,7 +286,7 @@ class GDSolver(TimeAware, Trainer):
             if self._explore_cap is not None:
                 caps.append(self._explore_cap)
         caps = [c for c in caps if c is not None]
-        self._sweep_time = max(min(caps), MIN_SWEEP_S) if caps else None  # for the history's reason
+        self._sweep_time = max(min(caps), MIN_SOLVE_S) if caps else None  # for the history's reason
         return t + self._sweep_time if caps else None
 
     def _prepare(self, cands: list["_Cand"], ls: LayerSweep, k: int, mode: str, H: np.ndarray | None,
@@ -301,7 +300,7 @@ class GDSolver(TimeAware, Trainer):
             try:  # e.g. no misclassified point left: nothing to do
                 c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
                                    keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
-                                   units=units, tighten=cfg.tighten)
+                                   units=units, tighten=cfg.tighten, lazy=self.dump_dir is None)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
@@ -333,8 +332,8 @@ class GDSolver(TimeAware, Trainer):
                                    build_time_s=c.build_time_s)
                 continue
             out = c.outcome
-            if "units" in c.job.instance.meta:  # a block sweep: which units were free
-                row["units"] = list(c.job.instance.meta["units"])
+            if "units" in c.job.meta:  # a block sweep: which units were free
+                row["units"] = list(c.job.meta["units"])
             row.update(c.job.sizes(), build_time_s=c.build_time_s, status=out.status, objective=out.objective,
                        solver_time_s=out.solver_time_s, sweep_loss_before=c.before)
             if not out.usable:
@@ -372,12 +371,13 @@ class GDSolver(TimeAware, Trainer):
             # ate the budget on 2 of 10 equal-time seeds). Its build is spent already; its decision (the
             # metrics once more) is kept in hand, so the solve gets what remains
             left = self._sweep_deadline - time.perf_counter() - self._metrics_cost * len(cands)
-            if left < MIN_SWEEP_S:
+            floor = max(solve_floor(c.job) for c in cands) if cands else MIN_SOLVE_S
+            if left <= 0 or left < floor:
                 for c in cands:
                     c.outcome = SweepOutcome("TIME_LIMIT", None, None, f"not solved: time limit (the sweep had "
                                              f"{self._sweep_time:.3g} s: its build took {c.build_time_s:.3g} s and "
                                              f"judging it needs {self._metrics_cost:.3g} s; no solve starts with "
-                                             f"less than {MIN_SWEEP_S:g} s)", 0.0, False)
+                                             f"less than {floor:g} s)", 0.0, False)
                 return
             settings = dataclasses.replace(settings, time_limit=left)
         pc = self.portfolio_config
@@ -403,7 +403,7 @@ class GDSolver(TimeAware, Trainer):
         """Write candidate c's answer into the model and keep it or restore the old weights. A
         hidden-layer sweep with `refit` (see SweepConfig) also refits the last layer first."""
         job = c.job
-        mode = job.instance.meta["mode"]
+        mode = job.mode
         last = self._refit_layer(net, job.layer, mode)
 
         def watched() -> tuple[float, dict[str, Any]]:

@@ -34,7 +34,14 @@ from gdsolver.pipeline import SolveSettings, SweepOutcome, solve_sweep
 from gdsolver.train.sweep import Decision, SweepJob, decide_sweep, default_mode, prepare_sweep, sweep_loss
 
 TICK_S = 0.5  # how often progress hears from a running solve
-MIN_SOLVE_S = 0.05  # a solve whose sweep's limit is spent before it still gets this much
+MIN_SOLVE_S = 0.05  # a MILP solve is started with this much at least (gdsolver.sweep: even past its limit)
+
+
+def solve_floor(job: SweepJob) -> float:
+    """The least time a solve of the job is started with under a deadline: a convex sweep from
+    its arrays is anytime (L-BFGS-B and BVLS return their best point at the deadline), so any
+    time at all; a solver's MILP or LP needs MIN_SOLVE_S (its start-up alone)."""
+    return 0.0 if job.built is None and job.convex is not None else MIN_SOLVE_S
 
 
 def block_units(at: int, block: int | None, net, k: int) -> np.ndarray | None:
@@ -60,19 +67,19 @@ class LayerSweep:
 
     def prepare(self, k: int, *, radius: float, mode: str | None = None, margin: float | None = None,
                 points: int | str | None = "auto", keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                convex: str = "direct", units=None, tighten: float | None = None) -> SweepJob:
+                convex: str = "direct", units=None, tighten: float | None = None, lazy: bool = False) -> SweepJob:
         """The instance of sweeping chain layer k (train.sweep.prepare_sweep); units: only this
-        block of its units free (a hidden layer); tighten: seconds of LP bounds before the MIP."""
+        block of its units free (a hidden layer); tighten: seconds of LP bounds before the MIP;
+        lazy: a convex sweep's instance is built only when asked for (nothing to dump)."""
         return prepare_sweep(self.net, self.X.numpy(), self.y, task=self.task, layer=k, radius=radius,
                              mode=mode or default_mode(self.task), margin=margin, points=points,
                              keep_correct=keep_correct, seed=seed, H=H, convex=convex, units=units,
-                             tighten=tighten)
+                             tighten=tighten, lazy=lazy)
 
     def points_loss(self, job: SweepJob) -> float:
         """The solver's loss on the job's points, by a forward pass of the model as it is now."""
         idx = job.all_points
-        return sweep_loss(self.task, self.outputs(self.X[torch.as_tensor(idx)]), self.y[idx], job.margin,
-                          job.instance.meta["mode"])
+        return sweep_loss(self.task, self.outputs(self.X[torch.as_tensor(idx)]), self.y[idx], job.margin, job.mode)
 
     def write(self, job: SweepJob, W: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Write (W, b) into the swept nn.Linear; returns the old parameters for restore."""
@@ -87,14 +94,24 @@ class LayerSweep:
 
 def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict[str, Any]], None] | None = None,
           sweep: int | None = None) -> SweepOutcome:
-    """The pipeline on the job's instance (gdsolver.pipeline.solve_sweep). With on_progress, it
+    """The pipeline on the job's instance (gdsolver.pipeline.solve_sweep); a convex sweep prepared
+    lazily is solved from its arrays (pipeline.solve_convex), its instance built only if that
+    answer does not check out. With on_progress, it
     hears every TICK_S seconds while the solve runs ({"event": "solve", "sweep", "layer",
     "elapsed_s", "time_limit"}, plus "incumbent", "bound", "gap", "nodes" once the backend's
     callbacks report them: HiGHS's MIP), from a thread: a bar keeps moving during a long solve."""
     from gdsolver.compile import progress
+    from gdsolver.pipeline import direct_allowed, solve_convex
+
+    def run() -> SweepOutcome:
+        if job.built is None and job.convex is not None and direct_allowed(settings):
+            outcome = solve_convex(job.convex, settings)
+            if outcome is not None:
+                return outcome
+        return solve_sweep(job.instance, settings)
 
     if on_progress is None:
-        return solve_sweep(job.instance, settings)
+        return run()
     stop = threading.Event()
     t0 = time.perf_counter()
     progress.reset()
@@ -112,7 +129,7 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
     ticker = threading.Thread(target=tick, name="gdsolver-solve-progress", daemon=True)
     ticker.start()
     try:
-        return solve_sweep(job.instance, settings)
+        return run()
     finally:
         stop.set()
         ticker.join()
@@ -237,7 +254,7 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
 
         ls = LayerSweep(model, net, X, y, task=task, outputs=outputs)
         job = ls.prepare(k, radius=cfg.radius, mode=cfg.mode, margin=cfg.margin, points=cfg.points,
-                         keep_correct=cfg.keep_correct, seed=seed, convex=cfg.convex)
+                         keep_correct=cfg.keep_correct, seed=seed, convex=cfg.convex, lazy=instance_path is None)
         build = time.perf_counter() - t
         loss_pts = ls.points_loss(job)
         settings = cfg.solve_settings(threads=threads)
@@ -253,7 +270,7 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
     after = decision.metrics if decision.accepted else before
     sizes = job.sizes()
     return SweepReport(status=outcome.status, accepted=decision.accepted, reason=decision.reason,
-                       layer=job.layer_name, layer_index=k, head=job.instance.meta["mode"], radius=job.radius,
+                       layer=job.layer_name, layer_index=k, head=job.mode, radius=job.radius,
                        objective=outcome.objective, loss_before=before["train_loss"], loss_after=after["train_loss"],
                        acc_before=before["train_acc"], acc_after=after["train_acc"],
                        val_loss_before=before["val_loss"], val_loss_after=after["val_loss"],

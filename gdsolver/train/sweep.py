@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.formulate.head_table import DEFAULT_MARGIN, HEADS, head_for
+from gdsolver.compile.convex import ConvexSweep
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.pipeline import SweepOutcome
 
@@ -82,26 +83,49 @@ def default_points(task: str, network, k: int, mode: str | None = None, convex: 
 
 @dataclass
 class SweepJob:
-    """A prepared sweep: everything the run stage needs, and what the decide stage checks."""
+    """A prepared sweep: everything the run stage needs, and what the decide stage checks.
+
+    A convex sweep of the last layer (`convex`: its arrays, compile.convex.ConvexSweep) may be
+    prepared lazily: its instance is built only when asked for (`instance`: a dump, a solver
+    named, an answer that did not check out); `built` is None until then."""
 
     layer: int  # index in the network's chain
     layer_name: str
-    instance: MilpInstance
+    built: MilpInstance | None
     points: np.ndarray  # data indices formulated (then keep_points)
     keep_points: np.ndarray
     radius: float
     seed: int
     build_time_s: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)  # mode, margin (and units of a block sweep)
+    convex: ConvexSweep | None = None
+    builder: Callable[[], MilpInstance] | None = field(default=None, repr=False)
+
+    @property
+    def instance(self) -> MilpInstance:
+        if self.built is None:
+            assert self.builder is not None
+            self.built, self.builder = self.builder(), None
+        return self.built
 
     @property
     def all_points(self) -> np.ndarray:
         return np.concatenate([self.points, self.keep_points]).astype(np.int64)
 
     @property
+    def mode(self) -> str:
+        return str(self.meta["mode"])
+
+    @property
     def margin(self) -> float:
-        return float(self.instance.meta.get("margin", 0.0))
+        return float(self.meta.get("margin", 0.0))
 
     def sizes(self) -> dict[str, int]:
+        """points, n_vars, n_cons, n_binary of what is solved: a convex sweep not built is its
+        [W | b] in a box (no rows, no binaries)."""
+        if self.built is None and self.convex is not None:
+            M, N = self.convex.shape
+            return {"points": len(self.convex.H), "n_vars": M * (N + 1), "n_cons": 0, "n_binary": 0}
         inst = self.instance
         return {"points": int(inst.meta.get("T", len(self.all_points))), "n_vars": inst.num_vars,
                 "n_cons": inst.num_rows + inst.num_indicators,
@@ -111,8 +135,9 @@ class SweepJob:
 def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str = -1, radius: float,
                   mode: str | None = None, margin: float | None = None, points: int | str | None = "auto",
                   keep_correct: int = 0, seed: int = 0, H: np.ndarray | None = None,
-                  convex: str = "direct", units=None, tighten: float | None = None) -> SweepJob:
+                  convex: str = "direct", units=None, tighten: float | None = None, lazy: bool = False) -> SweepJob:
     """The job of sweeping dense layer `layer` of `network` (gdsolver.extract.Network) on (X, y).
+    lazy: a convex sweep (SweepJob.convex) builds its instance only when asked for it.
 
     H (inputs of that layer for every point of X) may be passed when already computed.
     units: a block sweep of a hidden layer, only these units free (formulate.sweep_instance)."""
@@ -146,21 +171,47 @@ def prepare_sweep(network, X: Any, y: np.ndarray, *, task: str, layer: int | str
         idx = np.concatenate([pick, keep])
         Hi = H[idx]
     fix_bias = not network.layers[k].has_bias  # a bias-free layer cannot take a new b
-    inst = sweep_instance(network.layers, k, Hi, y[idx], task=task, radius=radius, mode=mode, margin=margin,
-                          keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None, fix_bias=fix_bias,
-                          units=units, tighten=tighten)
     la = network.layers[k]
-    inst.meta.update(
-        task=task,
-        points=[int(i) for i in pick],
-        keep_points=[int(i) for i in keep],
-        data_points=int(len(y)),
-        seed=seed,
-    )
-    # JSON-able by contract: where the swept layer lives, to write the answer back
-    inst.meta["layer"].update(source=network.source, location=dict(la.location))
-    inst.meta["tail"] = {k2: v for k2, v in network.tail.items() if isinstance(v, (str, int, float, list, type(None)))}
-    return SweepJob(k, la.name, inst, pick, keep, float(radius), seed, time.perf_counter() - t0)
+
+    def build() -> MilpInstance:
+        inst = sweep_instance(network.layers, k, Hi, y[idx], task=task, radius=radius, mode=mode, margin=margin,
+                              keep_correct=np.arange(len(pick), len(idx)) if len(keep) else None,
+                              fix_bias=fix_bias, units=units, tighten=tighten)
+        inst.meta.update(task=task, points=[int(i) for i in pick], keep_points=[int(i) for i in keep],
+                         data_points=int(len(y)), seed=seed)
+        # JSON-able by contract: where the swept layer lives, to write the answer back
+        inst.meta["layer"].update(source=network.source, location=dict(la.location))
+        inst.meta["tail"] = {k2: v for k2, v in network.tail.items()
+                             if isinstance(v, (str, int, float, list, type(None)))}
+        return inst
+
+    problem = _convex_problem(network, k, Hi, y[idx], mode, radius, fix_bias) \
+        if lazy and convex == "direct" and units is None and tighten is None else None
+    if problem is None:
+        inst = build()
+        meta = {key: inst.meta[key] for key in ("mode", "margin", "units") if key in inst.meta}
+        return SweepJob(k, la.name, inst, pick, keep, float(radius), seed, time.perf_counter() - t0, meta)
+    meta = {"mode": head_for(task, mode).mode, "margin": margin}
+    return SweepJob(k, la.name, None, pick, keep, float(radius), seed, time.perf_counter() - t0, meta, problem,
+                    build)
+
+
+def _convex_problem(network, k: int, H: np.ndarray, y: np.ndarray, mode: str, radius: float,
+                    fix_bias: bool) -> ConvexSweep | None:
+    """The arrays of a sweep of layer k when it is a convex one (the last layer, identity output,
+    the "squared" or "ce" head; finite inputs and radius), else None (the instance is built)."""
+    la = network.layers[k]
+    if mode not in ("squared", "ce") or k != len(network.layers) - 1 or la.activation != "identity" \
+            or not (np.isfinite(radius) and radius > 0) or not np.isfinite(H).all() or len(H) == 0:
+        return None
+    W0 = np.hstack([la.W, la.b.reshape(-1, 1)]).astype(np.float64)
+    r = np.full_like(W0, float(radius))
+    r[:, -1] = 0.0 if fix_bias else float(radius)
+    if mode == "squared":
+        y = np.asarray(y, np.float64)
+        if not np.isfinite(y).all():
+            return None
+    return ConvexSweep(mode, H, y, W0 - r, W0 + r, W0)
 
 
 @dataclass
@@ -174,6 +225,8 @@ class Decision:
 
 
 IMPROVE_RTOL = 1e-9
+# a float32 forward pass against the float64 loss of an answer from arrays (sums over <= 4096 points)
+FORWARD_RTOL = 1e-4
 
 
 def sweep_loss(task: str, o: np.ndarray, y: np.ndarray, margin: float, mode: str | None = None) -> float:
@@ -241,8 +294,17 @@ def decide_sweep(job: SweepJob, outcome: SweepOutcome, *, write: Callable[[np.nd
     answer (fitted on a sample of them) is kept only if that loss does not rise beyond it."""
     from gdsolver.formulate.claims import swept_weights
 
-    saved = write(*swept_weights(outcome.instance or job.instance, outcome.x))  # a block's units in the layer
+    if outcome.weights is not None:  # solved from its arrays: the layer's (W, b)
+        saved = write(*outcome.weights)
+    else:
+        saved = write(*swept_weights(outcome.instance or job.instance, outcome.x))  # a block's units in the layer
     after = points_loss()
+    if outcome.weights is not None and outcome.true_loss is not None \
+            and abs(after - outcome.true_loss) > FORWARD_RTOL * max(1.0, abs(outcome.true_loss)):
+        # nothing else checked this answer: the model's forward pass must give the solver's loss
+        restore(saved)
+        return Decision(False, f"the forward pass gives {loss_label} {after:.9g}, the solver claimed "
+                               f"{outcome.true_loss:.9g}{outcome.reason}", loss_before, after, False, None)
     value, metrics = watched()
     improved = after < loss_before - IMPROVE_RTOL * max(1.0, abs(loss_before))
     if accept.accept_on == "loss":
