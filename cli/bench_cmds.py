@@ -398,5 +398,7 @@ def bench_repair(
         fail(f"--norm: {wrong[0]!r}, expected l1 or linf")
     doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
                            time_limit=time_limit, norms=tuple(norm or ("l1",)),
-                           progress=lambda m: err_console.print(m, markup=False))
-    _wrote(doc)
+                           progress=lambda m: err_console.print(m, markup=False))  # (with the files written)
+    if doc["run"]["failed"]:
+        console.print(f"{doc['run']['failed']} cell(s) failed (see the report)", markup=False)
+        raise typer.Exit(1)

@@ -130,3 +130,43 @@ def test_executor_runs_the_cells_as_tasks(tmp_path):
     md = (tmp_path / "ray" / "toy.md").read_text()
     assert "cells run as Ray tasks on 2 nodes with 4 CPUs (Ray 2.60.0, address 127.0.0.2:6379)" in md
     assert "- x=3: task failed: WorkerCrashedError: node lost" in md.splitlines()
+
+
+def _runner_layout(tag: str, doc: dict) -> dict:
+    """A committed pre-runner result moved into the layout run_bench writes (what a new run's
+    document holds): the command, load and versions under "run", compile's extra tables as rows
+    of their kind."""
+    moved = ("command", "load_average", "load_average_1min", "executor", "wall_s", "hidden_layer_rows",
+             "scip_row_routes") + (("versions",) if tag == "repair" else ())  # (backends' versions are its solvers')
+    doc = {k: v for k, v in doc.items() if k not in moved}
+    old = json.loads((RESULTS / f"{tag}.json").read_text())
+    if tag == "compile":
+        doc["rows"] = ([{"kind": "size", **r} for r in old["rows"]] + [{"kind": "scip-routes", **old["scip_row_routes"]}]
+                       + [{"kind": "hidden", **r} for r in old["hidden_layer_rows"]])
+    load = {"start": [9.0, 8.0, 7.0], "end": [9.5, 8.0, 7.0], "cells_min_median_max": [9.0, 9.1, 9.5]}
+    if tag == "sweeps":
+        load = {**load, **old["load_average"]}
+    doc["run"] = {"command": ["gdsolver", "bench", tag], "wall_s": 12.0, "load_average": load,
+                  "cells": len(doc["rows"]), "failed": 0, "skipped": []}
+    return doc
+
+
+@pytest.mark.parametrize("module,tag", [("backends_bench", "backends"), ("compile_bench", "compile"),
+                                        ("sweeps_bench", "sweeps"), ("repair_bench", "repair")])
+def test_ported_benches_render_the_runner_layout(module, tag):
+    """The same results in the runner's layout give the same tables (compile and sweeps: the same
+    report), then the runner's footer; the header no longer repeats the command and load."""
+    import importlib
+
+    mod = importlib.import_module(f"gdsolver.bench.{module}")
+    old_md = (RESULTS / f"{tag}.md").read_text()
+    md = render(Bench(tag, [], None, mod.report, header=False), _runner_layout(tag, json.loads(
+        (RESULTS / f"{tag}.json").read_text())))
+    body, footer = md.split("\n\nRun: `", 1)
+    assert footer.startswith(f"gdsolver bench {tag}`; ") and "at the start" in footer
+    if tag in ("compile", "sweeps"):
+        assert body + "\n" == old_md
+    else:
+        assert [s for s in body.splitlines() if s.startswith("|")] == [s for s in old_md.splitlines()
+                                                                      if s.startswith("|")]
+        assert "Load average" not in body and "1-minute load average" not in body and "Machine: " in body

@@ -9,24 +9,26 @@ efficacy (fix points the changed model classifies as their label, float32), keep
 drawdown (test accuracy on the test points outside the fix set, before minus after: positive is
 a loss), generalisation (accuracy on the misclassified test points outside the fix set: before
 it is 0 by construction), wall time, and peak memory (tracemalloc: numpy and Python allocations;
-the solver's own C++ memory is not in it) and the process's max RSS."""
+the solver's own C++ memory is not in it) and the process's max RSS.
+
+The training and the point sets are the bench's set-up; its cells are (fix-set size, method,
+layer, norm), one row each."""
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import resource
-import sys
 import time
 import tracemalloc
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from gdsolver.atomic import atomic_write
-from gdsolver.bench.plots import clean, load_average, md_table, run_header, run_metadata
+from gdsolver.bench.machine import machine_line
+from gdsolver.bench.plots import md_table, run_header
+from gdsolver.bench.runner import Bench, run_bench
 
 SIZES = (10, 50, 100)
 KEEP = 1000
@@ -98,20 +100,12 @@ def _measure(fn):
     return out, time.perf_counter() - t0, peak / 2**20
 
 
-def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "benchmarks/results", *,
-                     sizes: tuple[int, ...] = SIZES, layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0,
-                     epochs: int = 3, keep: int = KEEP, time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",),
-                     progress=None) -> dict[str, Any]:
-    """Run the bench (module docstring); write repair.json and repair.md under out_dir."""
-    import torch
-
+def _prepare(data_dir: str | os.PathLike, seed: int, epochs: int, keep: int, say: Callable) -> dict[str, Any]:
+    """The set-up every cell shares: the MLP trained on MNIST, its test predictions, the wrong
+    test points in a seeded order, and the keep points (correct training points) with their
+    predictions."""
     from gdsolver.data import load_split
-    from gdsolver.repairs import repair
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    say = progress or (lambda msg: None)
-    t_start = time.perf_counter()
-    la_start = load_average()
     split = load_split("mnist", data_dir=data_dir, seed=seed)
     (Xtr, ytr), _, (Xte, yte) = split.train, split.val, split.test
     Xtr, Xte = Xtr.reshape(len(Xtr), -1).astype(np.float32), Xte.reshape(len(Xte), -1).astype(np.float32)
@@ -124,62 +118,81 @@ def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "
     rng = np.random.default_rng(seed)
     wrong = rng.permutation(np.flatnonzero(pred_te != yte))
     right_tr = np.flatnonzero(_predict(model, Xtr) == ytr)
-    keep_idx = rng.choice(right_tr, size=min(keep, len(right_tr)), replace=False)
-    X_keep = Xtr[keep_idx]
-    keep_pred = _predict(model, X_keep)
-    rows = []
-    for n in sizes:
-        fix = wrong[:n]
-        rest = np.setdiff1d(np.arange(len(yte)), fix)
-        other_wrong = wrong[n:]
-        before_rest = float((pred_te[rest] == yte[rest]).mean())
+    X_keep = Xtr[rng.choice(right_tr, size=min(keep, len(right_tr)), replace=False)]
+    return {"model": model, "Xte": Xte, "yte": yte, "pred_te": pred_te, "wrong": wrong, "X_keep": X_keep,
+            "keep_pred": _predict(model, X_keep), "train_s": train_s, "test_accuracy": acc0}
 
-        def score(m, method: str, layer: str, secs: float, mem: float, extra: dict) -> dict:
-            p = _predict(m, Xte)
-            return {"method": method, "layer": layer, "fix": int(n),
-                    "efficacy": float((p[fix] == yte[fix]).mean()),
-                    "keep_kept": int((_predict(m, X_keep) == keep_pred).sum()), "keep": int(len(X_keep)),
-                    "drawdown": before_rest - float((p[rest] == yte[rest]).mean()),
-                    "generalisation": float((p[other_wrong] == yte[other_wrong]).mean()) if len(other_wrong) else None,
-                    "time_s": secs, "peak_mib": mem, **extra}
 
-        for layer, norm in ((la, no) for la in layers for no in norms):
-            say(f"repair {n} fix points, {layer} layer, {norm}")
-            m = copy.deepcopy(model)
-            rep, secs, mem = _measure(lambda: repair(m, (Xte[fix], yte[fix]), X_keep, layer=LAYERS[layer], norm=norm,
-                                                     time_limit=time_limit, patterns="all"))
-            s = rep.solution
-            extra = {"norm": norm, "status": rep.status, "certified": rep.certified, "proof": rep.proof,
-                     "change_l1": rep.change.get("l1"), "change_linf": rep.change.get("linf"),
-                     "keep_in_milp": s.keep_in_milp, "keep_rounds": s.keep_rounds, "solver_time_s": s.solver_time_s,
-                     "radius": s.radius, "conflict": None if rep.conflict is None else rep.conflict.to_json()}
-            rows.append(score(m, "repair", layer, secs, mem, extra))
-            say(f"  {rep.status} in {secs:.1f} s")
-        say(f"Adam fine-tune on {n} fix points")
-        (ft, steps), secs, mem = _measure(lambda: _finetune(model, Xte[fix], yte[fix]))
-        rows.append(score(ft, "adam-finetune", "all", secs, mem, {"steps": steps, "certified": False}))
-    doc = {**run_metadata(sys.argv), "bench": "repair", "seed": seed, "epochs": epochs, "norms": list(norms),
-           "model": "MLP 784-256-128-10 (ReLU), Adam lr 1e-3, batch 128", "train_s": train_s,
-           "test_accuracy": acc0, "test_wrong": int(len(wrong)), "rows": rows,
-           "load_average": {"start": la_start, "end": load_average()},
-           "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "wall_s": time.perf_counter() - t_start}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": str(out / "repair.json"), "md": str(out / "repair.md")}
-    with atomic_write(paths["json"], "w") as fh:
-        json.dump(clean(doc), fh, indent=1)
-    with atomic_write(paths["md"], "w") as fh:
-        fh.write("\n".join(markdown(doc)) + "\n")
-    doc["paths"] = paths
-    return doc
+def _run_cell(st: dict[str, Any], cell: dict[str, Any], time_limit: float) -> dict[str, Any]:
+    """One method on the first `fix` wrong test points, scored on the fix, keep and test points."""
+    from gdsolver.repairs import repair
+
+    n, model, Xte, yte, pred_te, X_keep = cell["fix"], st["model"], st["Xte"], st["yte"], st["pred_te"], st["X_keep"]
+    fix, other_wrong = st["wrong"][:n], st["wrong"][n:]
+    rest = np.setdiff1d(np.arange(len(yte)), fix)
+    if cell["method"] == "repair":
+        m = copy.deepcopy(model)
+        rep, secs, mem = _measure(lambda: repair(m, (Xte[fix], yte[fix]), X_keep, layer=LAYERS[cell["layer"]],
+                                                 norm=cell["norm"], time_limit=time_limit, patterns="all"))
+        s = rep.solution
+        extra = {"norm": cell["norm"], "status": rep.status, "certified": rep.certified, "proof": rep.proof,
+                 "change_l1": rep.change.get("l1"), "change_linf": rep.change.get("linf"),
+                 "keep_in_milp": s.keep_in_milp, "keep_rounds": s.keep_rounds, "solver_time_s": s.solver_time_s,
+                 "radius": s.radius, "conflict": None if rep.conflict is None else rep.conflict.to_json()}
+    else:
+        (m, steps), secs, mem = _measure(lambda: _finetune(model, Xte[fix], yte[fix]))
+        extra = {"steps": steps, "certified": False}
+    p = _predict(m, Xte)
+    return {"method": cell["method"], "layer": cell.get("layer", "all"), "fix": int(n),
+            "efficacy": float((p[fix] == yte[fix]).mean()),
+            "keep_kept": int((_predict(m, X_keep) == st["keep_pred"]).sum()), "keep": int(len(X_keep)),
+            "drawdown": float((pred_te[rest] == yte[rest]).mean()) - float((p[rest] == yte[rest]).mean()),
+            "generalisation": float((p[other_wrong] == yte[other_wrong]).mean()) if len(other_wrong) else None,
+            "time_s": secs, "peak_mib": mem, **extra}
+
+
+def _describe(r: dict[str, Any]) -> str:
+    what = (f"repair {r['fix']} fix points, {r['layer']} layer, {r['norm']}: {r['status']}" if r["method"] == "repair"
+            else f"Adam fine-tune on {r['fix']} fix points: {r['steps']} steps")
+    return f"{what}, efficacy {_pct(r['efficacy'])} in {r['time_s']:.1f} s"
+
+
+def repair_bench(data_dir: str | os.PathLike, *, sizes: tuple[int, ...] = SIZES,
+                 layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0, epochs: int = 3, keep: int = KEEP,
+                 time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",), say: Callable = print) -> Bench:
+    """The set-up (the trained model and point sets, made here), the cells (per fix-set size: a
+    repair per layer and norm, then Adam fine-tuning) and how one is measured (`_run_cell`)."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    st = _prepare(data_dir, seed, epochs, keep, say)
+    cells = [c for n in sizes for c in [{"fix": n, "method": "repair", "layer": la, "norm": no}
+                                        for la in layers for no in norms] + [{"fix": n, "method": "adam-finetune"}]]
+    meta = {"seed": seed, "epochs": epochs, "norms": list(norms),
+            "model": "MLP 784-256-128-10 (ReLU), Adam lr 1e-3, batch 128", "train_s": st["train_s"],
+            "test_accuracy": st["test_accuracy"], "test_wrong": int(len(st["wrong"]))}
+    return Bench("repair", cells, lambda cell: _run_cell(st, cell, time_limit), report, meta=meta,
+                 summarize=lambda doc: {"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+                 describe=_describe, header=False)
+
+
+def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "benchmarks/results", *,
+                     sizes: tuple[int, ...] = SIZES, layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0,
+                     epochs: int = 3, keep: int = KEEP, time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",),
+                     progress: Callable | None = None) -> dict[str, Any]:
+    """Run the bench (module docstring); write repair.json and repair.md under out_dir."""
+    say = progress or (lambda msg: None)
+    bench = repair_bench(data_dir, sizes=sizes, layers=layers, seed=seed, epochs=epochs, keep=keep,
+                         time_limit=time_limit, norms=norms, say=say)
+    return run_bench(bench, out_dir, "repair", echo=say)
 
 
 def _pct(v: Any) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def markdown(doc: dict[str, Any]) -> list[str]:
+def report(doc: dict[str, Any]) -> list[str]:
+    """The report of a run's result document (its rows: the cells that ran), as lines."""
     lines = ["# Certified repair on MNIST", "",
              f"{doc['model']}, {doc['epochs']} epochs (seed {doc['seed']}, {doc['train_s']:.0f} s): test accuracy "
              f"{100 * doc['test_accuracy']:.2f}% ({doc['test_wrong']} test points wrong). Fix sets: the first N of those "
@@ -187,7 +200,9 @@ def markdown(doc: dict[str, Any]) -> list[str]:
              f"{'/'.join(doc['norms'])} change, ReLU phases pinned at the hidden layer (an LP); the model is run in float32 and "
              "float64 on every fix and keep point (`certified`). Drawdown: test accuracy outside the fix set, before "
              "minus after (percentage points); generalisation: accuracy on the other wrong test points (0% before).",
-             "", *run_header(doc)]
+             # results from before the runner give the command and load here; the runner's footer does now
+             "", *(run_header(doc) if "run" not in doc else [machine_line(doc["machine"], "python", "numpy",
+                                                                          "highspy") + ".", ""])]
     cols = ["method", "layer", "norm", "fix", "status", "efficacy", "keep kept", "drawdown (pts)", "generalisation",
             "change l1", "change linf", "time (s)", "peak MiB"]
     body = []
