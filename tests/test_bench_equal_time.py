@@ -42,9 +42,10 @@ def test_equal_time_tiny(tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
     assert not (tmp_path / "et.partial.json").exists()  # the crash-safety copy goes once the report is written
     saved = json.loads((tmp_path / "et.json").read_text())
-    assert saved["benchmark"] == "equal-time" and saved["command"] == ["test"]
-    assert saved["machine"]["cores"] and saved["versions"]["torch"]
-    assert len(saved["load_average"]["start"]) == 3 and saved["load_samples"]
+    assert saved["benchmark"] == "equal-time" and saved["run"]["command"] == ["test"]
+    assert saved["machine"]["cores"] and saved["run"]["versions"]["torch"]
+    assert len(saved["run"]["load_average"]["start"]) == 3 and saved["load_samples"]
+    assert saved["run"]["cells"] == 1 and saved["run"]["failed"] == 0
     assert saved["config"]["seeds"] == [0] and saved["skipped"] == {}
     [w] = saved["workloads"]
     assert w["name"] == "polynomial" and w["units"] == "s" and w["budgets_s"] == [0.3]
@@ -175,20 +176,17 @@ def _partial(tmp_path, cfg, rows, name="et"):
     return path
 
 
-def test_load_partial(tmp_path):
-    from gdsolver.bench.equal_time_bench import load_partial
+def test_resume_refuses_a_partial_run_of_other_settings(tmp_path):
+    """A {tag}.partial.json of another configuration (here one written before bench/runner.py,
+    which --resume still reads) is refused before anything runs, and left as it was."""
     from gdsolver.errors import GdsolverError
 
     cfg = _tiny(seeds=(0, 1))
-    full = [_row("polynomial", 0, m, 0.5, budget=0.3) for m in METHODS]
-    half = [_row("polynomial", 1, m, 0.5, budget=0.3) for m in METHODS[:2]]  # seed 1 was cut short
-    got = load_partial(_partial(tmp_path, cfg, full + half), cfg)
-    assert got["done"] == {"polynomial": [0]} and got["rows"] == full and got["command"] == ["first"]
-    assert got["workloads"]["polynomial"].budgets == (0.3,)
-    with pytest.raises(GdsolverError, match="regression_budgets"):
-        load_partial(_partial(tmp_path, cfg, full), _tiny(seeds=(0, 1), regression_budgets=(0.5,)))
-    with pytest.raises(GdsolverError, match="seeds"):
-        load_partial(_partial(tmp_path, cfg, full), _tiny(seeds=(0, 2)))
+    path = _partial(tmp_path, cfg, [_row("polynomial", 0, m, 0.5, budget=0.3) for m in METHODS])
+    with pytest.raises(GdsolverError, match="other config"):
+        run_equal_time_bench(_tiny(seeds=(0, 1), regression_budgets=(0.5,)), tmp_path, tag="et", plots=False,
+                             resume=True)
+    assert json.loads(path.read_text())["rows"][0]["test_loss"] == 0.5 and not (tmp_path / "et.json").exists()
 
 
 @pytest.mark.slow

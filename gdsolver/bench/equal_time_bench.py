@@ -65,7 +65,8 @@ from gdsolver.bench.equal_time_workloads import (EqualTimeConfig, Workload, _fin
                                                  measure_epoch, preset_config, resolve, setup, skipped_workloads,
                                                  total_units, tune_mnist, warm_up)
 from gdsolver.bench.machine import git_state, uptime
-from gdsolver.bench.plots import load_average, run_metadata, write_json
+from gdsolver.bench.plots import clean, load_average, write_json
+from gdsolver.bench.runner import Bench, Skip, render, run_bench
 from gdsolver.errors import GdsolverError
 
 CURVE_POINTS = 40  # validation-loss points kept per run of the largest budget
@@ -123,159 +124,99 @@ def run_one(method: str, wl: Workload, split, init, seed: int, budget: float, bu
     return row
 
 
-def run_workload(wl: Workload, cfg: EqualTimeConfig, tick: Callable[[str], None],
-                 sample_load: Callable[[str], None], *, done: Sequence[int] = (),
-                 seed_done: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
-    """The timed runs of a workload, seed by seed (seeds in `done` skipped: a resumed run);
-    `seed_done` gets the rows so far after each seed."""
-    budgets_s = wl.budget_seconds()
+class _Run:
+    """What the cells of one run share: each workload prepared on its first cell (its data loaded,
+    MNIST's rate tuned, the untimed warm-up, the epoch-equivalent measured, as just before its runs),
+    the workloads skipped and why, the load samples, progress."""
+
+    def __init__(self, cfg: EqualTimeConfig, tick: Callable[[str], None], say: Callable[[str], None]):
+        self.cfg, self.tick, self.say = cfg, tick, say
+        self.t0 = time.perf_counter()
+        self.prepared: dict[str, Workload] = {}  # name -> its workload, ready
+        self.earlier: dict[str, Workload] = {}  # name -> its workload from the run a resumed run continues
+        self.skipped: dict[str, str] = skipped_workloads(cfg)
+        self.samples: list[dict[str, Any]] = []
+        self.uptime, self.git = uptime(), git_state()
+        self.resumed: dict[str, Any] | None = None
+        self.t_wl: dict[str, float] = {}
+
+    def sample_load(self, where: str) -> None:
+        self.samples.append({"at_s": round(time.perf_counter() - self.t0, 1), "where": where, "load": load_average()})
+
+    def workload(self, name: str) -> Workload:
+        """The workload, prepared on its first cell (Skip, with the reason, when its data do not load)."""
+        if name in self.skipped:
+            raise Skip(self.skipped[name])
+        if name not in self.prepared:
+            before = self.earlier.get(name)
+            wl = before or resolve(name, self.cfg)
+            why = _prepare(wl, self.cfg, self.tick, self.say, self.sample_load, fresh=before is None)
+            if why:
+                self.skipped[name] = why
+                raise Skip(why)
+            self.prepared[name] = wl
+            self.t_wl[name] = time.perf_counter()
+        return self.prepared[name]
+
+    def take_back(self, earlier: dict[str, Any]) -> None:
+        """A resumed run: the earlier run's workloads keep their tuned rate and epoch-equivalent."""
+        self.earlier = {w["name"]: _workload_from_json(w) for w in earlier.get("workloads", [])}
+        done: dict[str, list[int]] = {}
+        for r in earlier.get("rows", []):
+            if r["workload"] in self.earlier and r["seed"] in self.cfg.seeds and r["seed"] not in done.get(r["workload"], []):
+                if all(x.get("error") is None for x in earlier["rows"]
+                       if (x["workload"], x["seed"]) == (r["workload"], r["seed"])):
+                    done.setdefault(r["workload"], []).append(r["seed"])
+        run = earlier.get("run") or {}
+        self.resumed = {"command": run.get("command"), "started": (earlier.get("machine") or {}).get("date"),
+                        "git": earlier.get("git") or run.get("git"), "load_samples": earlier.get("load_samples", []),
+                        "done": done}
+        self.say("resuming: " + (", ".join(f"{w} seeds {s}" for w, s in done.items()) or "nothing finished") + " done")
+
+    def run_cell(self, cell: dict[str, Any]) -> list[dict[str, Any]]:
+        """The timed runs of one workload and seed (rotated method order per budget)."""
+        wl = self.workload(cell["workload"])
+        cfg, seed = self.cfg, cell["seed"]
+        rows = run_seed(wl, cfg, seed, self.tick, self.sample_load)
+        if seed == cfg.seeds[-1]:  # the workload's last seed: its cached split can go
+            wl.split_cache = None
+            bad = sum(1 for r in rows if r.get("error"))
+            self.say(f"{wl.name}: runs done in {time.perf_counter() - self.t_wl[wl.name]:.0f} s"
+                     + (f", {bad} failed in the last seed" if bad else ""))
+        return rows
+
+    def summarize(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The run's conditions (load samples, uptime, code), the skipped and prepared workloads, and
+        the summary over the seeds."""
+        wls = [self.prepared.get(n) or self.earlier[n] for n in self.cfg.workloads
+               if n in self.prepared or (n in self.earlier and any(r["workload"] == n for r in doc["rows"]))]
+        out = {"load_samples": self.samples + [{"at_s": round(time.perf_counter() - self.t0, 1), "where": "end",
+                                                "load": load_average()}],
+               "uptime": {"start": self.uptime, "end": uptime()}, "git": self.git, "skipped": dict(self.skipped),
+               "workloads": [w.to_json() for w in wls], "methods": list(self.cfg.methods),
+               "summary": summarize(doc["rows"], wls, self.cfg)}
+        if self.resumed is not None:
+            out["resumed"] = self.resumed
+        return out
+
+
+def run_seed(wl: Workload, cfg: EqualTimeConfig, seed: int, tick: Callable[[str], None],
+             sample_load: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The timed runs of a workload for one seed: every budget, the methods in an order rotated by
+    seed and budget (a drift of the machine's load favours no method)."""
+    si = cfg.seeds.index(seed)
+    split, init = setup(wl, cfg, seed)
+    sample_load(f"{wl.name} seed {seed}")
     rows: list[dict[str, Any]] = []
     methods = list(cfg.methods)
-    for si, seed in enumerate(cfg.seeds):
-        if seed in done:
-            continue
-        split, init = setup(wl, cfg, seed)
-        sample_load(f"{wl.name} seed {seed}")
-        for bi, (b, bs) in enumerate(zip(wl.budgets, budgets_s)):
-            k = (si + bi) % len(methods)  # rotated order: a drift of the machine's load favours no method
-            for m in methods[k:] + methods[:k]:
-                rows.append(run_one(m, wl, split, init, seed, b, bs, cfg,
-                                    curve=cfg.curves and b == max(wl.budgets)))
-                r = rows[-1]
-                tick(f"{wl.name} seed {seed} B={b:g}{'' if wl.units == 's' else ' ep'}: {m} "
-                     + (f"{r['test_loss']:.4g} in {r['wall_s']:.2f} s" if r.get("error") is None else "failed"))
-        if seed_done is not None:
-            seed_done(rows)
+    for bi, (b, bs) in enumerate(zip(wl.budgets, wl.budget_seconds())):
+        k = (si + bi) % len(methods)
+        for m in methods[k:] + methods[:k]:
+            rows.append(run_one(m, wl, split, init, seed, b, bs, cfg, curve=cfg.curves and b == max(wl.budgets)))
+            r = rows[-1]
+            tick(f"{wl.name} seed {seed} B={b:g}{'' if wl.units == 's' else ' ep'}: {m} "
+                 + (f"{r['test_loss']:.4g} in {r['wall_s']:.2f} s" if r.get("error") is None else "failed"))
     return rows
-
-
-def _workload_from_json(w: dict[str, Any]) -> Workload:
-    names = {f.name for f in fields(Workload)}
-    return Workload(**{k: (tuple(v) if k == "budgets" else v) for k, v in w.items() if k in names})
-
-
-def load_partial(path: Path, cfg: EqualTimeConfig) -> dict[str, Any]:
-    """What an interrupted run of the same configuration finished: its workloads (settings, tuned
-    rate, epoch-equivalent), the rows of every (workload, seed) it completed, its load samples.
-    Refused (GdsolverError) when that run's seeds, budgets or methods differ from cfg's."""
-    import json
-
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GdsolverError(f"--resume: cannot read {path}: {exc}") from None
-    want = {"seeds": list(cfg.seeds), "methods": list(cfg.methods), "regression_budgets":
-            list(cfg.regression_budgets), "classification_budgets": list(cfg.classification_budgets)}
-    got = old.get("config")
-    if got is not None:
-        bad = [k for k, v in want.items() if [float(x) if "budget" in k else x for x in got.get(k, [])] != v]
-        if bad:
-            raise GdsolverError(f"--resume: {path} is a run with other {', '.join(bad)}")
-    wls = {w["name"]: _workload_from_json(w) for w in old.get("workloads", [])}
-    for w in wls.values():
-        b = cfg.regression_budgets if w.task == "regression" else cfg.classification_budgets
-        if tuple(w.budgets) != tuple(b):
-            raise GdsolverError(f"--resume: {path} ran {w.name} at budgets {list(w.budgets)}, not {list(b)}")
-    rows, done = [], {}
-    for name in wls:
-        for seed in cfg.seeds:
-            rs = [r for r in old.get("rows", []) if r["workload"] == name and r["seed"] == seed]
-            if rs and {(r["budget"], r["method"]) for r in rs} == {(b, m) for b in wls[name].budgets
-                                                                   for m in cfg.methods}:
-                rows += rs
-                done.setdefault(name, []).append(seed)
-    return {"workloads": wls, "rows": rows, "done": done, "load_samples": old.get("load_samples", []),
-            "command": old.get("command"), "started": old.get("started") or (old.get("machine") or {}).get("date"),
-            "git": old.get("git")}
-
-
-def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
-                         tag: str = "equal_time", preset: str = "custom", tick: Callable[[str], None] | None = None,
-                         command: Sequence[str] | None = None, plots: bool = True, note: str | None = None,
-                         say: Callable[[str], None] | None = None, resume: bool = False) -> dict[str, Any]:
-    """Run the comparison and write {tag}.json / .md / .png into out_dir; returns the document
-    (full precision; the files keep 7 significant digits). `say` gets one-line progress notes
-    (a skipped workload, a measured epoch, a tuned rate). After each (workload, seed) the rows so
-    far are kept in {tag}.partial.json; `resume` continues an interrupted run of the same
-    configuration from it (its workloads keep their tuned rate and epoch-equivalent; the seeds
-    it finished are not run again)."""
-    cfg.check()
-    tick = tick or (lambda _msg: None)
-    say = say or (lambda _msg: None)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out / f"{tag}.{ext}" for ext in ("json", "md", "png")}
-    partial = out / f"{tag}.partial.json"
-    t0 = time.perf_counter()
-    load_before, up_before, git = load_average(), uptime(), git_state()
-    samples: list[dict[str, Any]] = []
-
-    def sample_load(where: str) -> None:
-        samples.append({"at_s": round(time.perf_counter() - t0, 1), "where": where, "load": load_average()})
-
-    import datetime
-
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    earlier = _earlier(partial, cfg, say) if resume else None
-    skipped = skipped_workloads(cfg)
-    for name, why in skipped.items():
-        say(f"skipping {name}: {why}")
-    workloads: list[Workload] = []
-    rows: list[dict[str, Any]] = list(earlier["rows"]) if earlier else []
-
-    def keep(extra: list[dict[str, Any]]) -> None:
-        """The rows so far survive a crash of a long run (the file goes once the report is written)."""
-        write_json(partial, {"config": asdict(cfg), "command": list(command) if command is not None else None,
-                             "started": started, "rows": rows + extra,
-                             "workloads": [w.to_json() for w in workloads], "load_samples": samples})
-
-    for name in cfg.workloads:
-        if name in skipped:
-            continue
-        before = (earlier or {}).get("workloads", {}).get(name)
-        done = (earlier or {}).get("done", {}).get(name, [])
-        wl = before or resolve(name, cfg)
-        why = _prepare(wl, cfg, tick, say, sample_load, fresh=before is None)
-        if why:
-            skipped[name] = why
-            continue
-        workloads.append(wl)
-        t_wl = time.perf_counter()
-        got = run_workload(wl, cfg, tick, sample_load, done=done, seed_done=keep)
-        rows += got
-        wl.split_cache = None
-        bad = sum(1 for r in got if r.get("error"))
-        say(f"{name}: {len(got)} runs in {time.perf_counter() - t_wl:.0f} s" + (f", {bad} failed" if bad else "")
-            + (f" (seeds {done} from the earlier run)" if done else ""))
-        keep([])
-    sample_load("end")
-    # rows in the order of the workloads, seeds and budgets (a resumed run appends)
-    order = {n: i for i, n in enumerate(cfg.workloads)}
-    rows.sort(key=lambda r: (order.get(r["workload"], 99), cfg.seeds.index(r["seed"]) if r["seed"] in cfg.seeds
-                             else 99, r["budget"]))
-    doc: dict[str, Any] = {"benchmark": "equal-time", "preset": preset, "config": asdict(cfg),
-                           **run_metadata(command), "wall_s": time.perf_counter() - t0, "note": note,
-                           "load_average": {"start": load_before, "end": load_average()}, "load_samples": samples,
-                           "uptime": {"start": up_before, "end": uptime()}, "git": git, "skipped": skipped,
-                           "workloads": [w.to_json() for w in workloads], "methods": list(cfg.methods),
-                           "summary": summarize(rows, workloads, cfg), "rows": rows}
-    if earlier is not None:
-        doc["resumed"] = {"command": earlier["command"], "started": earlier["started"], "git": earlier["git"],
-                          "load_samples": earlier["load_samples"], "done": earlier["done"]}
-    png = _write(doc, paths["json"], plots and bool(workloads))
-    partial.unlink(missing_ok=True)
-    doc["paths"] = {k: str(v) for k, v in paths.items() if k != "png" or png}
-    return doc
-
-
-def _earlier(partial: Path, cfg: EqualTimeConfig, say: Callable[[str], None]) -> dict[str, Any]:
-    """What an interrupted run of the same configuration kept (load_partial)."""
-    if not partial.is_file():
-        raise GdsolverError(f"--resume: no interrupted run to continue ({partial} not found)")
-    earlier = load_partial(partial, cfg)
-    say(f"resuming {partial}: " + (", ".join(f"{w} seeds {s}" for w, s in earlier["done"].items())
-                                   or "nothing finished") + " done")
-    return earlier
 
 
 def _prepare(wl: Workload, cfg: EqualTimeConfig, tick: Callable[[str], None], say: Callable[[str], None],
@@ -303,18 +244,67 @@ def _prepare(wl: Workload, cfg: EqualTimeConfig, tick: Callable[[str], None], sa
     return None
 
 
-def _write(doc: dict[str, Any], json_path: Path, plots: bool) -> str | None:
-    """The document's JSON, its markdown report and (plots) its plot beside it; the plot's file
-    name or None."""
-    from gdsolver.atomic import atomic_write_text
+def _workload_from_json(w: dict[str, Any]) -> Workload:
+    names = {f.name for f in fields(Workload)}
+    return Workload(**{k: (tuple(v) if k == "budgets" else v) for k, v in w.items() if k in names})
 
-    png = None
-    if plots:
-        doc["png_bytes"] = plot(doc, json_path.with_suffix(".png"))
-        png = json_path.with_suffix(".png").name
-    write_json(json_path, doc)
-    atomic_write_text(json_path.with_suffix(".md"), markdown(doc, png))
-    return png
+
+def report(doc: dict[str, Any]) -> list[str]:
+    """The report of a result document, as lines (a document from before the runner names no plot;
+    give it doc["png"])."""
+    md = markdown(doc, doc.get("png") if doc.get("png_bytes") else None)
+    return md.split("\n")[:-1] if md.endswith("\n") else md.split("\n")
+
+
+def _plot(doc: dict[str, Any], path: Path) -> int:
+    return plot(doc, path) if doc["workloads"] else 0
+
+
+def equal_time_bench(cfg: EqualTimeConfig, preset: str = "custom", plots: bool = True, note: str | None = None,
+                     tick: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None) -> Bench:
+    """The comparison as a bench: a cell per workload and seed (module docstring), run one after
+    another in this process (times are the point), the rows kept after each cell."""
+    cfg.check()
+    run = _Run(cfg, tick or (lambda _msg: None), say or (lambda _msg: None))
+    for name, why in run.skipped.items():
+        run.say(f"skipping {name}: {why}")
+    cells = [{"workload": w, "seed": s} for w in cfg.workloads if w not in run.skipped for s in cfg.seeds]
+    return Bench("equal-time", cells, run.run_cell, report, meta={"preset": preset, "config": asdict(cfg), "note": note},
+                 summarize=run.summarize, header=False, plot=_plot if plots and cells else None, report_failed=True,
+                 checkpoint=True, resumed=run.take_back)
+
+
+def _upgrade_partial(path: Path, preset: str, note: str | None) -> None:
+    """A {tag}.partial.json written before bench/runner.py (no "benchmark"), in the runner's form:
+    the settings it did not keep (preset, note) are this run's; its config is compared as usual."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # the runner says why it cannot read it
+    if "benchmark" in old:
+        return
+    write_json(path, {"benchmark": "equal-time", "preset": preset, "config": old.get("config"), "note": note,
+                      "machine": {"date": old.get("started")}, "rows": old.get("rows", []),
+                      "workloads": old.get("workloads", []), "load_samples": old.get("load_samples", []),
+                      "run": {"command": old.get("command"), "git": old.get("git")}})
+
+
+def run_equal_time_bench(cfg: EqualTimeConfig, out_dir: str | os.PathLike = "benchmarks/results", *,
+                         tag: str = "equal_time", preset: str = "custom", tick: Callable[[str], None] | None = None,
+                         command: Sequence[str] | None = None, plots: bool = True, note: str | None = None,
+                         say: Callable[[str], None] | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run the comparison and write {tag}.json / .md / .png into out_dir; returns the document
+    (full precision; the files keep 7 significant digits). `say` gets one-line progress notes
+    (a skipped workload, a measured epoch, a tuned rate, each cell). After each (workload, seed)
+    the rows so far are kept in {tag}.partial.json; `resume` continues an interrupted run of the
+    same configuration from it, or reuses a finished {tag}.json's (its workloads keep their tuned
+    rate and epoch-equivalent; the seeds it finished are not run again)."""
+    if resume:
+        _upgrade_partial(Path(out_dir) / f"{tag}.partial.json", preset, note)
+    bench = equal_time_bench(cfg, preset, plots, note, tick, say)
+    return run_bench(bench, out_dir, tag, echo=say or (lambda _msg: None), command=command, resume=resume)
 
 
 def rewrite_report(json_path: str | os.PathLike, *, plots: bool = True) -> dict[str, Any]:
@@ -323,11 +313,18 @@ def rewrite_report(json_path: str | os.PathLike, *, plots: bool = True) -> dict[
     after the run."""
     import json
 
+    from gdsolver.atomic import atomic_write_text
+
     path = Path(json_path)
     doc = json.loads(path.read_text())
     cfg = EqualTimeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
     wls = [_workload_from_json(w) for w in doc["workloads"]]
     doc["summary"] = summarize(doc["rows"], wls, cfg)
     doc["summary_rewritten"] = True
-    _write(doc, path, plots and bool(wls))
+    if plots and wls:
+        doc["png_bytes"] = plot(doc, path.with_suffix(".png"))
+        doc["png"] = path.with_suffix(".png").name
+    write_json(path, doc)
+    bench = Bench("equal-time", [], None, report, header=False, report_failed=True)
+    atomic_write_text(path.with_suffix(".md"), render(bench, clean(doc, 7)))
     return doc
