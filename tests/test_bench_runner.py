@@ -141,7 +141,8 @@ def _runner_layout(tag: str, doc: dict) -> dict:
     doc = {k: v for k, v in doc.items() if k not in moved}
     old = json.loads((RESULTS / f"{tag}.json").read_text())
     if tag == "compile":
-        doc["rows"] = ([{"kind": "size", **r} for r in old["rows"]] + [{"kind": "scip-routes", **old["scip_row_routes"]}]
+        doc["rows"] = ([{"kind": "size", **r} for r in old["rows"]]
+                       + [{"kind": "scip-routes", **old["scip_row_routes"]}]
                        + [{"kind": "hidden", **r} for r in old["hidden_layer_rows"]])
     load = {"start": [9.0, 8.0, 7.0], "end": [9.5, 8.0, 7.0], "cells_min_median_max": [9.0, 9.1, 9.5]}
     if tag == "sweeps":

@@ -254,7 +254,8 @@ def _label(desc: dict[str, Any]) -> str:
 
 
 def _describe(row: dict[str, Any]) -> str:
-    return (f"{_label(row):<40} " + "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+    solves = "  ".join(f"{n} {r['status']} {r['solve_s']:.3f}s" for n, r in row["results"].items())
+    return (f"{_label(row):<40} {solves}"
             + (f"  skipped {sorted(row['skipped'])}" if row["skipped"] else "") + f"  agree {row['agree']}")
 
 
