@@ -207,11 +207,12 @@ def _run_stages(bench: Bench, echo: Callable, tick: Callable[[str], None] | None
 
 def _keeping(run_cell: Callable[[dict[str, Any]], Row | list[Row]], so_far: list[Row],
              keep: Callable[[list[Row]], None]) -> Callable[[dict[str, Any]], Row | list[Row]]:
-    def run(cell: dict[str, Any]) -> Row | list[Row]:
+    def run(cell: dict[str, Any]) -> list[Row]:
         out = run_cell(cell)
-        so_far.extend([out] if isinstance(out, dict) else out)
+        got = [out] if isinstance(out, dict) else list(out)
+        so_far.extend(got)
         keep(so_far)
-        return out
+        return got
 
     return run
 
