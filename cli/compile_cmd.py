@@ -10,7 +10,7 @@ import typer
 
 from gdsolver.formulate.sweep import CLASSIFICATION_MODES, DEFAULT_MODE, REGRESSION_MODES
 from gdsolver.modelfile.compile import DEFAULT_KEEP_CORRECT
-from gdsolver.train.config import RECIPE
+from gdsolver.train.config import HIDDEN_RADIUS_FAN_IN, RECIPE
 from gdsolver.train.sweep import DEFAULT_CE_POINTS, DEFAULT_DIRECT_POINTS, DEFAULT_MIP_POINTS
 
 from .apps import app
@@ -27,7 +27,8 @@ def compile_cmd(
     task: Annotated[Task, typer.Option(help="Formulation to build.")],
     radius: Annotated[Optional[float], typer.Option(
         help=f"Box half-width around the current weights and biases (default as the trainer: regression "
-             f"{RECIPE['regression']['radius']:g}, classification {RECIPE['classification']['radius']:g}).")] = None,
+             f"{RECIPE['regression']['radius']:g}, classification {RECIPE['classification']['radius']:g}, a "
+             f"classification hidden layer {HIDDEN_RADIUS_FAN_IN:g} / its number of inputs).")] = None,
     mode: Annotated[Optional[str], typer.Option(
         help=f"The head: the loss being trained by default, as the trainer (regression "
              f"{DEFAULT_MODE['regression']}, classification {DEFAULT_MODE['classification']}); also "

@@ -326,8 +326,10 @@ class _Rounds:
 
         s, inst = self.settings, self.given
         trust = float(inst.meta.get("radius", 1.0))  # smooth heads: trust region, the whole box at first
+        refine_s = 0.0  # the last refinement's build time
         while True:
             self.current = inst
+            t_round = time.perf_counter()
             left = _left(s.time_limit, self.t0)
             if left is not None and left <= 0.01 and self.best is not None:
                 self.note = f"; stopped refining after {self.n} round(s): time limit"
@@ -385,12 +387,17 @@ class _Rounds:
                              f"on its points" + ("" if converged else " (round limit before convergence)"))
                 return
             trust = min(trust, float(inst.meta.get("radius", trust)))
-            left = _left(s.time_limit, self.t0)
-            if left is not None and left <= 0.01:  # the next round's build alone took 0.7 s on MNIST: not built
+            # a round is worth starting when the time left holds its build and checks (as the last ones
+            # took: 0.7 + 0.5 s on a 784-256 MNIST block sweep) and as much again to solve: else it
+            # would end past the limit
+            left, spent = _left(s.time_limit, self.t0), time.perf_counter() - t_round - res.runtime_s
+            if left is not None and left <= max(0.01, 3.0 * (max(spent, 0.0) + refine_s)):
                 self.note = f"; stopped refining after {self.n + 1} round(s): time limit"
                 self.cut_short = True
                 return
+            t_refine = time.perf_counter()
             inst, self.n = refine(inst, res.x, centre=self.best[1].x, trust=trust), self.n + 1
+            refine_s = time.perf_counter() - t_refine
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self.t0

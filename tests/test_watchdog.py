@@ -129,3 +129,18 @@ def test_a_highs_run_that_ignores_the_stop_is_left_behind(limit_passes_when_solv
         deaf.clear()  # the run left behind now obeys its stop flag at HiGHS's next check
         assert highs.join_abandoned(30.0)
     assert not highs._abandoned
+
+
+def test_the_pipeline_answers_time_limit_with_a_verified_point(limit_passes_when_solver_starts):
+    """solve_sweep (search "mip": the backend's solve) on a sweep HiGHS cannot finish: the watchdog
+    stops the solve, the pipeline's answer is usable (ir.verify and the forward-pass check) and says
+    TIME_LIMIT / FEASIBLE; the closest-point LP after it is skipped or capped, never run past the limit."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.pipeline import SolveSettings, solve_sweep
+
+    inst = hard_instance()
+    out = solve_sweep(inst, SolveSettings(time_limit=60, search="mip"))
+    assert out.usable and out.status == "FEASIBLE", (out.status, out.reason)
+    assert out.result.termination == "time_limit" and WATCHDOG in out.result.message
+    assert verify(inst, out.x).ok and check_claims(inst, out.x).ok
+    assert out.objective >= inst.objective_value(inst.start) - 1e-9

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mnist_blocks import trained  # noqa: E402
+from mnist_models import MLP, trained  # noqa: E402
 
 from gdsolver.bench.machine import machine_info  # noqa: E402
 from gdsolver.data import load_split  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     split = load_split("mnist", data_dir=a.data, seed=a.seed)
-    model = trained(split, a.epochs, a.seed, Path(a.cache)).double()
+    model = trained(split, MLP, a.epochs, a.seed, Path(a.cache)).double()
     X = torch.as_tensor(split.train[0]).double().reshape(len(split.train[0]), -1)
     y = np.asarray(split.train[1], np.int64)
     Xt = torch.as_tensor(split.test[0]).double().reshape(len(split.test[0]), -1)

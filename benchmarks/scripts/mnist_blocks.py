@@ -23,34 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from gdsolver.bench.machine import machine_info
-from gdsolver.bench.repair_bench import adam_epochs
 from gdsolver.data import load_split
 from gdsolver.extract import network_from_torch
 from gdsolver.formulate.claims import swept_weights
 from gdsolver.formulate.heads import cross_entropy
 from gdsolver.pipeline import SolveSettings, solve_sweep
 from gdsolver.train.one_sweep import LayerSweep
-
-
-def mlp() -> nn.Sequential:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                         nn.Linear(128, 10))
-
-
-def trained(split, epochs: int, seed: int, cache: Path) -> nn.Sequential:
-    path = cache / f"mnist_mlp_e{epochs}_s{seed}.pt"
-    torch.manual_seed(seed)
-    model = mlp()
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model
-    adam_epochs(model, *split.train, epochs=epochs, seed=seed)
-    cache.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    return model
+from mnist_models import MLP, trained  # the scripts' shared models
 
 
 def nnz(inst) -> int:
@@ -74,7 +55,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     split = load_split("mnist", data_dir=a.data, seed=a.seed)
-    model = trained(split, a.epochs, a.seed, Path(a.cache)).double()
+    model = trained(split, MLP, a.epochs, a.seed, Path(a.cache)).double()
     X = torch.as_tensor(split.train[0]).double().reshape(len(split.train[0]), -1)
     y = np.asarray(split.train[1], np.int64)
     net = network_from_torch(model, X[:64])

@@ -18,32 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from gdsolver.bench.machine import machine_info
-from gdsolver.bench.repair_bench import adam_epochs
 from gdsolver.data import load_split
 from gdsolver.extract import network_from_torch
 from gdsolver.formulate import sweep_instance
+from mnist_models import trained  # the scripts' shared models
 
 ARCHS = {"784-256-128-10": (256, 128), "784-256-128-64-10": (256, 128, 64)}
-
-
-def train(split, hidden, epochs: int, seed: int, cache: Path) -> nn.Sequential:
-    sizes = (784, *hidden)
-    mods: list[nn.Module] = [nn.Flatten()]
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        mods += [nn.Linear(a, b), nn.ReLU()]
-    torch.manual_seed(seed)
-    model = nn.Sequential(*mods, nn.Linear(sizes[-1], 10))
-    path = cache / f"mnist_mlp_{'-'.join(map(str, sizes))}_e{epochs}_s{seed}.pt"
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model
-    adam_epochs(model, *split.train, epochs=epochs, seed=seed)
-    cache.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    return model
 
 
 def main() -> None:
@@ -66,7 +48,7 @@ def main() -> None:
     pick = np.sort(rng.choice(len(X), a.points, replace=False))
     rows = []
     for arch, hidden in ARCHS.items():
-        model = train(split, hidden, a.epochs, a.seed, Path(a.cache)).double()
+        model = trained(split, f"mlp-784-{'-'.join(map(str, hidden))}-10", a.epochs, a.seed, Path(a.cache)).double()
         net = network_from_torch(model, X[:64])
         H = X[pick]
         for r in (float(v) for v in a.radii.split(",")):

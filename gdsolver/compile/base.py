@@ -408,13 +408,13 @@ class Backend(ABC):
         require_instance(inst)
         opts = SolveOptions.make(opts, time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                                  use_start=use_start, native=options)
+        run = SolveRun(opts.time_limit)  # the watchdog's clock starts here: the checks and the build count
         inst.validate()
         from gdsolver.ir.numerics import check_numerics
 
         check_numerics(inst)  # numbers the solvers cannot honour are refused, not solved wrongly
         self.check_model(inst)
         self.module()
-        run = SolveRun(opts.time_limit)  # the watchdog's clock starts here: the build counts
         res = self._solve(inst, opts, run)
         if run.interrupted or res.interrupted:
             raise SolveInterrupted(res if res.has_solution else None)

@@ -162,11 +162,18 @@ class HighsBackend(Backend):
         h, low, runtime, x, watch = self._run(inst, hopts, opts.threads, opts.use_start, run)
         if run.abandoned is not None:  # HiGHS is still running: answer with what its callbacks saw
             why = "Ctrl-C" if run.interrupted else "the watchdog's stop"
+            kept = "kept the last incumbent it reported (not polished)"
+            if x is not None and not verify(inst, x).ok:
+                # its big-M rows can leak M * 1e-6 (see _polish), and no polish can run beside the run left
+                # behind (one thread pool): the MIP start, when we hold it, is the answer that verifies
+                held = opts.use_start and inst.start is not None and verify(inst, inst.start).ok
+                x = inst.start.copy() if held else x
+                kept = ("kept the MIP start: the last incumbent it reported does not verify unpolished" if held
+                        else kept)
             return assemble_result(self, inst, opts, termination=Termination.INTERRUPTED,
-                                   native_status="(no answer yet)", x=watch.x, bound=watch.bound,
+                                   native_status="(no answer yet)", x=x, bound=watch.bound,
                                    nodes=watch.nodes, runtime_s=runtime, interrupted=run.interrupted, run=run,
-                                   note=f"HiGHS did not return in time after {why}; kept the last "
-                                        "incumbent it reported (not polished)")
+                                   note=f"HiGHS did not return in time after {why}; {kept}")
         note, unproven = "", False
         info = h.getInfo()
         if (x is not None and opts.use_start and inst.is_mip and not run.stopped

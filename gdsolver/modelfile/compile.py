@@ -38,7 +38,7 @@ def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: s
     sweep of a hidden layer, "A:B" (units A..B-1) or "i,j,..." (parse_units)."""
     from gdsolver.extract import model_sha256
     from gdsolver.extract.onnx_frontend import network_from_onnx
-    from gdsolver.train.config import SWEEP_DEFAULTS
+    from gdsolver.train.config import SWEEP_DEFAULTS, auto_radius
 
     X, y, prov = load_data(data, dataset)
     net = network_from_onnx(source, X, output=output)
@@ -46,8 +46,10 @@ def compile_model(source: str | os.PathLike, *, task: str, data=None, dataset: s
         y = labels_as_indices(y, net.tail.get("classes"))
     if layer != -1:  # a name, or an index, which warns once which node it is (extract.layer_spec)
         layer = layer_indices(net, [layer], what="--layer")[0]
-    job = prepare_sweep(net, X, y, task=task, layer=layer,
-                        radius=SWEEP_DEFAULTS.for_task(task).radius if radius is None else radius,
+    if radius is None:  # as the trainer's "auto": a classification hidden layer's box scales with its fan-in
+        k = net.layer_index(layer)
+        radius = auto_radius(task, net.layers[k].N, k < len(net.layers) - 1)
+    job = prepare_sweep(net, X, y, task=task, layer=layer, radius=radius,
                         mode=mode, margin=margin, points=SWEEP_DEFAULTS.points if points is None else points,
                         keep_correct=resolve_keep_correct(task, mode, keep_correct), seed=seed,
                         units=None if units is None else parse_units(units))

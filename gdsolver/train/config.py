@@ -25,6 +25,21 @@ AUTO = "auto"
 # digits the final layer's cross-entropy sweep at 0.05 is what the validation check accepts
 RECIPE = {"regression": {"radius": 1.0, "layers": "all"},
           "classification": {"radius": 0.05, "layers": "final"}}
+# A classification sweep of a hidden layer (ReLUs after it): the recipe's 0.05 leaves every unit of
+# a 784-input MNIST layer undecided at every point, and nothing was ever improved in 30 s; the box
+# scales as 1 / fan-in instead, so that a unit's pre-activation moves about as much whatever its
+# number of inputs. The constant was chosen on MNIST's validation split (benchmarks/results/mnist_limits.md,
+# MLP 784-256-128-10, both hidden layers, 1 and 2 epochs of Adam, block 8 on 32 points, 30 s): 1 / fan-in
+# was kept by the accept rule in 3 of 4 sweeps, 4 / fan-in in 2 of 4, 16 / fan-in in none.
+HIDDEN_RADIUS_FAN_IN = 1.0
+
+
+def auto_radius(task: str, fan_in: int, hidden: bool) -> float:
+    """The box half-width "auto" gives a sweep of a layer with `fan_in` inputs: the task's recipe,
+    except a classification hidden layer (`hidden`: not the network's last): HIDDEN_RADIUS_FAN_IN / fan_in."""
+    if task == "classification" and hidden:
+        return HIDDEN_RADIUS_FAN_IN / max(int(fan_in), 1)
+    return float(RECIPE[task]["radius"])
 
 
 def setting(default: Any, help: str | Callable[[], str], cli_type: type | None = None) -> Any:
@@ -123,7 +138,8 @@ class SweepConfig:
         AUTO, "Dense layers to sweep: final, all, or indices / module names separated by commas; each round "
         "visits them from the input side; auto: the task's recipe (regression all, classification final).", str)
     radius: float | str = setting(AUTO, "Box half-width around the current weights; auto: the task's recipe "
-                                  "(regression 1, classification 0.05).", float)
+                                  f"(regression 1, classification 0.05, a classification hidden layer "
+                                  f"{HIDDEN_RADIUS_FAN_IN:g} / its number of inputs).", float)
     adapt_radius: bool = setting(True, "Halve a layer's box after a rejected sweep, double it after one that found "
                                  "nothing better.", bool)
     points: int | str | None = setting("auto", "Points per sweep (auto: 32 misclassified for a counting head; ce "

@@ -43,7 +43,8 @@ from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eva
                                              network_from_torch, restore_params)
 from gdsolver.train import config
 from gdsolver.train.config import GD_DEFAULTS as GD
-from gdsolver.train.config import AcceptConfig, LoopConfig, PortfolioConfig, SweepConfig, keyword, split_settings
+from gdsolver.train.config import (AUTO, AcceptConfig, LoopConfig, PortfolioConfig, SweepConfig, auto_radius, keyword,
+                                   split_settings)
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
 from gdsolver.pipeline import SweepOutcome, solve_sweep
@@ -100,6 +101,8 @@ class GDSolver(TimeAware, Trainer):
         parts = split_settings(settings, type(self).__name__)
         self.loop = LoopConfig(**parts[LoopConfig])
         self.sweep_config = SweepConfig(**parts[SweepConfig]).for_task(self.task)
+        # radius "auto": the recipe's, except a classification hidden layer's, which scales with its fan-in
+        self._auto_radius = parts[SweepConfig].get("radius", AUTO) == AUTO
         if self.sweep_config.keep_correct and task == "regression":  # else every sweep would be SKIPPED for it
             raise GdsolverError("keep_correct: applies to classification only")
         self.accept = AcceptConfig(**parts[AcceptConfig])
@@ -174,13 +177,15 @@ class GDSolver(TimeAware, Trainer):
         self._sweep_deadline: float | None = None
         self._explore_cap: float | None = None  # under budget_s, a sweep's first try: its time at most this
         self._layers: list[int] = []
+        self._radius: dict[str, float] = {}
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
                 net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
             except GdsolverError as exc:
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
             self._layers = self._resolve_layers(net)
-        self._radius = {name: self.sweep_config.radius for name in self._layers}
+            self._radius = {name: self._first_radius(net, name) for name in self._layers}
+        self._radius0 = dict(self._radius)  # what the adaptive radius stays near
         if self.budget_s is not None:
             self._fit_budget()
             return
@@ -480,11 +485,19 @@ class GDSolver(TimeAware, Trainer):
             return self._monitored_loss(row)
         return row["val_acc"] if row["val_acc"] is not None else row["train_acc"]
 
+    def _first_radius(self, net, name: str) -> float:
+        """A layer's box half-width at its first sweep: the one set, or for "auto" train.config.auto_radius
+        (a classification hidden layer: HIDDEN_RADIUS_FAN_IN / its fan-in)."""
+        if not self._auto_radius:
+            return self.sweep_config.radius
+        k = net.layer_index(name)
+        return auto_radius(self.task, net.layers[k].N, k < len(net.layers) - 1)
+
     def _adapt(self, name: str, *, grow: bool) -> None:
         """Grow a layer's box after a sweep that found nothing better, shrink it after a rejected one."""
         if not self.sweep_config.adapt_radius:
             return
-        r0 = self.sweep_config.radius
+        r0 = self._radius0[name]
         r = self._radius[name] * (2.0 if grow else 0.5)
         self._radius[name] = min(max(r, r0 / RADIUS_MAX_FACTOR), r0 * RADIUS_MAX_FACTOR)
 
