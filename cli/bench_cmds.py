@@ -44,10 +44,6 @@ def _seeds(n: Optional[int], default: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(range(n))
 
 
-def _wrote(doc: dict[str, Any]) -> None:
-    console.print("wrote " + ", ".join(doc["paths"].values()), markup=False)
-
-
 @bench_app.command("compile")
 @user_errors
 def bench_compile(
@@ -180,7 +176,6 @@ def bench_regression(
                       f"{ms[e['best_baseline']]['mean']:.4g}; " + ", ".join(
                           f"{n} {m['mean']:.4g} ({100 * m['vs_best']:+.1f}%)" for n, m in ms.items()
                           if n.startswith("gdsolver")), markup=False)
-    _wrote(doc)
 
 
 @bench_app.command("data-efficiency")
@@ -255,7 +250,6 @@ def bench_data_efficiency(
             console.print(f"{h['model']} e={h['epochs']}: best baseline at n={h['n_max']} {h['best_baseline']} "
                           f"{h['target']:.3f}; smallest n reaching it: " + ", ".join(
                               f"{m} {n if n is not None else '-'}" for m, n in h["smallest_n"].items()), markup=False)
-    _wrote(doc)
 
 
 @bench_app.command("equal-time")
@@ -315,7 +309,6 @@ def bench_equal_time(
                       f"{e['best_baseline']} {vb.get('ref_mean', float('nan')):.4g} "
                       f"({100 * vb.get('rel', float('nan')):+.1f}%, better on {vb.get('better', 0)}/{vb.get('n', 0)}); "
                       f"vs no sweeps {100 * va.get('rel', float('nan')):+.1f}%", markup=False)
-    _wrote(doc)
 
 
 @bench_app.command("sweeps")
