@@ -144,3 +144,30 @@ def test_the_pipeline_answers_time_limit_with_a_verified_point(limit_passes_when
     assert out.result.termination == "time_limit" and WATCHDOG in out.result.message
     assert verify(inst, out.x).ok and check_claims(inst, out.x).ok
     assert out.objective >= inst.objective_value(inst.start) - 1e-9
+
+
+def _lp_with_start(n: int = 1000, seed: int = 0):
+    """A random LP (n columns, n range rows, 10 distinct columns a row; within Gurobi's pip licence)
+    with a feasible start: no backend solves it before the watchdog's first look."""
+    from gdsolver.ir import InstanceBuilder
+
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-1, 1, n)
+    r = np.repeat(np.arange(n), 10)
+    c = (7 * r + np.tile(np.arange(10) * (n // 10), n)) % n
+    a = rng.normal(size=10 * n)
+    ax0 = np.bincount(r, weights=a * x0[c], minlength=n)
+    bld = InstanceBuilder()
+    x = bld.add_block("x", (n,), lb=-2.0, ub=2.0, cost=rng.normal(size=n), start=x0)
+    bld.add_rows("r", r, x[c], a, n, lo=ax0 - rng.uniform(0, 1, n), hi=ax0 + rng.uniform(0, 1, n))
+    return bld.build("min")
+
+
+def test_an_lp_stopped_by_the_watchdog_answers_its_start(backend, limit_passes_when_solver_starts):
+    """A cross-entropy round is an LP: stopped before the solver holds a feasible point, the solve
+    answers with the instance's start (it verifies), FEASIBLE at the time limit, not with nothing."""
+    inst = _lp_with_start()
+    assert verify(inst, inst.start).ok
+    res = _solve(inst, backend, time_limit=60)
+    assert res.termination == "time_limit" and WATCHDOG in res.message, (res.status, res.message)
+    assert res.status == "FEASIBLE" and verify(inst, res.x).ok

@@ -288,9 +288,8 @@ class GurobiBackend(Backend):
             runtime = time.perf_counter() - t0
             name = status_name(m.Status)
             xv = np.asarray(x.X, dtype=np.float64) if m.SolCount > 0 else None
-            if xv is None and run.stopped and opts.use_start and inst.start is not None and inst.is_mip \
-                    and verify(inst, inst.start).ok:
-                xv = inst.start.copy()  # stopped before Gurobi took the start: a feasible point we hold
+            if xv is None and run.stopped and opts.use_start and inst.start is not None and verify(inst, inst.start).ok:
+                xv = inst.start.copy()  # stopped before Gurobi had a point (or mid-LP): a feasible point we hold
             bound = float(m.ObjBound) if inst.is_mip else None
             nodes = int(m.NodeCount) if inst.is_mip else None
             return assemble_result(self, inst, opts, termination=termination_of(name), native_status=name, x=xv,

@@ -217,7 +217,8 @@ class HighsBackend(Backend):
         t0 = time.perf_counter()
         watch = run_highs(h, run, grace=GRACE_S)
         runtime = time.perf_counter() - t0
-        held = use_start and inst.start is not None and inst.is_mip  # a feasible point we hold in any case
+        # a feasible point we hold in any case: the MIP start, or an LP's start once a stop cut the LP short
+        held = use_start and inst.start is not None and (inst.is_mip or run.stopped)
         if run.abandoned is not None:
             if watch.x is None and held and verify(inst, inst.start).ok:
                 watch.x = inst.start.copy()

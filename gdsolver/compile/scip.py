@@ -272,7 +272,7 @@ class ScipBackend(Backend):
 def _start_if_feasible(inst: MilpInstance, opts: SolveOptions) -> np.ndarray | None:
     """The MIP start when it was to be used and satisfies the instance (ir.verify): a feasible
     point we hold in any case, the answer of a solve interrupted before SCIP had one."""
-    if opts.use_start and inst.start is not None and inst.is_mip and verify(inst, inst.start).ok:
+    if opts.use_start and inst.start is not None and verify(inst, inst.start).ok:
         return inst.start.copy()
     return None
 
