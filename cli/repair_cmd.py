@@ -41,12 +41,15 @@ def repair_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Repaired model to write (.onnx); its certificate "
                                                                  "goes beside it as NAME.certificate.json.")],
     keep: Annotated[Optional[Path], typer.Option(
-        "--keep", help="NPZ with X (and optionally y): points that keep their prediction (or label y).")] = None,
+        "--keep", help="NPZ with X (and optionally y): points that keep their prediction (or label y); may be a "
+                       "large pool (its points enter the LP only when the repaired layer breaks them).")] = None,
     layer: Annotated[str, typer.Option(help="Dense layer to change: chain index (0 first, -1 last) or node name.")]
     = "-1",
     norm: Annotated[str, typer.Option(help=f"Change to minimise: {' | '.join(NORMS)} over the layer's weights and "
                                           "bias.")] = "l1",
     margin: Annotated[float, typer.Option(help="Logit margin by which each fix point must win.")] = DEFAULT_MARGIN,
+    keep_margin: Annotated[Optional[float], typer.Option(
+        help="Logit gap each keep point keeps (or its current gap when smaller); default: --margin.")] = None,
     radius: Annotated[Optional[float], typer.Option(
         help="Box |dW| <= R of the search (default: wide at the last layer; with ReLUs after the layer, narrow "
              "and widened while infeasible).")] = None,
@@ -76,6 +79,7 @@ def repair_cmd(
     if patterns not in PATTERNS:
         fail(f"--patterns: {patterns!r}, expected one of {list(PATTERNS)}")
     checks.number("--margin", margin, lo=0.0, lo_open=True)
+    checks.number("--keep-margin", keep_margin, lo=0.0, lo_open=True)
     checks.number("--radius", radius, lo=0.0, lo_open=True)
     checks.number("--time-limit", time_limit, lo=0.0, lo_open=True)
     check_backend_name(backend)
@@ -90,7 +94,8 @@ def repair_cmd(
     with console.status(f"repairing {model.name}...", spinner="dots"):
         report = repair_onnx(model, (X_fix, y_fix), keep_pts, out=output, layer=layer, norm=norm, margin=margin,
                              radius=radius, patterns=patterns, time_limit=time_limit, backend=backend,
-                             threads=threads, force=force, data_files={"fix": fix, "keep": keep})
+                             threads=threads, force=force, data_files={"fix": fix, "keep": keep},
+                             keep_margin=keep_margin)
     if as_json:
         console.print_json(json.dumps(report.to_json(), default=str))
     else:

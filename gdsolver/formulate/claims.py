@@ -133,12 +133,15 @@ def check_claims(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
 
 
 # ------------------------------------------------------------------ repair (gdsolver.formulate.repair)
-def label_gaps(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """o_t,label - max_{j != label} o_t,j per point (> 0: classified as the label)."""
+def label_gaps(o: np.ndarray, labels: np.ndarray, pairs: np.ndarray | None = None) -> np.ndarray:
+    """o_t,label - max_{j != label} o_t,j per point (> 0: classified as the label); with `pairs`
+    (T, M) bool, over the classes j it marks only (inf for a point with none)."""
     T = o.shape[0]
     others = o.copy()
     others[np.arange(T), labels] = -np.inf
-    return o[np.arange(T), labels] - others.max(axis=1)
+    if pairs is not None:
+        others[~pairs] = -np.inf
+    return o[np.arange(T), labels] - others.max(axis=1, initial=-np.inf)
 
 
 def change_norms(dW: np.ndarray, db: np.ndarray) -> dict[str, float]:
@@ -155,7 +158,11 @@ def check_repair(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     layers, _ = network_of(inst)
     blocks = inst.unpack(x)
     o = forward_chain(layers, inst.data["H"], 0, {0: (blocks["w"], blocks["b"])})
-    gaps = label_gaps(o, inst.data["y"])
+    pairs = inst.data.get("pairs")
+    if pairs is not None and pairs.shape != o.shape:
+        return ClaimReport(False, inst.objective_value(x), float("nan"),
+                           f"data array 'pairs' has shape {list(pairs.shape)}, expected {list(o.shape)}")
+    gaps = label_gaps(o, inst.data["y"], None if pairs is None else pairs != 0)
     bad = np.flatnonzero(gaps < inst.data["margins"] / 2)
     F = int(inst.meta["fix_points"])
     norms = change_norms(blocks["w"] - layers[0].W, blocks["b"] - layers[0].b)

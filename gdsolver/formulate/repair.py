@@ -91,7 +91,8 @@ def pin_phases(bld: InstanceBuilder, a: LinExpr, pinned: np.ndarray, name: str) 
 
 def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, y_keep=None, *,
                     norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float,
-                    patterns: str = "free", fix_bias: bool = False) -> MilpInstance:
+                    patterns: str = "free", fix_bias: bool = False,
+                    keep_pairs: np.ndarray | None = None, keep_margin: float | None = None) -> MilpInstance:
     """The repair MILP of layer k (0-based, negative from the end) of `layers` (module docstring).
 
     H_fix (F, N_k) / H_keep (K, N_k): inputs of layer k at the fix and keep points; y_fix (F,)
@@ -100,7 +101,10 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     (a binary per undecided unit); "keep" pins the keep points' ReLUs to their current phases
     (rows, no binaries: a restriction, so the answer is minimal among the changes that keep
     those phases); "all" pins the fix points' too (an LP: APRNN's activation-pattern view).
-    fix_bias pins the bias (a layer without one cannot take one)."""
+    fix_bias pins the bias (a layer without one cannot take one). keep_pairs (K, M) bool: which
+    keep rows o_label - o_j >= gap to write (None: every j != label); the search adds a point's
+    rows one class at a time, as a forward pass finds them violated. keep_margin (None: margin):
+    the gap a keep point keeps, or its current gap when that is smaller."""
     layers = check_chain(layers)
     L = len(layers)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
@@ -108,6 +112,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     k = int(k) % L
     norm = _check_norm(norm)
     margin = _check_positive("margin", margin)
+    keep_margin = margin if keep_margin is None else _check_positive("keep_margin", keep_margin)
     radius = _check_positive("radius", radius)
     swept, M_out = layers[k], layers[-1].M
     if M_out < 2:
@@ -127,7 +132,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     y_keep = o_keep.argmax(axis=1) if y_keep is None else check_labels(y_keep, M_out, K, name="keep y")
     H = np.vstack([H_fix, H_keep])
     labels = np.concatenate([y_fix, y_keep]).astype(np.int64)
-    margins = np.concatenate([np.full(F, margin), keep_margins(label_gaps(o_keep, y_keep), margin)])
+    margins = np.concatenate([np.full(F, margin), keep_margins(label_gaps(o_keep, y_keep), keep_margin)])
 
     if patterns not in PATTERNS:
         raise GdsolverError(f"patterns: {patterns!r}, expected one of {list(PATTERNS)}")
@@ -143,15 +148,22 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
         out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, radius)
         _linf(bld, ids, ref, radius)
     out, relus = _encode_from(bld, out, layers, k, pinned if patterns != "free" else None)
-    diff, t, _ = heads.label_margins(bld, out, labels)
+    diff, t, j_of = heads.label_margins(bld, out, labels)
     per = M_out - 1  # rows per point, point-major
-    for name, sel in (("fix_margin", np.arange(F * per)), ("keep_margin", np.arange(F * per, (F + K) * per))):
+    keep_sel = np.arange(F * per, (F + K) * per)
+    if keep_pairs is not None:
+        pairs = np.asarray(keep_pairs, bool)
+        if pairs.shape != (K, M_out):
+            raise GdsolverError(f"keep_pairs: shape {pairs.shape}, expected {(K, M_out)}")
+        keep_sel = keep_sel[pairs[t[keep_sel] - F, j_of[keep_sel]]]
+    for name, sel in (("fix_margin", np.arange(F * per)), ("keep_margin", keep_sel)):
         if len(sel):
             e = diff.take(sel)
             bld.add_rows(name, *triplets(e.cols, e.vals), len(sel), lo=margins[t[sel]] - e.const, hi=np.inf)
     meta = {
         "formulation": "repair", "mode": "repair", "task": "classification", "norm": norm, "margin": margin,
-        "radius": radius, "patterns": patterns, "box_bias": True, "T": int(F + K), "fix_points": int(F), "keep_points": int(K),
+        "keep_margin": keep_margin, "radius": radius, "patterns": patterns, "box_bias": True, "T": int(F + K),
+        "fix_points": int(F), "keep_points": int(K),
         "N": swept.N, "M": swept.M, "layer": {"index": k, "count": L, "name": swept.name},
         "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
         "relu": relus, "relu_binaries": int(sum(r["binaries"] for r in relus)), "gdsolver_version": __version__,
@@ -159,6 +171,11 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     }
     inst = bld.build("min", meta=meta)
     inst.data = {"H": H, "y": labels, "margins": margins}
+    if keep_pairs is not None:  # the (point, class) rows written: claims.check_repair checks those
+        written = np.ones((F + K, M_out), np.int64)
+        written[F:] = pairs
+        written[np.arange(F + K), labels] = 0
+        inst.data["pairs"] = written
     for j in range(k, L):
         inst.data[f"W{j - k}"] = layers[j].W
         inst.data[f"b{j - k}"] = layers[j].b

@@ -107,12 +107,14 @@ def _points(fix: Any, keep: Any) -> tuple[np.ndarray, Any, np.ndarray | None, An
     return X_fix, y_fix, X_keep, y_keep
 
 
-def _check_options(norm: str, patterns: str, margin: float, radius: float | None, time_limit: float | None) -> None:
+def _check_options(norm: str, patterns: str, margin: float, radius: float | None, time_limit: float | None,
+                   keep_margin: float | None = None) -> None:
     if norm not in NORMS:
         raise GdsolverError(f"norm: {norm!r}, expected one of {list(NORMS)}")
     if patterns not in PATTERNS:
         raise GdsolverError(f"patterns: {patterns!r}, expected one of {list(PATTERNS)}")
-    for name, v, none_ok in (("margin", margin, False), ("radius", radius, True), ("time_limit", time_limit, True)):
+    for name, v, none_ok in (("margin", margin, False), ("radius", radius, True), ("time_limit", time_limit, True),
+                             ("keep_margin", keep_margin, True)):
         if v is None and none_ok:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
@@ -120,7 +122,7 @@ def _check_options(norm: str, patterns: str, margin: float, radius: float | None
 
 
 def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin, radius, patterns, time_limit,
-            backend, threads) -> tuple[RepairSolution, Conflict | None, np.ndarray, np.ndarray | None]:
+            backend, threads, keep_margin=None) -> tuple[RepairSolution, Conflict | None, np.ndarray, np.ndarray | None]:
     """The repair search on a network; returns (solution, conflict, fix labels, keep labels)."""
     M = net.layers[-1].M
     y_fix = check_labels(y_fix, M, len(X_fix), name="fix y")
@@ -132,7 +134,8 @@ def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin,
         H_keep, y_keep = np.zeros((0, net.layers[k].N)), np.zeros(0, np.int64)
     t0 = time.perf_counter()
     sol = solve_repair(net.layers, k, H_fix, y_fix, H_keep, y_keep, norm=norm, margin=margin, radius=radius,
-                       time_limit=time_limit, backend=backend, threads=threads, patterns=patterns)
+                       time_limit=time_limit, backend=backend, threads=threads, patterns=patterns,
+                       keep_margin=keep_margin)
     conflict = None
     if sol.status == "infeasible":
         held = sol.instance.meta["keep_points"] if sol.instance is not None else 0
@@ -141,7 +144,8 @@ def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin,
         # only what the repair's limit leaves (a floor of 1 s ran 2 s past a 2 s limit)
         left = CONFLICT_TIME_S if time_limit is None else max(MIN_CONFLICT_S, time_limit - (time.perf_counter() - t0))
         conflict = find_conflict(net.layers, k, H_fix, y_fix, kept[0], kept[1], norm=norm, margin=margin,
-                                 radius=sol.radius, patterns=patterns, backend=backend, time_limit=left)
+                                 radius=sol.radius, patterns=patterns, backend=backend, time_limit=left,
+                                 keep_margin=keep_margin)
     elif sol.status == "no repair":
         conflict = duplicate_conflict(H_fix, y_fix, H_keep, y_keep)
     return sol, conflict, y_fix, (y_keep if X_keep is not None else None)
@@ -164,13 +168,18 @@ def _layer_info(net, k: int) -> dict[str, Any]:
 def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, norm: str = "l1",
            margin: float = DEFAULT_MARGIN, radius: float | None = None, patterns: str = "all",
            time_limit: float | None = None, backend: str = DEFAULT_BACKEND, threads: int | None = None, output: Any = None,
-           inplace: bool = True, force: bool = False) -> RepairReport:
+           inplace: bool = True, force: bool = False, keep_margin: float | None = None,
+           certificate: str | os.PathLike | None = None) -> RepairReport:
     """Repair one dense layer of a torch model with the smallest change (l1 or linf) that makes
     every fix point (X, y) classified as y by `margin` and every keep point keep its prediction
     (keep=X or (X, None)) or its given label (keep=(X, y)); the layers after it are encoded
     exactly. The repaired model is run in float32 and float64 on every point; the model is
     changed in place (or a repaired copy is in `report.model` with inplace=False) only when all
-    pass, or with force=True. See docs/repair.md."""
+    pass, or with force=True. keep_margin: the gap each keep point keeps (or its current gap
+    when smaller; default `margin`). `keep` may be a large pool: its points enter the LP only
+    when a forward pass finds them broken. certificate: a path where the certificate JSON is
+    written (atomically) when the model is changed: the hashes of the model's parameters before
+    and after, of the data and of the new weights, and the counts per route. See docs/repair.md."""
     import torch
 
     from gdsolver.extract.torch_frontend import (_call, _to_tensor, apply_to_torch, eval_mode, network_from_torch,
@@ -178,8 +187,9 @@ def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, nor
 
     if not isinstance(model, torch.nn.Module):
         raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    _check_options(norm, patterns, margin, radius, time_limit)
+    _check_options(norm, patterns, margin, radius, time_limit, keep_margin)
     X_fix, y_fix, X_keep, y_keep = _points(fix, keep)
+    model_hash = torch_sha256(model)
     net = network_from_torch(model, X_fix, output=output)
     k = net.layer_index(layer)
 
@@ -193,7 +203,7 @@ def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, nor
 
     sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep, predictor(model), norm=norm,
                                            margin=margin, radius=radius, patterns=patterns, time_limit=time_limit,
-                                           backend=backend, threads=threads)
+                                           backend=backend, threads=threads, keep_margin=keep_margin)
     report = RepairReport(_status(sol), _layer_info(net, k), sol, conflict=conflict)
     if sol.W is None:
         return report
@@ -216,7 +226,44 @@ def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, nor
             report.model = model
         else:
             report.model = repaired
+        if certificate is not None:
+            doc = _certificate_doc(report, norm=norm, margin=margin, keep_margin=keep_margin, patterns=patterns,
+                                   backend=backend)
+            doc.update(model={"sha256": model_hash, "hash": "torch parameters and buffers"},
+                       repaired={"sha256": torch_sha256(repaired), "hash": "torch parameters and buffers"},
+                       data=_data_hashes(X_fix, y_fix, X_keep, y_keep, None), result_sha256=array_sha256(W_as, b_as))
+            write_certificate(certificate, doc)
+            report.certificate = str(certificate)
     return report
+
+
+def torch_sha256(model: Any) -> str:
+    """sha256 over a torch model's state (names, dtypes, shapes and bytes of its parameters and
+    buffers, in state_dict order): what a certificate names the model by."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(f"{name}:{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _certificate_doc(report: RepairReport, *, norm: str, margin: float, keep_margin: float | None, patterns: str,
+                     backend: str) -> dict[str, Any]:
+    """The certificate's fields that do not depend on the model's format."""
+    sol = report.solution
+    return {
+        "certified": report.certified, "status": report.status, "layer": report.layer, "norm": norm,
+        "margin": margin, "keep_margin": margin if keep_margin is None else keep_margin, "radius": sol.radius,
+        "patterns": patterns, "change": report.change,
+        "proof": {"text": report.proof, "minimal": sol.minimal, "global_minimal": sol.global_minimal,
+                  "solver_status": sol.solver_status, "objective": sol.objective, "bound": sol.bound,
+                  "backend": backend, "time_s": sol.time_s, "keep_rounds": sol.keep_rounds,
+                  "keep_in_milp": sol.keep_in_milp, "keep_rows": sol.keep_rows, "keep_pool": sol.keep_pool,
+                  "relu_binaries": sol.binaries},
+        "checks": report.checks}
 
 
 def _status(sol: RepairSolution) -> str:
@@ -228,7 +275,8 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
                 layer: int | str = -1, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float | None = None,
                 patterns: str = "all", time_limit: float | None = None, backend: str = DEFAULT_BACKEND,
                 threads: int | None = None, force: bool = False,
-                data_files: dict[str, str | os.PathLike] | None = None) -> RepairReport:
+                data_files: dict[str, str | os.PathLike] | None = None,
+                keep_margin: float | None = None) -> RepairReport:
     """repair() for an ONNX file: the repaired model is written to `out` (atomically) with its
     certificate beside it (repairs.certificate.certificate_path) only when every point passes on
     both routes (onnxruntime on the written file; float64 with the weights read back from it),
@@ -238,7 +286,7 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
     from gdsolver.extract.hashing import sha256_file
     from gdsolver.modeldef import forward_chain
 
-    _check_options(norm, patterns, margin, radius, time_limit)
+    _check_options(norm, patterns, margin, radius, time_limit, keep_margin)
     model_path, out = Path(model_path), Path(out)
     X_fix, y_fix, X_keep, y_keep = _points(fix, keep)
     net = network_from_onnx(model_path, X_fix)
@@ -249,7 +297,8 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
 
     sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep, predict_with(model_path),
                                            norm=norm, margin=margin, radius=radius, patterns=patterns,
-                                           time_limit=time_limit, backend=backend, threads=threads)
+                                           time_limit=time_limit, backend=backend, threads=threads,
+                                           keep_margin=keep_margin)
     report = RepairReport(_status(sol), _layer_info(net, k), sol, conflict=conflict)
     if sol.W is None:
         return report
@@ -273,13 +322,8 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
             if not (report.certified or force):
                 raise _NotWritten
             doc = {
-                "certified": report.certified, "status": report.status, "layer": report.layer, "norm": norm,
-                "margin": margin, "radius": sol.radius, "patterns": patterns, "change": report.change,
-                "proof": {"text": report.proof, "minimal": sol.minimal, "global_minimal": sol.global_minimal,
-                          "solver_status": sol.solver_status, "objective": sol.objective, "bound": sol.bound,
-                          "backend": backend, "time_s": sol.time_s, "keep_rounds": sol.keep_rounds,
-                          "keep_in_milp": sol.keep_in_milp, "relu_binaries": sol.binaries},
-                "checks": report.checks,
+                **_certificate_doc(report, norm=norm, margin=margin, keep_margin=keep_margin, patterns=patterns,
+                                   backend=backend),
                 "model": {"file": model_path.name, "sha256": model_sha256(model_path)},
                 "repaired": {"file": out.name, "sha256": sha256_file(tmp)},
                 "data": _data_hashes(X_fix, y_fix, X_keep, y_keep, data_files),

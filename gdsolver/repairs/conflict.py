@@ -81,7 +81,8 @@ def _feasible(inst: MilpInstance, backend: str, time_limit: float | None) -> boo
 
 def find_conflict(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
                   y_keep: np.ndarray, *, norm: str, margin: float, radius: float, patterns: str = "free",
-                  backend: str = DEFAULT_BACKEND, time_limit: float | None = 60.0) -> Conflict:
+                  backend: str = DEFAULT_BACKEND, time_limit: float | None = 60.0,
+                  keep_margin: float | None = None) -> Conflict:
     """A minimal infeasible set of fix points (module docstring); H_keep/y_keep: the keep points
     the infeasible MILP held."""
     t0 = time.perf_counter()
@@ -90,7 +91,7 @@ def find_conflict(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndar
     def build(sel: np.ndarray, keep: bool = True, r: float = radius) -> MilpInstance:
         return repair_instance(layers, k, H_fix[sel], y_fix[sel], H_keep if keep else None,
                                y_keep if keep else None, norm=norm, margin=margin, radius=r, patterns=patterns,
-                               fix_bias=not getattr(layers[k], "has_bias", True))
+                               fix_bias=not getattr(layers[k], "has_bias", True), keep_margin=keep_margin)
 
     def left() -> float | None:
         return None if deadline == np.inf else max(0.05, deadline - time.perf_counter())

@@ -34,7 +34,8 @@ WIDE_BOX = 10.0  # radius of an LP repair, in units of the layer's largest weigh
 NARROW_BOX = 0.05  # first radius of a repair with ReLUs after the layer, same units
 WIDEN = 4.0
 MAX_WIDENINGS = 4  # narrow box x 4^4 = 12.8 x the largest weight
-ADD_NEAR = 1.0  # keep points whose gap is below ADD_NEAR x their required gap join the MILP
+ADD_NEAR = 1.0  # keep rows (point, class) whose gap is below ADD_NEAR x the point's required gap join the MILP
+ADD_PER_ROUND = 1000  # at most this many keep rows join per round, the most violated first
 
 
 @dataclass
@@ -55,7 +56,9 @@ class RepairSolution:
     norm: str = "l1"
     margin: float = DEFAULT_MARGIN
     keep_rounds: int = 0
-    keep_in_milp: int = 0
+    keep_in_milp: int = 0  # keep points with a row in the last MILP
+    keep_rows: int = 0  # ... and their (point, class) rows
+    keep_pool: int = 0  # keep points checked by the forward pass each round
     solver_time_s: float = 0.0
     time_s: float = 0.0
     reason: str = ""
@@ -68,9 +71,17 @@ class RepairSolution:
         return {"status": self.status, "solver_status": self.solver_status, "objective": self.objective,
                 "bound": self.bound, "minimal": self.minimal, "global_minimal": self.global_minimal,
                 "radius": self.radius, "norm": self.norm, "margin": self.margin, "keep_rounds": self.keep_rounds,
-                "keep_in_milp": self.keep_in_milp, "relu_binaries": self.binaries,
+                "keep_in_milp": self.keep_in_milp, "keep_rows": self.keep_rows, "keep_pool": self.keep_pool,
+                "relu_binaries": self.binaries,
                 "solver_time_s": self.solver_time_s, "time_s": self.time_s, "reason": self.reason,
                 "change": self.change}
+
+
+def _pair_gaps(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """o_t,label - o_t,j for every class j (inf at j = label): (T, M)."""
+    g = o[np.arange(len(o)), labels][:, None] - o
+    g[np.arange(len(o)), labels] = np.inf
+    return g
 
 
 def has_relu_after(layers: list[Dense], k: int) -> bool:
@@ -86,7 +97,8 @@ def default_radius(layers: list[Dense], k: int, binaries: bool) -> float:
 def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarray, H_keep: np.ndarray,
                  y_keep: np.ndarray, *, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float | None = None,
                  time_limit: float | None = None, backend: str = DEFAULT_BACKEND, threads: int | None = None,
-                 lazy_keep: bool = True, patterns: str = "free",
+                 lazy_keep: bool = True, patterns: str = "free", keep_margin: float | None = None,
+                 options: dict[str, Any] | None = None,
                  progress: Callable[[str], None] | None = None) -> RepairSolution:
     """Search for the minimal change of layer k (module docstring). y_keep: the labels the keep
     points must keep (their predictions, for "keep what it predicts")."""
@@ -98,25 +110,32 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
     widenings = MAX_WIDENINGS if auto and binaries else 0
     y_keep = np.asarray(y_keep, np.int64)
     K = len(H_keep)
-    kmarg = keep_margins(label_gaps(forward_chain(layers, H_keep, start=k), y_keep), margin) if K else np.zeros(0)
-    active = np.zeros(K, bool) if lazy_keep else np.ones(K, bool)
-    sol = RepairSolution("no repair", radius=r, norm=norm, margin=margin)
+    kmarg = keep_margins(label_gaps(forward_chain(layers, H_keep, start=k), y_keep),
+                         margin if keep_margin is None else keep_margin) if K else np.zeros(0)
+    M = layers[-1].M
+    # (point, class) keep rows in the MILP; lazily none at first, else every class but the label
+    active = np.zeros((K, M), bool) if lazy_keep else np.ones((K, M), bool)
+    active[np.arange(K), y_keep] = False
+    sol = RepairSolution("no repair", radius=r, norm=norm, margin=margin, keep_pool=K)
     solver_time = 0.0
     while True:
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if left is not None and left <= 0.05:
             sol.reason = "time limit reached" + (" (before a repair was found)" if sol.W is None else "")
             break
-        inst = repair_instance(layers, k, H_fix, y_fix, H_keep[active], y_keep[active], norm=norm, margin=margin,
-                               radius=r, patterns=patterns, fix_bias=not getattr(layers[k], "has_bias", True))
+        pts = active.any(axis=1)
+        inst = repair_instance(layers, k, H_fix, y_fix, H_keep[pts], y_keep[pts], norm=norm, margin=margin,
+                               radius=r, patterns=patterns, fix_bias=not getattr(layers[k], "has_bias", True),
+                               keep_pairs=active[pts] if lazy_keep else None, keep_margin=keep_margin)
         settings = SolveSettings(backend=backend, search="mip", time_limit=left, threads=threads, closest=False,
-                                 use_start=False)
+                                 use_start=False, options=dict(options or {}))
         out = solve_sweep(inst, settings)
         solver_time += out.solver_time_s
         if progress is not None:
-            progress(f"radius {r:.4g}, {int(active.sum())} keep points, {inst.meta['relu_binaries']} binaries: "
-                     f"{out.status} in {out.solver_time_s:.2f} s")
-        sol.instance, sol.solver_status, sol.keep_in_milp = inst, out.status, int(active.sum())
+            progress(f"radius {r:.4g}, {int(pts.sum())} keep points ({int(active.sum())} rows), "
+                     f"{inst.meta['relu_binaries']} binaries: {out.status} in {out.solver_time_s:.2f} s")
+        sol.instance, sol.solver_status = inst, out.status
+        sol.keep_in_milp, sol.keep_rows = int(pts.sum()), int(active.sum())
         sol.binaries = int(inst.meta["relu_binaries"])
         if out.error is not None:
             raise out.error
@@ -143,10 +162,14 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
         sol.global_minimal = sol.minimal and proved_global(inst, sol.objective, linf)
         sol.pinned = inst.meta.get("patterns") != "free" and bool(inst.meta["relu"])
         if K:
-            gaps = label_gaps(forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep)
-            near = (gaps < ADD_NEAR * kmarg) & ~active
-            if near.any():
-                active |= near
+            slack = _pair_gaps(forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep) \
+                - ADD_NEAR * kmarg[:, None]
+            slack[active] = np.inf
+            near = np.flatnonzero(slack.ravel() < 0)
+            if len(near):
+                if len(near) > ADD_PER_ROUND:  # the most violated first: the rest may hold after them
+                    near = near[np.argsort(slack.ravel()[near], kind="stable")[:ADD_PER_ROUND]]
+                active.ravel()[near] = True
                 sol.keep_rounds += 1
                 sol.status, sol.minimal, sol.global_minimal = "no repair", False, False
                 continue
