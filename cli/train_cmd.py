@@ -124,7 +124,7 @@ def _check_options(method: list[str], task: str | None, gd: dict[str, Any], sett
     """Every option checked before the data loads (outputs: _check_outputs' arguments); the
     trainers' Ray options (none without --ray)."""
     from gdsolver.train.methods import method_names, method_options
-    from gdsolver.train.trainer import OPTIMIZERS
+    from gdsolver.train.optim import OPTIMIZERS
 
     from . import checks
 

@@ -242,6 +242,17 @@ def _convex_answer(problem: "ConvexSweep", settings: SolveSettings, t0: float) -
         return problem.solve(deadline=deadline)
 
 
+def _termination(converged: bool, message: str) -> str:
+    """Why a direct solve stopped (compile.status.Termination) from its message: L-BFGS-B's
+    iteration cap, the deadline, or another stop (an abnormal line search: the point is still
+    the best found, never worse than the start)."""
+    if converged:
+        return "optimal"
+    if "time limit" in message:
+        return "time_limit"
+    return "iteration_limit" if "ITERATIONS REACHED LIMIT" in message.upper() else "other_limit"
+
+
 def solve_convex(problem: "ConvexSweep", settings: SolveSettings = SOLVE_DEFAULTS) -> SweepOutcome | None:
     """A convex sweep solved from its arrays alone (no instance is built: the answer is the
     layer's [W | b], `weights`). Checked here: finite, inside the box, its loss not above the
@@ -259,10 +270,32 @@ def solve_convex(problem: "ConvexSweep", settings: SolveSettings = SOLVE_DEFAULT
     status = "OPTIMAL" if ok else "FEASIBLE"
     res = SolveResult(status, x=None, objective=loss, runtime_s=time.perf_counter() - t0, backend="scipy",
                       backend_version=scipy.__version__, message=msg,
-                      termination="optimal" if ok else "time_limit" if "time limit" in msg else "other")
+                      termination=_termination(ok, msg))
     return SweepOutcome(status, None, loss, f"; solved directly from its arrays ({msg}), loss {loss:.6g} on its "
                         "points", res.runtime_s, True, msg, "", [], None, 0, loss, res,
                         weights=(V[:, :-1], V[:, -1]))
+
+
+def instance_files(inst: MilpInstance, outcome: SweepOutcome,
+                   settings: SolveSettings = SOLVE_DEFAULTS) -> list[tuple[str, MilpInstance, Any]]:
+    """What to dump for an answer solve_convex found from the arrays of `inst`: the instance
+    with that answer as its point (refine.point_at), verified like any solver's (a point that
+    does not verify is dumped as the result without x, with the reason)."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.formulate.refine import point_at
+
+    from gdsolver.ir.verify import verify
+
+    W, b = outcome.weights
+    x = point_at(inst, W, b)
+    res = replace(outcome.result, instance_fingerprint=fingerprint(inst))
+    if x is not None and verify(inst, x).ok and check_claims(inst, x).ok:
+        res = replace(res, x=x, objective=inst.objective_value(x))
+    else:
+        res = replace(res, status="ERROR", message="the answer from the arrays does not verify on the instance")
+    res.options = {"pipeline": {**settings.to_json(), "refinements": 0, "true_loss": outcome.true_loss,
+                                "from_arrays": True}}
+    return [("", inst, res)]
 
 
 def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutcome | None:
@@ -286,7 +319,7 @@ def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutc
     res = SolveResult("OPTIMAL" if ok else "FEASIBLE", x=x, objective=inst.objective_value(x), runtime_s=0.0,
                       backend="scipy", backend_version=scipy.__version__, message=msg,
                       instance_fingerprint=fingerprint(inst),
-                      termination="optimal" if ok else "time_limit" if "time limit" in msg else "other")
+                      termination=_termination(ok, msg))
     res.runtime_s = time.perf_counter() - t0
     res.options = {"pipeline": {**settings.to_json(), "refinements": 0, "true_loss": loss}}
     return SweepOutcome(str(res.status), x, res.objective, f"; solved directly ({msg}), true loss {loss:.6g} on its "
@@ -429,7 +462,7 @@ class _Rounds:
             pipe["true_loss"] = self.best[2]
         out.options = {**(res.options or {}), "pipeline": pipe}
         if self.cut_short and out.termination == "optimal":
-            out.termination = "time_limit" if "time limit" in self.note else "other"
+            out.termination = "time_limit" if "time limit" in self.note else "other_limit"
         return out
 
     def _point_of_given(self, x: np.ndarray) -> np.ndarray | None:

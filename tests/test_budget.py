@@ -94,7 +94,8 @@ def test_training_stays_inside_its_budget(poly, make):
     assert last <= budget + slowest + 0.25, (last, slowest)
     assert len(h.epochs) > 1
     if isinstance(tr, GDSolver):
-        assert h.decisions and h.decisions[-1]["move"] is None  # it stopped because the budget was spent
+        # it stopped because the budget was spent, or ended with the last layer's polish (classification)
+        assert h.decisions and (h.decisions[-1]["move"] is None or "kept for the end" in h.decisions[-1]["reason"])
         assert all(d["reason"] for d in h.decisions)
         # every GD move trains at least an epoch (a move of none was chosen again and again: it spun)
         assert sum(d["move"] == "gd" for d in h.decisions) <= len(h.epochs) + 1
@@ -144,3 +145,56 @@ def test_a_sweep_keeps_inside_its_share_of_the_budget():
         # its share of at most the whole budget, plus the checks after the deadline
         assert spent <= SWEEP_SHARE * budget + MIN_SOLVE_S + 0.5, r
     assert max(r["elapsed_s"] for r in h.rows) <= budget + 1.0
+
+
+def test_a_last_epoch_is_cut_at_the_budget_end_and_says_how_much_ran():
+    """Under budget_s a whole epoch that no longer fits runs partially (its batches stop at the
+    deadline, its evaluation kept in hand), recorded as the share of batches that ran; L-BFGS (one
+    full-batch step an epoch) never does, so the scheduler waits for a whole epoch."""
+    import time
+
+    import torch
+
+    X = torch.randn(640, 5)
+    y = torch.randint(0, 3, (640,))
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    tr = GDTrainer(model, "classification", optimizer="adam", lr=1e-2, batch_size=64, epochs=1, budget_s=100.0)
+    tr.fit((X, y))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    tr._partial = None
+    tr._gd_epoch(opt, deadline=time.perf_counter())  # already due: one batch runs
+    assert tr._partial == pytest.approx(1 / 10)
+    tr._epoch_cost, tr._metrics_cost = 1.0, 0.2
+    tr._t0 = time.perf_counter() - 99.5  # 0.5 s left: a whole epoch (1 s) does not fit, a partial one does
+    d = tr._partial_deadline(opt)
+    assert d is not None and d - time.perf_counter() == pytest.approx(0.3, abs=0.05)
+    assert tr._gd_step() == pytest.approx(0.2 + 0.1 * 0.8)
+    tr._t0 = time.perf_counter() - 99.9  # 0.1 s left, less than its evaluation: nothing starts
+    assert tr._partial_deadline(opt) is None
+    lb = GDTrainer(model, "classification", optimizer="lbfgs", epochs=1, budget_s=100.0)
+    lb._epoch_cost, lb._metrics_cost, lb._t0 = 1.0, 0.2, time.perf_counter() - 99.5
+    assert lb._partial_deadline(torch.optim.LBFGS(model.parameters())) is None and lb._gd_step() == 1.0
+
+
+def test_the_last_layers_convex_sweep_runs_at_the_end_of_the_budget():
+    """A classification GDSolver under budget_s keeps the last layer's ce sweep (solved from its
+    arrays) for the end: it is the last sweep, after every GD epoch, says why in the decisions,
+    and is kept only if it checks out (its row's figures are then the model's)."""
+    import torch
+
+    torch.manual_seed(0)
+    X = torch.randn(600, 6)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    tr = GDSolver(model, "classification", lr=1e-3, epochs=10**6, budget_s=1.5, seed=0)
+    h = tr.fit((X[:450], y[:450]), (X[450:], y[450:]))
+    polish = [d for d in h.decisions if "kept for the end" in d["reason"]]
+    assert polish and all(d["move"] == "sweep 2" for d in polish)
+    last_sweep = h.sweeps[-1]
+    assert last_sweep["layer_name"] == "2" and last_sweep["n_cons"] == 0
+    assert polish[0]["elapsed_s"] >= 0.8 * 1.5  # after the moves, in the time kept for it
+    # the last polish comes after every other move (a polish with time over is followed by moves, then again)
+    assert polish[-1] in h.decisions[-2:]
+    with torch.no_grad():
+        val = torch.nn.functional.cross_entropy(model(X[450:]), y[450:]).item()
+    assert val == pytest.approx(h.rows[-1]["val_loss"], rel=1e-5)

@@ -216,3 +216,48 @@ def test_sweep_with_an_instance_path_builds_and_saves_the_instance(tmp_path):
     lazy = gdsolver.sweep(model, (X, y), layer="2", inplace=False)
     assert lazy.n_cons == 0 and "from its arrays" in lazy.reason
     assert lazy.loss_after == pytest.approx(rep.loss_after, rel=1e-5)
+
+
+def test_trainer_dumps_a_sweep_solved_from_arrays_and_replay_reproduces_it(tmp_path):
+    """GDSolver solves its last-layer ce sweeps from arrays; with dump_dir the instance is built
+    afterwards and dumped with that answer as its point: it verifies, its weights are the ones
+    the model got (when kept), and `replay` re-solves the instance to the same answer."""
+    import torch
+
+    from gdsolver.formulate.claims import swept_weights
+    from gdsolver.pipeline import replay
+    from gdsolver.train.hybrid import GDSolver
+    from tests.test_train import sweep_files
+
+    model, X, y, _ = _net_and_data("classification", seed=1)
+    tr = GDSolver(model, "classification", lr=1e-3, epochs=2, phase_epochs=1, max_sweeps=1, layers=["2"], seed=0,
+                  dump_dir=tmp_path, time_limit=30)
+    hist = tr.fit((X.numpy(), y), (X.numpy()[:60], y[:60]))
+    sweep = hist.sweeps[0]
+    assert sweep["n_cons"] == 0 and "from its arrays" in sweep["reason"]
+    inst, res, _ = sweep_files(tmp_path, 1)
+    assert res.x is not None and verify(inst, res.x).ok and res.options["pipeline"]["from_arrays"]
+    if sweep["accepted"]:
+        W, b = swept_weights(inst, res.x)
+        np.testing.assert_allclose(W, model[2].weight.detach().double().numpy(), atol=1e-6)
+        np.testing.assert_allclose(b, model[2].bias.detach().double().numpy(), atol=1e-6)
+    rows = list(replay(tmp_path / "sweeps"))
+    assert rows and all(r.ok and r.recorded_x_ok for r in rows)
+
+
+def test_a_direct_solve_cut_by_its_iteration_cap_is_feasible_and_says_why(monkeypatch):
+    """L-BFGS-B stopped by its iteration cap (or an abnormal line search) is a FEASIBLE answer,
+    never worse than the start, with a termination the result format knows (it raised before)."""
+    import gdsolver.compile.convex as cv
+    from gdsolver.pipeline import solve_convex
+    from gdsolver.train.sweep import prepare_sweep
+
+    monkeypatch.setattr(cv, "CE_MAXITER", 2)
+    _, X, y, net = _net_and_data("classification")
+    job = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.5, points=None, lazy=True)
+    out = solve_convex(job.convex)
+    assert out.status == "FEASIBLE" and out.result.termination == "iteration_limit"
+    assert out.true_loss <= job.convex.loss(job.convex.x0)
+    full = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.5, points=None)
+    ref = solve_sweep(full.instance)
+    assert ref.status == "FEASIBLE" and ref.result.termination == "iteration_limit" and verify(full.instance, ref.x).ok

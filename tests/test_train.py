@@ -589,7 +589,7 @@ def test_desired_loss_ends_the_run(digits):
 def test_plateau_schedule_cuts_before_early_stopping_ends_the_phase(stop_patience):
     """On a flat loss the plateau schedule halves the LR on an epoch that still runs
     (before early stopping after `stop_patience` bad epochs); baselines keep patience 1."""
-    from gdsolver.train.trainer import make_scheduler
+    from gdsolver.train.optim import make_scheduler
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)

@@ -26,6 +26,7 @@ COLUMNS = (
     "lr",              # learning rate used in the epoch (or BPGrad's last step size)
     "train_loss", "train_acc", "val_loss", "val_acc",
     "gd_time_s",       # wall time of this epoch's GD steps
+    "partial",         # under budget_s, a last epoch cut at the budget's end: the share of its batches that ran
     "solver_time_s",   # wall time of the solve (sweep rows)
     "build_time_s",    # feature extraction + formulation (sweep rows)
     "status",          # solver status, or SKIPPED / ERROR

@@ -47,7 +47,7 @@ from gdsolver.train.config import (AUTO, AcceptConfig, LoopConfig, PortfolioConf
                                    split_settings)
 from gdsolver.train.history import History
 from gdsolver.train.portfolio import NOT_TRIED, Candidate, gain, order, plan, same_problem
-from gdsolver.pipeline import SweepOutcome, solve_sweep
+from gdsolver.pipeline import SweepOutcome, instance_files, solve_sweep
 from gdsolver.train.one_sweep import MIN_SOLVE_S, LayerSweep, block_units, layer_indices, solve_floor
 from gdsolver.train.one_sweep import solve as solve_one
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
@@ -58,6 +58,9 @@ RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
 PLATEAU_PATIENCE = 2  # GDSolver's GD phases end at a plateau: epochs without a new best (the authors' value)
 # budget_s (see train.time_aware): a sweep's time limit is at most this share of the time left
 SWEEP_SHARE = 0.25  # ... and a sweep's time limit is at most this share of the time left
+# a sweep's decision is kept in hand as this times an evaluation's cost (it also writes the weights and
+# computes the points' loss: digits runs with a polish at the end took 1.12x their budget with 1x)
+JUDGE_SLACK = 1.5
 
 
 class GDSolver(TimeAware, Trainer):
@@ -286,7 +289,7 @@ class GDSolver(TimeAware, Trainer):
         checks, the decision): its time_limit, and under budget_s at most a share of what is left
         (an epoch's cost kept back) or, for a first try, a probe's share of the budget."""
         caps = [self.sweep_config.time_limit]
-        if self.budget_s is not None:
+        if self.budget_s is not None and not self._polishing:
             caps.append((self.time_left() - self._epoch_cost) * SWEEP_SHARE)
             if self._explore_cap is not None:
                 caps.append(self._explore_cap)
@@ -307,7 +310,7 @@ class GDSolver(TimeAware, Trainer):
             try:  # e.g. no misclassified point left: nothing to do
                 c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
                                    keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
-                                   units=units, tighten=cfg.tighten, lazy=self.dump_dir is None)
+                                   units=units, tighten=cfg.tighten, lazy=True)
             except GdsolverError as exc:
                 c.skipped = str(exc)
                 c.build_time_s = time.perf_counter() - t + (shared if c.spec.index == 0 else 0.0)
@@ -377,7 +380,7 @@ class GDSolver(TimeAware, Trainer):
             # keep their chance, and a sweep's cost stays what it measured (a sweep given all the time left
             # ate the budget on 2 of 10 equal-time seeds). Its build is spent already; its decision (the
             # metrics once more) is kept in hand, so the solve gets what remains
-            left = self._sweep_deadline - time.perf_counter() - self._metrics_cost * len(cands)
+            left = self._sweep_deadline - time.perf_counter() - JUDGE_SLACK * self._metrics_cost * len(cands)
             floor = max(solve_floor(c.job) for c in cands) if cands else MIN_SOLVE_S
             if left <= 0 or left < floor:
                 for c in cands:
@@ -404,7 +407,10 @@ class GDSolver(TimeAware, Trainer):
                                                               f"{o.error}", o.seconds, False)
         for c in cands:
             suffix = f"-{c.spec.label}" if self.portfolio > 1 else ""
-            self._dump(n, [(suffix + s, inst, res) for s, inst, res in c.outcome.files])
+            files = c.outcome.files
+            if c.outcome.weights is not None and self.dump_dir is not None:  # solved from arrays: build to dump
+                files = instance_files(c.job.instance, c.outcome, settings)
+            self._dump(n, [(suffix + s, inst, res) for s, inst, res in files])
 
     def _decide(self, c: "_Cand", layer, watched_before: float, net):
         """Write candidate c's answer into the model and keep it or restore the old weights. A

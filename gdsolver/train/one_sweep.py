@@ -107,6 +107,7 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
         if job.built is None and job.convex is not None and direct_allowed(settings):
             outcome = solve_convex(job.convex, settings)
             if outcome is not None:
+                job.from_arrays = True
                 return outcome
         return solve_sweep(job.instance, settings)
 

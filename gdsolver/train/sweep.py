@@ -100,6 +100,7 @@ class SweepJob:
     meta: dict[str, Any] = field(default_factory=dict)  # mode, margin (and units of a block sweep)
     convex: ConvexSweep | None = None
     builder: Callable[[], MilpInstance] | None = field(default=None, repr=False)
+    from_arrays: bool = False  # solved from `convex` (train.one_sweep.solve), whether built since or not
 
     @property
     def instance(self) -> MilpInstance:
@@ -123,7 +124,7 @@ class SweepJob:
     def sizes(self) -> dict[str, int]:
         """points, n_vars, n_cons, n_binary of what is solved: a convex sweep not built is its
         [W | b] in a box (no rows, no binaries)."""
-        if self.built is None and self.convex is not None:
+        if self.convex is not None and (self.from_arrays or self.built is None):
             M, N = self.convex.shape
             return {"points": len(self.convex.H), "n_vars": M * (N + 1), "n_cons": 0, "n_binary": 0}
         inst = self.instance

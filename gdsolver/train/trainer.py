@@ -29,14 +29,14 @@ from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.train.config import positive_float, positive_int
 from gdsolver.train.history import History
 from gdsolver.train.loaders import check_loader, loader_batch
+from gdsolver.train.optim import LR_SCHEDULES, OPTIMIZERS, make_optimizer, make_scheduler
 from gdsolver.train.tensors import TensorData, as_tensor_data, check_targets, check_task
 
-OPTIMIZERS = ("sgd", "adam", "lbfgs")
-# L-BFGS: one "epoch" is one full-batch torch.optim.LBFGS step of at most this many iterations
-LBFGS_ITERATIONS = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 0.01, "lbfgs": 1.0}
 RESTARTS_FILL = "fill"  # restarts=: as many initialisations as budget_s allows
-LR_SCHEDULES = (None, "step", "plateau", "cosine")
+# under budget_s the last epoch may be partial (it stops at the budget's end) if at least this share
+# of its batches can run: a whole MNIST epoch (5-8 s) did not fit and 18 s of a 42 s budget went unused
+PARTIAL_MIN = 0.1
 EVAL_BATCH = 4096
 
 
@@ -92,37 +92,6 @@ def kept_modes(model: nn.Module) -> Iterator[list[tuple[nn.Module, bool]]]:
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-
-
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "lbfgs":  # full batch, strong-Wolfe line search (what scipy/sklearn's lbfgs does)
-        if weight_decay:
-            raise GdsolverError("weight_decay: not supported with optimizer 'lbfgs'")
-        return torch.optim.LBFGS(params, lr=lr, max_iter=LBFGS_ITERATIONS, history_size=100,
-                                 line_search_fn="strong_wolfe")
-    raise GdsolverError(f"optimizer: {name!r}, expected one of {list(OPTIMIZERS)}")
-
-
-def make_scheduler(name: str | None, opt, epochs: int, stop_patience: int | None = None):
-    """An LR schedule stepped once per epoch ("plateau" on the validation loss).
-
-    "plateau" halves the LR after 2 epochs without improvement; with early stopping after
-    `stop_patience` such epochs it acts one epoch sooner, so that the lower LR gets tried
-    before the phase ends (otherwise both fire on the same epoch and the cut is wasted)."""
-    if name is None:
-        return None
-    if name == "step":  # halve the LR three times over the run
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 4), gamma=0.5)
-    if name == "plateau":
-        patience = 1 if stop_patience is None else max(0, min(1, stop_patience - 2))
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=patience)
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    raise GdsolverError(f"lr_schedule: {name!r}, expected one of {list(LR_SCHEDULES)}")
 
 
 # one definition of the settings checks (gdsolver.train.config); the old names stay for callers
@@ -185,6 +154,7 @@ class Trainer:
         self._carried = None
         self._phase_end: float | None = None  # perf_counter time a GD phase under budget_s must end by
         self._metrics_cost = 0.0  # seconds of the last evaluation of the metrics
+        self._partial: float | None = None  # the share of its batches the last epoch ran, when it was cut
 
     @property
     def verbose(self) -> int:
@@ -308,6 +278,26 @@ class Trainer:
         if self.budget_s is None:
             return math.inf
         return self.budget_s - (time.perf_counter() - self._t0)
+
+    def _partial_deadline(self, opt) -> float | None:
+        """Under budget_s, when a whole epoch no longer fits in the budget: the time a last, partial
+        epoch must stop by (its evaluation kept in hand), or None when less than PARTIAL_MIN of an
+        epoch's batches would run (or the optimizer takes one full-batch step an epoch: L-BFGS)."""
+        if self.budget_s is None or isinstance(opt, torch.optim.LBFGS) or self._epoch_cost <= self.time_left():
+            return None  # only the budget's end cuts an epoch short; a phase's share ends at an epoch
+        gd = max(self._epoch_cost - self._metrics_cost, 0.0)
+        room = self.time_left() - self._metrics_cost
+        if room < PARTIAL_MIN * gd or room <= 0:
+            return None
+        return time.perf_counter() + room
+
+    def _gd_step(self) -> float:
+        """The least time a GD move can usefully run under budget_s: a whole epoch, or the part
+        that a last, partial epoch needs (PARTIAL_MIN of its batches and its evaluation)."""
+        if self.optimizer == "lbfgs":  # one full-batch step an epoch: nothing partial
+            return self._epoch_cost
+        gd = max(self._epoch_cost - self._metrics_cost, 0.0)
+        return min(self._epoch_cost, self._metrics_cost + PARTIAL_MIN * gd)
 
     def _affords(self, cost: float) -> bool:
         """Whether a step expected to take `cost` seconds fits in what is left of the budget (and
@@ -475,9 +465,10 @@ class Trainer:
             raise GdsolverError(f"training diverged: loss is {float(loss.detach())} at epoch {self._epoch + 1}, "
                                 f"batch {batch}; lower the learning rate")
 
-    def _gd_epoch(self, opt) -> float:
+    def _gd_epoch(self, opt, deadline: float | None = None) -> float:
         """One pass of minibatch GD over the training data (L-BFGS: one full-batch step); returns
-        its wall time."""
+        its wall time. deadline (perf_counter): the pass stops after the batch that reaches it (a
+        partial epoch at the end of budget_s)."""
         t = time.perf_counter()
         self._train_mode()
         if isinstance(opt, torch.optim.LBFGS):
@@ -501,6 +492,9 @@ class Trainer:
             opt.step()
             if self._progress is not None or self.on_progress is not None:  # the bar moves inside an epoch
                 self._tick({"event": "batch", "epoch": self._epoch + 1, "batch": i + 1, "batches": n_batches})
+            if deadline is not None and time.perf_counter() >= deadline:
+                self._partial = (i + 1) / n_batches
+                break
         return time.perf_counter() - t
 
     def _record_epoch(self, gd_time: float, lr: float | None, **extra: Any) -> dict[str, Any]:
@@ -532,13 +526,18 @@ class Trainer:
         for i in range(epochs):
             # a phase's share of the budget may cut it after any epoch, but not before its first: a
             # phase of no epoch would be chosen again and again (the time-aware loop spun on it)
+            deadline = None
             if not (self._affords(self._epoch_cost) if i else self._epoch_cost <= self.time_left()):
-                break
+                deadline = self._partial_deadline(opt)
+                if deadline is None:
+                    break
             t = time.perf_counter()
             lr_now = float(opt.param_groups[0]["lr"])
-            gd_time = self._gd_epoch(opt)
-            row = self._record_epoch(gd_time, lr_now)
-            self._epoch_cost = time.perf_counter() - t
+            self._partial = None
+            gd_time = self._gd_epoch(opt, deadline)
+            row = self._record_epoch(gd_time, lr_now, **({} if self._partial is None else {"partial": self._partial}))
+            if self._partial is None:  # the estimate of an epoch's cost is of whole epochs
+                self._epoch_cost = time.perf_counter() - t
             watched = self._monitored_loss(row)
             if sched is not None:
                 sched.step(watched) if lr_schedule == "plateau" else sched.step()
