@@ -81,7 +81,8 @@ def child(arch: str, seed: int, epochs: int, a: argparse.Namespace) -> None:
         X, y = X[keep], y[keep]
     Xv = split.val[0].reshape(len(split.val[0]), -1)
     net = network_from_torch(model, torch.as_tensor(X[:64]))
-    for k in range(len(net.layers) - 1):
+    hidden = range(len(net.layers) - 1) if a.layers is None else [int(v) for v in a.layers.split(",")]
+    for k in hidden:
         layer = net.layers[k]
         for spec in a.radius.split(","):
             r = radius_for(spec, layer.N)
@@ -90,10 +91,10 @@ def child(arch: str, seed: int, epochs: int, a: argparse.Namespace) -> None:
             t = time.perf_counter()
             rep = gdsolver.sweep(model, (X, y), val=(Xv, split.val[1]), layer=k, radius=r,
                                  time_limit=a.time_limit, inplace=False, points=a.points, seed=seed, threads=1,
-                                 block=a.block, offset=offset, backend=a.backend)
+                                 block=a.block or None, offset=offset, backend=a.backend)
             wall = time.perf_counter() - t
             row = dict(arch=arch, seed=seed, epochs=epochs, layer=k, fan_in=layer.N, units=layer.M,
-                       block=a.block, offset=offset, points=rep.points, radius_spec=spec, radius=rep.radius,
+                       block=a.block or None, offset=offset, points=rep.points, radius_spec=spec, radius=rep.radius,
                        time_limit=a.time_limit, wall_s=round(wall, 3), ratio=round(wall / a.time_limit, 4),
                        report_time_s=round(rep.time_s, 3), build_s=round(rep.build_time_s, 3),
                        solver_s=round(rep.solver_time_s, 3), status=rep.status, accepted=bool(rep.accepted),
@@ -108,19 +109,56 @@ def child(arch: str, seed: int, epochs: int, a: argparse.Namespace) -> None:
             assert np.isfinite(row["wall_s"])
 
 
+def render(docs: list[dict], title: str) -> str:
+    """A markdown table per run document (one row per sweep) and its summary against the target."""
+    out = []
+    for doc in docs:
+        m, st = doc["machine"], doc["settings"]
+        rows = [r for r in doc["rows"] if "error" not in r]
+        errs = [r for r in doc["rows"] if "error" in r]
+        out += [f"### {doc.get('label', title)}", "",
+                f"`{' '.join(['mnist_limits.py', *doc['argv']])}`; radius {st['radius']}, block {st['block']}, "
+                f"{st['points']} points, time limit {st['time_limit']:g} s, {st['train_sample'] or 55000} training "
+                f"points given; load average (1/5/15 min) {', '.join(f'{v:.1f}' for v in doc['load_start'])} at the "
+                f"start, {', '.join(f'{v:.1f}' for v in doc['load_end'])} at the end; {doc['wall_s'] / 60:.1f} min. "
+                f"{m.get('cpu', '')} {m.get('cores', '')}", "",
+                "| model | seed | epochs | layer (fan-in) | radius | wall s | wall / limit | status | kept | "
+                "CE on its points | val CE | train CE (given points) | binaries | peak RSS MB | load |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            pts = (f"{r['sweep_loss_before']:.4f} -> {r['sweep_loss_after']:.4f}"
+                   if r["sweep_loss_after"] is not None else f"{r['sweep_loss_before']:.4f} -> -")
+            out.append(f"| {'MLP' if r['arch'].startswith('mlp') else 'CNN'} | {r['seed']} | {r['epochs']} | "
+                       f"{r['layer']} ({r['fan_in']}) | {r['radius']:.4g} | {r['wall_s']:.1f} | {r['ratio']:.3f} | "
+                       f"{r['status']} | {'yes' if r['accepted'] else 'no'} | {pts} | "
+                       f"{r['val_loss_before']:.5f} -> {r['val_loss_after']:.5f} | "
+                       f"{r['train_loss_before']:.5f} -> {r['train_loss_after']:.5f} | {r['n_binary']} | "
+                       f"{r['peak_rss_mb']} | {r['load_1min']:.1f} |")
+        n = len(rows)
+        within = sum(r["ratio"] <= 1.1 for r in rows)
+        kept = sum(r["accepted"] for r in rows)
+        peak = max((r["peak_rss_mb"] or 0) for r in rows) if rows else 0
+        worst = max((r["ratio"] for r in rows), default=0)
+        out += ["", f"{n} sweeps: {within} within 1.1x their limit (worst {worst:.3f}x), {kept} kept (improving, "
+                f"verified and accepted), peak RSS at most {peak:.0f} MB."
+                + (f" {len(errs)} run(s) failed: {errs}" if errs else ""), ""]
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/data/mnist")
     ap.add_argument("--archs", default="mlp-784-256-128-10,cnn")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", default="1,2")
-    ap.add_argument("--block", type=int, default=8)
+    ap.add_argument("--block", type=int, default=8, help="units freed per sweep (0: the whole layer)")
     ap.add_argument("--points", type=int, default=32)
     ap.add_argument("--radius", default="auto", help="comma-separated: auto, C/fan-in, or numbers")
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--train-sample", type=int, default=10000,
                     help="training points given to the sweep (seeded sample; 0: all 55,000)")
     ap.add_argument("--backend", default="highs")
+    ap.add_argument("--layers", default=None, help="chain indices to sweep, comma-separated (default: every hidden one)")
     ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", required=True)
@@ -135,8 +173,8 @@ def main() -> None:
     out = Path(a.out)
     t_all = time.perf_counter()
     load_start = os.getloadavg()
-    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items() if k not in ("child", "archs", "seeds",
-                                                                                            "epochs")]
+    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
+                   if k not in ("child", "archs", "seeds", "epochs") and v is not None]
     for arch in a.archs.split(","):
         for seed in (int(s) for s in a.seeds.split(",")):
             for epochs in (int(e) for e in a.epochs.split(",")):
