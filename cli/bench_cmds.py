@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gdsolver.compile.registry import DEFAULT_BACKEND
 
+from . import checks
 from .apps import bench_app
 from .common import console, err_console, fail, user_errors
 from .options import RESULTS_DIR, Backend, OutDir, PerSolveLimit, Plots, RunThreads, Seeds
@@ -361,15 +362,19 @@ def bench_repair(
     layer: Annotated[Optional[list[str]], typer.Option("--layer", help="final and/or hidden (default both).")]
     = None,
     epochs: Annotated[int, typer.Option(help="Adam epochs of the MLP before the repairs.")] = 3,
-    keep: Annotated[int, typer.Option(help="Keep points (correct training points).")] = 1000,
+    keep: Annotated[int, typer.Option(help="Keep pool: correct training points (their rows enter the LP when "
+                                           "broken).")] = 10000,
     time_limit: Annotated[float, typer.Option(help="Seconds per repair.")] = 600.0,
     seed: Annotated[int, typer.Option(help="Seed of the training and the point choice.")] = 0,
     norm: Annotated[Optional[list[str]], typer.Option("--norm", help="l1 and/or linf (default l1).")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="mlp and/or conv (default mlp).")] = None,
+    keep_margin: Annotated[Optional[float], typer.Option(
+        help="Logit gap each keep point keeps (or its current gap when smaller); default: the margin.")] = None,
 ) -> None:
-    """Certified repair on MNIST (fix sets of misclassified test points, keep 1,000 correct training
-    points; final and hidden layer) beside Adam fine-tuning: efficacy, drawdown, generalisation,
-    time, memory -> OUT/repair.{json,md}."""
-    from gdsolver.bench.repair_bench import LAYERS, run_repair_bench
+    """Certified repair on MNIST (fix sets of misclassified test points, a keep pool of 10,000
+    correct training points; final and hidden layer) beside Adam fine-tuning: efficacy, drawdown,
+    generalisation, time, memory -> OUT/repair.{json,md}."""
+    from gdsolver.bench.repair_bench import LAYERS, MODELS, run_repair_bench
 
     try:
         ns = tuple(int(s) for s in sizes.split(","))
@@ -389,8 +394,13 @@ def bench_repair(
     wrong = [x for x in norm or () if x not in ("l1", "linf")]
     if wrong:
         fail(f"--norm: {wrong[0]!r}, expected l1 or linf")
+    bad = [x for x in model or () if x not in MODELS]
+    if bad:
+        fail(f"--model: {bad[0]!r}, expected one of {list(MODELS)}")
+    checks.number("--keep-margin", keep_margin, lo=0.0, lo_open=True)
     doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
-                           time_limit=time_limit, norms=tuple(norm or ("l1",)),
+                           time_limit=time_limit, norms=tuple(norm or ("l1",)), models=tuple(model or ("mlp",)),
+                           keep_margin=keep_margin,
                            progress=lambda m: err_console.print(m, markup=False))  # (with the files written)
     if doc["run"]["failed"]:
         console.print(f"{doc['run']['failed']} cell(s) failed (see the report)", markup=False)

@@ -333,7 +333,8 @@ def test_no_global_claim_when_relus_follow_an_interior_answer():
 
 @pytest.mark.parametrize("args, field", [(["--time-limit", "-1"], "--time-limit"), (["--norm", "l2"], "--norm"),
                                          (["--layer", "x"], "--layer"), (["--sizes", "0"], "--sizes"),
-                                         (["--keep", "0"], "--keep")])
+                                         (["--keep", "0"], "--keep"), (["--model", "vgg"], "--model"),
+                                         (["--keep-margin", "0"], "--keep-margin")])
 def test_bench_repair_options_are_checked_one_by_one(tmp_path, args, field):
     """Each bad option of bench repair is named on its own, before any data is read or model
     trained (the directory need not hold MNIST)."""
