@@ -171,3 +171,19 @@ def test_an_lp_stopped_by_the_watchdog_answers_its_start(backend, limit_passes_w
     res = _solve(inst, backend, time_limit=60)
     assert res.termination == "time_limit" and WATCHDOG in res.message, (res.status, res.message)
     assert res.status == "FEASIBLE" and verify(inst, res.x).ok
+
+
+def test_a_stopped_highs_point_that_fails_verify_gives_the_start(limit_passes_when_solver_starts, monkeypatch):
+    """If the stop also cuts HiGHS's polish short and its point fails ir.verify (seen on MNIST's whole
+    256-128 layer), the answer is the MIP start, which verifies, not a point the pipeline must refuse.
+    The cut-short polish is simulated by one that moves the point off a row."""
+    from gdsolver.compile import highs
+
+    def spoilt(h, inst, x, run):
+        return x + 0.5, "polish cut short"
+
+    monkeypatch.setattr(highs, "_polish", spoilt)
+    inst = hard_instance()
+    res = _solve(inst, "highs", time_limit=60)
+    assert res.status == "FEASIBLE" and res.termination == "time_limit"
+    assert np.array_equal(res.x, inst.start) and "kept the MIP start" in res.message

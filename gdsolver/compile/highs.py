@@ -197,6 +197,10 @@ class HighsBackend(Backend):
                 Termination.INFEASIBLE, Termination.UNBOUNDED, Termination.INFEASIBLE_OR_UNBOUNDED):
             x, pnote = _polish(h, inst, x, run)
             note = "; ".join(filter(None, [note, pnote]))
+            if run.stopped and opts.use_start and inst.start is not None and not verify(inst, x).ok \
+                    and verify(inst, inst.start).ok:
+                # a stop cut the polish short (seen on MNIST's whole 256-128 layer): the start verifies
+                x, note = inst.start.copy(), note + "; kept the MIP start, which verifies"
         bound = float(info.mip_dual_bound) if inst.is_mip else None
         nodes = int(info.mip_node_count) if inst.is_mip else None
         return assemble_result(self, inst, opts, termination=termination, native_status=native, x=x, bound=bound,
