@@ -121,7 +121,7 @@ def render(docs: list[dict], title: str) -> str:
                 f"{st['points']} points, time limit {st['time_limit']:g} s, {st['train_sample'] or 55000} training "
                 f"points given; load average (1/5/15 min) {', '.join(f'{v:.1f}' for v in doc['load_start'])} at the "
                 f"start, {', '.join(f'{v:.1f}' for v in doc['load_end'])} at the end; {doc['wall_s'] / 60:.1f} min. "
-                f"{m.get('cpu', '')} {m.get('cores', '')}", "",
+                f"{m.get('cpu', '')}, {m.get('cores', '')} cores.", "",
                 "| model | seed | epochs | layer (fan-in) | radius | wall s | wall / limit | status | kept | "
                 "CE on its points | val CE | train CE (given points) | binaries | peak RSS MB | load |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
