@@ -21,11 +21,18 @@ EXIT_INFEASIBLE = 3  # proved: no change of the layer within the box does it (a 
 
 
 def _points(path: Path, what: str, labels: bool) -> tuple:
-    """(X, y) from an .npz with arrays X and y (y optional for keep)."""
+    """(X, y) from an .npz with arrays X and y (y optional for keep), or (X, (lo, hi)) when it
+    holds lo and/or hi instead of y (regression: every output inside [lo, hi]; one missing: open)."""
     from gdsolver.data.npz import load_real_arrays
 
-    arrs = load_real_arrays(path, ("X", "y") if labels else ("X",), () if labels else ("y",))
+    arrs = load_real_arrays(path, ("X",), ("y", "lo", "hi"))
     X, y = arrs["X"], arrs.get("y")
+    if y is None and ("lo" in arrs or "hi" in arrs):
+        if X.ndim < 2:
+            fail(f"{path}: array 'X' has shape {X.shape}, expected (samples, features...)")
+        return X, (arrs.get("lo"), arrs.get("hi"))
+    if y is None and labels:
+        fail(f"{path}: no array 'y' (labels) or 'lo'/'hi' (output intervals), expected one of them ({what})")
     if y is not None and (y.ndim != 1 or len(y) != len(X)):
         fail(f"{path}: array 'y' has shape {y.shape}, expected ({len(X)},) (one label per sample of X)")
     if X.ndim < 2:

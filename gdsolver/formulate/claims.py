@@ -36,7 +36,7 @@ class ClaimReport:
 def can_check(inst: MilpInstance) -> bool:
     """The instance carries its network data (written by gdsolver >= 0.2)."""
     layer = inst.meta.get("layer") or {}
-    return "H" in inst.data and "y" in inst.data and isinstance(layer.get("index"), int) \
+    return "H" in inst.data and ("y" in inst.data or "lo" in inst.data) and isinstance(layer.get("index"), int) \
         and isinstance(inst.meta.get("network"), list) and {"w", "b"} <= set(inst.blocks)
 
 
@@ -158,12 +158,18 @@ def check_repair(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     layers, _ = network_of(inst)
     blocks = inst.unpack(x)
     o = forward_chain(layers, inst.data["H"], 0, {0: (blocks["w"], blocks["b"])})
+    if "lo" in inst.data:  # regression: every output inside its interval, by half the margin
+        gaps = np.minimum(o - inst.data["lo"], inst.data["hi"] - o).min(axis=1)  # depth inside, per point
+        bad = np.flatnonzero(gaps < float(inst.meta["margin"]) / 2)
+    else:
+        bad = None
     pairs = inst.data.get("pairs")
     if pairs is not None and pairs.shape != o.shape:
         return ClaimReport(False, inst.objective_value(x), float("nan"),
                            f"data array 'pairs' has shape {list(pairs.shape)}, expected {list(o.shape)}")
-    gaps = label_gaps(o, inst.data["y"], None if pairs is None else pairs != 0)
-    bad = np.flatnonzero(gaps < inst.data["margins"] / 2)
+    if bad is None:
+        gaps = label_gaps(o, inst.data["y"], None if pairs is None else pairs != 0)
+        bad = np.flatnonzero(gaps < inst.data["margins"] / 2)
     F = int(inst.meta["fix_points"])
     norms = change_norms(blocks["w"] - layers[0].W, blocks["b"] - layers[0].b)
     fwd = norms[inst.meta["norm"]]
@@ -171,8 +177,9 @@ def check_repair(inst: MilpInstance, x: np.ndarray) -> ClaimReport:
     if len(bad):
         first = int(bad[0])
         where = f"fix point {first}" if first < F else f"keep point {first - F}"
-        return ClaimReport(False, claimed, fwd, f"{len(bad)} point(s) do not have their label by half the margin in a "
-                                                f"float64 forward pass (first: {where}, gap {gaps[first]:.3g})")
+        return ClaimReport(False, claimed, fwd,
+                           f"{len(bad)} point(s) do not have their label (or interval) by half the margin in a "
+                           f"float64 forward pass (first: {where}, gap {gaps[first]:.3g})")
     ok = fwd <= claimed + REL_TOL * max(1.0, abs(claimed))
     return ClaimReport(ok, claimed, fwd, f"every point has its label; {inst.meta['norm']} change {fwd:.6g} by the "
                                          f"forward pass, {claimed:.6g} claimed")

@@ -70,6 +70,15 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> float:
 PATTERNS = ("free", "keep", "all")
 
 
+def _check_layer(layers: Sequence[Dense], k) -> tuple[list[Dense], int, int]:
+    """(the chain, k as 0..L-1, L), or an error naming the layer index."""
+    layers = check_chain(layers)
+    L = len(layers)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
+        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), expected 0..{L - 1}")
+    return layers, int(k) % L, L
+
+
 def pin_phases(bld: InstanceBuilder, a: LinExpr, pinned: np.ndarray, name: str) -> LinExpr:
     """Pin the ReLU units of the points in `pinned` (T,) to their current phase: a >= 0 where
     a is >= 0 now, a <= 0 elsewhere (rows), returned with the intervals narrowed accordingly,
@@ -105,11 +114,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
     keep rows o_label - o_j >= gap to write (None: every j != label); the search adds a point's
     rows one class at a time, as a forward pass finds them violated. keep_margin (None: margin):
     the gap a keep point keeps, or its current gap when that is smaller."""
-    layers = check_chain(layers)
-    L = len(layers)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -L <= k < L:
-        raise GdsolverError(f"layer: {k!r} is out of range for a chain of {L} dense layer(s), expected 0..{L - 1}")
-    k = int(k) % L
+    layers, k, L = _check_layer(layers, k)
     norm = _check_norm(norm)
     margin = _check_positive("margin", margin)
     keep_margin = margin if keep_margin is None else _check_positive("keep_margin", keep_margin)
@@ -138,16 +143,7 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
         raise GdsolverError(f"patterns: {patterns!r}, expected one of {list(PATTERNS)}")
     pinned = np.arange(F + K) >= (F if patterns == "keep" else 0)
     bld = InstanceBuilder()
-    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
-    ids = np.concatenate([w.ravel(), bb.ravel()])
-    ref = np.concatenate([swept.W.ravel(), swept.b.ravel()])
-    if norm == "l1":
-        up, down = _moves(bld, ids, ref, radius)
-        out = moved_dense(H, swept.W, swept.b, up, down, radius)
-    else:
-        out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, radius)
-        _linf(bld, ids, ref, radius)
-    out, relus = _encode_from(bld, out, layers, k, pinned if patterns != "free" else None)
+    out, relus = _changed_outputs(bld, layers, k, H, norm, radius, pinned if patterns != "free" else None, fix_bias)
     diff, t, j_of = heads.label_margins(bld, out, labels)
     per = M_out - 1  # rows per point, point-major
     keep_sel = np.arange(F * per, (F + K) * per)
@@ -180,6 +176,98 @@ def repair_instance(layers: Sequence[Dense], k: int, H_fix, y_fix, H_keep=None, 
         inst.data[f"W{j - k}"] = layers[j].W
         inst.data[f"b{j - k}"] = layers[j].b
     return inst
+
+
+def _changed_outputs(bld: InstanceBuilder, layers: list[Dense], k: int, H: np.ndarray, norm: str, radius: float,
+                     pinned: np.ndarray | None, fix_bias: bool) -> tuple[LinExpr, list[dict]]:
+    """Layer k's weights and bias as variables in the box with the norm's objective, and the
+    network's outputs at the layer inputs H over them (the later layers exactly)."""
+    swept = layers[k]
+    w, bb = weight_box(bld, swept.W, swept.b, radius, fix_bias)
+    ids = np.concatenate([w.ravel(), bb.ravel()])
+    ref = np.concatenate([swept.W.ravel(), swept.b.ravel()])
+    if norm == "l1":
+        up, down = _moves(bld, ids, ref, radius)
+        out = moved_dense(H, swept.W, swept.b, up, down, radius)
+    else:
+        out = swept_dense(bld, H, swept.W, swept.b, w, bb, radius, radius)
+        _linf(bld, ids, ref, radius)
+    return _encode_from(bld, out, layers, k, pinned)
+
+
+BIG = 1e300  # an open end of an output interval, as stored in the instance's data (which must be finite)
+
+
+def interval_instance(layers: Sequence[Dense], k: int, H_fix, lo_fix, hi_fix, H_keep=None, lo_keep=None,
+                      hi_keep=None, *, norm: str = "l1", margin: float = DEFAULT_MARGIN, radius: float,
+                      patterns: str = "all", fix_bias: bool = False) -> MilpInstance:
+    """Regression repair of layer k: every output of every point inside its interval,
+    lo + margin <= o <= hi - margin (an open end: -inf / inf), with the change minimal in the
+    norm; fix and keep points alike (keep points are the ones the search adds lazily). The
+    layers after k as in repair_instance (patterns)."""
+    layers, k, L = _check_layer(layers, k)
+    norm = _check_norm(norm)
+    margin = _check_positive("margin", margin)
+    radius = _check_positive("radius", radius)
+    if patterns not in PATTERNS:
+        raise GdsolverError(f"patterns: {patterns!r}, expected one of {list(PATTERNS)}")
+    swept, M_out = layers[k], layers[-1].M
+    H_fix = as_finite_array("fix X (layer inputs)", H_fix, 2)
+    H_keep = np.zeros((0, swept.N)) if H_keep is None else as_finite_array("keep X (layer inputs)", H_keep, 2)
+    F, K = len(H_fix), len(H_keep)
+    if F == 0:
+        raise GdsolverError("fix: no points to repair")
+    for name, H in (("fix", H_fix), ("keep", H_keep)):
+        if H.shape[1] != swept.N:
+            raise GdsolverError(f"{name}: layer {k} takes {swept.N} inputs, got points of shape {H.shape}")
+    lo = np.vstack([check_interval("fix lo", lo_fix, F, M_out), check_interval("keep lo", lo_keep, K, M_out)])
+    hi = np.vstack([check_interval("fix hi", hi_fix, F, M_out), check_interval("keep hi", hi_keep, K, M_out)])
+    narrow = np.flatnonzero((hi - lo < 2 * margin).any(axis=1))
+    if len(narrow):
+        raise GdsolverError(f"intervals: point {int(narrow[0])} has an interval narrower than 2 x the margin "
+                            f"{margin:g} (lo must be below hi by more than the margin on each side)")
+    H = np.vstack([H_fix, H_keep])
+    bld = InstanceBuilder()
+    pinned = np.arange(F + K) >= (F if patterns == "keep" else 0)
+    out, relus = _changed_outputs(bld, layers, k, H, norm, radius, pinned if patterns != "free" else None, fix_bias)
+    rlo, rhi = (lo + margin).ravel(), (hi - margin).ravel()
+    for name, pts in (("fix_interval", np.arange(F)), ("keep_interval", np.arange(F, F + K))):
+        sel = (pts[:, None] * M_out + np.arange(M_out)).ravel()
+        sel = sel[np.isfinite(rlo[sel]) | np.isfinite(rhi[sel])]
+        if len(sel):
+            e = out.take(sel)
+            bld.add_rows(name, *triplets(e.cols, e.vals), len(sel), lo=rlo[sel] - e.const, hi=rhi[sel] - e.const)
+    meta = {
+        "formulation": "repair", "mode": "repair", "task": "regression", "norm": norm, "margin": margin,
+        "radius": radius, "patterns": patterns, "box_bias": True, "T": int(F + K), "fix_points": int(F),
+        "keep_points": int(K), "N": swept.N, "M": swept.M, "layer": {"index": k, "count": L, "name": swept.name},
+        "network": [{"name": la.name, "shape": [la.M, la.N], "activation": la.activation} for la in layers[k:]],
+        "relu": relus, "relu_binaries": int(sum(r["binaries"] for r in relus)), "gdsolver_version": __version__,
+        "current_objective": 0.0,
+    }
+    inst = bld.build("min", meta=meta)
+    inst.data = {"H": H, "lo": np.clip(lo, -BIG, BIG), "hi": np.clip(hi, -BIG, BIG)}
+    for j in range(k, L):
+        inst.data[f"W{j - k}"] = layers[j].W
+        inst.data[f"b{j - k}"] = layers[j].b
+    return inst
+
+
+def check_interval(name: str, v, T: int, M: int) -> np.ndarray:
+    """An interval end (T, M) from an array broadcastable to it (None: open, i.e. -inf/inf as
+    the name says); NaN is refused."""
+    if v is None:
+        return np.full((T, M), -np.inf if name.endswith("lo") else np.inf)
+    a = np.asarray(v, np.float64)
+    if a.ndim == 1 and M == 1 and a.shape[0] == T:
+        a = a[:, None]
+    try:
+        a = np.broadcast_to(a, (T, M)).astype(np.float64)
+    except ValueError:
+        raise GdsolverError(f"{name}: shape {a.shape}, expected ({T}, {M}) (one bound per point and output)") from None
+    if np.isnan(a).any():
+        raise GdsolverError(f"{name}: contains NaN")
+    return a
 
 
 def _encode_from(bld: InstanceBuilder, out: LinExpr, layers: list[Dense], k: int,

@@ -123,8 +123,12 @@ def _check_options(norm: str, patterns: str, margin: float, radius: float | None
 
 def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin, radius, patterns, time_limit,
             backend, threads, keep_margin=None) -> tuple[RepairSolution, Conflict | None, np.ndarray, np.ndarray | None]:
-    """The repair search on a network; returns (solution, conflict, fix labels, keep labels)."""
+    """The repair search on a network; returns (solution, conflict, fix labels, keep labels);
+    for a regression target (lo, hi) the labels are the interval ends as (lo, hi) (F, M) arrays."""
     M = net.layers[-1].M
+    if is_interval(y_fix):
+        return _interval_search(net, k, X_fix, y_fix, X_keep, y_keep, norm=norm, margin=margin, radius=radius,
+                                patterns=patterns, time_limit=time_limit, backend=backend, threads=threads)
     y_fix = check_labels(y_fix, M, len(X_fix), name="fix y")
     H_fix = net.features(X_fix, k)
     if X_keep is not None:
@@ -149,6 +153,34 @@ def _search(net, k: int, X_fix, y_fix, X_keep, y_keep, predict, *, norm, margin,
     elif sol.status == "no repair":
         conflict = duplicate_conflict(H_fix, y_fix, H_keep, y_keep)
     return sol, conflict, y_fix, (y_keep if X_keep is not None else None)
+
+
+def is_interval(target: Any) -> bool:
+    """A regression target: a pair (lo, hi) of interval ends, not a label array."""
+    return isinstance(target, tuple) and len(target) == 2
+
+
+def _interval_search(net, k: int, X_fix, y_fix, X_keep, y_keep, *, norm, margin, radius, patterns, time_limit,
+                     backend, threads) -> tuple[RepairSolution, None, tuple, tuple | None]:
+    from gdsolver.formulate.repair import check_interval
+    from gdsolver.repairs.solve import solve_interval_repair
+
+    M = net.layers[-1].M
+    F = len(X_fix)
+    lo_f, hi_f = check_interval("fix lo", y_fix[0], F, M), check_interval("fix hi", y_fix[1], F, M)
+    H_fix = net.features(X_fix, k)
+    if X_keep is not None:
+        if not is_interval(y_keep):
+            raise GdsolverError("keep: a regression repair's keep points need intervals, keep=(X, (lo, hi))")
+        K = len(X_keep)
+        lo_k, hi_k = check_interval("keep lo", y_keep[0], K, M), check_interval("keep hi", y_keep[1], K, M)
+        H_keep = net.features(X_keep, k)
+    else:
+        H_keep, lo_k, hi_k = np.zeros((0, net.layers[k].N)), np.zeros((0, M)), np.zeros((0, M))
+    sol = solve_interval_repair(net.layers, k, H_fix, lo_f, hi_f, H_keep, lo_k, hi_k, norm=norm, margin=margin,
+                                radius=radius, time_limit=time_limit, backend=backend, threads=threads,
+                                patterns=patterns)
+    return sol, None, (lo_f, hi_f), ((lo_k, hi_k) if X_keep is not None else None)
 
 
 def _kept_in_milp(sol: RepairSolution, H_keep: np.ndarray, y_keep: np.ndarray, held: int):
@@ -194,14 +226,16 @@ def repair(model: Any, fix: Any, keep: Any = None, *, layer: int | str = -1, nor
     k = net.layer_index(layer)
 
     def predictor(m: Any) -> Any:
-        def predict(X: np.ndarray) -> np.ndarray:
+        def outputs(X: np.ndarray) -> np.ndarray:
             with eval_mode(m), torch.no_grad():
                 parts = [select_output(_call(m, _to_tensor(X[i:i + 1024], m)), output).detach().cpu().numpy()
                          for i in range(0, len(X), 1024)]
-            return np.concatenate(parts).argmax(axis=1)
-        return predict
+            return np.concatenate(parts).reshape(len(X), -1)
+        return outputs
 
-    sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep, predictor(model), norm=norm,
+    current = predictor(model)
+    sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep, lambda X: current(X).argmax(1),
+                                           norm=norm,
                                            margin=margin, radius=radius, patterns=patterns, time_limit=time_limit,
                                            backend=backend, threads=threads, keep_margin=keep_margin)
     report = RepairReport(_status(sol), _layer_info(net, k), sol, conflict=conflict)
@@ -293,9 +327,10 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
     k = net.layer_index(layer)
 
     def predict_with(path: Path):
-        return lambda X: onnx_forward(path, X).argmax(axis=1)
+        return lambda X: onnx_forward(path, X).reshape(len(X), -1)
 
-    sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep, predict_with(model_path),
+    sol, conflict, y_fix, y_keep = _search(net, k, X_fix, y_fix, X_keep, y_keep,
+                                           lambda X: predict_with(model_path)(X).argmax(axis=1),
                                            norm=norm, margin=margin, radius=radius, patterns=patterns,
                                            time_limit=time_limit, backend=backend, threads=threads,
                                            keep_margin=keep_margin)
@@ -310,7 +345,7 @@ def repair_onnx(model_path: str | os.PathLike, fix: Any, keep: Any = None, *, ou
             back = network_from_onnx(tmp, X_fix)  # the weights as written, read from the file
 
             def float64(X: np.ndarray) -> np.ndarray:
-                return forward_chain(back.layers, back.features(X, k), start=k).argmax(axis=1)
+                return forward_chain(back.layers, back.features(X, k), start=k)
 
             report.checks = run_routes({"onnxruntime": predict_with(tmp), "float64": float64}, X_fix, y_fix, X_keep,
                                        y_keep)

@@ -46,17 +46,32 @@ def check_set(pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
             "failed_count": int(len(bad))}
 
 
-Route = Callable[[np.ndarray], np.ndarray]  # X -> predicted classes
+def check_intervals(o: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[str, Any]:
+    """check_set for regression: a point passes when every output is inside [lo, hi]."""
+    o = np.asarray(o, np.float64).reshape(len(lo), -1)
+    bad = np.flatnonzero(((o < lo) | (o > hi)).any(axis=1))
+    return {"points": int(len(lo)), "ok": int(len(lo) - len(bad)), "failed": [int(i) for i in bad[:MAX_LISTED]],
+            "failed_count": int(len(bad))}
 
 
-def run_routes(routes: dict[str, Route], X_fix: np.ndarray, y_fix: np.ndarray, X_keep: np.ndarray | None,
-               y_keep: np.ndarray | None) -> dict[str, dict[str, Any]]:
-    """{route: {"fix": counts, "keep": counts}} (check_set)."""
+Route = Callable[[np.ndarray], np.ndarray]  # X -> outputs (T, M)
+
+
+def _check(o: np.ndarray, target: Any) -> dict[str, Any]:
+    if isinstance(target, tuple):  # (lo, hi): regression
+        return check_intervals(o, *target)
+    return check_set(np.asarray(o).argmax(axis=1), target)
+
+
+def run_routes(routes: dict[str, Route], X_fix: np.ndarray, y_fix: Any, X_keep: np.ndarray | None,
+               y_keep: Any) -> dict[str, dict[str, Any]]:
+    """{route: {"fix": counts, "keep": counts}}: each route's outputs judged against labels
+    (check_set on the argmax) or, for a target (lo, hi), intervals (check_intervals)."""
     out: dict[str, dict[str, Any]] = {}
-    for name, predict in routes.items():
-        got = {"fix": check_set(predict(X_fix), y_fix)}
+    for name, run in routes.items():
+        got = {"fix": _check(run(X_fix), y_fix)}
         if X_keep is not None and len(X_keep):
-            got["keep"] = check_set(predict(X_keep), y_keep)
+            got["keep"] = _check(run(X_keep), y_keep)
         out[name] = got
     return out
 

@@ -84,6 +84,32 @@ def _pair_gaps(o: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return g
 
 
+def _record(sol: RepairSolution, inst: MilpInstance, out: Any, layer: Dense) -> tuple[np.ndarray, np.ndarray]:
+    """Put a solve's answer (new W, b), objective, bound and proof status into `sol`."""
+    blocks = inst.unpack(out.x)
+    sol.W, sol.b, sol.objective = blocks["w"].copy(), blocks["b"].copy(), float(out.objective)
+    res = out.result
+    sol.bound = None if res is None or res.bound is None else float(res.bound)
+    sol.minimal = out.status == "OPTIMAL"
+    linf = float(max(np.abs(sol.W - layer.W).max(), np.abs(sol.b - layer.b).max()))
+    sol.global_minimal = sol.minimal and proved_global(inst, sol.objective, linf)
+    sol.pinned = inst.meta.get("patterns") != "free" and bool(inst.meta["relu"])
+    return sol.W, sol.b
+
+
+def _add_broken(active: np.ndarray, o: np.ndarray, y_keep: np.ndarray, kmarg: np.ndarray) -> bool:
+    """Mark in `active` (K, M) the keep rows the outputs o break (gap below ADD_NEAR x the
+    point's required gap), at most ADD_PER_ROUND, the most violated first (the rest may hold
+    once those do). Returns whether any was added."""
+    slack = _pair_gaps(o, y_keep) - ADD_NEAR * kmarg[:, None]
+    slack[active] = np.inf
+    near = np.flatnonzero(slack.ravel() < 0)
+    if len(near) > ADD_PER_ROUND:
+        near = near[np.argsort(slack.ravel()[near], kind="stable")[:ADD_PER_ROUND]]
+    active.ravel()[near] = True
+    return len(near) > 0
+
+
 def has_relu_after(layers: list[Dense], k: int) -> bool:
     return any(la.activation == "relu" for la in layers[k:])
 
@@ -152,24 +178,9 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
         if not out.usable or out.x is None:
             sol.reason = out.reason or f"the solver stopped with status {out.status}"
             break
-        blocks = inst.unpack(out.x)
-        W, b = blocks["w"].copy(), blocks["b"].copy()
-        res = out.result
-        sol.W, sol.b, sol.objective = W, b, float(out.objective)
-        sol.bound = None if res is None or res.bound is None else float(res.bound)
-        sol.minimal = out.status == "OPTIMAL"
-        linf = float(max(np.abs(W - layers[k].W).max(), np.abs(b - layers[k].b).max()))
-        sol.global_minimal = sol.minimal and proved_global(inst, sol.objective, linf)
-        sol.pinned = inst.meta.get("patterns") != "free" and bool(inst.meta["relu"])
+        W, b = _record(sol, inst, out, layers[k])
         if K:
-            slack = _pair_gaps(forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep) \
-                - ADD_NEAR * kmarg[:, None]
-            slack[active] = np.inf
-            near = np.flatnonzero(slack.ravel() < 0)
-            if len(near):
-                if len(near) > ADD_PER_ROUND:  # the most violated first: the rest may hold after them
-                    near = near[np.argsort(slack.ravel()[near], kind="stable")[:ADD_PER_ROUND]]
-                active.ravel()[near] = True
+            if _add_broken(active, forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep, kmarg):
                 sol.keep_rounds += 1
                 sol.status, sol.minimal, sol.global_minimal = "no repair", False, False
                 continue
@@ -182,4 +193,66 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
             sol.W = sol.b = None
     sol.solver_time_s = solver_time
     sol.time_s = time.perf_counter() - t0
+    return sol
+
+
+def solve_interval_repair(layers: list[Dense], k: int, H_fix: np.ndarray, lo_fix: np.ndarray, hi_fix: np.ndarray,
+                          H_keep: np.ndarray, lo_keep: np.ndarray, hi_keep: np.ndarray, *, norm: str = "l1",
+                          margin: float = DEFAULT_MARGIN, radius: float | None = None,
+                          time_limit: float | None = None, backend: str = DEFAULT_BACKEND, threads: int | None = None,
+                          patterns: str = "all") -> RepairSolution:
+    """Regression: the minimal change of layer k that puts every output of every fix and keep
+    point inside its interval (formulate.repair.interval_instance); keep points enter lazily,
+    a point at a time, when a forward pass finds an output of theirs outside (by the margin).
+    The box: wide, or given (no widening: with ReLU binaries, give `radius`)."""
+    from gdsolver.formulate.repair import interval_instance
+
+    t0 = time.perf_counter()
+    k = int(k) % len(layers)
+    r = default_radius(layers, k, False) if radius is None else float(radius)
+    K = len(H_keep)
+    active = np.zeros(K, bool)
+    sol = RepairSolution("no repair", radius=r, norm=norm, margin=margin, keep_pool=K)
+    solver_time = 0.0
+    while True:
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0.05:
+            sol.reason = "time limit reached"
+            break
+        inst = interval_instance(layers, k, H_fix, lo_fix, hi_fix, H_keep[active], lo_keep[active], hi_keep[active],
+                                 norm=norm, margin=margin, radius=r, patterns=patterns,
+                                 fix_bias=not getattr(layers[k], "has_bias", True))
+        out = solve_sweep(inst, SolveSettings(backend=backend, search="mip", time_limit=left, threads=threads,
+                                              closest=False, use_start=False))
+        solver_time += out.solver_time_s
+        sol.instance, sol.solver_status, sol.keep_in_milp = inst, out.status, int(active.sum())
+        sol.keep_rows = int(inst.row_groups.get("keep_interval", (0, 0))[1])
+        sol.binaries = int(inst.meta["relu_binaries"])
+        if out.error is not None:
+            raise out.error
+        if out.status == "INFEASIBLE":
+            sol.status, sol.W, sol.b = "infeasible", None, None
+            sol.reason = (f"no change of layer {k} within |dW| <= {r:.4g} puts every fix point's outputs inside "
+                          f"their intervals by the margin {margin:g}"
+                          + (" while keeping the keep points' in theirs" if active.any() else ""))
+            break
+        if not out.usable or out.x is None:
+            sol.reason = out.reason or f"the solver stopped with status {out.status}"
+            break
+        _record(sol, inst, out, layers[k])
+        if K:
+            o = forward_chain(layers, H_keep, start=k, weights={k: (sol.W, sol.b)})
+            near = ((o < lo_keep + ADD_NEAR * margin) | (o > hi_keep - ADD_NEAR * margin)).any(axis=1) & ~active
+            if near.any():
+                active |= near
+                sol.keep_rounds += 1
+                sol.minimal = sol.global_minimal = False
+                continue
+        sol.status, sol.reason = "repaired", ""
+        break
+    if sol.W is not None:
+        sol.change = change_norms(sol.W - layers[k].W, sol.b - layers[k].b)
+        if sol.status != "repaired":
+            sol.W = sol.b = None
+    sol.solver_time_s, sol.time_s = solver_time, time.perf_counter() - t0
     return sol
