@@ -368,6 +368,8 @@ def bench_repair(
     seed: Annotated[int, typer.Option(help="Seed of the training and the point choice.")] = 0,
     norm: Annotated[Optional[list[str]], typer.Option("--norm", help="l1 and/or linf (default l1).")] = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", help="mlp and/or conv (default mlp).")] = None,
+    keep_hidden: Annotated[int, typer.Option(help="Keep points the hidden layer's repair is given (the pool's "
+                                                  "first).")] = 1000,
     keep_margin: Annotated[Optional[float], typer.Option(
         help="Logit gap each keep point keeps (or its current gap when smaller); default: the margin.")] = None,
 ) -> None:
@@ -386,7 +388,7 @@ def bench_repair(
         fail(f"--layer: {bad[0]!r}, expected one of {list(LAYERS)}")
     if any(n < 1 for n in ns):
         fail(f"--sizes: {sizes!r}, expected counts >= 1")
-    for name, value in (("--epochs", epochs), ("--keep", keep)):
+    for name, value in (("--epochs", epochs), ("--keep", keep), ("--keep-hidden", keep_hidden)):
         if value < 1:
             fail(f"{name}: {value}, expected a count >= 1")
     if not (math.isfinite(time_limit) and time_limit > 0):
@@ -400,7 +402,7 @@ def bench_repair(
     checks.number("--keep-margin", keep_margin, lo=0.0, lo_open=True)
     doc = run_repair_bench(data_dir, out_dir, sizes=ns, layers=layers, seed=seed, epochs=epochs, keep=keep,
                            time_limit=time_limit, norms=tuple(norm or ("l1",)), models=tuple(model or ("mlp",)),
-                           keep_margin=keep_margin,
+                           keep_margin=keep_margin, keep_hidden=keep_hidden,
                            progress=lambda m: err_console.print(m, markup=False))  # (with the files written)
     if doc["run"]["failed"]:
         console.print(f"{doc['run']['failed']} cell(s) failed (see the report)", markup=False)

@@ -35,6 +35,7 @@ from gdsolver.bench.runner import Bench, run_bench
 
 SIZES = (10, 50, 100)
 KEEP = 10000
+KEEP_HIDDEN = 1000  # the hidden layer's keep set: the pool's first points (its LPs carry each point's ReLU rows)
 LAYERS = {"final": -1, "hidden": 1}  # chain indices of the MLP's dense layers
 MODELS = ("mlp", "conv")
 CHAIN = {"mlp": LAYERS, "conv": {"final": -1, "hidden": 0}}  # conv: its dense layers 256->64->10
@@ -142,7 +143,7 @@ def _prepare(data_dir: str | os.PathLike, seed: int, epochs: int, keep: int, say
 
 
 def _run_cell(st: dict[str, Any], cell: dict[str, Any], time_limit: float,
-              keep_margin: float | None = None) -> dict[str, Any]:
+              keep_margin: float | None = None, keep_hidden: int = KEEP_HIDDEN) -> dict[str, Any]:
     """One method on the first `fix` wrong test points, scored on the fix, keep and test points."""
     from gdsolver.repairs import repair
 
@@ -153,14 +154,15 @@ def _run_cell(st: dict[str, Any], cell: dict[str, Any], time_limit: float,
     rest = np.setdiff1d(np.arange(len(yte)), fix)
     if cell["method"] == "repair":
         m = copy.deepcopy(model)
-        rep, secs, mem = _measure(lambda: repair(m, (Xte[fix], yte[fix]), X_keep, layer=CHAIN[arch][cell["layer"]],
+        given = X_keep[:keep_hidden] if cell["layer"] == "hidden" else X_keep
+        rep, secs, mem = _measure(lambda: repair(m, (Xte[fix], yte[fix]), given, layer=CHAIN[arch][cell["layer"]],
                                                  norm=cell["norm"], time_limit=time_limit, patterns="all",
                                                  keep_margin=keep_margin))
         s = rep.solution
         extra = {"norm": cell["norm"], "status": rep.status, "certified": rep.certified, "proof": rep.proof,
                  "change_l1": rep.change.get("l1"), "change_linf": rep.change.get("linf"),
                  "keep_in_milp": s.keep_in_milp, "keep_rows": s.keep_rows, "keep_pool": s.keep_pool,
-                 "keep_rounds": s.keep_rounds, "solver_time_s": s.solver_time_s,
+                 "keep_rounds": s.keep_rounds, "solver_time_s": s.solver_time_s, "keep_given": int(len(given)),
                  "radius": s.radius, "conflict": None if rep.conflict is None else rep.conflict.to_json()}
     else:
         (m, steps), secs, mem = _measure(lambda: _finetune(model, Xte[fix], yte[fix]))
@@ -185,10 +187,11 @@ def _describe(r: dict[str, Any]) -> str:
 def repair_bench(data_dir: str | os.PathLike, *, sizes: tuple[int, ...] = SIZES,
                  layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0, epochs: int = 3, keep: int = KEEP,
                  time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",), say: Callable = print,
-                 models: tuple[str, ...] = ("mlp",), keep_margin: float | None = None) -> Bench:
+                 models: tuple[str, ...] = ("mlp",), keep_margin: float | None = None,
+                 keep_hidden: int = KEEP_HIDDEN) -> Bench:
     """The set-up (the trained models and point sets, made here), the cells (per model and
     fix-set size: a repair per layer and norm, then Adam fine-tuning) and how one is measured
-    (`_run_cell`)."""
+    (`_run_cell`). The hidden layer is given the pool's first `keep_hidden` points."""
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -197,13 +200,14 @@ def repair_bench(data_dir: str | os.PathLike, *, sizes: tuple[int, ...] = SIZES,
              for c in [{"model": a, "fix": n, "method": "repair", "layer": la, "norm": no}
                        for la in layers for no in norms] + [{"model": a, "fix": n, "method": "adam-finetune"}]]
     first = st[models[0]]
-    meta = {"seed": seed, "epochs": epochs, "norms": list(norms), "keep_margin": keep_margin,
+    meta = {"seed": seed, "epochs": epochs, "norms": list(norms), "keep_margin": keep_margin, "keep_hidden": keep_hidden,
             "model": f"{ARCH[models[0]]}, Adam lr 1e-3, batch 128", "train_s": first["train_s"],
             "test_accuracy": first["test_accuracy"], "test_wrong": int(len(first["wrong"])),
             "models": {a: {"arch": ARCH[a], "train_s": st[a]["train_s"], "test_accuracy": st[a]["test_accuracy"],
                            "val_accuracy": st[a]["val_accuracy"], "test_wrong": int(len(st[a]["wrong"]))}
                        for a in models}}
-    return Bench("repair", cells, lambda cell: _run_cell(st, cell, time_limit, keep_margin), report, meta=meta,
+    return Bench("repair", cells, lambda cell: _run_cell(st, cell, time_limit, keep_margin, keep_hidden), report,
+                 meta=meta,
                  summarize=lambda doc: {"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
                  describe=_describe, header=False)
 
@@ -212,11 +216,12 @@ def run_repair_bench(data_dir: str | os.PathLike, out_dir: str | os.PathLike = "
                      sizes: tuple[int, ...] = SIZES, layers: tuple[str, ...] = ("final", "hidden"), seed: int = 0,
                      epochs: int = 3, keep: int = KEEP, time_limit: float = 600.0, norms: tuple[str, ...] = ("l1",),
                      progress: Callable | None = None, models: tuple[str, ...] = ("mlp",),
-                     keep_margin: float | None = None) -> dict[str, Any]:
+                     keep_margin: float | None = None, keep_hidden: int = KEEP_HIDDEN) -> dict[str, Any]:
     """Run the bench (module docstring); write repair.json and repair.md under out_dir."""
     say = progress or (lambda msg: None)
     bench = repair_bench(data_dir, sizes=sizes, layers=layers, seed=seed, epochs=epochs, keep=keep,
-                         time_limit=time_limit, norms=norms, say=say, models=models, keep_margin=keep_margin)
+                         time_limit=time_limit, norms=norms, say=say, models=models, keep_margin=keep_margin,
+                         keep_hidden=keep_hidden)
     return run_bench(bench, out_dir, "repair", echo=say)
 
 
@@ -234,8 +239,10 @@ def report(doc: dict[str, Any]) -> list[str]:
         km = doc.get("keep_margin")
         intro = (f"Adam lr 1e-3, batch 128, {doc['epochs']} epoch(s), seed {doc['seed']}. {models}. Fix sets: the first "
                  f"N of a model's wrong test points (seeded order); keep pool: {doc['rows'][0]['keep']} training points "
-                 "it gets right (rows enter the LP only when the repaired layer breaks them: `rounds`, `keep rows` "
-                 f"in the last LP / `keep pts` with a row); keep margin {'= margin' if km is None else km}. Repair: "
+                 "it gets right (`keep kept` counts the whole pool for every row); the final layer's repair is given "
+                 f"the pool, the hidden layer's its first {doc.get('keep_hidden', KEEP_HIDDEN)} points (`keep set`); "
+                 "their rows enter the LP only when the repaired layer breaks them (`rounds`; `keep rows` in the last "
+                 f"LP / `pts` with a row); keep margin {'= margin' if km is None else km}. Repair: "
                  f"{'/'.join(doc['norms'])} change, ReLU phases pinned at the hidden layer (an LP); the model is run in "
                  "float32 and float64 on every fix and keep point (`certified`). Drawdown: test accuracy outside the "
                  "fix set, before minus after (percentage points); val drop: the same on the 5,000 validation points "
@@ -257,7 +264,7 @@ def report(doc: dict[str, Any]) -> list[str]:
     if pool:
         cols[:0] = ["model"]
         cols[cols.index("drawdown (pts)") + 1:cols.index("drawdown (pts)") + 1] = ["val drop (pts)"]
-        cols[cols.index("time (s)"):cols.index("time (s)")] = ["rounds", "keep rows / pts"]
+        cols[cols.index("time (s)"):cols.index("time (s)")] = ["keep set", "rounds", "keep rows / pts"]
     body = []
     for r in doc["rows"]:
         row = [r["method"], r["layer"], r.get("norm", "-"), r["fix"], r.get("status", f"{r.get('steps')} steps"),
@@ -269,7 +276,8 @@ def report(doc: dict[str, Any]) -> list[str]:
         if pool:
             lp = r.get("keep_rows") is not None
             row = [r.get("model", "mlp"), *row[:8], f"{100 * r['val_drop']:.2f}", *row[8:11],
-                   str(r["keep_rounds"]) if lp else "-", f"{r['keep_rows']} / {r['keep_in_milp']}" if lp else "-",
+                   str(r.get("keep_given", "-")) if lp else "-", str(r["keep_rounds"]) if lp else "-",
+                   f"{r['keep_rows']} / {r['keep_in_milp']}" if lp else "-",
                    *row[11:]]
         body.append(row)
     lines += md_table(cols, body)

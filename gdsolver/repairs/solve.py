@@ -36,6 +36,7 @@ WIDEN = 4.0
 MAX_WIDENINGS = 4  # narrow box x 4^4 = 12.8 x the largest weight
 ADD_NEAR = 1.0  # keep rows (point, class) whose gap is below ADD_NEAR x the point's required gap join the MILP
 ADD_PER_ROUND = 1000  # at most this many keep rows join per round, the most violated first
+ADD_POINTS_PINNED = 50  # ... and at most this many new keep points when each brings its pinned ReLU rows
 
 
 @dataclass
@@ -97,15 +98,24 @@ def _record(sol: RepairSolution, inst: MilpInstance, out: Any, layer: Dense) -> 
     return sol.W, sol.b
 
 
-def _add_broken(active: np.ndarray, o: np.ndarray, y_keep: np.ndarray, kmarg: np.ndarray) -> bool:
+def _add_broken(active: np.ndarray, o: np.ndarray, y_keep: np.ndarray, kmarg: np.ndarray,
+                max_points: int | None = None) -> bool:
     """Mark in `active` (K, M) the keep rows the outputs o break (gap below ADD_NEAR x the
     point's required gap), at most ADD_PER_ROUND, the most violated first (the rest may hold
-    once those do). Returns whether any was added."""
+    once those do), and rows of at most `max_points` points not in the problem yet (a point
+    whose ReLU phases are pinned brings a row per unit: 128 at the MNIST MLP's hidden layer).
+    Returns whether any was added."""
     slack = _pair_gaps(o, y_keep) - ADD_NEAR * kmarg[:, None]
     slack[active] = np.inf
     near = np.flatnonzero(slack.ravel() < 0)
-    if len(near) > ADD_PER_ROUND:
-        near = near[np.argsort(slack.ravel()[near], kind="stable")[:ADD_PER_ROUND]]
+    near = near[np.argsort(slack.ravel()[near], kind="stable")]
+    if max_points is not None:
+        pts, held = near // active.shape[1], active.any(axis=1)
+        uniq, first = np.unique(pts, return_index=True)
+        fresh = ~held[uniq]
+        admitted = uniq[fresh][np.argsort(first[fresh], kind="stable")[:max_points]]  # most violated first
+        near = near[held[pts] | np.isin(pts, admitted)]
+    near = near[:ADD_PER_ROUND]
     active.ravel()[near] = True
     return len(near) > 0
 
@@ -180,7 +190,8 @@ def solve_repair(layers: list[Dense], k: int, H_fix: np.ndarray, y_fix: np.ndarr
             break
         W, b = _record(sol, inst, out, layers[k])
         if K:
-            if _add_broken(active, forward_chain(layers, H_keep, start=k, weights={k: (W, b)}), y_keep, kmarg):
+            o = forward_chain(layers, H_keep, start=k, weights={k: (W, b)})
+            if _add_broken(active, o, y_keep, kmarg, ADD_POINTS_PINNED if sol.pinned else None):
                 sol.keep_rounds += 1
                 sol.status, sol.minimal, sol.global_minimal = "no repair", False, False
                 continue
