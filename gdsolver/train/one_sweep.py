@@ -232,8 +232,7 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
     task = check_task(task)
     if not isinstance(model, nn.Module):
         raise GdsolverError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if block is not None:
-        block = positive_int("block", block)
+    block = None if block is None else positive_int("block", block)
     offset = positive_int("offset", offset, allow_zero=True)
     if not inplace:
         model = copy.deepcopy(model)
@@ -260,8 +259,7 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
                 o = ev._scores(model(Xs))
             return o.double().reshape(len(Xs), -1).numpy()
 
-        hidden = k < len(net.layers) - 1
-        r = auto_radius(task, net.layers[k].N, hidden) if radius is None else cfg.radius
+        r = auto_radius(task, net.layers[k].N, k < len(net.layers) - 1) if radius is None else cfg.radius
         units = block_units(offset, block, net, k)
         ls = LayerSweep(model, net, X, y, task=task, outputs=outputs)
         job = ls.prepare(k, radius=r, units=units, mode=cfg.mode, margin=cfg.margin, points=cfg.points,
@@ -270,8 +268,7 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
         loss_pts = ls.points_loss(job)
         settings = cfg.solve_settings(threads=threads)
         if time_limit is not None:  # everything before and after the solve counts against the limit
-            # the decision's forward passes kept in hand as 1.5x their measured cost (on MNIST under load:
-            # measured 1.0 s, the decision then took 1.6 s)
+            # the decision's passes kept in hand at 1.5x their cost (MNIST under load: 1.0 s measured, 1.6 s taken)
             left = time_limit - (time.perf_counter() - t_start) - 1.5 * judging
             settings = dataclasses.replace(settings, time_limit=max(left, MIN_SOLVE_S))
         outcome = solve(job, settings, on_progress=on_progress)
@@ -280,6 +277,12 @@ def sweep(model: nn.Module, data: Any, *, layer: int | str = "final", task: str 
 
             instance_path = str(save(outcome.instance or job.instance, instance_path))
         decision = _decide(ev, ls, job, outcome, accept, before, loss_pts, val is not None)
+    return _report(job, k, outcome, decision, before, loss_pts, build, t_start, instance_path, model)
+
+
+def _report(job: SweepJob, k: int, outcome: SweepOutcome, decision: Decision, before: dict[str, Any], loss_pts: float,
+            build: float, t_start: float, instance_path: str | None, model: nn.Module) -> SweepReport:
+    """gdsolver.sweep's report from its stages' figures."""
     after = decision.metrics if decision.accepted else before
     sizes = job.sizes()
     return SweepReport(status=outcome.status, accepted=decision.accepted, reason=decision.reason,
