@@ -163,9 +163,13 @@ def _lp_with_start(n: int = 1000, seed: int = 0):
     return bld.build("min")
 
 
-def test_an_lp_stopped_by_the_watchdog_answers_its_start(backend, limit_passes_when_solver_starts):
+@pytest.mark.parametrize("lp_backend", [b for b in BACKENDS if b != "gurobi"])
+def test_an_lp_stopped_by_the_watchdog_answers_its_start(lp_backend, limit_passes_when_solver_starts):
     """A cross-entropy round is an LP: stopped before the solver holds a feasible point, the solve
-    answers with the instance's start (it verifies), FEASIBLE at the time limit, not with nothing."""
+    answers with the instance's start (it verifies), FEASIBLE at the time limit, not with nothing.
+    Not Gurobi: a terminate() sent before its optimize() starts is lost, and it solves any LP its pip
+    licence allows before the re-sent one (50 ms later) arrives, so the outcome would be a race."""
+    backend = lp_backend
     inst = _lp_with_start()
     assert verify(inst, inst.start).ok
     res = _solve(inst, backend, time_limit=60)
