@@ -5,6 +5,8 @@ passes done here and, for minimality, by scipy's LP solver on the full problem."
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +101,26 @@ def test_no_certificate_when_no_repair(tmp_path):
     path = tmp_path / "cert.json"
     rep = repair(model, (X_fix, y_fix), X_keep, certificate=path)
     assert rep.status != "certified" and not path.exists() and rep.certificate is None
+
+
+MNIST_DIR = Path(os.environ.get("GDSOLVER_MNIST_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
+needs_mnist = pytest.mark.skipif(not any(MNIST_DIR.glob("train-images*")),
+                                 reason=f"real MNIST idx files not found at {MNIST_DIR} (set GDSOLVER_MNIST_DIR)")
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_mnist_pool_repair_keeps_every_pool_point(tmp_path):
+    """One epoch of Adam on MNIST, 10 wrong test points fixed at the final layer with a pool of
+    3,000 correct training points: every pool point keeps its prediction by a forward pass
+    here, while fewer than the pool's points were ever in the LP."""
+    from gdsolver.bench.repair_bench import _predict, _prepare
+
+    st = _prepare(MNIST_DIR, 0, 1, 3000, lambda m: None)["mlp"]
+    model, fix = st["model"], st["wrong"][:10]
+    X_fix, y_fix = st["Xte"][fix], st["yte"][fix]
+    rep = repair(model, (X_fix, y_fix), st["X_keep"], certificate=tmp_path / "c.json")
+    assert rep.status == "certified", rep.lines()
+    np.testing.assert_array_equal(_predict(model, X_fix), y_fix)
+    np.testing.assert_array_equal(_predict(model, st["X_keep"]), st["keep_pred"])
+    assert 0 < rep.solution.keep_in_milp < 3000 and rep.solution.keep_pool == 3000
