@@ -51,7 +51,7 @@ from gdsolver.pipeline import SweepOutcome, instance_files, solve_sweep
 from gdsolver.train.one_sweep import MIN_SOLVE_S, LayerSweep, block_units, layer_indices, solve_floor
 from gdsolver.train.one_sweep import solve as solve_one
 from gdsolver.train.sweep import SweepJob, decide_sweep, default_mode, sweep_loss
-from gdsolver.train.time_aware import TimeAware
+from gdsolver.train.time_aware import POLISH_POINTS, TimeAware
 from gdsolver.train.trainer import Trainer
 
 RADIUS_MAX_FACTOR = 64.0  # adaptive radius stays within [r0 / 64, r0 * 64]
@@ -308,7 +308,8 @@ class GDSolver(TimeAware, Trainer):
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
-                c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=cfg.points,
+                points = POLISH_POINTS if self._polishing and cfg.points == "auto" else cfg.points
+                c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=points,
                                    keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
                                    units=units, tighten=cfg.tighten, lazy=True)
             except GdsolverError as exc:
