@@ -198,3 +198,20 @@ def test_the_last_layers_convex_sweep_runs_at_the_end_of_the_budget():
     with torch.no_grad():
         val = torch.nn.functional.cross_entropy(model(X[450:]), y[450:]).item()
     assert val == pytest.approx(h.rows[-1]["val_loss"], rel=1e-5)
+
+
+def test_the_polish_runs_without_a_time_limit_per_sweep():
+    """time_limit=None (no limit per sweep) under budget_s: the polish's deadline is the budget's
+    end (it was min(None, time left): a TypeError at the end of the run)."""
+    import torch
+
+    torch.manual_seed(0)
+    X = torch.randn(300, 6)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    budget = 1.0
+    tr = GDSolver(model, "classification", lr=1e-3, epochs=10**6, budget_s=budget, time_limit=None, seed=0)
+    h = tr.fit((X[:240], y[:240]), (X[240:], y[240:]))
+    assert any("kept for the end" in d["reason"] for d in h.decisions)
+    assert h.sweeps and h.sweeps[-1]["layer_name"] == "2"
+    assert max(r["elapsed_s"] for r in h.rows) <= budget + 0.5

@@ -295,9 +295,10 @@ class GDSolver(TimeAware, Trainer):
                 caps.append(self._explore_cap)
         caps = [c for c in caps if c is not None]
         self._sweep_time = max(min(caps), MIN_SOLVE_S) if caps else None  # for the history's reason
-        if self.budget_s is not None:  # never past the budget: a sweep started late gets what is left
-            self._sweep_time = min(self._sweep_time, max(self.time_left(), 0.0))
-        return t + self._sweep_time if caps else None
+        if self.budget_s is not None:  # never past the budget: a sweep started late gets what is left (a
+            left = max(self.time_left(), 0.0)  # polish with time_limit None: all of it)
+            self._sweep_time = left if self._sweep_time is None else min(self._sweep_time, left)
+        return None if self._sweep_time is None else t + self._sweep_time
 
     def _prepare(self, cands: list["_Cand"], ls: LayerSweep, k: int, mode: str, H: np.ndarray | None,
                  units: np.ndarray | None, shared: float, refit: bool) -> None:
