@@ -261,3 +261,26 @@ def test_a_direct_solve_cut_by_its_iteration_cap_is_feasible_and_says_why(monkey
     full = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.5, points=None)
     ref = solve_sweep(full.instance)
     assert ref.status == "FEASIBLE" and ref.result.termination == "iteration_limit" and verify(full.instance, ref.x).ok
+
+
+def test_an_answer_from_arrays_that_does_not_check_out_leaves_the_instance_the_time_left(monkeypatch):
+    """When the answer from a convex sweep's arrays does not check out, the instance is built and
+    solved the one way within what the direct solve left of the limit (it got the whole limit
+    again: a sweep could take twice its time)."""
+    import gdsolver.pipeline as pl
+    from gdsolver.train import one_sweep
+    from gdsolver.train.sweep import prepare_sweep
+
+    _, X, y, net = _net_and_data("classification")
+    job = prepare_sweep(net, X.numpy(), y, task="classification", layer=1, radius=0.2, points=None, lazy=True)
+
+    def refused(problem, settings):  # a slow direct solve whose answer is refused
+        time.sleep(0.3)
+        return None
+
+    limits, real = [], one_sweep.solve_sweep
+    monkeypatch.setattr(pl, "solve_convex", refused)
+    monkeypatch.setattr(one_sweep, "solve_sweep", lambda inst, s: limits.append(s.time_limit) or real(inst, s))
+    out = one_sweep.solve(job, SolveSettings(time_limit=5.0))
+    assert job.built is not None and not job.from_arrays and limits and limits[0] <= 5.0 - 0.3
+    assert out.usable and verify(job.instance, out.x).ok

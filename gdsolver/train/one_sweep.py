@@ -105,10 +105,15 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
 
     def run() -> SweepOutcome:
         if job.built is None and job.convex is not None and direct_allowed(settings):
+            t = time.perf_counter()
             outcome = solve_convex(job.convex, settings)
             if outcome is not None:
                 job.from_arrays = True
                 return outcome
+            inst = job.instance  # built now: its solve gets what the direct solve and the build left
+            if settings.time_limit is not None:
+                left = settings.time_limit - (time.perf_counter() - t)
+                return solve_sweep(inst, dataclasses.replace(settings, time_limit=max(left, MIN_SOLVE_S)))
         return solve_sweep(job.instance, settings)
 
     if on_progress is None:

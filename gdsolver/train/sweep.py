@@ -226,7 +226,8 @@ class Decision:
 
 
 IMPROVE_RTOL = 1e-9
-# a float32 forward pass against the float64 loss of an answer from arrays (sums over <= 4096 points)
+# a float32 forward pass against the float64 loss of an answer from arrays, relative to the loss summed over
+# the sweep's points (thousands): their rounding errors add up like sqrt(points), the loss like points
 FORWARD_RTOL = 1e-4
 
 
