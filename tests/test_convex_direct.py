@@ -221,7 +221,7 @@ def test_sweep_with_an_instance_path_builds_and_saves_the_instance(tmp_path):
 def test_trainer_dumps_a_sweep_solved_from_arrays_and_replay_reproduces_it(tmp_path):
     """GDSolver solves its last-layer ce sweeps from arrays; with dump_dir the instance is built
     afterwards and dumped with that answer as its point: it verifies, its weights are the ones
-    the model got (when kept), and `replay` re-solves the instance to the same answer."""
+    the model got, and `replay` re-solves the instance to the same answer."""
     import torch
 
     from gdsolver.formulate.claims import swept_weights
@@ -237,10 +237,10 @@ def test_trainer_dumps_a_sweep_solved_from_arrays_and_replay_reproduces_it(tmp_p
     assert sweep["n_cons"] == 0 and "from its arrays" in sweep["reason"]
     inst, res, _ = sweep_files(tmp_path, 1)
     assert res.x is not None and verify(inst, res.x).ok and res.options["pipeline"]["from_arrays"]
-    if sweep["accepted"]:
-        W, b = swept_weights(inst, res.x)
-        np.testing.assert_allclose(W, model[2].weight.detach().double().numpy(), atol=1e-6)
-        np.testing.assert_allclose(b, model[2].bias.detach().double().numpy(), atol=1e-6)
+    assert sweep["accepted"]  # (deterministic here) so the dumped point must be the model's weights
+    W, b = swept_weights(inst, res.x)
+    np.testing.assert_allclose(W, model[2].weight.detach().double().numpy(), atol=1e-6)
+    np.testing.assert_allclose(b, model[2].bias.detach().double().numpy(), atol=1e-6)
     rows = list(replay(tmp_path / "sweeps"))
     assert rows and all(r.ok and r.recorded_x_ok for r in rows)
 
