@@ -285,7 +285,6 @@ def instance_files(inst: MilpInstance, outcome: SweepOutcome,
     does not verify is dumped as the result without x, with the reason)."""
     from gdsolver.formulate import check_claims
     from gdsolver.formulate.refine import point_at
-
     from gdsolver.ir.verify import verify
 
     W, b = outcome.weights
@@ -294,7 +293,8 @@ def instance_files(inst: MilpInstance, outcome: SweepOutcome,
     if x is not None and verify(inst, x).ok and check_claims(inst, x).ok:
         res = replace(res, x=x, objective=inst.objective_value(x))
     else:
-        res = replace(res, status="ERROR", message="the answer from the arrays does not verify on the instance")
+        res = replace(res, status="ERROR", termination="error",
+                      message="the answer from the arrays does not verify on the instance")
     res.options = {"pipeline": {**settings.to_json(), "refinements": 0, "true_loss": outcome.true_loss,
                                 "from_arrays": True}}
     return [("", inst, res)]

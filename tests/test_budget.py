@@ -94,7 +94,7 @@ def test_training_stays_inside_its_budget(poly, make):
     assert last <= budget + slowest + 0.25, (last, slowest)
     assert len(h.epochs) > 1
     if isinstance(tr, GDSolver):
-        # it stopped because the budget was spent, or ended with the last layer's polish (classification)
+        # it stopped because the budget was spent, or ended with the last layer's polish
         assert h.decisions and (h.decisions[-1]["move"] is None or "kept for the end" in h.decisions[-1]["reason"])
         assert all(d["reason"] for d in h.decisions)
         # every GD move trains at least an epoch (a move of none was chosen again and again: it spun)
@@ -125,9 +125,10 @@ def test_restarts_fill_keeps_the_best_initialisation(poly):
 @pytest.mark.slow  # 8 s, and its wall-clock bounds want a machine that is not overloaded
 def test_a_sweep_keeps_inside_its_share_of_the_budget():
     """Under budget_s a sweep's whole cost (extraction, build, solve, checks) is bounded by its
-    share of the time left: here the exact cross-entropy solve of the head needs longer than the
-    share, so it is cut at the deadline (FEASIBLE / time_limit, or not started: TIME_LIMIT) and
-    the run ends near its budget, not a solve's length past it."""
+    share of the time left: here the cross-entropy head solved by tangent-cut rounds
+    (convex="cuts": not the polish, which runs last in its own time) needs longer than the share,
+    so it is cut at the deadline (FEASIBLE / time_limit, or not started: TIME_LIMIT) and the run
+    ends near its budget, not a solve's length past it."""
     from gdsolver.train.hybrid import MIN_SOLVE_S, SWEEP_SHARE
     from gdsolver.train.models import build_model
     from gdsolver.data.datasets import load_split
@@ -136,10 +137,11 @@ def test_a_sweep_keeps_inside_its_share_of_the_budget():
     model = build_model("mlp", tuple(split.train[0].shape[1:]), 10, hidden=32, seed=0)
     budget = 3.0  # short GD phases (epochs bounds each): the restart and the sweep are both tried
     tr = GDSolver(model, "classification", optimizer="adam", lr=0.03, epochs=2, radius=5.0, points=1117,
-                  budget_s=budget, seed=0)
+                  convex="cuts", budget_s=budget, seed=0)
     h = tr.fit(split.train, split.val)
     sweeps = [r for r in h.rows if r["kind"] == "sweep"]
     assert sweeps, "no sweep was tried"
+    assert not any("kept for the end" in d["reason"] for d in h.decisions)  # a move like the others
     for r in sweeps:
         spent = (r["build_time_s"] or 0) + (r["solver_time_s"] or 0)
         # its share of at most the whole budget, plus the checks after the deadline

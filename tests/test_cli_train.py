@@ -264,10 +264,11 @@ def test_every_trainer_option_reaches_its_method():
 
     fixed = {"optimizer"}  # sgd, adam-lrs, lbfgs, gdsolver-lbfgs: the name says which
     builds = {"sgd": GDTrainer, "sgd-lrs": GDTrainer, "adam": GDTrainer, "adam-lrs": GDTrainer, "lbfgs": GDTrainer,
-              "gdsolver": GDSolver, "gdsolver-lbfgs": GDSolver, "bpgrad": BPGradTrainer,
+              "gdsolver": GDSolver, "gdsolver-no-sweeps": GDSolver, "gdsolver-lbfgs": GDSolver, "bpgrad": BPGradTrainer,
               "lifted-bcd": LiftedBCDTrainer}
     by_name = {"sgd": {"lr_schedule"}, "adam": {"lr_schedule"}, "lbfgs": {"lr_schedule"},
-               "gdsolver-lbfgs": {"phase_lrs"}}  # no schedule without -lrs; L-BFGS keeps lr 1
+               "gdsolver-lbfgs": {"phase_lrs"},  # no schedule without -lrs; L-BFGS keeps lr 1
+               "gdsolver-no-sweeps": {"skip_sweeps"}}  # the name says it
     for method, cls in builds.items():
         params = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "task"}
         takes = set(method_options(method))

@@ -13,7 +13,8 @@ from gdsolver.errors import GdsolverError  # noqa: E402
 from gdsolver.train.methods import (METHODS, TABLE, baseline_names, check_baselines, gd_baseline_names,  # noqa: E402
                                     gd_phase_options, make_trainer, method, method_options)
 
-EXPECTED = {"gdsolver": ("GDSolver", "sgd", None), "gdsolver-2loop": ("GDSolver", "sgd", None),
+EXPECTED = {"gdsolver": ("GDSolver", "sgd", None), "gdsolver-no-sweeps": ("GDSolver", "sgd", None),
+            "gdsolver-2loop": ("GDSolver", "sgd", None),
             "gdsolver-lbfgs": ("GDSolver", "lbfgs", None), "sgd": ("GDTrainer", "sgd", None),
             "sgd-lrs": ("GDTrainer", "sgd", "plateau"), "adam": ("GDTrainer", "adam", None),
             "adam-lrs": ("GDTrainer", "adam", "plateau"), "lbfgs": ("GDTrainer", "lbfgs", None),
@@ -53,3 +54,11 @@ def test_a_gd_phase_copies_the_baseline(name: str) -> None:
     assert (solver.optimizer, solver.lr_schedule, solver.lr) == (base.optimizer, base.lr_schedule, base.lr)
     with pytest.raises(GdsolverError, match="is not a GD baseline"):
         gd_phase_options("lbfgs")
+
+
+def test_the_ablation_is_gdsolver_without_its_sweeps() -> None:
+    t = make_trainer("gdsolver-no-sweeps", _net(), "classification", epochs=1)
+    assert type(t).__name__ == "GDSolver" and t.skip_sweeps
+    assert not make_trainer("gdsolver", _net(), "classification", epochs=1).skip_sweeps
+    # the name fixes it: an option saying otherwise is not one the method takes
+    assert make_trainer("gdsolver-no-sweeps", _net(), "classification", skip_sweeps=False).skip_sweeps

@@ -309,7 +309,8 @@ class GDSolver(TimeAware, Trainer):
         for c in cands:
             t = time.perf_counter()
             try:  # e.g. no misclassified point left: nothing to do
-                points = POLISH_POINTS if self._polishing and cfg.points == "auto" else cfg.points
+                # the polish's cross-entropy fit on a larger sample (least squares: "auto" is every point)
+                points = POLISH_POINTS if self._polishing and cfg.points == "auto" and mode == "ce" else cfg.points
                 c.job = ls.prepare(k, radius=c.radius, mode=mode, margin=cfg.margin, points=points,
                                    keep_correct=cfg.keep_correct, seed=c.spec.seed, H=H, convex=cfg.convex,
                                    units=units, tighten=cfg.tighten, lazy=True)

@@ -97,6 +97,9 @@ TABLE: tuple[Method, ...] = (
     # its GD phase's optimizer may be chosen ("sgd", "adam", "lbfgs")
     Method("gdsolver", "GD until the validation loss plateaus, then a solver sweep; repeated (Algorithm 1)",
            ("optimizer",) + _GD_KEYS + _SOLVER_KEYS, _gdsolver()),
+    Method("gdsolver-no-sweeps", "GDSolver's GD phases, restarts and time-aware choices without the solver "
+           "(its ablation: the run to compare it with)",
+           ("optimizer",) + _GD_KEYS + _without(_SOLVER_KEYS, "skip_sweeps"), _gdsolver(skip_sweeps=True)),
     Method("gdsolver-2loop", "at most epochs/2 GD epochs then a sweep on 32 misclassified points, twice "
            "(paper preset)",  # the sweeps, phases and rates are fixed by the preset
            _without(_GD_KEYS + _SOLVER_KEYS, "max_sweeps", "phase_epochs", "phase_lrs", "lr"), _two_loop),
