@@ -217,3 +217,22 @@ def test_the_polish_runs_without_a_time_limit_per_sweep():
     assert any("kept for the end" in d["reason"] for d in h.decisions)
     assert h.sweeps and h.sweeps[-1]["layer_name"] == "2"
     assert max(r["elapsed_s"] for r in h.rows) <= budget + 0.5
+
+
+def test_the_polish_fits_a_larger_sample_than_a_sweep():
+    """The cross-entropy polish fits up to POLISH_POINTS sampled points (a sweep's own "auto" is
+    4096): on 6000 training points the polish row has all 6000."""
+    import torch
+
+    from gdsolver.train.sweep import DEFAULT_DIRECT_POINTS
+    from gdsolver.train.time_aware import POLISH_POINTS
+
+    torch.manual_seed(0)
+    X = torch.randn(6300, 5)
+    y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    h = GDSolver(model, "classification", lr=1e-3, epochs=10**6, budget_s=1.5, seed=0).fit(
+        (X[:6000], y[:6000]), (X[6000:], y[6000:]))
+    polish = [s for s in h.sweeps if s["layer_name"] == "2"]
+    assert DEFAULT_DIRECT_POINTS < 6000 < POLISH_POINTS
+    assert polish and polish[-1]["points"] == 6000
