@@ -63,9 +63,8 @@ class TimeAware:
         plan = Scheduler(names, default="gd")
         self.history.decisions = plan.log
         self._restarts_tried = 0
-        first = True
+        first, polished_at = True, None
         while True:
-            logged = len(plan.log)
             self.budget_s -= reserve  # the moves end this much early: the polish's time
             try:
                 if first:
@@ -73,9 +72,11 @@ class TimeAware:
                 self._spend(plan)
             finally:
                 self.budget_s += reserve
-            moved = first or any(d["move"] is not None for d in plan.log[logged:])
             first = False
-            if polish is None or self.time_left() <= 0 or self._reached_goal() or not moved:
+            # the weights the last polish left, unchanged by the moves since (a rejected sweep, a restart
+            # not kept): polishing them again would find the same
+            unchanged = polished_at is not None and self._watched_loss() == polished_at
+            if polish is None or self.time_left() <= 0 or self._reached_goal() or unchanged:
                 return
             t = time.perf_counter()
             plan.log.append({"elapsed_s": t - self._t0, "move": f"sweep {polish}",
@@ -89,6 +90,7 @@ class TimeAware:
             # time over (an exact least-squares sweep takes milliseconds): the moves go on, and the polish
             # comes again at the end, given what this one took
             reserve = POLISH_AGAIN * (time.perf_counter() - t)
+            polished_at = self._watched_loss()
             if self.time_left() < self._gd_step() + reserve:
                 return
 
