@@ -255,25 +255,19 @@ def least_squares_layer(F: np.ndarray, Y: np.ndarray, *, W0: np.ndarray, b0: np.
     """(W (M, N), b (M,)) minimising sum ||W f + b - y||^2 over the rows f of F (T, N) and y of
     Y (T, M), within `radius` of (W0, b0) entry by entry (the box a sweep of that layer would
     have; b stays b0 without a bias): the refit of an identity output layer on its features.
-    Bounded least squares (scipy's lsq_linear), one output at a time (they are independent).
+    Bounded least squares (compile.convex.bounded_least_squares: BVLS, one output at a time).
     Unbounded, a feature column that is nearly dependent (a ReLU active on a handful of points)
     would get an enormous weight that fits those points and ruins every other."""
-    from scipy.optimize import lsq_linear
+    from gdsolver.compile.convex import bounded_least_squares
 
     F = np.asarray(F, np.float64)
     Y = np.asarray(Y, np.float64).reshape(len(F), -1)
     W0 = np.asarray(W0, np.float64).reshape(Y.shape[1], F.shape[1])
-    b0 = np.asarray(b0, np.float64).reshape(Y.shape[1])
-    A = np.hstack([F, np.ones((len(F), 1))]) if bias else F
-    W, b = W0.copy(), b0.copy()
-    for m in range(Y.shape[1]):
-        x0 = np.append(W0[m], b0[m]) if bias else W0[m]
-        target = Y[:, m] if bias else Y[:, m] - b0[m]
-        x = lsq_linear(A, target, bounds=(x0 - radius, x0 + radius), method="bvls").x
-        W[m] = x[:F.shape[1]]
-        if bias:
-            b[m] = x[-1]
-    return W, b
+    V0 = np.hstack([W0, np.asarray(b0, np.float64).reshape(Y.shape[1], 1)])
+    r = np.full_like(V0, float(radius))
+    r[:, -1] = float(radius) if bias else 0.0  # no bias: b stays b0 (a pinned entry of the box)
+    V, _, _ = bounded_least_squares(F, Y, V0 - r, V0 + r, V0)
+    return V[:, :-1], V[:, -1]
 
 
 def default_mode(task: str) -> str:
