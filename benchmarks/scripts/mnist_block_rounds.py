@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mnist_models import MLP, trained  # noqa: E402
+from mnist_models import MLP, add_common_args, trained  # noqa: E402
 
 from gdsolver.bench.machine import machine_info  # noqa: E402
 from gdsolver.data import load_split  # noqa: E402
@@ -33,7 +33,7 @@ from gdsolver.train.sweep import decide_sweep  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    add_common_args(ap)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweeps", type=int, default=6)
@@ -41,8 +41,6 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=32)
     ap.add_argument("--radius", type=float, default=0.005)
     ap.add_argument("--time-limit", type=float, default=30.0)
-    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
     split = load_split("mnist", data_dir=a.data, seed=a.seed)

@@ -31,7 +31,7 @@ from gdsolver.formulate.claims import swept_weights
 from gdsolver.formulate.heads import cross_entropy
 from gdsolver.pipeline import SolveSettings, solve_sweep
 from gdsolver.train.one_sweep import LayerSweep
-from mnist_models import MLP, trained  # the scripts' shared models
+from mnist_models import MLP, add_common_args, trained  # the scripts' shared models
 
 
 def nnz(inst) -> int:
@@ -40,7 +40,7 @@ def nnz(inst) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    add_common_args(ap)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--blocks", default="4,8,16")
@@ -49,9 +49,7 @@ def main() -> None:
     ap.add_argument("--radius", type=float, default=0.05)
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
     ap.add_argument("--save-dir", default=None)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     split = load_split("mnist", data_dir=a.data, seed=a.seed)

@@ -146,8 +146,10 @@ def render(docs: list[dict], title: str) -> str:
 
 
 def main() -> None:
+    from mnist_models import add_common_args
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    add_common_args(ap)
     ap.add_argument("--archs", default="mlp-784-256-128-10,cnn")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", default="1,2")
@@ -159,9 +161,7 @@ def main() -> None:
                     help="training points given to the sweep (seeded sample; 0: all 55,000)")
     ap.add_argument("--backend", default="highs")
     ap.add_argument("--layers", default=None, help="chain indices to sweep, comma-separated (default: every hidden one)")
-    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.child:
         arch, seed, epochs = a.child.split(":")

@@ -20,6 +20,13 @@ MLP = "mlp-784-256-128-10"
 CNN = "cnn"
 
 
+def add_common_args(ap) -> None:
+    """The options every MNIST script takes: where the idx files are, the model cache, the output."""
+    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
+    ap.add_argument("--out", required=True)
+
+
 def build(arch: str) -> nn.Sequential:
     if arch == CNN:
         return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2),

@@ -23,22 +23,20 @@ from gdsolver.bench.machine import machine_info
 from gdsolver.data import load_split
 from gdsolver.extract import network_from_torch
 from gdsolver.formulate import sweep_instance
-from mnist_models import trained  # the scripts' shared models
+from mnist_models import add_common_args, trained  # the scripts' shared models
 
 ARCHS = {"784-256-128-10": (256, 128), "784-256-128-64-10": (256, 128, 64)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    add_common_args(ap)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block", type=int, default=8)
     ap.add_argument("--points", type=int, default=32)
     ap.add_argument("--radii", default="0.005,0.001")
     ap.add_argument("--cap", type=float, default=60.0)
-    ap.add_argument("--cache", default="/tmp/gdsolver_mnist_cache")
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
     split = load_split("mnist", data_dir=a.data, seed=a.seed)
