@@ -5,16 +5,12 @@ skips with the reason."""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 
 from gdsolver.bench.data_efficiency_bench import DataEfficiencyConfig, run_data_efficiency_bench
 
-MNIST_DIR = Path(os.environ.get("GDSOLVER_MNIST_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
-needs_mnist = pytest.mark.skipif(not any(MNIST_DIR.glob("train-images*")),
-                                 reason=f"real MNIST idx files not found at {MNIST_DIR} (set GDSOLVER_MNIST_DIR)")
+from mnist_data import MNIST_DIR, needs_mnist
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ passes done here and, for minimality, by scipy's LP solver on the full problem."
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from mnist_data import MNIST_DIR, needs_mnist  # noqa: E402
 from test_repair import final_layer_lp, logits, mlp, points  # noqa: E402
 from gdsolver.errors import GdsolverError  # noqa: E402
 from gdsolver.repairs import repair  # noqa: E402
@@ -101,11 +100,6 @@ def test_no_certificate_when_no_repair(tmp_path):
     path = tmp_path / "cert.json"
     rep = repair(model, (X_fix, y_fix), X_keep, certificate=path)
     assert rep.status != "certified" and not path.exists() and rep.certificate is None
-
-
-MNIST_DIR = Path(os.environ.get("GDSOLVER_MNIST_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
-needs_mnist = pytest.mark.skipif(not any(MNIST_DIR.glob("train-images*")),
-                                 reason=f"real MNIST idx files not found at {MNIST_DIR} (set GDSOLVER_MNIST_DIR)")
 
 
 @pytest.mark.slow
