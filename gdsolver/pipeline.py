@@ -278,20 +278,29 @@ def solve_convex(problem: "ConvexSweep", settings: SolveSettings = SOLVE_DEFAULT
                         weights=(V[:, :-1], V[:, -1]))
 
 
+def _checked_point(inst: MilpInstance, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Any] | None:
+    """The point of `inst` that the layer's weights (W, b) imply (refine.point_at) and its claims
+    check, when it satisfies the instance (ir.verify) and the float64 forward pass; else None."""
+    from gdsolver.formulate import check_claims
+    from gdsolver.formulate.refine import point_at
+    from gdsolver.ir.verify import verify
+
+    x = point_at(inst, W, b)
+    if x is None or not verify(inst, x).ok:
+        return None
+    claims = check_claims(inst, x)
+    return (x, claims) if claims.ok else None
+
+
 def instance_files(inst: MilpInstance, outcome: SweepOutcome,
                    settings: SolveSettings = SOLVE_DEFAULTS) -> list[tuple[str, MilpInstance, Any]]:
     """What to dump for an answer solve_convex found from the arrays of `inst`: the instance
     with that answer as its point (refine.point_at), verified like any solver's (a point that
     does not verify is dumped as the result without x, with the reason)."""
-    from gdsolver.formulate import check_claims
-    from gdsolver.formulate.refine import point_at
-    from gdsolver.ir.verify import verify
-
-    W, b = outcome.weights
-    x = point_at(inst, W, b)
+    checked = _checked_point(inst, *outcome.weights)
     res = replace(outcome.result, instance_fingerprint=fingerprint(inst))
-    if x is not None and verify(inst, x).ok and check_claims(inst, x).ok:
-        res = replace(res, x=x, objective=inst.objective_value(x))
+    if checked is not None:
+        res = replace(res, x=checked[0], objective=inst.objective_value(checked[0]))
     else:
         res = replace(res, status="ERROR", termination="error",
                       message="the answer from the arrays does not verify on the instance")
@@ -305,18 +314,16 @@ def _direct(inst: MilpInstance, settings: SolveSettings, t0: float) -> SweepOutc
     instance is not one (convex_of) or the answer does not check out (then the rounds solve it)."""
     import scipy
 
-    from gdsolver.formulate import check_claims
-    from gdsolver.formulate.refine import point_at, true_loss
-    from gdsolver.ir.verify import verify
+    from gdsolver.formulate.refine import true_loss
 
     problem = convex_of(inst)
     if problem is None:
         return None
     V, ok, msg = _convex_answer(problem, settings, t0)
-    N = problem.shape[1]
-    x = point_at(inst, V[:, :N], V[:, N])
-    if x is None or not verify(inst, x).ok or not (claims := check_claims(inst, x)).ok:
+    checked = _checked_point(inst, V[:, :-1], V[:, -1])
+    if checked is None:
         return None
+    x, claims = checked
     loss = true_loss(inst, x)
     res = SolveResult("OPTIMAL" if ok else "FEASIBLE", x=x, objective=inst.objective_value(x), runtime_s=0.0,
                       backend="scipy", backend_version=scipy.__version__, message=msg,

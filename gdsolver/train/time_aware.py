@@ -48,8 +48,8 @@ class TimeAware:
         has paid most per second (gdsolver.train.budget): another GD phase, a sweep of a layer,
         or a restart (a fresh initialisation trained to its plateau, kept if better on the
         monitored loss; a move when two more starts as long as the first fit in the time left).
-        A convex sweep of the last layer is kept for the end (POLISH_SHARE of the budget); if it
-        leaves time over, the moves go on and it comes again at the end, given what it took.
+        A convex sweep of the last layer is kept for the end, in the time _polish_reserve keeps for
+        it; if it leaves time over, the moves go on and it comes again at the end, given what it took.
         max_sweeps does not apply (the budget decides); `epochs` bounds each GD phase."""
         from gdsolver.train.budget import Scheduler
 
@@ -144,7 +144,7 @@ class TimeAware:
                 self._explore_cap = PROBE_SHARE * self.budget_s if plan.moves[move].tries == 0 else None
                 self._sweep(move.split(" ", 1)[1])
             gain = before - self._watched_loss()
-            if gain < MIN_GAIN_RTOL * abs(before):  # below what the measure can tell: no gain
+            if gain < MIN_GAIN_RTOL * abs(before):  # too small to choose the move again for
                 gain = 0.0
             plan.record(move, time.perf_counter() - t, gain, step=self._gd_step() if move == "gd" else None)
 
