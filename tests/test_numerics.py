@@ -174,3 +174,23 @@ def test_one_row_spanning_too_much_is_named():
     bld.add_rows("mixed", np.array([0, 0]), x, np.array([1.0, 1e9]), 1, lo=-np.inf, hi=1.0)
     with pytest.raises(GdsolverError, match=r"coefficients of mixed\[0\] range over \[1, 1e\+09\]"):
         check_numerics(bld.build("min"))
+
+
+def test_blas_threads_limits_inside_the_block_and_restores_after():
+    """gdsolver.blas.blas_threads (its controller is kept between calls): inside the block every
+    BLAS threadpoolctl sees runs 1 thread; after it, the counts are what they were, each time."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from gdsolver.blas import blas_threads
+
+    def counts():
+        return [(i["filepath"], i["num_threads"]) for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = counts()
+    if not before:
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    for _ in range(2):
+        with blas_threads(1):
+            assert all(n == 1 for _, n in counts())
+        assert counts() == before
+    with blas_threads(None):
+        assert counts() == before

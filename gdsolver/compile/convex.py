@@ -60,7 +60,7 @@ def bounded_softmax_regression(F: np.ndarray, y: np.ndarray, lo: np.ndarray, hi:
     F (T, N) inputs, y (T,) labels in [0, M); lo, hi, x0 (M, N + 1); deadline: a
     time.perf_counter() value after which the best point so far is returned (not converged).
     Returns ([W | b], converged, message)."""
-    from scipy.optimize import minimize
+    from scipy.optimize import Bounds, minimize
 
     T, N = F.shape
     M = x0.shape[0]
@@ -97,7 +97,7 @@ def bounded_softmax_regression(F: np.ndarray, y: np.ndarray, lo: np.ndarray, hi:
             timed_out = True
             raise StopIteration
 
-    r = minimize(f, start, jac=True, method="L-BFGS-B", bounds=np.column_stack([lo, hi]), callback=stop_at_deadline,
+    r = minimize(f, start, jac=True, method="L-BFGS-B", bounds=Bounds(lo, hi), callback=stop_at_deadline,
                  options={"maxiter": CE_MAXITER, "ftol": CE_FTOL, "gtol": CE_PGTOL * scale, "maxcor": 20})
     v = np.clip(r.x, lo, hi)
     if f(v)[0] > f_start:  # never worse than where it started (the current weights are feasible)
