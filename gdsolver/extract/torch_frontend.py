@@ -339,6 +339,22 @@ def network_from_torch(model: nn.Module, X: Any, *, output: OutputSelector = Non
                    _features_fn=_features_fn(model, modules))
 
 
+def refresh_network(net: Network, model: nn.Module) -> Network:
+    """`net` (network_from_torch of `model`) with the model's current weights: the same chain,
+    activations and tail, read without the extraction's probing forward passes (what they find
+    does not depend on the weights; 3 ms on a two-layer MLP, half of a 0.055 s budget's polish)."""
+    layers = []
+    for la in net.layers:
+        lin = model.get_submodule(la.location["module"])
+        W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
+        if W.shape != la.W.shape:
+            raise GdsolverError(f"nn.Linear '{la.location['module']}' has weight shape {tuple(W.shape)}, the network "
+                                f"it was extracted into {la.W.shape}: extract it again")
+        b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if la.has_bias else np.zeros(W.shape[0])
+        layers.append(DenseLayer(W, b, la.activation, la.name, location=dict(la.location), has_bias=la.has_bias))
+    return Network(layers, net.source, dict(net.tail), prefix=dict(net.prefix), _features_fn=net._features_fn)
+
+
 def _chain(trace: _Trace, i_last: int, act_last: str, sel: OutputSelector) -> tuple[list[int], list[str]]:
     """Call indices and activations of the chain ending at call i_last, walking back while a
     Linear's input is an earlier Linear's output through identity or ReLU (probed)."""

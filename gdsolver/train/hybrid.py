@@ -40,7 +40,7 @@ from torch import nn
 from gdsolver.compile.registry import DEFAULT_BACKEND
 from gdsolver.errors import GdsolverError
 from gdsolver.extract.torch_frontend import (OutputSelector, apply_to_torch, eval_mode, linear_params,
-                                             network_from_torch, restore_params)
+                                             network_from_torch, refresh_network, restore_params)
 from gdsolver.train import config
 from gdsolver.train.config import GD_DEFAULTS as GD
 from gdsolver.train.config import (AUTO, AcceptConfig, LoopConfig, PortfolioConfig, SweepConfig, auto_radius, keyword,
@@ -181,9 +181,10 @@ class GDSolver(TimeAware, Trainer):
         self._explore_cap: float | None = None  # under budget_s, a sweep's first try: its time at most this
         self._layers: list[int] = []
         self._radius: dict[str, float] = {}
+        self._net = None  # the model's chain, extracted once; each sweep re-reads its weights (_network)
         if self.max_sweeps > 0:  # a model the sweeps cannot handle: say so now, not after GD
             try:
-                net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
+                net = self._net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
             except GdsolverError as exc:
                 raise GdsolverError(f"GDSolver cannot sweep this model: {exc}") from None
             self._layers = self._resolve_layers(net)
@@ -209,6 +210,15 @@ class GDSolver(TimeAware, Trainer):
             if self._reached_goal() or (self._epoch >= self.epochs and accepted):
                 break
             self._phase += 1
+
+    def _network(self):
+        """The model's chain of dense layers with its current weights: extracted once, then re-read
+        (the extraction's probing passes find the same chain whatever the weights)."""
+        if self._net is None:
+            self._net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
+        else:
+            self._net = refresh_network(self._net, self.model)
+        return self._net
 
     def _resolve_layers(self, net) -> list[str]:
         """The swept layers by name, from the input side (a name survives GD changing what the
@@ -256,7 +266,7 @@ class GDSolver(TimeAware, Trainer):
         t = time.perf_counter()
         self._sweep_deadline = self._deadline(t)
         try:
-            net = network_from_torch(self.model, X, output=self._selected)
+            net = self._network()
             k = net.layer_index(name)
             base["layer"] = k
             # the layer's inputs once for all candidates (their time is charged to the first)
