@@ -236,3 +236,75 @@ def test_the_polish_fits_a_larger_sample_than_a_sweep():
     polish = [s for s in h.sweeps if s["layer_name"] == "2"]
     assert DEFAULT_DIRECT_POINTS < 6000 < POLISH_POINTS
     assert polish and polish[-1]["points"] == 6000
+
+
+def test_no_polish_and_no_restart_when_the_first_fit_is_cut_by_the_time():
+    """A budget of under POLISH_MIN_EPOCHS epochs keeps no time for the polish (GD gets it), and a
+    first GD phase that the time cut short (not at its plateau) is not followed by restarts: a
+    fresh start would be behind it from its first step. Epochs are slowed to a known cost by a
+    sleep in the model's forward, so the budget holds about 1.5 of them."""
+    import time
+
+    import torch
+
+    from gdsolver.train.time_aware import POLISH_MIN_EPOCHS
+
+    class Slow(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            if self.training:
+                time.sleep(0.01)  # 10 batches: an epoch of about 0.1 s
+            return self.b(torch.relu(self.a(x)))
+
+    torch.manual_seed(0)
+    X = torch.randn(400, 6)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+    tr = GDSolver(Slow(), "classification", lr=1e-3, batch_size=32, epochs=10**6, budget_s=0.16, seed=0)
+    h = tr.fit((X[:320], y[:320]), (X[320:], y[320:]))
+    assert tr.budget_s < POLISH_MIN_EPOCHS * tr._epoch_cost  # the premise: fewer than two epochs fit
+    assert not any("kept for the end" in d["reason"] for d in h.decisions)
+    assert not h.sweeps and all(d["move"] != "restart" for d in h.decisions)
+    assert len(h.epochs) >= 2 and h.epochs[-1].get("partial")  # the time went to a last, partial epoch
+
+
+def test_restarts_follow_a_first_fit_that_reached_its_plateau(poly):
+    """L-BFGS on the paper's regression model reaches its plateau (patience 2) well inside the
+    first phase's share: restarts are then offered and drawn."""
+    tr = GDSolver(_model(), "regression", optimizer="lbfgs", epochs=10**6, skip_sweeps=True, budget_s=1.0)
+    h = tr.fit(poly.train, poly.val)
+    assert any(d["move"] == "restart" for d in h.decisions)
+    assert len({r["restart"] for r in h.rows if r.get("restart") is not None}) >= 2
+
+
+def test_each_sweep_reads_the_chain_again_with_the_current_weights():
+    """refresh_network (what GDSolver's sweeps use after the first extraction) gives the network
+    a fresh extraction gives once the weights have changed: same chain, activations, tail and
+    weights, and its forward pass is the model's."""
+    import numpy as np
+    import torch
+
+    from gdsolver.extract.torch_frontend import network_from_torch, refresh_network
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 4, bias=False),
+                                torch.nn.LogSoftmax(dim=1))
+    X = torch.randn(50, 5)
+    net = network_from_torch(model, X)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    again, fresh = refresh_network(net, model), network_from_torch(model, X)
+    assert again.names == fresh.names and again.tail == fresh.tail and again.prefix == fresh.prefix
+    for a, f in zip(again.layers, fresh.layers):
+        assert a.activation == f.activation and a.has_bias == f.has_bias
+        np.testing.assert_array_equal(a.W, f.W)
+        np.testing.assert_array_equal(a.b, f.b)
+    logits = again.forward(X.double().numpy())
+    with torch.no_grad():
+        logp = model(X).double().numpy()
+    np.testing.assert_allclose(logits - logits.max(1, keepdims=True), logp - logp.max(1, keepdims=True), atol=1e-5)
+    assert not np.array_equal(net.layers[0].W, again.layers[0].W)  # the old network keeps its weights
