@@ -215,15 +215,15 @@ def direct_allowed(settings: SolveSettings) -> bool:
 def convex_of(inst: MilpInstance) -> "ConvexSweep | None":
     """The arrays of a convex sweep instance (not the last layer with an identity output and a
     squared / ce head, or no start: None)."""
-    from gdsolver.compile.convex import ConvexSweep
+    from gdsolver.compile.convex import CONVEX_MODES, ConvexSweep, is_convex_sweep
     from gdsolver.formulate.claims import can_check, network_of
 
     mode = inst.meta.get("mode")
-    if mode not in ("squared", "ce") or inst.is_mip or inst.start is None or not can_check(inst) \
+    if mode not in CONVEX_MODES or inst.is_mip or inst.start is None or not can_check(inst) \
             or inst.meta.get("round"):
         return None
-    layers, _ = network_of(inst)
-    if len(layers) != 1 or layers[0].activation != "identity":
+    layers, _ = network_of(inst)  # the layers from the swept one on
+    if not is_convex_sweep(mode, last=len(layers) == 1, activation=layers[0].activation):
         return None
     M, N = layers[0].M, layers[0].N
 

@@ -13,6 +13,17 @@ import time
 
 import numpy as np
 
+#: the heads whose sweep of the last layer (identity output) is convex and solved here
+CONVEX_MODES = ("squared", "ce")
+
+
+def is_convex_sweep(mode: str | None, *, last: bool, activation: str) -> bool:
+    """Whether a sweep is one these solvers solve exactly: the last layer of the chain (`last`),
+    its output the identity, under the squared or cross-entropy head. The one rule for the
+    pipeline, the sweep's preparation and the time-aware polish."""
+    return mode in CONVEX_MODES and last and activation == "identity"
+
+
 #: L-BFGS-B stops when the projected gradient's largest entry is below this, relative to the loss
 CE_PGTOL = 1e-9
 #: ... or when a step lowers the loss by less than this, relative. A 4096-point MNIST head

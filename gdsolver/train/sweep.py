@@ -23,7 +23,7 @@ import numpy as np
 from gdsolver.errors import GdsolverError
 from gdsolver.formulate import check_labels, correct_mask, sweep_instance
 from gdsolver.formulate.head_table import DEFAULT_MARGIN, HEADS, head_for
-from gdsolver.compile.convex import ConvexSweep
+from gdsolver.compile.convex import ConvexSweep, is_convex_sweep
 from gdsolver.ir.instance import BINARY, MilpInstance
 from gdsolver.pipeline import SweepOutcome
 
@@ -202,7 +202,7 @@ def _convex_problem(network, k: int, H: np.ndarray, y: np.ndarray, mode: str, ra
     """The arrays of a sweep of layer k when it is a convex one (the last layer, identity output,
     the "squared" or "ce" head; finite inputs and radius), else None (the instance is built)."""
     la = network.layers[k]
-    if mode not in ("squared", "ce") or k != len(network.layers) - 1 or la.activation != "identity" \
+    if not is_convex_sweep(mode, last=k == len(network.layers) - 1, activation=la.activation) \
             or not (np.isfinite(radius) and radius > 0) or not np.isfinite(H).all() or len(H) == 0:
         return None
     W0 = np.hstack([la.W, la.b.reshape(-1, 1)]).astype(np.float64)
