@@ -116,7 +116,9 @@ def run_one(method: str, wl: Workload, split, init, seed: int, budget: float, bu
         moves[k] = moves.get(k, 0) + 1
     row.update({"test_loss": test["loss"], "test_acc": test["acc"], "val_loss": val["loss"], "val_acc": val["acc"],
                 "train_loss": s["train_loss"], "wall_s": wall, "over_s": wall - budget_s,
-                "max_step_s": _max_step(h.rows), "epochs": len(h.epochs), "restarts": s.get("restarts", 1),
+                "max_step_s": _max_step(h.rows), "epochs": len(h.epochs),
+                # starts drawn: best-of-K's K, or the time-aware run's first fit plus its restart moves
+                "restarts": s.get("restarts", 1 + max([r.get("restart") or 0 for r in h.rows], default=0)),
                 "sweeps": s["sweeps"], "sweeps_accepted": s["sweeps_accepted"], "gd_time_s": s["gd_time_s"],
                 "solver_time_s": s["solver_time_s"], "moves": moves or None, "error": None})
     if curve:
