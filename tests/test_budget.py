@@ -242,7 +242,7 @@ def test_no_polish_and_no_restart_when_the_first_fit_is_cut_by_the_time():
     """A budget of under POLISH_MIN_EPOCHS epochs keeps no time for the polish (GD gets it), and a
     first GD phase that the time cut short (not at its plateau) is not followed by restarts: a
     fresh start would be behind it from its first step. Epochs are slowed to a known cost by a
-    sleep in the model's forward, so the budget holds about 1.5 of them."""
+    sleep in the model's forward, so the budget holds about 1.3 of them."""
     import time
 
     import torch
@@ -263,12 +263,12 @@ def test_no_polish_and_no_restart_when_the_first_fit_is_cut_by_the_time():
     torch.manual_seed(0)
     X = torch.randn(400, 6)
     y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
-    tr = GDSolver(Slow(), "classification", lr=1e-3, batch_size=32, epochs=10**6, budget_s=0.16, seed=0)
+    tr = GDSolver(Slow(), "classification", lr=1e-3, batch_size=32, epochs=10**6, budget_s=0.13, seed=0)
     h = tr.fit((X[:320], y[:320]), (X[320:], y[320:]))
     assert tr.budget_s < POLISH_MIN_EPOCHS * tr._epoch_cost  # the premise: fewer than two epochs fit
     assert not any("kept for the end" in d["reason"] for d in h.decisions)
     assert not h.sweeps and all(d["move"] != "restart" for d in h.decisions)
-    assert len(h.epochs) >= 2 and h.epochs[-1].get("partial")  # the time went to a last, partial epoch
+    assert {d["move"] for d in h.decisions} <= {"gd", None}  # the time went to GD
 
 
 def test_restarts_follow_a_first_fit_that_reached_its_plateau(poly):
