@@ -97,7 +97,7 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
     """The pipeline on the job's instance (gdsolver.pipeline.solve_sweep); a convex sweep prepared
     lazily is solved from its arrays (pipeline.solve_convex), its instance built only if that
     answer does not check out. With on_progress, it
-    hears every TICK_S seconds while the solve runs ({"event": "solve", "sweep", "layer",
+    hears when the solve starts and every TICK_S seconds while it runs ({"event": "solve", "sweep", "layer",
     "elapsed_s", "time_limit"}, plus "incumbent", "bound", "gap", "nodes" once the backend's
     callbacks report them: HiGHS's MIP), from a thread: a bar keeps moving during a long solve."""
     from gdsolver.compile import progress
@@ -123,13 +123,17 @@ def solve(job: SweepJob, settings: SolveSettings, *, on_progress: Callable[[dict
     progress.reset()
 
     def tick() -> None:
-        while not stop.wait(TICK_S):
+        # once at the start (a direct solve of a small layer can end within a millisecond, before any
+        # interval), then every TICK_S until the solve ends
+        while True:
             try:
                 figures = {k: v for k, v in progress.latest().items() if k != "at"}
                 on_progress({"event": "solve", "sweep": sweep, "layer": job.layer_name,
                              "elapsed_s": time.perf_counter() - t0, "time_limit": settings.time_limit,
                              **figures})
             except Exception:  # a display must never break a solve
+                return
+            if stop.wait(TICK_S):
                 return
 
     ticker = threading.Thread(target=tick, name="gdsolver-solve-progress", daemon=True)
