@@ -189,7 +189,7 @@ def bench_data_efficiency(
     quick: Annotated[bool, typer.Option(help="Quick preset (fewer n, e and seeds): a few minutes on 2 cores.")] = False,
     out_dir: OutDir = RESULTS_DIR,
     seeds: Seeds = None,
-    model: Annotated[Optional[list[str]], typer.Option("--model", help="conv and/or mlp (repeat; default both).")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="conv, mlp and/or mlp2 (784-256-128-10) (repeat; default conv and mlp).")] = None,
     n: Annotated[Optional[list[int]], typer.Option("--n", help="Training-set sizes (repeat), overriding the "
                                                    "preset.")] = None,
     epochs: Annotated[Optional[list[int]], typer.Option("--epochs", "-e", help="Epoch budgets (repeat), overriding "

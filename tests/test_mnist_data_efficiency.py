@@ -36,3 +36,30 @@ def test_mnist_data_efficiency_cell(tmp_path):
                       epochs=2, batch_size=32, seed=0, threads=1, time_limit=10.0)
     tr.fit(split.train, split.val)
     assert rows[TWO_LOOP]["test_acc"] == pytest.approx(tr.evaluate(split.test)["acc"], abs=1e-12)
+
+
+def test_mlp2_is_the_mnist_mlp_784_256_128_10():
+    """"mlp2" (the MLP of the equal-time and MNIST-scale benchmarks) on MNIST-shaped images: its
+    layers, its output on a batch by an independent numpy forward pass, the same seed the same
+    weights; bench data-efficiency accepts it and refuses an unknown model."""
+    import numpy as np
+    import torch
+
+    from gdsolver.errors import GdsolverError
+    from gdsolver.train.models import build_model
+
+    net = build_model("mlp2", (1, 28, 28), 10, seed=3)
+    lins = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in lins] == [(784, 256), (256, 128), (128, 10)]
+    x = torch.randn(5, 1, 28, 28)
+    h = x.reshape(5, -1).double().numpy()
+    for i, m in enumerate(lins):
+        h = h @ m.weight.detach().double().numpy().T + m.bias.detach().double().numpy()
+        h = np.maximum(h, 0) if i < 2 else h
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).double().numpy(), h, rtol=1e-5, atol=1e-5)
+    again = build_model("mlp2", (1, 28, 28), 10, seed=3).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in net.state_dict().items())
+    DataEfficiencyConfig(dataset="mnist", models=("mlp2",)).check()
+    with pytest.raises(GdsolverError, match="mlp3"):
+        DataEfficiencyConfig(dataset="mnist", models=("mlp3",)).check()

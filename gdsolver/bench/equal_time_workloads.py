@@ -157,19 +157,6 @@ class Workload:
         return d
 
 
-def _mnist_mlp(seed: int):
-    import torch
-    from torch import nn
-
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                             nn.Linear(128, 10))
-    finally:
-        torch.random.set_rng_state(state)
-
-
 def setup(wl: Workload, cfg: EqualTimeConfig, seed: int):
     """(split, initial model) of a workload and seed: the same seed, the same weights."""
     from gdsolver.train.models import build_model
@@ -184,7 +171,8 @@ def setup(wl: Workload, cfg: EqualTimeConfig, seed: int):
         return split, build_model("mlp", tuple(split.train[0].shape[1:]), 10, hidden=cfg.digits_hidden, seed=seed)
     if wl.split_cache is None:  # mnist: the split is the files' (the seed is unused)
         wl.split_cache = load_split_for("mnist", None, seed=0, data_dir=cfg.data_dir)
-    return wl.split_cache, _mnist_mlp(seed)
+    # the MLP 784-256-128-10 (train.models "mlp2"; the same weights as before it was a model kind)
+    return wl.split_cache, build_model("mlp2", tuple(wl.split_cache.train[0].shape[1:]), 10, seed=seed)
 
 
 def resolve(name: str, cfg: EqualTimeConfig) -> Workload:
