@@ -64,7 +64,7 @@ Methods = Annotated[list[str], typer.Option("--method", "-m", help=f"Method; rep
                                             f"{', '.join(method_names())}.")]
 TaskName = Annotated[Optional[str], typer.Option("--task", help="classification or regression (default: from the "
                                                  "data).")]
-ModelKind = Annotated[str, typer.Option("--model", help="Network: auto, mlp, conv, paper.")]
+ModelKind = Annotated[str, typer.Option("--model", help="Network: auto, mlp, mlp2 (784-256-128-10 on MNIST; --hidden does not apply), conv, paper.")]
 Hidden = Annotated[int, typer.Option(help="Hidden width of the mlp.")]
 NTrain = Annotated[Optional[int], typer.Option(help="Use the first N training points.")]
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory of MNIST/Fashion-MNIST/CIFAR-10 files.")]

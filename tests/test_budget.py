@@ -242,7 +242,8 @@ def test_no_polish_and_no_restart_when_the_first_fit_is_cut_by_the_time():
     """A budget of under POLISH_MIN_EPOCHS epochs keeps no time for the polish (GD gets it), and a
     first GD phase that the time cut short (not at its plateau) is not followed by restarts: a
     fresh start would be behind it from its first step. Epochs are slowed to a known cost by a
-    sleep in the model's forward, so the budget holds about 1.3 of them."""
+    sleep in the model's forward, so the budget holds about one of them. (The restart rule itself:
+    test_restarts_are_offered_only_after_a_first_phase_the_time_did_not_cut.)"""
     import time
 
     import torch
@@ -265,10 +266,34 @@ def test_no_polish_and_no_restart_when_the_first_fit_is_cut_by_the_time():
     y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
     tr = GDSolver(Slow(), "classification", lr=1e-3, batch_size=32, epochs=10**6, budget_s=0.13, seed=0)
     h = tr.fit((X[:320], y[:320]), (X[320:], y[320:]))
-    assert tr.budget_s < POLISH_MIN_EPOCHS * tr._epoch_cost  # the premise: fewer than two epochs fit
+    assert tr.budget_s < POLISH_MIN_EPOCHS * tr._epoch_cost  # the premise: fewer than 1.5 epochs fit
     assert not any("kept for the end" in d["reason"] for d in h.decisions)
     assert not h.sweeps and all(d["move"] != "restart" for d in h.decisions)
     assert {d["move"] for d in h.decisions} <= {"gd", None}  # the time went to GD
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_restarts_are_offered_only_after_a_first_phase_the_time_did_not_cut(cut):
+    """_first_phase offers restarts (a pooled move, tried first) when two more starts as long fit
+    and the phase ended at its plateau or its epochs; not when the time cut it short."""
+    import time
+
+    from gdsolver.train.budget import Scheduler
+
+    t = GDSolver(_model(), "regression", budget_s=100.0)
+    t._t0, t._epoch_cost, t._metrics_cost, t.restarts = time.perf_counter(), 0.01, 0.001, 1
+
+    def run_gd(epochs):  # a first phase of no time, ended by the time or not
+        t._phase_cut = cut
+
+    t._run_gd, t._watched_loss = run_gd, lambda: 1.0
+    plan = Scheduler(["gd"], default="gd")
+    t._first_phase(plan, before=2.0)
+    assert ("restart" in plan.moves) is (not cut)
+    t.restarts = "fill"  # best of as many as fit: offered whatever ended the phase
+    plan = Scheduler(["gd"], default="gd")
+    t._first_phase(plan, before=2.0)
+    assert "restart" in plan.moves
 
 
 def test_restarts_follow_a_first_fit_that_reached_its_plateau(poly):
@@ -308,3 +333,61 @@ def test_each_sweep_reads_the_chain_again_with_the_current_weights():
         logp = model(X).double().numpy()
     np.testing.assert_allclose(logits - logits.max(1, keepdims=True), logp - logp.max(1, keepdims=True), atol=1e-5)
     assert not np.array_equal(net.layers[0].W, again.layers[0].W)  # the old network keeps its weights
+
+
+def test_the_chain_is_extracted_again_when_a_module_between_layers_changes():
+    """A learned scale between two Linears is 1 at first (the identity: the chain runs through it);
+    once it is not, the chain read again no longer gives the model's outputs, and GDSolver's
+    _network extracts afresh (the chain then starts after the scale), as network_from_torch does."""
+    import torch
+
+    from gdsolver.extract.torch_frontend import network_from_torch
+    from gdsolver.train.tensors import as_tensor_data
+
+    class Gate(torch.nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.g = torch.nn.Parameter(torch.ones(n))
+
+        def forward(self, x):
+            return x * self.g
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), Gate(6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    X = torch.randn(80, 5)
+    y = torch.randint(0, 3, (80,))
+    t = GDSolver(model, "classification")
+    t.train_data = as_tensor_data((X, y), "classification", name="train")
+    t._selected, t._tail, t._net = None, None, None
+    assert t._network().names == ["0", "3"]
+    assert t._network().names == ["0", "3"]  # read again: the same chain
+    with torch.no_grad():
+        model[1].g.mul_(1.5)
+    net = t._network()
+    assert net.names == network_from_torch(model, X).names == ["3"]
+
+
+@pytest.mark.parametrize("epoch_s, metrics_s, polished", [(1.0, 0.01, True), (8.0, 0.01, False), (1.0, 0.6, False)])
+def test_the_polish_runs_only_when_the_budget_holds_it(epoch_s, metrics_s, polished):
+    """After the first phase, with its measured costs (stubbed here, budget 10 s): the polish runs
+    when the budget holds at least POLISH_MIN_EPOCHS epochs and its reserve (POLISH_EVALS
+    evaluations at least) is at most POLISH_MAX_SHARE of it; else the last layer is not swept."""
+    import torch
+
+    from gdsolver.train.time_aware import POLISH_EVALS, POLISH_MAX_SHARE, POLISH_MIN_EPOCHS
+
+    assert (10.0 >= POLISH_MIN_EPOCHS * epoch_s and POLISH_EVALS * metrics_s <= POLISH_MAX_SHARE * 10.0) is polished
+    torch.manual_seed(0)
+    X = torch.randn(200, 6)
+    y = (X[:, 0] > 0).long()
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    tr = GDSolver(model, "classification", budget_s=10.0, seed=0)
+    swept = []
+
+    def first_phase(plan, before):
+        tr._epoch_cost, tr._metrics_cost = epoch_s, metrics_s
+
+    tr._first_phase, tr._spend = first_phase, lambda plan: None
+    tr._sweep = lambda name: swept.append(name)
+    tr.fit((X[:150], y[:150]), (X[150:], y[150:]))
+    assert swept == (["2"] if polished else [])

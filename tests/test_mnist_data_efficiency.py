@@ -60,6 +60,8 @@ def test_mlp2_is_the_mnist_mlp_784_256_128_10():
         np.testing.assert_allclose(net(x).double().numpy(), h, rtol=1e-5, atol=1e-5)
     again = build_model("mlp2", (1, 28, 28), 10, seed=3).state_dict()
     assert all(torch.equal(v, again[k]) for k, v in net.state_dict().items())
+    other = build_model("mlp2", (1, 28, 28), 10, seed=4).state_dict()
+    assert not all(torch.equal(v, other[k]) for k, v in net.state_dict().items())
     DataEfficiencyConfig(dataset="mnist", models=("mlp2",)).check()
     with pytest.raises(GdsolverError, match="mlp3"):
         DataEfficiencyConfig(dataset="mnist", models=("mlp3",)).check()

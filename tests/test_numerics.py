@@ -185,12 +185,14 @@ def test_blas_threads_limits_inside_the_block_and_restores_after():
     def counts():
         return [(i["filepath"], i["num_threads"]) for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 
-    before = counts()
-    if not before:
+    if not counts():
         pytest.skip("no BLAS library seen by threadpoolctl")
-    for _ in range(2):
-        with blas_threads(1):
-            assert all(n == 1 for _, n in counts())
-        assert counts() == before
-    with blas_threads(None):
-        assert counts() == before
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # the test workers run BLAS at 1 thread
+        before = counts()
+        assert all(n == 2 for _, n in before)
+        for _ in range(2):
+            with blas_threads(1):
+                assert all(n == 1 for _, n in counts())
+            assert counts() == before
+        with blas_threads(None):
+            assert counts() == before

@@ -213,16 +213,24 @@ class GDSolver(TimeAware, Trainer):
 
     def _network(self):
         """The model's chain of dense layers with its current weights: extracted once, then re-read
-        (the extraction's probing passes find the same chain whatever the weights)."""
-        if self._net is None:
-            self._net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
-        else:
-            self._net = refresh_network(self._net, self.model)
+        without the extraction's probing passes (3 ms a sweep on the digits MLP) while the chain's
+        forward pass still gives the model's outputs on a few points; extracted again when it does
+        not (a module between two layers that was the identity, e.g. a scale at 1, no longer is)."""
+        if self._net is not None:
+            net = refresh_network(self._net, self.model)
+            X = self.train_data.X[:CHAIN_CHECK]
+            ours, model = net.forward(net.features(X.numpy(), 0)), self._model_outputs(X)
+            # scores behind a Softmax / LogSoftmax are the logits less a per-point constant
+            ours, model = ours - ours.max(axis=1, keepdims=True), model - model.max(axis=1, keepdims=True)
+            if np.allclose(ours, model, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(model).max()))):
+                self._net = net
+                return net
+        self._net = network_from_torch(self.model, self.train_data.X[:SAMPLE], output=self._selected)
         return self._net
 
     def _resolve_layers(self, net) -> list[str]:
         """The swept layers by name, from the input side (a name survives GD changing what the
-        chain looks like, e.g. a BatchNorm that stops being the identity)."""
+        chain looks like, e.g. a BatchNorm that stops being the identity: _network extracts again)."""
         return [net.layers[k].name for k in layer_indices(net, self.sweep_config.layers)]
 
     _restart_whole_fit = False  # restarts pick the best first GD phase; the sweeps then run once
@@ -552,6 +560,7 @@ class _Cand:
 
 
 SAMPLE = 256  # training points used to find the network's chain before GD starts
+CHAIN_CHECK = 64  # ... and to check, before each sweep, that the chain read again is still the model's
 
 
 def _settings_signature(init: Callable) -> inspect.Signature:

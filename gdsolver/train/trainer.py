@@ -515,6 +515,7 @@ class Trainer:
         """Up to `epochs` GD epochs with a fresh optimizer (the settings of _set_gd_options, at
         learning rate `lr`); stop early after `patience` epochs without a new best monitored
         loss (validation loss when given)."""
+        self._phase_cut = False  # whether the time (budget or the phase's share) ended it, not its epochs or plateau
         if epochs <= 0:
             return
         lr_schedule, patience = self.lr_schedule, self.patience
@@ -526,7 +527,6 @@ class Trainer:
             if self.budget_s is not None:
                 self._carried = (opt, sched)
         best, since = math.inf, 0
-        self._phase_cut = False  # whether the time (budget or the phase's share) ended it, not its epochs or plateau
         for i in range(epochs):
             # a phase's share of the budget may cut it after any epoch, but not before its first: a
             # phase of no epoch would be chosen again and again (the time-aware loop spun on it)
