@@ -323,35 +323,33 @@ def network_from_torch(model: nn.Module, X: Any, *, output: OutputSelector = Non
     X = as_samples(X)
     trace = _Trace(model, _to_tensor(X[:SAMPLE_SIZE], model))
     sel, chain, acts, tail = _pick_output(trace, output)
-    layers = []
-    for i, act in zip(chain, acts):
-        lname = trace.calls[i][0]
-        lin = model.get_submodule(lname)
-        W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
-        has_bias = lin.bias is not None
-        b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if has_bias else np.zeros(W.shape[0])
-        location = {"module": lname, "module_type": type(lin).__name__, "has_bias": has_bias,
-                    "in_features": int(W.shape[1]), "out_features": int(W.shape[0])}
-        layers.append(DenseLayer(W, b, act, lname, location=location, has_bias=has_bias))
+    layers = [_dense_layer(model, trace.calls[i][0], act) for i, act in zip(chain, acts)]
     tail_info = {"softmax": tail, "output": sel if (sel is None or isinstance(sel, (int, str))) else repr(sel)}
     modules = [la.name for la in layers]
     return Network(layers, "torch", tail_info, prefix=_prefix(trace, chain[0]),
                    _features_fn=_features_fn(model, modules))
 
 
+def _dense_layer(model: nn.Module, lname: str, activation: str) -> DenseLayer:
+    """The nn.Linear named `lname` as a chain layer: its weights in float64, where it lives."""
+    lin = model.get_submodule(lname)
+    W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
+    has_bias = lin.bias is not None
+    b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if has_bias else np.zeros(W.shape[0])
+    location = {"module": lname, "module_type": type(lin).__name__, "has_bias": has_bias,
+                "in_features": int(W.shape[1]), "out_features": int(W.shape[0])}
+    return DenseLayer(W, b, activation, lname, location=location, has_bias=has_bias)
+
+
 def refresh_network(net: Network, model: nn.Module) -> Network:
     """`net` (network_from_torch of `model`) with the model's current weights: the same chain,
     activations and tail, read without the extraction's probing forward passes (what they find
     does not depend on the weights; 3 ms on a two-layer MLP, half of a 0.055 s budget's polish)."""
-    layers = []
-    for la in net.layers:
-        lin = model.get_submodule(la.location["module"])
-        W = lin.weight.detach().to("cpu", torch.float64).numpy().copy()
-        if W.shape != la.W.shape:
-            raise GdsolverError(f"nn.Linear '{la.location['module']}' has weight shape {tuple(W.shape)}, the network "
-                                f"it was extracted into {la.W.shape}: extract it again")
-        b = lin.bias.detach().to("cpu", torch.float64).numpy().copy() if la.has_bias else np.zeros(W.shape[0])
-        layers.append(DenseLayer(W, b, la.activation, la.name, location=dict(la.location), has_bias=la.has_bias))
+    layers = [_dense_layer(model, la.location["module"], la.activation) for la in net.layers]
+    for new, old in zip(layers, net.layers):
+        if new.W.shape != old.W.shape or new.has_bias != old.has_bias:
+            raise GdsolverError(f"nn.Linear '{new.name}' has weight shape {new.W.shape} (bias: {new.has_bias}), the "
+                                f"network it was extracted into {old.W.shape} (bias: {old.has_bias}): extract it again")
     return Network(layers, net.source, dict(net.tail), prefix=dict(net.prefix), _features_fn=net._features_fn)
 
 
